@@ -1,0 +1,94 @@
+"""One exception hierarchy for everything claude-history raises itself.
+
+Errors from the Anthropic SDK (``anthropic.APIError`` and friends) are *not* wrapped: they pass through unchanged,
+after the history has been left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigurationError",
+    "ConflictError",
+    "DecryptionError",
+    "HistoryError",
+    "InvalidHistory",
+    "SessionNotFound",
+    "StoreUnavailable",
+]
+
+
+class HistoryError(Exception):
+    """Base class of every error raised by claude-history."""
+
+
+class InvalidHistory(HistoryError, ValueError):
+    """A message list the API would reject.
+
+    ``index`` is the position of the offending message (``None`` when the list as a whole is wrong);
+    the message text says what is wrong and how to fix it.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ConflictError(HistoryError):
+    """Another writer committed to the session first (compare-and-swap on the session version failed).
+
+    Nothing is lost: ``unsaved`` holds the messages that could not be committed (for a chat turn: the user's
+    message, any tool exchanges and the reply), and ``reply`` the API's reply when there was one, so the caller can
+    reload and retry or show the reply anyway.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str,
+        expected_version: int,
+        actual_version: int | None,
+        unsaved: list[Any] | None = None,
+        reply: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        self.unsaved = list(unsaved or [])
+        self.reply = reply
+
+
+class StoreUnavailable(HistoryError):
+    """The store cannot be reached or opened (server down, bad URL, missing optional dependency)."""
+
+
+class SessionNotFound(HistoryError, KeyError):
+    """No session with that id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+    def __str__(self) -> str:
+        return f"no session {self.session_id!r} in this store; check the id or list sessions with list_sessions()"
+
+
+class BudgetExceeded(HistoryError):
+    """The newest turn alone does not fit in the token budget; raised before any API call."""
+
+    def __init__(self, message: str, *, needed: int, budget: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.budget = budget
+
+
+class DecryptionError(HistoryError):
+    """Stored content could not be decrypted: wrong key, or data tampered with. The data is left untouched."""
+
+
+class ConfigurationError(HistoryError, ValueError):
+    """A bad argument or setting (unknown store URL scheme, malformed price file, ...)."""

@@ -1,0 +1,227 @@
+"""The Store contract shared by every backend (memory, sqlite, file, postgres, redis, and encrypted wrappers).
+
+Principles (../shared/DESIGN.md): the stored log is the truth and is append-only per session; a turn is appended
+atomically with compare-and-swap on the session version; summaries are derived records stored beside the log.
+
+Versions: a session that does not exist has version 0. Every successful ``append`` or ``rewind`` adds exactly 1.
+``append(..., expected_version=0)`` creates the session; if it already exists that is a ``ConflictError``.
+Metadata updates (title, tags, ...) do not change the version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "UNSET",
+    "AsyncStore",
+    "Entry",
+    "SearchHit",
+    "SessionData",
+    "SessionInfo",
+    "Store",
+    "StoredMessage",
+    "Summary",
+]
+
+
+class _Unset:
+    """Marker for "leave this field as it is" in ``update_session``."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A message to append: a ``MessageParam`` dict plus, for an assistant reply, the model and usage of its call."""
+
+    message: Mapping[str, Any]  # {"role": "user"|"assistant", "content": str | list[block dict]}
+    model: str | None = None
+    usage: Mapping[str, Any] | None = None  # Usage.model_dump(exclude_none=True) of the API call
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One row of the log. ``seq`` is the 0-based position in the session."""
+
+    seq: int
+    message: dict[str, Any]
+    model: str | None
+    usage: dict[str, Any] | None
+    created_at: datetime
+
+    @property
+    def role(self) -> str:
+        return str(self.message["role"])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A derived record: a summary of messages ``[start, end)`` of the log, written by ``model``."""
+
+    start: int
+    end: int
+    text: str
+    model: str | None = None
+    usage: Mapping[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    title: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    model: str | None = None
+    system: str | list[dict[str, Any]] | None = None  # the session's system prompt, kept with it
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-serialisable
+
+
+@dataclass(frozen=True)
+class SessionData:
+    info: SessionInfo
+    messages: list[StoredMessage]
+    summaries: list[Summary] = field(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def message_params(self) -> list[dict[str, Any]]:
+        """The log as plain ``MessageParam`` dicts, ready for ``client.messages.create``."""
+        return [m.message for m in self.messages]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    session_id: str
+    seq: int
+    role: str
+    snippet: str
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Synchronous store. Every method is safe across threads; CAS makes it safe across processes."""
+
+    def load(self, session_id: str) -> SessionData:
+        """The whole session. Raises ``SessionNotFound``."""
+        ...
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        """Session metadata without messages. Raises ``SessionNotFound``."""
+        ...
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        """Append ``entries`` as one transaction if the session is at ``expected_version``; returns the new
+        version (``expected_version + 1``). Raises ``ConflictError`` (with ``unsaved=list(entries)``) otherwise."""
+        ...
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        """Change metadata (only the arguments given). With ``create=True`` a missing session is created empty
+        (version 0, it stays appendable with ``expected_version=0``); otherwise raises ``SessionNotFound``."""
+        ...
+
+    def list_sessions(
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SessionInfo]:
+        """Sessions, most recently updated first, filtered and paginated. Expired sessions are left out."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Remove the session, its messages, summaries and search index entries. ``False`` if it did not exist."""
+        ...
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        """A new session holding messages ``[0, at)`` (all when ``at`` is None) plus the metadata; returns its id."""
+        ...
+
+    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+        """Drop messages from index ``to`` on (default: the last turn, see ``history.turn_starts``) and summaries
+        that cover them; a versioned operation (CAS when ``expected_version`` is given). Returns the new version."""
+        ...
+
+    def save_summary(self, session_id: str, summary: Summary) -> None: ...
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over message text."""
+        ...
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete sessions whose ``expires_at`` has passed; returns how many."""
+        ...
+
+    def export_jsonl(self, session_id: str) -> str:
+        """The session as JSON Lines: one header line (metadata) then one line per message."""
+        ...
+
+    def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
+        """Import what ``export_jsonl`` wrote, or a plain JSON list of ``{"role", "content"}`` dicts as the
+        guides store it. Returns the session id."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """The asynchronous twin of ``Store``: same methods, same semantics, awaitable, never blocks the loop."""
+
+    async def load(self, session_id: str) -> SessionData: ...
+    async def get_session(self, session_id: str) -> SessionInfo: ...
+    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int: ...
+    async def update_session(self, session_id: str, **changes: Any) -> SessionInfo: ...
+    async def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]: ...
+    async def delete(self, session_id: str) -> bool: ...
+    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str: ...
+    async def rewind(
+        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+    ) -> int: ...
+    async def save_summary(self, session_id: str, summary: Summary) -> None: ...
+    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]: ...
+    async def purge_expired(self, now: datetime | None = None) -> int: ...
+    async def export_jsonl(self, session_id: str) -> str: ...
+    async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str: ...
+    async def aclose(self) -> None: ...
