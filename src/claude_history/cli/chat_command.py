@@ -1,0 +1,329 @@
+"""`claude-history chat`: an interactive chat whose history is kept in a store, by session id."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anthropic
+import click
+from rich.panel import Panel
+from rich.text import Text
+
+from ..errors import SessionNotFound
+from .errors import EXPECTED_ERRORS, CliError, describe_error
+from .lines import LineReader, make_reader
+from .options import err_console, out_console, store_option
+from .render import format_cost, format_usage, render_session
+
+if TYPE_CHECKING:
+    from ..chat import Chat
+    from ..stores.base import Store
+
+__all__ = ["MISSING_KEY_MESSAGE", "chat_command"]
+
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
+MISSING_KEY_MESSAGE = (
+    "ANTHROPIC_API_KEY is not set, so there is no way to reach Claude.\n"
+    "  Set it:              export ANTHROPIC_API_KEY=sk-ant-...\n"
+    "  Or try it offline:   claude-history chat --simulator   (replies come from the built-in simulator)"
+)
+
+SIMULATOR_BANNER = (
+    "SIMULATED REPLIES: you are talking to claude-history's built-in Messages API simulator, not to Claude.\n"
+    "Its answers are canned and deterministic (it can tell you what history it received). "
+    "Set ANTHROPIC_API_KEY and drop --simulator to talk to Claude."
+)
+
+HELP_TEXT = """Commands:
+  /help          this list
+  /usage         tokens and cost of this session so far
+  /undo          remove the last turn (your message and the reply) from the session
+  /history       show the session so far
+  /session       show the session id and how to come back to it
+  /exit, /quit   leave (Ctrl-D works too; Ctrl-C stops a reply that is streaming)
+Start a message with // to send a text that begins with /."""
+
+
+@click.command("chat")
+@click.option(
+    "--session", "-s", "session_id", metavar="ID", help="Continue (or start) the session with this id."
+)
+@click.option(
+    "--continue", "-c", "continue_latest", is_flag=True, help="Continue the most recently updated session."
+)
+@click.option(
+    "--model",
+    "-m",
+    envvar="CLAUDE_HISTORY_MODEL",
+    show_envvar=True,
+    help=f"Model id. Default: the session's model, else {DEFAULT_MODEL}.",
+)
+@click.option("--system", metavar="TEXT", help="System prompt; kept with the session.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens per reply.")
+@click.option(
+    "--simulator",
+    is_flag=True,
+    help="Talk to the built-in Messages API simulator instead of Claude (no key, no network, canned replies)",
+)
+@store_option
+def chat_command(
+    session_id: str | None,
+    continue_latest: bool,
+    model: str | None,
+    system: str | None,
+    max_tokens: int | None,
+    simulator: bool,
+    store_url: str | None,
+) -> None:
+    """Chat with Claude; the conversation is saved and can be continued later with --session ID or -c.
+
+    Without a terminal (piped input), every line of stdin is one message.
+    """
+    if session_id is not None and continue_latest:
+        raise click.UsageError("use either --session ID or --continue, not both")
+    with contextlib.ExitStack() as stack:
+        if simulator:
+            from ..testing import Simulator
+
+            sim = stack.enter_context(Simulator())
+            client = anthropic.Anthropic(api_key="simulator", base_url=sim.base_url)
+            err_console().print(Panel(Text(SIMULATOR_BANNER), border_style="yellow", title="simulator"))
+        else:
+            client = anthropic.Anthropic()
+            if not _has_credentials(client):
+                raise CliError(MISSING_KEY_MESSAGE, exit_code=2)
+        stack.callback(client.close)
+
+        from ..stores import open_store
+
+        store = open_store(store_url)
+        stack.callback(store.close)
+        session = _resolve_session(store, session_id, continue_latest)
+        factory = _chat_factory(client, store, session, model=model, system=system, max_tokens=max_tokens)
+        repl = _Repl(factory, store, session, reader=make_reader(), simulated=simulator, store_url=store_url)
+        repl.run()
+
+
+def _has_credentials(client: anthropic.Anthropic) -> bool:
+    """True when the SDK found some credential (key, token, profile or federation) to send."""
+    return bool(client.api_key or client.auth_token or getattr(client, "credentials", None))
+
+
+@dataclass
+class _Session:
+    id: str
+    is_new: bool
+    model: str | None = None  # the model the stored session last used
+
+
+def _resolve_session(store: Store, session_id: str | None, continue_latest: bool) -> _Session:
+    if continue_latest:
+        latest = store.list_sessions(limit=1)
+        if not latest:
+            raise CliError("there is no session to continue yet; start one with `claude-history chat`")
+        return _Session(latest[0].id, is_new=False, model=latest[0].model)
+    if session_id is None:
+        return _Session(uuid.uuid4().hex[:12], is_new=True)
+    try:
+        info = store.get_session(session_id)
+    except SessionNotFound:
+        return _Session(session_id, is_new=True)
+    return _Session(session_id, is_new=False, model=info.model)
+
+
+def _chat_factory(
+    client: anthropic.Anthropic,
+    store: Store,
+    session: _Session,
+    *,
+    model: str | None,
+    system: str | None,
+    max_tokens: int | None,
+) -> Callable[[], Chat]:
+    """Builds the Chat for this session again, e.g. after /undo or a conflict changed the stored log."""
+    from ..chat import Chat
+
+    kwargs: dict[str, Any] = {"model": model or session.model or DEFAULT_MODEL}
+    if system is not None:
+        kwargs["system"] = system
+    if max_tokens is not None:
+        kwargs["max_tokens"] = max_tokens
+
+    def build() -> Chat:
+        return Chat(client, store=store, session_id=session.id, **kwargs)
+
+    return build
+
+
+class _Repl:
+    def __init__(
+        self,
+        factory: Callable[[], Chat],
+        store: Store,
+        session: _Session,
+        *,
+        reader: LineReader,
+        simulated: bool,
+        store_url: str | None,
+    ) -> None:
+        self.factory = factory
+        self.chat = factory()
+        self.store = store
+        self.session = session
+        self.reader = reader
+        self.simulated = simulated
+        self.store_url = store_url
+        self.err = err_console()
+        self.out = out_console()
+
+    def run(self) -> None:
+        self._hello()
+        while True:
+            try:
+                line = self.reader.read()
+            except KeyboardInterrupt:
+                break
+            if line is None:
+                break
+            if line.startswith("/") and not line.startswith("//"):
+                if not self._command(line.strip()):
+                    break
+                continue
+            self._turn(line[1:] if line.startswith("//") else line)
+        self._goodbye()
+
+    # -- one turn --------------------------------------------------------------------------------------------
+
+    def _turn(self, text: str) -> None:
+        started = False
+        try:
+            with self.chat.stream(text) as stream:
+                for chunk in stream.text_stream:
+                    started = True
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        except KeyboardInterrupt:
+            self._end_partial(started)
+            self.err.print(
+                "(interrupted: the reply was discarded and the session is unchanged)", style="yellow"
+            )
+        except EXPECTED_ERRORS as exc:
+            self._end_partial(started)
+            self.err.print(Text("Error: " + describe_error(exc), style="red"))
+            from ..errors import ConflictError
+
+            if isinstance(exc, ConflictError):
+                # Another writer moved the session on: continue from what is stored now.
+                self.chat = self.factory()
+                self.err.print("(reloaded the session from the store)", style="yellow")
+
+    @staticmethod
+    def _end_partial(started: bool) -> None:
+        if started:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    # -- slash commands --------------------------------------------------------------------------------------
+
+    def _command(self, line: str) -> bool:
+        """Run a slash command; False means leave the chat."""
+        name = line.split()[0].lower()
+        if name in ("/exit", "/quit"):
+            return False
+        handler = {
+            "/help": self._help,
+            "/usage": self._usage,
+            "/undo": self._undo,
+            "/history": self._history,
+            "/session": self._session_info,
+        }.get(name)
+        if handler is None:
+            self.err.print(f"unknown command {name}; /help lists the commands", style="red", markup=False)
+            return True
+        try:
+            handler()
+        except EXPECTED_ERRORS as exc:
+            self.err.print(Text("Error: " + describe_error(exc), style="red"))
+        return True
+
+    def _help(self) -> None:
+        self.out.print(HELP_TEXT, markup=False)
+
+    def _usage(self) -> None:
+        usage = self.chat.usage
+        self.out.print(f"tokens: {format_usage(usage)}", markup=False)
+        self.out.print(f"cost:   {format_cost(self.chat.cost)}", markup=False)
+
+    def _undo(self) -> None:
+        before = len(self.chat.messages)
+        if before == 0:
+            self.out.print("Nothing to undo.")
+            return
+        self.store.rewind(self.session.id)
+        self.chat = self.factory()
+        removed = before - len(self.chat.messages)
+        self.out.print(
+            f"Removed the last turn ({removed} messages); {len(self.chat.messages)} messages remain."
+        )
+
+    def _history(self) -> None:
+        try:
+            data = self.store.load(self.session.id)
+        except SessionNotFound:
+            self.out.print("No messages yet.")
+            return
+        render_session(self.out, data, _cost_function())
+
+    def _session_info(self) -> None:
+        self.out.print(f"session {self.session.id}", markup=False)
+        self.out.print(f"continue with: {self._continue_hint()}", markup=False)
+
+    # -- greeting --------------------------------------------------------------------------------------------
+
+    def _hello(self) -> None:
+        count = len(self.chat.messages)
+        state = "new session" if count == 0 else f"continuing, {count} messages"
+        self.err.print(
+            Text(
+                f"session {self.session.id} ({state}) · model {self.chat.model} · /help for commands",
+                style="dim",
+            )
+        )
+
+    def _goodbye(self) -> None:
+        if self.chat.messages:
+            self.err.print(
+                Text(f"Session {self.session.id} saved. Continue with: {self._continue_hint()}", style="dim")
+            )
+
+    def _continue_hint(self) -> str:
+        hint = f"claude-history chat --session {_quote(self.session.id)}"
+        if self.store_url:
+            hint += f" --store {_quote(self.store_url)}"
+        if self.simulated:
+            hint += " --simulator"
+        return hint
+
+
+def _quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+def _cost_function() -> Callable[[Any, str | None], float | None] | None:
+    """The library's price table as ``cost(usage, model)``, if the pricing module offers one."""
+    try:
+        from .. import pricing
+    except ImportError:
+        return None
+    cost = getattr(pricing, "cost_of", None)
+    return cost if callable(cost) else None

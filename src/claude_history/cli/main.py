@@ -1,0 +1,43 @@
+"""The `claude-history` command group. Expected failures become one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ConfigurationError
+from .chat_command import chat_command
+from .errors import EXPECTED_ERRORS, CliError, describe_error
+from .sessions_command import sessions_group
+
+__all__ = ["cli", "main"]
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            code = 2 if isinstance(exc, ConfigurationError) else 1
+            raise CliError(describe_error(exc), exit_code=code) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claude-history")
+def cli() -> None:
+    """Conversations with Claude that are kept, searchable and cheap.
+
+    Start with `claude-history chat` (or `claude-history chat --simulator` without an API key).
+    """
+
+
+cli.add_command(chat_command)
+cli.add_command(sessions_group)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``claude_history.cli:main``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="claude-history")
