@@ -1,0 +1,90 @@
+"""Token usage as a small value type that adds up: one API call's ``usage``, or a whole session's.
+
+The API reports, per call (claude-api-facts.md, "Prompt caching"): ``input_tokens`` (only the tokens after
+the last cache breakpoint), ``cache_creation_input_tokens`` and ``cache_read_input_tokens`` (the prompt is
+the sum of the three), ``output_tokens``, and ``cache_creation`` splitting the writes by TTL. Those are the
+fields kept here: they are what pricing needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["TokenUsage"]
+
+
+def _as_mapping(usage: Any) -> Mapping[str, Any]:
+    if usage is None:
+        return {}
+    if isinstance(usage, Mapping):
+        return usage
+    dump = getattr(usage, "model_dump", None)
+    if callable(dump):  # the SDK's Usage / BetaUsage
+        result = dump(mode="json", exclude_none=True)
+        if isinstance(result, Mapping):
+            return result
+    raise TypeError(f"expected a usage mapping or the SDK's Usage, got {type(usage).__name__}")
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens by kind. ``a + b`` adds field by field; ``TokenUsage()`` is zero.
+
+    ``ephemeral_5m_input_tokens + ephemeral_1h_input_tokens == cache_creation_input_tokens``: writes the API
+    did not split by TTL count as 5-minute writes, the API's default TTL.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+    @classmethod
+    def from_api(cls, usage: Any) -> TokenUsage:
+        """From the SDK's ``Usage`` or its JSON dict (as stored with each reply); missing fields are 0."""
+        data = _as_mapping(usage)
+        write_total = _int(data.get("cache_creation_input_tokens"))
+        split = data.get("cache_creation")
+        w1h = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, Mapping) else 0
+        w5m = _int(split.get("ephemeral_5m_input_tokens")) if isinstance(split, Mapping) else 0
+        # Unsplit writes are 5-minute writes; a split larger than the total wins (the more detailed figure).
+        w5m += max(0, write_total - w5m - w1h)
+        return cls(
+            input_tokens=_int(data.get("input_tokens")),
+            output_tokens=_int(data.get("output_tokens")),
+            cache_creation_input_tokens=w5m + w1h,
+            cache_read_input_tokens=_int(data.get("cache_read_input_tokens")),
+            ephemeral_5m_input_tokens=w5m,
+            ephemeral_1h_input_tokens=w1h,
+        )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token of the call(s): uncached + written to the cache + read from it."""
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def __add__(self, other: object) -> TokenUsage:
+        if not isinstance(other, TokenUsage):
+            return NotImplemented
+        return TokenUsage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __radd__(self, other: object) -> TokenUsage:
+        # sum(usages) starts from 0.
+        if other == 0:
+            return self
+        return NotImplemented
