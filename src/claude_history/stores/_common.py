@@ -1,0 +1,738 @@
+"""Backend-independent store logic: every backend (memory, sqlite, file, postgres, redis) uses these, so the
+rules (what a valid session id is, how messages are serialised, what "rewind the last turn" means, the
+export format, how search matches) are written once.
+
+The pure functions do the work; ``StoreBase`` / ``AsyncStoreBase`` are thin glue that build ``fork``,
+``rewind``, ``export_jsonl`` and ``import_jsonl`` out of two small primitives each backend provides:
+
+* ``_create(data)``: insert a whole session (info, messages, summaries) atomically; ``ConflictError`` if a
+  live session with that id exists (an expired one is replaced, as if purged).
+* ``_truncate(session_id, to, expected_version)``: keep messages ``[0, to)``, drop summaries with ``end >
+  to``, bump the version by one, with compare-and-swap on ``expected_version``; returns the new version."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from ..errors import ConfigurationError, ConflictError, InvalidHistory
+from .base import UNSET, Entry, SessionData, SessionInfo, StoredMessage, Summary
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "MAX_SESSION_ID_LENGTH",
+    "ROLES",
+    "AsyncStoreBase",
+    "EncodedEntry",
+    "StoreBase",
+    "check_expected_version",
+    "check_metadata",
+    "check_page",
+    "check_session_changes",
+    "check_session_id",
+    "check_summary",
+    "check_system",
+    "conflict",
+    "decode_json",
+    "dumps",
+    "encode_entries",
+    "export_session",
+    "fork_session",
+    "from_us",
+    "is_expired",
+    "make_snippet",
+    "message_text",
+    "new_session_id",
+    "normalize_tags",
+    "now_us",
+    "parse_import",
+    "rewind_target",
+    "search_terms",
+    "text_matches",
+    "to_us",
+]
+
+ROLES = ("user", "assistant")
+MAX_SESSION_ID_LENGTH = 1000
+EXPORT_FORMAT = "claude-history/1"
+REWIND_RETRIES = 8
+
+
+# --------------------------------------------------------------------------------------------------------
+# JSON
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON that keeps key order and non-ASCII text as is: what is stored is what the API returned."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def decode_json(text: str | bytes | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Time: stores keep integer microseconds since the epoch (UTC) so every backend round-trips datetimes exactly.
+
+
+def to_us(value: datetime) -> int:
+    """A naive datetime is taken as local time (what ``datetime.now()`` returns), as Python itself does."""
+    if not isinstance(value, datetime):
+        raise ConfigurationError(f"expected a datetime, got {type(value).__name__}")
+    aware = value if value.tzinfo is not None else value.astimezone()
+    delta = aware - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(microsecond=value % 1_000_000)
+
+
+def now_us() -> int:
+    import time
+
+    return time.time_ns() // 1000
+
+
+def is_expired(expires_at_us: int | None, now: int) -> bool:
+    return expires_at_us is not None and expires_at_us <= now
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Argument checks (clear errors for user mistakes, before anything is written)
+
+
+def check_session_id(session_id: object) -> str:
+    """Any string of 1 to 1,000 characters is a valid id, except NUL and lone surrogates, which PostgreSQL and
+    UTF-8 files cannot hold: rejecting them everywhere keeps sessions portable between backends."""
+    if not isinstance(session_id, str):
+        raise ConfigurationError(f"session id must be a string, got {type(session_id).__name__}")
+    if not session_id:
+        raise ConfigurationError("session id must not be empty")
+    if len(session_id) > MAX_SESSION_ID_LENGTH:
+        raise ConfigurationError(
+            f"session id is {len(session_id)} characters long; at most {MAX_SESSION_ID_LENGTH} are allowed"
+        )
+    if "\x00" in session_id:
+        raise ConfigurationError("session id must not contain NUL characters")
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            "session id must be valid Unicode text (it contains a lone surrogate)"
+        ) from None
+    return session_id
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_expected_version(expected_version: object) -> int:
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
+        raise ConfigurationError(
+            f"expected_version must be an integer >= 0 (0 creates the session), got {expected_version!r}"
+        )
+    return expected_version
+
+
+def check_page(limit: object, offset: object) -> tuple[int, int]:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"{name} must be an integer >= 0, got {value!r}")
+    return limit, offset  # type: ignore[return-value]
+
+
+def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags in the order given, duplicates dropped. A bare string is refused: ``tags="a,b"`` is a common
+    slip."""
+    if isinstance(tags, (str, bytes)):
+        raise ConfigurationError("tags must be an iterable of strings such as ['work'], not a single string")
+    result: dict[str, None] = {}
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise ConfigurationError(f"each tag must be a non-empty string, got {tag!r}")
+        if "\x00" in tag:
+            raise ConfigurationError("tags must not contain NUL characters")
+        result[tag] = None
+    return tuple(result)
+
+
+def check_metadata(metadata: object) -> dict[str, Any]:
+    if not isinstance(metadata, dict):
+        raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
+    _check_json("metadata", metadata)
+    return metadata
+
+
+def check_system(system: object) -> str | list[dict[str, Any]] | None:
+    if system is None or isinstance(system, str):
+        return system
+    if isinstance(system, list) and all(isinstance(block, dict) for block in system):
+        _check_json("system", system)
+        return system
+    raise ConfigurationError("system must be a string, a list of content block dicts, or None")
+
+
+def check_optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string or None, got {type(value).__name__}")
+    return value
+
+
+def _check_json(name: str, value: Any) -> str:
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{name} must be JSON-serialisable: {exc}") from None
+
+
+def check_summary(summary: object, message_count: int) -> Summary:
+    if not isinstance(summary, Summary):
+        raise ConfigurationError(f"expected a Summary, got {type(summary).__name__}")
+    if not (0 <= summary.start <= summary.end <= message_count):
+        raise ConfigurationError(
+            f"summary range [{summary.start}, {summary.end}) is outside the session's"
+            f" {message_count} messages"
+        )
+    if not isinstance(summary.text, str):
+        raise ConfigurationError("summary text must be a string")
+    if summary.usage is not None:
+        _check_json("summary usage", dict(summary.usage))
+    return summary
+
+
+_CHANGE_FIELDS = ("title", "owner", "tags", "model", "system", "expires_at", "metadata")
+
+
+def check_session_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and normalise ``update_session`` arguments, leaving out the ones that are ``UNSET``.
+    ``expires_at`` becomes an aware UTC datetime (or None); ``tags`` a tuple."""
+    result: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in _CHANGE_FIELDS:
+            raise ConfigurationError(
+                f"update_session got an unknown field {name!r}; known: {', '.join(_CHANGE_FIELDS)}"
+            )
+        if value is UNSET:
+            continue
+        if name in ("title", "owner", "model"):
+            result[name] = check_optional_str(name, value)
+        elif name == "tags":
+            result[name] = normalize_tags(value)
+        elif name == "system":
+            result[name] = check_system(value)
+        elif name == "metadata":
+            result[name] = dict(check_metadata(value))
+        else:
+            result[name] = None if value is None else from_us(to_us(value))
+    return result
+
+
+def conflict(
+    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = ()
+) -> ConflictError:
+    """The one wording of a lost compare-and-swap."""
+    state = f"is at version {actual}" if actual else "does not exist (version 0)"
+    if expected == 0 and actual:
+        hint = "it already exists; load it and append with its version, or choose another id"
+    else:
+        hint = "another writer committed first; reload the session and retry"
+    return ConflictError(
+        f"session {session_id!r} {state}, not {expected}: {hint}",
+        session_id=session_id,
+        expected_version=expected,
+        actual_version=actual,
+        unsaved=list(unsaved),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Messages
+
+
+class EncodedEntry(NamedTuple):
+    """An entry checked and serialised once, ready for any backend to write."""
+
+    role: str
+    message_json: str
+    model: str | None
+    usage_json: str | None
+    text: str  # searchable text (see ``message_text``)
+
+
+def check_message(message: object, index: int) -> dict[str, Any]:
+    if not isinstance(message, Mapping):
+        raise InvalidHistory(f"message {index} must be a dict with 'role' and 'content'", index=index)
+    role = message.get("role")
+    if role not in ROLES:
+        raise InvalidHistory(
+            f"message {index}: role must be 'user' or 'assistant', got {role!r}"
+            + (" (pass a system prompt as system=..., not as a message)" if role == "system" else ""),
+            index=index,
+        )
+    if "content" not in message:
+        raise InvalidHistory(f"message {index} has no 'content'", index=index)
+    content = message["content"]
+    if not isinstance(content, (str, list)):
+        raise InvalidHistory(
+            f"message {index}: content must be a string or a list of content blocks,"
+            f" got {type(content).__name__}",
+            index=index,
+        )
+    if isinstance(content, list):
+        for position, block in enumerate(content):
+            if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+                raise InvalidHistory(
+                    f"message {index}: content block {position} must be a dict with a 'type'", index=index
+                )
+    return message if isinstance(message, dict) else dict(message)
+
+
+def encode_entries(entries: Sequence[Entry]) -> list[EncodedEntry]:
+    """Check and serialise a whole turn up front, so a bad entry fails before anything is written."""
+    if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Sequence):
+        raise ConfigurationError("entries must be a sequence of Entry objects")
+    if not entries:
+        raise ConfigurationError("append needs at least one entry")
+    encoded = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Entry):
+            raise ConfigurationError(
+                f"entry {index} is a {type(entry).__name__};"
+                " wrap messages as Entry(message, model=..., usage=...)"
+            )
+        message = check_message(entry.message, index)
+        try:
+            message_json = dumps(message)
+        except (TypeError, ValueError) as exc:
+            raise InvalidHistory(f"message {index} is not JSON-serialisable: {exc}", index=index) from None
+        usage_json = None
+        if entry.usage is not None:
+            usage_json = _check_json(f"usage of entry {index}", dict(entry.usage))
+        model = check_optional_str(f"model of entry {index}", entry.model)
+        encoded.append(EncodedEntry(message["role"], message_json, model, usage_json, message_text(message)))
+    return encoded
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """The human-readable text of a message, for full-text search: text blocks, tool results, search results
+    and plain-text documents. Thinking, tool inputs and binary data are not indexed."""
+    parts: list[str] = []
+    _collect_text(message.get("content"), parts)
+    return "\n".join(part for part in parts if part)
+
+
+def _collect_text(content: Any, parts: list[str]) -> None:
+    if isinstance(content, str):
+        parts.append(content)
+        return
+    if not isinstance(content, list):
+        return
+    for block in content:
+        if not isinstance(block, Mapping):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text")
+            if isinstance(text, str):
+                parts.append(text)
+        elif kind in ("tool_result", "search_result"):
+            if isinstance(block.get("title"), str):
+                parts.append(block["title"])
+            _collect_text(block.get("content"), parts)
+        elif kind == "document":
+            if isinstance(block.get("title"), str):
+                parts.append(block["title"])
+            source = block.get("source")
+            if (
+                isinstance(source, Mapping)
+                and source.get("type") == "text"
+                and isinstance(source.get("data"), str)
+            ):
+                parts.append(source["data"])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Search: every backend matches the same way, "every word of the query, whole words, case-insensitive".
+# Words are runs of letters and digits, as SQLite FTS5's unicode61 tokenizer and PostgreSQL's 'simple'
+# parser see them.
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_terms(query: object) -> list[str]:
+    if not isinstance(query, str):
+        raise ConfigurationError(f"search query must be a string, got {type(query).__name__}")
+    return list(dict.fromkeys(word.lower() for word in _WORD.findall(query)))
+
+
+def text_matches(text: str, terms: Sequence[str]) -> bool:
+    if not terms:
+        return False
+    words = {word.lower() for word in _WORD.findall(text)}
+    return all(term in words for term in terms)
+
+
+def make_snippet(text: str, terms: Sequence[str], width: int = 160) -> str:
+    """About ``width`` characters of ``text`` around the first matching word, on one line."""
+    lowered = text.lower()
+    position = -1
+    for match in _WORD.finditer(lowered):
+        if match.group() in terms:
+            position = match.start()
+            break
+    if len(text) <= width:
+        snippet = text
+    else:
+        start = max(0, min(position - width // 3, len(text) - width)) if position >= 0 else 0
+        snippet = text[start : start + width]
+        snippet = ("…" if start > 0 else "") + snippet + ("…" if start + width < len(text) else "")
+    return " ".join(snippet.split())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Operations built from loaded sessions
+
+
+def rewind_target(messages: Sequence[Mapping[str, Any]], to: int | None) -> int:
+    """Where a rewind cuts: ``to`` itself, checked, or by default the start of the last turn (the last user
+    message that is not only tool results, per ``history.turn_starts``)."""
+    count = len(messages)
+    if to is None:
+        from ..history import last_turn_start
+
+        start = last_turn_start(messages)
+        if start is None:
+            raise ConfigurationError("the session has no turn to rewind")
+        return start
+    if isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= count:
+        raise ConfigurationError(f"rewind target must be an index from 0 to {count}, got {to!r}")
+    return to
+
+
+def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: int) -> SessionData:
+    """The session a fork creates: messages ``[0, at)`` with their timestamps, the metadata, and the summaries
+    that lie inside the prefix. Its version is 1 if it holds messages (as if appended in one go), else 0."""
+    count = len(data.messages)
+    if at is None:
+        at = count
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
+        raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
+    target = check_session_id(new_id) if new_id is not None else new_session_id()
+    stamp = from_us(now)
+    info = replace(
+        data.info,
+        id=target,
+        version=1 if at else 0,
+        created_at=stamp,
+        updated_at=stamp,
+        message_count=at,
+        tags=tuple(data.info.tags),
+        metadata=dict(data.info.metadata),
+    )
+    return SessionData(
+        info=info,
+        messages=list(data.messages[:at]),
+        summaries=[summary for summary in data.summaries if summary.end <= at],
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_iso(value: object, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be an ISO 8601 string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(f"{what} is not an ISO 8601 timestamp: {value!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def export_session(data: SessionData) -> str:
+    """JSON Lines: a header with the metadata and summaries, then one line per message with model, usage and
+    creation time. Messages are embedded unchanged (key order kept), so an import restores them byte for
+    byte."""
+    info = data.info
+    header = {
+        "type": "session",
+        "format": EXPORT_FORMAT,
+        "id": info.id,
+        "title": info.title,
+        "owner": info.owner,
+        "tags": list(info.tags),
+        "model": info.model,
+        "system": info.system,
+        "expires_at": _iso(info.expires_at),
+        "metadata": info.metadata,
+        "created_at": _iso(info.created_at),
+        "updated_at": _iso(info.updated_at),
+        "message_count": len(data.messages),
+        "summaries": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "model": s.model,
+                "usage": None if s.usage is None else dict(s.usage),
+                "created_at": _iso(s.created_at),
+            }
+            for s in data.summaries
+        ],
+    }
+    lines = [dumps(header)]
+    for stored in data.messages:
+        lines.append(
+            dumps(
+                {
+                    "type": "message",
+                    "seq": stored.seq,
+                    "message": stored.message,
+                    "model": stored.model,
+                    "usage": stored.usage,
+                    "created_at": _iso(stored.created_at),
+                }
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int) -> SessionData:
+    """Read ``export_session`` output, JSON Lines of plain messages, or a JSON list of ``{"role", "content"}``
+    dicts (how the guides save a history). Everything is checked before anything is written."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    text = data if isinstance(data, str) else "\n".join(data)
+    stripped = text.lstrip()
+    header: dict[str, Any] | None = None
+    records: list[tuple[int, Mapping[str, Any]]] = []
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"import data is not valid JSON: {exc}") from None
+        if not isinstance(items, list):
+            raise ConfigurationError("import data must be a JSON list of messages or JSON Lines")
+        records = [(1, {"message": item}) for item in items]
+    else:
+        for line_number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigurationError(f"import line {line_number} is not valid JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise ConfigurationError(f"import line {line_number} must be a JSON object")
+            kind = record.get("type")
+            if kind == "session":
+                if header is not None or records:
+                    raise ConfigurationError(
+                        f"import line {line_number}: the session header must be the first line"
+                    )
+                header = record
+            elif kind == "message":
+                records.append((line_number, record))
+            elif "role" in record:
+                records.append((line_number, {"message": record}))
+            else:
+                raise ConfigurationError(
+                    f"import line {line_number} is neither a session header, a message record nor a message"
+                )
+    stamp = from_us(now)
+    messages: list[StoredMessage] = []
+    for seq, (line_number, record) in enumerate(records):
+        message = check_message(record.get("message"), seq)
+        if "seq" in record and record["seq"] != seq:
+            raise ConfigurationError(
+                f"import line {line_number}: message seq {record['seq']!r} is out of order (expected {seq})"
+            )
+        try:
+            dumps(message)
+        except (TypeError, ValueError) as exc:  # pragma: no cover - json.loads output always serialises
+            raise InvalidHistory(f"message {seq} is not JSON-serialisable: {exc}", index=seq) from None
+        usage = record.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise ConfigurationError(f"import line {line_number}: usage must be an object")
+        created = _parse_iso(record.get("created_at"), f"created_at on import line {line_number}") or stamp
+        messages.append(
+            StoredMessage(
+                seq=seq,
+                message=dict(message),
+                model=check_optional_str("model", record.get("model")),
+                usage=usage,
+                created_at=created,
+            )
+        )
+    head = header or {}
+    if header is not None and header.get("format") not in (None, EXPORT_FORMAT):
+        raise ConfigurationError(
+            f"unknown export format {header.get('format')!r}; expected {EXPORT_FORMAT!r}"
+        )
+    target = session_id if session_id is not None else head.get("id")
+    target = check_session_id(target) if target is not None else new_session_id()
+    summaries = []
+    for raw in head.get("summaries") or []:
+        if not isinstance(raw, dict):
+            raise ConfigurationError("summaries in the import header must be objects")
+        try:
+            summary = Summary(
+                start=raw["start"],
+                end=raw["end"],
+                text=raw["text"],
+                model=raw.get("model"),
+                usage=raw.get("usage"),
+                created_at=_parse_iso(raw.get("created_at"), "summary created_at") or stamp,
+            )
+        except KeyError as exc:
+            raise ConfigurationError(f"summary in the import header lacks {exc}") from None
+        summaries.append(check_summary(summary, len(messages)))
+    created_at = _parse_iso(head.get("created_at"), "created_at") or stamp
+    updated_at = _parse_iso(head.get("updated_at"), "updated_at") or stamp
+    info = SessionInfo(
+        id=target,
+        version=1 if messages else 0,
+        created_at=created_at,
+        updated_at=updated_at,
+        message_count=len(messages),
+        title=check_optional_str("title", head.get("title")),
+        owner=check_optional_str("owner", head.get("owner")),
+        tags=normalize_tags(head.get("tags") or ()),
+        model=check_optional_str("model", head.get("model")),
+        system=check_system(head.get("system")),
+        expires_at=_parse_iso(head.get("expires_at"), "expires_at"),
+        metadata=check_metadata(head.get("metadata") or {}),
+    )
+    return SessionData(info=info, messages=messages, summaries=summaries)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Glue: generic fork / rewind / export / import over the backend primitives
+
+
+@dataclass(frozen=True)
+class _Rewind:
+    to: int
+    expected: int
+
+
+def _plan_rewind(data: SessionData, to: int | None, expected_version: int | None) -> _Rewind:
+    if expected_version is not None:
+        check_expected_version(expected_version)
+        if data.version != expected_version:
+            raise conflict(data.info.id, expected_version, data.version)
+    return _Rewind(rewind_target(data.message_params(), to), data.version)
+
+
+class StoreBase(ABC):
+    """Generic ``fork``, ``rewind``, ``export_jsonl``, ``import_jsonl`` and context-manager support for a sync
+    backend. Backends implement the rest of ``Store`` plus ``_create`` and ``_truncate``; they may override
+    any generic method with a faster native one."""
+
+    @abstractmethod
+    def load(self, session_id: str) -> SessionData: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _create(self, data: SessionData) -> None:
+        """Insert a complete session atomically; ``ConflictError`` if a live session with that id exists."""
+
+    @abstractmethod
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        """Keep messages ``[0, to)`` and summaries with ``end <= to``; version + 1, with CAS; new version."""
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        data = self.load(session_id)
+        forked = fork_session(data, at=at, new_id=new_id, now=now_us())
+        self._create(forked)
+        return forked.info.id
+
+    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+        # Without expected_version the caller means "the last turn as it is now": recompute if a writer
+        # slips in between.
+        for attempt in range(REWIND_RETRIES):
+            plan = _plan_rewind(self.load(session_id), to, expected_version)
+            try:
+                return self._truncate(session_id, plan.to, plan.expected)
+            except ConflictError:
+                if expected_version is not None or attempt == REWIND_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def export_jsonl(self, session_id: str) -> str:
+        return export_session(self.load(session_id))
+
+    def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
+        parsed = parse_import(data, session_id=session_id, now=now_us())
+        self._create(parsed)
+        return parsed.info.id
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncStoreBase(ABC):
+    """The async twin of ``StoreBase``: the same generic operations over awaitable primitives."""
+
+    @abstractmethod
+    async def load(self, session_id: str) -> SessionData: ...
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    @abstractmethod
+    async def _create(self, data: SessionData) -> None: ...
+
+    @abstractmethod
+    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int: ...
+
+    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        data = await self.load(session_id)
+        forked = fork_session(data, at=at, new_id=new_id, now=now_us())
+        await self._create(forked)
+        return forked.info.id
+
+    async def rewind(
+        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+    ) -> int:
+        for attempt in range(REWIND_RETRIES):
+            plan = _plan_rewind(await self.load(session_id), to, expected_version)
+            try:
+                return await self._truncate(session_id, plan.to, plan.expected)
+            except ConflictError:
+                if expected_version is not None or attempt == REWIND_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def export_jsonl(self, session_id: str) -> str:
+        return export_session(await self.load(session_id))
+
+    async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
+        parsed = parse_import(data, session_id=session_id, now=now_us())
+        await self._create(parsed)
+        return parsed.info.id
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,276 @@
+"""In-process store (``memory://``): for tests, scripts and notebooks. Nothing survives the process.
+
+Messages are kept serialised, exactly as a database would keep them, so a loaded history is a fresh copy that
+callers may mutate, and anything a real backend would refuse (non-JSON values) is refused here too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from ..errors import SessionNotFound
+from ._common import (
+    StoreBase,
+    check_expected_version,
+    check_page,
+    check_session_changes,
+    check_session_id,
+    check_summary,
+    conflict,
+    decode_json,
+    dumps,
+    encode_entries,
+    from_us,
+    is_expired,
+    make_snippet,
+    message_text,
+    now_us,
+    search_terms,
+    text_matches,
+    to_us,
+)
+from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass
+class _Row:
+    role: str
+    message_json: str
+    model: str | None
+    usage_json: str | None
+    created_us: int
+    text: str
+
+
+@dataclass
+class _Session:
+    info: SessionInfo
+    rows: list[_Row] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+
+    def expires_us(self) -> int | None:
+        return None if self.info.expires_at is None else to_us(self.info.expires_at)
+
+
+class MemoryStore(StoreBase):
+    """A thread-safe dict of sessions behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._sessions: dict[str, _Session] = {}
+
+    # -- helpers (call with the lock held) ------------------------------------------------------------------
+
+    def _live(self, session_id: str, now: int) -> _Session | None:
+        session = self._sessions.get(session_id)
+        if session is not None and is_expired(session.expires_us(), now):
+            del self._sessions[session_id]  # expired is the same as absent; purge it on sight
+            return None
+        return session
+
+    def _get(self, session_id: str) -> _Session:
+        session = self._live(check_session_id(session_id), now_us())
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session
+
+    # -- Store ----------------------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionData:
+        with self._lock:
+            session = self._get(session_id)
+            info, rows, summaries = session.info, list(session.rows), list(session.summaries)
+        messages = [
+            StoredMessage(
+                seq=seq,
+                message=decode_json(row.message_json),
+                model=row.model,
+                usage=decode_json(row.usage_json),
+                created_at=from_us(row.created_us),
+            )
+            for seq, row in enumerate(rows)
+        ]
+        return SessionData(info=info, messages=messages, summaries=summaries)
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        with self._lock:
+            return self._get(session_id).info
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        check_session_id(session_id)
+        check_expected_version(expected_version)
+        encoded = encode_entries(entries)
+        with self._lock:
+            now = now_us()
+            session = self._live(session_id, now)
+            actual = session.info.version if session is not None else 0
+            if actual != expected_version:
+                raise conflict(session_id, expected_version, actual, entries)
+            if session is None:
+                stamp = from_us(now)
+                session = _Session(SessionInfo(id=session_id, version=0, created_at=stamp, updated_at=stamp))
+                self._sessions[session_id] = session
+            session.rows.extend(
+                _Row(e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded
+            )
+            session.info = replace(
+                session.info,
+                version=actual + 1,
+                message_count=len(session.rows),
+                updated_at=from_us(max(now, to_us(session.info.updated_at))),
+            )
+            return actual + 1
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        changes = check_session_changes(
+            {
+                "title": title,
+                "owner": owner,
+                "tags": tags,
+                "model": model,
+                "system": system,
+                "expires_at": expires_at,
+                "metadata": metadata,
+            }
+        )
+        with self._lock:
+            now = now_us()
+            session = self._live(session_id, now)
+            if session is None:
+                if not create:
+                    raise SessionNotFound(session_id)
+                stamp = from_us(now)
+                session = _Session(SessionInfo(id=session_id, version=0, created_at=stamp, updated_at=stamp))
+                self._sessions[session_id] = session
+            session.info = replace(session.info, updated_at=from_us(now), **changes)
+            info = session.info
+            if is_expired(session.expires_us(), now):
+                del self._sessions[session_id]
+            return info
+
+    def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        check_page(limit, offset)
+        with self._lock:
+            now = now_us()
+            infos = [
+                s.info
+                for s in self._sessions.values()
+                if not is_expired(s.expires_us(), now)
+                and (owner is None or s.info.owner == owner)
+                and (tag is None or tag in s.info.tags)
+            ]
+        infos.sort(key=lambda info: info.id)
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        return infos[offset : offset + limit]
+
+    def delete(self, session_id: str) -> bool:
+        check_session_id(session_id)
+        with self._lock:
+            return self._sessions.pop(session_id, None) is not None
+
+    def save_summary(self, session_id: str, summary: Summary) -> None:
+        with self._lock:
+            session = self._get(session_id)
+            check_summary(summary, len(session.rows))
+            if summary.usage is not None:
+                dumps(dict(summary.usage))
+            stamp = summary.created_at or from_us(now_us())
+            usage = None if summary.usage is None else decode_json(dumps(dict(summary.usage)))
+            session.summaries.append(replace(summary, created_at=stamp, usage=usage))
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        terms = search_terms(query)
+        check_page(limit, 0)
+        if session_id is not None:
+            check_session_id(session_id)
+        with self._lock:
+            now = now_us()
+            sessions = [
+                s
+                for s in self._sessions.values()
+                if not is_expired(s.expires_us(), now) and (session_id is None or s.info.id == session_id)
+            ]
+            sessions.sort(key=lambda s: s.info.updated_at, reverse=True)
+            hits: list[SearchHit] = []
+            for session in sessions:
+                for seq, row in enumerate(session.rows):
+                    if len(hits) >= limit:
+                        return hits
+                    if text_matches(row.text, terms):
+                        hits.append(SearchHit(session.info.id, seq, row.role, make_snippet(row.text, terms)))
+            return hits
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        moment = now_us() if now is None else to_us(now)
+        with self._lock:
+            expired = [sid for sid, s in self._sessions.items() if is_expired(s.expires_us(), moment)]
+            for sid in expired:
+                del self._sessions[sid]
+            return len(expired)
+
+    def close(self) -> None:
+        """Nothing to release; the data lives as long as the object."""
+
+    # -- primitives for the generic operations --------------------------------------------------------------
+
+    def _create(self, data: SessionData) -> None:
+        session_id = check_session_id(data.info.id)
+        rows = []
+        for stored in data.messages:
+            message_json = dumps(stored.message)
+            usage_json = None if stored.usage is None else dumps(stored.usage)
+            rows.append(
+                _Row(
+                    stored.role,
+                    message_json,
+                    stored.model,
+                    usage_json,
+                    to_us(stored.created_at),
+                    message_text(stored.message),
+                )
+            )
+        with self._lock:
+            existing = self._live(session_id, now_us())
+            if existing is not None:
+                raise conflict(session_id, 0, existing.info.version)
+            info = replace(data.info, message_count=len(rows))
+            self._sessions[session_id] = _Session(info, rows, list(data.summaries))
+
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        with self._lock:
+            session = self._get(session_id)
+            if session.info.version != expected_version:
+                raise conflict(session_id, expected_version, session.info.version)
+            del session.rows[to:]
+            session.summaries = [s for s in session.summaries if s.end <= to]
+            session.info = replace(
+                session.info,
+                version=expected_version + 1,
+                message_count=len(session.rows),
+                updated_at=from_us(now_us()),
+            )
+            return expected_version + 1
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(sessions={len(self._sessions)})"

@@ -1,0 +1,617 @@
+"""SQLite store (``sqlite:///path``), the embedded default.
+
+Layout: one row per message, so a turn costs the same at message 10 and at message 100,000 (the guides' JSON
+blob is rewritten whole every turn). A message's rowid is ``(session_pk << 32) | seq``: a session is one
+contiguous rowid range, loaded with a range scan and deleted with one, and its full-text index rows (FTS5) use
+the same ids.
+
+Concurrency: WAL (readers never block the writer), a busy timeout, and every write is one ``BEGIN IMMEDIATE``
+transaction that compares the session's version before writing: safe across threads (a connection per thread)
+and processes. ``secure_delete`` overwrites deleted content, and a delete also rewrites the search index, so a
+deleted session leaves no trace in the file once the WAL is checkpointed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
+from ._common import (
+    StoreBase,
+    check_expected_version,
+    check_page,
+    check_session_changes,
+    check_session_id,
+    check_summary,
+    conflict,
+    decode_json,
+    dumps,
+    encode_entries,
+    from_us,
+    is_expired,
+    make_snippet,
+    message_text,
+    now_us,
+    search_terms,
+    to_us,
+)
+from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+_SEQ_BITS = 32
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+
+# Numbered migrations: MIGRATIONS[n] takes the schema from PRAGMA user_version n to n + 1. Append, never edit.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE sessions (
+            pk INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            version INTEGER NOT NULL,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            title TEXT,
+            owner TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            model TEXT,
+            system TEXT,
+            expires_at INTEGER,
+            metadata TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX sessions_by_update ON sessions (updated_at DESC, id)",
+        "CREATE INDEX sessions_by_owner ON sessions (owner, updated_at DESC)",
+        "CREATE INDEX sessions_by_expiry ON sessions (expires_at) WHERE expires_at IS NOT NULL",
+        """CREATE TABLE session_tags (
+            session_pk INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (tag, session_pk)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX session_tags_by_session ON session_tags (session_pk)",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            model TEXT,
+            usage TEXT,
+            created_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY,
+            session_pk INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            model TEXT,
+            usage TEXT,
+            created_at INTEGER NOT NULL
+        )""",
+        'CREATE INDEX summaries_by_session ON summaries (session_pk, "end")',
+        """CREATE VIRTUAL TABLE messages_fts USING fts5(
+            role UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 0'
+        )""",
+    ],
+]
+
+_SESSION_COLUMNS = (
+    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at,"
+    " metadata"
+)
+
+
+def _info(row: Sequence[Any]) -> SessionInfo:
+    return SessionInfo(
+        id=row[1],
+        version=row[2],
+        message_count=row[3],
+        created_at=from_us(row[4]),
+        updated_at=from_us(row[5]),
+        title=row[6],
+        owner=row[7],
+        tags=tuple(decode_json(row[8])),
+        model=row[9],
+        system=decode_json(row[10]),
+        expires_at=None if row[11] is None else from_us(row[11]),
+        metadata=decode_json(row[12]),
+    )
+
+
+def _range(pk: int, start: int = 0) -> tuple[int, int]:
+    return (pk << _SEQ_BITS) | start, (pk << _SEQ_BITS) | _SEQ_MASK
+
+
+class SQLiteStore(StoreBase):
+    """A store in one SQLite file. ``busy_timeout`` (seconds) is how long a writer waits for another one;
+    ``synchronous="FULL"`` makes every committed turn survive a power loss ("NORMAL": survives a process
+    crash)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, synchronous: str = "FULL"
+    ) -> None:
+        self.path = Path(path)
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if busy_timeout < 0:
+            raise ConfigurationError("busy_timeout must be >= 0 seconds")
+        self._busy_timeout = float(busy_timeout)
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+        if not self.path.parent.is_dir():
+            raise StoreUnavailable(
+                f"cannot open SQLite store {str(self.path)!r}:"
+                f" directory {str(self.path.parent)!r} does not exist"
+                + (
+                    " (sqlite:///name is relative to the working directory; use four slashes,"
+                    " sqlite:////abs/path, for an absolute path)"
+                    if not self.path.is_absolute()
+                    else ""
+                )
+            )
+        self._migrate(self._conn())
+
+    # -- connections ----------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable("this SQLite store is closed")
+        if os.getpid() != self._pid:
+            # A forked child must not use the parent's connections (SQLite forbids it): start afresh, and
+            # leave the inherited ones alone rather than closing them under the parent's feet.
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._connections = []
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA secure_delete=ON")
+                conn.execute("PRAGMA foreign_keys=OFF")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {str(self.path)!r}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(
+                    f"SQLite store {str(self.path)!r} cannot use WAL (journal mode {mode})"
+                )
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current == len(MIGRATIONS):
+                return
+            with self._write(conn):
+                current = conn.execute("PRAGMA user_version").fetchone()[0]
+                if current > len(MIGRATIONS):
+                    raise StoreUnavailable(
+                        f"SQLite store {str(self.path)!r} has schema version {current}, newer than this"
+                        f" claude-history understands ({len(MIGRATIONS)}); upgrade claude-history"
+                    )
+                for number in range(current, len(MIGRATIONS)):
+                    for statement in MIGRATIONS[number]:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {str(self.path)!r}: {exc}") from exc
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction; taking the write lock up front means the version read inside it is the one
+        the commit is based on (compare-and-swap)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(
+                f"SQLite store {str(self.path)!r} is busy"
+                f" (waited {self._busy_timeout:g}s for the write lock): {exc}"
+            ) from exc
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot across the queries inside."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _row(self, conn: sqlite3.Connection, session_id: str) -> Any:
+        return conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+
+    def _live_row(self, conn: sqlite3.Connection, session_id: str, now: int, *, purge: bool) -> Any:
+        """The session's row, or None when absent or expired (an expired session is purged when writing)."""
+        row = self._row(conn, session_id)
+        if row is not None and is_expired(row[11], now):
+            if purge:
+                self._delete_pk(conn, row[0])
+            return None
+        return row
+
+    def _delete_pk(self, conn: sqlite3.Connection, pk: int) -> None:
+        low, high = _range(pk)
+        conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (low, high))
+        conn.execute("DELETE FROM messages_fts WHERE rowid BETWEEN ? AND ?", (low, high))
+        conn.execute("DELETE FROM summaries WHERE session_pk = ?", (pk,))
+        conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
+        conn.execute("DELETE FROM sessions WHERE pk = ?", (pk,))
+
+    def _compact_index(self, conn: sqlite3.Connection) -> None:
+        # FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
+        # 'optimize' merges them now, so a deleted session's words are really gone from the file.
+        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+
+    def _insert_messages(
+        self,
+        conn: sqlite3.Connection,
+        pk: int,
+        start: int,
+        rows: Iterable[tuple[str, str, str | None, str | None, int, str]],
+    ) -> None:
+        base = pk << _SEQ_BITS
+        messages = []
+        index = []
+        for offset, (role, message_json, model, usage_json, created, text) in enumerate(rows):
+            rowid = base | (start + offset)
+            messages.append((rowid, role, message_json, model, usage_json, created))
+            if text:
+                index.append((rowid, role, text))
+        conn.executemany(
+            "INSERT INTO messages (id, role, content, model, usage, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            messages,
+        )
+        conn.executemany("INSERT INTO messages_fts (rowid, role, text) VALUES (?, ?, ?)", index)
+
+    # -- Store ----------------------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionData:
+        check_session_id(session_id)
+        with self._read() as conn:
+            row = self._live_row(conn, session_id, now_us(), purge=False)
+            if row is None:
+                raise SessionNotFound(session_id)
+            low, high = _range(row[0])
+            rows = conn.execute(
+                "SELECT id, content, model, usage, created_at FROM messages"
+                " WHERE id BETWEEN ? AND ? ORDER BY id",
+                (low, high),
+            ).fetchall()
+            summary_rows = conn.execute(
+                'SELECT start, "end", text, model, usage, created_at FROM summaries'
+                " WHERE session_pk = ? ORDER BY id",
+                (row[0],),
+            ).fetchall()
+        messages = [
+            StoredMessage(
+                seq=rowid & _SEQ_MASK,
+                message=decode_json(content),
+                model=model,
+                usage=decode_json(usage),
+                created_at=from_us(created),
+            )
+            for rowid, content, model, usage, created in rows
+        ]
+        summaries = [
+            Summary(start=s, end=e, text=t, model=m, usage=decode_json(u), created_at=from_us(c))
+            for s, e, t, m, u, c in summary_rows
+        ]
+        return SessionData(info=_info(row), messages=messages, summaries=summaries)
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        check_session_id(session_id)
+        conn = self._conn()
+        row = self._live_row(conn, session_id, now_us(), purge=False)
+        if row is None:
+            raise SessionNotFound(session_id)
+        return _info(row)
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        check_session_id(session_id)
+        check_expected_version(expected_version)
+        encoded = encode_entries(entries)
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            row = self._live_row(conn, session_id, now, purge=True)
+            actual = 0 if row is None else row[2]
+            if actual != expected_version:
+                raise conflict(session_id, expected_version, actual, entries)
+            if row is None:
+                pk = conn.execute(
+                    "INSERT INTO sessions (id, version, message_count, created_at, updated_at)"
+                    " VALUES (?, 1, ?, ?, ?) RETURNING pk",
+                    (session_id, len(encoded), now, now),
+                ).fetchone()[0]
+                start = 0
+            else:
+                pk, start = row[0], row[3]
+                conn.execute(
+                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?"
+                    " WHERE pk = ?",
+                    (start + len(encoded), now, pk),
+                )
+            self._insert_messages(
+                conn,
+                pk,
+                start,
+                ((e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded),
+            )
+        return expected_version + 1
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        changes = check_session_changes(
+            {
+                "title": title,
+                "owner": owner,
+                "tags": tags,
+                "model": model,
+                "system": system,
+                "expires_at": expires_at,
+                "metadata": metadata,
+            }
+        )
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            row = self._live_row(conn, session_id, now, purge=True)
+            if row is None:
+                if not create:
+                    raise SessionNotFound(session_id)
+                pk = conn.execute(
+                    "INSERT INTO sessions (id, version, created_at, updated_at)"
+                    " VALUES (?, 0, ?, ?) RETURNING pk",
+                    (session_id, now, now),
+                ).fetchone()[0]
+            else:
+                pk = row[0]
+            assignments = ["updated_at = ?"]
+            values: list[Any] = [now]
+            for name, value in changes.items():
+                assignments.append(f"{name} = ?")
+                if name in ("system", "metadata", "tags"):
+                    values.append(None if value is None else dumps(list(value) if name == "tags" else value))
+                elif name == "expires_at":
+                    values.append(None if value is None else to_us(value))
+                else:
+                    values.append(value)
+            conn.execute(f"UPDATE sessions SET {', '.join(assignments)} WHERE pk = ?", (*values, pk))
+            if "tags" in changes:
+                conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
+                conn.executemany(
+                    "INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)",
+                    ((pk, t) for t in changes["tags"]),
+                )
+            info = _info(
+                conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE pk = ?", (pk,)).fetchone()
+            )
+            if is_expired(None if info.expires_at is None else to_us(info.expires_at), now):
+                self._delete_pk(conn, pk)  # expiring it in the past ends it now, as Redis would
+        return info
+
+    def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        check_page(limit, offset)
+        clauses = ["(expires_at IS NULL OR expires_at > ?)"]
+        values: list[Any] = [now_us()]
+        if owner is not None:
+            clauses.append("owner = ?")
+            values.append(owner)
+        if tag is not None:
+            clauses.append("pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)")
+            values.append(tag)
+        rows = self._conn().execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(clauses)}"
+            " ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
+            (*values, limit, offset),
+        )
+        return [_info(row) for row in rows]
+
+    def delete(self, session_id: str) -> bool:
+        check_session_id(session_id)
+        conn = self._conn()
+        with self._write(conn):
+            row = self._row(conn, session_id)
+            if row is None:
+                return False
+            self._delete_pk(conn, row[0])
+            self._compact_index(conn)
+        return not is_expired(row[11], now_us())
+
+    def save_summary(self, session_id: str, summary: Summary) -> None:
+        check_session_id(session_id)
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            row = self._live_row(conn, session_id, now, purge=True)
+            if row is None:
+                raise SessionNotFound(session_id)
+            check_summary(summary, row[3])
+            conn.execute(
+                'INSERT INTO summaries (session_pk, start, "end", text, model, usage, created_at)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row[0],
+                    summary.start,
+                    summary.end,
+                    summary.text,
+                    summary.model,
+                    None if summary.usage is None else dumps(dict(summary.usage)),
+                    now if summary.created_at is None else to_us(summary.created_at),
+                ),
+            )
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        terms = search_terms(query)
+        check_page(limit, 0)
+        if not terms or not limit:
+            return []
+        match = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        sql = (
+            "SELECT s.id, f.rowid, f.role, f.text FROM messages_fts f"
+            " JOIN sessions s ON s.pk = (f.rowid >> 32)"
+            " WHERE messages_fts MATCH ? AND (s.expires_at IS NULL OR s.expires_at > ?)"
+        )
+        values: list[Any] = [match, now_us()]
+        with self._read() as conn:
+            if session_id is not None:
+                row = self._row(conn, check_session_id(session_id))
+                if row is None:
+                    return []
+                low, high = _range(row[0])
+                sql += " AND f.rowid BETWEEN ? AND ?"
+                values += [low, high]
+            rows = conn.execute(sql + " ORDER BY f.rank, f.rowid LIMIT ?", (*values, limit)).fetchall()
+        return [
+            SearchHit(sid, rowid & _SEQ_MASK, role, make_snippet(text, terms))
+            for sid, rowid, role, text in rows
+        ]
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        moment = now_us() if now is None else to_us(now)
+        conn = self._conn()
+        with self._write(conn):
+            pks = [
+                pk
+                for (pk,) in conn.execute(
+                    "SELECT pk FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?", (moment,)
+                ).fetchall()
+            ]
+            for pk in pks:
+                self._delete_pk(conn, pk)
+            if pks:
+                self._compact_index(conn)
+        return len(pks)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                conn.close()
+
+    # -- primitives for the generic operations --------------------------------------------------------------
+
+    def _create(self, data: SessionData) -> None:
+        info = data.info
+        session_id = check_session_id(info.id)
+        rows = [
+            (
+                m.role,
+                dumps(m.message),
+                m.model,
+                None if m.usage is None else dumps(m.usage),
+                to_us(m.created_at),
+                message_text(m.message),
+            )
+            for m in data.messages
+        ]
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            existing = self._live_row(conn, session_id, now, purge=True)
+            if existing is not None:
+                raise conflict(session_id, 0, existing[2])
+            pk = conn.execute(
+                "INSERT INTO sessions (id, version, message_count, created_at, updated_at, title, owner,"
+                " tags, model, system, expires_at, metadata)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+                (
+                    session_id,
+                    info.version,
+                    len(rows),
+                    to_us(info.created_at),
+                    to_us(info.updated_at),
+                    info.title,
+                    info.owner,
+                    dumps(list(info.tags)),
+                    info.model,
+                    None if info.system is None else dumps(info.system),
+                    None if info.expires_at is None else to_us(info.expires_at),
+                    dumps(info.metadata),
+                ),
+            ).fetchone()[0]
+            conn.executemany(
+                "INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)", ((pk, t) for t in info.tags)
+            )
+            self._insert_messages(conn, pk, 0, rows)
+            conn.executemany(
+                'INSERT INTO summaries (session_pk, start, "end", text, model, usage, created_at)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        pk,
+                        s.start,
+                        s.end,
+                        s.text,
+                        s.model,
+                        None if s.usage is None else dumps(dict(s.usage)),
+                        now if s.created_at is None else to_us(s.created_at),
+                    )
+                    for s in data.summaries
+                ),
+            )
+
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        check_session_id(session_id)
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            row = self._live_row(conn, session_id, now, purge=True)
+            if row is None:
+                raise SessionNotFound(session_id)
+            if row[2] != expected_version:
+                raise conflict(session_id, expected_version, row[2])
+            pk = row[0]
+            low, high = _range(pk, to)
+            conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (low, high))
+            conn.execute("DELETE FROM messages_fts WHERE rowid BETWEEN ? AND ?", (low, high))
+            conn.execute('DELETE FROM summaries WHERE session_pk = ? AND "end" > ?', (pk, to))
+            conn.execute(
+                "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
+                (min(to, row[3]), now, pk),
+            )
+        return expected_version + 1
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"

@@ -1,0 +1,99 @@
+"""``ThreadedAsyncStore``: the ``AsyncStore`` twin of any sync store (memory, SQLite, files, or an encrypted
+wrapper of one), so ``AsyncChat`` never blocks its event loop on disk I/O.
+
+Each call runs on a small dedicated thread pool (not the loop's default executor, which other code may fill),
+so the number of database connections stays bounded. Semantics are the wrapped store's, unchanged. A call
+cannot be interrupted once it runs: if the awaiting task is cancelled, an ``append`` in flight still completes
+or fails as a whole in its thread, which keeps the store consistent (reload to see which)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from .base import Entry, SearchHit, SessionData, SessionInfo, Store, Summary
+
+__all__ = ["ThreadedAsyncStore"]
+
+T = TypeVar("T")
+
+
+class ThreadedAsyncStore:
+    """Runs a sync ``Store`` in worker threads. ``max_workers`` bounds the concurrent calls (and, for SQLite,
+    the connections)."""
+
+    def __init__(self, store: Store, *, max_workers: int = 4) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="claude-history-store"
+        )
+
+    async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+
+    async def load(self, session_id: str) -> SessionData:
+        return await self._run(self.store.load, session_id)
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        return await self._run(self.store.get_session, session_id)
+
+    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        return await self._run(
+            self.store.append, session_id, list(entries), expected_version=expected_version
+        )
+
+    async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
+        return await self._run(self.store.update_session, session_id, **changes)
+
+    async def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        return await self._run(self.store.list_sessions, owner=owner, tag=tag, limit=limit, offset=offset)
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._run(self.store.delete, session_id)
+
+    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        return await self._run(self.store.fork, session_id, at=at, new_id=new_id)
+
+    async def rewind(
+        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+    ) -> int:
+        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version)
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        await self._run(self.store.save_summary, session_id, summary)
+
+    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        return await self._run(self.store.search, query, session_id=session_id, limit=limit)
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._run(self.store.purge_expired, now)
+
+    async def export_jsonl(self, session_id: str) -> str:
+        return await self._run(self.store.export_jsonl, session_id)
+
+    async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
+        if not isinstance(data, str):
+            data = list(data)  # read an iterator here, not concurrently from a worker thread
+        return await self._run(self.store.import_jsonl, data, session_id=session_id)
+
+    async def aclose(self) -> None:
+        try:
+            await self._run(self.store.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> ThreadedAsyncStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ThreadedAsyncStore({self.store!r})"
