@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from ..errors import SessionNotFound
-from .errors import EXPECTED_ERRORS, CliError, describe_error
+from .errors import EXPECTED_ERRORS, CliError, CliSetupError, describe_error
 from .lines import LineReader, make_reader
 from .options import err_console, out_console, store_option
 from .render import format_cost, format_usage, render_session
@@ -97,7 +97,7 @@ def chat_command(
         else:
             client = anthropic.Anthropic()
             if not _has_credentials(client):
-                raise CliError(MISSING_KEY_MESSAGE, exit_code=2)
+                raise CliSetupError(MISSING_KEY_MESSAGE)
         stack.callback(client.close)
 
         from ..stores import open_store
@@ -280,7 +280,7 @@ class _Repl:
         except SessionNotFound:
             self.out.print("No messages yet.")
             return
-        render_session(self.out, data, _cost_function())
+        render_session(self.out, data)
 
     def _session_info(self) -> None:
         self.out.print(f"session {self.session.id}", markup=False)
@@ -317,13 +317,3 @@ def _quote(value: str) -> str:
     import shlex
 
     return shlex.quote(value)
-
-
-def _cost_function() -> Callable[[Any, str | None], float | None] | None:
-    """The library's price table as ``cost(usage, model)``, if the pricing module offers one."""
-    try:
-        from .. import pricing
-    except ImportError:
-        return None
-    cost = getattr(pricing, "cost_of", None)
-    return cost if callable(cost) else None

@@ -16,18 +16,24 @@ from ..errors import (
     StoreUnavailable,
 )
 
-__all__ = ["EXPECTED_ERRORS", "CliError", "describe_error"]
+__all__ = ["EXPECTED_ERRORS", "CliError", "CliSetupError", "cli_error", "describe_error"]
 
 # Exceptions a user can cause or meet in normal operation: shown as one line, never as a traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HistoryError, anthropic.AnthropicError)
 
 
 class CliError(click.ClickException):
-    """A ClickException with a chosen exit code (click prints ``Error: <message>`` to stderr)."""
+    """A failure shown as ``Error: <message>`` on stderr, exit code 1."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+
+class CliSetupError(CliError):
+    """A failure of the setup (missing key, bad URL or option value): exit code 2, like usage errors."""
+
+    exit_code = 2
+
+
+def cli_error(message: str, exit_code: int = 1) -> CliError:
+    return CliSetupError(message) if exit_code == 2 else CliError(message)
 
 
 def describe_error(exc: BaseException) -> str:

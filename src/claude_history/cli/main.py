@@ -10,7 +10,7 @@ import click
 from .. import __version__
 from ..errors import ConfigurationError
 from .chat_command import chat_command
-from .errors import EXPECTED_ERRORS, CliError, describe_error
+from .errors import EXPECTED_ERRORS, cli_error, describe_error
 from .sessions_command import sessions_group
 
 __all__ = ["cli", "main"]
@@ -22,7 +22,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EXPECTED_ERRORS as exc:
             code = 2 if isinstance(exc, ConfigurationError) else 1
-            raise CliError(describe_error(exc), exit_code=code) from exc
+            raise cli_error(describe_error(exc), code) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

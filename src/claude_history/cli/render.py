@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,13 +14,16 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..pricing import PricingWarning, cost_of
 from ..stores.base import SearchHit, SessionData, SessionInfo, StoredMessage
+from ..usage import TokenUsage
 
 __all__ = [
     "USAGE_FIELDS",
     "content_text",
     "format_cost",
     "format_usage",
+    "message_cost",
     "render_hits",
     "render_session",
     "render_sessions",
@@ -33,8 +37,6 @@ USAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("cache_creation_input_tokens", "cache write"),
     ("cache_read_input_tokens", "cache read"),
 )
-
-CostFn = Callable[[Mapping[str, Any], str | None], "float | None"]
 
 
 def usage_dict(usage: Any) -> dict[str, Any]:
@@ -132,11 +134,20 @@ def render_sessions(console: Console, sessions: Sequence[SessionInfo]) -> None:
     console.print(table)
 
 
-def render_session(console: Console, data: SessionData, cost_of: CostFn | None = None) -> None:
+def message_cost(message: StoredMessage) -> float | None:
+    """Cost of the API call that produced this reply; ``None`` when the model has no price (no warning noise:
+    the display says "cost unknown")."""
+    if not message.usage:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PricingWarning)
+        return cost_of(message.usage, message.model)
+
+
+def render_session(console: Console, data: SessionData) -> None:
     """Every message with its role and time; replies with their model, usage and cost; then totals."""
     info = data.info
-    header = Text(f"Session {info.id}", style="bold")
-    console.print(header)
+    console.print(Text(f"Session {info.id}", style="bold"))
     meta = [
         f"created {_when(info.created_at)}",
         f"updated {_when(info.updated_at)}",
@@ -152,39 +163,52 @@ def render_session(console: Console, data: SessionData, cost_of: CostFn | None =
     if info.title:
         console.print(Text(f"title: {info.title}", style="dim"))
     if info.system:
-        console.print(Rule(Text("system", style="magenta"), align="left"))
+        console.print()
+        console.print(Text("system", style="bold magenta"))
         console.print(Text(content_text(info.system)))
-    totals: dict[str, int] = {}
-    total_cost: float | None = 0.0
+    totals = TokenUsage()
+    total_cost = 0.0
+    unpriced = 0
+    replies = 0
     for message in data.messages:
-        console.print(Rule(_message_title(message, cost_of), align="left"))
+        cost = message_cost(message)
+        console.print()
+        console.print(_message_title(message, cost))
         console.print(Text(content_text(message.message.get("content"))))
         if message.usage:
-            for key, _ in USAGE_FIELDS:
-                totals[key] = totals.get(key, 0) + int(message.usage.get(key) or 0)
-            cost = cost_of(message.usage, message.model) if cost_of else None
-            total_cost = None if cost is None or total_cost is None else total_cost + cost
+            replies += 1
+            totals = totals + TokenUsage.from_api(message.usage)
+            if cost is None:
+                unpriced += 1
+            else:
+                total_cost += cost
     for summary in data.summaries:
-        console.print(
-            Text(f"[summary of messages {summary.start}-{summary.end - 1}] {summary.text}", style="dim")
-        )
+        note = f"[summary of messages {summary.start}-{summary.end - 1}] {summary.text}"
+        console.print(Text(note, style="dim"))
     console.print(Rule(style="dim"))
-    line = f"{len(data.messages)} messages · {format_usage(totals) if totals else 'no usage recorded'}"
-    if cost_of is not None and totals:
-        line += f" · {format_cost(total_cost)}"
+    line = f"{len(data.messages)} messages"
+    if replies:
+        line += f" · {format_usage(totals)} · "
+        if unpriced == replies:
+            line += format_cost(None)
+        elif unpriced:
+            line += (
+                f"at least {format_cost(total_cost)} (+{unpriced} of {replies} replies from unpriced models)"
+            )
+        else:
+            line += format_cost(total_cost)
     console.print(Text(line, style="bold"))
 
 
-def _message_title(message: StoredMessage, cost_of: CostFn | None) -> Text:
+def _message_title(message: StoredMessage, cost: float | None) -> Text:
     style = "cyan" if message.role == "user" else "green"
-    title = Text(f"#{message.seq} {message.role}", style=style)
+    title = Text(f"#{message.seq} {message.role}", style="bold " + style)
     extra = [_when(message.created_at)]
     if message.model:
         extra.append(message.model)
     if message.usage:
         extra.append(format_usage(message.usage))
-        if cost_of is not None:
-            extra.append(format_cost(cost_of(message.usage, message.model)))
+        extra.append(format_cost(cost))
     title.append(" · " + " · ".join(e for e in extra if e), style="dim")
     return title
 

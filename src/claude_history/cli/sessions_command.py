@@ -61,11 +61,9 @@ def list_command(
 @store_option
 def show_command(session_id: str, store_url: str | None) -> None:
     """Every message of a session, with the model, token usage and cost of each reply."""
-    from .chat_command import _cost_function
-
     with _opened(store_url) as store:
         data = store.load(session_id)
-    render_session(out_console(), data, _cost_function())
+    render_session(out_console(), data)
 
 
 @sessions_group.command("search")
