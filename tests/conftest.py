@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+pytest_plugins = ["claude_history.testing.pytest_plugin"]
+
 REQUIRE_SERVICES = os.environ.get("CLAUDE_HISTORY_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("CLAUDE_HISTORY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CLAUDE_HISTORY_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -1,0 +1,15 @@
+"""Test your Claude application offline: a local Messages API simulator and its pytest fixture.
+
+>>> from claude_history.testing import Simulator
+>>> with Simulator() as sim:                       # doctest: +SKIP
+...     client = sim.client()
+...     client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+
+See docs/simulator.md for what it models.
+"""
+
+from __future__ import annotations
+
+from ._server import Simulator
+
+__all__ = ["Simulator"]

@@ -1,0 +1,37 @@
+"""``python -m claude_history.testing [--host H] [--port P]``: run the simulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from ._server import Simulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m claude_history.testing", description="A local Claude Messages API simulator."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    args = parser.parse_args(argv)
+    sim = Simulator(host=args.host, port=args.port)
+    try:
+        sim.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(sim.base_url, flush=True)
+    print(f"export ANTHROPIC_BASE_URL={sim.base_url} ANTHROPIC_API_KEY=test   # Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,565 @@
+"""The simulator: a local HTTP server that speaks the Messages API (stdlib only: the package depends on anthropic
+alone)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from claude_history.models import MODELS
+
+from ._cache import PromptCache
+from ._common import ApiError, bad_request, error_type_for
+from ._replies import (
+    Reply,
+    ThinkingSigner,
+    apply_limits,
+    compaction_summary,
+    default_reply,
+    message_id,
+    request_digest,
+)
+from ._tokens import Counter, build_layout, chain
+from ._validation import Request, check_thinking, parse_request
+
+if TYPE_CHECKING:
+    import anthropic
+
+__all__ = ["Simulator"]
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the API's request size limit for /v1/messages (413 request_too_large)
+
+
+@dataclass
+class _Fault:
+    status: int
+    error_type: str
+    retry_after: float | None
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] | None = None  # a streamed reply
+    cut_after: int | None = None  # close the connection after this many events
+
+
+class Simulator:
+    """A local Messages API for tests: validation, usage, prompt caching, streaming and faults on demand.
+
+    Use it as a context manager (or ``start()`` / ``stop()``) and point the SDK at :attr:`base_url`.
+    All methods are thread-safe.
+    """
+
+    max_body_bytes = MAX_BODY_BYTES
+
+    def __init__(
+        self, clock: Callable[[], float] | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._clock = clock or time.monotonic
+        self._offset = 0.0
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._requests: list[dict[str, Any]] = []
+        self._replies: deque[Reply] = deque()
+        self._faults: deque[_Fault] = deque()
+        self._cuts: deque[int] = deque()
+        self._cache = PromptCache()
+        self._signer = ThinkingSigner()
+        self._serial = 0
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Start serving in a background thread; returns ``self``."""
+        with self._lock:
+            if self._server is not None:
+                return self
+            server = _HTTPServer((self._host, self._port), _Handler)
+            server.simulator = self
+            self._server = server
+            self._port = server.server_address[1]
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="claude-history-simulator", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``, for ``anthropic.Anthropic(base_url=...)``."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not running: use `with Simulator() as sim:` or call start()")
+        return f"http://{self._host}:{self._port}"
+
+    def client(self, **kwargs: Any) -> anthropic.Anthropic:
+        """An ``anthropic.Anthropic`` client for this simulator (extra keyword arguments pass through)."""
+        import anthropic
+
+        kwargs.setdefault("api_key", "test")
+        return anthropic.Anthropic(base_url=self.base_url, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        """An ``anthropic.AsyncAnthropic`` client for this simulator."""
+        import anthropic
+
+        kwargs.setdefault("api_key", "test")
+        return anthropic.AsyncAnthropic(base_url=self.base_url, **kwargs)
+
+    # ---- test controls ---------------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received, in order: dicts with ``method``, ``path``, ``headers`` and ``body``."""
+        with self._lock:
+            return list(self._requests)
+
+    def reply_with(self, content: str | list[dict[str, Any]], stop_reason: str = "end_turn") -> None:
+        """Queue the content of a later reply (consumed by the next valid /v1/messages request).
+
+        ``content`` is a string or a list of content blocks in the API's JSON form. Thinking blocks without a
+        ``signature`` get a valid one; tool_use blocks without an ``id`` get one.
+        """
+        if isinstance(content, str):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
+        elif isinstance(content, list) and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content):
+            blocks = copy.deepcopy(content)
+        else:
+            raise TypeError("reply_with() takes a string or a list of content block dicts, each with a 'type'")
+        if not isinstance(stop_reason, str):
+            raise TypeError("stop_reason must be a string")
+        with self._lock:
+            self._replies.append(Reply(blocks, stop_reason))
+
+    def fail_next(
+        self, status: int, times: int = 1, error_type: str | None = None, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` requests with HTTP ``status`` and the API's error body for it."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        fault = _Fault(status, error_type or error_type_for(status), retry_after)
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def cut_next_stream(self, after_events: int) -> None:
+        """Close the connection of the next streamed reply after ``after_events`` SSE events."""
+        if after_events < 0:
+            raise ValueError("after_events must be >= 0")
+        with self._lock:
+            self._cuts.append(after_events)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator's clock forward (prompt-cache TTLs)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+
+    def now(self) -> float:
+        """The simulator's clock: the given clock plus every ``advance``."""
+        with self._lock:
+            return self._clock() + self._offset
+
+    def reset(self) -> None:
+        """Forget requests, queued replies, faults, cuts and the prompt cache."""
+        with self._lock:
+            self._requests.clear()
+            self._replies.clear()
+            self._faults.clear()
+            self._cuts.clear()
+            self._cache.clear()
+            self._signer.clear()
+
+    # ---- request handling ------------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], raw: bytes, *, oversize: bool = False
+    ) -> _Response:
+        """Answer one HTTP request (the transport-free core of the server)."""
+        headers = {k.lower(): v for k, v in headers.items()}
+        body: Any = None
+        parse_error: str | None = None
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            parse_error = str(exc)
+        with self._lock:
+            self._requests.append({"method": method, "path": path, "headers": headers, "body": body})
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            error = ApiError(fault.status, f"Simulated {fault.error_type} (HTTP {fault.status}).", fault.error_type)
+            response = _error(error)
+            if fault.retry_after is not None:
+                response.headers["retry-after"] = f"{fault.retry_after:g}"
+            return response
+        try:
+            if oversize:
+                raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
+            return self._route(method, path, headers, body, parse_error)
+        except ApiError as error:
+            return _error(error)
+        except Exception as exc:  # never let a request kill the server: answer like the API's 500
+            return _error(ApiError(500, f"Internal simulator error: {type(exc).__name__}: {exc}"))
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: Any,
+        parse_error: str | None,
+    ) -> _Response:
+        route = urlsplit(path).path.rstrip("/")
+        if route == "/v1/models" and method == "GET":
+            data = [_model_json(name) for name in MODELS]
+            return _Response(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+        if route.startswith("/v1/models/") and method == "GET":
+            name = route.rsplit("/", 1)[1]
+            if name not in MODELS:
+                raise ApiError(404, f"model: {name}", "not_found_error")
+            return _Response(200, _model_json(name))
+        if route not in ("/v1/messages", "/v1/messages/count_tokens"):
+            raise ApiError(404, f"Not found: {method} {route}", "not_found_error")
+        if method != "POST":
+            raise ApiError(405, f"Method {method} not allowed on {route}", "invalid_request_error")
+        if not headers.get("x-api-key") and not headers.get("authorization"):
+            raise ApiError(401, "x-api-key header is required", "authentication_error")
+        if not headers.get("anthropic-version"):
+            raise bad_request("anthropic-version: header is required")
+        if parse_error is not None or body is None:
+            raise bad_request(f"There was an error parsing the body of your request: {parse_error or 'empty body'}")
+        count_only = route.endswith("/count_tokens")
+        req = parse_request(body, count_only=count_only, headers=headers)
+        counter = Counter(req.model, req.info.tokenizer_factor, req.image_sizes)
+        layout = build_layout(req, counter)
+        with self._lock:
+            check_thinking(req, layout.bound_prefix, self._signer.verify)
+        if count_only:
+            return _Response(200, {"input_tokens": layout.total})
+        if layout.total > req.info.context_window:  # facts, verbatim
+            raise bad_request(f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum")
+
+        digest = request_digest(body)
+        with self._lock:
+            usage = self._cache.account(
+                layout.positions, layout.total, req.cache_control, req.info.min_cacheable_tokens, self.now()
+            )
+            queued = self._replies.popleft() if self._replies else None
+            cut = self._cuts.popleft() if req.stream and self._cuts else None
+            self._serial += 1
+            serial = self._serial
+            blocks, stop_reason = self._reply_blocks(req, counter, layout.total, queued, digest)
+            blocks, stop_reason, stop_sequence = apply_limits(blocks, stop_reason, req, counter)
+            self._sign(blocks, req, layout.bind_start, layout.bind_end, digest)
+        output_tokens = max(1, sum(counter.block(b) for b in blocks))
+        message = {
+            "id": message_id(digest, serial),
+            "type": "message",
+            "role": "assistant",
+            "model": req.model,
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": usage.as_usage(output_tokens),
+        }
+        if not req.stream:
+            return _Response(200, message)
+        return _Response(200, events=list(_stream_events(message)), cut_after=cut)
+
+    def _reply_blocks(
+        self, req: Request, counter: Counter, total: int, queued: Reply | None, digest: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        if queued is not None:
+            blocks, stop_reason = copy.deepcopy(queued.content), queued.stop_reason
+        else:
+            reply = default_reply(req, counter, digest)
+            blocks, stop_reason = reply.content, reply.stop_reason
+        for k, block in enumerate(blocks):
+            if block["type"] in ("tool_use", "server_tool_use") and not block.get("id"):
+                block["id"] = f"toolu_sim{digest[:16]}{k:02d}"
+            if block["type"] in ("tool_use", "server_tool_use"):
+                block.setdefault("input", {})
+        if req.compaction is not None and total > req.compaction.trigger:
+            compaction = {"type": "compaction", "content": compaction_summary(req)}
+            if req.compaction.pause_after:
+                return [compaction], "compaction"
+            blocks.insert(0, compaction)
+        return blocks, stop_reason
+
+    def _sign(
+        self, blocks: list[dict[str, Any]], req: Request, bind_start: str, bind_end: str, digest: str
+    ) -> None:
+        """Give default thinking blocks their signature; remember the ones a test queued."""
+        state = bind_end
+        binds = req.info.binds_thinking
+        first = True
+        for block in blocks:
+            if block["type"] == "compaction":
+                state, first = bind_start, True  # the model's view restarts at the compaction block
+            if block["type"] == "thinking":
+                prefix = state if binds else None
+                if not block.get("signature"):
+                    block["signature"] = self._signer.sign(block.get("thinking", ""), prefix)
+                else:
+                    self._signer.remember(block["signature"], block.get("thinking", ""), prefix)
+            state = chain(state, "assistant", first, block)
+            first = False
+
+
+def _model_json(name: str) -> dict[str, Any]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
+
+
+def _error(error: ApiError) -> _Response:
+    return _Response(error.status, error.body())
+
+
+# ---- SSE -------------------------------------------------------------------------------------------------------
+
+
+def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The API's event sequence for ``message``; the SDK's accumulator rebuilds exactly ``message``.
+
+    text, thinking and tool_use blocks stream as deltas; every other block (redacted thinking, server tool blocks,
+    compaction) comes whole in its content_block_start.
+    """
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+    yield {"type": "message_start", "message": start}
+    pinged = False
+    for index, block in enumerate(message["content"]):
+        kind = block["type"]
+        if kind == "text":
+            head = {k: v for k, v in block.items() if k not in ("text", "citations")}
+            head["text"] = ""
+            if block.get("citations"):
+                head["citations"] = []
+            deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
+            deltas += [{"type": "text_delta", "text": piece} for piece in _text_pieces(block["text"])]
+        elif kind == "thinking":
+            head = {**block, "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": piece} for piece in _text_pieces(block["thinking"])]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        elif kind == "tool_use":
+            head = {**block, "input": {}}
+            text = json.dumps(block["input"], ensure_ascii=False)
+            deltas = [{"type": "input_json_delta", "partial_json": text[k : k + 24]} for k in range(0, len(text), 24)]
+        else:
+            head, deltas = block, []
+        yield {"type": "content_block_start", "index": index, "content_block": head}
+        if not pinged:
+            yield {"type": "ping"}
+            pinged = True
+        for delta in deltas:
+            yield {"type": "content_block_delta", "index": index, "delta": delta}
+        yield {"type": "content_block_stop", "index": index}
+    if not pinged:
+        yield {"type": "ping"}
+    yield {
+        "type": "message_delta",
+        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+        "usage": {
+            "output_tokens": usage["output_tokens"],
+            "input_tokens": usage["input_tokens"],
+            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+            "cache_read_input_tokens": usage["cache_read_input_tokens"],
+        },
+    }
+    yield {"type": "message_stop"}
+
+
+def _text_pieces(text: str) -> list[str]:
+    """Split text into deltas of about three words; joined they are exactly ``text``."""
+    words: list[str] = []
+    current = ""
+    count = 0
+    for ch in text:
+        current += ch
+        if ch.isspace():
+            count += 1 if current.strip() and not current[-2:-1].isspace() else 0
+            if count >= 3:
+                words.append(current)
+                current, count = "", 0
+    if current:
+        words.append(current)
+    return words
+
+
+# ---- HTTP ------------------------------------------------------------------------------------------------------
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    simulator: Simulator
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def track(self, conn: socket.socket, opened: bool) -> None:
+        with self._open_lock:
+            if opened:
+                self._open.add(conn)
+            else:
+                self._open.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read .requests instead
+        pass
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        sim = self.server.simulator
+        try:
+            raw = self._read_body(sim.max_body_bytes)
+        except ValueError as exc:
+            self.close_connection = True
+            self._send_json(_error(bad_request(f"Invalid request framing: {exc}")), "req_sim_invalid")
+            return
+        response = sim.handle(self.command, self.path, dict(self.headers.items()), raw or b"", oversize=raw is None)
+        request_id = f"req_sim{len(sim.requests):08d}"
+        if response.events is None:
+            self._send_json(response, request_id)
+        else:
+            self._send_stream(response, request_id)
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body, or ``None`` when it is larger than ``limit`` (it is read and dropped)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        if length > limit:
+            # Read and drop the body in pieces so the answer reaches the client; remember only its size.
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            return None
+        return self.rfile.read(length)
+
+    def _send_json(self, response: _Response, request_id: str) -> None:
+        data = json.dumps(response.body).encode("utf-8")
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("request-id", request_id)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_stream(self, response: _Response, request_id: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", request_id)
+        self.end_headers()
+        assert response.events is not None
+        for n, event in enumerate(response.events):
+            if response.cut_after is not None and n >= response.cut_after:
+                self._cut()
+                return
+            data = f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        if response.cut_after is not None and response.cut_after >= len(response.events):
+            self._cut()
+            return
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _cut(self) -> None:
+        """Drop the connection mid-body: the client sees an incomplete chunked response."""
+        self.close_connection = True
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

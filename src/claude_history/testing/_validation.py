@@ -1,0 +1,672 @@
+"""Request validation as the Messages API does it: status codes and error texts from claude-api-facts.md.
+
+``parse_request`` checks the structure and returns a normalised :class:`Request`; the checks that need token counts
+or thinking signatures (``check_thinking`` and the window check in the server) run after the layout is built.
+Texts marked "facts" are quoted from claude-api-facts.md; the others follow the API's ``path: problem`` style.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_history.images import decode_base64, image_media_type, image_size
+from claude_history.models import ModelInfo, model_info
+
+from ._common import ApiError, bad_request, normalise_content
+
+__all__ = [
+    "MAX_CACHE_BREAKPOINTS",
+    "MAX_MESSAGES",
+    "CompactionConfig",
+    "Request",
+    "check_thinking",
+    "parse_request",
+]
+
+MAX_MESSAGES = 100_000  # facts: "At most 100,000 messages per request."
+MAX_CACHE_BREAKPOINTS = 4  # facts: "on up to 4 blocks"; the top-level automatic one uses a slot.
+DEFAULT_COMPACTION_TRIGGER = 150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+REJECTED_SAMPLING = ("temperature", "top_p", "top_k")  # facts: rejected by anthropic-version 2026-10-21.
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+USER_BLOCKS = {"text", "image", "document", "search_result", "tool_result", "container_upload"}
+ASSISTANT_BLOCKS = {
+    "text",
+    "tool_use",
+    "thinking",
+    "redacted_thinking",
+    "server_tool_use",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "compaction",
+    "container_upload",
+}
+TOOL_RESULT_INNER = {"text", "image", "document", "search_result", "tool_reference"}
+
+PREFILL_REJECTED = (  # facts, verbatim
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
+EMPTY_TEXT = "messages: text content blocks must be non-empty"  # facts
+BLANK_TEXT = "messages: text content blocks must contain non-whitespace text"  # facts
+
+
+@dataclass(frozen=True)
+class CompactionConfig:
+    trigger: int
+    pause_after: bool
+    instructions: str | None
+
+
+@dataclass
+class Request:
+    """A validated request, content normalised to block lists (the blocks are the body's own dicts)."""
+
+    body: dict[str, Any]
+    model: str
+    info: ModelInfo
+    max_tokens: int | None
+    messages: list[dict[str, Any]]
+    system: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    tool_choice: dict[str, Any] | None
+    thinking: dict[str, Any] | None  # None when thinking is off
+    stop_sequences: list[str]
+    stream: bool
+    cache_control: dict[str, Any] | None  # top-level automatic caching
+    compaction: CompactionConfig | None
+    # Where the model's view starts: the latest compaction block (facts: "the API ignores everything before the
+    # latest one"), as (message index, block index); (0, 0) without compaction.
+    start: tuple[int, int] = (0, 0)
+    # Real (width, height) of each base64 image, keyed by id() of its source dict.
+    image_sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def effective_blocks(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(message index, block index, block) of every block the model sees, in order."""
+        mi, bj = self.start
+        out = []
+        for i in range(mi, len(self.messages)):
+            for j, block in enumerate(self.messages[i]["content"]):
+                if i == mi and j < bj:
+                    continue
+                out.append((i, j, block))
+        return out
+
+
+def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) -> Request:
+    """Validate a /v1/messages (or /count_tokens when ``count_only``) body; raise :class:`ApiError` like the API."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    if headers.get("anthropic-version", "") >= "2026-10-21":
+        for name in REJECTED_SAMPLING:
+            if name in body:
+                raise bad_request(f"{name}: Extra inputs are not permitted")
+
+    model = body.get("model")
+    if "model" not in body:
+        raise bad_request("model: Field required")
+    if not isinstance(model, str):
+        raise bad_request("model: Input should be a valid string")
+    info = model_info(model)
+    if info is None:
+        raise ApiError(404, f"model: {model}", "not_found_error")
+
+    max_tokens: int | None = None
+    if not count_only:
+        if "max_tokens" not in body:
+            raise bad_request("max_tokens: Field required")
+        max_tokens = _int(body["max_tokens"], "max_tokens", minimum=1)
+        if max_tokens > info.max_output_tokens:
+            raise bad_request(
+                f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed number of "
+                f"output tokens for {model}"
+            )
+
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("stream: Input should be a valid boolean")
+    if count_only:
+        stream = False
+
+    system = _system(body.get("system"))
+    tools = _tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"), tools)
+    thinking = _thinking(body.get("thinking"), max_tokens)
+    if thinking is not None and tool_choice is not None and tool_choice["type"] in ("any", "tool"):
+        raise bad_request("Thinking may not be enabled when tool_choice forces tool use.")
+    stop_sequences = body.get("stop_sequences", [])
+    if not isinstance(stop_sequences, list) or not all(isinstance(s, str) for s in stop_sequences):
+        raise bad_request("stop_sequences: Input should be a valid list of strings")
+    cache_control = body.get("cache_control")
+    if cache_control is not None:
+        _cache_control(cache_control, "cache_control")
+    compaction = _context_management(body.get("context_management"))
+
+    req = Request(
+        body=body,
+        model=model,
+        info=info,
+        max_tokens=max_tokens,
+        messages=[],
+        system=system,
+        tools=tools,
+        tool_choice=tool_choice,
+        thinking=thinking,
+        stop_sequences=[s for s in stop_sequences if s],
+        stream=stream,
+        cache_control=cache_control,
+        compaction=compaction,
+    )
+    req.messages = _messages(body, req)
+    req.start = _latest_compaction(req.messages)
+    _check_first_and_last(req)
+    _check_tool_pairing(req.messages)
+    _check_breakpoints(req)
+    return req
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# top-level fields
+
+
+def _int(value: Any, path: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{path}: Input should be a valid integer")
+    if value < minimum:
+        raise bad_request(f"{path}: Input should be greater than or equal to {minimum}")
+    return value
+
+
+def _system(system: Any) -> list[dict[str, Any]]:
+    if system is None:
+        return []
+    if isinstance(system, str):
+        if system and not system.strip():
+            raise bad_request("system: text content blocks must contain non-whitespace text")
+        return [{"type": "text", "text": system}] if system else []
+    if not isinstance(system, list):
+        raise bad_request("system: Input should be a valid string or a list of text blocks")
+    for k, block in enumerate(system):
+        path = f"system.{k}"
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise bad_request(f"{path}: Input should be a text block")
+        text = block.get("text")
+        if not isinstance(text, str):
+            raise bad_request(f"{path}.text: Field required" if text is None else f"{path}.text: Input should be a valid string")
+        if not text:
+            raise bad_request("system: text content blocks must be non-empty")
+        if not text.strip():
+            raise bad_request("system: text content blocks must contain non-whitespace text")
+        if "cache_control" in block:
+            _cache_control(block["cache_control"], f"{path}.cache_control")
+    return list(system)
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise bad_request("tools: Input should be a valid list")
+    names: set[str] = set()
+    for k, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise bad_request(f"tools.{k}: Input should be a valid dictionary")
+        kind = tool.get("type", "custom")
+        name = tool.get("name")
+        if kind in (None, "custom"):
+            if not isinstance(name, str):
+                raise bad_request(f"tools.{k}.custom.name: Field required")
+            if not TOOL_NAME.match(name):
+                raise bad_request(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            if not isinstance(tool.get("input_schema"), dict):
+                raise bad_request(f"tools.{k}.custom.input_schema: Field required")
+        elif not isinstance(kind, str) or not isinstance(name, str):
+            raise bad_request(f"tools.{k}: a server tool needs a string `type` and `name`")
+        if name in names:
+            raise bad_request("tools: Tool names must be unique.")
+        names.add(name)
+        if "cache_control" in tool:
+            _cache_control(tool["cache_control"], f"tools.{k}.cache_control")
+    return list(tools)
+
+
+def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        raise bad_request("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    if choice["type"] == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str):
+            raise bad_request("tool_choice.tool.name: Field required")
+        if name not in {t.get("name") for t in tools}:
+            raise bad_request(f"tool_choice.tool.name: tool '{name}' is not in `tools`")
+    if choice["type"] in ("any", "tool") and not tools:
+        raise bad_request("tool_choice: a forced tool choice needs `tools`")
+    return choice
+
+
+def _thinking(thinking: Any, max_tokens: int | None) -> dict[str, Any] | None:
+    if thinking is None:
+        return None
+    if not isinstance(thinking, dict) or thinking.get("type") not in (
+        "enabled",
+        "disabled",
+        "adaptive",
+        "between_tools",
+    ):
+        raise bad_request("thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'")
+    if thinking["type"] == "disabled":
+        return None
+    if thinking["type"] == "enabled":
+        if "budget_tokens" not in thinking:
+            raise bad_request("thinking.enabled.budget_tokens: Field required")
+        budget = _int(thinking["budget_tokens"], "thinking.enabled.budget_tokens", minimum=1024)
+        if max_tokens is not None and budget >= max_tokens:
+            raise bad_request("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    display = thinking.get("display")
+    if display not in (None, "summarized", "omitted"):
+        raise bad_request(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
+    return thinking
+
+
+def _cache_control(cc: Any, path: str) -> None:
+    if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
+        raise bad_request(f"{path}.type: Input should be 'ephemeral'")
+    if cc.get("ttl", "5m") not in ("5m", "1h"):
+        raise bad_request(f"{path}.ttl: Input should be '5m' or '1h'")
+
+
+def _context_management(cm: Any) -> CompactionConfig | None:
+    if cm is None:
+        return None
+    if not isinstance(cm, dict) or not isinstance(cm.get("edits", []), list):
+        raise bad_request("context_management.edits: Input should be a valid list")
+    found: CompactionConfig | None = None
+    for k, edit in enumerate(cm.get("edits", [])):
+        if not isinstance(edit, dict) or not isinstance(edit.get("type"), str):
+            raise bad_request(f"context_management.edits.{k}.type: Field required")
+        if edit["type"] != "compact_20260112":
+            continue  # other edits (clear_tool_uses, clear_thinking) are accepted and not modelled
+        trigger = edit.get("trigger")
+        value = DEFAULT_COMPACTION_TRIGGER
+        if trigger is not None:
+            if not isinstance(trigger, dict) or trigger.get("type") != "input_tokens":
+                raise bad_request(f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'")
+            value = _int(trigger.get("value"), f"context_management.edits.{k}.trigger.value", minimum=1)
+        pause = edit.get("pause_after_compaction", False)
+        instructions = edit.get("instructions")
+        if not isinstance(pause, bool) or not isinstance(instructions, (str, type(None))):
+            raise bad_request(f"context_management.edits.{k}: invalid pause_after_compaction or instructions")
+        found = CompactionConfig(value, pause, instructions)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# messages and content blocks
+
+
+def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
+    if "messages" not in body:
+        raise bad_request("messages: Field required")
+    raw = body["messages"]
+    if not isinstance(raw, list):
+        raise bad_request("messages: Input should be a valid list")
+    if not raw:
+        raise bad_request("messages: at least one message is required")
+    if len(raw) > MAX_MESSAGES:
+        raise bad_request(f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request")
+    out = []
+    last = len(raw) - 1
+    for i, msg in enumerate(raw):
+        if not isinstance(msg, dict):
+            raise bad_request(f"messages.{i}: Input should be a valid dictionary")
+        if "role" not in msg:
+            raise bad_request(f"messages.{i}.role: Field required")
+        role = msg["role"]
+        if role not in ("user", "assistant"):
+            raise bad_request(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if "content" not in msg:
+            raise bad_request(f"messages.{i}.content: Field required")
+        content = msg["content"]
+        if not isinstance(content, (str, list)):
+            raise bad_request(f"messages.{i}.content: Input should be a valid string or a list of content blocks")
+        final_assistant = i == last and role == "assistant"
+        if not content:
+            if final_assistant:
+                out.append({"role": role, "content": []})
+                continue
+            raise bad_request(  # facts, verbatim
+                f"messages.{i}: all messages must have non-empty content except for the optional final assistant "
+                "message"
+            )
+        blocks = normalise_content(content)
+        allowed = USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS
+        for j, block in enumerate(blocks):
+            _block(block, f"messages.{i}.content.{j}", role, allowed, req)
+        out.append({"role": role, "content": blocks})
+    return out
+
+
+def _block(block: Any, path: str, role: str, allowed: set[str], req: Request) -> None:
+    if not isinstance(block, dict):
+        raise bad_request(f"{path}: Input should be a valid dictionary")
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise bad_request(f"{path}.type: Field required")
+    server_result = role == "assistant" and kind.endswith("_tool_result") and kind != "tool_result"
+    if kind not in allowed and not server_result:
+        if kind == "document" and role == "assistant":  # facts: not allowed directly in an assistant message
+            raise bad_request(f"{path}: document blocks are not allowed in assistant messages")
+        raise bad_request(f"{path}.type: '{kind}' blocks are not allowed in {role} messages")
+    if "cache_control" in block:
+        if kind in ("thinking", "redacted_thinking"):
+            raise bad_request(f"{path}.{kind}.cache_control: Extra inputs are not permitted")
+        _cache_control(block["cache_control"], f"{path}.cache_control")
+    if kind == "text":
+        _text(block, path)
+    elif kind == "image":
+        _image(block, path, req)
+    elif kind == "document":
+        _document(block, path)
+    elif kind == "search_result":
+        for name in ("source", "title"):
+            _str_field(block, name, path)
+        _list_of_text(block.get("content"), f"{path}.content")
+    elif kind == "tool_result":
+        _str_field(block, "tool_use_id", path)
+        content = block.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise bad_request(f"{path}.content: Input should be a valid string or a list of content blocks")
+        if isinstance(content, list):
+            for k, inner in enumerate(content):
+                _block(inner, f"{path}.content.{k}", "user", TOOL_RESULT_INNER, req)
+        if not isinstance(block.get("is_error", False), bool):
+            raise bad_request(f"{path}.is_error: Input should be a valid boolean")
+    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        _str_field(block, "id", path)
+        _str_field(block, "name", path)
+        if not isinstance(block.get("input"), dict):
+            raise bad_request(f"{path}.input: Input should be a valid dictionary")
+    elif kind == "thinking":
+        _str_field(block, "thinking", path)
+        _str_field(block, "signature", path)
+    elif kind == "redacted_thinking":
+        _str_field(block, "data", path)
+    elif kind == "compaction":
+        if not isinstance(block.get("content"), (str, type(None))):
+            raise bad_request(f"{path}.content: Input should be a valid string or null")
+    elif server_result:
+        _str_field(block, "tool_use_id", path)
+
+
+def _str_field(block: dict[str, Any], name: str, path: str) -> str:
+    value = block.get(name)
+    if name not in block:
+        raise bad_request(f"{path}.{name}: Field required")
+    if not isinstance(value, str):
+        raise bad_request(f"{path}.{name}: Input should be a valid string")
+    return value
+
+
+def _text(block: dict[str, Any], path: str) -> None:
+    text = _str_field(block, "text", path)
+    if not text:
+        raise bad_request(EMPTY_TEXT)
+    if not text.strip():
+        raise bad_request(BLANK_TEXT)
+    citations = block.get("citations")
+    if citations is not None and not isinstance(citations, list):
+        raise bad_request(f"{path}.citations: Input should be a valid list")
+
+
+def _list_of_text(content: Any, path: str) -> None:
+    if not isinstance(content, list):
+        raise bad_request(f"{path}: Input should be a valid list")
+    for k, inner in enumerate(content):
+        if not isinstance(inner, dict) or inner.get("type") != "text":
+            raise bad_request(f"{path}.{k}: Input should be a text block")
+        _text(inner, f"{path}.{k}")
+
+
+def _image(block: dict[str, Any], path: str, req: Request) -> None:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise bad_request(f"{path}.source: Field required")
+    kind = source.get("type")
+    if kind == "base64":
+        media = source.get("media_type")
+        if media not in IMAGE_MEDIA_TYPES:
+            raise bad_request(
+                f"{path}.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or "
+                "'image/webp'"
+            )
+        data = source.get("data")
+        if not isinstance(data, str):
+            raise bad_request(f"{path}.source.base64.data: Field required")
+        try:
+            raw = decode_base64(data)
+        except ValueError:
+            raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
+        actual = image_media_type(raw)
+        if actual is None:
+            raise bad_request(f"{path}.source.base64: Could not process image")
+        if actual != media:
+            raise bad_request(
+                f"{path}.source.base64.data: The image was specified using the {media} media type, but the image "
+                f"appears to be a {actual} image"
+            )
+        try:
+            req.image_sizes[id(source)] = image_size(raw)
+        except ValueError:
+            raise bad_request(f"{path}.source.base64: Could not process image") from None
+    elif kind == "url":
+        _str_field(source, "url", f"{path}.source.url")
+    elif kind == "file":
+        _str_field(source, "file_id", f"{path}.source.file")
+    else:
+        raise bad_request(f"{path}.source.type: Input should be 'base64', 'url' or 'file'")
+
+
+def _document(block: dict[str, Any], path: str) -> None:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise bad_request(f"{path}.source: Field required")
+    kind = source.get("type")
+    if kind == "base64":
+        if source.get("media_type") != "application/pdf":
+            raise bad_request(f"{path}.source.base64.media_type: Input should be 'application/pdf'")
+        data = _str_field(source, "data", f"{path}.source.base64")
+        try:
+            decode_base64(data)
+        except ValueError:
+            raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
+    elif kind == "text":
+        if source.get("media_type") != "text/plain":
+            raise bad_request(f"{path}.source.text.media_type: Input should be 'text/plain'")
+        _str_field(source, "data", f"{path}.source.text")
+    elif kind == "content":
+        content = source.get("content")
+        if isinstance(content, str):
+            if not content.strip():
+                raise bad_request(BLANK_TEXT)
+        else:
+            _list_of_text(content, f"{path}.source.content")
+    elif kind == "url":
+        _str_field(source, "url", f"{path}.source.url")
+    elif kind == "file":
+        _str_field(source, "file_id", f"{path}.source.file")
+    else:
+        raise bad_request(f"{path}.source.type: Input should be 'base64', 'text', 'content', 'url' or 'file'")
+    for name in ("title", "context"):
+        if block.get(name) is not None and not isinstance(block[name], str):
+            raise bad_request(f"{path}.{name}: Input should be a valid string")
+
+
+def _latest_compaction(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    for i in range(len(messages) - 1, -1, -1):
+        content = messages[i]["content"]
+        for j in range(len(content) - 1, -1, -1):
+            if content[j].get("type") == "compaction":
+                return (i, j)
+    return (0, 0)
+
+
+def _check_first_and_last(req: Request) -> None:
+    messages = req.messages
+    first = messages[0]
+    if first["role"] != "user" and req.start == (0, 0) and not _starts_with_compaction(first):
+        raise bad_request('messages: first message must use the "user" role')
+    last = messages[-1]
+    if last["role"] == "assistant":
+        if not req.info.supports_prefill:
+            raise bad_request(PREFILL_REJECTED)
+        blocks = last["content"]
+        if blocks and blocks[-1].get("type") == "text" and blocks[-1]["text"] != blocks[-1]["text"].rstrip():
+            raise bad_request("messages: final assistant content cannot end with trailing whitespace")
+
+
+def _starts_with_compaction(message: dict[str, Any]) -> bool:
+    return bool(message["content"]) and message["content"][0].get("type") == "compaction"
+
+
+def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
+    """tool_use / tool_result pairing and order; consecutive same-role messages form one turn, as the API merges them."""
+    turns: list[tuple[str, list[tuple[int, int, dict[str, Any]]]]] = []
+    for i, msg in enumerate(messages):
+        blocks = [(i, j, b) for j, b in enumerate(msg["content"])]
+        if turns and turns[-1][0] == msg["role"]:
+            turns[-1][1].extend(blocks)
+        else:
+            turns.append((msg["role"], blocks))
+    seen: set[str] = set()
+    for t, (role, blocks) in enumerate(turns):
+        if role == "assistant":
+            uses = [(i, j, b["id"]) for i, j, b in blocks if b.get("type") == "tool_use"]
+            for i, j, use_id in uses:
+                if use_id in seen:
+                    raise bad_request(f"messages.{i}.content.{j}: `tool_use` ids must be unique: {use_id}")
+                seen.add(use_id)
+            if not uses:
+                continue
+            leading: set[str] = set()
+            if t + 1 < len(turns):
+                for _i, _j, b in turns[t + 1][1]:
+                    if b.get("type") != "tool_result":
+                        break
+                    leading.add(b["tool_use_id"])
+            missing = [(i, use_id) for i, _j, use_id in uses if use_id not in leading]
+            if missing:
+                ids = ", ".join(use_id for _i, use_id in missing)
+                raise bad_request(  # facts, verbatim
+                    f"messages.{missing[0][0]}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {ids}. Each `tool_use` block must have a corresponding `tool_result` block in the next "
+                    "message."
+                )
+        else:
+            previous: set[str] = set()
+            if t > 0:
+                previous = {b["id"] for _i, _j, b in turns[t - 1][1] if b.get("type") == "tool_use"}
+            for i, j, b in blocks:
+                if b.get("type") == "tool_result" and b["tool_use_id"] not in previous:
+                    raise bad_request(  # facts, verbatim
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{b['tool_use_id']}. Each `tool_result` block must have a corresponding `tool_use` block in "
+                        "the previous message."
+                    )
+
+
+def breakpoints_in_order(req: Request) -> list[tuple[str, dict[str, Any]]]:
+    """Every explicit cache_control in prefix order (tools, system, messages), as (path, cache_control)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for k, tool in enumerate(req.tools):
+        if "cache_control" in tool and tool["cache_control"] is not None:
+            found.append((f"tools.{k}", tool["cache_control"]))
+    for k, block in enumerate(req.system):
+        if block.get("cache_control") is not None:
+            found.append((f"system.{k}", block["cache_control"]))
+    for i, msg in enumerate(req.messages):
+        for j, block in enumerate(msg["content"]):
+            if block.get("cache_control") is not None:
+                found.append((f"messages.{i}.content.{j}", block["cache_control"]))
+            if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                for k, inner in enumerate(block["content"]):
+                    if isinstance(inner, dict) and inner.get("cache_control") is not None:
+                        found.append((f"messages.{i}.content.{j}.content.{k}", inner["cache_control"]))
+    return found
+
+
+def _check_breakpoints(req: Request) -> None:
+    marks = [cc for _path, cc in breakpoints_in_order(req)]
+    if req.cache_control is not None:
+        marks.append(req.cache_control)  # automatic caching takes one of the 4 slots (facts)
+    if len(marks) > MAX_CACHE_BREAKPOINTS:
+        raise bad_request(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
+        )
+    seen_5m = False
+    for cc in marks:
+        ttl = cc.get("ttl", "5m")
+        if ttl == "1h" and seen_5m:  # facts: in one request longer TTLs come before shorter ones
+            raise bad_request(
+                "A cache_control entry with ttl='1h' must not come after one with ttl='5m': longer TTLs must come "
+                "first in the prompt (tools, system, messages)."
+            )
+        seen_5m = seen_5m or ttl == "5m"
+
+
+def check_thinking(
+    req: Request,
+    bound_prefix: Mapping[tuple[int, int], str],
+    verify: Callable[[str, str, str | None], bool],
+) -> None:
+    """Thinking blocks must come back unmodified (facts, "Thinking blocks").
+
+    Every model checks the blocks of the current tool-use turn (the assistant messages after the last user message
+    that is not only tool results, when the request ends with tool results). Models that bind thinking to its
+    prefix check every thinking block the model sees, against the prefix before it (``bound_prefix``).
+    ``verify(signature, thinking, prefix_or_None)`` is the signer's check.
+    """
+    binds = req.info.binds_thinking
+    checked: list[tuple[int, int, dict[str, Any]]] = []
+    if binds:
+        checked = [(i, j, b) for i, j, b in req.effective_blocks() if b.get("type") == "thinking"]
+    else:
+        current = _current_tool_turn(req.messages)
+        checked = [
+            (i, j, b)
+            for i, j, b in req.effective_blocks()
+            if i in current and b.get("type") == "thinking"
+        ]
+    for i, j, block in checked:
+        prefix = bound_prefix.get((i, j)) if binds else None
+        if verify(block["signature"], block["thinking"], prefix):
+            continue
+        if binds:
+            raise bad_request(
+                f"messages.{i}.content.{j}: Invalid signature in thinking block. The block is bound to a different "
+                "conversation prefix: system, tools or an earlier message changed since it was generated. Send "
+                "histories append-only, or drop the thinking blocks of earlier turns."
+            )
+        raise bad_request(
+            f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block: thinking blocks of the current "
+            "tool-use turn must be passed back unmodified."
+        )
+
+
+def _current_tool_turn(messages: list[dict[str, Any]]) -> set[int]:
+    """Indices of the assistant messages of the tool-use turn in progress (empty when none is in progress)."""
+    last = messages[-1]
+    if last["role"] != "user" or not any(b.get("type") == "tool_result" for b in last["content"]):
+        return set()
+    out: set[int] = set()
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if msg["role"] == "assistant":
+            out.add(i)
+        elif not all(b.get("type") == "tool_result" for b in msg["content"]):
+            break
+    return out
