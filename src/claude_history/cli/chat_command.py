@@ -28,10 +28,13 @@ __all__ = ["MISSING_KEY_MESSAGE", "chat_command"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
+OFFLINE_HINT = (
+    "Or try it offline: claude-history chat --simulator   (replies come from the built-in simulator)"
+)
+
 MISSING_KEY_MESSAGE = (
     "ANTHROPIC_API_KEY is not set, so there is no way to reach Claude.\n"
-    "  Set it:              export ANTHROPIC_API_KEY=sk-ant-...\n"
-    "  Or try it offline:   claude-history chat --simulator   (replies come from the built-in simulator)"
+    "Set it:            export ANTHROPIC_API_KEY=sk-ant-...\n" + OFFLINE_HINT
 )
 
 SIMULATOR_BANNER = (
@@ -95,7 +98,10 @@ def chat_command(
             client = anthropic.Anthropic(api_key="simulator", base_url=sim.base_url)
             err_console().print(Panel(Text(SIMULATOR_BANNER), border_style="yellow", title="simulator"))
         else:
-            client = anthropic.Anthropic()
+            try:
+                client = anthropic.Anthropic()
+            except anthropic.CredentialsError as exc:  # e.g. a profile that is selected but unreadable
+                raise CliSetupError(f"cannot load Anthropic credentials: {exc}\n{OFFLINE_HINT}") from exc
             if not _has_credentials(client):
                 raise CliSetupError(MISSING_KEY_MESSAGE)
         stack.callback(client.close)
