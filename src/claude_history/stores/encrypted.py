@@ -28,6 +28,7 @@ import hmac
 import json
 import os
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -72,7 +73,7 @@ NONCE_BYTES = 12
 KID_CHARS = 12
 ROTATE_RETRIES = 8
 # A backup younger than this may belong to a rotation running right now in another process.
-STALE_BACKUP_AFTER = timedelta(minutes=10)
+STALE_BACKUP_AFTER = timedelta(minutes=2)
 SEARCH_PAGE = 200
 
 _HKDF_SALT = b"claude-history/session-key/v1"
@@ -242,6 +243,13 @@ def backup_id(session_id: str) -> str:
     """Where ``rotate`` keeps its copy of a session while re-encrypting it (deterministic, so a crashed
     rotation is found again and ``delete`` can remove it)."""
     return BACKUP_PREFIX + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def _parse_time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _is_backup(info: SessionInfo) -> bool:
@@ -542,18 +550,23 @@ class _Ops:
     def load(self, session_id: str) -> _Op[SessionData]:
         raw: SessionData = yield _call("load", session_id)
         rotation = _record(raw.info).get("rotation")
-        if (
-            isinstance(rotation, Mapping)
-            and isinstance(rotation.get("version"), int)
-            and raw.version == rotation["version"] + 1
-            and not raw.messages
-        ):
-            # Mid-rotation, between the rewind and the re-append: the messages are in the backup.
+        if not isinstance(rotation, Mapping) or not isinstance(rotation.get("version"), int):
+            return self.codec.open_data(raw)
+        # Mid-rotation: after the rewind the messages, and until they are re-saved the summaries, are in the
+        # backup; show the session as it was.
+        rewound = raw.version == rotation["version"] + 1 and not raw.messages
+        if not rewound and raw.version != rotation["version"] + 2:
+            return self.codec.open_data(raw)
+        try:
             backup: SessionData = yield _call("load", rotation["backup"])
-            opened = self.codec.open_data(backup, key_session=backup.info.id)
-            info = replace(self.codec.open_info(raw.info), message_count=len(opened.messages))
-            return SessionData(info=info, messages=opened.messages, summaries=opened.summaries)
-        return self.codec.open_data(raw)
+        except SessionNotFound:
+            return self.codec.open_data(raw)
+        saved = self.codec.open_data(backup, key_session=backup.info.id)
+        messages = saved.messages
+        if not rewound:
+            messages = [self.codec.open_message(session_id, m) for m in raw.messages]
+        info = replace(self.codec.open_info(raw.info), message_count=len(messages))
+        return SessionData(info=info, messages=messages, summaries=saved.summaries)
 
     def get_session(self, session_id: str) -> _Op[SessionInfo]:
         info: SessionInfo = yield _call("get_session", session_id)
@@ -771,6 +784,7 @@ class _Ops:
         resumed: list[str] = []
         unchanged = 0
         failed: dict[str, str] = {}
+        errors: list[HistoryError] = []
         for sid in ids:
             try:
                 outcome = yield from self.rotate_session(sid)
@@ -782,6 +796,7 @@ class _Ops:
                 if session_id is not None:
                     raise
                 failed[sid] = str(exc)
+                errors.append(exc)
                 continue
             if outcome == "unchanged":
                 unchanged += 1
@@ -789,7 +804,8 @@ class _Ops:
                 (resumed if outcome == "resumed" else rotated).append(sid)
         if failed:
             first = next(iter(failed.items()))
-            raise DecryptionError(
+            kind = DecryptionError if all(isinstance(e, DecryptionError) for e in errors) else HistoryError
+            raise kind(
                 f"rotation re-encrypted {len(rotated)} sessions but could not rotate {len(failed)} "
                 f"({', '.join(map(repr, list(failed)[:5]))}{'...' if len(failed) > 5 else ''}); their data "
                 f"is unchanged. First error: {first[0]!r}: {first[1]}"
@@ -817,15 +833,15 @@ class _Ops:
                 yield from self._finish_metadata(session_id, plain, record)
                 return "rotated"
             backup = backup_id(session_id)
-            started = datetime.now(timezone.utc)
-            if not (yield from self._write_backup(session_id, backup, plain, started)):
-                continue
             rotation = {
                 "backup": backup,
                 "version": raw.version,
                 "count": len(raw.messages),
-                "started_at": started.isoformat(),
+                "started_at": datetime.now(timezone.utc).isoformat(),
+                "token": uuid.uuid4().hex,
             }
+            if not (yield from self._write_backup(session_id, plain, rotation)):
+                continue
             yield _call(
                 "update_session",
                 session_id,
@@ -844,7 +860,7 @@ class _Ops:
                         session_id,
                         metadata={**fresh.metadata, RESERVED_METADATA_KEY: fresh_record},
                     )
-                yield _call("delete", backup)
+                yield from self._drop_backup(backup, rotation["token"])
                 continue
             yield from self._finish(session_id, backup, after_rewind, plain, record)
             return "rotated"
@@ -852,11 +868,13 @@ class _Ops:
             f"could not rotate session {session_id!r}: it kept changing ({ROTATE_RETRIES} attempts); retry "
             "when it is idle",
             session_id=session_id,
-            expected_version=-1,
+            expected_version=0,
             actual_version=None,
         )
 
-    def _write_backup(self, session_id: str, backup: str, plain: SessionData, started: datetime) -> _Op[bool]:
+    def _write_backup(self, session_id: str, plain: SessionData, rotation: Mapping[str, Any]) -> _Op[bool]:
+        """Copy the session (atomically) to its backup id; False when a stale backup was cleared first."""
+        backup = rotation["backup"]
         copy = SessionData(
             info=replace(
                 plain.info, id=backup, title=None, owner=None, tags=(), expires_at=None, metadata={}
@@ -864,23 +882,43 @@ class _Ops:
             messages=plain.messages,
             summaries=plain.summaries,
         )
-        sealed = self.codec.seal_data(copy, record=self.codec.new_record(backup_of=session_id))
+        mark = {"backup_of": session_id, **{k: rotation[k] for k in ("version", "token", "started_at")}}
+        sealed = self.codec.seal_data(copy, record=self.codec.new_record(**mark))
         try:
             yield _call("import_jsonl", _common.export_session(sealed), session_id=backup)
             return True
         except ConflictError:
             existing: SessionInfo = yield _call("get_session", backup)
-            if started - existing.created_at < STALE_BACKUP_AFTER:
-                raise ConflictError(
-                    f"another rotation of session {session_id!r} seems to be running (backup created at "
-                    f"{existing.created_at.isoformat()}); rotate one session from one process at a time",
-                    session_id=session_id,
-                    expected_version=-1,
-                    actual_version=None,
-                ) from None
-            # Left by a rotation that crashed before marking the session: the session itself is intact.
+        other = _record(existing)
+        started = _parse_time(other.get("started_at"))
+        now = datetime.now(timezone.utc)
+        # A backup of an older version of the session, or one left long ago, belongs to a rotation that lost
+        # its compare-and-swap or died before marking the session: the session itself is intact; drop it.
+        if (
+            other.get("version") == rotation["version"]
+            and started is not None
+            and now - started < STALE_BACKUP_AFTER
+        ):
+            raise ConflictError(
+                f"another rotation of session {session_id!r} seems to be running (started at "
+                f"{started.isoformat()}); rotate a session from one process at a time. If none is running "
+                f"(it crashed), retry after {(started + STALE_BACKUP_AFTER).isoformat()}",
+                session_id=session_id,
+                expected_version=int(rotation["version"]),
+                actual_version=int(rotation["version"]),
+            )
+        yield from self._drop_backup(backup, other.get("token"))
+        return False
+
+    def _drop_backup(self, backup: str, token: object) -> _Op[None]:
+        """Delete a backup only if it is still the one ``token`` names (never another rotation's)."""
+        try:
+            existing: SessionInfo = yield _call("get_session", backup)
+        except SessionNotFound:
+            return None
+        if _record(existing).get("token") == token:
             yield _call("delete", backup)
-            return False
+        return None
 
     def _finish(
         self, session_id: str, backup: str, version: int, plain: SessionData, record: Mapping[str, Any]
@@ -907,8 +945,10 @@ class _Ops:
                 present.remove(key)
                 continue
             yield _call("save_summary", session_id, self.codec.seal_summary(session_id, summary))
-        yield from self._finish_metadata(session_id, plain, record)
+        # The backup goes before the marker: a marker without a backup is still resumable (every message and
+        # summary is back in the session by now), a backup without a marker would be left behind.
         yield _call("delete", backup)
+        yield from self._finish_metadata(session_id, plain, record)
         return None
 
     def _finish_metadata(self, session_id: str, plain: SessionData, record: Mapping[str, Any]) -> _Op[None]:
@@ -935,7 +975,7 @@ class _Ops:
             yield _call(
                 "update_session", session_id, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record}
             )
-            yield _call("delete", backup)
+            yield from self._drop_backup(backup, rotation.get("token"))
             return None
         try:
             saved: SessionData = yield _call("load", backup)
@@ -956,8 +996,7 @@ class _Ops:
         raise HistoryError(
             f"cannot finish the interrupted rotation of session {session_id!r}: it is at version "
             f"{raw.version} with {len(raw.messages)} messages, expected version {version}..{version + 2}. "
-            "Its pre-rotation "
-            f"messages are in the backup session {backup!r}; restore them by hand."
+            f"Its pre-rotation messages are in the backup session {backup!r}; restore them by hand."
         )
 
     def _as_source(self, backup_plain: SessionData, raw: SessionData) -> SessionData:
