@@ -59,7 +59,10 @@ def test_default_replies_show_the_context_received(sim: Simulator) -> None:
     reply = client.messages.create(model=MODEL, max_tokens=200, messages=history)
     assert reply.content[0].text == "This conversation has 3 messages: 2 from you and 1 from me."
     reply = client.messages.create(
-        model=MODEL, max_tokens=200, system="Be brief.", messages=[{"role": "user", "content": "system prompt?"}]
+        model=MODEL,
+        max_tokens=200,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "system prompt?"}],
     )
     assert reply.content[0].text == 'The system prompt is: "Be brief."'
 

@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print(sim.base_url, flush=True)
-    print(f"export ANTHROPIC_BASE_URL={sim.base_url} ANTHROPIC_API_KEY=test   # Ctrl-C stops", file=sys.stderr, flush=True)
+    print(
+        f"export ANTHROPIC_BASE_URL={sim.base_url} ANTHROPIC_API_KEY=test   # Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

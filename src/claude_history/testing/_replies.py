@@ -137,7 +137,9 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
         answer = ""
         tool_id = "toolu_sim" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
         schema = tool.get("input_schema") or {}
-        blocks.append({"type": "tool_use", "id": tool_id, "name": tool["name"], "input": _from_schema(schema, 0)})
+        blocks.append(
+            {"type": "tool_use", "id": tool_id, "name": tool["name"], "input": _from_schema(schema, 0)}
+        )
         stop = "tool_use"
     else:
         answer = _answer(req, messages, text, low)
@@ -145,9 +147,7 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
     if answer:
         blocks.append({"type": "text", "text": answer})
     if req.thinking is not None:
-        thought = (
-            f'The user wrote: "{excerpt(text) if text else "(tool results)"}". I can see {_n(len(messages), "message")}.'
-        )
+        thought = f'The user wrote: "{excerpt(text) if text else "(tool results)"}". I can see {_n(len(messages), "message")}.'
         if req.thinking.get("display") == "omitted":
             thought = ""
         blocks.insert(0, {"type": "thinking", "thinking": thought, "signature": ""})
@@ -173,7 +173,11 @@ def _answer(req: Request, messages: list[dict[str, Any]], text: str, low: str) -
         n = max(1, int(match.group(1)))
         return " ".join(f"word{k}" for k in range(1, n + 1))
     if "first message" in low:
-        return f'Your first message was: "{excerpt(user_text(users[0]))}"' if users else "I see no message from you."
+        return (
+            f'Your first message was: "{excerpt(user_text(users[0]))}"'
+            if users
+            else "I see no message from you."
+        )
     if "previous message" in low or "last message" in low:
         if len(users) >= 2:
             return f'Your previous message was: "{excerpt(user_text(users[-2]))}"'
@@ -308,8 +312,8 @@ def compaction_summary(req: Request) -> str:
     first = excerpt(users[0]) if users else ""
     last = excerpt(users[-1]) if users else ""
     return (
-        f"Summary of {len(messages)} earlier messages. The first user message was: \"{first}\". "
-        f"The latest user message was: \"{last}\"."
+        f'Summary of {len(messages)} earlier messages. The first user message was: "{first}". '
+        f'The latest user message was: "{last}".'
     )
 
 
@@ -322,5 +326,3 @@ def request_digest(body: Any) -> str:
         return digest(body)
     except (TypeError, ValueError):
         return hashlib.sha256(json.dumps(body, default=str).encode()).hexdigest()
-
-

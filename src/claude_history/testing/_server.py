@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -66,14 +69,22 @@ class Simulator:
     max_body_bytes = MAX_BODY_BYTES
 
     def __init__(
-        self, clock: Callable[[], float] | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        clock: Callable[[], float] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_requests: int | None = None,
     ) -> None:
+        """``clock``: seconds (default ``time.monotonic``); ``port`` 0 picks a free port; ``keep_requests``
+        bounds :attr:`requests` to the newest N (long benchmarks), ``None`` keeps all."""
         self._clock = clock or time.monotonic
         self._offset = 0.0
         self._host = host
         self._port = port
         self._lock = threading.RLock()
-        self._requests: list[dict[str, Any]] = []
+        self._requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
+        self._received = 0
         self._replies: deque[Reply] = deque()
         self._faults: deque[_Fault] = deque()
         self._cuts: deque[int] = deque()
@@ -95,7 +106,10 @@ class Simulator:
             self._server = server
             self._port = server.server_address[1]
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="claude-history-simulator", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="claude-history-simulator",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -158,10 +172,14 @@ class Simulator:
         """
         if isinstance(content, str):
             blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
-        elif isinstance(content, list) and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content):
+        elif isinstance(content, list) and all(
+            isinstance(b, dict) and isinstance(b.get("type"), str) for b in content
+        ):
             blocks = copy.deepcopy(content)
         else:
-            raise TypeError("reply_with() takes a string or a list of content block dicts, each with a 'type'")
+            raise TypeError(
+                "reply_with() takes a string or a list of content block dicts, each with a 'type'"
+            )
         if not isinstance(stop_reason, str):
             raise TypeError("stop_reason must be a string")
         with self._lock:
@@ -210,7 +228,7 @@ class Simulator:
 
     # ---- request handling ------------------------------------------------------------------------------------
 
-    def handle(
+    def _handle(
         self, method: str, path: str, headers: Mapping[str, str], raw: bytes, *, oversize: bool = False
     ) -> _Response:
         """Answer one HTTP request (the transport-free core of the server)."""
@@ -223,20 +241,41 @@ class Simulator:
             parse_error = str(exc)
         with self._lock:
             self._requests.append({"method": method, "path": path, "headers": headers, "body": body})
+            self._received += 1
+            request_id = f"req_sim{self._received:010d}"
             fault = self._faults.popleft() if self._faults else None
+        response = self._answer(method, path, headers, body, parse_error, fault, oversize)
+        response.headers["request-id"] = request_id
+        return response
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: Any,
+        parse_error: str | None,
+        fault: _Fault | None,
+        oversize: bool,
+    ) -> _Response:
         if fault is not None:
-            error = ApiError(fault.status, f"Simulated {fault.error_type} (HTTP {fault.status}).", fault.error_type)
+            error = ApiError(
+                fault.status, f"Simulated {fault.error_type} (HTTP {fault.status}).", fault.error_type
+            )
             response = _error(error)
             if fault.retry_after is not None:
                 response.headers["retry-after"] = f"{fault.retry_after:g}"
             return response
         try:
             if oversize:
-                raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
+                raise ApiError(
+                    413, "Request exceeds the maximum allowed number of bytes.", "request_too_large"
+                )
             return self._route(method, path, headers, body, parse_error)
         except ApiError as error:
             return _error(error)
         except Exception as exc:  # never let a request kill the server: answer like the API's 500
+            traceback.print_exc(file=sys.stderr)
             return _error(ApiError(500, f"Internal simulator error: {type(exc).__name__}: {exc}"))
 
     def _route(
@@ -250,7 +289,9 @@ class Simulator:
         route = urlsplit(path).path.rstrip("/")
         if route == "/v1/models" and method == "GET":
             data = [_model_json(name) for name in MODELS]
-            return _Response(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+            return _Response(
+                200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+            )
         if route.startswith("/v1/models/") and method == "GET":
             name = route.rsplit("/", 1)[1]
             if name not in MODELS:
@@ -265,7 +306,9 @@ class Simulator:
         if not headers.get("anthropic-version"):
             raise bad_request("anthropic-version: header is required")
         if parse_error is not None or body is None:
-            raise bad_request(f"There was an error parsing the body of your request: {parse_error or 'empty body'}")
+            raise bad_request(
+                f"There was an error parsing the body of your request: {parse_error or 'empty body'}"
+            )
         count_only = route.endswith("/count_tokens")
         req = parse_request(body, count_only=count_only, headers=headers)
         counter = Counter(req.model, req.info.tokenizer_factor, req.image_sizes)
@@ -275,7 +318,9 @@ class Simulator:
         if count_only:
             return _Response(200, {"input_tokens": layout.total})
         if layout.total > req.info.context_window:  # facts, verbatim
-            raise bad_request(f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum")
+            raise bad_request(
+                f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum"
+            )
 
         digest = request_digest(body)
         with self._lock:
@@ -362,7 +407,13 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
     compaction) comes whole in its content_block_start.
     """
     usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
     yield {"type": "message_start", "message": start}
     pinged = False
     for index, block in enumerate(message["content"]):
@@ -376,12 +427,17 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
             deltas += [{"type": "text_delta", "text": piece} for piece in _text_pieces(block["text"])]
         elif kind == "thinking":
             head = {**block, "thinking": "", "signature": ""}
-            deltas = [{"type": "thinking_delta", "thinking": piece} for piece in _text_pieces(block["thinking"])]
+            deltas = [
+                {"type": "thinking_delta", "thinking": piece} for piece in _text_pieces(block["thinking"])
+            ]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
         elif kind == "tool_use":
             head = {**block, "input": {}}
             text = json.dumps(block["input"], ensure_ascii=False)
-            deltas = [{"type": "input_json_delta", "partial_json": text[k : k + 24]} for k in range(0, len(text), 24)]
+            deltas = [
+                {"type": "input_json_delta", "partial_json": text[k : k + 24]}
+                for k in range(0, len(text), 24)
+            ]
         else:
             head, deltas = block, []
         yield {"type": "content_block_start", "index": index, "content_block": head}
@@ -408,19 +464,8 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _text_pieces(text: str) -> list[str]:
     """Split text into deltas of about three words; joined they are exactly ``text``."""
-    words: list[str] = []
-    current = ""
-    count = 0
-    for ch in text:
-        current += ch
-        if ch.isspace():
-            count += 1 if current.strip() and not current[-2:-1].isspace() else 0
-            if count >= 3:
-                words.append(current)
-                current, count = "", 0
-    if current:
-        words.append(current)
-    return words
+    words = re.findall(r"\S+\s*|\s+", text)
+    return ["".join(words[k : k + 3]) for k in range(0, len(words), 3)]
 
 
 # ---- HTTP ------------------------------------------------------------------------------------------------------
@@ -490,8 +535,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_json(_error(bad_request(f"Invalid request framing: {exc}")), "req_sim_invalid")
             return
-        response = sim.handle(self.command, self.path, dict(self.headers.items()), raw or b"", oversize=raw is None)
-        request_id = f"req_sim{len(sim.requests):08d}"
+        response = sim._handle(
+            self.command, self.path, dict(self.headers.items()), raw or b"", oversize=raw is None
+        )
+        request_id = response.headers.pop("request-id", "req_sim")
         if response.events is None:
             self._send_json(response, request_id)
         else:

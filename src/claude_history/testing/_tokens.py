@@ -49,7 +49,9 @@ UNCACHEABLE = ("thinking", "redacted_thinking")
 class Counter:
     """Token counts for one model."""
 
-    def __init__(self, model: str, tokenizer_factor: float, image_sizes: dict[int, tuple[int, int]] | None = None):
+    def __init__(
+        self, model: str, tokenizer_factor: float, image_sizes: dict[int, tuple[int, int]] | None = None
+    ):
         self.factor = Fraction(str(tokenizer_factor)).limit_denominator(1000)
         self.limits = image_limits(model)
         self.image_sizes = image_sizes or {}
@@ -142,7 +144,9 @@ class Layout:
 
 def chain(state: str, role: str, first: bool, block: dict[str, Any]) -> str:
     """Next state of the thinking-binding chain: the identity of everything up to ``block``."""
-    return hashlib.sha256(f"{state}|{role}|{int(first)}|{canonical(canonical_block(block))}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{state}|{role}|{int(first)}|{canonical(canonical_block(block))}".encode()
+    ).hexdigest()
 
 
 def build_layout(req: Request, counter: Counter) -> Layout:
@@ -181,7 +185,12 @@ def build_layout(req: Request, counter: Counter) -> Layout:
             for inner in block["content"]:  # a marker inside a tool_result marks the tool_result's position
                 if isinstance(inner, dict) and inner.get("cache_control") is not None:
                     cc = inner["cache_control"]
-        add(["msg", role, first, salt, canonical_block(block)], tokens, cc, block.get("type") not in UNCACHEABLE)
+        add(
+            ["msg", role, first, salt, canonical_block(block)],
+            tokens,
+            cc,
+            block.get("type") not in UNCACHEABLE,
+        )
         salt = None
         if block.get("type") == "thinking":
             bound[(i, j)] = bind

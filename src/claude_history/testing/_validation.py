@@ -28,7 +28,9 @@ __all__ = [
 
 MAX_MESSAGES = 100_000  # facts: "At most 100,000 messages per request."
 MAX_CACHE_BREAKPOINTS = 4  # facts: "on up to 4 blocks"; the top-level automatic one uses a slot.
-DEFAULT_COMPACTION_TRIGGER = 150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
+DEFAULT_COMPACTION_TRIGGER = (
+    150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
+)
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 REJECTED_SAMPLING = ("temperature", "top_p", "top_k")  # facts: rejected by anthropic-version 2026-10-21.
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -195,7 +197,11 @@ def _system(system: Any) -> list[dict[str, Any]]:
             raise bad_request(f"{path}: Input should be a text block")
         text = block.get("text")
         if not isinstance(text, str):
-            raise bad_request(f"{path}.text: Field required" if text is None else f"{path}.text: Input should be a valid string")
+            raise bad_request(
+                f"{path}.text: Field required"
+                if text is None
+                else f"{path}.text: Input should be a valid string"
+            )
         if not text:
             raise bad_request("system: text content blocks must be non-empty")
         if not text.strip():
@@ -220,7 +226,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             if not isinstance(name, str):
                 raise bad_request(f"tools.{k}.custom.name: Field required")
             if not TOOL_NAME.match(name):
-                raise bad_request(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+                raise bad_request(
+                    f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+                )
             if not isinstance(tool.get("input_schema"), dict):
                 raise bad_request(f"tools.{k}.custom.input_schema: Field required")
         elif not isinstance(kind, str) or not isinstance(name, str):
@@ -258,7 +266,9 @@ def _thinking(thinking: Any, max_tokens: int | None) -> dict[str, Any] | None:
         "adaptive",
         "between_tools",
     ):
-        raise bad_request("thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'")
+        raise bad_request(
+            "thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'"
+        )
     if thinking["type"] == "disabled":
         return None
     if thinking["type"] == "enabled":
@@ -295,7 +305,9 @@ def _context_management(cm: Any) -> CompactionConfig | None:
         value = DEFAULT_COMPACTION_TRIGGER
         if trigger is not None:
             if not isinstance(trigger, dict) or trigger.get("type") != "input_tokens":
-                raise bad_request(f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'")
+                raise bad_request(
+                    f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'"
+                )
             value = _int(trigger.get("value"), f"context_management.edits.{k}.trigger.value", minimum=1)
         pause = edit.get("pause_after_compaction", False)
         instructions = edit.get("instructions")
@@ -318,7 +330,9 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
     if not raw:
         raise bad_request("messages: at least one message is required")
     if len(raw) > MAX_MESSAGES:
-        raise bad_request(f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request")
+        raise bad_request(
+            f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request"
+        )
     out = []
     last = len(raw) - 1
     for i, msg in enumerate(raw):
@@ -333,7 +347,9 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
             raise bad_request(f"messages.{i}.content: Field required")
         content = msg["content"]
         if not isinstance(content, (str, list)):
-            raise bad_request(f"messages.{i}.content: Input should be a valid string or a list of content blocks")
+            raise bad_request(
+                f"messages.{i}.content: Input should be a valid string or a list of content blocks"
+            )
         final_assistant = i == last and role == "assistant"
         if not content:
             if final_assistant:
@@ -637,9 +653,7 @@ def check_thinking(
     else:
         current = _current_tool_turn(req.messages)
         checked = [
-            (i, j, b)
-            for i, j, b in req.effective_blocks()
-            if i in current and b.get("type") == "thinking"
+            (i, j, b) for i, j, b in req.effective_blocks() if i in current and b.get("type") == "thinking"
         ]
     for i, j, block in checked:
         prefix = bound_prefix.get((i, j)) if binds else None

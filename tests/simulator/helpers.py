@@ -1,0 +1,55 @@
+"""Helpers for the simulator tests: raw HTTP calls and real images."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import httpx2
+
+HEADERS = {"x-api-key": "test", "anthropic-version": "2026-10-21", "content-type": "application/json"}
+MODEL = "claude-sonnet-4-6"
+
+
+def post(base_url: str, body: Any, path: str = "/v1/messages", **kwargs: Any) -> httpx2.Response:
+    """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own checks."""
+    headers = {**HEADERS, **kwargs.pop("headers", {})}
+    if "content" in kwargs:
+        return httpx2.post(base_url + path, headers=headers, timeout=30, **kwargs)
+    return httpx2.post(base_url + path, headers=headers, json=body, timeout=30, **kwargs)
+
+
+def error_of(response: httpx2.Response) -> tuple[int, str, str]:
+    """(status, error type, message) of an API error response; fails if it is not the API's error shape."""
+    body = response.json()
+    assert body["type"] == "error", body
+    return response.status_code, body["error"]["type"], body["error"]["message"]
+
+
+def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": MODEL, "max_tokens": 256, "messages": list(messages)}
+    out.update(fields)
+    return out
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+def assistant(content: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": content}
+
+
+def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def image_block(width: int, height: int, fmt: str = "PNG", media_type: str | None = None) -> dict[str, Any]:
+    data = base64.b64encode(image_bytes(width, height, fmt)).decode()
+    media = media_type or f"image/{fmt.lower()}"
+    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
