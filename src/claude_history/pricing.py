@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .models import ALIASES
-from .usage import TokenUsage
+from .usage import TokenUsage, billed_parts
 
 __all__ = [
     "ENV_VAR",
@@ -274,29 +274,30 @@ def _breakdown(usage: TokenUsage, price: ModelPrice, factor: Decimal) -> dict[st
     }
 
 
-def _exact_cost(
-    usage: Any, model: str | None, prices: Any, batch: bool | None
-) -> tuple[dict[str, Decimal] | None, TokenUsage]:
-    record = usage if isinstance(usage, TokenUsage) else TokenUsage.from_api(usage)
+def _exact_cost(usage: Any, model: str | None, prices: Any, batch: bool | None) -> dict[str, Decimal] | None:
     table = load_prices(prices)
     price = table.price_for(model) if model else None
     if price is None:
         _warn_unknown(model)
-        return None, record
+        return None
     if batch is None:  # the API says so in the usage record itself
-        raw = (
+        tier = (
             usage.get("service_tier") if isinstance(usage, Mapping) else getattr(usage, "service_tier", None)
         )
-        batch = raw == "batch"
+        batch = tier == "batch"
     factor = table.batch_discount if batch else Decimal(1)
-    return _breakdown(record, price, factor), record
+    total = dict.fromkeys(("input", "output", "cache_write_5m", "cache_write_1h", "cache_read"), Decimal(0))
+    for part in billed_parts(usage):  # each request (and compaction iteration) gets its own tier
+        for key, value in _breakdown(part, price, factor).items():
+            total[key] += value
+    return total
 
 
 def exact_cost_of(
     usage: Any, model: str | None, prices: Any = None, *, batch: bool | None = None
 ) -> Decimal | None:
     """Like ``cost_of`` but as an exact ``Decimal`` (for summing many records without rounding drift)."""
-    parts, _ = _exact_cost(usage, model, prices, batch)
+    parts = _exact_cost(usage, model, prices, batch)
     return None if parts is None else sum(parts.values(), Decimal(0))
 
 
@@ -324,7 +325,7 @@ def cost_breakdown(
     batch: bool | None = None,
 ) -> CostBreakdown | None:
     """``cost_of`` split by kind of token."""
-    parts, _ = _exact_cost(usage, model, prices, batch)
+    parts = _exact_cost(usage, model, prices, batch)
     if parts is None:
         return None
     return CostBreakdown(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["TokenUsage"]
+__all__ = ["TokenUsage", "billed_parts", "combine_usage"]
 
 
 def _as_mapping(usage: Any) -> Mapping[str, Any]:
@@ -49,8 +49,14 @@ class TokenUsage:
 
     @classmethod
     def from_api(cls, usage: Any) -> TokenUsage:
-        """From the SDK's ``Usage`` or its JSON dict (as stored with each reply); missing fields are 0."""
-        data = _as_mapping(usage)
+        """From the SDK's ``Usage`` or its JSON dict (as stored with each reply); missing fields are 0.
+
+        Counts every billed part (see ``billed_parts``): compaction iterations, which the API leaves out of
+        the top-level figures, and each request of a stored reply that took several."""
+        return sum(billed_parts(usage), cls())
+
+    @classmethod
+    def _from_fields(cls, data: Mapping[str, Any]) -> TokenUsage:
         write_total = _int(data.get("cache_creation_input_tokens"))
         split = data.get("cache_creation")
         w1h = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, Mapping) else 0
@@ -88,3 +94,52 @@ class TokenUsage:
         if other == 0:
             return self
         return NotImplemented
+
+
+def billed_parts(usage: Any) -> list[TokenUsage]:
+    """The separately billed parts of a usage record, each priced on its own (the long-prompt tier is per
+    request):
+
+    - a stored reply that took several API calls (continued after ``pause_turn``) keeps each call's usage in
+      ``requests``; the parts are those calls;
+    - compaction iterations (beta ``usage.iterations`` entries of type ``compaction``) are not included in the
+      top-level figures (SDK ``BetaUsage.iterations`` docs), so each is a part of its own;
+    - otherwise the record's top-level figures are the one part.
+    """
+    if isinstance(usage, TokenUsage):
+        return [usage]
+    data = _as_mapping(usage)
+    requests = data.get("requests")
+    if isinstance(requests, list) and requests:
+        return [part for request in requests for part in billed_parts(request)]
+    parts = [TokenUsage._from_fields(data)]
+    iterations = data.get("iterations")
+    if isinstance(iterations, list):
+        parts += [
+            TokenUsage._from_fields(item)
+            for item in iterations
+            if isinstance(item, Mapping) and item.get("type") == "compaction"
+        ]
+    return parts
+
+
+_SUMMED = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def combine_usage(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One usage dict for a stored reply that took several API calls: the summed figures, and each call's
+    exact usage under ``requests`` (so pricing stays per request). A single record is returned as it is."""
+    if len(records) == 1:
+        return dict(records[0])
+    flat: list[Mapping[str, Any]] = []
+    for record in records:
+        inner = record.get("requests")
+        flat.extend(inner if isinstance(inner, list) and inner else [record])
+    total = sum((TokenUsage._from_fields(r) for r in flat), TokenUsage())
+    combined: dict[str, Any] = {name: getattr(total, name) for name in _SUMMED}
+    combined["cache_creation"] = {
+        "ephemeral_5m_input_tokens": total.ephemeral_5m_input_tokens,
+        "ephemeral_1h_input_tokens": total.ephemeral_1h_input_tokens,
+    }
+    combined["requests"] = [dict(r) for r in flat]
+    return combined

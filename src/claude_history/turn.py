@@ -1,0 +1,518 @@
+"""The pure core of a chat turn, shared by ``Chat`` and ``AsyncChat`` (which only do the I/O).
+
+A turn is the user's message, any tool exchanges and the final reply. It is built here in memory (``Turn``),
+shaped into requests through ``context.plan_request`` (the one seam), and handed back to the front end as the
+entries to commit with ONE ``store.append(..., expected_version=v)``. Nothing here touches the network or a
+store, so a failure anywhere before the commit leaves the chat and the store as they were.
+
+How a reply is kept: each content block exactly as the SDK would send it back (``model_dump(mode="json",
+exclude_unset=True, by_alias=True)`` minus ``__api_exclude__``, the SDK's own ``openapi_model_dump``), so thinking
+signatures, redacted thinking, server-tool blocks and citations round-trip byte for byte
+(claude-api-facts.md "Thinking blocks"). The library keeps strict role alternation (history.py), so a reply
+continued after ``pause_turn`` is merged into one assistant message; its usage keeps each call's figures
+(``usage.combine_usage``).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+from .context.plan import plan_request
+from .errors import InvalidHistory
+from .pricing import PriceTable, exact_cost_of
+from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
+from .tools import ToolErrors, ToolSet
+from .usage import TokenUsage, combine_usage
+
+__all__ = [
+    "Ledger",
+    "SessionState",
+    "Settings",
+    "Step",
+    "Turn",
+    "assistant_message",
+    "begin_turn",
+    "dump_block",
+    "user_message",
+]
+
+# Arguments a caller may not pass per call: the chat owns them.
+_RESERVED = {"messages": "the history is the chat's; send new content instead", "stream": "use chat.stream()"}
+
+
+class Step(enum.Enum):
+    """What the front end does after a reply."""
+
+    DONE = "done"  # commit the turn, return the reply
+    CALL = "call"  # call the API again (continuation after pause_turn)
+    RUN_TOOLS = "run_tools"  # run the local tool functions, add their results, call again
+    WAIT = "wait"  # park the turn: the caller must act (tool results, more content, or resume)
+
+
+# ---------------------------------------------------------------------------------------------- session state
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """An immutable snapshot of the stored session the chat last saw."""
+
+    session_id: str
+    version: int = 0
+    records: tuple[StoredMessage, ...] = ()
+    summaries: tuple[Summary, ...] = ()
+    info: SessionInfo | None = None
+
+    @classmethod
+    def from_data(cls, data: SessionData) -> SessionState:
+        return cls(
+            session_id=data.info.id,
+            version=data.version,
+            records=tuple(data.messages),
+            summaries=tuple(data.summaries),
+            info=data.info,
+        )
+
+    @cached_property
+    def log(self) -> list[dict[str, Any]]:
+        """The committed messages (shared, never mutated: copy before handing them out)."""
+        return [r.message for r in self.records]
+
+    @property
+    def stored_system(self) -> str | list[dict[str, Any]] | None:
+        return self.info.system if self.info is not None else None
+
+    def committed(self, entries: Sequence[Entry], version: int) -> SessionState:
+        """The state after ``entries`` were appended and the store answered ``version``."""
+        now = datetime.now(timezone.utc)
+        start = len(self.records)
+        new = tuple(
+            StoredMessage(
+                seq=start + i,
+                message=dict(e.message),
+                model=e.model,
+                usage=dict(e.usage) if e.usage is not None else None,
+                created_at=now,
+            )
+            for i, e in enumerate(entries)
+        )
+        return replace(self, version=version, records=self.records + new)
+
+    def awaiting_tool_uses(self) -> list[dict[str, Any]]:
+        """tool_use blocks of a committed assistant message that still need results (``commit_pending``)."""
+        return _open_tool_uses(self.log[-1]) if self.log else []
+
+
+def _open_tool_uses(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if message.get("role") != "assistant" or not isinstance(message.get("content"), list):
+        return []
+    return [b for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_use"]
+
+
+class Ledger:
+    """Running usage and cost of a session. Usage is summed as records arrive; cost is priced lazily, so an
+    unknown model only warns when someone asks for the cost."""
+
+    def __init__(self, prices: PriceTable) -> None:
+        self._prices = prices
+        self._records: list[tuple[str | None, Mapping[str, Any]]] = []
+        self._usage = TokenUsage()
+        self._priced = 0
+        self._cost = Decimal(0)
+        self._unpriced: set[str | None] = set()
+
+    def reset(self, state: SessionState) -> None:
+        self._records, self._usage, self._priced, self._cost = [], TokenUsage(), 0, Decimal(0)
+        self._unpriced = set()
+        self.add((r.model, r.usage) for r in state.records)
+        self.add((s.model, s.usage) for s in state.summaries)
+
+    def add(self, records: Iterable[tuple[str | None, Mapping[str, Any] | None]]) -> None:
+        for model, usage in records:
+            if usage:
+                self._records.append((model, usage))
+                self._usage = self._usage + TokenUsage.from_api(usage)
+
+    @property
+    def usage(self) -> TokenUsage:
+        return self._usage
+
+    def _price_new(self) -> None:
+        for model, usage in self._records[self._priced :]:
+            cost = exact_cost_of(usage, model, self._prices)
+            if cost is None:
+                self._unpriced.add(model)
+            else:
+                self._cost += cost
+        self._priced = len(self._records)
+
+    @property
+    def cost(self) -> float:
+        self._price_new()
+        return float(self._cost)
+
+    @property
+    def exact_cost(self) -> Decimal:
+        self._price_new()
+        return self._cost
+
+    @property
+    def cost_complete(self) -> bool:
+        self._price_new()
+        return not self._unpriced
+
+
+# ---------------------------------------------------------------------------------------------- content
+
+
+def dump_block(block: Any) -> dict[str, Any]:
+    """A content block as the API's JSON (what the SDK itself would send back)."""
+    if isinstance(block, Mapping):
+        return copy.deepcopy(dict(block))
+    dump = getattr(block, "model_dump", None)
+    if not callable(dump):
+        raise TypeError(f"expected a content block dict or SDK block, got {type(block).__name__}")
+    result = dump(
+        mode="json", exclude_unset=True, by_alias=True, exclude=getattr(block, "__api_exclude__", None)
+    )
+    if not isinstance(result, dict):  # pragma: no cover - pydantic always returns a dict here
+        raise TypeError("model_dump did not return a dict")
+    return result
+
+
+def user_message(content: Any) -> dict[str, Any]:
+    """The user message for ``content``: a string, one block, or a list of blocks (strings become text
+    blocks; SDK models are dumped)."""
+    if isinstance(content, str):
+        if not content.strip():
+            raise InvalidHistory(
+                "the message is empty or only whitespace; the API rejects empty text. Send some text or blocks.",
+                index=None,
+            )
+        return {"role": "user", "content": content}
+    if isinstance(content, Mapping) or hasattr(content, "model_dump"):
+        content = [content]
+    if isinstance(content, (bytes, bytearray)) or not isinstance(content, Iterable):
+        raise TypeError(f"content must be a string or a list of content blocks, got {type(content).__name__}")
+    blocks: list[dict[str, Any]] = []
+    for item in content:
+        if isinstance(item, str):
+            if item.strip():
+                blocks.append({"type": "text", "text": item})
+            continue
+        block = dump_block(item)
+        if not isinstance(block.get("type"), str):
+            raise InvalidHistory(f"content block {block!r} has no 'type'", index=None)
+        if block["type"] == "text" and not str(block.get("text", "")).strip():
+            raise InvalidHistory("a text block is empty or only whitespace; the API rejects it", index=None)
+        blocks.append(block)
+    if not blocks:
+        raise InvalidHistory("the message has no content; send some text or blocks", index=None)
+    return {"role": "user", "content": blocks}
+
+
+def assistant_message(message: Any) -> dict[str, Any]:
+    """The reply as a stored assistant ``MessageParam``: every block exactly as the API sent it."""
+    return {"role": "assistant", "content": [dump_block(b) for b in message.content]}
+
+
+def usage_of(message: Any) -> dict[str, Any]:
+    usage = message.usage
+    if isinstance(usage, Mapping):
+        return dict(usage)
+    result = usage.model_dump(mode="json", exclude_none=True)
+    return dict(result)
+
+
+def _tool_result_ids(message: Mapping[str, Any]) -> list[str]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [
+        str(b.get("tool_use_id")) for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]
+
+
+def _check_results(message: Mapping[str, Any], awaiting: Sequence[Mapping[str, Any]], index: int) -> None:
+    """The new user message must answer exactly the open tool_use ids, tool_result blocks first
+    (claude-api-facts.md "Tool use pairing"), and may not answer anything else."""
+    given = _tool_result_ids(message)
+    wanted = [str(t.get("id")) for t in awaiting]
+    if not wanted:
+        if given:
+            raise InvalidHistory(
+                f"tool_result for {', '.join(given)} but no tool_use is waiting for a result; "
+                "send tool results only after a reply with stop_reason 'tool_use'",
+                index=index,
+            )
+        return
+    missing = [i for i in wanted if i not in given]
+    if missing:
+        names = ", ".join(f"{t.get('name')} ({t.get('id')})" for t in awaiting if str(t.get("id")) in missing)
+        raise InvalidHistory(
+            f"the turn is waiting for tool results for {names}; send them with "
+            "chat.send_tool_results({tool_use_id: result, ...}) or chat.send([tool_result blocks]), "
+            "or drop the pending turn with chat.discard_pending()",
+            index=index,
+        )
+    extra = [i for i in given if i not in wanted]
+    if extra or len(given) != len(set(given)):
+        raise InvalidHistory(
+            f"tool_result ids {', '.join(extra or given)} do not match the open tool_use ids {', '.join(wanted)} "
+            "(each needs exactly one result)",
+            index=index,
+        )
+    content = message["content"]
+    first_other = next((i for i, b in enumerate(content) if b.get("type") != "tool_result"), len(content))
+    if any(b.get("type") == "tool_result" for b in content[first_other:]):
+        raise InvalidHistory(
+            "tool_result blocks must come first in the message, before any text", index=index
+        )
+
+
+def _merge_user(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Two user messages in a row become one (the API would merge them too; the log keeps alternation)."""
+    return {"role": "user", "content": [*_blocks(previous), *_blocks(new)]}
+
+
+def _blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    content = message["content"]
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [dict(b) for b in content]
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a chat was made with (everything but the I/O objects)."""
+
+    model: str
+    system: str | list[dict[str, Any]] | None  # as given to the constructor; None: the stored one
+    max_tokens: int
+    context: Any
+    cache: bool
+    toolset: ToolSet
+    create_kwargs: Mapping[str, Any]
+    max_tool_rounds: int
+    tool_errors: ToolErrors
+    commit_pending: bool
+
+    def system_for(self, state: SessionState) -> str | list[dict[str, Any]] | None:
+        return self.system if self.system is not None else state.stored_system
+
+    def metadata_changes(self, state: SessionState) -> dict[str, Any]:
+        """Session metadata to write with the next commit (the system prompt is kept with the session)."""
+        changes: dict[str, Any] = {}
+        info = state.info
+        if self.system is not None and (info is None or info.system != self.system):
+            changes["system"] = self.system
+        if info is None or info.model != self.model:
+            changes["model"] = self.model
+        return changes
+
+
+def split_overrides(settings: Settings, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], ToolSet]:
+    """Per-call arguments: ``tools=`` / ``tool_functions=`` give this turn its own tool set; the rest go to
+    ``messages.create`` over the chat's own arguments."""
+    for key, why in _RESERVED.items():
+        if key in overrides:
+            raise TypeError(f"{key}= cannot be passed to a chat call: {why}")
+    rest = dict(overrides)
+    tools = rest.pop("tools", None)
+    functions = rest.pop("tool_functions", None)
+    if tools is None and functions is None:
+        return rest, settings.toolset
+    if tools is None:  # more functions for the chat's own tools
+        return rest, settings.toolset.with_functions(functions or {})
+    return rest, ToolSet.build(tools, functions)  # this call's own tool set
+
+
+# ---------------------------------------------------------------------------------------------- the turn
+
+
+@dataclass
+class Turn:
+    """A turn in progress: the messages not yet committed, on top of the state they started from."""
+
+    base: SessionState
+    entries: list[Entry]
+    overrides: dict[str, Any]
+    toolset: ToolSet
+    auto_rounds: int = 0  # automatic follow-up calls since the caller last acted (max_tool_rounds guard)
+    carried_usage: list[dict[str, Any]] = field(default_factory=list)  # replies that added no content
+    last_stop_reason: str | None = None
+
+    def copy(self) -> Turn:
+        return replace(self, entries=list(self.entries), overrides=dict(self.overrides),
+                       carried_usage=list(self.carried_usage))  # fmt: skip
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [dict(e.message) for e in self.entries]
+
+    @property
+    def awaiting(self) -> list[dict[str, Any]]:
+        """Open tool_use blocks that need results before the turn can go on."""
+        if self.entries:
+            return _open_tool_uses(self.entries[-1].message)
+        return self.base.awaiting_tool_uses()
+
+    @property
+    def paused(self) -> bool:
+        """The last reply stopped with pause_turn: the next call continues it as it is."""
+        return self.last_stop_reason == "pause_turn"
+
+    # -- building requests -------------------------------------------------------------------------------
+
+    def request(self, settings: Settings) -> tuple[dict[str, Any], bool]:
+        """The keyword arguments for ``messages.create`` / ``messages.stream`` and whether the beta
+        endpoint is needed (``betas=``)."""
+        opts = {**settings.create_kwargs, **self.overrides}
+        model = opts.pop("model", settings.model)
+        max_tokens = opts.pop("max_tokens", settings.max_tokens)
+        system = opts.pop("system", settings.system_for(self.base))
+        tools = list(self.toolset.params)
+        plan = plan_request(
+            self.base.log,
+            self.messages,
+            model=model,
+            system=system,
+            tools=tools or None,
+            policy=settings.context,
+            summaries=self.base.summaries,
+            usage_history=[r.usage for r in self.base.records if r.usage],
+            cache=settings.cache,
+        )
+        kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": plan.messages}
+        if plan.system is not None:
+            kwargs["system"] = plan.system
+        if tools:
+            kwargs["tools"] = tools
+        kwargs.update(opts)
+        for key, value in plan.extra.items():
+            if key == "betas":
+                kwargs["betas"] = sorted({*kwargs.get("betas", ()), *value})
+            elif key == "extra_headers":
+                kwargs["extra_headers"] = {**kwargs.get("extra_headers", {}), **value}
+            else:
+                kwargs[key] = value
+        return kwargs, bool(kwargs.get("betas"))
+
+    # -- taking replies ----------------------------------------------------------------------------------
+
+    def accept(self, message: Any, settings: Settings) -> Step:
+        """Add the API's reply to the turn and decide what happens next."""
+        reply = assistant_message(message)
+        usage = usage_of(message)
+        self.last_stop_reason = message.stop_reason
+        continuing = bool(self.entries) and self.entries[-1].message.get("role") == "assistant"
+        if continuing:  # the previous reply paused: this one continues the same assistant message
+            previous = self.entries[-1]
+            merged = {"role": "assistant", "content": [*previous.message["content"], *reply["content"]]}
+            records = [*_requests(previous.usage), *self.carried_usage, usage]
+            self.entries[-1] = Entry(merged, model=message.model, usage=combine_usage(records))
+            self.carried_usage = []
+        elif reply["content"]:
+            records = [*self.carried_usage, usage]
+            self.entries.append(Entry(reply, model=message.model, usage=combine_usage(records)))
+            self.carried_usage = []
+        else:
+            # An empty reply cannot be stored (the API rejects empty assistant messages before the last).
+            # Its usage waits for the next reply of this turn; the turn waits for the caller.
+            self.carried_usage.append(usage)
+            return Step.WAIT
+        if message.stop_reason == "pause_turn":
+            return self._automatic(Step.CALL, settings)
+        open_uses = self.awaiting
+        if open_uses:
+            if self.toolset.can_run(open_uses):
+                return self._automatic(Step.RUN_TOOLS, settings)
+            return Step.WAIT
+        return Step.DONE
+
+    def _automatic(self, step: Step, settings: Settings) -> Step:
+        if self.auto_rounds >= settings.max_tool_rounds:
+            return Step.WAIT
+        self.auto_rounds += 1
+        return step
+
+    def add_tool_results(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The local tools' results as the next user message (tool_result blocks only)."""
+        message = {"role": "user", "content": [dict(r) for r in results]}
+        _check_results(message, self.awaiting, len(self.base.log) + len(self.entries))
+        self.entries.append(Entry(message))
+
+    def add_user(self, message: dict[str, Any]) -> None:
+        """The caller continues the turn (tool results, more content after an empty reply)."""
+        index = len(self.base.log) + len(self.entries)
+        _check_results(message, self.awaiting, index)
+        if self.entries and self.entries[-1].message.get("role") == "user":
+            self.entries[-1] = Entry(_merge_user(self.entries[-1].message, message))
+        else:
+            self.entries.append(Entry(message))
+        self.auto_rounds = 0
+
+    def rebased(self, state: SessionState, committed: int) -> None:
+        """After the first ``committed`` entries were stored (``commit_pending``), go on from ``state``."""
+        self.base = state
+        self.entries = self.entries[committed:]
+
+    def committable(self) -> list[Entry]:
+        """The entries to append now: up to the last assistant message (an empty last reply leaves a
+        trailing user message, which waits for the next reply)."""
+        last = max(
+            (i for i, e in enumerate(self.entries) if e.message.get("role") == "assistant"), default=-1
+        )
+        return self.entries[: last + 1]
+
+
+def _requests(usage: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if not usage:
+        return []
+    inner = usage.get("requests")
+    return list(inner) if isinstance(inner, list) and inner else [usage]
+
+
+def begin_turn(
+    state: SessionState,
+    pending: Turn | None,
+    content: Any,
+    settings: Settings,
+    overrides: Mapping[str, Any],
+) -> Turn:
+    """A new turn for ``content``, or the pending turn continued with it. Never modifies ``pending``."""
+    message = user_message(content)
+    opts, toolset = split_overrides(settings, overrides)
+    if pending is not None:
+        turn = pending.copy()
+        turn.overrides.update(opts)
+        if "tools" in overrides or "tool_functions" in overrides:
+            turn.toolset = toolset
+        turn.add_user(message)
+        return turn
+    turn = Turn(base=state, entries=[], overrides=opts, toolset=toolset)
+    turn.add_user(message)
+    return turn
+
+
+def resume_turn(pending: Turn | None, overrides: Mapping[str, Any]) -> Turn:
+    """The pending turn, to call the API again as it stands (a pause beyond ``max_tool_rounds``, or an empty
+    reply to try again)."""
+    if pending is None or not pending.entries:
+        raise InvalidHistory("there is no pending turn to resume", index=None)
+    if pending.awaiting:
+        ids = ", ".join(str(t.get("id")) for t in pending.awaiting)
+        raise InvalidHistory(f"the pending turn waits for tool results ({ids}); send them first", index=None)
+    turn = pending.copy()
+    turn.overrides.update(overrides)
+    turn.auto_rounds = 0
+    return turn
