@@ -131,12 +131,19 @@ def _range(pk: int, start: int = 0) -> tuple[int, int]:
 class SQLiteStore(StoreBase):
     """A store in one SQLite file. ``busy_timeout`` (seconds) is how long a writer waits for another one;
     ``synchronous="FULL"`` makes every committed turn survive a power loss ("NORMAL": survives a process
-    crash)."""
+    crash). ``compact_on_delete`` rewrites the full-text index after a delete so the deleted words leave the
+    file at once; on very large stores turn it off and call ``compact()`` from a maintenance job instead."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, synchronous: str = "FULL"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+        compact_on_delete: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.compact_on_delete = compact_on_delete
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         if busy_timeout < 0:
@@ -263,6 +270,10 @@ class SQLiteStore(StoreBase):
         conn.execute("DELETE FROM sessions WHERE pk = ?", (pk,))
 
     def _compact_index(self, conn: sqlite3.Connection) -> None:
+        if self.compact_on_delete:
+            self._optimize_index(conn)
+
+    def _optimize_index(self, conn: sqlite3.Connection) -> None:
         # FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
         # 'optimize' merges them now, so a deleted session's words are really gone from the file.
         conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
@@ -521,6 +532,14 @@ class SQLiteStore(StoreBase):
             if pks:
                 self._compact_index(conn)
         return len(pks)
+
+    def compact(self) -> None:
+        """Maintenance: merge the full-text index (dropping what deletes left in it), copy the WAL into the
+        database and truncate it. Deleted content is then gone from every file of the store."""
+        conn = self._conn()
+        with self._write(conn):
+            self._optimize_index(conn)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
