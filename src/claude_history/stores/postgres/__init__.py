@@ -1,0 +1,412 @@
+"""PostgreSQL store (``postgresql://user:pass@host:5432/db?schema=name``): shared by several app servers.
+
+psycopg 3 with a connection pool. One row per message (``json`` columns that keep the exact text, see
+``_sql``), a ``sessions`` row carrying the version, numbered migrations applied under an advisory lock,
+full-text search over a GIN-indexed ``tsvector``. Appending a turn is one transaction: compare-and-swap on the
+session version, then one multi-row insert, so its cost depends on the size of the turn, not of the history.
+
+``PostgresStore`` and ``AsyncPostgresStore`` share every statement and every rule (``_ops``); they differ only
+in how a query is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ...errors import ConfigurationError, StoreUnavailable
+from .._common import AsyncStoreBase, StoreBase, now_us, to_us
+from ..base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
+from . import _ops
+from ._ops import Op, Query
+from ._sql import Statements
+
+try:
+    import psycopg
+    from psycopg import conninfo as _conninfo
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise StoreUnavailable(
+        "the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install 'claude-history[postgres]'"
+    ) from exc
+
+__all__ = ["AsyncPostgresStore", "PostgresStore"]
+
+T = TypeVar("T")
+
+DEFAULT_SCHEMA = "claude_history"
+# Options that belong to the store, not to libpq; accepted as keyword arguments or as URL query parameters.
+_STORE_OPTIONS = ("schema", "pool_min_size", "pool_max_size", "pool_timeout")
+
+
+@dataclass(frozen=True)
+class _Config:
+    conninfo: str
+    schema: str
+    pool_min_size: int
+    pool_max_size: int
+    pool_timeout: float
+    where: str  # host:port/db for messages, never the password
+
+
+def _config(url: str, options: dict[str, Any]) -> _Config:
+    """Split store options from libpq parameters. Keyword arguments win over URL query parameters; anything
+    else (``sslmode``, ``application_name``, ...) goes to libpq unchanged."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"PostgreSQL URL must be a string, got {type(url).__name__}")
+    store: dict[str, Any] = {}
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        query = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in _STORE_OPTIONS:
+                store[key] = value
+            else:
+                query.append((key, value))
+        url = urlunsplit(parts._replace(query=urlencode(query)))
+    libpq = {k: v for k, v in options.items() if k not in _STORE_OPTIONS}
+    store.update({k: v for k, v in options.items() if k in _STORE_OPTIONS})
+    try:
+        params = _conninfo.conninfo_to_dict(url, **libpq)
+        params.setdefault("connect_timeout", 10)
+        conninfo = _conninfo.make_conninfo("", **params)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(f"bad PostgreSQL connection settings: {exc}") from None
+    schema = store.get("schema", DEFAULT_SCHEMA)
+    if not isinstance(schema, str) or not schema or "\x00" in schema or len(schema.encode()) > 63:
+        raise ConfigurationError(f"schema must be a PostgreSQL name of 1 to 63 bytes, got {schema!r}")
+    try:
+        min_size = int(store.get("pool_min_size", 1))
+        max_size = int(store.get("pool_max_size", 10))
+        timeout = float(store.get("pool_timeout", 10.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"bad PostgreSQL pool setting: {exc}") from None
+    if not 0 <= min_size <= max_size or max_size < 1 or timeout <= 0:
+        raise ConfigurationError(
+            "pool sizes must satisfy 0 <= pool_min_size <= pool_max_size, pool_max_size >= 1,"
+            f" pool_timeout > 0; got {min_size}, {max_size}, {timeout}"
+        )
+    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
+    return _Config(conninfo, schema, min_size, max_size, timeout, where)
+
+
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+@contextmanager
+def _unavailable(config: _Config) -> Iterator[None]:
+    """Connection trouble becomes ``StoreUnavailable`` with where and why; SQL errors pass through."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise StoreUnavailable(
+            f"PostgreSQL at {config.where}: no connection within {config.pool_timeout:g}s (server"
+            f" unreachable, or all {config.pool_max_size} pooled connections busy: raise pool_max_size):"
+            f" {exc}"
+        ) from exc
+    except PoolClosed as exc:
+        raise StoreUnavailable("this PostgreSQL store is closed") from exc
+    except psycopg.OperationalError as exc:
+        state = exc.sqlstate
+        if state is None or state.startswith(_CONNECTION_SQLSTATES):
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"PostgreSQL at {config.where} is unavailable: {reason}") from exc
+        raise
+
+
+class _Progress:
+    """How many queries of an operation the server has executed: zero means a retry cannot repeat a write."""
+
+    executed = 0
+
+
+def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> T:
+    """Drive an operation: send each query, feed its rows back."""
+    try:
+        with conn.cursor() as cur:
+            query = next(op)
+            while True:
+                cur.execute(query.sql, query.params)
+                progress.executed += 1
+                rows = cur.fetchall() if cur.description is not None else []
+                query = op.send(rows)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        op.close()
+
+
+async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress) -> T:
+    try:
+        async with conn.cursor() as cur:
+            query: Query = next(op)
+            while True:
+                await cur.execute(query.sql, query.params)
+                progress.executed += 1
+                rows = await cur.fetchall() if cur.description is not None else []
+                query = op.send(rows)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        op.close()
+
+
+def _retryable(exc: StoreUnavailable, progress: _Progress) -> bool:
+    """A pooled connection that died while idle (server restart, failover, idle timeout in a proxy) fails on
+    the first query; nothing was written, so the operation is safely run again on a fresh connection."""
+    cause = exc.__cause__
+    return (
+        progress.executed == 0
+        and isinstance(cause, psycopg.OperationalError)
+        and not isinstance(cause, (PoolTimeout, PoolClosed))
+    )
+
+
+class PostgresStore(StoreBase):
+    """Synchronous PostgreSQL store. Thread-safe (a pool of connections); safe across processes and machines.
+
+    Options: ``schema`` (default ``claude_history``; created if missing), ``pool_min_size`` (1),
+    ``pool_max_size`` (10), ``pool_timeout`` (seconds to wait for a connection, 10); any other keyword is a
+    libpq connection parameter. Opening applies pending migrations and raises ``StoreUnavailable`` if the
+    server cannot be reached."""
+
+    def __init__(self, url: str = "postgresql://", **options: Any) -> None:
+        self._config = _config(url, options)
+        self._st = Statements(self._config.schema)
+        with _unavailable(self._config), psycopg.connect(self._config.conninfo, autocommit=True) as conn:
+            _run_sync(conn, _ops.migrate(self._st), _Progress())
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self._config.conninfo,
+            min_size=self._config.pool_min_size,
+            max_size=self._config.pool_max_size,
+            timeout=self._config.pool_timeout,
+            name=f"claude-history {self._config.where}",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @property
+    def schema(self) -> str:
+        return self._config.schema
+
+    def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        """Run ``operation(statements, *args)`` in one transaction on a pooled connection."""
+        for attempt in range(2):
+            progress = _Progress()
+            try:
+                with _unavailable(self._config), self._pool.connection() as conn, conn.transaction():
+                    return _run_sync(conn, operation(self._st, *args), progress)
+            except StoreUnavailable as exc:
+                if attempt or not _retryable(exc, progress):
+                    raise
+                self._pool.check()  # drop the other dead connections too
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- Store ----------------------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionData:
+        return self._run(_ops.load, session_id, now_us())
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        return self._run(_ops.get_session, session_id, now_us())
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        return self._run(_ops.append, session_id, entries, expected_version, now_us())
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return self._run(_ops.update_session, session_id, changes, create, now_us())
+
+    def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        return self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
+
+    def delete(self, session_id: str) -> bool:
+        return self._run(_ops.delete, session_id)
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        return self._run(_ops.fork, session_id, at, new_id, now_us())
+
+    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+        return self._run(_ops.rewind, session_id, to, expected_version, now_us())
+
+    def save_summary(self, session_id: str, summary: Summary) -> None:
+        self._run(_ops.save_summary, session_id, summary, now_us())
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        return self._run(_ops.search, query, session_id, limit, now_us())
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        return self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _create(self, data: SessionData) -> None:
+        self._run(_ops.create, data, now_us())
+
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        return self._run(_ops.truncate, session_id, to, expected_version, now_us())
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._config.where!r}, schema={self._config.schema!r})"
+
+
+class AsyncPostgresStore(AsyncStoreBase):
+    """The asyncio twin of ``PostgresStore`` (psycopg's async connections and pool): never blocks the loop.
+
+    Same options. The pool opens and migrations run on first use (or ``await store.open()`` / ``async with``);
+    a store belongs to the event loop that first used it."""
+
+    def __init__(self, url: str = "postgresql://", **options: Any) -> None:
+        self._config = _config(url, options)
+        self._st = Statements(self._config.schema)
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self._config.conninfo,
+            min_size=self._config.pool_min_size,
+            max_size=self._config.pool_max_size,
+            timeout=self._config.pool_timeout,
+            name=f"claude-history {self._config.where}",
+            open=False,
+        )
+        self._opened = False
+        self._closed = False
+        self._open_lock: asyncio.Lock | None = None
+
+    @property
+    def schema(self) -> str:
+        return self._config.schema
+
+    async def open(self) -> AsyncPostgresStore:
+        """Connect, apply pending migrations and open the pool (done on first use anyway)."""
+        if self._opened:
+            return self
+        if self._closed:
+            raise StoreUnavailable("this PostgreSQL store is closed")
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                with _unavailable(self._config):
+                    conn = await psycopg.AsyncConnection.connect(self._config.conninfo, autocommit=True)
+                    async with conn:
+                        await _run_async(conn, _ops.migrate(self._st), _Progress())
+                    await self._pool.open(wait=False)
+                self._opened = True
+        return self
+
+    async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        await self.open()
+        for attempt in range(2):
+            progress = _Progress()
+            try:
+                with _unavailable(self._config):
+                    async with self._pool.connection() as conn, conn.transaction():
+                        return await _run_async(conn, operation(self._st, *args), progress)
+            except StoreUnavailable as exc:
+                if attempt or not _retryable(exc, progress):
+                    raise
+                await self._pool.check()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def __aenter__(self) -> AsyncPostgresStore:
+        return await self.open()
+
+    # -- AsyncStore -----------------------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> SessionData:
+        return await self._run(_ops.load, session_id, now_us())
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        return await self._run(_ops.get_session, session_id, now_us())
+
+    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        return await self._run(_ops.append, session_id, entries, expected_version, now_us())
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return await self._run(_ops.update_session, session_id, changes, create, now_us())
+
+    async def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        return await self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._run(_ops.delete, session_id)
+
+    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        return await self._run(_ops.fork, session_id, at, new_id, now_us())
+
+    async def rewind(
+        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+    ) -> int:
+        return await self._run(_ops.rewind, session_id, to, expected_version, now_us())
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        await self._run(_ops.save_summary, session_id, summary, now_us())
+
+    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        return await self._run(_ops.search, query, session_id, limit, now_us())
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._pool.close()
+
+    async def _create(self, data: SessionData) -> None:
+        await self._run(_ops.create, data, now_us())
+
+    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        return await self._run(_ops.truncate, session_id, to, expected_version, now_us())
+
+    def __repr__(self) -> str:
+        return f"AsyncPostgresStore({self._config.where!r}, schema={self._config.schema!r})"

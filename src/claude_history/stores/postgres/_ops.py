@@ -1,0 +1,448 @@
+"""The PostgreSQL store's operations, written once for the sync and the async store.
+
+Each operation is a generator that yields ``Query`` objects and receives the rows of each (a "sans-I/O"
+coroutine); ``PostgresStore`` and ``AsyncPostgresStore`` only differ in how they run a query. All the logic,
+the SQL and the row conversion live here and in ``_sql``. An operation runs inside one transaction: raising
+(a ``ConflictError`` for a lost compare-and-swap) rolls it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from ...errors import ConfigurationError, SessionNotFound
+from ...history import last_turn_start
+from .._common import (
+    check_expected_version,
+    check_page,
+    check_session_changes,
+    check_session_id,
+    check_summary,
+    conflict,
+    decode_json,
+    dumps,
+    encode_entries,
+    from_us,
+    make_snippet,
+    message_text,
+    new_session_id,
+    search_terms,
+    to_us,
+)
+from ..base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from ._sql import LATEST_VERSION, Statements, advisory_lock_key
+
+T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    params: Mapping[str, Any] | None = None
+
+
+Op = Generator[Query, Rows, T]
+
+# A tsvector holds at most 1 MiB and a lexeme at most 2047 bytes; a message whose distinct words exceed this
+# (a pasted data dump) is indexed up to the limit.
+MAX_LEXEME_BYTES = 2047
+MAX_INDEX_BYTES = 900_000
+
+
+def index_words(text: str) -> list[str]:
+    """The lexemes stored for a message: exactly the words ``_common.text_matches`` would compare, so search
+    matches on PostgreSQL as on every other backend (PostgreSQL's own parser splits e-mail addresses, URLs and
+    hyphenated words differently, so it is not used)."""
+    words: list[str] = []
+    total = 0
+    for word in search_terms(text):
+        size = len(word.encode("utf-8")) + 4
+        if size - 4 > MAX_LEXEME_BYTES:
+            continue
+        total += size
+        if total > MAX_INDEX_BYTES:
+            break
+        words.append(word)
+    return words
+
+
+def tsquery(terms: Sequence[str]) -> str:
+    """The AND of ``terms`` as quoted lexemes: no PostgreSQL query parsing, no normalisation, no injection."""
+    return " & ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+def info_from_row(row: Sequence[Any]) -> SessionInfo:
+    """A ``sessions`` row (``_sql.SESSION_COLUMNS``) as a ``SessionInfo``."""
+    (sid, version, count, created, updated, title, owner, tags, model, system, expires, metadata) = row
+    return SessionInfo(
+        id=sid,
+        version=int(version),
+        created_at=created.astimezone(timezone.utc),
+        updated_at=updated.astimezone(timezone.utc),
+        message_count=int(count),
+        title=title,
+        owner=owner,
+        tags=tuple(tags or ()),
+        model=model,
+        system=decode_json(system),
+        expires_at=_utc(expires),
+        metadata=decode_json(metadata) or {},
+    )
+
+
+def _message_from_row(row: Sequence[Any]) -> StoredMessage:
+    seq, message, model, usage, created = row
+    return StoredMessage(
+        seq=int(seq),
+        message=decode_json(message),
+        model=model,
+        usage=decode_json(usage),
+        created_at=created.astimezone(timezone.utc),
+    )
+
+
+def _summary_from_row(row: Sequence[Any]) -> Summary:
+    start, end, text, model, usage, created = row
+    return Summary(
+        start=int(start),
+        end=int(end),
+        text=decode_json(text),
+        model=model,
+        usage=decode_json(usage),
+        created_at=created.astimezone(timezone.utc),
+    )
+
+
+def _check_text(name: str, value: str | None) -> None:
+    # PostgreSQL text cannot hold NUL; say so instead of failing deep inside the driver.
+    if value is not None and "\x00" in value:
+        raise ConfigurationError(
+            f"{name} must not contain NUL characters (PostgreSQL text cannot store them)"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Migrations (run on an autocommit connection; ``Query(sql="BEGIN"/"COMMIT")`` frame each migration)
+
+
+def migrate(st: Statements) -> Op[int]:
+    """Create the schema and apply pending migrations, each in its own transaction, under an advisory lock so
+    that several processes starting at once do not race. Returns the number of migrations applied."""
+    # The lock is a session lock: if anything fails, the driver closes the connection, which releases it and
+    # rolls back the migration in progress.
+    key = {"key": advisory_lock_key(st.schema)}
+    yield Query(st.lock, key)
+    yield Query(st.create_schema)
+    yield Query(st.create_migrations)
+    applied = {int(row[0]) for row in (yield Query(st.applied_versions))}
+    newer = [v for v in applied if v > LATEST_VERSION]
+    if newer:
+        raise ConfigurationError(
+            f"the database schema {st.schema} is at version {max(newer)}, newer than this claude-history "
+            f"supports ({LATEST_VERSION}); upgrade claude-history"
+        )
+    count = 0
+    for version, name, sql in st.migrations:
+        if version in applied:
+            continue
+        yield Query("BEGIN")
+        yield Query(sql)
+        yield Query(st.record_migration, {"version": version, "name": name})
+        yield Query("COMMIT")
+        count += 1
+    yield Query(st.unlock, key)
+    return count
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reads
+
+
+def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
+    args = {"id": check_session_id(session_id), "now": from_us(now)}
+    yield Query(st.snapshot)  # one consistent view of the session row, its messages and summaries
+    rows = yield Query(st.get_session, args)
+    if not rows:
+        raise SessionNotFound(session_id)
+    messages = [_message_from_row(row) for row in (yield Query(st.messages, args))]
+    summaries = [_summary_from_row(row) for row in (yield Query(st.summaries, args))]
+    return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
+
+
+def get_session(st: Statements, session_id: str, now: int) -> Op[SessionInfo]:
+    rows = yield Query(st.get_session, {"id": check_session_id(session_id), "now": from_us(now)})
+    if not rows:
+        raise SessionNotFound(session_id)
+    return info_from_row(rows[0])
+
+
+def list_sessions(
+    st: Statements, owner: str | None, tag: str | None, limit: int, offset: int, now: int
+) -> Op[list[SessionInfo]]:
+    check_page(limit, offset)
+    args = {"owner": owner, "tag": tag, "limit": limit, "offset": offset, "now": from_us(now)}
+    rows = yield Query(st.list_sessions(owner=owner is not None, tag=tag is not None), args)
+    return [info_from_row(row) for row in rows]
+
+
+def search(st: Statements, query: str, session_id: str | None, limit: int, now: int) -> Op[list[SearchHit]]:
+    terms = search_terms(query)
+    check_page(limit, 0)
+    if session_id is not None:
+        check_session_id(session_id)
+    if not terms or limit == 0 or any(len(t.encode("utf-8")) > MAX_LEXEME_BYTES for t in terms):
+        return []
+    args = {"query": tsquery(terms), "id": session_id, "limit": limit, "now": from_us(now)}
+    rows = yield Query(st.search_all if session_id is None else st.search_session, args)
+    hits = []
+    for sid, seq, role, message in rows:
+        hits.append(SearchHit(sid, int(seq), role, make_snippet(message_text(decode_json(message)), terms)))
+    return hits
+
+
+# ----------------------------------------------------------------------------------------------------
+# Writes
+
+
+def _message_rows(
+    session_id: str, start: int, rows: Sequence[tuple[str, str, str | None, str | None, datetime, str]]
+) -> dict[str, Any]:
+    """Columns of a multi-row insert (``unnest`` of arrays): one statement, one round trip, whole turn."""
+    return {
+        "id": session_id,
+        "seq": list(range(start, start + len(rows))),
+        "role": [r[0] for r in rows],
+        "message": [r[1] for r in rows],
+        "model": [r[2] for r in rows],
+        "usage": [r[3] for r in rows],
+        "created_at": [r[4] for r in rows],
+        "words": ["{" + ",".join(_array_item(w) for w in index_words(r[5])) + "}" for r in rows],
+    }
+
+
+def _array_item(word: str) -> str:
+    # A PostgreSQL array literal element, quoted (words are letters and digits, but quote anyway).
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def append(
+    st: Statements, session_id: str, entries: Sequence[Entry], expected_version: int, now: int
+) -> Op[int]:
+    check_session_id(session_id)
+    check_expected_version(expected_version)
+    encoded = encode_entries(entries)
+    for index, entry in enumerate(encoded):
+        _check_text(f"model of entry {index}", entry.model)
+    stamp = from_us(now)
+    args = {"id": session_id, "n": len(encoded), "expected": expected_version, "now": stamp}
+    yield Query(st.drop_expired, args)
+    rows = yield Query(st.append_create if expected_version == 0 else st.append_update, args)
+    if not rows:
+        actual = yield Query(st.live_version, args)
+        raise conflict(session_id, expected_version, int(actual[0][0]) if actual else 0, entries)
+    start = int(rows[0][0])
+    message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
+    yield Query(st.insert_messages, _message_rows(session_id, start, message_rows))
+    return expected_version + 1
+
+
+def update_session(
+    st: Statements, session_id: str, changes: Mapping[str, Any], create: bool, now: int
+) -> Op[SessionInfo]:
+    check_session_id(session_id)
+    fields = check_session_changes(changes)
+    for name in ("title", "owner", "model"):
+        _check_text(name, fields.get(name))
+    stamp = from_us(now)
+    args: dict[str, Any] = {"id": session_id, "now": stamp}
+    args.update(fields)
+    if "tags" in fields:
+        args["tags"] = list(fields["tags"])
+    if "system" in fields:
+        args["system"] = None if fields["system"] is None else dumps(fields["system"])
+    if "metadata" in fields:
+        args["metadata"] = dumps(fields["metadata"])
+    yield Query(st.drop_expired, args)
+    if create:
+        yield Query(st.create_empty, args)
+    rows = yield Query(st.update_session(fields), args)
+    if not rows:
+        raise SessionNotFound(session_id)
+    info = info_from_row(rows[0])
+    if info.expires_at is not None and to_us(info.expires_at) <= now:
+        yield Query(st.drop_expired, args)  # set to a past time: it expires now, as it would anywhere
+    return info
+
+
+def delete(st: Statements, session_id: str) -> Op[bool]:
+    rows = yield Query(st.delete_session, {"id": check_session_id(session_id)})
+    return bool(rows)
+
+
+def save_summary(st: Statements, session_id: str, summary: Summary, now: int) -> Op[None]:
+    args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
+    rows = yield Query(st.lock_session, args)  # locked: a concurrent rewind cannot shrink the log under us
+    if not rows:
+        raise SessionNotFound(session_id)
+    check_summary(summary, int(rows[0][2]))
+    _check_text("summary model", summary.model)
+    args.update(
+        start=summary.start,
+        end=summary.end,
+        text=dumps(summary.text),
+        model=summary.model,
+        usage=None if summary.usage is None else dumps(dict(summary.usage)),
+        created_at=summary.created_at or from_us(now),
+    )
+    yield Query(st.insert_summary, args)
+
+
+def purge_expired(st: Statements, now: int) -> Op[int]:
+    rows = yield Query(st.purge_expired, {"now": from_us(now)})
+    return len(rows)
+
+
+def truncate(st: Statements, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
+    """Keep messages ``[0, to)``: the compare-and-swap step of ``rewind`` (``StoreBase._truncate``)."""
+    args = {"id": session_id, "to": to, "expected": expected_version, "now": from_us(now)}
+    rows = yield Query(st.truncate_session, args)
+    if not rows:
+        actual = yield Query(st.live_version, args)
+        if not actual:
+            raise SessionNotFound(session_id)
+        raise conflict(session_id, expected_version, int(actual[0][0]))
+    yield Query(st.truncate_messages, args)
+    yield Query(st.truncate_summaries, args)
+    return int(rows[0][0])
+
+
+TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
+
+
+def rewind(
+    st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int
+) -> Op[int]:
+    """Rewind in one transaction with the session row locked: no retry loop, and finding the last turn
+    reads the tail of the log, not all of it (the cut of ``_common.rewind_target``: the last turn start).
+    """
+    args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
+    if expected_version is not None:
+        check_expected_version(expected_version)
+    rows = yield Query(st.lock_session, args)
+    if not rows:
+        raise SessionNotFound(session_id)
+    info = info_from_row(rows[0])
+    if expected_version is not None and info.version != expected_version:
+        raise conflict(session_id, expected_version, info.version)
+    count = info.message_count
+    if to is None:
+        to = yield from _last_turn_start(st, session_id, count)
+    elif isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= count:
+        raise ConfigurationError(f"rewind target must be an index from 0 to {count}, got {to!r}")
+    return (yield from truncate(st, session_id, to, info.version, now))
+
+
+def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:
+    end, size = count, TAIL_CHUNK
+    while end > 0:
+        start = max(0, end - size)
+        rows = yield Query(st.message_range, {"id": session_id, "start": start, "end": end})
+        found = last_turn_start([decode_json(row[0]) for row in rows])
+        if found is not None:
+            return start + found
+        end, size = start, size * 4
+    raise ConfigurationError("the session has no turn to rewind")
+
+
+def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
+    """Copy the prefix inside the server. Same result as ``_common.fork_session``: messages ``[0, at)`` with
+    their timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
+    args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
+    rows = yield Query(st.get_session + " FOR SHARE", args)
+    if not rows:
+        raise SessionNotFound(session_id)
+    count = int(rows[0][2])
+    if at is None:
+        at = count
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
+        raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
+    target = check_session_id(new_id) if new_id is not None else new_session_id()
+    args.update(new_id=target, at=at, version=1 if at else 0)
+    yield Query(st.drop_expired, {"id": target, "now": args["now"]})
+    created = yield Query(st.fork_session, args)
+    if not created:
+        actual = yield Query(st.live_version, {"id": target, "now": args["now"]})
+        raise conflict(target, 0, int(actual[0][0]) if actual else 0)
+    yield Query(st.fork_messages, args)
+    yield Query(st.fork_summaries, args)
+    return target
+
+
+CREATE_CHUNK = 2000  # messages per insert statement when creating a whole session (imports)
+
+
+def create(st: Statements, data: SessionData, now: int) -> Op[None]:
+    """Insert a whole session (import): ``_common.StoreBase._create``."""
+    info = data.info
+    session_id = check_session_id(info.id)
+    for name in ("title", "owner", "model"):
+        _check_text(name, getattr(info, name))
+    stamp = from_us(now)
+    yield Query(st.drop_expired, {"id": session_id, "now": stamp})
+    created = yield Query(
+        st.create_session,
+        {
+            "id": session_id,
+            "version": info.version,
+            "message_count": len(data.messages),
+            "created_at": info.created_at,
+            "updated_at": info.updated_at,
+            "title": info.title,
+            "owner": info.owner,
+            "tags": list(info.tags),
+            "model": info.model,
+            "system": None if info.system is None else dumps(info.system),
+            "expires_at": info.expires_at,
+            "metadata": dumps(info.metadata),
+        },
+    )
+    if not created:
+        actual = yield Query(st.live_version, {"id": session_id, "now": stamp})
+        raise conflict(session_id, 0, int(actual[0][0]) if actual else 0)
+    for start in range(0, len(data.messages), CREATE_CHUNK):
+        chunk = data.messages[start : start + CREATE_CHUNK]
+        rows = []
+        for stored in chunk:
+            _check_text("model", stored.model)
+            rows.append(
+                (
+                    stored.role,
+                    dumps(stored.message),
+                    stored.model,
+                    None if stored.usage is None else dumps(stored.usage),
+                    stored.created_at,
+                    message_text(stored.message),
+                )
+            )
+        yield Query(st.insert_messages, _message_rows(session_id, start, rows))
+    for summary in data.summaries:
+        yield Query(
+            st.insert_summary,
+            {
+                "id": session_id,
+                "start": summary.start,
+                "end": summary.end,
+                "text": dumps(summary.text),
+                "model": summary.model,
+                "usage": None if summary.usage is None else dumps(dict(summary.usage)),
+                "created_at": summary.created_at or stamp,
+            },
+        )

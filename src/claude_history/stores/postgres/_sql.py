@@ -1,0 +1,265 @@
+"""Every SQL statement of the PostgreSQL store, in one place for the sync and async stores.
+
+Statements are templates with ``{s}`` standing for the quoted schema; ``Statements(schema)`` fills it in once
+per store. Message content is kept in ``json`` columns, not ``jsonb``: ``json`` stores the text exactly as
+written (key order, duplicate keys, number spelling) while ``jsonb`` reorders keys, and the stored log must
+round-trip byte for byte (thinking signatures are verified against it). The content stays queryable with the
+``->`` operators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "SESSION_COLUMNS", "Migration", "Statements", "advisory_lock_key", "quote_ident"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+# Numbered, append-only. Never edit a released migration: add a new one.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sessions, messages, summaries",
+        """
+CREATE TABLE {s}.sessions (
+    id            text PRIMARY KEY,
+    version       bigint NOT NULL DEFAULT 0,
+    message_count integer NOT NULL DEFAULT 0,
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    title         text,
+    owner         text,
+    tags          text[] NOT NULL DEFAULT '{}',
+    model         text,
+    system        json,
+    expires_at    timestamptz,
+    metadata      json NOT NULL DEFAULT '{}'
+);
+CREATE INDEX sessions_recent_idx ON {s}.sessions (updated_at DESC, id COLLATE "C");
+CREATE INDEX sessions_owner_idx ON {s}.sessions (owner, updated_at DESC) WHERE owner IS NOT NULL;
+CREATE INDEX sessions_tags_idx ON {s}.sessions USING gin (tags);
+CREATE INDEX sessions_expires_idx ON {s}.sessions (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE {s}.messages (
+    session_id text NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    seq        integer NOT NULL,
+    role       text NOT NULL,
+    message    json NOT NULL,
+    model      text,
+    usage      json,
+    created_at timestamptz NOT NULL,
+    words      tsvector NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE INDEX messages_words_idx ON {s}.messages USING gin (words);
+
+CREATE TABLE {s}.summaries (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session_id text NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    start_seq  integer NOT NULL,
+    end_seq    integer NOT NULL,
+    text       json NOT NULL,
+    model      text,
+    usage      json,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX summaries_session_idx ON {s}.summaries (session_id, id);
+""",
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+# Columns of a session row, in the order ``_ops.info_from_row`` reads them.
+SESSION_COLUMNS = (
+    "id, version, message_count, created_at, updated_at, title, owner, tags, model, system::text,"
+    " expires_at, metadata::text"
+)
+_LIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
+
+# update_session: argument name -> SQL assignment (the only columns it may change)
+UPDATE_ASSIGNMENTS = {
+    "title": "title = %(title)s",
+    "owner": "owner = %(owner)s",
+    "tags": "tags = %(tags)s",
+    "model": "model = %(model)s",
+    "system": "system = %(system)s::json",
+    "expires_at": "expires_at = %(expires_at)s",
+    "metadata": "metadata = %(metadata)s::json",
+}
+
+
+def quote_ident(name: str) -> str:
+    """A safely quoted SQL identifier (any text is allowed in a quoted identifier except NUL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def advisory_lock_key(schema: str) -> int:
+    """A stable signed 64-bit key per schema: migrations of different schemas do not wait for each other."""
+    digest = hashlib.blake2b(f"claude_history:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Statements:
+    """The statements of one schema. Parameters are named (``%(id)s``) so every caller passes a dict."""
+
+    def __init__(self, schema: str) -> None:
+        s = quote_ident(schema)
+
+        def fill(template: str) -> str:
+            return template.replace("{s}", s)
+
+        self.schema = s
+        self.fill = fill
+
+        # -- migrations (run on an autocommit connection holding the advisory lock)
+        self.lock = "SELECT pg_advisory_lock(%(key)s::bigint)"
+        self.unlock = "SELECT pg_advisory_unlock(%(key)s::bigint)"
+        self.create_schema = fill("CREATE SCHEMA IF NOT EXISTS {s}")
+        self.create_migrations = fill(
+            "CREATE TABLE IF NOT EXISTS {s}.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        self.applied_versions = fill("SELECT version FROM {s}.schema_migrations ORDER BY version")
+        self.record_migration = fill(
+            "INSERT INTO {s}.schema_migrations (version, name) VALUES (%(version)s, %(name)s)"
+        )
+        self.migrations = [(m.version, m.name, fill(m.sql)) for m in MIGRATIONS]
+
+        # -- sessions
+        self.snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        self.get_session = fill(f"SELECT {SESSION_COLUMNS} FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
+        self.lock_session = self.get_session + " FOR UPDATE"
+        self.live_version = fill(f"SELECT version FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
+        # Expired is the same as absent: writers remove an expired session on sight before touching the id.
+        self.drop_expired = fill("DELETE FROM {s}.sessions WHERE id = %(id)s AND expires_at <= %(now)s")
+        self.create_empty = fill(
+            "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at)"
+            " VALUES (%(id)s, 0, 0, %(now)s, %(now)s) ON CONFLICT (id) DO NOTHING"
+        )
+        self.create_session = fill(
+            "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner,"
+            " tags,"
+            " model, system, expires_at, metadata) VALUES (%(id)s, %(version)s, %(message_count)s,"
+            " %(created_at)s, %(updated_at)s, %(title)s, %(owner)s, %(tags)s, %(model)s, %(system)s::json,"
+            " %(expires_at)s, %(metadata)s::json) ON CONFLICT (id) DO NOTHING RETURNING 1"
+        )
+        self.delete_session = fill("DELETE FROM {s}.sessions WHERE id = %(id)s RETURNING 1")
+        self.purge_expired = fill("DELETE FROM {s}.sessions WHERE expires_at <= %(now)s RETURNING 1")
+
+        # -- append: compare-and-swap on the version, then one multi-row insert (O(turn), not O(history)).
+        # Version 0 is a missing session (created here) or an empty one from update_session(create=True).
+        self.append_create = fill(
+            "INSERT INTO {s}.sessions AS t (id, version, message_count, created_at, updated_at)"
+            " VALUES (%(id)s, 1, %(n)s, %(now)s, %(now)s)"
+            " ON CONFLICT (id) DO UPDATE SET version = t.version + 1,"
+            " message_count = t.message_count + EXCLUDED.message_count,"
+            " updated_at = greatest(t.updated_at, EXCLUDED.updated_at)"
+            " WHERE t.version = 0"
+            " RETURNING t.message_count - %(n)s"
+        )
+        self.append_update = fill(
+            "UPDATE {s}.sessions SET version = version + 1, message_count = message_count + %(n)s,"
+            " updated_at = greatest(updated_at, %(now)s)"
+            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE}"
+            " RETURNING message_count - %(n)s"
+        )
+        self.insert_messages = fill(
+            "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
+            " SELECT %(id)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
+            " array_to_tsvector(m.words::text[])"
+            " FROM unnest(%(seq)b::integer[], %(role)b::text[], %(message)b::text[], %(model)b::text[],"
+            " %(usage)b::text[], %(created_at)b::timestamptz[], %(words)b::text[])"
+            " AS m (seq, role, message, model, usage, created_at, words)"
+        )
+
+        # -- reads
+        self.messages = fill(
+            "SELECT seq, message::text, model, usage::text, created_at FROM {s}.messages"
+            " WHERE session_id = %(id)s ORDER BY seq"
+        )
+        self.message_range = fill(
+            "SELECT message::text FROM {s}.messages"
+            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq"
+        )
+        self.summaries = fill(
+            "SELECT start_seq, end_seq, text::text, model, usage::text, created_at FROM {s}.summaries"
+            " WHERE session_id = %(id)s ORDER BY id"
+        )
+        self.insert_summary = fill(
+            "INSERT INTO {s}.summaries (session_id, start_seq, end_seq, text, model, usage, created_at)"
+            " VALUES (%(id)s, %(start)s, %(end)s, %(text)s::json, %(model)s, %(usage)s::json, %(created_at)s)"
+        )
+
+        # -- rewind (the generic rewind computes the target; this is the CAS truncation)
+        self.truncate_session = fill(
+            "UPDATE {s}.sessions SET version = version + 1, message_count = %(to)s,"
+            " updated_at = greatest(updated_at, %(now)s)"
+            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} RETURNING version"
+        )
+        self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
+        self.truncate_summaries = fill(
+            "DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s"
+        )
+
+        # -- fork: copied inside the server; a fork of a long session moves no content through the client
+        self.fork_session = fill(
+            "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner,"
+            " tags,"
+            " model, system, expires_at, metadata)"
+            " SELECT %(new_id)s, %(version)s, %(at)s, %(now)s, %(now)s, title, owner, tags, model, system,"
+            " expires_at, metadata FROM {s}.sessions WHERE id = %(id)s"
+            " ON CONFLICT (id) DO NOTHING RETURNING 1"
+        )
+        self.fork_messages = fill(
+            "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
+            " SELECT %(new_id)s, seq, role, message, model, usage, created_at, words FROM {s}.messages"
+            " WHERE session_id = %(id)s AND seq < %(at)s"
+        )
+        self.fork_summaries = fill(
+            "INSERT INTO {s}.summaries (session_id, start_seq, end_seq, text, model, usage, created_at)"
+            " SELECT %(new_id)s, start_seq, end_seq, text, model, usage, created_at FROM {s}.summaries"
+            " WHERE session_id = %(id)s AND end_seq <= %(at)s ORDER BY id"
+        )
+
+        # -- search: the tsvector holds the words ``_common.search_terms`` sees; the query is their AND
+        self.search_all = fill(
+            "SELECT m.session_id, m.seq, m.role, m.message::text FROM {s}.messages m"
+            " JOIN {s}.sessions s ON s.id = m.session_id"
+            " WHERE m.words @@ %(query)s::tsquery AND (s.expires_at IS NULL OR s.expires_at > %(now)s)"
+            ' ORDER BY s.updated_at DESC, s.id COLLATE "C", m.seq LIMIT %(limit)s'
+        )
+        self.search_session = fill(
+            "SELECT m.session_id, m.seq, m.role, m.message::text FROM {s}.messages m"
+            " JOIN {s}.sessions s ON s.id = m.session_id"
+            " WHERE m.session_id = %(id)s AND m.words @@ %(query)s::tsquery"
+            " AND (s.expires_at IS NULL OR s.expires_at > %(now)s)"
+            " ORDER BY m.seq LIMIT %(limit)s"
+        )
+
+    def update_session(self, fields: Iterable[str]) -> str:
+        assignments = ["updated_at = greatest(updated_at, %(now)s)"]
+        assignments += [UPDATE_ASSIGNMENTS[name] for name in fields]
+        return self.fill(
+            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s"
+            f" RETURNING {SESSION_COLUMNS}"
+        )
+
+    def list_sessions(self, *, owner: bool, tag: bool) -> str:
+        conditions = [_LIVE]
+        if owner:
+            conditions.append("owner = %(owner)s")
+        if tag:
+            conditions.append("tags @> ARRAY[%(tag)s]::text[]")
+        return self.fill(
+            f"SELECT {SESSION_COLUMNS} FROM {{s}}.sessions WHERE {' AND '.join(conditions)}"
+            ' ORDER BY updated_at DESC, id COLLATE "C" LIMIT %(limit)s OFFSET %(offset)s'
+        )
