@@ -144,9 +144,11 @@ class Layout:
 
 def chain(state: str, role: str, first: bool, block: dict[str, Any]) -> str:
     """Next state of the thinking-binding chain: the identity of everything up to ``block``."""
-    return hashlib.sha256(
-        f"{state}|{role}|{int(first)}|{canonical(canonical_block(block))}".encode()
-    ).hexdigest()
+    return _link(state, role, first, canonical(canonical_block(block)))
+
+
+def _link(state: str, role: str, first: bool, block_json: str) -> str:
+    return hashlib.sha256(f"{state}|{role}|{int(first)}|{block_json}".encode()).hexdigest()
 
 
 def build_layout(req: Request, counter: Counter) -> Layout:
@@ -155,25 +157,28 @@ def build_layout(req: Request, counter: Counter) -> Layout:
     total = 0
     key = digest(["sim-cache-v1", req.model])
 
-    def add(descriptor: Any, tokens: int, cc: dict[str, Any] | None, cacheable: bool = True) -> None:
+    def add(descriptor: str, tokens: int, cc: dict[str, Any] | None, cacheable: bool = True) -> None:
         nonlocal total, key
         total += tokens
-        key = hashlib.sha256(f"{key}|{canonical(descriptor)}".encode()).hexdigest()
+        key = hashlib.sha256(f"{key}|{descriptor}".encode()).hexdigest()
         positions.append(Position(key, total, cc, cacheable))
 
     for tool in req.tools:
-        add(["tool", canonical_block(tool)], BLOCK_OVERHEAD + counter.json(tool), tool.get("cache_control"))
+        tool_json = canonical(canonical_block(tool))
+        add("tool|" + tool_json, BLOCK_OVERHEAD + counter.text(tool_json), tool.get("cache_control"))
     for block in req.system:
-        add(["system", canonical_block(block)], counter.block(block), block.get("cache_control"))
+        add("system|" + canonical(canonical_block(block)), counter.block(block), block.get("cache_control"))
 
-    bind = digest(["sim-bind-v1", canonical_block(req.tools), canonical_block(req.system)])
+    # Only models that bind thinking to its prefix need the binding chain (the other models sign the text alone).
+    binds = req.info.binds_thinking
+    bind = digest(["sim-bind-v1", canonical_block(req.tools), canonical_block(req.system)]) if binds else ""
     bind_start = bind
     bound: dict[tuple[int, int], str] = {}
     # Changing tool_choice or thinking settings, or adding or removing an image anywhere, invalidates the messages
     # part of the cache (claude-api-facts.md, "Prompt caching"): salt the first message block with them.
     blocks = req.effective_blocks()
     images = sum(1 for _i, _j, b in blocks if _has_image(b))
-    salt: Any = [req.tool_choice, req.thinking, images]
+    salt = canonical([req.tool_choice, req.thinking, images])
     previous_message = -1
     for i, j, block in blocks:
         role = req.messages[i]["role"]
@@ -185,16 +190,13 @@ def build_layout(req: Request, counter: Counter) -> Layout:
             for inner in block["content"]:  # a marker inside a tool_result marks the tool_result's position
                 if isinstance(inner, dict) and inner.get("cache_control") is not None:
                     cc = inner["cache_control"]
-        add(
-            ["msg", role, first, salt, canonical_block(block)],
-            tokens,
-            cc,
-            block.get("type") not in UNCACHEABLE,
-        )
-        salt = None
-        if block.get("type") == "thinking":
-            bound[(i, j)] = bind
-        bind = chain(bind, role, first, block)
+        block_json = canonical(canonical_block(block))
+        add(f"msg|{role}|{int(first)}|{salt}|{block_json}", tokens, cc, block.get("type") not in UNCACHEABLE)
+        salt = ""
+        if binds:
+            if block.get("type") == "thinking":
+                bound[(i, j)] = bind
+            bind = _link(bind, role, first, block_json)
     return Layout(positions, total, bind_start, bind, bound)
 
 
