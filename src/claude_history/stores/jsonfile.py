@@ -1,0 +1,686 @@
+"""File store (``file:///dir``): one append-only JSON Lines file per session, readable with any text tool.
+
+Layout of the directory::
+
+    claude-history.json        marker: this is a store (no writing into any other non-empty directory)
+    <sha256 of id>.jsonl       the log: one line per committed operation
+    <sha256 of id>.meta.json   the sidecar: id, title, owner, tags, model, system, expiry, metadata
+
+File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
+fixed-length safe name inside the directory and never anywhere else; the real id lives in the sidecar.
+
+Every log line starts with ``{"v":version,"n":message_count,"u":updated_at,...``: the state after that line.
+A turn is one line (``"op":"append"`` with all its entries), written with one ``write`` and fsync'd, so after
+a crash the last line is either whole or torn; a torn last line (no newline) is ignored by readers and cut off
+by the next writer. Writers hold an exclusive ``flock`` on the log file for the compare-and-swap; readers take
+no lock.
+
+Rewind and delete are documented non-append operations: a rewind writes the kept part to a new file and
+renames it over the log (the dropped messages are gone from disk, not hidden); a delete removes both files.
+Listing and search scan the directory (a full-text search reads every session): fine for thousands of
+sessions; for more, use SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import SessionNotFound, StoreUnavailable
+from ._common import (
+    StoreBase,
+    check_expected_version,
+    check_page,
+    check_session_changes,
+    check_session_id,
+    check_summary,
+    conflict,
+    decode_json,
+    dumps,
+    encode_entries,
+    from_us,
+    is_expired,
+    make_snippet,
+    message_text,
+    now_us,
+    search_terms,
+    text_matches,
+    to_us,
+)
+from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["JsonFileStore"]
+
+MARKER = "claude-history.json"
+FORMAT = "claude-history-files/1"
+LOG_SUFFIX = ".jsonl"
+META_SUFFIX = ".meta.json"
+TMP_SUFFIX = ".tmp"
+STALE_TMP_SECONDS = 3600
+_CHUNK = 1 << 16
+_STATE = re.compile(rb'^\{"v":(\d+),"n":(\d+),"u":(-?\d+),')
+_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class _State:
+    """The log's state after its last complete line, and where that line ends."""
+
+    version: int = 0
+    count: int = 0
+    updated: int = 0
+    end: int = 0  # bytes of complete lines; anything after is a torn write
+
+
+def _name(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _parse_state(line: bytes, where: str) -> tuple[int, int, int]:
+    match = _STATE.match(line)
+    if match is None:
+        raise StoreUnavailable(f"corrupt session log {where}: a line does not start with its state")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def _tail_state(fd: int, where: str) -> _State:
+    """The state from the last complete line, reading the file backwards: an append costs the same at any
+    length of the log."""
+    size = os.fstat(fd).st_size
+    tail = b""
+    pos = size
+    newline = -1  # absolute offset of the last newline
+    while pos > 0:
+        start = max(0, pos - _CHUNK)
+        tail = os.pread(fd, pos - start, start) + tail
+        pos = start
+        if newline < 0:
+            index = tail.rfind(b"\n")
+            if index < 0:
+                continue
+            newline = pos + index
+        before = tail.rfind(b"\n", 0, newline - pos)
+        if before >= 0 or pos == 0:
+            line = tail[before + 1 : newline - pos]
+            version, count, updated = _parse_state(line, where)
+            return _State(version, count, updated, newline + 1)
+    return _State()
+
+
+class JsonFileStore(StoreBase):
+    """Sessions as JSON Lines files in one directory. ``fsync=False`` trades durability on power loss for
+    speed (a process crash still loses nothing committed)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        if fcntl is None:  # pragma: no cover - Windows
+            raise StoreUnavailable(
+                "the file store needs POSIX file locks (fcntl); use sqlite:// on this system"
+            )
+        self.root = Path(root)
+        self.fsync = fsync
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._check_marker()
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open file store {str(self.root)!r}: {exc}") from exc
+
+    def _check_marker(self) -> None:
+        marker = self.root / MARKER
+        try:
+            content = decode_json(marker.read_text("utf-8"))
+        except FileNotFoundError:
+            if any(not entry.name.startswith(f".{MARKER}.") for entry in os.scandir(self.root)):
+                raise StoreUnavailable(
+                    f"{str(self.root)!r} is not empty and is not a claude-history file store;"
+                    " point file:// at an empty or new directory"
+                ) from None
+            # Publish the marker whole (write, then link): a concurrent opener never reads it half-written.
+            tmp = self.root / f".{MARKER}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+            tmp.write_bytes(dumps({"format": FORMAT}).encode("utf-8"))
+            try:
+                os.link(tmp, marker)
+            except FileExistsError:
+                return self._check_marker()
+            finally:
+                tmp.unlink()
+            return None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict) or content.get("format") != FORMAT:
+            raise StoreUnavailable(f"{str(marker)!r} does not name a supported format ({FORMAT})")
+
+    # -- paths and files ------------------------------------------------------------------------------------
+
+    def _log(self, name: str) -> Path:
+        return self.root / (name + LOG_SUFFIX)
+
+    def _meta_path(self, name: str) -> Path:
+        return self.root / (name + META_SUFFIX)
+
+    def _sync_dir(self) -> None:
+        if not self.fsync:
+            return
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        """Write a whole file atomically: a temporary file, fsync'd, renamed over ``path``."""
+        tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, path)
+        self._sync_dir()
+
+    def _read_meta(self, name: str, session_id: str | None = None) -> dict[str, Any] | None:
+        try:
+            meta = decode_json(self._meta_path(name).read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise StoreUnavailable(f"corrupt session metadata {str(self._meta_path(name))!r}: {exc}") from exc
+        if not isinstance(meta, dict) or (session_id is not None and meta.get("id") != session_id):
+            raise StoreUnavailable(
+                f"session metadata {str(self._meta_path(name))!r} does not belong to this id"
+            )
+        return meta
+
+    def _write_meta(self, name: str, meta: dict[str, Any]) -> None:
+        self._replace(self._meta_path(name), dumps(meta).encode("utf-8"))
+
+    @contextmanager
+    def _locked(self, name: str, *, create: bool) -> Iterator[int | None]:
+        """The log file's descriptor under an exclusive lock (None when it does not exist and ``create`` is
+        false). A rename or delete by the previous holder leaves us locking a dead inode: then start over."""
+        path = self._log(name)
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
+        while True:
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileNotFoundError:
+                yield None
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                held = os.fstat(fd)
+                if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+                    continue
+                yield fd
+                return
+            finally:
+                os.close(fd)
+
+    def _state(self, fd: int, name: str, *, repair: bool) -> _State:
+        state = _tail_state(fd, str(self._log(name)))
+        if repair and os.fstat(fd).st_size != state.end:
+            os.ftruncate(fd, state.end)  # cut a torn last line left by a crashed writer
+        return state
+
+    def _remove(self, name: str) -> None:
+        """Delete a session's files (call with its lock held): the sidecar first, so it vanishes at once."""
+        self._meta_path(name).unlink(missing_ok=True)
+        self._log(name).unlink(missing_ok=True)
+        self._sync_dir()
+
+    def _live_meta(self, name: str, session_id: str, now: int) -> dict[str, Any] | None:
+        meta = self._read_meta(name, session_id)
+        if meta is not None and is_expired(meta.get("expires_at"), now):
+            return None
+        return meta
+
+    @contextmanager
+    def _session_lock(
+        self, session_id: str, *, create: bool
+    ) -> Iterator[tuple[str, int | None, dict[str, Any] | None]]:
+        """Lock a session for writing: its name, log descriptor and live metadata (an expired session is
+        removed here, as purging it would). If the operation leaves no session behind, no file is left behind
+        either."""
+        name = _name(session_id)
+        with self._locked(name, create=create) as fd:
+            if fd is None:
+                yield name, None, None
+                return
+            meta = self._read_meta(name, session_id)
+            if meta is not None and is_expired(meta.get("expires_at"), now_us()):
+                self._meta_path(name).unlink(missing_ok=True)
+                meta = None
+            if meta is None:
+                os.ftruncate(fd, 0)  # an expired session, or a log orphaned by a crash before its sidecar
+            try:
+                yield name, fd, meta
+            finally:
+                if not self._meta_path(name).exists():
+                    self._log(name).unlink(missing_ok=True)
+
+    def _info(self, meta: dict[str, Any], state: _State) -> SessionInfo:
+        return SessionInfo(
+            id=meta["id"],
+            version=state.version,
+            created_at=from_us(meta["created_at"]),
+            updated_at=from_us(max(meta["updated_at"], state.updated)),
+            message_count=state.count,
+            title=meta.get("title"),
+            owner=meta.get("owner"),
+            tags=tuple(meta.get("tags") or ()),
+            model=meta.get("model"),
+            system=meta.get("system"),
+            expires_at=None if meta.get("expires_at") is None else from_us(meta["expires_at"]),
+            metadata=meta.get("metadata") or {},
+        )
+
+    def _read_log(self, name: str, data: bytes) -> tuple[list[StoredMessage], list[Summary], _State]:
+        where = str(self._log(name))
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline: empty, or a torn write that never committed
+        messages: list[StoredMessage] = []
+        summaries: list[Summary] = []
+        state = _State()
+        end = 0
+        for line in lines:
+            end += len(line) + 1
+            version, count, updated = _parse_state(line, where)
+            try:
+                record = decode_json(line)
+            except ValueError as exc:
+                raise StoreUnavailable(f"corrupt session log {where}: {exc}") from exc
+            op = record.get("op")
+            if op == "append":
+                stamp = record["t"]
+                for entry in record["entries"]:
+                    messages.append(
+                        StoredMessage(
+                            seq=len(messages),
+                            message=entry["message"],
+                            model=entry.get("model"),
+                            usage=entry.get("usage"),
+                            created_at=from_us(entry.get("t", stamp)),
+                        )
+                    )
+            elif op == "summary":
+                raw = record["summary"]
+                summaries.append(
+                    Summary(
+                        start=raw["start"],
+                        end=raw["end"],
+                        text=raw["text"],
+                        model=raw.get("model"),
+                        usage=raw.get("usage"),
+                        created_at=from_us(raw["created_at"]),
+                    )
+                )
+            if len(messages) != count:
+                raise StoreUnavailable(
+                    f"corrupt session log {where}: message count {count} != {len(messages)}"
+                )
+            state = _State(version, count, updated, end)
+        return messages, summaries, state
+
+    @staticmethod
+    def _append_line(version: int, count: int, updated: int, rows: Iterable[str]) -> bytes:
+        return (
+            f'{{"v":{version},"n":{count},"u":{updated},"op":"append","t":{updated},"entries":['
+            + ",".join(rows)
+            + "]}\n"
+        ).encode("utf-8")
+
+    @staticmethod
+    def _summary_line(state: _State, summary: Summary, created: int) -> bytes:
+        record = {
+            "start": summary.start,
+            "end": summary.end,
+            "text": summary.text,
+            "model": summary.model,
+            "usage": None if summary.usage is None else dict(summary.usage),
+            "created_at": created,
+        }
+        prefix = f'{{"v":{state.version},"n":{state.count},"u":{state.updated},"op":"summary","summary":'
+        return (prefix + dumps(record) + "}\n").encode("utf-8")
+
+    def _snapshot(
+        self, version: int, updated: int, messages: Sequence[StoredMessage], summaries: Sequence[Summary]
+    ) -> bytes:
+        """A whole log holding ``messages`` and ``summaries`` at ``version`` (what fork, import and rewind
+        write)."""
+        parts = []
+        if messages:
+            rows = (
+                '{"message":'
+                + dumps(m.message)
+                + ',"model":'
+                + dumps(m.model)
+                + ',"usage":'
+                + dumps(m.usage)
+                + ',"t":'
+                + str(to_us(m.created_at))
+                + "}"
+                for m in messages
+            )
+            parts.append(self._append_line(version, len(messages), updated, rows))
+        elif version:
+            parts.append(f'{{"v":{version},"n":0,"u":{updated},"op":"mark"}}\n'.encode())
+        state = _State(version, len(messages), updated)
+        for summary in summaries:
+            created = now_us() if summary.created_at is None else to_us(summary.created_at)
+            parts.append(self._summary_line(state, summary, created))
+        return b"".join(parts)
+
+    def _new_meta(self, session_id: str, now: int) -> dict[str, Any]:
+        return {
+            "id": session_id,
+            "created_at": now,
+            "updated_at": now,
+            "title": None,
+            "owner": None,
+            "tags": [],
+            "model": None,
+            "system": None,
+            "expires_at": None,
+            "metadata": {},
+        }
+
+    def _names(self) -> list[str]:
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError as exc:
+            raise StoreUnavailable(f"file store directory {str(self.root)!r} is gone") from exc
+        return [
+            e.name[: -len(META_SUFFIX)]
+            for e in entries
+            if e.name.endswith(META_SUFFIX) and not e.name.startswith(".")
+        ]
+
+    def _snapshot_info(self, name: str) -> SessionInfo | None:
+        """Metadata and log state read without a lock; None if the session vanished meanwhile."""
+        meta = self._read_meta(name)
+        if meta is None:
+            return None
+        try:
+            fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            state = _tail_state(fd, str(self._log(name)))
+        finally:
+            os.close(fd)
+        return self._info(meta, state)
+
+    # -- Store ----------------------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionData:
+        check_session_id(session_id)
+        name = _name(session_id)
+        meta = self._live_meta(name, session_id, now_us())
+        if meta is None:
+            raise SessionNotFound(session_id)
+        try:
+            data = self._log(name).read_bytes()
+        except FileNotFoundError:
+            raise SessionNotFound(session_id) from None
+        messages, summaries, state = self._read_log(name, data)
+        return SessionData(info=self._info(meta, state), messages=messages, summaries=summaries)
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        check_session_id(session_id)
+        name = _name(session_id)
+        info = self._snapshot_info(name)
+        if (
+            info is None
+            or info.id != session_id
+            or (info.expires_at is not None and is_expired(to_us(info.expires_at), now_us()))
+        ):
+            raise SessionNotFound(session_id)
+        return info
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        check_session_id(session_id)
+        check_expected_version(expected_version)
+        encoded = encode_entries(entries)
+        with self._session_lock(session_id, create=True) as (name, fd, meta):
+            assert fd is not None
+            state = self._state(fd, name, repair=True) if meta is not None else _State()
+            if state.version != expected_version:
+                raise conflict(session_id, expected_version, state.version, entries)
+            now = max(now_us(), state.updated)
+            if meta is None:
+                self._write_meta(name, self._new_meta(session_id, now))
+            rows = (
+                '{"message":'
+                + e.message_json
+                + ',"model":'
+                + dumps(e.model)
+                + ',"usage":'
+                + (e.usage_json or "null")
+                + "}"
+                for e in encoded
+            )
+            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows)
+            try:
+                _write_all(fd, line)
+                if self.fsync:
+                    os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, state.end)  # a failed write (disk full) leaves the log as it was
+                raise
+        return expected_version + 1
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        changes = check_session_changes(
+            {
+                "title": title,
+                "owner": owner,
+                "tags": tags,
+                "model": model,
+                "system": system,
+                "expires_at": expires_at,
+                "metadata": metadata,
+            }
+        )
+        with self._session_lock(session_id, create=create) as (name, fd, meta):
+            if fd is None or (meta is None and not create):
+                raise SessionNotFound(session_id)
+            now = now_us()
+            state = self._state(fd, name, repair=True) if meta is not None else _State()
+            meta = dict(meta) if meta is not None else self._new_meta(session_id, now)
+            for key, value in changes.items():
+                if key == "tags":
+                    value = list(value)
+                elif key == "expires_at":
+                    value = None if value is None else to_us(value)
+                meta[key] = value
+            meta["updated_at"] = max(now, state.updated)
+            info = self._info(meta, state)
+            if is_expired(meta["expires_at"], now):
+                self._remove(name)  # expiring it in the past ends it now, as Redis would
+            else:
+                self._write_meta(name, meta)
+        return info
+
+    def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        check_page(limit, offset)
+        now = now_us()
+        infos = []
+        for name in self._names():
+            info = self._snapshot_info(name)
+            if info is None or (info.expires_at is not None and is_expired(to_us(info.expires_at), now)):
+                continue
+            if (owner is None or info.owner == owner) and (tag is None or tag in info.tags):
+                infos.append(info)
+        infos.sort(key=lambda info: info.id)
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        return infos[offset : offset + limit]
+
+    def delete(self, session_id: str) -> bool:
+        check_session_id(session_id)
+        name = _name(session_id)
+        with self._locked(name, create=False) as fd:
+            if fd is None:
+                return False
+            meta = self._read_meta(name, session_id)
+            self._remove(name)
+        return meta is not None and not is_expired(meta.get("expires_at"), now_us())
+
+    def save_summary(self, session_id: str, summary: Summary) -> None:
+        check_session_id(session_id)
+        with self._session_lock(session_id, create=False) as (name, fd, meta):
+            if fd is None or meta is None:
+                raise SessionNotFound(session_id)
+            state = self._state(fd, name, repair=True)
+            check_summary(summary, state.count)
+            created = now_us() if summary.created_at is None else to_us(summary.created_at)
+            _write_all(fd, self._summary_line(state, summary, created))
+            if self.fsync:
+                os.fsync(fd)
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        terms = search_terms(query)
+        check_page(limit, 0)
+        if not terms or not limit:
+            return []
+        if session_id is not None:
+            try:
+                infos = [self.get_session(session_id)]
+            except SessionNotFound:
+                return []
+        else:
+            infos = self.list_sessions(limit=1 << 62)
+        hits: list[SearchHit] = []
+        for info in infos:
+            try:
+                data = self.load(info.id)
+            except SessionNotFound:
+                continue
+            for stored in data.messages:
+                text = message_text(stored.message)
+                if text_matches(text, terms):
+                    hits.append(SearchHit(info.id, stored.seq, stored.role, make_snippet(text, terms)))
+                    if len(hits) >= limit:
+                        return hits
+        return hits
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete expired sessions; also clears what crashed writers left: logs without a sidecar and stale
+        temporary files."""
+        moment = now_us() if now is None else to_us(now)
+        purged = 0
+        names = set(self._names())
+        for entry in list(os.scandir(self.root)):
+            if entry.name.endswith(LOG_SUFFIX) and entry.name[: -len(LOG_SUFFIX)] not in names:
+                orphan = entry.name[: -len(LOG_SUFFIX)]
+                if _NAME.match(orphan):
+                    with self._locked(orphan, create=False) as fd:
+                        if fd is not None and not self._meta_path(orphan).exists():
+                            self._log(orphan).unlink(missing_ok=True)
+            elif entry.name.endswith(TMP_SUFFIX) and entry.name.startswith("."):
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                        os.unlink(entry.path)
+        for name in names:
+            meta = self._read_meta(name)
+            if meta is None or not is_expired(meta.get("expires_at"), moment):
+                continue
+            with self._locked(name, create=False) as fd:
+                current = self._read_meta(name) if fd is not None else None
+                if current is not None and is_expired(current.get("expires_at"), moment):
+                    self._remove(name)
+                    purged += 1
+        return purged
+
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own files."""
+
+    # -- primitives for the generic operations --------------------------------------------------------------
+
+    def _create(self, data: SessionData) -> None:
+        info = data.info
+        session_id = check_session_id(info.id)
+        with self._session_lock(session_id, create=True) as (name, fd, meta):
+            assert fd is not None
+            if meta is not None:
+                raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
+            updated = to_us(info.updated_at)
+            self._replace(
+                self._log(name), self._snapshot(info.version, updated, data.messages, data.summaries)
+            )
+            self._write_meta(
+                name,
+                {
+                    "id": session_id,
+                    "created_at": to_us(info.created_at),
+                    "updated_at": updated,
+                    "title": info.title,
+                    "owner": info.owner,
+                    "tags": list(info.tags),
+                    "model": info.model,
+                    "system": info.system,
+                    "expires_at": None if info.expires_at is None else to_us(info.expires_at),
+                    "metadata": info.metadata,
+                },
+            )
+
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        check_session_id(session_id)
+        with self._session_lock(session_id, create=False) as (name, fd, meta):
+            if fd is None or meta is None:
+                raise SessionNotFound(session_id)
+            state = self._state(fd, name, repair=True)
+            if state.version != expected_version:
+                raise conflict(session_id, expected_version, state.version)
+            messages, summaries, _ = self._read_log(name, os.pread(fd, state.end, 0))
+            kept = [s for s in summaries if s.end <= to]
+            now = max(now_us(), state.updated)
+            self._replace(self._log(name), self._snapshot(expected_version + 1, now, messages[:to], kept))
+        return expected_version + 1
+
+    def __repr__(self) -> str:
+        return f"JsonFileStore({str(self.root)!r})"
