@@ -1,29 +1,76 @@
 """The seam between the chat front ends and the context policies.
 
-``plan_request`` is pure: given the stored log, the messages of the turn in progress and the session's settings,
-it returns exactly what to send. Chat and AsyncChat both call it; neither shapes a request itself.
-(Initial version: KeepAll without cache breakpoints. The context package grows policies and caching behind this
-same signature.)
+``plan_request`` is pure: given the stored log, the messages of the turn in progress and the session's
+settings, it returns exactly what to send. Chat and AsyncChat both call it; neither shapes a request itself.
+
+What Chat does with a plan (sync and async alike)::
+
+    plan = plan_request(log, pending, model=..., system=..., tools=..., policy=..., summaries=...,
+                        usage_history=session.messages + pending_usage)
+    if plan.summary_request is not None:           # Summarize: the window just moved
+        try:
+            reply = client.messages.create(**plan.summary_request.params)
+            summary = plan.summary_request.to_summary(reply)
+            store.save_summary(session_id, summary)
+            plan = plan_request(..., summaries=[*summaries, summary])
+        except Exception:                          # API error, empty reply: trim without a summary
+            plan = plan.fallback
+    kwargs = plan.request_kwargs()                 # messages, system, tools, context_management, ...
+    create = client.beta.messages.create if plan.betas else client.messages.create
+    reply = create(model=model, max_tokens=max_tokens, **kwargs, **user_kwargs)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..stores.base import Summary
+from .engine import plan as _plan
+from .policies import KeepAll
+from .report import ContextReport
+from .summary import SummaryRequest
 
-@dataclass(frozen=True)
-class KeepAll:
-    """Send the whole log every time (with prompt caching, this is already cheap)."""
+__all__ = ["KeepAll", "RequestPlan", "context_report", "plan_request"]
 
 
 @dataclass(frozen=True)
 class RequestPlan:
     messages: list[dict[str, Any]]
     system: str | list[dict[str, Any]] | None
-    # Extra keyword arguments for messages.create (e.g. top-level cache_control, context_management, betas).
+    # Extra keyword arguments for messages.create (e.g. context_management and betas for ServerCompaction).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The tools to send (copies; the last one may carry a cache breakpoint). None when no tools were given.
+    tools: list[dict[str, Any]] | None = None
+    # Index in ``log + pending`` of the first message sent (a turn start).
+    window_start: int = 0
+    estimated_input_tokens: int = 0
+    # Summarize only: ask for an updated summary first (see the module docstring); ``fallback`` is the plan to
+    # use when that call fails (the same window without a new summary).
+    summary_request: SummaryRequest | None = None
+    fallback: RequestPlan | None = None
+    # True when the estimate is close enough to the budget that an exact ``count_tokens`` is worth it; plan
+    # again with ``measured_input_tokens=`` if the count exceeds ``report.budget``.
+    check_count: bool = False
+    cache_ttl: str | None = None
+    breakpoints: tuple[int, ...] = ()
+    report: ContextReport | None = None
+
+    @property
+    def betas(self) -> list[str]:
+        return list(self.extra.get("betas", ()))
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``messages.create`` / ``messages.stream`` (``model`` and ``max_tokens``
+        aside); with ``betas`` present they are for ``client.beta.messages``."""
+        kwargs: dict[str, Any] = {"messages": self.messages}
+        if self.system is not None:
+            kwargs["system"] = self.system
+        if self.tools is not None:
+            kwargs["tools"] = self.tools
+        kwargs.update(self.extra)
+        return kwargs
 
 
 def plan_request(
@@ -34,10 +81,62 @@ def plan_request(
     system: str | list[dict[str, Any]] | None = None,
     tools: Sequence[Mapping[str, Any]] | None = None,
     policy: Any = None,
-    summaries: Sequence[Any] = (),
-    usage_history: Sequence[Mapping[str, Any]] = (),
-    cache: bool = True,
+    summaries: Sequence[Summary] = (),
+    usage_history: Sequence[Any] = (),
+    cache: bool | str = True,
+    measured_input_tokens: int | None = None,
 ) -> RequestPlan:
-    """What to send for the next call: ``log`` is the committed history, ``pending`` the uncommitted messages of
-    the current turn (the new user message, then any tool exchanges)."""
-    return RequestPlan(messages=[dict(m) for m in (*log, *pending)], system=system)
+    """What to send for the next call: ``log`` is the committed history, ``pending`` the uncommitted messages
+    of the current turn (the new user message, then any tool exchanges).
+
+    ``usage_history``: the ``StoredMessage`` objects of the session (``SessionData.messages``), or mappings
+    ``{"seq", "usage", "created_at", "model"}``, where ``seq`` indexes ``log + pending``; they calibrate the
+    token estimate, give the exact size of what was already sent, and the gaps between turns for the cache
+    TTL. ``cache``: ``True`` (automatic breakpoints, TTL from the observed gaps), ``"5m"`` / ``"1h"`` (fixed
+    TTL) or ``False`` (no automatic breakpoints; the caller's own markers are still sent).
+    Raises ``InvalidHistory`` for a broken log and ``BudgetExceeded`` when the newest turn alone cannot fit.
+    """
+    full = [*log, *pending]
+    common: dict[str, Any] = {
+        "model": model,
+        "system": system,
+        "tools": tools,
+        "policy": policy if policy is not None else KeepAll(),
+        "summaries": summaries,
+        "usage_history": usage_history,
+        "cache": cache,
+        "measured_input_tokens": measured_input_tokens,
+    }
+    planned = _plan(full, **common)
+    result = _as_plan(planned)
+    if planned.summary_request is not None:
+        # The view already holds no summary for the new window: it is the trimming fallback as it stands.
+        result = replace(result, summary_request=planned.summary_request, fallback=result)
+    return result
+
+
+def _as_plan(planned: Any) -> RequestPlan:
+    return RequestPlan(
+        messages=planned.messages,
+        system=planned.system,
+        extra=planned.extra,
+        tools=planned.tools,
+        window_start=planned.decision.start,
+        estimated_input_tokens=planned.decision.predicted,
+        check_count=planned.check_count,
+        cache_ttl=planned.ttl,
+        breakpoints=planned.breakpoints,
+        report=planned.report,
+    )
+
+
+def context_report(
+    log: Sequence[Mapping[str, Any]],
+    pending: Sequence[Mapping[str, Any]] = (),
+    **settings: Any,
+) -> ContextReport:
+    """What the next request would hold (tokens of system, summary, kept turns; cached vs uncached; estimated
+    input cost), for the same arguments as ``plan_request``. ``pending`` is usually the next user message."""
+    plan = plan_request(log, pending, **settings)
+    assert plan.report is not None
+    return plan.report

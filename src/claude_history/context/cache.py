@@ -1,0 +1,137 @@
+"""Prompt-cache breakpoints and TTL choice (pure).
+
+API rules (claude-api-facts.md, "Prompt caching"): at most 4 ``cache_control`` markers per request; the prefix
+order is tools, system, messages; a lookup walks back at most 20 block positions from each breakpoint (the
+breakpoint included); prefixes shorter than the model's minimum are silently not cached; in one request longer
+TTLs come before shorter ones. Thinking blocks cannot carry a marker, so a message's marker goes on its last
+other block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "LOOKBACK",
+    "MAX_BREAKPOINTS",
+    "TTL_SECONDS",
+    "Candidate",
+    "apply_breakpoints",
+    "choose_ttl",
+    "count_markers",
+    "marker_ttl",
+]
+
+MAX_BREAKPOINTS = 4
+LOOKBACK = 20
+TTL_SECONDS = {"5m": 300, "1h": 3600}
+_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+def marker_ttl(block: Mapping[str, Any]) -> str | None:
+    """The TTL of a block's ``cache_control`` ("5m" by default), or ``None`` when unmarked."""
+    control = block.get("cache_control")
+    if not isinstance(control, Mapping):
+        return None
+    ttl = control.get("ttl")
+    return ttl if ttl in TTL_SECONDS else "5m"
+
+
+def count_markers(blocks: Sequence[Mapping[str, Any]]) -> int:
+    return sum(1 for b in blocks if marker_ttl(b) is not None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A place worth a breakpoint: ``position`` in the flattened tools -> system -> messages block sequence,
+    ``prefix_tokens`` up to and including it, ``priority`` (lower first) when slots are short."""
+
+    position: int
+    prefix_tokens: int
+    priority: int
+    reason: str
+
+
+def choose_ttl(
+    gaps: Sequence[float],
+    *,
+    prefix_tokens: int,
+    new_tokens: int,
+    write_5m: float = 1.25,
+    write_1h: float = 2.0,
+    read: float = 0.1,
+    min_gaps: int = 3,
+) -> str:
+    """ "1h" when the session's observed gaps between turns make it cheaper than "5m", else "5m".
+
+    Expected cost of the next turn per TTL: the new tokens are written at that TTL's price; the cached prefix
+    is read if the gap is within the TTL, else written again. ``gaps`` are seconds between turns (a small
+    margin is kept under each TTL for request latency); prices are relative (any unit). Fewer than
+    ``min_gaps`` gaps: "5m", the API's default.
+    """
+    recent = [g for g in gaps if g >= 0][-20:]
+    if len(recent) < min_gaps:
+        return "5m"
+    hit_5m = sum(1 for g in recent if g <= TTL_SECONDS["5m"] - 15) / len(recent)
+    hit_1h = sum(1 for g in recent if g <= TTL_SECONDS["1h"] - 60) / len(recent)
+    cost_5m = new_tokens * write_5m + prefix_tokens * (hit_5m * read + (1 - hit_5m) * write_5m)
+    cost_1h = new_tokens * write_1h + prefix_tokens * (hit_1h * read + (1 - hit_1h) * write_1h)
+    return "1h" if cost_1h < cost_5m else "5m"
+
+
+def _control(ttl: str) -> dict[str, Any]:
+    return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
+
+
+def apply_breakpoints(
+    blocks: list[dict[str, Any]],
+    candidates: Sequence[Candidate],
+    *,
+    min_tokens: int,
+    ttl: str,
+) -> list[Candidate]:
+    """Mark the best candidates on ``blocks`` (the flattened request, modified in place: each entry is the
+    block dict that will be sent) and return the chosen ones.
+
+    The caller's own markers already on ``blocks`` are kept and count against the 4 slots. Candidates whose
+    prefix is under ``min_tokens`` are skipped (the API would not cache them). TTLs are lowered where needed
+    so that no marker has a longer TTL than one before it.
+    """
+    taken = {i for i, b in enumerate(blocks) if marker_ttl(b) is not None}
+    free = MAX_BREAKPOINTS - len(taken)
+    chosen: list[Candidate] = []
+    for cand in sorted(candidates, key=lambda c: (c.priority, -c.position)):
+        if free <= 0:
+            break
+        if cand.prefix_tokens < min_tokens or cand.position in taken:
+            continue
+        if not 0 <= cand.position < len(blocks) or blocks[cand.position].get("type") in _UNMARKABLE:
+            continue
+        chosen.append(cand)
+        taken.add(cand.position)
+        free -= 1
+    # Longer TTLs first: a marker may not outlive any marker before it, nor be shorter than a user's later
+    # one.
+    marks = sorted(
+        [(i, marker_ttl(blocks[i]), False) for i in taken if marker_ttl(blocks[i]) is not None]
+        + [(c.position, ttl, True) for c in chosen]
+    )
+    user_later: list[str | None] = []
+    for k in range(len(marks)):
+        later = [m[1] for m in marks[k + 1 :] if not m[2]]
+        user_later.append("1h" if "1h" in later else ("5m" if later else None))
+    ceiling = "1h"
+    for (position, mark_ttl, ours), floor in zip(marks, user_later, strict=True):
+        if ours:
+            value = mark_ttl or "5m"
+            if ceiling == "5m":
+                value = "5m"
+            if floor == "1h":
+                value = "1h"
+            blocks[position]["cache_control"] = _control(value)
+            mark_ttl = value
+        if mark_ttl == "5m":
+            ceiling = "5m"
+    return sorted(chosen, key=lambda c: c.position)
