@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -14,7 +14,8 @@ import click
 from rich.panel import Panel
 from rich.text import Text
 
-from ..errors import SessionNotFound
+from ..errors import ConflictError, SessionNotFound
+from ..pricing import PricingWarning
 from .errors import EXPECTED_ERRORS, CliError, CliSetupError, describe_error
 from .lines import LineReader, make_reader
 from .options import err_console, out_console, store_option
@@ -106,14 +107,27 @@ def chat_command(
                 raise CliSetupError(MISSING_KEY_MESSAGE)
         stack.callback(client.close)
 
+        from ..chat import Chat
         from ..stores import open_store
 
         store = open_store(store_url)
         stack.callback(store.close)
-        session = _resolve_session(store, session_id, continue_latest)
-        factory = _chat_factory(client, store, session, model=model, system=system, max_tokens=max_tokens)
-        repl = _Repl(factory, store, session, reader=make_reader(), simulated=simulator, store_url=store_url)
-        repl.run()
+        session_id, stored_model = _resolve_session(store, session_id, continue_latest)
+        options: dict[str, Any] = {}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        chat = Chat(
+            client,
+            model=model or stored_model or DEFAULT_MODEL,
+            store=store,
+            session_id=session_id,
+            system=system,  # None: the system prompt stored with the session, if any
+            **options,
+        )
+        # Prices: the /usage line says when a model has no price; the library's warning would repeat it.
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore", PricingWarning)
+        _Repl(chat, reader=make_reader(), simulated=simulator, store_url=store_url).run()
 
 
 def _has_credentials(client: anthropic.Anthropic) -> bool:
@@ -121,67 +135,24 @@ def _has_credentials(client: anthropic.Anthropic) -> bool:
     return bool(client.api_key or client.auth_token or getattr(client, "credentials", None))
 
 
-@dataclass
-class _Session:
-    id: str
-    is_new: bool
-    model: str | None = None  # the model the stored session last used
-
-
-def _resolve_session(store: Store, session_id: str | None, continue_latest: bool) -> _Session:
+def _resolve_session(store: Store, session_id: str | None, continue_latest: bool) -> tuple[str, str | None]:
+    """The session id to use and the model it was last used with (None for a new session)."""
     if continue_latest:
         latest = store.list_sessions(limit=1)
         if not latest:
             raise CliError("there is no session to continue yet; start one with `claude-history chat`")
-        return _Session(latest[0].id, is_new=False, model=latest[0].model)
+        return latest[0].id, latest[0].model
     if session_id is None:
-        return _Session(uuid.uuid4().hex[:12], is_new=True)
+        return uuid.uuid4().hex[:12], None
     try:
-        info = store.get_session(session_id)
+        return session_id, store.get_session(session_id).model
     except SessionNotFound:
-        return _Session(session_id, is_new=True)
-    return _Session(session_id, is_new=False, model=info.model)
-
-
-def _chat_factory(
-    client: anthropic.Anthropic,
-    store: Store,
-    session: _Session,
-    *,
-    model: str | None,
-    system: str | None,
-    max_tokens: int | None,
-) -> Callable[[], Chat]:
-    """Builds the Chat for this session again, e.g. after /undo or a conflict changed the stored log."""
-    from ..chat import Chat
-
-    kwargs: dict[str, Any] = {"model": model or session.model or DEFAULT_MODEL}
-    if system is not None:
-        kwargs["system"] = system
-    if max_tokens is not None:
-        kwargs["max_tokens"] = max_tokens
-
-    def build() -> Chat:
-        return Chat(client, store=store, session_id=session.id, **kwargs)
-
-    return build
+        return session_id, None
 
 
 class _Repl:
-    def __init__(
-        self,
-        factory: Callable[[], Chat],
-        store: Store,
-        session: _Session,
-        *,
-        reader: LineReader,
-        simulated: bool,
-        store_url: str | None,
-    ) -> None:
-        self.factory = factory
-        self.chat = factory()
-        self.store = store
-        self.session = session
+    def __init__(self, chat: Chat, *, reader: LineReader, simulated: bool, store_url: str | None) -> None:
+        self.chat = chat
         self.reader = reader
         self.simulated = simulated
         self.store_url = store_url
@@ -214,25 +185,26 @@ class _Repl:
                     started = True
                     sys.stdout.write(chunk)
                     sys.stdout.flush()
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            self._end_line(started)
         except KeyboardInterrupt:
-            self._end_partial(started)
+            self._end_line(started)
             self.err.print(
                 "(interrupted: the reply was discarded and the session is unchanged)", style="yellow"
             )
+            return
         except EXPECTED_ERRORS as exc:
-            self._end_partial(started)
+            self._end_line(started)
             self.err.print(Text("Error: " + describe_error(exc), style="red"))
-            from ..errors import ConflictError
-
             if isinstance(exc, ConflictError):
-                # Another writer moved the session on: continue from what is stored now.
-                self.chat = self.factory()
-                self.err.print("(reloaded the session from the store)", style="yellow")
+                self.err.print("(the chat now continues from the session as stored)", style="yellow")
+            return
+        if self.chat.pending:
+            # Without tools a turn stays open only when the reply was empty or paused: nothing to keep.
+            self.chat.discard_pending()
+            self.err.print("(the reply was incomplete or empty; nothing was saved)", style="yellow")
 
     @staticmethod
-    def _end_partial(started: bool) -> None:
+    def _end_line(started: bool) -> None:
         if started:
             sys.stdout.write("\n")
             sys.stdout.flush()
@@ -264,32 +236,30 @@ class _Repl:
         self.out.print(HELP_TEXT, markup=False)
 
     def _usage(self) -> None:
-        usage = self.chat.usage
-        self.out.print(f"tokens: {format_usage(usage)}", markup=False)
-        self.out.print(f"cost:   {format_cost(self.chat.cost)}", markup=False)
+        self.out.print(f"tokens: {format_usage(self.chat.usage)}", markup=False)
+        cost = format_cost(self.chat.cost)
+        if not self.chat.cost_complete:
+            cost = f"at least {cost} (some replies are from models without a price)"
+        self.out.print(f"cost:   {cost}", markup=False)
 
     def _undo(self) -> None:
-        before = len(self.chat.messages)
-        if before == 0:
+        removed = self.chat.undo()
+        if not removed:
             self.out.print("Nothing to undo.")
             return
-        self.store.rewind(self.session.id)
-        self.chat = self.factory()
-        removed = before - len(self.chat.messages)
-        self.out.print(
-            f"Removed the last turn ({removed} messages); {len(self.chat.messages)} messages remain."
-        )
+        remaining = len(self.chat.messages)
+        self.out.print(f"Removed the last turn ({len(removed)} messages); {remaining} messages remain.")
 
     def _history(self) -> None:
         try:
-            data = self.store.load(self.session.id)
+            data = self.chat.store.load(self.chat.session_id)
         except SessionNotFound:
             self.out.print("No messages yet.")
             return
         render_session(self.out, data)
 
     def _session_info(self) -> None:
-        self.out.print(f"session {self.session.id}", markup=False)
+        self.out.print(f"session {self.chat.session_id}", markup=False)
         self.out.print(f"continue with: {self._continue_hint()}", markup=False)
 
     # -- greeting --------------------------------------------------------------------------------------------
@@ -297,29 +267,18 @@ class _Repl:
     def _hello(self) -> None:
         count = len(self.chat.messages)
         state = "new session" if count == 0 else f"continuing, {count} messages"
-        self.err.print(
-            Text(
-                f"session {self.session.id} ({state}) · model {self.chat.model} · /help for commands",
-                style="dim",
-            )
-        )
+        hello = f"session {self.chat.session_id} ({state}) · model {self.chat.model} · /help for commands"
+        self.err.print(Text(hello, style="dim"))
 
     def _goodbye(self) -> None:
         if self.chat.messages:
-            self.err.print(
-                Text(f"Session {self.session.id} saved. Continue with: {self._continue_hint()}", style="dim")
-            )
+            bye = f"Session {self.chat.session_id} saved. Continue with: {self._continue_hint()}"
+            self.err.print(Text(bye, style="dim"))
 
     def _continue_hint(self) -> str:
-        hint = f"claude-history chat --session {_quote(self.session.id)}"
+        hint = f"claude-history chat --session {shlex.quote(self.chat.session_id)}"
         if self.store_url:
-            hint += f" --store {_quote(self.store_url)}"
+            hint += f" --store {shlex.quote(self.store_url)}"
         if self.simulated:
             hint += " --simulator"
         return hint
-
-
-def _quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
