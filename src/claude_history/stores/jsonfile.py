@@ -158,7 +158,11 @@ class JsonFileStore(StoreBase):
                 ) from None
             # Publish the marker whole (write, then link): a concurrent opener never reads it half-written.
             tmp = self.root / f".{MARKER}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-            tmp.write_bytes(dumps({"format": FORMAT}).encode("utf-8"))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, dumps({"format": FORMAT}).encode("utf-8"))
+            finally:
+                os.close(fd)
             try:
                 os.link(tmp, marker)
             except FileExistsError:
