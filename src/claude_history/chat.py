@@ -13,7 +13,7 @@ import asyncio
 import copy
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from types import TracebackType
@@ -23,9 +23,21 @@ import anthropic
 
 from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound
 from .pricing import PriceTable, load_prices
-from .stores.base import AsyncStore, Entry, SessionInfo, Store
+from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
 from .tools import ToolErrors, ToolSet, error_result, tool_result
-from .turn import Ledger, SessionState, Settings, Step, Turn, begin_turn, resume_turn
+from .turn import (
+    CountTokens,
+    Ledger,
+    Op,
+    SaveSummary,
+    SessionState,
+    Settings,
+    Step,
+    Summarize,
+    Turn,
+    begin_turn,
+    resume_turn,
+)
 from .usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -216,6 +228,24 @@ class _ChatBase:
     def _park(self, turn: Turn) -> None:
         self._pending = turn
 
+    def _summary_saved(self, turn: Turn, summary: Summary) -> None:
+        """A summary was stored: the turn plans with it, and the chat's state (and cost) include it."""
+        base = replace(turn.base, summaries=(*turn.base.summaries, summary))
+        if self._state is turn.base:
+            self._state = base
+            self._ledger.add([(summary.model, summary.usage)])
+        turn.base = base
+
+
+
+def _count_kwargs(method: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request arguments ``count_tokens`` accepts (it takes no max_tokens, metadata, ...)."""
+    try:
+        accepted = set(inspect.signature(method).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - a client we cannot inspect
+        accepted = {"model", "messages", "system", "tools", "tool_choice", "thinking", "betas"}
+    return {k: v for k, v in kwargs.items() if k in accepted}
+
 
 def _is_async_client(client: Any) -> bool | None:
     """Whether ``client.messages.create`` is a coroutine function (None: cannot tell, e.g. a test double)."""
@@ -372,9 +402,35 @@ class Chat(_ChatBase):
         exception) discards it and the history stays as it was."""
         return ChatStream(self, lambda: self._begin(content, overrides))
 
+    def _prepare(self, turn: Turn) -> tuple[dict[str, Any], bool]:
+        """Run the turn's request protocol, doing the I/O it asks for."""
+        steps = turn.prepare(self._settings)
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = steps.throw(error) if error is not None else steps.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = self._perform(op, turn)
+            except Exception as exc:
+                error = exc
+
+    def _perform(self, op: Op, turn: Turn) -> Any:
+        if isinstance(op, Summarize):
+            return self._client.messages.create(**op.params)
+        if isinstance(op, SaveSummary):
+            self._store.save_summary(self._session_id, op.summary)
+            self._summary_saved(turn, op.summary)
+            return None
+        count = self._api(op.beta).count_tokens
+        return count(**_count_kwargs(count, op.kwargs)).input_tokens
+
     def _drive(self, turn: Turn) -> Message:
         while True:
-            kwargs, beta = turn.request(self._settings)
+            kwargs, beta = self._prepare(turn)
             message = self._api(beta).create(**kwargs)
             step = turn.accept(message, self._settings)
             if step is Step.RUN_TOOLS:
@@ -486,7 +542,7 @@ class ChatStream:
 
     def _open(self) -> None:
         assert self._turn is not None
-        kwargs, beta = self._turn.request(self._chat._settings)
+        kwargs, beta = self._chat._prepare(self._turn)
         manager = self._chat._api(beta).stream(**kwargs)
         self._current = manager.__enter__()
         self._manager = manager
@@ -706,9 +762,35 @@ class AsyncChat(_ChatBase):
         """``async with chat.stream(x) as s: async for text in s.text_stream: ...`` (see ``Chat.stream``)."""
         return AsyncChatStream(self, lambda: self._begin(content, overrides))
 
+    async def _prepare(self, turn: Turn) -> tuple[dict[str, Any], bool]:
+        """See ``Chat._prepare``."""
+        steps = turn.prepare(self._settings)
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = steps.throw(error) if error is not None else steps.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = await self._perform(op, turn)
+            except Exception as exc:
+                error = exc
+
+    async def _perform(self, op: Op, turn: Turn) -> Any:
+        if isinstance(op, Summarize):
+            return await self._client.messages.create(**op.params)
+        if isinstance(op, SaveSummary):
+            await self._store.save_summary(self._session_id, op.summary)
+            self._summary_saved(turn, op.summary)
+            return None
+        count = self._api(op.beta).count_tokens
+        return (await count(**_count_kwargs(count, op.kwargs))).input_tokens
+
     async def _drive(self, turn: Turn) -> Message:
         while True:
-            kwargs, beta = turn.request(self._settings)
+            kwargs, beta = await self._prepare(turn)
             message = await self._api(beta).create(**kwargs)
             step = turn.accept(message, self._settings)
             if step is Step.RUN_TOOLS:
@@ -814,7 +896,7 @@ class AsyncChatStream:
 
     async def _open(self) -> None:
         assert self._turn is not None
-        kwargs, beta = self._turn.request(self._chat._settings)
+        kwargs, beta = await self._chat._prepare(self._turn)
         manager = self._chat._api(beta).stream(**kwargs)
         self._current = await manager.__aenter__()
         self._manager = manager

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .context.plan import plan_request
+from .context.plan import RequestPlan, plan_request
 from .errors import InvalidHistory
 from .pricing import PriceTable, exact_cost_of
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
@@ -45,6 +45,31 @@ __all__ = [
 
 # Arguments a caller may not pass per call: the chat owns them.
 _RESERVED = {"messages": "the history is the chat's; send new content instead", "stream": "use chat.stream()"}
+
+
+@dataclass(frozen=True)
+class Summarize:
+    """I/O step: call ``messages.create(**params)`` (the summariser) and send back the reply."""
+
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SaveSummary:
+    """I/O step: ``store.save_summary(session_id, summary)``."""
+
+    summary: Summary
+
+
+@dataclass(frozen=True)
+class CountTokens:
+    """I/O step: ``count_tokens`` for these request arguments; send back the ``input_tokens``."""
+
+    kwargs: dict[str, Any]
+    beta: bool
+
+
+Op = Summarize | SaveSummary | CountTokens
 
 
 class Step(enum.Enum):
@@ -373,39 +398,76 @@ class Turn:
 
     # -- building requests -------------------------------------------------------------------------------
 
-    def request(self, settings: Settings) -> tuple[dict[str, Any], bool]:
-        """The keyword arguments for ``messages.create`` / ``messages.stream`` and whether the beta
-        endpoint is needed (``betas=``)."""
+    def _plan(self, settings: Settings, measured: int | None = None) -> RequestPlan:
         opts = {**settings.create_kwargs, **self.overrides}
-        model = opts.pop("model", settings.model)
-        max_tokens = opts.pop("max_tokens", settings.max_tokens)
-        system = opts.pop("system", settings.system_for(self.base))
-        tools = list(self.toolset.params)
-        plan = plan_request(
+        now = datetime.now(timezone.utc)
+        offset = len(self.base.records)
+        # Usage of the replies of this turn so far: their sizes are exact for the next request's estimate.
+        pending_usage = [
+            {"seq": offset + i, "usage": e.usage, "model": e.model, "created_at": now}
+            for i, e in enumerate(self.entries)
+            if e.usage
+        ]
+        return plan_request(
             self.base.log,
             self.messages,
-            model=model,
-            system=system,
-            tools=tools or None,
+            model=opts.get("model", settings.model),
+            system=opts.get("system", settings.system_for(self.base)),
+            tools=list(self.toolset.params) or None,
             policy=settings.context,
             summaries=self.base.summaries,
-            usage_history=[r.usage for r in self.base.records if r.usage],
+            usage_history=[*self.base.records, *pending_usage],
             cache=settings.cache,
+            measured_input_tokens=measured,
         )
-        kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": plan.messages}
-        if plan.system is not None:
-            kwargs["system"] = plan.system
-        if tools:
-            kwargs["tools"] = tools
-        kwargs.update(opts)
-        for key, value in plan.extra.items():
-            if key == "betas":
-                kwargs["betas"] = sorted({*kwargs.get("betas", ()), *value})
-            elif key == "extra_headers":
-                kwargs["extra_headers"] = {**kwargs.get("extra_headers", {}), **value}
+
+    def _kwargs(self, plan: RequestPlan, settings: Settings) -> tuple[dict[str, Any], bool]:
+        opts = {**settings.create_kwargs, **self.overrides}
+        opts.pop("system", None)  # the plan carries it (possibly with a summary block and cache markers)
+        kwargs: dict[str, Any] = {
+            "model": opts.pop("model", settings.model),
+            "max_tokens": opts.pop("max_tokens", settings.max_tokens),
+        }
+        planned = plan.request_kwargs()
+        betas = sorted({*opts.pop("betas", ()), *planned.pop("betas", ())})
+        headers = {**opts.pop("extra_headers", {}), **planned.pop("extra_headers", {})}
+        kwargs.update(planned)
+        # The caller's own arguments win over the plan's extras, except the shape of the history itself.
+        kwargs.update({k: v for k, v in opts.items() if k not in ("messages", "tools")})
+        if "tools" in opts and "tools" not in planned:
+            kwargs["tools"] = opts["tools"]
+        if betas:
+            kwargs["betas"] = betas
+        if headers:
+            kwargs["extra_headers"] = headers
+        return kwargs, bool(betas)
+
+    def prepare(self, settings: Settings) -> Generator[Op, Any, tuple[dict[str, Any], bool]]:
+        """The request for the next call, as a sans-I/O protocol: it yields the I/O it needs (a summary
+        call, saving the summary, a token count) and the front end sends back each result (or throws the
+        error into it). Returns the keyword arguments for ``messages.create``/``stream`` and whether they
+        are for ``client.beta.messages``. See ``context.plan`` for what each step is for."""
+        plan = self._plan(settings)
+        request = plan.summary_request
+        if request is not None:
+            try:
+                reply = yield Summarize(dict(request.params))
+                summary = request.to_summary(reply)
+                yield SaveSummary(summary)
+            except Exception:  # a failed summary falls back to trimming, never to an error
+                plan = plan.fallback or replace(plan, summary_request=None)
             else:
-                kwargs[key] = value
-        return kwargs, bool(kwargs.get("betas"))
+                plan = self._plan(settings)  # the front end put the summary into self.base
+        kwargs, beta = self._kwargs(plan, settings)
+        budget = plan.report.budget if plan.report is not None else None
+        if plan.check_count and budget is not None:
+            try:
+                counted = yield CountTokens(kwargs, beta)
+            except Exception:  # the estimate stands (count_tokens is rate-limited and optional)
+                counted = None
+            if isinstance(counted, int) and counted > budget:
+                kwargs, beta = self._kwargs(self._plan(settings, measured=counted), settings)
+        return kwargs, beta
 
     # -- taking replies ----------------------------------------------------------------------------------
 
