@@ -309,9 +309,15 @@ class _Replay:
         self.starts = turn_starts(full)
         info = model_info(model)
         self.window = info.context_window if info is not None else DEFAULT_WINDOW
-        guard = (int(self.window * WINDOW_SAFETY), int(self.window * WINDOW_LOW))
+        self.guard = (int(self.window * WINDOW_SAFETY), int(self.window * WINDOW_LOW))
         self.limits = list(spec.windows) if spec.compaction is None else []
-        self.limits.append(guard)
+        self.limits.append(self.guard)
+        self.binds = info.binds_thinking if info is not None else True
+        # thinking_count[i]: assistant messages with thinking before index i.
+        self.thinking_count = [0]
+        for message in full:
+            has = message.get("role") == "assistant" and _has(message, _THINKING)
+            self.thinking_count.append(self.thinking_count[-1] + int(has))
         self.budget = min(m for m, _ in self.limits)
         self.summary_cache: dict[int, TokenEstimate] = {}
         self.compactions = [
@@ -377,7 +383,11 @@ class _Replay:
         s = self.starts[k]
         ib = self.image_boundary(k)
         c = max(state.c, self.starts[0])
-        if self.spec.last_turns is not None:
+        # Inside a tool-use turn whose replies carry thinking, on a model that binds thinking to its prefix,
+        # moving the window would invalidate the turn's own signatures (and the API needs them back): the
+        # window stays put until the next turn starts; only the context window itself is enforced.
+        frozen = p != s and self.binds and self.thinking_count[p] > self.thinking_count[s]
+        if self.spec.last_turns is not None and not frozen:
             c = max(c, self.starts[max(0, k - self.spec.last_turns + 1)])
         e = state.e if (c == state.c and ib == state.ib) else s
         if final and self.measured is not None:
@@ -386,7 +396,7 @@ class _Replay:
             state = _State(state.c, state.e, state.ib, state.calib.observe(self.measured, raw), None)
         ratio = state.calib.ratio
         violated = None
-        for limit, target in self.limits:
+        for index, (limit, target) in enumerate(self.limits):
             if c == state.c:
                 size, _ = self.predict(
                     state, (c, e, ib, self.compaction_start(p)), self.raw_view(c, e, ib, p)
@@ -395,8 +405,10 @@ class _Replay:
                 size = self.size_fresh(c, e, ib, p, ratio)
             if size <= limit:
                 continue
-            if self.spec.compaction is not None:
-                violated = limit if violated is None else min(violated, limit)
+            if self.spec.compaction is not None or frozen:
+                # Nothing may be cut: the soft budgets wait for the next turn; the context window cannot wait.
+                if self.spec.compaction is not None or index == len(self.limits) - 1:
+                    violated = limit if violated is None else min(violated, limit)
                 continue
             # Cut in one step: the smallest later turn start whose view fits the target (monotone in t).
             a, b = bisect.bisect_right(self.starts, c), k
