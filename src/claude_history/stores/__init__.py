@@ -14,7 +14,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -105,10 +108,12 @@ def _file_path(url: str) -> Path:
     return Path(rest).expanduser()
 
 
-def _import(module: str, what: str) -> Any:
-    """Import an optional backend, turning a missing dependency into an error that says what to install."""
+@contextmanager
+def _optional(what: str, module: str) -> Iterator[None]:
+    """Turn a missing optional dependency, at import or at first use, into an error that says what to
+    install."""
     try:
-        return importlib.import_module(module)
+        yield
     except ModuleNotFoundError as exc:
         root = (exc.name or "").split(".")[0]
         extra = _EXTRAS.get(root)
@@ -123,18 +128,17 @@ def _import(module: str, what: str) -> Any:
         raise
 
 
-def _encryption() -> Any:
-    try:
-        return _import("claude_history.stores.encrypted", "encryption at rest")
-    except StoreUnavailable as exc:
-        if (
-            isinstance(exc.__cause__, ModuleNotFoundError)
-            and exc.__cause__.name == "claude_history.stores.encrypted"
-        ):
-            raise ConfigurationError(
-                "encryption_key was given but this installation has no encryption support"
-            ) from exc
-        raise
+_POSTGRES = ("the PostgreSQL store", "claude_history.stores.postgres")
+_REDIS = ("the Redis store", "claude_history.stores.redis")
+_ENCRYPTION = ("encryption at rest", "claude_history.stores.encrypted")
+
+
+def _encrypt(store: Any, key: Any, *, asynchronous: bool = False) -> Any:
+    if importlib.util.find_spec(_ENCRYPTION[1]) is None:
+        raise ConfigurationError("encryption_key was given but this installation has no encryption support")
+    with _optional(*_ENCRYPTION):
+        module = importlib.import_module(_ENCRYPTION[1])
+        return module.wrap_async(store, key) if asynchronous else module.wrap(store, key)
 
 
 def _open_sync(scheme: str, url: str, options: dict[str, Any]) -> Any:
@@ -155,8 +159,10 @@ def _open_sync(scheme: str, url: str, options: dict[str, Any]) -> Any:
 
         return JsonFileStore(_file_path(url), **options)
     if scheme in ("postgresql", "postgres"):
-        return _import("claude_history.stores.postgres", "the PostgreSQL store").PostgresStore(url, **options)
-    return _import("claude_history.stores.redis", "the Redis store").RedisStore(url, **options)
+        with _optional(*_POSTGRES):
+            return importlib.import_module(_POSTGRES[1]).PostgresStore(url, **options)
+    with _optional(*_REDIS):
+        return importlib.import_module(_REDIS[1]).RedisStore(url, **options)
 
 
 def open_store(url: str | None = None, *, encryption_key: Any = None, **options: Any) -> Store:
@@ -164,10 +170,9 @@ def open_store(url: str | None = None, *, encryption_key: Any = None, **options:
     (e.g. ``busy_timeout`` for SQLite, ``pool_size`` for PostgreSQL). With ``encryption_key`` message content
     is encrypted at rest (extra ``crypto``)."""
     scheme, url = _split(url)
-    encryption = _encryption() if encryption_key is not None else None
     store = _open_sync(scheme, url, options)
-    if encryption is not None:
-        store = encryption.wrap(store, encryption_key)
+    if encryption_key is not None:
+        store = _encrypt(store, encryption_key)
     return store  # type: ignore[no-any-return]
 
 
@@ -175,18 +180,21 @@ def open_async_store(url: str | None = None, *, encryption_key: Any = None, **op
     """The ``AsyncStore`` for a URL: native async clients for PostgreSQL and Redis; for memory, SQLite and
     files the sync store run on a small thread pool, so the event loop never blocks on disk I/O."""
     scheme, url = _split(url)
-    encryption = _encryption() if encryption_key is not None else None
     if scheme in ("postgresql", "postgres", "redis", "rediss"):
-        if scheme.startswith("postgres"):
-            module = _import("claude_history.stores.postgres", "the PostgreSQL store")
-            store: Any = module.AsyncPostgresStore(url, **options)
-        else:
-            store = _import("claude_history.stores.redis", "the Redis store").AsyncRedisStore(url, **options)
-        return encryption.wrap_async(store, encryption_key) if encryption is not None else store  # type: ignore[no-any-return]
+        what, module, name = (
+            (*_POSTGRES, "AsyncPostgresStore")
+            if scheme.startswith("postgres")
+            else (*_REDIS, "AsyncRedisStore")
+        )
+        with _optional(what, module):
+            store: Any = getattr(importlib.import_module(module), name)(url, **options)
+        if encryption_key is not None:
+            store = _encrypt(store, encryption_key, asynchronous=True)
+        return store  # type: ignore[no-any-return]
     from .threaded import ThreadedAsyncStore
 
     sync = _open_sync(scheme, url, options)
-    if encryption is not None:
+    if encryption_key is not None:
         # Encrypt in the worker threads too: the cipher work stays off the event loop.
-        sync = encryption.wrap(sync, encryption_key)
+        sync = _encrypt(sync, encryption_key)
     return ThreadedAsyncStore(sync)

@@ -1,0 +1,149 @@
+"""open_store / open_async_store: URLs, defaults, and clear errors for what is missing or mistyped."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from claude_history.errors import ConfigurationError, StoreUnavailable
+from claude_history.stores import DEFAULT_STORE_ENV, open_async_store, open_store
+from claude_history.stores.base import AsyncStore, Store
+from claude_history.stores.jsonfile import JsonFileStore
+from claude_history.stores.memory import MemoryStore
+from claude_history.stores.sqlite import SQLiteStore
+from claude_history.stores.threaded import ThreadedAsyncStore
+
+from .samples import turn
+
+
+def test_memory_is_a_fresh_store_each_time() -> None:
+    first, second = open_store("memory://"), open_store("MEMORY://")
+    assert isinstance(first, MemoryStore) and isinstance(first, Store)
+    first.append("s", turn("1"), expected_version=0)
+    assert second.list_sessions() == []
+    with pytest.raises(ConfigurationError):
+        open_store("memory://", busy_timeout=3)
+
+
+def test_sqlite_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///chats.db")  # three slashes: relative to the working directory
+    assert isinstance(relative, SQLiteStore)
+    assert relative.path.resolve() == tmp_path / "chats.db"
+    relative.close()
+    absolute = open_store(f"sqlite:///{tmp_path}/abs.db")  # four slashes in total: absolute
+    assert absolute.path == tmp_path / "abs.db"
+    absolute.close()
+    spaced = open_store(f"sqlite:///{tmp_path}/with%20space.db", busy_timeout=1)
+    assert spaced.path == tmp_path / "with space.db"
+    spaced.close()
+    with pytest.raises(StoreUnavailable, match="four slashes"):
+        open_store("sqlite:///missing-dir/x.db")
+    with pytest.raises(ConfigurationError, match="memory://"):
+        open_store("sqlite:///:memory:")
+
+
+@pytest.mark.parametrize("url", [None, "", "sqlite://"])
+def test_default_database_in_the_user_data_dir(
+    url: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platformdirs
+
+    monkeypatch.delenv(DEFAULT_STORE_ENV, raising=False)
+    monkeypatch.setattr(
+        platformdirs, "user_data_dir", lambda app, appauthor=None: str(tmp_path / "data" / app)
+    )
+    store = open_store(url)
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "data" / "claude-history" / "history.db"
+    store.append("s", turn("1"), expected_version=0)
+    store.close()
+    assert store.path.exists()
+
+
+def test_environment_variable_names_the_default_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEFAULT_STORE_ENV, f"file://{tmp_path}/env-store")
+    store = open_store()
+    assert isinstance(store, JsonFileStore)
+    assert store.root == tmp_path / "env-store"
+
+
+def test_file_urls(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}/a")
+    assert isinstance(store, JsonFileStore) and store.root == tmp_path / "a"
+    assert open_store(f"file://localhost{tmp_path}/b").root == tmp_path / "b"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError):
+        open_store("file://")
+
+
+@pytest.mark.parametrize("url", ["mysql://localhost/db", "chats.db", "sqlite:/x.db", "https://example.com"])
+def test_unknown_urls_list_the_schemes(url: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        open_store(url)
+    for scheme in ("memory://", "sqlite:///", "file:///", "postgresql://", "redis://"):
+        assert scheme in str(raised.value)
+
+
+def test_non_string_url() -> None:
+    with pytest.raises(ConfigurationError):
+        open_store(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "dependency", "extra"),
+    [
+        ("postgresql://localhost/db", "claude_history.stores.postgres", "psycopg", "postgres"),
+        ("postgres://localhost/db", "claude_history.stores.postgres", "psycopg", "postgres"),
+        ("redis://localhost:6379/0", "claude_history.stores.redis", "redis", "redis"),
+        ("rediss://localhost:6380/0", "claude_history.stores.redis", "redis", "redis"),
+    ],
+)
+def test_a_missing_optional_dependency_names_the_extra(
+    url: str, module: str, dependency: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not written yet")
+    for name in list(sys.modules):
+        if name in (module, dependency) or name.startswith((module + ".", dependency + ".")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, dependency, None)  # makes `import <dependency>` fail
+    with pytest.raises(StoreUnavailable, match=rf"pip install 'claude-history\[{extra}\]'"):
+        open_store(url)
+    with pytest.raises(StoreUnavailable, match=rf"pip install 'claude-history\[{extra}\]'"):
+        open_async_store(url)
+
+
+def test_encryption_without_the_module_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "claude_history.stores.encrypted", raising=False)
+    monkeypatch.setitem(sys.modules, "claude_history.stores.encrypted", None)
+    with pytest.raises(ConfigurationError, match="encryption"):
+        open_store("memory://", encryption_key="k" * 44)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("claude_history.stores.encrypted") is None, reason="no encryption"
+)
+def test_encryption_key_wraps_the_store(tmp_path: Path) -> None:
+    from .conftest import TEST_KEY
+
+    store = open_store(f"sqlite:///{tmp_path}/enc.db", encryption_key=TEST_KEY)
+    store.append("s", turn("secret words"), expected_version=0)
+    assert store.load("s").messages[0].message["content"] == "question secret words"
+    store.close()
+    plain = open_store(f"sqlite:///{tmp_path}/enc.db")
+    assert "secret words" not in repr(plain.load("s").message_params())
+    plain.close()
+
+
+async def test_open_async_store_runs_local_stores_in_threads(tmp_path: Path) -> None:
+    for url in ("memory://", f"sqlite:///{tmp_path}/a.db", f"file://{tmp_path}/files"):
+        store = open_async_store(url)
+        assert isinstance(store, ThreadedAsyncStore) and isinstance(store, AsyncStore)
+        async with store:
+            assert await store.append("s", turn("1"), expected_version=0) == 1
+            assert (await store.load("s")).version == 1
