@@ -72,6 +72,11 @@ class CountTokens:
 Op = Summarize | SaveSummary | CountTokens
 
 
+# Stop reasons after which the response is sent back as it is to let the model go on (claude-api-facts.md:
+# pause_turn; and compaction with pause_after_compaction).
+_CONTINUE = frozenset({"pause_turn", "compaction"})
+
+
 class Step(enum.Enum):
     """What the front end does after a reply."""
 
@@ -394,7 +399,7 @@ class Turn:
     @property
     def paused(self) -> bool:
         """The last reply stopped with pause_turn: the next call continues it as it is."""
-        return self.last_stop_reason == "pause_turn"
+        return self.last_stop_reason in _CONTINUE
 
     # -- building requests -------------------------------------------------------------------------------
 
@@ -492,7 +497,7 @@ class Turn:
             # Its usage waits for the next reply of this turn; the turn waits for the caller.
             self.carried_usage.append(usage)
             return Step.WAIT
-        if message.stop_reason == "pause_turn":
+        if message.stop_reason in _CONTINUE:
             return self._automatic(Step.CALL, settings)
         open_uses = self.awaiting
         if open_uses:

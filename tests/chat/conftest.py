@@ -64,6 +64,19 @@ def raw(sim: Simulator) -> Iterator[tuple[anthropic.Anthropic, RawReplies]]:
     http.close()
 
 
-def bodies(sim: Simulator) -> list[dict[str, Any]]:
-    """Bodies of the /v1/messages requests the simulator received."""
-    return [r["body"] for r in sim.requests if r["path"].startswith("/v1/messages")]
+def bodies(sim: Simulator, model: str | None = None) -> list[dict[str, Any]]:
+    """Bodies of the /v1/messages requests the simulator received (not count_tokens), optionally of one
+    model."""
+    found = [r["body"] for r in sim.requests if r["path"].split("?")[0] in ("/v1/messages", "/v1/messages/")]
+    return [b for b in found if model is None or b.get("model") == model]
+
+
+def normalized(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with string content as one text block and no cache breakpoints: the planner may add
+    breakpoints to a request (turning a string into a block), which never reach the stored log."""
+    result = []
+    for message in messages:
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        result.append({**message, "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in blocks]})
+    return result
