@@ -1,0 +1,291 @@
+"""Redis store (``redis://host:6379/0?prefix=app:``): shared by several app servers, with native expiry.
+
+Messages are a list per session, appended with RPUSH, so a turn costs the same at any history length; the
+session hash carries the version. Every write is one Lua script (atomic, compare-and-swap on the version).
+``expires_at`` becomes a real Redis expiry (PEXPIREAT) on every key of the session, kept on each write; index
+entries of sessions Redis expired are cleaned by ``list_sessions`` and ``purge_expired``. Search is a scan of
+the stored messages (documented in docs/stores.md). The scripts assume one Redis node, not Redis Cluster.
+
+``RedisStore`` and ``AsyncRedisStore`` share the scripts, key layout and record format (``_ops``, ``_lua``);
+they differ only in how a command is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ...errors import ConfigurationError, StoreUnavailable
+from .._common import AsyncStoreBase, StoreBase, now_us, to_us
+from ..base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
+from . import _ops
+from ._lua import SCRIPTS
+from ._ops import Call, Layout, Op
+
+try:
+    import redis
+    import redis.asyncio
+    from redis import exceptions as _errors
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise StoreUnavailable("the Redis store needs redis-py: pip install 'claude-history[redis]'") from exc
+
+__all__ = ["AsyncRedisStore", "RedisStore"]
+
+T = TypeVar("T")
+
+
+def _split_url(url: str, options: dict[str, Any]) -> tuple[str, Layout, dict[str, Any], str]:
+    """The URL without our options, the key layout, the redis-py options and where (host:port/db)."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"bad Redis URL {url!r}: write redis://host:6379/0 (rediss:// for TLS)")
+    parts = urlsplit(url)
+    query = []
+    prefix: Any = _ops.DEFAULT_PREFIX
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "prefix":
+            prefix = value
+        else:
+            query.append((key, value))
+    client_options = dict(options)
+    prefix = client_options.pop("prefix", prefix)
+    if client_options.pop("decode_responses", True) is not True:
+        raise ConfigurationError("the Redis store needs decode_responses=True (it reads text)")
+    clean = urlunsplit(parts._replace(query=urlencode(query)))
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
+    return clean, Layout(prefix), client_options, where
+
+
+@contextmanager
+def _unavailable(where: str) -> Iterator[None]:
+    try:
+        yield
+    except (_errors.ConnectionError, _errors.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
+
+
+class RedisStore(StoreBase):
+    """Synchronous Redis store. Thread-safe (redis-py's connection pool); safe across processes and machines.
+
+    Options: ``prefix`` (default ``claude_history:``; every key starts with it), any other keyword goes to
+    ``redis.Redis.from_url`` (``socket_timeout``, ``max_connections``, ...). Opening pings the server and
+    raises ``StoreUnavailable`` if it cannot be reached."""
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
+        clean, self._keys, client_options, self._where = _split_url(url, options)
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(clean, decode_responses=True, **client_options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad Redis settings: {exc}") from None
+        # The same script text as the async store; redis-py sends EVALSHA and loads the script when missing.
+        self._scripts = {name: self._client.register_script(code) for name, code in SCRIPTS.items()}
+        with _unavailable(self._where):
+            self._client.ping()
+
+    @property
+    def prefix(self) -> str:
+        return self._keys.prefix
+
+    def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        op = operation(self._keys, *args)
+        try:
+            with _unavailable(self._where):
+                step = next(op)
+                while True:
+                    if isinstance(step, Call):
+                        reply = self._scripts[step.script](args=[*self._keys.header, *step.args])
+                    else:
+                        pipe = self._client.pipeline(transaction=True)
+                        for command in step.commands:
+                            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                        reply = pipe.execute()
+                    step = op.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    # -- Store ----------------------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionData:
+        return self._run(_ops.load, session_id, now_us())
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        return self._run(_ops.get_session, session_id, now_us())
+
+    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        return self._run(_ops.append, session_id, entries, expected_version, now_us())
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return self._run(_ops.update_session, session_id, changes, create, now_us())
+
+    def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        return self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
+
+    def delete(self, session_id: str) -> bool:
+        return self._run(_ops.delete, session_id)
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        return self._run(_ops.fork, session_id, at, new_id, now_us())
+
+    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+        return self._run(_ops.rewind, session_id, to, expected_version, now_us())
+
+    def save_summary(self, session_id: str, summary: Summary) -> None:
+        self._run(_ops.save_summary, session_id, summary, now_us())
+
+    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        return self._run(_ops.search, query, session_id, limit, now_us())
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        return self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _create(self, data: SessionData) -> None:
+        self._run(_ops.create, data, now_us())
+
+    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        return self._run(_ops.truncate, session_id, to, expected_version, now_us())
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where!r}, prefix={self._keys.prefix!r})"
+
+
+class AsyncRedisStore(AsyncStoreBase):
+    """The asyncio twin of ``RedisStore`` (``redis.asyncio``): never blocks the loop. Same options; connects
+    on first use. A store belongs to the event loop that first used it."""
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
+        clean, self._keys, client_options, self._where = _split_url(url, options)
+        try:
+            self._client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+                clean, decode_responses=True, **client_options
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad Redis settings: {exc}") from None
+        self._scripts = {name: self._client.register_script(code) for name, code in SCRIPTS.items()}
+
+    @property
+    def prefix(self) -> str:
+        return self._keys.prefix
+
+    async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        op = operation(self._keys, *args)
+        try:
+            with _unavailable(self._where):
+                step = next(op)
+                while True:
+                    if isinstance(step, Call):
+                        reply = await self._scripts[step.script](args=[*self._keys.header, *step.args])
+                    else:
+                        pipe = self._client.pipeline(transaction=True)
+                        for command in step.commands:
+                            pipe.execute_command(*command)
+                        reply = await pipe.execute()
+                    step = op.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    async def __aenter__(self) -> AsyncRedisStore:
+        return self
+
+    # -- AsyncStore -----------------------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> SessionData:
+        return await self._run(_ops.load, session_id, now_us())
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        return await self._run(_ops.get_session, session_id, now_us())
+
+    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+        return await self._run(_ops.append, session_id, entries, expected_version, now_us())
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return await self._run(_ops.update_session, session_id, changes, create, now_us())
+
+    async def list_sessions(
+        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[SessionInfo]:
+        return await self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._run(_ops.delete, session_id)
+
+    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        return await self._run(_ops.fork, session_id, at, new_id, now_us())
+
+    async def rewind(
+        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+    ) -> int:
+        return await self._run(_ops.rewind, session_id, to, expected_version, now_us())
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        await self._run(_ops.save_summary, session_id, summary, now_us())
+
+    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+        return await self._run(_ops.search, query, session_id, limit, now_us())
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _create(self, data: SessionData) -> None:
+        await self._run(_ops.create, data, now_us())
+
+    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+        return await self._run(_ops.truncate, session_id, to, expected_version, now_us())
+
+    def __repr__(self) -> str:
+        return f"AsyncRedisStore({self._where!r}, prefix={self._keys.prefix!r})"

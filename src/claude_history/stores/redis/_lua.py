@@ -1,0 +1,320 @@
+"""The Redis store's Lua scripts: every write is one script, so it is atomic and needs one round trip.
+
+Each script starts with ``PRELUDE``. Its first eight arguments are the key layout (``_ops.Layout.header``), so
+key names are built in one place (Python) and the scripts only append ids. Timestamps are integer microseconds
+passed as strings by the client; the scripts compare them with ``tonumber`` (exact below 2**53) and never
+format them. Scripts compute key names from the layout, so they assume a single Redis node (not Cluster).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCRIPTS"]
+
+PRELUDE = r"""
+local L = {
+  session = ARGV[1], messages = ARGV[2], summaries = ARGV[3], owner = ARGV[4], tag = ARGV[5],
+  index = ARGV[6], expiry = ARGV[7], refs = ARGV[8],
+}
+local A = 9  -- first argument of the operation
+
+local function hkey(id) return L.session .. id end
+local function mkey(id) return L.messages .. id end
+local function skey(id) return L.summaries .. id end
+
+local function push_all(key, items, first, last)
+  -- RPUSH in slices: Lua's unpack cannot spread more than a few thousand values at once
+  local i = first
+  while i <= last do
+    local j = math.min(i + 999, last)
+    redis.call('RPUSH', key, unpack(items, i, j))
+    i = j + 1
+  end
+end
+
+-- The owner and tag sorted sets a session is listed in, read from its hash.
+local function filter_keys(id)
+  local keys = {}
+  local owner = redis.call('HGET', hkey(id), 'owner')
+  if owner then keys[#keys + 1] = L.owner .. owner end
+  local tags = redis.call('HGET', hkey(id), 'tags')
+  if tags then
+    for _, tag in ipairs(cjson.decode(tags)) do keys[#keys + 1] = L.tag .. tag end
+  end
+  return keys
+end
+
+-- Remove every trace of a session: its keys and its entries in the index, filter and expiry sets. When Redis
+-- has already expired the hash, the filter sets it was in are read from the refs hash.
+local function purge(id)
+  local keys
+  if redis.call('EXISTS', hkey(id)) == 1 then
+    keys = filter_keys(id)
+  else
+    local refs = redis.call('HGET', L.refs, id)
+    keys = refs and cjson.decode(refs) or {}
+  end
+  local existed = redis.call('EXISTS', hkey(id))
+  redis.call('DEL', hkey(id), mkey(id), skey(id))
+  redis.call('ZREM', L.index, id)
+  redis.call('ZREM', L.expiry, id)
+  redis.call('HDEL', L.refs, id)
+  for _, key in ipairs(keys) do redis.call('ZREM', key, id) end
+  return existed
+end
+
+-- 'live', or 'gone' (missing, or expired by the client's clock though Redis has not dropped it yet).
+local function state(id, now)
+  if redis.call('EXISTS', hkey(id)) == 0 then return 'gone' end
+  local expires = redis.call('HGET', hkey(id), 'expires')
+  if expires and tonumber(expires) <= tonumber(now) then return 'gone' end
+  return 'live'
+end
+
+-- Is the session there? An expired one, or the leftovers of one Redis expired, is purged on sight, so a new
+-- session with that id starts from nothing.
+local function live(id, now)
+  if state(id, now) == 'live' then return true end
+  purge(id)
+  return false
+end
+
+local function bump_updated(id, now)
+  local updated = redis.call('HGET', hkey(id), 'updated')
+  if (not updated) or tonumber(now) > tonumber(updated) then
+    redis.call('HSET', hkey(id), 'updated', now)
+  end
+end
+
+-- (Re)list the session in the index and its filter sets, most recently updated first (score = -updated).
+local function reindex(id)
+  local score = '-' .. redis.call('HGET', hkey(id), 'updated')
+  redis.call('ZADD', L.index, score, id)
+  for _, key in ipairs(filter_keys(id)) do redis.call('ZADD', key, score, id) end
+end
+
+-- Give every key of the session the hash's expiry (or none), and keep the expiry set and refs in step.
+local function sync_expiry(id, expires_ms)
+  local h = hkey(id)
+  local expires = redis.call('HGET', h, 'expires')
+  if expires then
+    if expires_ms then redis.call('PEXPIREAT', h, expires_ms) end
+    redis.call('ZADD', L.expiry, expires, id)
+    redis.call('HSET', L.refs, id, cjson.encode(filter_keys(id)))
+    local ttl = redis.call('PTTL', h)
+    if ttl > 0 then
+      for _, key in ipairs({mkey(id), skey(id)}) do
+        if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
+      end
+    end
+  else
+    redis.call('PERSIST', h)
+    redis.call('PERSIST', mkey(id))
+    redis.call('PERSIST', skey(id))
+    redis.call('ZREM', L.expiry, id)
+    redis.call('HDEL', L.refs, id)
+  end
+end
+
+-- A key created by this write (a first message or summary) gets the session's remaining lifetime.
+local function keep_ttl(id, key)
+  local ttl = redis.call('PTTL', hkey(id))
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
+local function keep_summaries_within(id, last)
+  local all = redis.call('LRANGE', skey(id), 0, -1)
+  local keep = {}
+  for _, record in ipairs(all) do
+    if tonumber(string.match(record, '^(%d+)\n')) <= last then keep[#keep + 1] = record end
+  end
+  if #keep < #all then
+    redis.call('DEL', skey(id))
+    push_all(skey(id), keep, 1, #keep)
+    keep_ttl(id, skey(id))
+  end
+end
+"""
+
+# append(id, expected_version, now, record...) -> {1, new_version, first_seq} | {0, actual_version}
+APPEND = r"""
+local id, expected, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2]
+local version = 0
+local exists = live(id, now)
+if exists then version = tonumber(redis.call('HGET', hkey(id), 'version')) end
+if version ~= expected then return {0, version} end
+if not exists then
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+end
+local start = redis.call('LLEN', mkey(id))
+push_all(mkey(id), ARGV, A + 3, #ARGV)
+local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
+bump_updated(id, now)
+reindex(id)
+keep_ttl(id, mkey(id))
+return {1, new_version, start}
+"""
+
+# update(id, now, create, expires_ms, n_set, field, value, ..., field_to_delete, ...)
+#   -> {1, hash_fields, message_count} | {0}
+# expires_ms: '' unchanged, '0' cleared, else the new expiry in ms since the epoch.
+UPDATE = r"""
+local id, now, create, expires_ms = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
+local n_set = tonumber(ARGV[A + 4])
+if not live(id, now) then
+  if create ~= '1' then return {0} end
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+end
+local before = filter_keys(id)
+local first_set, last_set = A + 5, A + 4 + 2 * n_set
+if n_set > 0 then redis.call('HSET', hkey(id), unpack(ARGV, first_set, last_set)) end
+if last_set < #ARGV then redis.call('HDEL', hkey(id), unpack(ARGV, last_set + 1, #ARGV)) end
+local after = {}
+for _, key in ipairs(filter_keys(id)) do after[key] = true end
+for _, key in ipairs(before) do
+  if not after[key] then redis.call('ZREM', key, id) end
+end
+bump_updated(id, now)
+reindex(id)
+local fields = redis.call('HGETALL', hkey(id))
+local count = redis.call('LLEN', mkey(id))
+local expires = redis.call('HGET', hkey(id), 'expires')
+if expires and tonumber(expires) <= tonumber(now) then
+  purge(id)  -- set to a past time: it expires now, as it would anywhere
+elseif expires_ms ~= '' and expires_ms ~= '0' then
+  sync_expiry(id, expires_ms)
+else
+  sync_expiry(id, false)
+end
+return {1, fields, count}
+"""
+
+# create(id, now, expires_ms, n_fields, field, value, ..., n_messages, record..., summary_record...)
+#   -> {1} | {0, actual_version}
+CREATE = r"""
+local id, now, expires_ms = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+if live(id, now) then return {0, tonumber(redis.call('HGET', hkey(id), 'version'))} end
+local n_fields = tonumber(ARGV[A + 3])
+local first_field = A + 4
+local last_field = first_field + 2 * n_fields - 1
+redis.call('HSET', hkey(id), unpack(ARGV, first_field, last_field))
+local n_messages = tonumber(ARGV[last_field + 1])
+local first_message = last_field + 2
+push_all(mkey(id), ARGV, first_message, first_message + n_messages - 1)
+push_all(skey(id), ARGV, first_message + n_messages, #ARGV)
+reindex(id)
+if expires_ms ~= '' then sync_expiry(id, expires_ms) end
+local expires = redis.call('HGET', hkey(id), 'expires')
+if expires and tonumber(expires) <= tonumber(now) then purge(id) end
+return {1}
+"""
+
+# truncate(id, to, expected_version, now) -> {1, new_version} | {0, actual_version} | {-1} (no such session)
+TRUNCATE = r"""
+local id, to, expected, now = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
+if not live(id, now) then return {-1} end
+local version = tonumber(redis.call('HGET', hkey(id), 'version'))
+if version ~= expected then return {0, version} end
+if to == 0 then
+  redis.call('DEL', mkey(id))
+else
+  redis.call('LTRIM', mkey(id), 0, to - 1)
+end
+keep_summaries_within(id, to)
+local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
+bump_updated(id, now)
+reindex(id)
+return {1, new_version}
+"""
+
+# fork(id, new_id, at or '', now) -> {1, at} | {0, actual_version} | {-1} (no source) | {-2, count} (bad at)
+FORK = r"""
+local id, new_id, at, now = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
+if not live(id, now) then return {-1} end
+local count = redis.call('LLEN', mkey(id))
+if at == '' then at = count else at = tonumber(at) end
+if at > count then return {-2, count} end
+if live(new_id, now) then return {0, tonumber(redis.call('HGET', hkey(new_id), 'version'))} end
+redis.call('HSET', hkey(new_id), unpack(redis.call('HGETALL', hkey(id))))
+redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now)
+local i = 0
+while i < at do
+  local last = math.min(i + 999, at - 1)
+  redis.call('RPUSH', mkey(new_id), unpack(redis.call('LRANGE', mkey(id), i, last)))
+  i = last + 1
+end
+local summaries = {}
+for _, record in ipairs(redis.call('LRANGE', skey(id), 0, -1)) do
+  if tonumber(string.match(record, '^(%d+)\n')) <= at then summaries[#summaries + 1] = record end
+end
+push_all(skey(new_id), summaries, 1, #summaries)
+reindex(new_id)
+local ttl = redis.call('PTTL', hkey(id))
+if ttl > 0 then redis.call('PEXPIRE', hkey(new_id), ttl) end
+sync_expiry(new_id, false)
+return {1, at}
+"""
+
+# summary(id, end, now, record) -> {1} | {-1} (no such session) | {-2, count} (the log is shorter than end)
+SUMMARY = r"""
+local id, last, now, record = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
+if not live(id, now) then return {-1} end
+local count = redis.call('LLEN', mkey(id))
+if last > count then return {-2, count} end
+redis.call('RPUSH', skey(id), record)
+keep_ttl(id, skey(id))
+return {1}
+"""
+
+# delete(id) -> 1 if the session existed, else 0
+DELETE = r"""
+return purge(ARGV[A])
+"""
+
+# list(sorted_set, now, offset, limit, owner_filter_flag, owner) -> {{id, hash_fields, message_count}, ...}
+LIST = r"""
+local zset, now, offset, limit = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), tonumber(ARGV[A + 3])
+local want_owner, owner = ARGV[A + 4] == '1', ARGV[A + 5]
+local out, stale = {}, {}
+local skipped, position, batch = 0, 0, 100
+while #out < limit do
+  local ids = redis.call('ZRANGE', zset, position, position + batch - 1)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    if state(id, now) ~= 'live' then
+      stale[#stale + 1] = id
+    elseif (not want_owner) or redis.call('HGET', hkey(id), 'owner') == owner then
+      if skipped < offset then
+        skipped = skipped + 1
+      elseif #out < limit then
+        out[#out + 1] = {id, redis.call('HGETALL', hkey(id)), redis.call('LLEN', mkey(id))}
+      end
+    end
+  end
+  position = position + batch
+end
+for _, id in ipairs(stale) do purge(id) end  -- after the walk, so positions did not shift under it
+return out
+"""
+
+# purge_expired(now, batch) -> how many sessions were purged in this batch
+PURGE = r"""
+local now, batch = ARGV[A], tonumber(ARGV[A + 1])
+local ids = redis.call('ZRANGEBYSCORE', L.expiry, '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(ids) do purge(id) end
+return #ids
+"""
+
+SCRIPTS: dict[str, str] = {
+    name: PRELUDE + body
+    for name, body in {
+        "append": APPEND,
+        "update": UPDATE,
+        "create": CREATE,
+        "truncate": TRUNCATE,
+        "fork": FORK,
+        "summary": SUMMARY,
+        "delete": DELETE,
+        "list": LIST,
+        "purge": PURGE,
+    }.items()
+}

@@ -1,0 +1,455 @@
+"""The Redis store's operations, written once for the sync and the async store.
+
+Each operation is a generator yielding ``Call`` (run a Lua script from ``_lua``) or ``Tx`` (commands in
+one MULTI/EXEC transaction) and receiving the reply; ``RedisStore`` and ``AsyncRedisStore`` only differ in how
+they send them. The key layout and the record format are defined here once.
+
+Key layout (``P`` is the configurable prefix, ``claude_history:`` by default)::
+
+    P session:<id>     hash: version, created, updated, expires (integer microseconds), title, owner, model,
+                       tags / system / metadata (JSON)
+    P messages:<id>    list: one record per message, "<[created_us, model, usage] JSON>\\n<message JSON>"
+    P summaries:<id>   list: "<end>\\n<summary JSON>"
+    P index            sorted set: every session, score -updated_us (most recent first, ties by id)
+    P owner:<owner>    sorted set: the sessions of one owner, same scores
+    P tag:<tag>        sorted set: the sessions with one tag, same scores
+    P expiry           sorted set: sessions with an expiry, score expires_us (for purge_expired)
+    P refs             hash: id -> the owner/tag sets of an expiring session, to clean them after Redis
+                       expired the session itself
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from ...errors import ConfigurationError, SessionNotFound
+from ...history import last_turn_start
+from .._common import (
+    REWIND_RETRIES,
+    check_expected_version,
+    check_page,
+    check_session_changes,
+    check_session_id,
+    check_summary,
+    conflict,
+    decode_json,
+    dumps,
+    encode_entries,
+    from_us,
+    is_expired,
+    make_snippet,
+    message_text,
+    new_session_id,
+    rewind_target,
+    search_terms,
+    text_matches,
+    to_us,
+)
+from ..base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run the Lua script ``script`` (the layout header is prepended by the driver)."""
+
+    script: str
+    args: Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class Tx:
+    """Run ``commands`` in one MULTI/EXEC transaction: a consistent snapshot for reads."""
+
+    commands: Sequence[tuple[str | int, ...]]
+
+
+Op = Generator[Call | Tx, Any, T]
+
+DEFAULT_PREFIX = "claude_history:"
+SCAN_PAGE = 200  # sessions per step when searching all sessions
+MESSAGE_PAGE = 256  # messages per step when searching one session
+TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
+PURGE_BATCH = 500
+
+
+class Layout:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            raise ConfigurationError(f"prefix must be a string without NUL characters, got {prefix!r}")
+        self.prefix = prefix
+        self.session = prefix + "session:"
+        self.messages = prefix + "messages:"
+        self.summaries = prefix + "summaries:"
+        self.owner = prefix + "owner:"
+        self.tag = prefix + "tag:"
+        self.index = prefix + "index"
+        self.expiry = prefix + "expiry"
+        self.refs = prefix + "refs"
+        # The first arguments of every Lua script, in the order ``_lua.PRELUDE`` reads them.
+        self.header = [
+            self.session,
+            self.messages,
+            self.summaries,
+            self.owner,
+            self.tag,
+            self.index,
+            self.expiry,
+            self.refs,
+        ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records
+
+
+def message_record(created_us: int, model: str | None, usage_json: str | None, message_json: str) -> str:
+    """The message JSON is kept verbatim after the first newline (the metadata line has none: JSON escapes
+    newlines), so what is loaded is exactly what was appended."""
+    return f"[{created_us},{dumps(model)},{usage_json or 'null'}]\n{message_json}"
+
+
+def stored_message(seq: int, record: str) -> StoredMessage:
+    meta, _, body = record.partition("\n")
+    created, model, usage = json.loads(meta)
+    return StoredMessage(
+        seq=seq, message=json.loads(body), model=model, usage=usage, created_at=from_us(created)
+    )
+
+
+def summary_record(summary: Summary, created_us: int) -> str:
+    """``<end>`` first, so the scripts can drop summaries past a cut without parsing JSON."""
+    body = {
+        "start": summary.start,
+        "end": summary.end,
+        "text": summary.text,
+        "model": summary.model,
+        "usage": None if summary.usage is None else dict(summary.usage),
+        "created_at": created_us,
+    }
+    return f"{summary.end}\n{dumps(body)}"
+
+
+def stored_summary(record: str) -> Summary:
+    body = json.loads(record.partition("\n")[2])
+    return Summary(
+        start=body["start"],
+        end=body["end"],
+        text=body["text"],
+        model=body["model"],
+        usage=body["usage"],
+        created_at=from_us(body["created_at"]),
+    )
+
+
+def info_from_hash(session_id: str, fields: Mapping[str, str], count: int) -> SessionInfo:
+    expires = fields.get("expires")
+    return SessionInfo(
+        id=session_id,
+        version=int(fields["version"]),
+        created_at=from_us(int(fields["created"])),
+        updated_at=from_us(int(fields["updated"])),
+        message_count=int(count),
+        title=fields.get("title"),
+        owner=fields.get("owner"),
+        tags=tuple(json.loads(fields["tags"])) if "tags" in fields else (),
+        model=fields.get("model"),
+        system=decode_json(fields.get("system")),
+        expires_at=None if expires is None else from_us(int(expires)),
+        metadata=decode_json(fields.get("metadata")) or {},
+    )
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _live(fields: Mapping[str, str], now: int) -> bool:
+    """Present and not expired by this client's clock (Redis may not have dropped it yet)."""
+    if not fields:
+        return False
+    expires = fields.get("expires")
+    return not is_expired(None if expires is None else int(expires), now)
+
+
+def _expires_ms(expires_us: int) -> int:
+    return math.ceil(expires_us / 1000)
+
+
+def _hash_fields(info: SessionInfo) -> list[str]:
+    fields: list[str] = [
+        "version",
+        str(info.version),
+        "created",
+        str(to_us(info.created_at)),
+        "updated",
+        str(to_us(info.updated_at)),
+        "tags",
+        dumps(list(info.tags)),
+        "metadata",
+        dumps(info.metadata),
+    ]
+    for name in ("title", "owner", "model"):
+        value = getattr(info, name)
+        if value is not None:
+            fields += [name, value]
+    if info.system is not None:
+        fields += ["system", dumps(info.system)]
+    if info.expires_at is not None:
+        fields += ["expires", str(to_us(info.expires_at))]
+    return fields
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reads
+
+
+def load(keys: Layout, session_id: str, now: int) -> Op[SessionData]:
+    sid = check_session_id(session_id)
+    fields, records, summaries = yield Tx(
+        [
+            ("HGETALL", keys.session + sid),
+            ("LRANGE", keys.messages + sid, 0, -1),
+            ("LRANGE", keys.summaries + sid, 0, -1),
+        ]
+    )
+    if not _live(fields, now):
+        raise SessionNotFound(session_id)
+    return SessionData(
+        info=info_from_hash(sid, fields, len(records)),
+        messages=[stored_message(seq, record) for seq, record in enumerate(records)],
+        summaries=[stored_summary(record) for record in summaries],
+    )
+
+
+def get_session(keys: Layout, session_id: str, now: int) -> Op[SessionInfo]:
+    sid = check_session_id(session_id)
+    fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
+    if not _live(fields, now):
+        raise SessionNotFound(session_id)
+    return info_from_hash(sid, fields, count)
+
+
+def list_sessions(
+    keys: Layout, owner: str | None, tag: str | None, limit: int, offset: int, now: int
+) -> Op[list[SessionInfo]]:
+    check_page(limit, offset)
+    if limit == 0:
+        return []
+    zset = keys.tag + tag if tag is not None else keys.owner + owner if owner is not None else keys.index
+    want_owner = tag is not None and owner is not None
+    rows = yield Call("list", [zset, now, offset, limit, "1" if want_owner else "0", owner or ""])
+    return [info_from_hash(sid, _pairs(flat), count) for sid, flat, count in rows]
+
+
+def search(keys: Layout, query: str, session_id: str | None, limit: int, now: int) -> Op[list[SearchHit]]:
+    """A scan (Redis has no full-text index without RediSearch): sessions most recently updated first, each
+    read in pages; cost grows with the data searched, so prefer ``session_id=`` on large stores."""
+    terms = search_terms(query)
+    check_page(limit, 0)
+    if session_id is not None:
+        check_session_id(session_id)
+    hits: list[SearchHit] = []
+    if not terms or limit == 0:
+        return hits
+    position = 0
+    while True:
+        if session_id is not None:
+            ids = [session_id] if position == 0 else []
+        else:
+            (ids,) = yield Tx([("ZRANGE", keys.index, position, position + SCAN_PAGE - 1)])
+        if not ids:
+            return hits
+        position += len(ids)
+        for sid in ids:
+            start = 0
+            while True:
+                fields, records = yield Tx(
+                    [
+                        ("HGETALL", keys.session + sid),
+                        ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
+                    ]
+                )
+                if not _live(fields, now):
+                    break
+                for offset, record in enumerate(records):
+                    message = stored_message(start + offset, record).message
+                    text = message_text(message)
+                    if text_matches(text, terms):
+                        hits.append(
+                            SearchHit(sid, start + offset, message["role"], make_snippet(text, terms))
+                        )
+                        if len(hits) >= limit:
+                            return hits
+                if len(records) < MESSAGE_PAGE:
+                    break
+                start += MESSAGE_PAGE
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writes
+
+
+def append(
+    keys: Layout, session_id: str, entries: Sequence[Entry], expected_version: int, now: int
+) -> Op[int]:
+    check_session_id(session_id)
+    check_expected_version(expected_version)
+    records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encode_entries(entries)]
+    reply = yield Call("append", [session_id, expected_version, now, *records])
+    if reply[0] != 1:
+        raise conflict(session_id, expected_version, int(reply[1]), entries)
+    return int(reply[1])
+
+
+def update_session(
+    keys: Layout, session_id: str, changes: Mapping[str, Any], create: bool, now: int
+) -> Op[SessionInfo]:
+    check_session_id(session_id)
+    fields = check_session_changes(changes)
+    to_set: list[str] = []
+    to_delete: list[str] = []
+    expires_ms = ""
+    for name, value in fields.items():
+        field = "expires" if name == "expires_at" else name
+        if value is None:
+            to_delete.append(field)
+            if name == "expires_at":
+                expires_ms = "0"
+        elif name in ("tags", "system", "metadata"):
+            to_set += [field, dumps(list(value) if name == "tags" else value)]
+        elif name == "expires_at":
+            expires_us = to_us(value)
+            to_set += [field, str(expires_us)]
+            expires_ms = str(_expires_ms(expires_us))
+        else:
+            to_set += [field, value]
+    reply = yield Call(
+        "update",
+        [session_id, now, "1" if create else "0", expires_ms, len(to_set) // 2, *to_set, *to_delete],
+    )
+    if reply[0] != 1:
+        raise SessionNotFound(session_id)
+    return info_from_hash(session_id, _pairs(reply[1]), reply[2])
+
+
+def delete(keys: Layout, session_id: str) -> Op[bool]:
+    reply = yield Call("delete", [check_session_id(session_id)])
+    return bool(reply)
+
+
+def save_summary(keys: Layout, session_id: str, summary: Summary, now: int) -> Op[None]:
+    info = yield from get_session(keys, session_id, now)
+    check_summary(summary, info.message_count)
+    record = summary_record(summary, now if summary.created_at is None else to_us(summary.created_at))
+    reply = yield Call("summary", [session_id, summary.end, now, record])
+    if reply[0] == -1:
+        raise SessionNotFound(session_id)
+    if reply[0] == -2:  # a rewind shortened the log meanwhile
+        check_summary(summary, int(reply[1]))
+
+
+def purge_expired(keys: Layout, now: int) -> Op[int]:
+    total = 0
+    while True:
+        purged = int((yield Call("purge", [now, PURGE_BATCH])))
+        total += purged
+        if purged < PURGE_BATCH:
+            return total
+
+
+def truncate(keys: Layout, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
+    """Keep messages ``[0, to)`` with compare-and-swap (``StoreBase._truncate``)."""
+    reply = yield Call("truncate", [session_id, to, expected_version, now])
+    if reply[0] == -1:
+        raise SessionNotFound(session_id)
+    if reply[0] == 0:
+        raise conflict(session_id, expected_version, int(reply[1]))
+    return int(reply[1])
+
+
+def rewind(keys: Layout, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
+    """Find the cut from the tail of the log (not all of it), then truncate with compare-and-swap; without
+    ``expected_version``, a writer slipping in between makes it look again, as ``StoreBase.rewind`` does."""
+    sid = check_session_id(session_id)
+    if expected_version is not None:
+        check_expected_version(expected_version)
+    for attempt in range(REWIND_RETRIES):
+        fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
+        if not _live(fields, now):
+            raise SessionNotFound(session_id)
+        version = int(fields["version"])
+        if expected_version is not None and version != expected_version:
+            raise conflict(session_id, expected_version, version)
+        if to is None:
+            target = yield from _last_turn_start(keys, sid, count)
+        else:
+            # ``rewind_target`` only needs the length to check an explicit index.
+            target = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
+        reply = yield Call("truncate", [sid, target, version, now])
+        if reply[0] == 1:
+            return int(reply[1])
+        if reply[0] == -1:
+            raise SessionNotFound(session_id)
+        if expected_version is not None or attempt == REWIND_RETRIES - 1:
+            raise conflict(session_id, version, int(reply[1]))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _last_turn_start(keys: Layout, session_id: str, count: int) -> Op[int]:
+    end, size = count, TAIL_CHUNK
+    while end > 0:
+        start = max(0, end - size)
+        (records,) = yield Tx([("LRANGE", keys.messages + session_id, start, end - 1)])
+        found = last_turn_start([stored_message(start + i, r).message for i, r in enumerate(records)])
+        if found is not None:
+            return start + found
+        end, size = start, size * 4
+    raise ConfigurationError("the session has no turn to rewind")
+
+
+def fork(keys: Layout, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
+    """Copy inside Redis, atomically. Same result as ``_common.fork_session``: messages ``[0, at)`` with their
+    timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
+    check_session_id(session_id)
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+        raise ConfigurationError(f"fork point must be an index from 0 to the message count, got {at!r}")
+    target = check_session_id(new_id) if new_id is not None else new_session_id()
+    reply = yield Call("fork", [session_id, target, "" if at is None else at, now])
+    if reply[0] == -1:
+        raise SessionNotFound(session_id)
+    if reply[0] == -2:
+        raise ConfigurationError(f"fork point must be an index from 0 to {reply[1]}, got {at!r}")
+    if reply[0] == 0:
+        raise conflict(target, 0, int(reply[1]))
+    return target
+
+
+def create(keys: Layout, data: SessionData, now: int) -> Op[None]:
+    """Insert a whole session atomically (import): ``StoreBase._create``."""
+    info = data.info
+    sid = check_session_id(info.id)
+    fields = _hash_fields(info)
+    records = [
+        message_record(
+            to_us(m.created_at), m.model, None if m.usage is None else dumps(m.usage), dumps(m.message)
+        )
+        for m in data.messages
+    ]
+    summaries = [
+        summary_record(s, now if s.created_at is None else to_us(s.created_at)) for s in data.summaries
+    ]
+    expires_ms = "" if info.expires_at is None else str(_expires_ms(to_us(info.expires_at)))
+    reply = yield Call(
+        "create",
+        [sid, now, expires_ms, len(fields) // 2, *fields, len(records), *records, *summaries],
+    )
+    if reply[0] != 1:
+        raise conflict(sid, 0, int(reply[1]))

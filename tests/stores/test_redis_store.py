@@ -1,0 +1,328 @@
+"""What only the Redis store has: native expiry, the key layout and its index sets, Lua scripts, the scan
+search, and what happens when the server is away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_history.errors import ConfigurationError, SessionNotFound, StoreUnavailable
+from claude_history.stores import open_store
+from claude_history.stores._common import dumps
+from claude_history.stores.base import Entry, Summary
+from claude_history.stores.redis import AsyncRedisStore, RedisStore
+from claude_history.stores.redis._ops import MESSAGE_PAGE, SCAN_PAGE, message_record, stored_message
+
+pytestmark = pytest.mark.services
+
+redis = pytest.importorskip("redis")
+
+
+class RD:
+    """A unique key prefix on the test server; every key under it is deleted afterwards."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.prefix = f"test:rd:{uuid.uuid4().hex[:12]}:"
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.stores: list[RedisStore] = []
+
+    def open(self, **options: Any) -> RedisStore:
+        store = RedisStore(self.url, **{"prefix": self.prefix, **options})
+        self.stores.append(store)
+        return store
+
+    def all_keys(self) -> set[str]:
+        return set(self.client.scan_iter(match=self.prefix + "*", count=1000))
+
+    def drop(self) -> None:
+        for store in self.stores:
+            store.close()
+        keys = self.all_keys()
+        if keys:
+            self.client.delete(*keys)
+        self.client.close()
+
+
+@pytest.fixture
+def rd(redis_url: str) -> Iterator[RD]:
+    handle = RD(redis_url)
+    try:
+        yield handle
+    finally:
+        handle.drop()
+
+
+def user(text: str) -> Entry:
+    return Entry({"role": "user", "content": text})
+
+
+def reply(text: str) -> Entry:
+    return Entry(
+        {"role": "assistant", "content": [{"type": "text", "text": text}]}, model="claude-sonnet-4-6"
+    )
+
+
+def mentions(rd: RD, session_id: str) -> list[str]:
+    """Every key or set/hash member under the prefix that still refers to ``session_id``."""
+    found = []
+    for key in rd.all_keys():
+        if key.endswith(":" + session_id):
+            found.append(key)
+        kind = rd.client.type(key)
+        if kind == "zset" and rd.client.zscore(key, session_id) is not None:
+            found.append(f"{key} member")
+        if kind == "hash" and key == rd.prefix + "refs" and rd.client.hexists(key, session_id):
+            found.append(f"{key} field")
+    return found
+
+
+def wait_until(condition: Any, seconds: float = 10.0) -> None:
+    """Poll for something Redis does on its own clock (no assertion on how long it takes)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "Redis did not get there in time"
+        time.sleep(0.02)
+
+
+# -- layout ------------------------------------------------------------------------------------------------
+
+
+def test_key_layout_is_as_documented(rd: RD) -> None:
+    store = rd.open()
+    store.append("s", [user("hi"), reply("hello")], expected_version=0)
+    store.update_session("s", owner="ann", tags=["work"])
+    store.save_summary("s", Summary(0, 2, "greetings"))
+    p = rd.prefix
+    assert {key: rd.client.type(key) for key in rd.all_keys()} == {
+        f"{p}session:s": "hash",
+        f"{p}messages:s": "list",
+        f"{p}summaries:s": "list",
+        f"{p}index": "zset",
+        f"{p}owner:ann": "zset",
+        f"{p}tag:work": "zset",
+    }
+    assert rd.client.hget(f"{p}session:s", "version") == "1"
+    # The message text is stored verbatim after the metadata line.
+    assert rd.client.lindex(f"{p}messages:s", 0).split("\n", 1)[1] == dumps(user("hi").message)
+
+
+def test_prefixes_isolate_stores(rd: RD) -> None:
+    other = RD(rd.url)
+    try:
+        a, b = rd.open(), other.open()
+        a.append("same", [user("in a")], expected_version=0)
+        b.append("same", [user("in b")], expected_version=0)
+        assert a.load("same").message_params() == [user("in a").message]
+        assert b.load("same").message_params() == [user("in b").message]
+    finally:
+        other.drop()
+
+
+def test_prefix_from_the_url(rd: RD) -> None:
+    store = open_store(f"{rd.url}?prefix={rd.prefix}")
+    try:
+        assert store.prefix == rd.prefix  # type: ignore[attr-defined]
+        store.append("u", [user("hi")], expected_version=0)
+        assert f"{rd.prefix}session:u" in rd.all_keys()
+    finally:
+        store.close()
+
+
+def test_bad_settings_are_reported_clearly(redis_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisStore(redis_url, decode_responses=False)
+    with pytest.raises(ConfigurationError, match="Redis URL"):
+        RedisStore("http://127.0.0.1:6379")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    created=st.integers(min_value=0, max_value=2**52),
+    model=st.none() | st.text(),
+    usage=st.none() | st.dictionaries(st.text(), st.integers() | st.text(), max_size=4),
+    message=st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant"]), "content": st.text()},
+        optional={"z": st.text(), "a": st.lists(st.integers())},
+    ),
+)
+def test_message_records_round_trip_exactly(
+    created: int, model: str | None, usage: dict[str, Any] | None, message: dict[str, Any]
+) -> None:
+    record = message_record(created, model, None if usage is None else dumps(usage), dumps(message))
+    stored = stored_message(7, record)
+    assert dumps(stored.message) == dumps(message)  # key order included
+    assert (stored.model, stored.usage, stored.seq) == (model, usage, 7)
+    assert stored.created_at == datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=created)
+
+
+# -- native expiry -----------------------------------------------------------------------------------------
+
+
+def test_expiry_is_a_native_ttl_on_every_key_and_kept_on_append(rd: RD) -> None:
+    store = rd.open()
+    store.update_session("s", create=True, expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    store.append("s", [user("first")], expected_version=0)  # creates the message list: it gets the TTL too
+    store.save_summary("s", Summary(0, 1, "summary"))
+    keys = [f"{rd.prefix}{kind}:s" for kind in ("session", "messages", "summaries")]
+    deadlines = {rd.client.pexpiretime(key) for key in keys}
+    assert len(deadlines) == 1 and deadlines.pop() > 0
+    store.update_session("s", expires_at=None)
+    assert [rd.client.pttl(key) for key in keys] == [-1, -1, -1]
+    # No longer expiring: gone from the expiry set and refs, still listed.
+    assert set(mentions(rd, "s")) == {f"{rd.prefix}index member", *keys}
+
+
+def test_redis_drops_an_expired_session_by_itself_and_the_index_is_cleaned(rd: RD) -> None:
+    store = rd.open()
+    store.append("brief", [user("short-lived words")], expected_version=0)
+    store.append("stays", [user("lasting words")], expected_version=0)
+    store.update_session("brief", owner="ann", tags=["t"])
+    store.save_summary("brief", Summary(0, 1, "s"))
+    store.update_session("brief", expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=300))
+    session_keys = {f"{rd.prefix}{kind}:brief" for kind in ("session", "messages", "summaries")}
+    wait_until(lambda: not (rd.all_keys() & session_keys))  # Redis expired every key itself
+    # The index still names it until someone looks; listing and purging clean up.
+    assert rd.client.zscore(rd.prefix + "owner:ann", "brief") is not None
+    assert [s.id for s in store.list_sessions(owner="ann")] == []
+    assert [s.id for s in store.list_sessions()] == ["stays"]
+    store.purge_expired()
+    assert mentions(rd, "brief") == []
+    with pytest.raises(SessionNotFound):
+        store.load("brief")
+    assert [h.session_id for h in store.search("words")] == ["stays"]
+
+
+def test_purge_cleans_sessions_redis_expired_without_anyone_listing(rd: RD) -> None:
+    store = rd.open()
+    store.append("brief", [user("x")], expected_version=0)
+    store.update_session(
+        "brief", tags=["a", "b"], expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=200)
+    )
+    wait_until(lambda: not rd.client.exists(f"{rd.prefix}session:brief"))
+    assert store.purge_expired() == 1
+    assert mentions(rd, "brief") == []
+    assert rd.all_keys() == set()  # nothing at all is left under the prefix
+
+
+def test_delete_leaves_no_key_and_no_index_entry(rd: RD) -> None:
+    store = rd.open()
+    store.append("gone", [user("secret"), reply("secret too")], expected_version=0)
+    store.update_session(
+        "gone", owner="bob", tags=["x", "y"], expires_at=datetime.now(timezone.utc) + timedelta(days=1)
+    )
+    store.save_summary("gone", Summary(0, 2, "summary"))
+    store.append("kept", [user("other")], expected_version=0)
+    assert store.delete("gone") is True
+    assert mentions(rd, "gone") == []
+    assert rd.all_keys() == {f"{rd.prefix}session:kept", f"{rd.prefix}messages:kept", f"{rd.prefix}index"}
+
+
+# -- scripts, scan, rewind ---------------------------------------------------------------------------------
+
+
+def test_scripts_are_reloaded_after_the_server_lost_them(rd: RD) -> None:
+    """A Redis restart empties the script cache; EVALSHA's NOSCRIPT must be answered by loading it again."""
+    store = rd.open()
+    store.append("s", [user("before")], expected_version=0)
+    rd.client.script_flush()
+    assert store.append("s", [reply("after")], expected_version=1) == 2
+
+
+def test_search_scan_pages_through_many_sessions_and_long_sessions(rd: RD) -> None:
+    store = rd.open()
+    for i in range(SCAN_PAGE + 5):
+        store.append(f"s{i:03d}", [user(f"filler {i}")], expected_version=0)
+    long = [user("needle at the start")] + [reply(f"filler {i}") for i in range(2 * MESSAGE_PAGE)]
+    long.append(user("another needle at the end"))
+    store.append("long", long, expected_version=0)
+    store.append("s000", [reply("needle in an old session")], expected_version=1)
+    hits = store.search("needle", limit=100)
+    # Sessions most recently updated first, messages in order within a session.
+    assert [(h.session_id, h.seq) for h in hits] == [("s000", 1), ("long", 0), ("long", len(long) - 1)]
+    assert [(h.session_id, h.seq) for h in store.search("needle", session_id="long")] == [
+        ("long", 0),
+        ("long", len(long) - 1),
+    ]
+    assert len(store.search("filler", limit=7)) == 7
+
+
+def test_rewind_finds_the_start_of_a_long_tool_loop_reading_back_from_the_end(rd: RD) -> None:
+    store = rd.open()
+    store.append("loop", [user("first question"), reply("first answer")], expected_version=0)
+    loop = [user("second question")]
+    for i in range(40):
+        tool_use = {"type": "tool_use", "id": f"toolu_{i}", "name": "f", "input": {}}
+        loop.append(Entry({"role": "assistant", "content": [tool_use]}))
+        loop.append(
+            Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}"}]})
+        )
+    store.append("loop", loop, expected_version=1)
+    assert store.rewind("loop") == 3
+    assert store.load("loop").message_params() == [
+        user("first question").message,
+        reply("first answer").message,
+    ]
+
+
+# -- availability ------------------------------------------------------------------------------------------
+
+DOWN = "redis://:s3cret@127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def test_unreachable_server_is_store_unavailable_without_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        RedisStore(DOWN)
+    assert "127.0.0.1:1" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_unreachable_server_async_fails_on_first_use() -> None:
+    async def main() -> None:
+        store = AsyncRedisStore(DOWN)
+        try:
+            with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1"):
+                await store.append("s", [user("hi")], expected_version=0)
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_async_store_shares_data_with_the_sync_one(rd: RD) -> None:
+    async def main() -> list[dict[str, Any]]:
+        async with AsyncRedisStore(rd.url, prefix=rd.prefix) as store:
+            await store.append("a", [user("hi"), reply("hello")], expected_version=0)
+            await store.update_session("a", expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+            return (await store.load("a")).message_params()
+
+    assert asyncio.run(main()) == [user("hi").message, reply("hello").message]
+    assert rd.open().get_session("a").version == 1
+    assert rd.client.pttl(f"{rd.prefix}messages:a") > 0
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    messages=st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant"]), "content": st.text(max_size=50)},
+            optional={"zz": st.integers(), "aa": st.none()},
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_stored_messages_round_trip_byte_exact(rd: RD, messages: list[dict[str, Any]]) -> None:
+    store = rd.stores[0] if rd.stores else rd.open()
+    session = uuid.uuid4().hex
+    store.append(session, [Entry(m) for m in messages], expected_version=0)
+    loaded = store.load(session).messages
+    assert [json.dumps(m.message) for m in loaded] == [json.dumps(m) for m in messages]
