@@ -12,12 +12,23 @@ HEADERS = {"x-api-key": "test", "anthropic-version": "2026-10-21", "content-type
 MODEL = "claude-sonnet-4-6"
 
 
+_HTTP: httpx2.Client | None = None
+
+
+def http() -> httpx2.Client:
+    """One shared client: building a client (and its TLS context) per call costs tens of milliseconds."""
+    global _HTTP
+    if _HTTP is None:
+        _HTTP = httpx2.Client(timeout=30)
+    return _HTTP
+
+
 def post(base_url: str, body: Any, path: str = "/v1/messages", **kwargs: Any) -> httpx2.Response:
     """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own checks."""
     headers = {**HEADERS, **kwargs.pop("headers", {})}
     if "content" in kwargs:
-        return httpx2.post(base_url + path, headers=headers, timeout=30, **kwargs)
-    return httpx2.post(base_url + path, headers=headers, json=body, timeout=30, **kwargs)
+        return http().post(base_url + path, headers=headers, **kwargs)
+    return http().post(base_url + path, headers=headers, json=body, **kwargs)
 
 
 def error_of(response: httpx2.Response) -> tuple[int, str, str]:

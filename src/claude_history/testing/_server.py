@@ -236,8 +236,8 @@ class Simulator:
         body: Any = None
         parse_error: str | None = None
         try:
-            body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(raw, parse_constant=_reject_constant) if raw else None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             parse_error = str(exc)
         with self._lock:
             self._requests.append({"method": method, "path": path, "headers": headers, "body": body})
@@ -389,6 +389,10 @@ class Simulator:
             first = False
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _model_json(name: str) -> dict[str, Any]:
     return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
 
@@ -500,6 +504,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
     server: _HTTPServer
 
     def setup(self) -> None:

@@ -190,7 +190,7 @@ def build_layout(req: Request, counter: Counter) -> Layout:
             for inner in block["content"]:  # a marker inside a tool_result marks the tool_result's position
                 if isinstance(inner, dict) and inner.get("cache_control") is not None:
                     cc = inner["cache_control"]
-        block_json = canonical(canonical_block(block))
+        block_json = _block_json(block)
         add(f"msg|{role}|{int(first)}|{salt}|{block_json}", tokens, cc, block.get("type") not in UNCACHEABLE)
         salt = ""
         if binds:
@@ -198,6 +198,13 @@ def build_layout(req: Request, counter: Counter) -> Layout:
                 bound[(i, j)] = bind
             bind = _link(bind, role, first, block_json)
     return Layout(positions, total, bind_start, bind, bound)
+
+
+def _block_json(block: dict[str, Any]) -> str:
+    """Canonical JSON of a block; plain text blocks (most of a long history) skip the generic walk."""
+    if len(block) == 2 and isinstance(block.get("text"), str) and block.get("type") == "text":
+        return canonical(block)
+    return canonical(canonical_block(block))
 
 
 def _has_image(block: dict[str, Any]) -> bool:
