@@ -221,6 +221,9 @@ def _aad(kind: str, session_id: str, *parts: object) -> bytes:
     return _common.dumps(["claude-history", FORMAT_VERSION, kind, session_id, *parts]).encode("utf-8")
 
 
+_ROLES_JSON = {"user": '"user"', "assistant": '"assistant"'}  # what ``_aad`` writes for a role
+
+
 def _is_envelope_block(content: object) -> bool:
     return (
         isinstance(content, list)
@@ -430,9 +433,42 @@ class _Codec:
         sid = key_session or data.info.id
         return SessionData(
             info=self.open_info(data.info),
-            messages=[self.open_message(sid, m) for m in data.messages],
+            messages=self.open_messages(sid, data.messages),
             summaries=[self.open_summary(sid, s) for s in data.summaries],
         )
+
+    def open_messages(self, session_id: str, messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+        """``open_message`` over a whole log, with the per-session work done once: loading a long encrypted
+        session is dominated by this loop. Anything unusual takes the careful path, which names the error."""
+        prefix = '["claude-history",' + str(FORMAT_VERSION) + ',"message",' + _common.dumps(session_id) + ","
+        ciphers: dict[object, Any] = {}
+        unb64 = binascii.a2b_base64
+        opened: list[StoredMessage] = []
+        for stored in messages:
+            content: Any = stored.message.get("content")
+            block: Any = content[0] if _is_envelope_block(content) else None
+            cipher = None
+            if block is not None and block.get("v") == FORMAT_VERSION:
+                kid = block.get("kid")
+                cipher = ciphers.get(kid)
+                if cipher is None and isinstance(kid, str) and self.keys.knows(kid):
+                    cipher = ciphers[kid] = self.keys.cipher(kid, session_id)
+            if cipher is None:
+                opened.append(self.open_message(session_id, stored))
+                continue
+            role = stored.message.get("role")
+            aad = (prefix + str(stored.seq) + "," + _ROLES_JSON.get(role, "null") + "]").encode("utf-8")
+            try:
+                payload = json.loads(cipher.decrypt(unb64(block["nonce"]), unb64(block["ct"]), aad))
+            except (InvalidTag, ValueError, TypeError, KeyError, binascii.Error):
+                opened.append(self.open_message(session_id, stored))  # raises the precise DecryptionError
+                continue
+            created_at = stored.created_at
+            if "created_at" in payload:
+                created_at = datetime.fromisoformat(payload["created_at"])
+            message = payload["message"]
+            opened.append(StoredMessage(stored.seq, message, stored.model, stored.usage, created_at))
+        return opened
 
     def seal_data(self, plain: SessionData, *, record: Mapping[str, Any]) -> SessionData:
         """Encrypt a plaintext session for its own id (fork, import, rotation backup), keeping timestamps."""
