@@ -22,15 +22,16 @@ is a few milliseconds for thousands of turns.
 from __future__ import annotations
 
 import bisect
-import copy
 import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..errors import BudgetExceeded, ConfigurationError, InvalidHistory
-from ..history import content_blocks, turn_starts, validate
+from ..history import content_blocks, is_turn_start, turn_starts, validate
 from ..models import model_info
 from ..stores.base import Summary
 from ..tokens import (
@@ -186,49 +187,96 @@ def _replace_images(blocks: list[Any], placeholder: str) -> list[Any]:
 def _transform(
     message: Mapping[str, Any], *, drop_thinking: bool, replace_images: bool, placeholder: str
 ) -> dict[str, Any] | None:
-    """A deep copy of ``message`` as the view sends it; ``None`` when nothing is left (thinking-only
-    reply)."""
-    result = copy.deepcopy(dict(message))
-    if isinstance(result.get("content"), str):
-        return result
-    blocks = list(result["content"])
-    if drop_thinking and result.get("role") == "assistant":
+    """``message`` as the view sends it; ``None`` when nothing is left (a thinking-only reply). Blocks are
+    shared with the log, never modified (the planner copies a block before it marks it)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return {"role": message["role"], "content": content}
+    blocks = list(content or ())
+    if drop_thinking and message.get("role") == "assistant":
         blocks = [b for b in blocks if not (isinstance(b, Mapping) and b.get("type") in _THINKING)]
     if replace_images:
         blocks = _replace_images(blocks, placeholder)
     if not blocks:
         return None
-    result["content"] = blocks
-    return result
+    return {"role": message["role"], "content": blocks}
 
 
-class _Sizes:
-    """Raw estimates of every message in four variants (thinking kept/dropped x images kept/replaced), as
-    prefix sums, so the size of any view is O(1)."""
+class _Log:
+    """Per-message facts of a log, kept as prefix sums so the size of any view is O(1): raw estimates in four
+    variants (thinking kept/dropped x images kept/replaced), turn starts, thinking and compaction positions.
 
-    def __init__(self, full: Sequence[Mapping[str, Any]], model: str, placeholder: str) -> None:
-        n = len(full)
-        self.text = [[0.0] * (n + 1) for _ in range(4)]
-        self.fixed = [[0] * (n + 1) for _ in range(4)]
-        for i, message in enumerate(full):
-            base = estimate_message(message, model)
-            variants = [base, base, base, base]
-            think = message.get("role") == "assistant" and _has(message, _THINKING)
-            image = _has_image(message)
-            if think:
-                variants[1] = estimate_message(message, model, drop_thinking=True)
-            if image:
-                replaced: dict[str, Any] = {
-                    **message,
-                    "content": _replace_images(list(content_blocks(message)), placeholder),
-                }
-                variants[2] = estimate_message(replaced, model)
-                variants[3] = estimate_message(replaced, model, drop_thinking=True) if think else variants[2]
-            elif think:
-                variants[3] = variants[1]
-            for v in range(4):
-                self.text[v][i + 1] = self.text[v][i] + variants[v].text
-                self.fixed[v][i + 1] = self.fixed[v][i] + variants[v].fixed
+    Extended in place as the log grows (the planner caches one per session, keyed by the identity of the
+    message dicts, which a chat keeps from turn to turn), so a turn costs only its new messages.
+    """
+
+    def __init__(self, model: str, placeholder: str) -> None:
+        self.model = model
+        self.placeholder = placeholder
+        self.messages: list[Mapping[str, Any]] = []
+        self.shapes: list[tuple[int, int]] = []
+        self.text: list[list[float]] = [[0.0] for _ in range(4)]
+        self.fixed: list[list[int]] = [[0] for _ in range(4)]
+        self.starts: list[int] = []
+        self.thinking_count = [0]
+        self.compactions: list[int] = []
+        self.validated = 0  # messages [0, validated) are known to form a valid log
+        self.replays: dict[Any, list[_Checkpoint]] = {}
+
+    def common_prefix(self, full: Sequence[Mapping[str, Any]]) -> int:
+        """How many leading messages are the very ones indexed (same dicts, same content object and length:
+        a message edited in place since is indexed again)."""
+        n = min(len(self.messages), len(full))
+        for i in range(n):
+            message = full[i]
+            if self.messages[i] is not message or self.shapes[i] != _shape(message):
+                return i
+        return n
+
+    def truncate(self, n: int) -> None:
+        if n >= len(self.messages):
+            return
+        del self.messages[n:]
+        del self.shapes[n:]
+        for v in range(4):
+            del self.text[v][n + 1 :]
+            del self.fixed[v][n + 1 :]
+        del self.thinking_count[n + 1 :]
+        self.starts = [i for i in self.starts if i < n]
+        self.compactions = [i for i in self.compactions if i < n]
+        self.validated = min(self.validated, n)
+        for key, checkpoints in self.replays.items():
+            self.replays[key] = [cp for cp in checkpoints if cp.point + 1 < n]
+
+    def extend(self, full: Sequence[Mapping[str, Any]]) -> None:
+        self.truncate(self.common_prefix(full))
+        for i in range(len(self.messages), len(full)):
+            self._append(i, full[i])
+
+    def _append(self, i: int, message: Mapping[str, Any]) -> None:
+        model = self.model
+        base = estimate_message(message, model)
+        variants = [base, base, base, base]
+        think = message.get("role") == "assistant" and _has(message, _THINKING)
+        if think:
+            variants[1] = variants[3] = estimate_message(message, model, drop_thinking=True)
+        if _has_image(message):
+            replaced: dict[str, Any] = {
+                **message,
+                "content": _replace_images(list(content_blocks(message)), self.placeholder),
+            }
+            variants[2] = estimate_message(replaced, model)
+            variants[3] = estimate_message(replaced, model, drop_thinking=True) if think else variants[2]
+        for v in range(4):
+            self.text[v].append(self.text[v][-1] + variants[v].text)
+            self.fixed[v].append(self.fixed[v][-1] + variants[v].fixed)
+        self.messages.append(message)
+        self.shapes.append(_shape(message))
+        self.thinking_count.append(self.thinking_count[-1] + int(think))
+        if is_turn_start(message):
+            self.starts.append(i)
+        if message.get("role") == "assistant" and _has(message, ("compaction",)):
+            self.compactions.append(i)
 
     def seg(self, a: int, b: int, variant: int) -> TokenEstimate:
         if b <= a:
@@ -244,6 +292,30 @@ class _Sizes:
         for a, b in itertools.pairwise(bounds):
             total = total + self.seg(a, b, (1 if a < e else 0) + (2 if a < ib else 0))
         return total
+
+
+def _shape(message: Mapping[str, Any]) -> tuple[int, int]:
+    content = message.get("content")
+    return id(content), len(content) if isinstance(content, (list, str)) else -1
+
+
+_CACHE: OrderedDict[tuple[int, str, str], _Log] = OrderedDict()
+_CACHE_SIZE = 32
+_CACHE_LOCK = threading.Lock()
+
+
+def _log_for(full: Sequence[Mapping[str, Any]], model: str, placeholder: str) -> _Log:
+    """The cached index of this session's log (matched by the identity of its first message), extended."""
+    key = (id(full[0]), model, placeholder)
+    log = _CACHE.get(key)
+    if log is None or not log.messages or log.messages[0] is not full[0]:
+        log = _Log(model, placeholder)
+    _CACHE[key] = log
+    _CACHE.move_to_end(key)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    log.extend(full)
+    return log
 
 
 # --------------------------------------------------------------------------------------------------- replay
@@ -267,6 +339,16 @@ class _State:
     calib: Calibration = field(default_factory=Calibration)
     prev: _Prev | None = None
     cut_moved: bool = False
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """The replay's state after request point ``point``, and what it depended on beyond the messages."""
+
+    point: int
+    state: _State
+    observed: int | None
+    summary: TokenEstimate
 
 
 @dataclass(frozen=True)
@@ -305,24 +387,19 @@ class _Replay:
         self.usage = usage
         self.measured = measured
         placeholder = spec.images.placeholder if spec.images else ""
-        self.sizes = _Sizes(full, model, placeholder)
-        self.starts = turn_starts(full)
+        self.log = _log_for(full, model, placeholder)
+        self.sizes = self.log
+        self.starts = self.log.starts
+        self.thinking_count = self.log.thinking_count
+        self.compactions = self.log.compactions
         info = model_info(model)
         self.window = info.context_window if info is not None else DEFAULT_WINDOW
         self.guard = (int(self.window * WINDOW_SAFETY), int(self.window * WINDOW_LOW))
         self.limits = list(spec.windows) if spec.compaction is None else []
         self.limits.append(self.guard)
         self.binds = info.binds_thinking if info is not None else True
-        # thinking_count[i]: assistant messages with thinking before index i.
-        self.thinking_count = [0]
-        for message in full:
-            has = message.get("role") == "assistant" and _has(message, _THINKING)
-            self.thinking_count.append(self.thinking_count[-1] + int(has))
         self.budget = min(m for m, _ in self.limits)
         self.summary_cache: dict[int, TokenEstimate] = {}
-        self.compactions = [
-            i for i, m in enumerate(full) if m.get("role") == "assistant" and _has(m, ("compaction",))
-        ]
 
     # sizes -----------------------------------------------------------------------------------------
     def summary_raw(self, c: int) -> TokenEstimate:
@@ -425,12 +502,28 @@ class _Replay:
                 violated = limit if violated is None else min(violated, limit)
         return c, e, ib, violated
 
-    def run(self) -> Decision:
+    def observed_at(self, p: int) -> int | None:
+        point = self.usage.get(p + 1)
+        return _first_request_prompt(point.usage) if point is not None and point.usage else None
+
+    def run(self, settings_key: Any) -> Decision:
         full = self.full
         first = self.starts[0] if self.starts else 0
         state = _State(first, first, 0)
         last = len(full) - 1
-        points = [i for i, m in enumerate(full) if m.get("role") == "user"]
+        # Resume from the last checkpoint that still holds: same messages, same usage, same summary.
+        checkpoints = self.log.replays.setdefault(settings_key, [])
+        kept = 0
+        for cp in checkpoints:
+            if cp.point >= last or self.observed_at(cp.point) != cp.observed:
+                break
+            if self.summary_raw(cp.state.c) != cp.summary:
+                break
+            state = cp.state
+            kept += 1
+        del checkpoints[kept:]
+        begin = checkpoints[-1].point + 1 if checkpoints else 0
+        points = [i for i in range(begin, len(full)) if full[i].get("role") == "user"]
         if not points or points[-1] != last:
             points.append(last)  # a paused assistant turn is continued as it is (pause_turn)
         violated: int | None = None
@@ -455,11 +548,11 @@ class _Replay:
                     previous=state.prev if state.prev is not None and state.prev.key == key else None,
                     cut_moved=moved,
                 )
-            point = self.usage.get(p + 1)
-            observed = _first_request_prompt(point.usage) if point is not None and point.usage else None
+            observed = self.observed_at(p)
             trusted = observed is not None and predicted > 0 and 0.75 <= observed / predicted <= 1.34
             calib = state.calib.observe(observed, raw) if observed is not None else state.calib
             state = _State(c, e, ib, calib, _Prev(p, key, raw, predicted, observed, trusted), moved)
+            checkpoints.append(_Checkpoint(p, state, observed, self.summary_raw(c)))
         raise InvalidHistory(
             "messages: the list is empty; a request needs at least one user message", index=None
         )
@@ -565,12 +658,42 @@ def plan(
         raise InvalidHistory(
             "messages: nothing to send; a request needs at least one user message", index=None
         )
-    # The log as a whole must be valid: an error then names the real index (not an index inside the view).
-    validate(full, for_sending=full[-1].get("role") == "user")
     usage = usage_points(usage_history)
     const = estimate_system(system, model) + estimate_tools(tools, model)
-    replay = _Replay(full, spec, model, const, summaries, usage, measured_input_tokens)
-    decision = replay.run()
+    with _CACHE_LOCK:
+        replay = _Replay(full, spec, model, const, summaries, usage, measured_input_tokens)
+        _validate(full, replay.log)
+        decision = replay.run((spec.name, const.text, const.fixed))
+        return _build(full, spec, replay, decision, model, system, tools, summaries, usage, cache)
+
+
+def _validate(full: Sequence[Mapping[str, Any]], log: _Log) -> None:
+    """The log as a whole must be valid (errors then name the real index, not one inside the view). What was
+    validated before is not checked again: from the last turn start of the known-good part on is enough."""
+    sending = full[-1].get("role") == "user"
+    k = bisect.bisect_right(log.starts, log.validated) - 1
+    j = log.starts[k] if k >= 0 and log.validated > 0 else 0
+    try:
+        validate(full[j:], for_sending=sending)
+    except InvalidHistory:
+        validate(full, for_sending=sending)  # raises with the index in the whole log
+        raise
+    log.validated = len(full)
+
+
+def _build(
+    full: Sequence[Mapping[str, Any]],
+    spec: _Spec,
+    replay: _Replay,
+    decision: Decision,
+    model: str,
+    system: str | Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    summaries: Sequence[Summary],
+    usage: Mapping[int, UsagePoint],
+    cache: bool | str,
+) -> Planned:
+    const = replay.const
     starts = replay.starts
     k_newest = bisect.bisect_right(starts, len(full) - 1) - 1
     newest_turn = starts[k_newest] if k_newest >= 0 else 0
@@ -649,6 +772,31 @@ def plan(
         message_blocks.append(blocks)
         flat.extend(blocks)
 
+    # Blocks are shared with the log: copy a block (and its message's content list) before marking it.
+    where: list[tuple[int, int]] = [(-1, i) for i in range(len(tool_list) + len(sys_blocks))]
+    for m_index, blocks in enumerate(message_blocks):
+        where.extend((m_index, j) for j in range(len(blocks)))
+    owned_lists: set[int] = set()
+
+    def own(position: int) -> dict[str, Any]:
+        m_index, j = where[position]
+        if m_index < 0:
+            return flat[position]  # tools and system blocks are copies already
+        if m_index not in owned_lists and m_index not in string_messages:
+            message_blocks[m_index] = list(message_blocks[m_index])
+            view[m_index]["content"] = message_blocks[m_index]
+            owned_lists.add(m_index)
+        block = dict(message_blocks[m_index][j])
+        message_blocks[m_index][j] = block
+        flat[position] = block
+        if m_index in string_messages:
+            string_messages[m_index] = block
+        return block
+
+    for position, block in enumerate(flat):
+        if marker_ttl(block) is not None:
+            own(position)
+
     # Too many markers of the caller's own: keep tools and system ones, then the newest message ones.
     user_markers = count_markers(flat)
     if user_markers > 4:
@@ -658,11 +806,11 @@ def plan(
                 f"tools and system carry {fixed} cache_control markers; the API allows at most 4 per request"
             )
         excess = user_markers - 4
-        for blocks in message_blocks:
-            for block in blocks:
-                if excess and marker_ttl(block) is not None:
-                    del block["cache_control"]
-                    excess -= 1
+        first_message = len(tool_list) + len(sys_blocks)
+        for position in range(first_message, len(flat)):
+            if excess and marker_ttl(flat[position]) is not None:
+                del flat[position]["cache_control"]
+                excess -= 1
 
     info = model_info(model)
     min_tokens = info.min_cacheable_tokens if info is not None else DEFAULT_MIN_CACHEABLE
@@ -725,6 +873,9 @@ def plan(
                 )
             else:
                 ttl = choose_ttl(_gaps(usage, full), prefix_tokens=decision.predicted, new_tokens=new_tokens)
+        for candidate in candidates:
+            if 0 <= candidate.position < len(flat):
+                own(candidate.position)
         chosen = apply_breakpoints(flat, candidates, min_tokens=min_tokens, ttl=ttl)
 
     for m_index, block in string_messages.items():
@@ -741,7 +892,6 @@ def plan(
         extra["context_management"] = {"edits": [spec.compaction.edit()]}
         extra["betas"] = [COMPACTION_BETA]
 
-    validate(view, for_sending=view[-1]["role"] == "user")
 
     # Report.
     total = decision.predicted
