@@ -237,6 +237,21 @@ def test_sqlite_file_holds_no_plaintext(tmp_path: Path) -> None:
         assert SECRET.encode() not in path.read_bytes(), path.name
 
 
+def test_a_10_mb_image_round_trips(tmp_path: Path) -> None:
+    data = base64.b64encode(bytes(range(256)) * (7_500_000 // 256 + 1)).decode()
+    assert len(data) >= 10_000_000
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+            {"type": "text", "text": "what is this?"},
+        ],
+    }
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}", encryption_key=KEY1) as store:
+        store.append("img", [Entry(message)], expected_version=0)
+        assert store.load("img").messages[0].message == message
+
+
 def test_titles_stay_in_clear_by_default_and_listing_filters_work(inner: Any) -> None:
     store = wrap(inner, KEY1)
     store.append("a", turn("q", "r"), expected_version=0)
