@@ -1,8 +1,9 @@
 """Image sizes and image token costs, read from the image bytes themselves.
 
-Token rule (claude-api-facts.md, "Tokens"): an image costs ceil(width/28) * ceil(height/28) tokens after it is scaled
-down so that its long edge is at most 1568 px and it costs at most 1,568 tokens; Claude 4.7+ and 5.x models allow
-2576 px and 4,784 tokens. Pure functions: the simulator and the token estimator share them.
+Token rule (claude-api-facts.md, "Tokens"): an image costs ceil(width/28) * ceil(height/28) tokens after
+it is scaled down so that its long edge is at most 1568 px and it costs at most 1,568 tokens; Claude 4.7+
+and 5.x models allow 2576 px and 4,784 tokens. Pure functions: the simulator and the token estimator share
+them.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ _PATCH = 28
 def image_limits(model: str) -> ImageLimits:
     """Limits for a model: the high-resolution ones for Claude 4.7+ and 5.x.
 
-    The model table has no image field; the 4.7 generation changed the tokenizer and the image limits together,
-    so the tokenizer factor identifies it. Unknown models get the standard limits.
+    The model table has no image field; the 4.7 generation changed the tokenizer and the image limits
+    together, so the tokenizer factor identifies it. Unknown models get the standard limits.
     """
     info = model_info(model)
     if info is not None and info.tokenizer_factor > 1.0:
@@ -96,7 +97,8 @@ def image_media_type(data: bytes) -> str | None:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of a PNG, JPEG, GIF or WebP image from its header; ``ValueError`` if it cannot be read."""
+    """(width, height) of a PNG, JPEG, GIF or WebP image from its header; ``ValueError`` if it cannot be "
+    "read."""
     kind = image_media_type(data)
     try:
         if kind == "image/png":

@@ -24,7 +24,8 @@ def http() -> httpx2.Client:
 
 
 def post(base_url: str, body: Any, path: str = "/v1/messages", **kwargs: Any) -> httpx2.Response:
-    """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own checks."""
+    """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own "
+    "checks."""
     headers = {**HEADERS, **kwargs.pop("headers", {})}
     if "content" in kwargs:
         return http().post(base_url + path, headers=headers, **kwargs)

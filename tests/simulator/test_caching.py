@@ -49,7 +49,9 @@ def send(client: anthropic.Anthropic, request: dict[str, Any]) -> anthropic.type
     assert usage.cache_creation_input_tokens == (
         usage.cache_creation.ephemeral_5m_input_tokens + usage.cache_creation.ephemeral_1h_input_tokens
     )
-    total = usage.input_tokens + (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
+    total = (
+        usage.input_tokens + (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
+    )
     assert total == count(client, request), "usage and count_tokens must agree"
     return usage
 
@@ -92,9 +94,19 @@ def test_a_changed_system_prompt_misses(client: anthropic.Anthropic) -> None:
 
 
 def test_changed_tools_invalidate_everything(client: anthropic.Anthropic) -> None:
-    tool = {"name": "lookup", "description": "Look things up", "input_schema": {"type": "object", "properties": {}}}
+    tool = {
+        "name": "lookup",
+        "description": "Look things up",
+        "input_schema": {"type": "object", "properties": {}},
+    }
     system = [{"type": "text", "text": BIG, "cache_control": AUTO}]
-    first = {"model": MODEL, "tools": [tool], "system": system, "messages": [user("q")], "cache_control": AUTO}
+    first = {
+        "model": MODEL,
+        "tools": [tool],
+        "system": system,
+        "messages": [user("q")],
+        "cache_control": AUTO,
+    }
     send(client, first)
     other = {**first, "tools": [{**tool, "description": "Look things up, carefully"}]}
     assert split(send(client, other))[2] == 0
@@ -109,7 +121,10 @@ def test_tool_choice_and_images_invalidate_only_the_messages_part(client: anthro
     )
     send(client, base)
     assert split(send(client, {**base, "tool_choice": {"type": "auto"}}))[2] == prefix
-    longer = {**base, "messages": [user("q"), assistant("a"), user([image_block(56, 56), {"type": "text", "text": "?"}])]}
+    longer = {
+        **base,
+        "messages": [user("q"), assistant("a"), user([image_block(56, 56), {"type": "text", "text": "?"}])],
+    }
     assert split(send(client, longer))[2] == prefix
 
 
@@ -181,7 +196,10 @@ def test_1h_entry_survives_advance_301(sim: Simulator, client: anthropic.Anthrop
     n = count(client, request)
     usage = send(client, request)
     assert usage.cache_creation is not None
-    assert (usage.cache_creation.ephemeral_1h_input_tokens, usage.cache_creation.ephemeral_5m_input_tokens) == (n, 0)
+    assert (
+        usage.cache_creation.ephemeral_1h_input_tokens,
+        usage.cache_creation.ephemeral_5m_input_tokens,
+    ) == (n, 0)
     sim.advance(301)
     assert split(send(client, request)) == (0, 0, n)
     sim.advance(3599)

@@ -38,7 +38,10 @@ def test_fail_next_gives_the_api_error_body(
     error = info.value
     assert isinstance(error, anthropic.APIStatusError)
     assert error.status_code == status
-    assert error.body == {"type": "error", "error": {"type": error_type, "message": error.body["error"]["message"]}}
+    assert error.body == {
+        "type": "error",
+        "error": {"type": error_type, "message": error.body["error"]["message"]},
+    }
     # One failure only: the next request succeeds.
     assert client.messages.create(model=MODEL, max_tokens=50, messages=HELLO).type == "message"
 
@@ -83,9 +86,10 @@ def test_a_cut_stream_raises_and_the_next_one_works(sim: Simulator, after_events
     sim.cut_next_stream(after_events=after_events)
     sim.reply_with("one two three four five six seven eight nine ten eleven twelve")
     received: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError), client.messages.stream(
-        model=MODEL, max_tokens=200, messages=HELLO
-    ) as stream:
+    with (
+        pytest.raises(httpx2.RemoteProtocolError),
+        client.messages.stream(model=MODEL, max_tokens=200, messages=HELLO) as stream,
+    ):
         for text in stream.text_stream:
             received.append(text)
         stream.get_final_message()
@@ -107,9 +111,10 @@ def test_a_cut_waits_for_a_streamed_request(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     sim.cut_next_stream(after_events=1)
     assert client.messages.create(model=MODEL, max_tokens=50, messages=HELLO).type == "message"
-    with pytest.raises(httpx2.RemoteProtocolError), client.messages.stream(
-        model=MODEL, max_tokens=50, messages=HELLO
-    ) as stream:
+    with (
+        pytest.raises(httpx2.RemoteProtocolError),
+        client.messages.stream(model=MODEL, max_tokens=50, messages=HELLO) as stream,
+    ):
         stream.get_final_message()
 
 

@@ -17,7 +17,13 @@ from .helpers import HEADERS
 
 ANSWERS = {200, 400, 401, 404, 413}
 
-scalars = st.none() | st.booleans() | st.integers(-3, 70_000) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 70_000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -52,7 +58,8 @@ blocks = st.fixed_dictionaries(
         "name": st.sampled_from(["lookup", "web_search"]),
         "input": st.dictionaries(st.text(max_size=5), scalars, max_size=2) | json_values,
         "tool_use_id": ids,
-        "content": texts | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2),
+        "content": texts
+        | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2),
         "thinking": texts,
         "signature": st.sampled_from(["", "sig", "U0lNMQ=="]),
         "data": st.sampled_from(["aGVsbG8=", "!!", ""]),
@@ -79,7 +86,8 @@ tools = st.lists(
     st.fixed_dictionaries(
         {"name": st.sampled_from(["lookup", "bad name", "web_search"])},
         optional={
-            "input_schema": st.just({"type": "object", "properties": {"q": {"type": "string"}}}) | json_values,
+            "input_schema": st.just({"type": "object", "properties": {"q": {"type": "string"}}})
+            | json_values,
             "type": st.sampled_from(["custom", "web_search_20250305"]),
             "cache_control": cache_controls,
         },
@@ -89,19 +97,25 @@ tools = st.lists(
 bodies = st.fixed_dictionaries(
     {},
     optional={
-        "model": st.sampled_from(["claude-sonnet-4-6", "claude-opus-5-5", "claude-sonnet-4-5", "nope"]) | scalars,
+        "model": st.sampled_from(["claude-sonnet-4-6", "claude-opus-5-5", "claude-sonnet-4-5", "nope"])
+        | scalars,
         "max_tokens": st.integers(-2, 70_000) | scalars,
         "messages": st.lists(messages, max_size=6) | json_values,
-        "system": texts | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2),
+        "system": texts
+        | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2),
         "tools": tools | json_values,
-        "tool_choice": st.sampled_from([{"type": "auto"}, {"type": "any"}, {"type": "tool", "name": "lookup"}])
+        "tool_choice": st.sampled_from(
+            [{"type": "auto"}, {"type": "any"}, {"type": "tool", "name": "lookup"}]
+        )
         | json_values,
         "thinking": st.sampled_from([{"type": "enabled", "budget_tokens": 1024}, {"type": "adaptive"}])
         | json_values,
         "stream": st.booleans() | scalars,
         "cache_control": cache_controls,
         "stop_sequences": st.lists(st.text(max_size=3), max_size=2) | scalars,
-        "context_management": st.just({"edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 5}}]})
+        "context_management": st.just(
+            {"edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 5}}]}
+        )
         | json_values,
     },
 )
@@ -109,7 +123,10 @@ bodies = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[Simulator, httpx2.Client]]:
-    with Simulator() as simulator, httpx2.Client(base_url=simulator.base_url, headers=HEADERS, timeout=30) as http:
+    with (
+        Simulator() as simulator,
+        httpx2.Client(base_url=simulator.base_url, headers=HEADERS, timeout=30) as http,
+    ):
         yield simulator, http
 
 
@@ -127,7 +144,9 @@ def check(response: httpx2.Response) -> None:
         assert isinstance(payload["error"]["message"], str) and payload["error"]["type"]
 
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -140,7 +159,11 @@ def test_generated_bodies_get_a_reply_or_an_api_error(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.binary(max_size=64) | st.text(max_size=64).map(str.encode) | json_values.map(lambda v: json.dumps(v).encode()))
+@given(
+    raw=st.binary(max_size=64)
+    | st.text(max_size=64).map(str.encode)
+    | json_values.map(lambda v: json.dumps(v).encode())
+)
 def test_arbitrary_bytes_get_an_api_error(server: tuple[Simulator, httpx2.Client], raw: bytes) -> None:
     _sim, http = server
     response = http.post("/v1/messages", content=raw)
@@ -150,5 +173,10 @@ def test_arbitrary_bytes_get_an_api_error(server: tuple[Simulator, httpx2.Client
 
 def test_valid_generated_requests_also_stream(server: tuple[Simulator, httpx2.Client]) -> None:
     _sim, http = server
-    body = {"model": "claude-sonnet-4-6", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     check(http.post("/v1/messages", json=body))

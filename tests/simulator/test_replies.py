@@ -1,4 +1,5 @@
-"""Default replies, tools, thinking signatures, output limits, compaction and streaming of every block type."""
+"""Default replies, tools, thinking signatures, output limits, compaction and streaming of every block "
+"type."""
 
 from __future__ import annotations
 
@@ -64,10 +65,16 @@ def test_tool_choice_forces_a_tool_and_none_forbids_it(sim: Simulator) -> None:
     assert forced.content[0].name == "get_time"
     assert forced.content[0].input == {}
     anything = client.messages.create(
-        model=MODEL, max_tokens=300, tools=[CLOCK, WEATHER], tool_choice={"type": "any"}, messages=[user("hi")]
+        model=MODEL,
+        max_tokens=300,
+        tools=[CLOCK, WEATHER],
+        tool_choice={"type": "any"},
+        messages=[user("hi")],
     )
     assert anything.content[0].name == "get_time"  # no tool named: the first one
-    plain = client.messages.create(model=MODEL, max_tokens=300, tools=[CLOCK, WEATHER], messages=[user("hello")])
+    plain = client.messages.create(
+        model=MODEL, max_tokens=300, tools=[CLOCK, WEATHER], messages=[user("hello")]
+    )
     assert plain.content[0].type == "text"
     none = client.messages.create(
         model=MODEL,
@@ -107,8 +114,14 @@ def test_max_tokens_cuts_the_reply(sim: Simulator) -> None:
 def test_stop_sequences(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     sim.reply_with("one two STOP three")
-    reply = client.messages.create(model=MODEL, max_tokens=100, stop_sequences=["STOP"], messages=[user("go")])
-    assert (reply.content[0].text, reply.stop_reason, reply.stop_sequence) == ("one two ", "stop_sequence", "STOP")
+    reply = client.messages.create(
+        model=MODEL, max_tokens=100, stop_sequences=["STOP"], messages=[user("go")]
+    )
+    assert (reply.content[0].text, reply.stop_reason, reply.stop_sequence) == (
+        "one two ",
+        "stop_sequence",
+        "STOP",
+    )
 
 
 def test_output_tokens_follow_the_token_rule(sim: Simulator) -> None:
@@ -127,7 +140,9 @@ def test_thinking_block_comes_first_with_a_signature(sim: Simulator) -> None:
     assert [b.type for b in reply.content] == ["thinking", "text"]
     assert reply.content[0].thinking
     assert reply.content[0].signature
-    with client.messages.stream(model=MODEL, max_tokens=2000, thinking=THINKING, messages=[user("Think")]) as s:
+    with client.messages.stream(
+        model=MODEL, max_tokens=2000, thinking=THINKING, messages=[user("Think")]
+    ) as s:
         streamed = s.get_final_message()
     assert as_json(streamed.content) == as_json(reply.content)
 
@@ -174,16 +189,22 @@ def test_models_that_bind_thinking_reject_a_changed_prefix(sim: Simulator) -> No
     # Trimming or summarising an earlier message breaks the binding of every later thinking block.
     edited = [user("first question, rephrased"), *history[1:]]
     message = error_of(post(sim.base_url, body(*edited, model=model, max_tokens=2000, thinking=THINKING)))[2]
-    assert message.startswith("messages.1.content.0: Invalid signature in thinking block. The block is bound to")
+    assert message.startswith(
+        "messages.1.content.0: Invalid signature in thinking block. The block is bound to"
+    )
     # Changing the system prompt does too.
     message = error_of(post(sim.base_url, {**append_only, "system": "new system"}))[2]
     assert "Invalid signature in thinking block" in message
     # Dropping the thinking blocks of the kept turns is the documented way to cut such a history.
     dropped = [
-        {**m, "content": [b for b in m["content"] if b["type"] != "thinking"]} if m["role"] == "assistant" else m
+        {**m, "content": [b for b in m["content"] if b["type"] != "thinking"]}
+        if m["role"] == "assistant"
+        else m
         for m in edited
     ]
-    assert post(sim.base_url, body(*dropped, model=model, max_tokens=2000, thinking=THINKING)).status_code == 200
+    assert (
+        post(sim.base_url, body(*dropped, model=model, max_tokens=2000, thinking=THINKING)).status_code == 200
+    )
 
 
 def test_signatures_verify_in_another_simulator(sim: Simulator) -> None:
@@ -191,7 +212,9 @@ def test_signatures_verify_in_another_simulator(sim: Simulator) -> None:
     history = tool_turn(client, "claude-opus-5-5", "use get_weather")
     call_id = history[1]["content"][1]["id"]
     result = user([{"type": "tool_result", "tool_use_id": call_id, "content": "rain"}])
-    payload = body(*history, result, model="claude-opus-5-5", max_tokens=2000, thinking=THINKING, tools=[WEATHER])
+    payload = body(
+        *history, result, model="claude-opus-5-5", max_tokens=2000, thinking=THINKING, tools=[WEATHER]
+    )
     with Simulator() as other:
         assert post(other.base_url, payload).status_code == 200
 
@@ -232,7 +255,12 @@ EVERY_BLOCK: list[dict[str, Any]] = [
             }
         ],
     },
-    {"type": "tool_use", "id": "toolu_q1", "name": "get_weather", "input": {"city": "Zürich", "days": [1, 2]}},
+    {
+        "type": "tool_use",
+        "id": "toolu_q1",
+        "name": "get_weather",
+        "input": {"city": "Zürich", "days": [1, 2]},
+    },
 ]
 
 
@@ -278,14 +306,22 @@ def test_server_compaction(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     history = [user("My first message is about cats. " * 10), assistant("Cats are great."), user("Go on")]
     reply = client.beta.messages.create(
-        model=MODEL, max_tokens=500, messages=history, context_management=COMPACT, betas=["compact-2026-01-12"]
+        model=MODEL,
+        max_tokens=500,
+        messages=history,
+        context_management=COMPACT,
+        betas=["compact-2026-01-12"],
     )
     assert [b.type for b in reply.content] == ["compaction", "text"]
     summary = reply.content[0].content
     assert "My first message is about cats." in summary
 
     # Everything before the latest compaction block is ignored: the count equals that of the compacted view.
-    follow = [*history, {"role": "assistant", "content": [b.to_dict() for b in reply.content]}, user("And now?")]
+    follow = [
+        *history,
+        {"role": "assistant", "content": [b.to_dict() for b in reply.content]},
+        user("And now?"),
+    ]
     counted = client.beta.messages.count_tokens(model=MODEL, messages=follow).input_tokens
     view = client.beta.messages.count_tokens(model=MODEL, messages=follow[3:]).input_tokens
     assert counted == view
@@ -298,7 +334,9 @@ def test_compaction_can_pause(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     edits = {"edits": [{**COMPACT["edits"][0], "pause_after_compaction": True}]}
     history = [user("Long message. " * 40)]
-    reply = client.beta.messages.create(model=MODEL, max_tokens=500, messages=history, context_management=edits)
+    reply = client.beta.messages.create(
+        model=MODEL, max_tokens=500, messages=history, context_management=edits
+    )
     assert [b.type for b in reply.content] == ["compaction"]
     assert reply.stop_reason == "compaction"
     below = client.beta.messages.create(

@@ -46,7 +46,9 @@ def test_image_size_of_other_encodings() -> None:
     assert image_size(encode(Image.new("P", (300, 200)), "PNG")) == (300, 200)
 
 
-@pytest.mark.parametrize("data", [b"", b"hello", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00", b"GIF89a", b"RIFF0000WEBPVP8 "])
+@pytest.mark.parametrize(
+    "data", [b"", b"hello", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00", b"GIF89a", b"RIFF0000WEBPVP8 "]
+)
 def test_unreadable_images_raise_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
         image_size(data)
@@ -106,7 +108,9 @@ def test_images_count_their_real_size(sim: Simulator) -> None:
     base = count(sim, messages=[user("hi")])
     with_image = count(sim, messages=[user([image_block(560, 280), {"type": "text", "text": "hi"}])])
     assert with_image == base + 3 + 20 * 10
-    high_res = count(sim, "claude-opus-4-7", messages=[user([image_block(2576, 28), {"type": "text", "text": "hi"}])])
+    high_res = count(
+        sim, "claude-opus-4-7", messages=[user([image_block(2576, 28), {"type": "text", "text": "hi"}])]
+    )
     assert high_res == count(sim, "claude-opus-4-7", messages=[user("hi")]) + 3 + 92
     url = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
     assert count(sim, messages=[user([url, {"type": "text", "text": "hi"}])]) == base + 3 + 1568
@@ -130,5 +134,7 @@ def test_usage_matches_count_tokens_for_mixed_content(sim: Simulator) -> None:
     messages = [user([image_block(300, 300), doc, {"type": "text", "text": "Describe both."}])]
     tools = [{"name": "t", "description": "d", "input_schema": {"type": "object"}}]
     n = client.messages.count_tokens(model=MODEL, messages=messages, tools=tools, system="sys").input_tokens
-    usage = client.messages.create(model=MODEL, max_tokens=300, messages=messages, tools=tools, system="sys").usage
+    usage = client.messages.create(
+        model=MODEL, max_tokens=300, messages=messages, tools=tools, system="sys"
+    ).usage
     assert usage.input_tokens == n

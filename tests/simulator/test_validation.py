@@ -12,7 +12,9 @@ from claude_history.testing import Simulator
 
 from .helpers import MODEL, assistant, body, error_of, image_block, post, user
 
-PREFILL = "This model does not support assistant message prefill. The conversation must end with a user message."
+PREFILL = (
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +58,23 @@ def test_required_fields(api: Simulator, field: str) -> None:
 
 def test_field_types(api: Simulator) -> None:
     assert fails(api, body(user("hi"), max_tokens="10")) == "max_tokens: Input should be a valid integer"
-    assert fails(api, body(user("hi"), max_tokens=0)) == "max_tokens: Input should be greater than or equal to 1"
-    assert fails(api, {"model": MODEL, "max_tokens": 5, "messages": "hi"}) == "messages: Input should be a valid list"
-    assert fails(api, body({"role": "system", "content": "x"})) == "messages.0.role: Input should be 'user' or 'assistant'"
+    assert (
+        fails(api, body(user("hi"), max_tokens=0)) == "max_tokens: Input should be greater than or equal to 1"
+    )
+    assert (
+        fails(api, {"model": MODEL, "max_tokens": 5, "messages": "hi"})
+        == "messages: Input should be a valid list"
+    )
+    assert (
+        fails(api, body({"role": "system", "content": "x"}))
+        == "messages.0.role: Input should be 'user' or 'assistant'"
+    )
     assert fails(api, body(user(5))).startswith("messages.0.content: Input should be a valid string")
     message = fails(api, body(user("hi"), max_tokens=10**6))
-    assert message == f"max_tokens: 1000000 > 64000, which is the maximum allowed number of output tokens for {MODEL}"
+    assert (
+        message
+        == f"max_tokens: 1000000 > 64000, which is the maximum allowed number of output tokens for {MODEL}"
+    )
 
 
 def test_sampling_parameters_are_rejected_by_this_api_version(api: Simulator) -> None:
@@ -85,7 +98,10 @@ def test_unknown_model_through_the_sdk(api: Simulator) -> None:
 
 def test_empty_text_block(api: Simulator) -> None:
     ok(api, body(user([{"type": "text", "text": "x"}])))
-    assert fails(api, body(user([{"type": "text", "text": ""}]))) == "messages: text content blocks must be non-empty"
+    assert (
+        fails(api, body(user([{"type": "text", "text": ""}])))
+        == "messages: text content blocks must be non-empty"
+    )
 
 
 def test_whitespace_only_text(api: Simulator) -> None:
@@ -95,7 +111,9 @@ def test_whitespace_only_text(api: Simulator) -> None:
 
 
 def test_empty_content(api: Simulator) -> None:
-    expected = "messages.1: all messages must have non-empty content except for the optional final assistant message"
+    expected = (
+        "messages.1: all messages must have non-empty content except for the optional final assistant message"
+    )
     assert fails(api, body(user("a"), assistant(""), user("b"))) == expected
     assert fails(api, body(user("a"), assistant([]), user("b"))) == expected
     ok(api, body(user("a"), assistant("b"), user("c")))
@@ -112,7 +130,9 @@ def test_prefill(api: Simulator) -> None:
 
 
 def test_consecutive_same_role_messages_are_merged_not_rejected(api: Simulator) -> None:
-    reply = ok(api, body(user("one"), user("two"), assistant("x"), assistant("y"), user("How many messages?")))
+    reply = ok(
+        api, body(user("one"), user("two"), assistant("x"), assistant("y"), user("How many messages?"))
+    )
     assert reply["content"][0]["text"].startswith("This conversation has 5 messages")
 
 
@@ -141,15 +161,23 @@ def test_tool_use_needs_its_result_in_the_next_message(api: Simulator) -> None:
 
 
 def test_tool_results_must_come_first(api: Simulator) -> None:
-    ok(api, body(user("q"), assistant([tool_use("t1")]), user([tool_result("t1"), {"type": "text", "text": "and"}])))
-    late = body(user("q"), assistant([tool_use("t1")]), user([{"type": "text", "text": "and"}, tool_result("t1")]))
+    ok(
+        api,
+        body(
+            user("q"), assistant([tool_use("t1")]), user([tool_result("t1"), {"type": "text", "text": "and"}])
+        ),
+    )
+    late = body(
+        user("q"), assistant([tool_use("t1")]), user([{"type": "text", "text": "and"}, tool_result("t1")])
+    )
     assert fails(api, late).startswith("messages.1: `tool_use` ids were found without `tool_result` blocks")
 
 
 def test_tool_result_without_tool_use(api: Simulator) -> None:
     message = fails(api, body(user("q"), assistant("no tools"), user([tool_result("toolu_x")])))
     assert message == (
-        "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_x. Each `tool_result` "
+        "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_x. Each "
+        "`tool_result` "
         "block must have a corresponding `tool_use` block in the previous message."
     )
     # A window that starts with a tool_result-only message fails the same way.
@@ -170,7 +198,9 @@ def test_tool_use_ids_are_unique(api: Simulator) -> None:
 def test_tools_definitions(api: Simulator) -> None:
     ok(api, body(user("q"), tools=TOOLS))
     assert fails(api, body(user("q"), tools=TOOLS + TOOLS)) == "tools: Tool names must be unique."
-    assert fails(api, body(user("q"), tools=[{"name": "a b", "input_schema": {}}])).startswith("tools.0.custom.name")
+    assert fails(api, body(user("q"), tools=[{"name": "a b", "input_schema": {}}])).startswith(
+        "tools.0.custom.name"
+    )
     assert fails(api, body(user("q"), tools=[{"name": "a"}])) == "tools.0.custom.input_schema: Field required"
     ok(api, body(user("q"), tools=[{"type": "web_search_20250305", "name": "web_search"}]))
     message = fails(api, body(user("q"), tools=TOOLS, tool_choice={"type": "tool", "name": "other"}))
@@ -196,8 +226,17 @@ def test_at_most_four_cache_breakpoints(api: Simulator) -> None:
 def test_longer_ttls_come_first(api: Simulator) -> None:
     five, hour = {"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}
     sys_block = {"type": "text", "text": "system"}
-    ok(api, body(user([{"type": "text", "text": "x", "cache_control": five}]), system=[{**sys_block, "cache_control": hour}]))
-    bad = body(user([{"type": "text", "text": "x", "cache_control": hour}]), system=[{**sys_block, "cache_control": five}])
+    ok(
+        api,
+        body(
+            user([{"type": "text", "text": "x", "cache_control": five}]),
+            system=[{**sys_block, "cache_control": hour}],
+        ),
+    )
+    bad = body(
+        user([{"type": "text", "text": "x", "cache_control": hour}]),
+        system=[{**sys_block, "cache_control": five}],
+    )
     assert "ttl='1h' must not come after one with ttl='5m'" in fails(api, bad)
     assert fails(api, body(user("x"), cache_control={"type": "ephemeral", "ttl": "2h"})) == (
         "cache_control.ttl: Input should be '5m' or '1h'"
@@ -246,7 +285,8 @@ def test_images(api: Simulator) -> None:
     ok(api, body(user([image_block(30, 20, "JPEG"), image_block(10, 10, "GIF"), image_block(8, 8, "WEBP")])))
     mismatch = fails(api, body(user([image_block(60, 40, "PNG", media_type="image/jpeg")])))
     assert mismatch == (
-        "messages.0.content.0.source.base64.data: The image was specified using the image/jpeg media type, but the "
+        "messages.0.content.0.source.base64.data: The image was specified using the image/jpeg media type, "
+        "but the "
         "image appears to be a image/png image"
     )
     garbage = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGVsbG8="}}
@@ -263,7 +303,10 @@ def test_documents(api: Simulator) -> None:
 
 
 def test_block_types_per_role(api: Simulator) -> None:
-    assert fails(api, body(user([tool_use("t")]))) == "messages.0.content.0.type: 'tool_use' blocks are not allowed in user messages"
+    assert (
+        fails(api, body(user([tool_use("t")])))
+        == "messages.0.content.0.type: 'tool_use' blocks are not allowed in user messages"
+    )
     assert fails(api, body(user([{"type": "mystery"}]))).startswith("messages.0.content.0.type: 'mystery'")
     assert fails(api, body(user([{"type": "text"}]))) == "messages.0.content.0.text: Field required"
 
@@ -271,9 +314,13 @@ def test_block_types_per_role(api: Simulator) -> None:
 def test_thinking_configuration(api: Simulator) -> None:
     ok(api, body(user("q"), max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024}))
     ok(api, body(user("q"), thinking={"type": "adaptive"}))
-    too_small = fails(api, body(user("q"), max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 100}))
+    too_small = fails(
+        api, body(user("q"), max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 100})
+    )
     assert too_small == "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-    too_big = fails(api, body(user("q"), max_tokens=1024, thinking={"type": "enabled", "budget_tokens": 1024}))
+    too_big = fails(
+        api, body(user("q"), max_tokens=1024, thinking={"type": "enabled", "budget_tokens": 1024})
+    )
     assert too_big == "`max_tokens` must be greater than `thinking.budget_tokens`."
     forced = body(user("q"), tools=TOOLS, tool_choice={"type": "any"}, thinking={"type": "adaptive"})
     assert fails(api, forced) == "Thinking may not be enabled when tool_choice forces tool use."
@@ -282,5 +329,8 @@ def test_thinking_configuration(api: Simulator) -> None:
 def test_system_prompt(api: Simulator) -> None:
     ok(api, body(user("q"), system="Be brief."))
     ok(api, body(user("q"), system=[{"type": "text", "text": "Be brief."}]))
-    assert fails(api, body(user("q"), system=[{"type": "text", "text": ""}])) == "system: text content blocks must be non-empty"
+    assert (
+        fails(api, body(user("q"), system=[{"type": "text", "text": ""}]))
+        == "system: text content blocks must be non-empty"
+    )
     assert fails(api, body(user("q"), system=7)).startswith("system: Input should be")

@@ -3,7 +3,9 @@
 >>> from claude_history.testing import Simulator
 >>> with Simulator() as sim:                       # doctest: +SKIP
 ...     client = sim.client()
-...     client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+...     client.messages.create(
+...         model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+...     )
 
 See docs/simulator.md for what it models.
 """

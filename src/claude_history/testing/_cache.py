@@ -1,13 +1,15 @@
 """Prompt caching as claude-api-facts.md ("Prompt caching") describes it, on the simulator's clock.
 
 * Breakpoints: blocks with ``cache_control`` plus, with top-level ``cache_control``, the last cacheable block.
-* An entry is written only at a breakpoint, and only when its prefix has at least the model's minimum cacheable
-  tokens; its identity is the hash of the canonical prefix (tools -> system -> messages) up to that block.
-* A read: for each breakpoint, the block positions from the breakpoint back to 19 before it (20 in all) are looked
-  up; the longest live entry found over all breakpoints is read.
+* An entry is written only at a breakpoint, and only when its prefix has at least the model's minimum
+  cacheable tokens; its identity is the hash of the canonical prefix (tools -> system -> messages) up to
+  that block.
+* A read: for each breakpoint, the block positions from the breakpoint back to 19 before it (20 in all) are
+  looked up; the longest live entry found over all breakpoints is read.
 * TTL 5 minutes or 1 hour; a hit refreshes the entry's expiry.
-* Usage: ``cache_read_input_tokens`` = the prefix read; ``cache_creation_input_tokens`` = from there to the last
-  cacheable breakpoint, split by the TTL of the breakpoint that covers each part; ``input_tokens`` = the rest.
+* Usage: ``cache_read_input_tokens`` = the prefix read; ``cache_creation_input_tokens`` = from there to the
+  last cacheable breakpoint, split by the TTL of the breakpoint that covers each part; ``input_tokens`` = the
+  rest.
 """
 
 from __future__ import annotations

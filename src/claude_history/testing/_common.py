@@ -73,8 +73,9 @@ def normalise_content(content: Any) -> list[Any]:
 
 
 def canonical_block(value: Any) -> Any:
-    """``value`` as the API sees it: without ``cache_control`` (markers move between turns, the content they mark
-    does not) and without null fields (the SDK's ``model_dump`` writes ``"citations": null``; absent means the same).
+    """``value`` as the API sees it: without ``cache_control`` (markers move between turns, the content they
+    mark does not) and without null fields (the SDK's ``model_dump`` writes ``"citations": null``; absent
+    means the same).
     """
     if isinstance(value, dict):
         return {k: canonical_block(v) for k, v in value.items() if k != "cache_control" and v is not None}

@@ -30,7 +30,8 @@ __all__ = [
     "user_text",
 ]
 
-# A fixed key: signatures must verify in any simulator (a test may continue a stored session in a new process).
+# A fixed key: signatures must verify in any simulator (a test may continue a stored session in a new
+# process).
 _SIGNING_KEY = b"claude-history simulator: thinking signatures v1"
 _MAGIC = b"SIM1"
 EXCERPT = 200
@@ -39,9 +40,9 @@ EXCERPT = 200
 class ThinkingSigner:
     """Signs thinking blocks so that an edit is detected.
 
-    A signature is base64(``SIM1`` + HMAC over the thinking text and, for models that bind thinking to its prefix,
-    the identity of everything before the block). Signatures that tests queue with ``reply_with`` are foreign to
-    this scheme; they are remembered with what they were issued for.
+    A signature is base64(``SIM1`` + HMAC over the thinking text and, for models that bind thinking to its
+    prefix, the identity of everything before the block). Signatures that tests queue with ``reply_with`` are
+    foreign to this scheme; they are remembered with what they were issued for.
     """
 
     def __init__(self) -> None:
@@ -99,12 +100,12 @@ class Reply:
 
 
 def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
-    """The reply the simulator gives when no reply is queued. Rules, first match wins (on the last user message):
+    """The reply the simulator gives when no reply is queued. First match wins, on the last user message:
 
     1. it carries tool_result blocks -> a text naming each result and an excerpt of its content;
-    2. a custom tool is forced by ``tool_choice`` (``tool``, or ``any``: the tool named in the text, else the first),
-       or, with ``tool_choice`` auto or absent, its name appears in the text -> a ``tool_use`` with input built from
-       its ``input_schema`` (stop_reason ``tool_use``);
+    2. a custom tool is forced by ``tool_choice`` (``tool``, or ``any``: the tool named in the text, else the
+       first), or, with ``tool_choice`` auto or absent, its name appears in the text -> a ``tool_use`` with
+       input built from its ``input_schema`` (stop_reason ``tool_use``);
     3. "repeat after me: X" -> X;
     4. "N words" -> N words ("word1 word2 ...");
     5. "first message" -> the first user message of the context the model sees;
@@ -112,12 +113,12 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
     7. "how many messages" -> the number of messages (user / assistant) the model sees;
     8. "system prompt" -> the system prompt's text;
     9. "tools" with "which" or "what" -> the tool names;
-    10. otherwise -> ``You said: "<excerpt>". This conversation has N messages.`` plus the images and documents
-        of the message.
+    10. otherwise -> ``You said: "<excerpt>". This conversation has N messages.`` plus the images and
+        documents of the message.
     When thinking is on, a thinking block comes first.
     """
     messages = _visible_messages(req)
-    last = messages[-1] if messages else {"role": "user", "content": []}
+    last: dict[str, Any] = messages[-1] if messages else {"role": "user", "content": []}
     text = user_text(last)
     low = text.lower()
     blocks: list[dict[str, Any]] = []
@@ -147,7 +148,8 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
     if answer:
         blocks.append({"type": "text", "text": answer})
     if req.thinking is not None:
-        thought = f'The user wrote: "{excerpt(text) if text else "(tool results)"}". I can see {_n(len(messages), "message")}.'
+        said = excerpt(text) if text else "(tool results)"
+        thought = f'The user wrote: "{said}". I can see {_n(len(messages), "message")}.'
         if req.thinking.get("display") == "omitted":
             thought = ""
         blocks.insert(0, {"type": "thinking", "thinking": thought, "signature": ""})
@@ -184,7 +186,10 @@ def _answer(req: Request, messages: list[dict[str, Any]], text: str, low: str) -
         return "This is your first message."
     if "how many messages" in low:
         n_user = sum(1 for m in messages if m["role"] == "user")
-        return f"This conversation has {_n(len(messages), 'message')}: {n_user} from you and {len(messages) - n_user} from me."
+        n_mine = len(messages) - n_user
+        return (
+            f"This conversation has {_n(len(messages), 'message')}: {n_user} from you and {n_mine} from me."
+        )
     if "system prompt" in low:
         system = "\n".join(b["text"] for b in req.system)
         return f'The system prompt is: "{excerpt(system)}"' if system else "There is no system prompt."
@@ -264,7 +269,8 @@ def _from_schema(schema: Any, depth: int) -> Any:
 def apply_limits(
     blocks: list[dict[str, Any]], stop_reason: str, req: Request, counter: Counter
 ) -> tuple[list[dict[str, Any]], str, str | None]:
-    """Honour ``stop_sequences`` (in text blocks) and ``max_tokens``; return (blocks, stop_reason, stop_sequence)."""
+    """Honour ``stop_sequences`` (in text blocks) and ``max_tokens``; return (blocks, stop_reason, "
+    "stop_sequence)."""
     stop_sequence = None
     if req.stop_sequences:
         for k, block in enumerate(blocks):

@@ -1,8 +1,11 @@
-"""The simulator: a local HTTP server that speaks the Messages API (stdlib only: the package depends on anthropic
-alone)."""
+"""The simulator: a local HTTP server that speaks the Messages API.
+
+Standard library only (http.server): the package's one runtime dependency is ``anthropic``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -94,7 +97,7 @@ class Simulator:
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    # ---- lifecycle -------------------------------------------------------------------------------------------
+    # ---- lifecycle -----------------------------------------------------------------------------------------
 
     def start(self) -> Simulator:
         """Start serving in a background thread; returns ``self``."""
@@ -156,7 +159,7 @@ class Simulator:
         kwargs.setdefault("api_key", "test")
         return anthropic.AsyncAnthropic(base_url=self.base_url, **kwargs)
 
-    # ---- test controls ---------------------------------------------------------------------------------------
+    # ---- test controls -------------------------------------------------------------------------------------
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -226,7 +229,7 @@ class Simulator:
             self._cache.clear()
             self._signer.clear()
 
-    # ---- request handling ------------------------------------------------------------------------------------
+    # ---- request handling ----------------------------------------------------------------------------------
 
     def _handle(
         self, method: str, path: str, headers: Mapping[str, str], raw: bytes, *, oversize: bool = False
@@ -401,14 +404,14 @@ def _error(error: ApiError) -> _Response:
     return _Response(error.status, error.body())
 
 
-# ---- SSE -------------------------------------------------------------------------------------------------------
+# ---- SSE ---------------------------------------------------------------------------------------------------
 
 
 def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The API's event sequence for ``message``; the SDK's accumulator rebuilds exactly ``message``.
 
-    text, thinking and tool_use blocks stream as deltas; every other block (redacted thinking, server tool blocks,
-    compaction) comes whole in its content_block_start.
+    text, thinking and tool_use blocks stream as deltas; every other block (redacted thinking, server tool
+    blocks, compaction) comes whole in its content_block_start.
     """
     usage = message["usage"]
     start = {
@@ -472,7 +475,7 @@ def _text_pieces(text: str) -> list[str]:
     return ["".join(words[k : k + 3]) for k in range(0, len(words), 3)]
 
 
-# ---- HTTP ------------------------------------------------------------------------------------------------------
+# ---- HTTP --------------------------------------------------------------------------------------------------
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -496,10 +499,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             conns, self._open = list(self._open), set()
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -552,7 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, limit: int) -> bytes | None:
         """The request body, or ``None`` when it is larger than ``limit`` (it is read and dropped)."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().strip().split(b";")[0], 16)
                 if size == 0:
@@ -611,7 +612,5 @@ class _Handler(BaseHTTPRequestHandler):
         """Drop the connection mid-body: the client sees an incomplete chunked response."""
         self.close_connection = True
         self.wfile.flush()
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

@@ -7,10 +7,11 @@ The rule (documented in docs/simulator.md; there is no public tokenizer, claude-
 * tool definition: text rule over its canonical JSON (without ``cache_control``);
 * tool_use / server_tool_use: name + canonical JSON of the input; tool_result: its content
   (a string, or the sum of its blocks);
-* thinking: the thinking text (signatures are free); redacted_thinking: the data string; compaction: its content;
+* thinking: the thinking text (signatures are free); redacted_thinking: the data string; compaction: its
+  content;
 * image: ceil(w/28) * ceil(h/28) after downscaling (``claude_history.images``); url/file images count the cap;
-* PDF document: 3,068 tokens a page (1,500 text + 1,568 page image), pages counted from ``/Type /Page`` objects;
-  url/file documents count one page; text documents by the text rule; plus title and context;
+* PDF document: 3,068 tokens a page (1,500 text + 1,568 page image), pages counted from ``/Type /Page``
+  objects; url/file documents count one page; text documents by the text rule; plus title and context;
 * any other block: the text rule over its canonical JSON.
 
 ``count_tokens`` returns the sum over the blocks the model sees; ``usage`` splits that same sum.
@@ -169,12 +170,14 @@ def build_layout(req: Request, counter: Counter) -> Layout:
     for block in req.system:
         add("system|" + canonical(canonical_block(block)), counter.block(block), block.get("cache_control"))
 
-    # Only models that bind thinking to its prefix need the binding chain (the other models sign the text alone).
+    # Only models that bind thinking to its prefix need the binding chain (the other models sign the text
+    # alone).
     binds = req.info.binds_thinking
     bind = digest(["sim-bind-v1", canonical_block(req.tools), canonical_block(req.system)]) if binds else ""
     bind_start = bind
     bound: dict[tuple[int, int], str] = {}
-    # Changing tool_choice or thinking settings, or adding or removing an image anywhere, invalidates the messages
+    # Changing tool_choice or thinking settings, or adding or removing an image anywhere, invalidates the
+    # messages
     # part of the cache (claude-api-facts.md, "Prompt caching"): salt the first message block with them.
     blocks = req.effective_blocks()
     images = sum(1 for _i, _j, b in blocks if _has_image(b))

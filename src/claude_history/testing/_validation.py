@@ -1,8 +1,9 @@
 """Request validation as the Messages API does it: status codes and error texts from claude-api-facts.md.
 
-``parse_request`` checks the structure and returns a normalised :class:`Request`; the checks that need token counts
-or thinking signatures (``check_thinking`` and the window check in the server) run after the layout is built.
-Texts marked "facts" are quoted from claude-api-facts.md; the others follow the API's ``path: problem`` style.
+``parse_request`` checks the structure and returns a normalised :class:`Request`; the checks that need token
+counts or thinking signatures (``check_thinking`` and the window check in the server) run after the layout is
+built. Texts marked "facts" are quoted from claude-api-facts.md; the others follow the API's
+``path: problem`` style.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Request:
     stream: bool
     cache_control: dict[str, Any] | None  # top-level automatic caching
     compaction: CompactionConfig | None
-    # Where the model's view starts: the latest compaction block (facts: "the API ignores everything before the
+    # Where the model's view starts: the latest compaction block (facts: "the API ignores everything before
+    # the
     # latest one"), as (message index, block index); (0, 0) without compaction.
     start: tuple[int, int] = (0, 0)
     # Real (width, height) of each base64 image, keyed by id() of its source dict.
@@ -99,7 +101,8 @@ class Request:
 
 
 def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) -> Request:
-    """Validate a /v1/messages (or /count_tokens when ``count_only``) body; raise :class:`ApiError` like the API."""
+    """Validate a /v1/messages (or /count_tokens when ``count_only``) body; raise :class:`ApiError` like the "
+    "API."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     if headers.get("anthropic-version", "") >= "2026-10-21":
@@ -123,7 +126,8 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
         max_tokens = _int(body["max_tokens"], "max_tokens", minimum=1)
         if max_tokens > info.max_output_tokens:
             raise bad_request(
-                f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed number of "
+                f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed number "
+                "of "
                 f"output tokens for {model}"
             )
 
@@ -170,7 +174,7 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
     return req
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # top-level fields
 
 
@@ -317,7 +321,7 @@ def _context_management(cm: Any) -> CompactionConfig | None:
     return found
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # messages and content blocks
 
 
@@ -356,7 +360,8 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
                 out.append({"role": role, "content": []})
                 continue
             raise bad_request(  # facts, verbatim
-                f"messages.{i}: all messages must have non-empty content except for the optional final assistant "
+                f"messages.{i}: all messages must have non-empty content except for the optional final "
+                "assistant "
                 "message"
             )
         blocks = normalise_content(content)
@@ -472,7 +477,8 @@ def _image(block: dict[str, Any], path: str, req: Request) -> None:
             raise bad_request(f"{path}.source.base64: Could not process image")
         if actual != media:
             raise bad_request(
-                f"{path}.source.base64.data: The image was specified using the {media} media type, but the image "
+                f"{path}.source.base64.data: The image was specified using the {media} media type, but the "
+                "image "
                 f"appears to be a {actual} image"
             )
         try:
@@ -550,7 +556,8 @@ def _starts_with_compaction(message: dict[str, Any]) -> bool:
 
 
 def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
-    """tool_use / tool_result pairing and order; consecutive same-role messages form one turn, as the API merges them."""
+    """tool_use / tool_result pairing and order; consecutive same-role messages form one turn, as the API "
+    "merges them."""
     turns: list[tuple[str, list[tuple[int, int, dict[str, Any]]]]] = []
     for i, msg in enumerate(messages):
         blocks = [(i, j, b) for j, b in enumerate(msg["content"])]
@@ -578,8 +585,10 @@ def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
             if missing:
                 ids = ", ".join(use_id for _i, use_id in missing)
                 raise bad_request(  # facts, verbatim
-                    f"messages.{missing[0][0]}: `tool_use` ids were found without `tool_result` blocks immediately "
-                    f"after: {ids}. Each `tool_use` block must have a corresponding `tool_result` block in the next "
+                    f"messages.{missing[0][0]}: `tool_use` ids were found without `tool_result` blocks "
+                    "immediately "
+                    f"after: {ids}. Each `tool_use` block must have a corresponding `tool_result` block in "
+                    "the next "
                     "message."
                 )
         else:
@@ -590,7 +599,8 @@ def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
                 if b.get("type") == "tool_result" and b["tool_use_id"] not in previous:
                     raise bad_request(  # facts, verbatim
                         f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                        f"{b['tool_use_id']}. Each `tool_result` block must have a corresponding `tool_use` block in "
+                        f"{b['tool_use_id']}. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in "
                         "the previous message."
                     )
 
@@ -621,14 +631,16 @@ def _check_breakpoints(req: Request) -> None:
         marks.append(req.cache_control)  # automatic caching takes one of the 4 slots (facts)
     if len(marks) > MAX_CACHE_BREAKPOINTS:
         raise bad_request(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found "
+            f"{len(marks)}."
         )
     seen_5m = False
     for cc in marks:
         ttl = cc.get("ttl", "5m")
         if ttl == "1h" and seen_5m:  # facts: in one request longer TTLs come before shorter ones
             raise bad_request(
-                "A cache_control entry with ttl='1h' must not come after one with ttl='5m': longer TTLs must come "
+                "A cache_control entry with ttl='1h' must not come after one with ttl='5m': longer TTLs must "
+                "come "
                 "first in the prompt (tools, system, messages)."
             )
         seen_5m = seen_5m or ttl == "5m"
@@ -641,9 +653,9 @@ def check_thinking(
 ) -> None:
     """Thinking blocks must come back unmodified (facts, "Thinking blocks").
 
-    Every model checks the blocks of the current tool-use turn (the assistant messages after the last user message
-    that is not only tool results, when the request ends with tool results). Models that bind thinking to its
-    prefix check every thinking block the model sees, against the prefix before it (``bound_prefix``).
+    Every model checks the blocks of the current tool-use turn (the assistant messages after the last user
+    message that is not only tool results, when the request ends with tool results). Models that bind thinking
+    to its prefix check every thinking block the model sees, against the prefix before it (``bound_prefix``).
     ``verify(signature, thinking, prefix_or_None)`` is the signer's check.
     """
     binds = req.info.binds_thinking
@@ -661,12 +673,15 @@ def check_thinking(
             continue
         if binds:
             raise bad_request(
-                f"messages.{i}.content.{j}: Invalid signature in thinking block. The block is bound to a different "
-                "conversation prefix: system, tools or an earlier message changed since it was generated. Send "
+                f"messages.{i}.content.{j}: Invalid signature in thinking block. The block is bound to a "
+                "different "
+                "conversation prefix: system, tools or an earlier message changed since it was generated. "
+                "Send "
                 "histories append-only, or drop the thinking blocks of earlier turns."
             )
         raise bad_request(
-            f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block: thinking blocks of the current "
+            f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block: thinking blocks of the "
+            "current "
             "tool-use turn must be passed back unmodified."
         )
 

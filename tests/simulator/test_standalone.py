@@ -1,0 +1,53 @@
+"""``python -m claude_history.testing``: prints its base URL, serves the SDK, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+
+import anthropic
+
+
+def test_standalone_server_serves_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_history.testing", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        client = anthropic.Anthropic(api_key="test", base_url=base_url, max_retries=0)
+        reply = client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Repeat after me: up"}],
+        )
+        assert reply.content[0].type == "text"
+        assert reply.content[0].text == "up"
+        client.close()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_standalone_reports_a_busy_port() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "claude_history.testing", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
