@@ -1,10 +1,10 @@
 """``Chat`` and ``AsyncChat``: load -> view -> call -> commit the turn -> record usage.
 
-Both are thin I/O shells over one pure core (``turn.py``): they load the session from the store, ask the core for
-each request, call the SDK, hand the reply to the core, run local tools, and commit the finished turn with ONE
-``store.append(..., expected_version=v)``. A turn is atomic: an API error, a cut stream or an exception in user
-code before the commit leaves the chat and the store exactly as they were, and the SDK's exception passes through
-unchanged. See docs/chat.md.
+Both are thin I/O shells over one pure core (``turn.py``): they load the session from the store, ask the core
+for each request, call the SDK, hand the reply to the core, run local tools, and commit the finished turn with
+ONE ``store.append(..., expected_version=v)``. A turn is atomic: an API error, a cut stream or an exception in
+user code before the commit leaves the chat and the store exactly as they were, and the SDK's exception passes
+through unchanged. See docs/chat.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import copy
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from types import TracebackType
@@ -26,7 +26,6 @@ from .pricing import PriceTable, load_prices
 from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
 from .tools import ToolErrors, ToolSet, error_result, tool_result
 from .turn import (
-    CountTokens,
     Ledger,
     Op,
     SaveSummary,
@@ -130,7 +129,7 @@ class _ChatBase:
 
     @property
     def system(self) -> str | list[dict[str, Any]] | None:
-        """The system prompt in use: the one given to the constructor, else the one stored with the session."""
+        """The system prompt in use: the constructor's, else the one stored with the session."""
         return self._settings.system_for(self._current())
 
     @property
@@ -189,7 +188,7 @@ class _ChatBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self._session_id!r}, model={self.model!r})"
 
-    # -- shared helpers ---------------------------------------------------------------------------------------
+    # -- shared helpers ----------------------------------------------------------------------------------
 
     def _current(self) -> SessionState:
         raise NotImplementedError
@@ -235,7 +234,6 @@ class _ChatBase:
             self._state = base
             self._ledger.add([(summary.model, summary.usage)])
         turn.base = base
-
 
 
 def _count_kwargs(method: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,9 +284,9 @@ class Chat(_ChatBase):
     clients). See docs/chat.md.
 
     ``store``: a ``Store`` or a store URL; default an in-memory store (nothing survives the process: pass
-    ``open_store("sqlite:///chats.db")`` or a URL to keep sessions). ``session_id``: continue that session, or a
-    new uuid4 hex. ``system``: kept with the session; a chat opened without it uses the stored one. Any other
-    keyword (tool_choice, thinking, metadata, output_config, stop_sequences, betas, ...) goes to every
+    ``open_store("sqlite:///chats.db")`` or a URL to keep sessions). ``session_id``: continue that session, or
+    a new uuid4 hex. ``system``: kept with the session; a chat opened without it uses the stored one. Any
+    other keyword (tool_choice, thinking, metadata, output_config, stop_sequences, betas, ...) goes to every
     ``messages.create`` call; ``send``/``stream`` take the same keywords for one call.
     """
 
@@ -338,7 +336,7 @@ class Chat(_ChatBase):
     def store(self) -> Store:
         return self._store
 
-    # -- loading ----------------------------------------------------------------------------------------------
+    # -- loading -----------------------------------------------------------------------------------------
 
     def reload(self) -> None:
         """Read the session from the store again (a pending turn is kept; it commits against the version it
@@ -368,7 +366,7 @@ class Chat(_ChatBase):
             self.reload()
         return self._current()
 
-    # -- turns ------------------------------------------------------------------------------------------------
+    # -- turns -------------------------------------------------------------------------------------------
 
     def _begin(self, content: Any, overrides: Mapping[str, Any]) -> Turn:
         state = self._fresh() if self._pending is None else self._current()
@@ -492,11 +490,12 @@ class Chat(_ChatBase):
                 f"async tool functions ({', '.join(coroutines)}) need AsyncChat; Chat runs plain functions"
             )
 
-    # -- undo -------------------------------------------------------------------------------------------------
+    # -- undo --------------------------------------------------------------------------------------------
 
     def undo(self) -> list[dict[str, Any]]:
         """Remove the last turn: a pending one from memory, else the last committed turn from the store
-        (``store.rewind`` with compare-and-swap on the version this chat saw). Returns the removed messages."""
+        (``store.rewind`` with compare-and-swap on the version this chat saw). Returns the removed
+        messages."""
         if self._pending is not None:
             return self.discard_pending()
         state = self._current()
@@ -702,7 +701,7 @@ class AsyncChat(_ChatBase):
     ) -> None:
         return None
 
-    # -- loading ----------------------------------------------------------------------------------------------
+    # -- loading -----------------------------------------------------------------------------------------
 
     async def reload(self) -> None:
         """Read the session from the store again (a pending turn is kept)."""
@@ -737,7 +736,7 @@ class AsyncChat(_ChatBase):
             await self.reload()
         return self._current()
 
-    # -- turns ------------------------------------------------------------------------------------------------
+    # -- turns -------------------------------------------------------------------------------------------
 
     async def _begin(self, content: Any, overrides: Mapping[str, Any]) -> Turn:
         state = await self._fresh() if self._pending is None else await self._ensure()
@@ -851,7 +850,7 @@ class AsyncChat(_ChatBase):
             return [await run(uses[0])]
         return list(await asyncio.gather(*(run(u) for u in uses)))
 
-    # -- undo -------------------------------------------------------------------------------------------------
+    # -- undo --------------------------------------------------------------------------------------------
 
     async def undo(self) -> list[dict[str, Any]]:
         """See ``Chat.undo``."""

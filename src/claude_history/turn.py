@@ -6,8 +6,8 @@ entries to commit with ONE ``store.append(..., expected_version=v)``. Nothing he
 store, so a failure anywhere before the commit leaves the chat and the store as they were.
 
 How a reply is kept: each content block exactly as the SDK would send it back (``model_dump(mode="json",
-exclude_unset=True, by_alias=True)`` minus ``__api_exclude__``, the SDK's own ``openapi_model_dump``), so thinking
-signatures, redacted thinking, server-tool blocks and citations round-trip byte for byte
+exclude_unset=True, by_alias=True)`` minus ``__api_exclude__``, the SDK's own ``openapi_model_dump``), so
+thinking signatures, redacted thinking, server-tool blocks and citations round-trip byte for byte
 (claude-api-facts.md "Thinking blocks"). The library keeps strict role alternation (history.py), so a reply
 continued after ``pause_turn`` is merged into one assistant message; its usage keeps each call's figures
 (``usage.combine_usage``).
@@ -222,7 +222,8 @@ def user_message(content: Any) -> dict[str, Any]:
     if isinstance(content, str):
         if not content.strip():
             raise InvalidHistory(
-                "the message is empty or only whitespace; the API rejects empty text. Send some text or blocks.",
+                "the message is empty or only whitespace; the API rejects empty text. "
+                "Send some text or blocks.",
                 index=None,
             )
         return {"role": "user", "content": content}
@@ -294,7 +295,8 @@ def _check_results(message: Mapping[str, Any], awaiting: Sequence[Mapping[str, A
     extra = [i for i in given if i not in wanted]
     if extra or len(given) != len(set(given)):
         raise InvalidHistory(
-            f"tool_result ids {', '.join(extra or given)} do not match the open tool_use ids {', '.join(wanted)} "
+            f"tool_result ids {', '.join(extra or given)} do not match "
+            f"the open tool_use ids {', '.join(wanted)} "
             "(each needs exactly one result)",
             index=index,
         )

@@ -78,5 +78,7 @@ def normalized(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for message in messages:
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        result.append({**message, "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in blocks]})
+        result.append(
+            {**message, "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in blocks]}
+        )
     return result

@@ -77,15 +77,17 @@ def test_cut_stream_leaves_history_and_store_unchanged(
     before = _snapshot(chat, store)
     sim.cut_next_stream(after_events=after_events)
     # Even when every text delta arrived (9 events), without message_stop the reply is not known to be whole.
-    with pytest.raises((anthropic.APIConnectionError, httpx2.HTTPError)):  # noqa: PT012
-        with chat.stream("repeat after me: one two three four five six seven eight nine ten") as s:
-            for _ in s.text_stream:
-                pass
+    text = "repeat after me: one two three four five six seven eight nine ten"
+    with pytest.raises((anthropic.APIConnectionError, httpx2.HTTPError)), chat.stream(text) as s:
+        for _ in s.text_stream:
+            pass
     assert _snapshot(chat, store) == before
     _assert_next_send_is_clean(sim, chat, before[0])
 
 
-def test_exception_in_user_code_while_streaming(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_exception_in_user_code_while_streaming(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     chat = _started(client, store)
     before = _snapshot(chat, store)
 
@@ -99,7 +101,9 @@ def test_exception_in_user_code_while_streaming(sim: Simulator, client: anthropi
     _assert_next_send_is_clean(sim, chat, before[0])
 
 
-def test_breaking_out_of_a_stream_discards_the_turn(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_breaking_out_of_a_stream_discards_the_turn(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     chat = _started(client, store)
     before = _snapshot(chat, store)
     with chat.stream("repeat after me: a b c d e f g h i j k l") as s:
@@ -115,7 +119,9 @@ def test_breaking_out_of_a_stream_discards_the_turn(sim: Simulator, client: anth
     _assert_next_send_is_clean(sim, chat, before[0])
 
 
-def test_tool_exception_with_tool_errors_raise(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_tool_exception_with_tool_errors_raise(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     calls: list[str] = []
 
     def lookup(query: str) -> str:
@@ -159,7 +165,9 @@ def test_exception_in_a_tool_during_a_streamed_turn(client: anthropic.Anthropic,
     assert _snapshot(chat, store) == before
 
 
-def test_failure_in_the_second_call_of_a_tool_loop(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_failure_in_the_second_call_of_a_tool_loop(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     def lookup(query: str) -> str:
         """Look something up."""
         sim.fail_next(500)  # the call that sends the result back fails
@@ -175,12 +183,16 @@ def test_failure_in_the_second_call_of_a_tool_loop(sim: Simulator, client: anthr
 
 
 def test_the_guides_pattern_breaks_where_chat_does_not(sim: Simulator, client: anthropic.Anthropic) -> None:
-    # The guides: keep a list, append the user message, then call. A failed call leaves the user message behind.
+    # The guides: keep a list, append the user message, then call. A failed call leaves it behind.
     messages: list[dict[str, Any]] = []
 
     def guide_send(text: str) -> str:
         messages.append({"role": "user", "content": text})
-        reply = client.messages.create(model=MODEL, max_tokens=256, messages=messages)  # type: ignore[arg-type]
+        reply = client.messages.create(
+            model=MODEL,
+            max_tokens=256,
+            messages=messages,  # type: ignore[arg-type]
+        )
         messages.append({"role": "assistant", "content": reply.content[0].text})  # type: ignore[union-attr]
         return reply.content[0].text  # type: ignore[union-attr]
 
@@ -222,5 +234,6 @@ def test_store_failure_at_commit_keeps_the_reply(client: anthropic.Anthropic, st
     finally:
         store.append = original  # type: ignore[method-assign]
     assert isinstance(caught.value.reply, anthropic.types.Message)  # type: ignore[attr-defined]
-    assert [e.message["role"] for e in caught.value.unsaved] == ["user", "assistant"]  # type: ignore[attr-defined]
+    unsaved = caught.value.unsaved  # type: ignore[attr-defined]
+    assert [e.message["role"] for e in unsaved] == ["user", "assistant"]
     assert _snapshot(chat, store) == before

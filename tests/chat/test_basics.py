@@ -36,7 +36,9 @@ def test_send_returns_the_sdk_message_and_commits_the_turn(client: anthropic.Ant
     assert stored.info.model == MODEL
 
 
-def test_every_request_carries_the_whole_history_and_the_system(sim: Simulator, client: anthropic.Anthropic) -> None:
+def test_every_request_carries_the_whole_history_and_the_system(
+    sim: Simulator, client: anthropic.Anthropic
+) -> None:
     chat = Chat(client, model=MODEL, system="You are concise.")
     chat.send("first")
     chat.send("second")
@@ -69,7 +71,9 @@ def test_system_is_kept_with_the_session(sim: Simulator, client: anthropic.Anthr
     assert store.get_session("s").system == "Answer in German."
 
 
-def test_create_arguments_pass_through_per_chat_and_per_call(sim: Simulator, client: anthropic.Anthropic) -> None:
+def test_create_arguments_pass_through_per_chat_and_per_call(
+    sim: Simulator, client: anthropic.Anthropic
+) -> None:
     chat = Chat(
         client,
         model=MODEL,
@@ -110,7 +114,9 @@ def _png(width: int, height: int) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_content_blocks_images_and_plain_strings(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_content_blocks_images_and_plain_strings(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     chat = Chat(client, model=MODEL, store=store, session_id="img")
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _png(56, 28)}}
     reply = chat.send(["What is in this picture?", image])
@@ -122,7 +128,9 @@ def test_content_blocks_images_and_plain_strings(sim: Simulator, client: anthrop
 
 
 @pytest.mark.parametrize("content", ["", "   \n", [], [{"type": "text", "text": " "}]])
-def test_empty_content_is_refused_before_any_call(sim: Simulator, client: anthropic.Anthropic, content: object) -> None:
+def test_empty_content_is_refused_before_any_call(
+    sim: Simulator, client: anthropic.Anthropic, content: object
+) -> None:
     chat = Chat(client, model=MODEL)
     with pytest.raises(InvalidHistory):
         chat.send(content)
@@ -145,7 +153,9 @@ def test_reserved_and_wrong_arguments_are_clear_errors(client: anthropic.Anthrop
     assert sim.requests == []
 
 
-def test_stream_mirrors_the_sdk_message_stream(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_stream_mirrors_the_sdk_message_stream(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     chat = Chat(client, model=MODEL, store=store, session_id="st")
     with chat.stream("repeat after me: the quick brown fox jumps over the lazy dog") as s:
         pieces = list(s.text_stream)

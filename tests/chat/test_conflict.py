@@ -18,7 +18,9 @@ from claude_history.testing import Simulator
 from .conftest import MODEL
 
 
-def test_interleaved_turn_gets_one_conflict_and_loses_nothing(client: anthropic.Anthropic, store: Store) -> None:
+def test_interleaved_turn_gets_one_conflict_and_loses_nothing(
+    client: anthropic.Anthropic, store: Store
+) -> None:
     other = Chat(client, model=MODEL, store=store, session_id="race")
 
     def lookup(query: str) -> str:
@@ -41,7 +43,10 @@ def test_interleaved_turn_gets_one_conflict_and_loses_nothing(client: anthropic.
     stored = store.load("race")
     assert stored.version == 2
     validate(stored.message_params(), for_sending=False)
-    assert [m["content"] for m in stored.message_params() if m["role"] == "user"] == ["hello", "I got in first"]
+    assert [m["content"] for m in stored.message_params() if m["role"] == "user"] == [
+        "hello",
+        "I got in first",
+    ]
     # The chat now shows the stored history and goes on from it.
     assert chat.messages == stored.message_params()
     assert chat.pending == []
@@ -79,7 +84,10 @@ def test_threads_racing_on_one_session(sim: Simulator, sqlite_url: str) -> None:
     for t in threads:
         t.join(60)
     conflicts = [o for o in outcomes.values() if isinstance(o, ConflictError)]
-    assert sorted(o if isinstance(o, str) else "conflict" for o in outcomes.values()) == ["committed", "conflict"]
+    assert sorted(o if isinstance(o, str) else "conflict" for o in outcomes.values()) == [
+        "committed",
+        "conflict",
+    ]
     (error,) = conflicts
     stored = seed.load("race")
     seed.close()

@@ -17,7 +17,9 @@ def _long(i: int) -> str:
     return f"turn {i}: " + " ".join(f"word{i}x{k}" for k in range(80))
 
 
-def test_last_turns_shapes_the_request_not_the_log(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_last_turns_shapes_the_request_not_the_log(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     chat = Chat(client, model=MODEL, store=store, session_id="w", context=LastTurns(2))
     for i in range(4):
         chat.send(f"message {i}")
@@ -29,7 +31,9 @@ def test_last_turns_shapes_the_request_not_the_log(sim: Simulator, client: anthr
 def test_summarize_stores_a_summary_and_counts_its_cost(
     sim: Simulator, client: anthropic.Anthropic, store: Store
 ) -> None:
-    policy = Summarize(max_input_tokens=2000, low_water=1200, max_summary_tokens=200, model="claude-haiku-4-5")
+    policy = Summarize(
+        max_input_tokens=2000, low_water=1200, max_summary_tokens=200, model="claude-haiku-4-5"
+    )
     chat = Chat(client, model=MODEL, store=store, session_id="sum", system="Be brief.", context=policy)
     replies = [chat.send(_long(i)) for i in range(10)]
 
@@ -50,9 +54,13 @@ def test_summarize_stores_a_summary_and_counts_its_cost(
     assert fresh.usage == expected and fresh.cost == pytest.approx(chat.cost)
 
 
-def test_a_failed_summary_falls_back_to_trimming(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_a_failed_summary_falls_back_to_trimming(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     # The summariser model does not exist: every summary call is a 404; the turns still succeed.
-    policy = Summarize(max_input_tokens=2000, low_water=1200, max_summary_tokens=200, model="claude-nonexistent-1")
+    policy = Summarize(
+        max_input_tokens=2000, low_water=1200, max_summary_tokens=200, model="claude-nonexistent-1"
+    )
     chat = Chat(client, model=MODEL, store=store, session_id="fb", context=policy)
     for i in range(10):
         chat.send(_long(i))
@@ -63,11 +71,17 @@ def test_a_failed_summary_falls_back_to_trimming(sim: Simulator, client: anthrop
     assert first_sent != normalized(chat.messages)[0]  # trimmed instead
 
 
-def test_server_compaction_blocks_round_trip(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
-    chat = Chat(client, model=MODEL, store=store, session_id="cmp", context=ServerCompaction(trigger_tokens=600))
+def test_server_compaction_blocks_round_trip(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
+    chat = Chat(
+        client, model=MODEL, store=store, session_id="cmp", context=ServerCompaction(trigger_tokens=600)
+    )
     for i in range(4):
         chat.send(_long(i))
-    compacted = [m for m in chat.messages if m["role"] == "assistant" and m["content"][0]["type"] == "compaction"]
+    compacted = [
+        m for m in chat.messages if m["role"] == "assistant" and m["content"][0]["type"] == "compaction"
+    ]
     assert compacted, "the simulator compacted the conversation"
     chat.send("and now?")
     request = sim.requests[-1]
@@ -78,7 +92,9 @@ def test_server_compaction_blocks_round_trip(sim: Simulator, client: anthropic.A
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_pause_after_compaction_continues_within_the_turn(sim: Simulator, client: anthropic.Anthropic) -> None:
+def test_pause_after_compaction_continues_within_the_turn(
+    sim: Simulator, client: anthropic.Anthropic
+) -> None:
     # claude-sonnet-4-5: the simulator accepts a request that ends with the paused assistant message.
     policy = ServerCompaction(trigger_tokens=600, pause_after_compaction=True)
     chat = Chat(client, model="claude-sonnet-4-5", context=policy)

@@ -41,7 +41,9 @@ def _child(sim: Simulator, store_url: str, text: str) -> list[str]:
     return done.stdout.strip().splitlines()
 
 
-def test_another_process_continues_the_session(sim: Simulator, client: anthropic.Anthropic, sqlite_url: str) -> None:
+def test_another_process_continues_the_session(
+    sim: Simulator, client: anthropic.Anthropic, sqlite_url: str
+) -> None:
     chat = Chat(client, model=MODEL, store=sqlite_url, session_id="user-42", system="You are concise.")
     chat.send("My name is Ada.")
     chat.send("I live in Paris.")

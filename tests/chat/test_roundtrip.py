@@ -20,7 +20,10 @@ THINKING = {
     "thinking": "The user wants the weather. I should call the tool.\nLet me think… ünïcødé ✓",
     "signature": "EqQBCkYIBxgCKkBtW+fake/sig==" + "A" * 120,
 }
-REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"}
+REDACTED = {
+    "type": "redacted_thinking",
+    "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
+}
 TOOL_USE = {
     "type": "tool_use",
     "id": "toolu_01A09q90qw90lq917835lq9",
@@ -78,7 +81,9 @@ def _run_turn(sim: Simulator, chat: Chat, stream: bool) -> None:
     if stream:
         with chat.stream("Weather in Paris?") as s:
             s.until_done()
-        with chat.stream([{"type": "tool_result", "tool_use_id": TOOL_USE["id"], "content": "24°C, sunny"}]) as s:
+        with chat.stream(
+            [{"type": "tool_result", "tool_use_id": TOOL_USE["id"], "content": "24°C, sunny"}]
+        ) as s:
             s.until_done()
     else:
         reply = chat.send("Weather in Paris?")
@@ -136,8 +141,8 @@ def test_blocks_round_trip_through_sqlite_byte_exact(
 
 
 def test_default_thinking_signatures_survive_on_a_binding_model(sim: Simulator, sqlite_url: str) -> None:
-    # claude-opus-5-5 binds each thinking block to the prefix before it: any change to the stored blocks or the
-    # history before them makes the simulator reject the next request with "Invalid signature".
+    # claude-opus-5-5 binds each thinking block to the prefix before it: any change to the stored blocks or
+    # the history before them makes the simulator reject the next request with "Invalid signature".
     client = sim.client(max_retries=0)
     kwargs: dict[str, Any] = {
         "model": "claude-opus-5-5",

@@ -32,7 +32,9 @@ def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -
     return f"{city}: 24 {unit}, sunny"
 
 
-def test_function_tool_loop_is_one_committed_turn(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_function_tool_loop_is_one_committed_turn(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     calls: list[dict[str, Any]] = []
 
     def recorded(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
@@ -97,7 +99,9 @@ def test_invalid_tool_input_is_reported_to_the_model(sim: Simulator, client: ant
         """Weather."""
         return "never"
 
-    sim.reply_with([{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "X"}}], "tool_use")
+    sim.reply_with(
+        [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "X"}}], "tool_use"
+    )
     chat = Chat(client, model=MODEL, tools=[get_weather])
     chat.send("weather?")
     result = chat.messages[2]["content"][0]
@@ -165,7 +169,9 @@ def test_caller_driven_tool_use_commits_when_the_turn_ends(
     assert chat.pending == [] and chat.pending_tool_uses == []
     assert store.load("caller").version == 2  # the whole tool turn in one append
     assert [m["role"] for m in chat.messages] == ["user", "assistant"] * 3
-    assert chat.messages[4]["content"] == [{"type": "tool_result", "tool_use_id": use["id"], "content": "24°C"}]
+    assert chat.messages[4]["content"] == [
+        {"type": "tool_result", "tool_use_id": use["id"], "content": "24°C"}
+    ]
     validate(chat.messages, for_sending=False)
 
 
@@ -198,7 +204,9 @@ def test_a_dead_process_loses_only_the_pending_turn(client: anthropic.Anthropic,
     after.send("hello again")
 
 
-def test_commit_pending_keeps_the_tool_use_across_processes(client: anthropic.Anthropic, store: Store) -> None:
+def test_commit_pending_keeps_the_tool_use_across_processes(
+    client: anthropic.Anthropic, store: Store
+) -> None:
     chat = Chat(client, model=MODEL, store=store, session_id="cp", tools=[WEATHER_TOOL], commit_pending=True)
     chat.send("use get_weather")
     assert store.load("cp").version == 1  # user + tool_use stored at once
@@ -218,7 +226,10 @@ def test_commit_pending_keeps_the_tool_use_across_processes(client: anthropic.An
 
 def test_max_tool_rounds_hands_the_turn_back(sim: Simulator, client: anthropic.Anthropic) -> None:
     for k in range(3):
-        sim.reply_with([{"type": "tool_use", "id": f"toolu_{k}", "name": "get_weather", "input": {"city": "P"}}], "tool_use")
+        sim.reply_with(
+            [{"type": "tool_use", "id": f"toolu_{k}", "name": "get_weather", "input": {"city": "P"}}],
+            "tool_use",
+        )
     chat = Chat(client, model=MODEL, tools=[get_weather], max_tool_rounds=2)
     reply = chat.send("weather, again and again")
     assert reply.stop_reason == "tool_use"
@@ -252,7 +263,9 @@ SEARCH = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "
 SEARCH_RESULT = {
     "type": "web_search_tool_result",
     "tool_use_id": "srvtoolu_1",
-    "content": [{"type": "web_search_result", "url": "https://e.x", "title": "E", "encrypted_content": "Zm9v"}],
+    "content": [
+        {"type": "web_search_result", "url": "https://e.x", "title": "E", "encrypted_content": "Zm9v"}
+    ],
 }
 
 
@@ -303,7 +316,9 @@ def test_pause_beyond_the_round_limit_can_be_resumed(sim: Simulator, client: ant
     assert len(chat.messages) == 2 and chat.version == 1
 
 
-def test_an_empty_reply_waits_for_more_content(sim: Simulator, client: anthropic.Anthropic, store: Store) -> None:
+def test_an_empty_reply_waits_for_more_content(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
     sim.reply_with([])  # the API can answer with no content at all
     chat = Chat(client, model=MODEL, store=store, session_id="empty")
     reply = chat.send("hello")
