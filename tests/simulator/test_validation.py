@@ -129,6 +129,14 @@ def test_prefill(api: Simulator) -> None:
     assert trailing == "messages: final assistant content cannot end with trailing whitespace"
 
 
+def test_a_paused_turn_sent_back_is_not_a_prefill(api: Simulator) -> None:
+    search = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}}
+    result = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
+    reply = ok(api, body(user("search"), assistant([search, result])))
+    assert reply["type"] == "message"
+    assert fails(api, body(user("search"), assistant([search, result, {"type": "text", "text": "So"}]))) == PREFILL
+
+
 def test_consecutive_same_role_messages_are_merged_not_rejected(api: Simulator) -> None:
     reply = ok(
         api, body(user("one"), user("two"), assistant("x"), assistant("y"), user("How many messages?"))

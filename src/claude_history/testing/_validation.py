@@ -543,12 +543,23 @@ def _check_first_and_last(req: Request) -> None:
     if first["role"] != "user" and req.start == (0, 0) and not _starts_with_compaction(first):
         raise bad_request('messages: first message must use the "user" role')
     last = messages[-1]
-    if last["role"] == "assistant":
+    if last["role"] == "assistant" and not _paused_turn(last):
         if not req.info.supports_prefill:
             raise bad_request(PREFILL_REJECTED)
         blocks = last["content"]
         if blocks and blocks[-1].get("type") == "text" and blocks[-1]["text"] != blocks[-1]["text"].rstrip():
             raise bad_request("messages: final assistant content cannot end with trailing whitespace")
+
+
+def _paused_turn(message: dict[str, Any]) -> bool:
+    """A final assistant message that ends with a server tool block is a ``pause_turn`` response sent back to let
+    the model continue (facts: "send the response back as it is"), not a prefill."""
+    if not message["content"]:
+        return False
+    kind = message["content"][-1].get("type", "")
+    return kind in ("server_tool_use", "mcp_tool_use", "mcp_tool_result") or (
+        kind.endswith("_tool_result") and kind != "tool_result"
+    )
 
 
 def _starts_with_compaction(message: dict[str, Any]) -> bool:
