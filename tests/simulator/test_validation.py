@@ -134,7 +134,8 @@ def test_a_paused_turn_sent_back_is_not_a_prefill(api: Simulator) -> None:
     result = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
     reply = ok(api, body(user("search"), assistant([search, result])))
     assert reply["type"] == "message"
-    assert fails(api, body(user("search"), assistant([search, result, {"type": "text", "text": "So"}]))) == PREFILL
+    prefill = assistant([search, result, {"type": "text", "text": "So"}])
+    assert fails(api, body(user("search"), prefill)) == PREFILL
 
 
 def test_consecutive_same_role_messages_are_merged_not_rejected(api: Simulator) -> None:

@@ -552,8 +552,8 @@ def _check_first_and_last(req: Request) -> None:
 
 
 def _paused_turn(message: dict[str, Any]) -> bool:
-    """A final assistant message that ends with a server tool block is a ``pause_turn`` response sent back to let
-    the model continue (facts: "send the response back as it is"), not a prefill."""
+    """A final assistant message that ends with a server tool block is a ``pause_turn`` response sent back to
+    let the model continue (facts: "send the response back as it is"), not a prefill."""
     if not message["content"]:
         return False
     kind = message["content"][-1].get("type", "")
