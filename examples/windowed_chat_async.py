@@ -16,7 +16,7 @@ async def main() -> None:
         client,
         model="claude-sonnet-4-6",
         store=open_async_store("memory://"),
-        context=LastTurns(2),  # send only the last 2 turns (plus the new message)
+        context=LastTurns(3),  # send only the newest 3 turns, the new message included
         max_tokens=1024,
     )
     for question in [

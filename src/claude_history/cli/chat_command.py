@@ -19,7 +19,7 @@ from ..pricing import PricingWarning
 from .errors import EXPECTED_ERRORS, CliError, CliSetupError, describe_error
 from .lines import LineReader, make_reader
 from .options import err_console, out_console, store_option
-from .render import format_cost, format_usage, render_session
+from .render import content_text, format_cost, format_usage, render_session
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["MISSING_KEY_MESSAGE", "chat_command"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
+SIMULATED_TAG = "simulated"
+TITLE_LENGTH = 60
 
 OFFLINE_HINT = (
     "Or try it offline: claude-history chat --simulator   (replies come from the built-in simulator)"
@@ -158,6 +160,7 @@ class _Repl:
         self.store_url = store_url
         self.err = err_console()
         self.out = out_console()
+        self._labelled = False
 
     def run(self) -> None:
         self._hello()
@@ -202,6 +205,27 @@ class _Repl:
             # Without tools a turn stays open only when the reply was empty or paused: nothing to keep.
             self.chat.discard_pending()
             self.err.print("(the reply was incomplete or empty; nothing was saved)", style="yellow")
+            return
+        try:
+            self._label_session()
+        except EXPECTED_ERRORS as exc:  # labels are a convenience: never end the chat over them
+            self.err.print(Text("Error: " + describe_error(exc), style="red"))
+
+    def _label_session(self) -> None:
+        """Once per run: give an untitled session a title (its first message) for `sessions list`, and tag
+        sessions that got simulated replies so they are not mistaken for real ones."""
+        if self._labelled:
+            return
+        self._labelled = True
+        store, session_id = self.chat.store, self.chat.session_id
+        info = store.get_session(session_id)
+        changes: dict[str, Any] = {}
+        if info.title is None and self.chat.messages:
+            changes["title"] = _title(content_text(self.chat.messages[0].get("content")))
+        if self.simulated and SIMULATED_TAG not in info.tags:
+            changes["tags"] = [*info.tags, SIMULATED_TAG]
+        if changes:
+            store.update_session(session_id, **changes)
 
     @staticmethod
     def _end_line(started: bool) -> None:
@@ -282,3 +306,8 @@ class _Repl:
         if self.simulated:
             hint += " --simulator"
         return hint
+
+
+def _title(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -1,0 +1,227 @@
+"""`claude-history sessions ...`: list, show, search, delete, export, import, fork, on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from cli_helpers import Invoke, assert_clean_failure
+
+from claude_history import Chat, open_store
+from claude_history.stores.base import Store
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def populated(sim: Any, store: Store) -> dict[str, list[str]]:
+    """Three sessions written through the library: session id -> the user messages sent."""
+    client = anthropic.Anthropic(api_key="test", base_url=sim.base_url)
+    conversations = {
+        "sailing": ["I want to learn sailing.", "Which knots first?"],
+        "cooking": ["How long do I boil an egg?"],
+        "maths": ["What is a prime number?", "Is 91 prime?"],
+    }
+    metadata: dict[str, dict[str, Any]] = {
+        "sailing": {"owner": "bob"},
+        "maths": {"tags": ["school"], "owner": "alice", "title": "Primes"},
+    }
+    for session_id, questions in conversations.items():
+        chat = Chat(client, model="claude-sonnet-4-6", store=store, session_id=session_id)
+        for question in questions:
+            chat.send(question)
+        if session_id in metadata:
+            store.update_session(session_id, **metadata[session_id])
+    return conversations
+
+
+def test_list_shows_sessions_most_recent_first(invoke: Invoke, populated: Any, store_url: str) -> None:
+    result = invoke(["sessions", "list", "--store", store_url, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["maths", "cooking", "sailing"]
+    assert {r["id"]: r["message_count"] for r in rows} == {"maths": 4, "cooking": 2, "sailing": 4}
+    assert rows[0]["tags"] == ["school"] and rows[0]["title"] == "Primes"
+
+    table = invoke(["sessions", "list", "--store", store_url])
+    assert table.exit_code == 0, table.output
+    for session_id in populated:
+        assert session_id in table.stdout
+    assert "Primes" in table.stdout and "#school" in table.stdout
+
+
+def test_list_filters_and_limits(invoke: Invoke, populated: Any, store_url: str) -> None:
+    def ids(*args: str) -> list[str]:
+        result = invoke(["sessions", "list", "--store", store_url, "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["id"] for line in result.stdout.splitlines()]
+
+    assert ids("--tag", "school") == ["maths"]
+    assert ids("--owner", "bob") == ["sailing"]
+    assert ids("-n", "1") == ["maths"]
+    assert ids("-n", "1", "--offset", "1") == ["cooking"]
+    assert ids("--tag", "nothing-has-this") == []
+
+
+def test_store_comes_from_the_environment(invoke: Invoke, populated: Any, store_url: str) -> None:
+    result = invoke(["sessions", "list", "--json"], env={"CLAUDE_HISTORY_STORE": store_url})
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_list_of_an_empty_store(invoke: Invoke, store_url: str) -> None:
+    result = invoke(["sessions", "list", "--store", store_url])
+    assert result.exit_code == 0, result.output
+    assert "No sessions" in result.stdout
+
+
+def test_show_renders_every_turn_with_usage_and_cost(
+    invoke: Invoke, populated: Any, store: Store, store_url: str
+) -> None:
+    result = invoke(["sessions", "show", "maths", "--store", store_url])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    data = store.load("maths")
+    for message in data.messages:
+        text = message.message["content"]
+        first_text = text if isinstance(text, str) else text[0]["text"]
+        assert first_text.splitlines()[0] in out
+    # Each reply shows its model and usage; the footer totals them.
+    replies = [m for m in data.messages if m.role == "assistant"]
+    assert out.count("claude-sonnet-4-6 · input") == len(replies)
+    total_output = sum(int(m.usage["output_tokens"]) for m in replies if m.usage)
+    assert "4 messages · input" in out
+    assert f"output {total_output:,}" in out.splitlines()[-1]
+    assert "$" in out.splitlines()[-1]
+
+
+def test_show_unknown_session_is_one_line(invoke: Invoke, store_url: str) -> None:
+    result = invoke(["sessions", "show", "nope", "--store", store_url])
+    assert_clean_failure(result, 1)
+    assert "no session 'nope'" in result.stderr
+
+
+def test_show_does_not_interpret_markup_in_messages(
+    invoke: Invoke, sim: Any, store: Store, store_url: str
+) -> None:
+    client = anthropic.Anthropic(api_key="test", base_url=sim.base_url)
+    Chat(client, model="claude-sonnet-4-6", store=store, session_id="markup").send(
+        "[bold]not bold[/bold] [link]"
+    )
+    result = invoke(["sessions", "show", "markup", "--store", store_url])
+    assert result.exit_code == 0, result.output
+    assert "[bold]not bold[/bold] [link]" in result.stdout
+
+
+def test_search_finds_messages(invoke: Invoke, populated: Any, store_url: str) -> None:
+    result = invoke(["sessions", "search", "knots", "--store", store_url, "--json"])
+    assert result.exit_code == 0, result.output
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    assert hits and hits[0]["session_id"] == "sailing"
+    assert any("knots" in h["snippet"].lower() for h in hits)
+
+    table = invoke(["sessions", "search", "knots", "--store", store_url])
+    assert "sailing" in table.stdout
+
+    none = invoke(["sessions", "search", "xylophone", "--store", store_url])
+    assert none.exit_code == 0 and "No matches" in none.stdout
+
+
+def test_delete_asks_then_removes_everything(
+    invoke: Invoke, populated: Any, store: Store, store_url: str
+) -> None:
+    declined = invoke(["sessions", "delete", "cooking", "--store", store_url], input="n\n")
+    assert declined.exit_code == 1  # aborted
+    assert store.get_session("cooking").message_count == 2
+
+    accepted = invoke(["sessions", "delete", "cooking", "--store", store_url], input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "Deleted session cooking" in accepted.stderr
+    assert [s.id for s in store.list_sessions()] == ["maths", "sailing"]
+    assert store.search("egg") == []
+
+    again = invoke(["sessions", "delete", "cooking", "--yes", "--store", store_url])
+    assert_clean_failure(again, 1)
+    assert "no session 'cooking'" in again.stderr
+
+
+def test_export_import_round_trip(
+    invoke: Invoke, populated: Any, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    exported = invoke(["sessions", "export", "sailing", "--store", store_url])
+    assert exported.exit_code == 0, exported.output
+    dump = tmp_path / "sailing.jsonl"
+    dump.write_text(exported.stdout, encoding="utf-8")
+
+    imported = invoke(["sessions", "import", str(dump), "--session", "sailing-copy", "--store", store_url])
+    assert imported.exit_code == 0, imported.output
+    assert imported.stdout.strip() == "sailing-copy"
+    assert "Imported 4 messages" in imported.stderr
+
+    original, copy = store.load("sailing"), store.load("sailing-copy")
+    assert copy.message_params() == original.message_params()
+    assert [m.usage for m in copy.messages] == [m.usage for m in original.messages]
+    assert [m.model for m in copy.messages] == [m.model for m in original.messages]
+
+    # -o writes a file; exporting the copy gives the same messages.
+    out_file = tmp_path / "copy.jsonl"
+    assert (
+        invoke(["sessions", "export", "sailing-copy", "-o", str(out_file), "--store", store_url]).exit_code
+        == 0
+    )
+    assert exported.stdout.splitlines()[1:] == out_file.read_text(encoding="utf-8").splitlines()[1:]
+
+
+def test_import_reads_stdin_and_the_guides_plain_json_list(
+    invoke: Invoke, store: Store, store_url: str
+) -> None:
+    guide_history = [
+        {"role": "user", "content": "Hello, I'm Alice."},
+        {"role": "assistant", "content": "Hi Alice!"},
+    ]
+    result = invoke(
+        ["sessions", "import", "-", "--session", "from-guide", "--store", store_url],
+        input=json.dumps(guide_history),
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "from-guide"
+    assert store.load("from-guide").message_params() == guide_history
+
+
+def test_import_of_an_empty_or_broken_file_is_one_line(
+    invoke: Invoke, store_url: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = invoke(["sessions", "import", str(empty), "--store", store_url])
+    assert_clean_failure(result, 1)
+    assert "empty" in result.stderr
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    result = invoke(["sessions", "import", str(broken), "--store", store_url])
+    assert result.exit_code in (1, 2)
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "Error:" in result.stderr
+
+
+def test_export_of_a_missing_session_is_one_line(invoke: Invoke, store_url: str) -> None:
+    result = invoke(["sessions", "export", "ghost", "--store", store_url])
+    assert_clean_failure(result, 1)
+    assert result.stdout == ""
+
+
+def test_fork_copies_the_prefix(invoke: Invoke, populated: Any, store: Store, store_url: str) -> None:
+    result = invoke(["sessions", "fork", "maths", "--at", "2", "--new-id", "maths-b", "--store", store_url])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "maths-b"
+    assert store.load("maths-b").message_params() == store.load("maths").message_params()[:2]

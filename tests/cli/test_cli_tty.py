@@ -1,0 +1,102 @@
+"""The real interactive mode (prompt_toolkit on a terminal), driven through tmux. Skipped without tmux."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from claude_history import open_store
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """One tmux server on a private socket, running one command in a 120x40 pane."""
+
+    def __init__(self, socket: Path, env: dict[str, str]) -> None:
+        self.socket = socket
+        self.env = env
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-S", str(self.socket), "-f", os.devnull, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return result.stdout
+
+    def start(self, command: str) -> None:
+        # The trailing shell keeps the pane alive after the command ends, so its exit status can be read.
+        self.tmux("new-session", "-d", "-x", "120", "-y", "40", f"{command}; echo EXITED=$?; sleep 600")
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-200")
+
+    def send(self, *keys: str) -> None:
+        self.tmux("send-keys", *keys)
+
+    def type_line(self, text: str) -> None:
+        self.tmux("send-keys", "-l", text)
+        self.tmux("send-keys", "Enter")
+
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; screen:\n{screen}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-S", str(self.socket), "kill-server"], env=self.env, capture_output=True)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_HISTORY_", "TMUX"))}
+    env.update(TERM="xterm-256color", HOME=str(tmp_path))
+    term = Terminal(tmp_path / "tmux.sock", env)
+    yield term
+    term.kill()
+
+
+@pytest.mark.parametrize("exit_key", ["C-d", "C-c"])
+def test_interactive_chat_in_a_terminal(terminal: Terminal, tmp_path: Path, exit_key: str) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    command = shlex.join(
+        [sys.executable, "-m", "claude_history.cli", "chat", "--simulator", "--store", store_url, "-s", "tty"]
+    )
+    terminal.start(command)
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    assert "SIMULATED" in terminal.screen()
+
+    terminal.type_line("My name is Alice.")
+    terminal.wait_for(lambda s: s.count("you>") >= 2, "the second prompt")
+    terminal.type_line("What was my first message?")
+    # The simulator answers with the first message it received: the name shows up a second time.
+    terminal.wait_for(lambda s: s.count("My name is Alice.") >= 2 and s.count("you>") >= 3, "the answer")
+
+    terminal.send(exit_key)
+    screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
+    assert "EXITED=0" in screen
+    assert "Traceback" not in screen
+    assert "Session tty saved" in screen
+
+    store = open_store(store_url)
+    try:
+        assert len(store.load("tty").messages) == 4
+    finally:
+        store.close()
