@@ -118,6 +118,20 @@ def test_a_cut_waits_for_a_streamed_request(sim: Simulator) -> None:
         stream.get_final_message()
 
 
+def test_an_abandoned_stream_does_not_disturb_the_server(
+    sim: Simulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    client = sim.client(max_retries=0)
+    with client.messages.stream(
+        model=MODEL, max_tokens=60_000, messages=[user("Write 20000 words")]
+    ) as stream:
+        for _text in stream.text_stream:
+            break  # leave early: the SDK closes the response
+    reply = client.messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert reply.type == "message"
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_concurrent_clients(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     errors: list[BaseException] = []

@@ -495,6 +495,12 @@ class _HTTPServer(ThreadingHTTPServer):
             else:
                 self._open.discard(conn)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-response (an abandoned stream) is normal; report anything else."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._open_lock:
             conns, self._open = list(self._open), set()
