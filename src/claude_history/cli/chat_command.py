@@ -99,7 +99,8 @@ def chat_command(
 
             sim = stack.enter_context(Simulator())
             client = anthropic.Anthropic(api_key="simulator", base_url=sim.base_url)
-            err_console().print(Panel(Text(SIMULATOR_BANNER), border_style="yellow", title="simulator"))
+            banner = Panel(Text(SIMULATOR_BANNER), border_style="yellow", title="simulator")
+            err_console().print(banner, soft_wrap=False)  # wrap inside the box, never crop it
         else:
             try:
                 client = anthropic.Anthropic()
