@@ -22,7 +22,7 @@ from claude_history.pricing import (
     exact_cost_of,
     load_prices,
 )
-from claude_history.usage import TokenUsage
+from claude_history.usage import TokenUsage, combine_usage
 
 # One usage record used for the hand-computed figures below.
 RECORD = {
@@ -249,3 +249,30 @@ def test_cost_is_additive_over_records_without_tiers(
     ca, cb = exact_cost_of(ta, model), exact_cost_of(tb, model)
     assert ca is not None and cb is not None and ca >= 0
     assert exact_cost_of(ta + tb, model) == ca + cb
+
+
+def test_a_reply_of_several_requests_is_priced_per_request() -> None:
+    # A reply continued after pause_turn keeps each call's usage under "requests" (usage.combine_usage);
+    # the haiku-5-5 long-prompt tier is decided per request, not on the sum.
+    small = {"input_tokens": 60_000, "output_tokens": 0}
+    combined = combine_usage([small, small])
+    assert combined["input_tokens"] == 120_000 and len(combined["requests"]) == 2
+    # Each request: 60,000 x $0.10 = $0.006 (base tier); the sum 120,000 would wrongly hit the $0.50 tier.
+    assert exact_cost_of(combined, "claude-haiku-5-5") == Decimal("0.012")
+    assert TokenUsage.from_api(combined).input_tokens == 120_000
+    assert combine_usage([combined, small])["requests"] == [small, small, small]
+
+
+def test_compaction_iterations_are_billed_on_top() -> None:
+    # Beta compaction: the compaction iteration's tokens are not in the top-level figures (SDK docs).
+    usage = {
+        "input_tokens": 1_000,
+        "output_tokens": 100,
+        "iterations": [
+            {"type": "compaction", "input_tokens": 50_000, "output_tokens": 2_000},
+            {"type": "message", "input_tokens": 1_000, "output_tokens": 100},
+        ],
+    }
+    # top level: 1,000 x 3 + 100 x 15 = 4,500; compaction: 50,000 x 3 + 2,000 x 15 = 180,000 -> $0.1845
+    assert exact_cost_of(usage, "claude-sonnet-4-6") == Decimal("0.1845")
+    assert TokenUsage.from_api(usage).input_tokens == 51_000

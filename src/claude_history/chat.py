@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 
+from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
@@ -71,7 +72,7 @@ class _ChatBase:
         system: str | list[dict[str, Any]] | None,
         max_tokens: int,
         context: Any,
-        cache: bool,
+        cache: bool | str,
         prices: PriceTable | Mapping[str, Any] | str | None,
         tools: Iterable[Any] | None,
         tool_functions: Mapping[str, Callable[..., Any]] | None,
@@ -178,6 +179,21 @@ class _ChatBase:
         if self._pending is not None:
             return copy.deepcopy(self._pending.awaiting)
         return copy.deepcopy(self._current().awaiting_tool_uses())
+
+    def context_report(self, content: Any = None, **overrides: Any) -> ContextReport:
+        """What the next request would hold if ``content`` were sent now (tokens of system, summary and kept
+        turns; cached vs uncached; estimated input cost): a plan, no API call. Without ``content``: the
+        pending turn as it stands, or a one-word placeholder message."""
+        state = self._current()
+        if content is None and self._pending is not None:
+            turn = self._pending.copy()
+            turn.overrides.update(overrides)
+        else:
+            placeholder = content if content is not None else "…"
+            turn = begin_turn(state, self._pending, placeholder, self._settings, overrides)
+        report = turn.plan(self._settings).report
+        assert report is not None
+        return report
 
     def discard_pending(self) -> list[dict[str, Any]]:
         """Drop the turn in progress (nothing of it was stored); returns its messages."""
@@ -300,7 +316,7 @@ class Chat(_ChatBase):
         system: str | list[dict[str, Any]] | None = None,
         max_tokens: int = 1024,
         context: Any = None,
-        cache: bool = True,
+        cache: bool | str = True,
         prices: PriceTable | Mapping[str, Any] | str | None = None,
         tools: Iterable[Any] | None = None,
         tool_functions: Mapping[str, Callable[..., Any]] | None = None,
@@ -658,7 +674,7 @@ class AsyncChat(_ChatBase):
         system: str | list[dict[str, Any]] | None = None,
         max_tokens: int = 1024,
         context: Any = None,
-        cache: bool = True,
+        cache: bool | str = True,
         prices: PriceTable | Mapping[str, Any] | str | None = None,
         tools: Iterable[Any] | None = None,
         tool_functions: Mapping[str, Callable[..., Any]] | None = None,
@@ -848,7 +864,14 @@ class AsyncChat(_ChatBase):
 
         if len(uses) == 1:
             return [await run(uses[0])]
-        return list(await asyncio.gather(*(run(u) for u in uses)))
+        tasks = [asyncio.ensure_future(run(u)) for u in uses]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:  # one tool raised (tool_errors="raise") or we were cancelled: stop the rest
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     # -- undo --------------------------------------------------------------------------------------------
 

@@ -331,7 +331,7 @@ class Settings:
     system: str | list[dict[str, Any]] | None  # as given to the constructor; None: the stored one
     max_tokens: int
     context: Any
-    cache: bool
+    cache: bool | str  # True, False, "5m" or "1h" (context.plan_request)
     toolset: ToolSet
     create_kwargs: Mapping[str, Any]
     max_tool_rounds: int
@@ -405,7 +405,8 @@ class Turn:
 
     # -- building requests -------------------------------------------------------------------------------
 
-    def _plan(self, settings: Settings, measured: int | None = None) -> RequestPlan:
+    def plan(self, settings: Settings, measured: int | None = None) -> RequestPlan:
+        """The context plan for the next call of this turn (``context.plan_request``)."""
         opts = {**settings.create_kwargs, **self.overrides}
         now = datetime.now(timezone.utc)
         offset = len(self.base.records)
@@ -454,7 +455,7 @@ class Turn:
         call, saving the summary, a token count) and the front end sends back each result (or throws the
         error into it). Returns the keyword arguments for ``messages.create``/``stream`` and whether they
         are for ``client.beta.messages``. See ``context.plan`` for what each step is for."""
-        plan = self._plan(settings)
+        plan = self.plan(settings)
         request = plan.summary_request
         if request is not None:
             try:
@@ -464,7 +465,7 @@ class Turn:
             except Exception:  # a failed summary falls back to trimming, never to an error
                 plan = plan.fallback or replace(plan, summary_request=None)
             else:
-                plan = self._plan(settings)  # the front end put the summary into self.base
+                plan = self.plan(settings)  # the front end put the summary into self.base
         kwargs, beta = self._kwargs(plan, settings)
         budget = plan.report.budget if plan.report is not None else None
         if plan.check_count and budget is not None:
@@ -473,7 +474,7 @@ class Turn:
             except Exception:  # the estimate stands (count_tokens is rate-limited and optional)
                 counted = None
             if isinstance(counted, int) and counted > budget:
-                kwargs, beta = self._kwargs(self._plan(settings, measured=counted), settings)
+                kwargs, beta = self._kwargs(self.plan(settings, measured=counted), settings)
         return kwargs, beta
 
     # -- taking replies ----------------------------------------------------------------------------------

@@ -105,3 +105,14 @@ def test_pause_after_compaction_continues_within_the_turn(
     merged = [m for m in assistants if m["content"][0]["type"] == "compaction"]
     assert merged and all(len(m["content"]) >= 2 for m in merged)  # compaction + the continued answer
     assert chat.version == 4
+
+
+def test_context_report_plans_without_calling(sim: Simulator, client: anthropic.Anthropic) -> None:
+    chat = Chat(client, model=MODEL, system="Be brief.", context=LastTurns(1))
+    chat.send("one")
+    chat.send("two")
+    before = len(sim.requests)
+    report = chat.context_report("three")
+    assert len(sim.requests) == before
+    assert report.model == MODEL and report.kept_turns == 1 and report.dropped_turns == 2
+    assert report.total_tokens > 0 and report.system_tokens > 0

@@ -269,6 +269,7 @@ SEARCH_RESULT = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK warns about claude-sonnet-4-5
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
 def test_pause_turn_is_continued_within_the_turn(
     sim: Simulator, client: anthropic.Anthropic, store: Store, stream: bool
@@ -304,6 +305,7 @@ def test_pause_turn_is_continued_within_the_turn(
     validate(chat.messages, for_sending=False)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_pause_beyond_the_round_limit_can_be_resumed(sim: Simulator, client: anthropic.Anthropic) -> None:
     sim.reply_with([SEARCH, SEARCH_RESULT], stop_reason="pause_turn")
     sim.reply_with("done")
@@ -332,3 +334,42 @@ def test_an_empty_reply_waits_for_more_content(
     }
     assert len(store.load("empty").messages[1].usage["requests"]) == 2  # type: ignore[index]
     validate(chat.messages, for_sending=False)
+
+
+def test_cancel_the_other_async_tools_when_one_raises(sim: Simulator) -> None:
+    import asyncio
+
+    cancelled: list[str] = []
+
+    async def slow(city: str) -> str:
+        """Slow."""
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(city)
+            raise
+        return "never"
+
+    async def fast(city: str) -> str:
+        """Fast."""
+        raise RuntimeError("fast failed")
+
+    async def main() -> None:
+        from claude_history import AsyncChat
+
+        sim.reply_with(
+            [
+                {"type": "tool_use", "id": "toolu_s", "name": "slow", "input": {"city": "A"}},
+                {"type": "tool_use", "id": "toolu_f", "name": "fast", "input": {"city": "B"}},
+            ],
+            "tool_use",
+        )
+        chat = AsyncChat(
+            sim.async_client(max_retries=0), model=MODEL, tools=[slow, fast], tool_errors="raise"
+        )
+        with pytest.raises(RuntimeError, match="fast failed"):
+            await chat.send("go")
+        assert chat.messages == [] and chat.pending == []
+
+    asyncio.run(main())
+    assert cancelled == ["A"]
