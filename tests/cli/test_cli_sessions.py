@@ -209,9 +209,26 @@ def test_import_of_an_empty_or_broken_file_is_one_line(
     broken = tmp_path / "broken.jsonl"
     broken.write_text("{not json\n")
     result = invoke(["sessions", "import", str(broken), "--store", store_url])
-    assert result.exit_code in (1, 2)
-    assert isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output and "Error:" in result.stderr
+    assert_clean_failure(result, 1)
+    assert f"cannot import {broken}" in result.stderr and "line 1" in result.stderr
+
+
+def test_import_warns_about_a_history_the_api_would_reject(
+    invoke: Invoke, store: Store, store_url: str
+) -> None:
+    two_users = [{"role": "user", "content": "one"}, {"role": "assistant", "content": ""}]
+    result = invoke(
+        ["sessions", "import", "-", "--session", "bad", "--store", store_url], input=json.dumps(two_users)
+    )
+    assert result.exit_code == 0, result.output
+    assert "Warning:" in result.stderr and "reject" in result.stderr
+    assert store.load("bad").message_params() == two_users  # kept exactly as given
+
+    fine = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    result = invoke(
+        ["sessions", "import", "-", "--session", "good", "--store", store_url], input=json.dumps(fine)
+    )
+    assert result.exit_code == 0 and "Warning" not in result.stderr
 
 
 def test_export_of_a_missing_session_is_one_line(invoke: Invoke, store_url: str) -> None:

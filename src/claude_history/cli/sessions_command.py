@@ -10,6 +10,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from ..errors import ConfigurationError, InvalidHistory
+from ..history import validate
 from .errors import CliError
 from .options import err_console, out_console, store_option
 from .render import render_hits, render_session, render_sessions
@@ -132,10 +134,23 @@ def import_command(source: IO[str], session_id: str | None, store_url: str | Non
     if not data.strip():
         raise CliError(f"{_name(source)} is empty; nothing to import")
     with _opened(store_url) as store:
-        new_id = store.import_jsonl(data, session_id=session_id)
-        count = store.get_session(new_id).message_count
+        try:
+            new_id = store.import_jsonl(data, session_id=session_id)
+        except ConfigurationError as exc:  # the file's content, not the user's settings
+            raise CliError(f"cannot import {_name(source)}: {exc}") from exc
+        messages = store.load(new_id).message_params()
     click.echo(new_id)
-    err_console().print(f"Imported {count} messages into session {new_id}.", markup=False)
+    err = err_console()
+    err.print(f"Imported {len(messages)} messages into session {new_id}.", markup=False)
+    try:
+        validate(messages, for_sending=False)
+    except InvalidHistory as exc:
+        # Imported as it is (the log is never rewritten behind the user's back), but say it cannot be sent.
+        err.print(
+            f"Warning: imported as it is, but the API would reject this history: {exc}",
+            style="yellow",
+            markup=False,
+        )
 
 
 @sessions_group.command("fork")
