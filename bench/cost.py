@@ -1,0 +1,797 @@
+"""Cost benchmark (issue 5, item 5): what a 300-turn conversation costs under each way of shaping requests.
+
+Run: ``.venv/bin/python bench/cost.py`` (``make bench``); ``--quick`` for a tiny run that only prints.
+
+Every strategy plays the same seeded conversations (bench/workload.py) against the Messages API simulator,
+which bills them with its prompt-caching rules on its own clock (``Simulator.advance`` stands for the gaps
+between turns). The replies are scripted, so the conversation is fixed by the seed; only the requests differ:
+
+- ``naive``: the guides' first example, the whole history every time, no ``cache_control``;
+- ``guides[-20:]``: the guides' sliding window ``messages[-20:]``, no ``cache_control``;
+- ``langchain trim``: LangChain's ``trim_messages(strategy="last", token_counter="approximate",
+  start_on="human", include_system=True)`` at the budget, with a moving breakpoint on the last message;
+- our policies through ``Chat`` with its default caching.
+
+A request the API rejects (400) is counted; its turn is dropped from the history, as the guides' code would
+crash there and the user would carry on with a new message. Every figure comes from the simulator's ``usage``
+priced by ``claude_history.pricing``.
+
+The lower bound of a strategy is the price of the very same requests with perfect caching: each request's
+longest prefix already sent in an earlier request of the conversation (the simulator's prefix identity) at the
+cache-read price, the rest at the 5-minute write price. It ignores TTLs, breakpoint slots and the lookback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import anthropic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, machine, replace_section, table
+from workload import SYSTEM, TOOLS, Conversation, TurnSpec, generate
+
+from claude_history.errors import HistoryError
+from claude_history.history import turn_starts
+from claude_history.pricing import cost_breakdown, load_prices
+from claude_history.testing import Simulator
+from claude_history.tools import tool_result
+
+MODELS = ("claude-sonnet-4-6", "claude-opus-5-5")
+BUDGETS = (20_000, 100_000)
+QUICK_BUDGETS = (3_000, 8_000)
+GUIDES_WINDOW = 20  # messages, as in the guides' `messages[-20:]`
+LAST_TURNS = 10  # LastTurns(n): the guides' window done right, about as many turns as 20 messages hold
+MAX_TOKENS = 4_096
+SUMMARY_MODEL = "claude-haiku-4-5"
+SECTION = "Cost"
+
+# ---------------------------------------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True)
+class Strategy:
+    key: str
+    label: str
+    kind: str  # "naive" | "window" | "langchain" | "chat"
+    budget: int | None = None
+    ours: bool = False
+
+    def policy(self) -> Any:
+        import claude_history as ch
+
+        name = self.key.split("@")[0]
+        if name == "KeepAll":
+            return ch.KeepAll()
+        if name == "LastTurns":
+            return ch.LastTurns(LAST_TURNS)
+        if name == "TokenBudget":
+            return ch.TokenBudget(self.budget)
+        if name == "CacheAwareWindow":
+            return ch.CacheAwareWindow(self.budget)
+        if name == "Summarize":
+            return ch.Summarize(self.budget, model=SUMMARY_MODEL)
+        if name == "ServerCompaction":
+            return ch.ServerCompaction(trigger_tokens=self.budget)
+        raise ValueError(self.key)
+
+
+def strategies(budgets: Sequence[int], only: Iterable[str] | None = None) -> list[Strategy]:
+    out = [
+        Strategy("naive", "naive full resend", "naive"),
+        Strategy("guides", "guides' messages[-20:]", "window"),
+        Strategy("KeepAll", "KeepAll()", "chat", ours=True),
+        Strategy("LastTurns", f"LastTurns({LAST_TURNS})", "chat", ours=True),
+    ]
+    for b in budgets:
+        out += [
+            Strategy(f"langchain@{b}", f"LangChain trim_messages({b:,})", "langchain", b),
+            Strategy(f"TokenBudget@{b}", f"TokenBudget({b:,})", "chat", b, ours=True),
+            Strategy(f"CacheAwareWindow@{b}", f"CacheAwareWindow({b:,})", "chat", b, ours=True),
+            Strategy(f"Summarize@{b}", f"Summarize({b:,})", "chat", b, ours=True),
+            Strategy(f"ServerCompaction@{b}", f"ServerCompaction({b:,})", "chat", b, ours=True),
+        ]
+    if only:
+        wanted = set(only)
+        out = [s for s in out if s.key in wanted or s.key.split("@")[0] in wanted]
+    return out
+
+
+def available(strategy: Strategy) -> str | None:
+    """Why a strategy cannot run here (``None``: it can)."""
+    if strategy.kind == "langchain":
+        try:
+            import langchain_core.messages  # noqa: F401
+        except ImportError:
+            return "langchain-core is not installed (pip install langchain-core, or the bench extra)"
+        return None
+    if strategy.kind == "chat":
+        try:
+            strategy.policy()
+        except (ImportError, AttributeError) as exc:
+            return f"not available yet: {exc}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- metering
+
+
+@dataclass
+class RunResult:
+    strategy: str
+    model: str
+    conversation: str
+    turns: int = 0
+    requests: int = 0  # successful calls of the conversation's model
+    invalid: int = 0  # 400s
+    failed_turns: int = 0  # turns dropped: a 400 or our own error before the call
+    errors: dict[str, int] = field(default_factory=dict)
+    cost: float = 0.0  # USD, everything (summary calls included)
+    input_cost: float = 0.0  # USD, input side (uncached + writes + reads)
+    bound_input_cost: float = 0.0  # USD, input side of the lower bound
+    output_cost: float = 0.0
+    summary_cost: float = 0.0  # USD of summariser calls (part of cost)
+    compaction_cost: float = 0.0  # USD estimated for server compaction iterations (part of cost)
+    prompt_tokens: int = 0  # input + cache writes + cache reads, main model
+    read_tokens: int = 0
+    write_tokens: int = 0
+    turns_kept: int = 0  # summed over main requests
+    seconds: float = 0.0
+
+
+_PRICES = load_prices()
+
+
+def _input_cost(parts: Any) -> float:
+    return float(parts.input + parts.cache_write_5m + parts.cache_write_1h + parts.cache_read)
+
+
+class Meter:
+    """Bills each successful call from its usage and computes the lower bound from the request the simulator
+    received."""
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self.seen: set[str] = set()
+
+    def record(
+        self, request: dict[str, Any], layout: tuple[list[Any], int], message: Any, *, main: bool
+    ) -> None:
+        """``request``: what the simulator received; ``layout``: the block positions it billed (prefix
+        identity and tokens up to each block) and the total."""
+        r = self.result
+        model = message.model
+        usage = message.usage.model_dump(mode="json", exclude_none=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an unpriced model must not silently cost nothing
+            parts = cost_breakdown(usage, model)
+        assert parts is not None
+        r.cost += parts.total
+        r.input_cost += _input_cost(parts)
+        r.output_cost += parts.output
+
+        positions, total = layout
+        prompt = usage["input_tokens"] + usage.get("cache_creation_input_tokens", 0) + usage.get(
+            "cache_read_input_tokens", 0
+        )
+        if prompt != total:
+            raise AssertionError(f"usage says {prompt} prompt tokens, the simulator's layout {total}")
+        sent = 0
+        for pos in reversed(positions):
+            if pos.key in self.seen:
+                sent = pos.end
+                break
+        self.seen.update(p.key for p in positions)
+        price = _PRICES.price_for(model)
+        assert price is not None
+        bound = (Decimal(sent) * price.cache_read + Decimal(total - sent) * price.cache_write_5m) / 1_000_000
+        r.bound_input_cost += float(bound)
+
+        compaction = [b for b in message.content if getattr(b, "type", None) == "compaction"]
+        if compaction and not usage.get("iterations"):
+            # The simulator does not bill the compaction step itself; the API does (usage.iterations): the
+            # whole prompt is read once more (priced as this call's own split) and the summary is written.
+            summary_tokens = sum(len((b.content or "").encode()) for b in compaction) // 4 + 1
+            extra = cost_breakdown({**usage, "output_tokens": summary_tokens}, model)
+            assert extra is not None
+            r.compaction_cost += extra.total
+            r.cost += extra.total
+            r.input_cost += _input_cost(extra)
+            r.output_cost += extra.output
+            r.bound_input_cost += float(bound)
+
+        if not main:
+            r.summary_cost += parts.total
+            return
+        r.requests += 1
+        r.prompt_tokens += prompt
+        r.read_tokens += usage.get("cache_read_input_tokens", 0)
+        r.write_tokens += usage.get("cache_creation_input_tokens", 0)
+        messages = request["body"]["messages"]
+        for i in range(
+            len(messages) - 1, -1, -1
+        ):  # the API ignores what precedes the latest compaction block
+            content = messages[i].get("content")
+            if isinstance(content, list) and any(b.get("type") == "compaction" for b in content):
+                messages = messages[i:]
+                break
+        r.turns_kept += len(turn_starts(messages))
+
+
+# ---------------------------------------------------------------------------------------------- the client
+
+
+class _CacheTap:
+    """Wraps the simulator's prompt cache to keep the block layout of the request it just billed (the prefix
+    identities the lower bound needs), so it is not computed twice. Private API of the same package: if it
+    changes, the bench fails loudly here."""
+
+    def __init__(self, cache: Any) -> None:
+        self._cache = cache
+        self.last: tuple[list[Any], int] | None = None
+
+    def account(self, positions: list[Any], total: int, *args: Any, **kwargs: Any) -> Any:
+        self.last = (positions, total)
+        return self._cache.account(positions, total, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)
+
+
+_SIM: Simulator | None = None  # one per process: started once, reset between runs
+_TAP: _CacheTap | None = None
+EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def simulator() -> Simulator:
+    global _SIM, _TAP
+    if _SIM is None:
+        # A clock that only moves by advance(): gaps are simulated, not slept, and runs are reproducible.
+        _SIM = Simulator(clock=lambda: 0.0, keep_requests=8)
+        _TAP = _CacheTap(_SIM._cache)
+        _SIM._cache = _TAP  # type: ignore[assignment]
+        _SIM.start()
+    return _SIM
+
+
+class _SimulatedDatetime(datetime):
+    """``datetime.now()`` on the simulator's clock: Chat stamps each reply with it, and the TTL choice
+    reads the gaps between turns from those stamps. Without it the whole 300-turn conversation would
+    happen within a minute of wall time."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+        stamp = EPOCH + timedelta(seconds=simulator().now())
+        return stamp if tz is not None else stamp.replace(tzinfo=None)
+
+
+def _simulated_wall_clock() -> None:
+    """Chat has no clock argument: point the timestamps of claude_history.turn at the simulated clock."""
+    import claude_history.turn as turn_module
+
+    turn_module.datetime = _SimulatedDatetime  # type: ignore[misc]
+
+
+class Script:
+    """Which scripted reply the next call gets: a pure function of the request and the current turn."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.turn: TurnSpec | None = None
+        self._rounds: dict[str, int] = {}
+
+    def start(self, turn: TurnSpec) -> None:
+        self.turn = turn
+        self._rounds = {c.id: r for r, rnd in enumerate(turn.rounds) for c in rnd.calls}
+
+    def is_main(self, kwargs: dict[str, Any]) -> bool:
+        return kwargs.get("model") == self.model
+
+    def reply(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self.is_main(kwargs):  # a summariser call: a summary of fixed size
+            return [
+                {"type": "text", "text": _summary_text(json.dumps(kwargs.get("messages"), sort_keys=True))}
+            ]
+        assert self.turn is not None
+        last = kwargs["messages"][-1] if kwargs.get("messages") else {}
+        content = last.get("content") if isinstance(last, dict) else None
+        done = [
+            self._rounds[b["tool_use_id"]]
+            for b in (content if isinstance(content, list) else [])
+            if isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id") in self._rounds
+        ]
+        return self.turn.reply(max(done) + 1 if done else 0)
+
+
+@lru_cache(maxsize=64)
+def _summary_text(key: str) -> str:
+    import hashlib
+    import random
+
+    from workload import _prose
+
+    return _prose(random.Random(hashlib.sha256(key.encode()).hexdigest()), 2_400)
+
+
+class _Api:
+    def __init__(self, owner: ScriptedClient, api: Any) -> None:
+        self._owner = owner
+        self._api = api
+
+    def create(self, **kwargs: Any) -> Any:
+        owner = self._owner
+        reply = owner.script.reply(kwargs)
+        stop = "tool_use" if any(b["type"] == "tool_use" for b in reply) else "end_turn"
+        owner.sim.reply_with(reply, stop_reason=stop)
+        try:
+            message = self._api.create(**kwargs)
+        except anthropic.BadRequestError:
+            owner.meter.result.invalid += 1
+            assert _TAP is not None
+            _TAP.last = None
+            owner.drain()
+            _TAP.last = None
+            raise
+        assert _TAP is not None and _TAP.last is not None
+        layout, _TAP.last = _TAP.last, None
+        owner.meter.record(owner.sim.requests[-1], layout, message, main=owner.script.is_main(kwargs))
+        return message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+class ScriptedClient:
+    """An ``anthropic.Anthropic`` whose ``messages.create`` (and the beta one) queues the scripted reply and
+    meters the call. Everything else passes through."""
+
+    def __init__(self, sim: Simulator, script: Script, meter: Meter) -> None:
+        self.sim = sim
+        self.script = script
+        self.meter = meter
+        self._client = sim.client(max_retries=0)
+        self.messages = _Api(self, self._client.messages)
+        self.beta = SimpleNamespace(messages=_Api(self, self._client.beta.messages))
+
+    def drain(self) -> None:
+        """A rejected request leaves its queued reply in the simulator: consume it with a throwaway call
+        (below the minimum cacheable length, never metered)."""
+        self._client.messages.create(
+            model=self.script.model, max_tokens=16, messages=[{"role": "user", "content": "drain"}]
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def _dump(block: Any) -> dict[str, Any]:
+    return block.model_dump(mode="json", exclude_none=True)  # type: ignore[no-any-return]
+
+
+def _tool_results(turn: TurnSpec, reply: list[dict[str, Any]], sim: Simulator) -> list[dict[str, Any]]:
+    results = []
+    for block in reply:
+        if block["type"] == "tool_use":
+            call = turn.call(block["id"])
+            sim.advance(call.seconds)
+            results.append(tool_result(block["id"], call.output))
+    return results
+
+
+def _langchain_trim(budget: int) -> Callable[[list[Any]], list[dict[str, Any]]]:
+    """LangChain's documented chat-history trimming, converted to the Anthropic format the way
+    langchain-anthropic does it (consecutive ToolMessages become one user message of tool_results), with
+    ``cache_control`` on the last block of the last message (a breakpoint that moves every request)."""
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage, trim_messages
+
+    def shape(lc: list[Any]) -> list[dict[str, Any]]:
+        kept = trim_messages(
+            lc,
+            max_tokens=budget,
+            strategy="last",
+            token_counter="approximate",
+            start_on="human",
+            include_system=True,
+            allow_partial=False,
+        )
+        out: list[dict[str, Any]] = []
+        for m in kept:
+            if isinstance(m, ToolMessage):
+                block = tool_result(str(m.tool_call_id), m.content)
+                if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                    out[-1]["content"].append(block)
+                else:
+                    out.append({"role": "user", "content": [block]})
+            elif isinstance(m, HumanMessage):
+                out.append({"role": "user", "content": m.content})
+            elif isinstance(m, AIMessage):
+                out.append({"role": "assistant", "content": m.content})
+        if out:
+            last = out[-1]
+            content = last["content"]
+            blocks = (
+                [{"type": "text", "text": content}]
+                if isinstance(content, str)
+                else [dict(b) for b in content]
+            )
+            blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+            out[-1] = {"role": last["role"], "content": blocks}
+        return out
+
+    return shape
+
+
+def run_baseline(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
+    sim = simulator()
+    sim.reset()
+    result = RunResult(strategy.key, model, conv.id, turns=len(conv.turns))
+    script = Script(model)
+    client = ScriptedClient(sim, script, Meter(result))
+    history: list[dict[str, Any]] = []
+    lc: list[Any] = []  # LangChain messages, kept alongside
+    trim = None
+    if strategy.kind == "langchain":
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+        assert strategy.budget is not None
+        lc.append(SystemMessage(SYSTEM))
+        trim = _langchain_trim(strategy.budget)
+
+    for turn in conv.turns:
+        sim.advance(turn.gap)
+        script.start(turn)
+        history.append({"role": "user", "content": turn.user_content()})
+        if trim is not None:
+            lc.append(HumanMessage(turn.user_content()))
+        try:
+            while True:
+                if strategy.kind == "naive":
+                    messages = history
+                elif strategy.kind == "window":
+                    messages = history[-GUIDES_WINDOW:]
+                else:
+                    assert trim is not None
+                    messages = trim(lc)
+                reply = client.messages.create(
+                    model=model, max_tokens=MAX_TOKENS, system=SYSTEM, tools=TOOLS, messages=messages
+                )
+                content = [_dump(b) for b in reply.content]
+                history.append({"role": "assistant", "content": content})
+                if trim is not None:
+                    calls = [
+                        {"name": b["name"], "args": b["input"], "id": b["id"], "type": "tool_call"}
+                        for b in content
+                        if b["type"] == "tool_use"
+                    ]
+                    lc.append(AIMessage(content=content, tool_calls=calls))
+                if reply.stop_reason != "tool_use":
+                    break
+                results = _tool_results(turn, content, sim)
+                history.append({"role": "user", "content": results})
+                if trim is not None:
+                    lc.extend(ToolMessage(r["content"], tool_call_id=r["tool_use_id"]) for r in results)
+        except anthropic.BadRequestError:
+            # The guides' code would crash here. What it appended before the call (the user message, and in a
+            # tool loop the exchanges so far) stays in its list; the turn gets no reply and the user goes on.
+            # (Removing them instead would freeze a `messages[-20:]` window on the same invalid first message
+            # for the rest of the conversation.)
+            result.failed_turns += 1
+    return result
+
+
+def run_chat(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
+    from claude_history import Chat, open_store
+
+    sim = simulator()
+    _simulated_wall_clock()
+    sim.reset()
+    result = RunResult(strategy.key, model, conv.id, turns=len(conv.turns))
+    script = Script(model)
+    client = ScriptedClient(sim, script, Meter(result))
+
+    def tool(query: str, ref: str) -> str:
+        assert script.turn is not None
+        call = script.turn.call(ref)
+        sim.advance(call.seconds)
+        return call.output
+
+    chat = Chat(
+        client,
+        model=model,
+        store=open_store("memory://"),
+        system=SYSTEM,
+        max_tokens=MAX_TOKENS,
+        context=strategy.policy(),
+        tools=TOOLS,
+        tool_functions={t["name"]: tool for t in TOOLS},
+        max_tool_rounds=100,
+    )
+    for turn in conv.turns:
+        sim.advance(turn.gap)
+        script.start(turn)
+        try:
+            chat.send(turn.user_content())
+        except anthropic.BadRequestError:
+            result.failed_turns += 1
+        except HistoryError as exc:  # e.g. BudgetExceeded: raised before any call, the turn is not sent
+            result.failed_turns += 1
+            name = type(exc).__name__
+            result.errors[name] = result.errors.get(name, 0) + 1
+        chat.discard_pending()
+    return result
+
+
+@lru_cache(maxsize=4)
+def _workload(seed: int, conversations: int, turns: int) -> list[Conversation]:
+    return generate(seed, conversations, turns)
+
+
+def run_one(job: tuple[int, int, int, int, str, Strategy]) -> RunResult:
+    seed, conversations, turns, index, model, strategy = job
+    conv = _workload(seed, conversations, turns)[index]
+    started = time.perf_counter()
+    if strategy.kind == "chat":
+        result = run_chat(conv, model, strategy)
+    else:
+        result = run_baseline(conv, model, strategy)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+@dataclass
+class Row:
+    strategy: Strategy
+    model: str
+    runs: list[RunResult]
+
+    def mean(self, name: str) -> float:
+        return sum(getattr(r, name) for r in self.runs) / len(self.runs)
+
+    def total(self, name: str) -> int:
+        return int(sum(getattr(r, name) for r in self.runs))
+
+    @property
+    def read_share(self) -> float:
+        prompt = self.total("prompt_tokens")
+        return self.total("read_tokens") / prompt if prompt else 0.0
+
+    @property
+    def avg_context(self) -> float:
+        n = self.total("requests")
+        return self.total("prompt_tokens") / n if n else 0.0
+
+    @property
+    def avg_turns(self) -> float:
+        n = self.total("requests")
+        return self.total("turns_kept") / n if n else 0.0
+
+    @property
+    def bound_ratio(self) -> float:
+        bound = self.mean("bound_input_cost")
+        return self.mean("input_cost") / bound if bound else float("nan")
+
+
+def _rows(
+    results: list[RunResult], plan: list[Strategy], models: Sequence[str]
+) -> dict[tuple[str, str], Row]:
+    grouped: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
+    for r in results:
+        grouped[(r.strategy, r.model)].append(r)
+    return {
+        (s.key, m): Row(s, m, grouped[(s.key, m)]) for m in models for s in plan if grouped.get((s.key, m))
+    }
+
+
+def targets(
+    rows: dict[tuple[str, str], Row], models: Sequence[str], budgets: Sequence[int]
+) -> list[tuple[str, bool, str]]:
+    """(target, passed, the figures) for each target of the issue, per model."""
+    out: list[tuple[str, bool, str]] = []
+    small = min(budgets)
+    for m in models:
+        naive, keep = rows.get(("naive", m)), rows.get(("KeepAll", m))
+        if naive and keep:
+            ratio = naive.mean("cost") / keep.mean("cost")
+            out.append(
+                (
+                    f"{m}: KeepAll >= 8x cheaper than naive resend",
+                    ratio >= 8,
+                    f"{ratio:.1f}x (${naive.mean('cost'):.2f} vs ${keep.mean('cost'):.2f})",
+                )
+            )
+        guides, caw = rows.get(("guides", m)), rows.get((f"CacheAwareWindow@{small}", m))
+        if guides and caw:
+            ratio = guides.mean("cost") / caw.mean("cost")
+            invalid = caw.total("invalid") + caw.total("failed_turns")
+            out.append(
+                (
+                    f"{m}: CacheAwareWindow({small:,}) >= 3x cheaper than guides' window, 0 invalid",
+                    ratio >= 3 and invalid == 0,
+                    f"{ratio:.1f}x (${guides.mean('cost'):.2f} vs ${caw.mean('cost'):.2f}); "
+                    f"{caw.total('invalid')} 400s, {caw.total('failed_turns')} failed turns",
+                )
+            )
+        for (_key, model), row in rows.items():
+            if model == m and row.strategy.ours:
+                out.append(
+                    (
+                        f"{m}: {row.strategy.label} within 1.3x of its lower bound",
+                        row.bound_ratio <= 1.3,
+                        f"{row.bound_ratio:.2f}x",
+                    )
+                )
+    return out
+
+
+def render(
+    results: list[RunResult],
+    plan: list[Strategy],
+    skipped: dict[str, str],
+    models: Sequence[str],
+    budgets: Sequence[int],
+    settings: dict[str, Any],
+    elapsed: float,
+) -> str:
+    rows = _rows(results, plan, models)
+    info = machine()
+    lines = [
+        f"`{settings['command']}` on {info['date']}: {info['cpu']}, Python {info['python']}; "
+        f"`{info['uname']}`. Wall time {elapsed:.0f} s with {settings['jobs']} worker processes.",
+        "",
+        f"Workload (bench/workload.py, seed {settings['seed']}): {settings['conversations']} "
+        f"conversations of {settings['turns']} turns; about 1,050 tokens a turn (Sonnet 4.6 count, x1.3 "
+        "on Opus 5.5), 12% of turns a tool loop of 5 to 30 blocks, 3 PNG images a conversation, gaps of "
+        "5 s to 30 min on the simulator's clock. Replies are scripted: every strategy plays the same "
+        "conversation. Billed from the simulator's usage with `claude_history.pricing`; Summarize writes "
+        f"its summaries with {SUMMARY_MODEL}.",
+        "",
+        "A request answered 400 is counted and its turn gets no reply. The baselines keep what they "
+        "appended before the call, as the guides' code does (`messages.append(...)`, then the call that "
+        "raises), and go on with the next message; Chat commits nothing for that turn.",
+        "",
+        "Columns: USD per conversation (mean); share of input tokens read from the cache; 400s and turns "
+        "without a reply over all conversations; mean prompt tokens and turns a request carried; lower "
+        "bound = the input side of the same requests with every already-sent prefix read from the cache "
+        "and the rest written at the 5-minute price; actual input cost / lower bound.",
+    ]
+    for m in models:
+        body = []
+        for s in plan:
+            row = rows.get((s.key, m))
+            if row is None:
+                continue
+            body.append(
+                [
+                    s.label + (" *" if s.ours else ""),
+                    f"${row.mean('cost'):.2f}",
+                    f"{row.read_share:.0%}",
+                    f"{row.total('invalid')} / {row.total('failed_turns')}",
+                    f"{row.avg_context:,.0f}",
+                    f"{row.avg_turns:.1f}",
+                    f"${row.mean('bound_input_cost'):.2f}",
+                    f"{row.bound_ratio:.2f}x",
+                ]
+            )
+        lines += [
+            "",
+            f"### {m}",
+            "",
+            table(
+                [
+                    "strategy (* ours)",
+                    "USD / conv",
+                    "cache-read share",
+                    "400s / dropped turns",
+                    "avg context (tokens)",
+                    "avg turns kept",
+                    "input lower bound",
+                    "input / bound",
+                ],
+                body,
+            ),
+        ]
+    lines += ["", "### Targets", ""]
+    lines += [
+        f"- {'PASS' if ok else 'FAIL'}: {name}: {figures}"
+        for name, ok, figures in targets(rows, models, budgets)
+    ]
+    if skipped:
+        lines += ["", "Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."]
+    extra = sorted({f"{r.strategy}: {k} x{v}" for r in results for k, v in r.errors.items()})
+    if extra:
+        lines += ["", "Errors raised before a call (turn dropped): " + "; ".join(extra) + "."]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="1 conversation of 16 turns, small budgets; prints only"
+    )
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--conversations", type=int)
+    parser.add_argument("--turns", type=int)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--only", nargs="+", help="strategy keys to run, e.g. naive KeepAll CacheAwareWindow")
+    parser.add_argument("--results", type=Path, help="Markdown file to write the section into")
+    parser.add_argument("--json", type=Path, help="also write the raw per-run figures as JSON")
+    args = parser.parse_args(argv)
+
+    conversations = args.conversations or (1 if args.quick else 3)
+    turns = args.turns or (16 if args.quick else 300)
+    budgets = QUICK_BUDGETS if args.quick else BUDGETS
+    results_path = args.results if args.results is not None else (None if args.quick else RESULTS)
+
+    plan = strategies(budgets, args.only)
+    skipped = {s.label: why for s in plan if (why := available(s)) is not None}
+    plan = [s for s in plan if s.label not in skipped]
+    jobs = [
+        (args.seed, conversations, turns, c, m, s)
+        for s in plan
+        for m in args.models
+        for c in range(conversations)
+    ]
+    # The whole-history strategies are the slowest: start them first so the workers finish together.
+    jobs.sort(
+        key=lambda j: j[5].kind != "naive" and j[5].key not in ("KeepAll",) and "Compaction" not in j[5].key
+    )
+
+    started = time.perf_counter()
+    results: list[RunResult] = []
+    if args.jobs <= 1:
+        for job in jobs:
+            results.append(run_one(job))
+    else:
+        import multiprocessing
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(run_one, jobs))
+    elapsed = time.perf_counter() - started
+
+    command = (
+        "make bench" if not args.quick and argv is None else "bench/cost.py " + " ".join(argv or sys.argv[1:])
+    )
+    settings = {
+        "seed": args.seed,
+        "conversations": conversations,
+        "turns": turns,
+        "jobs": args.jobs,
+        "command": command,
+    }
+    text = render(results, plan, skipped, args.models, budgets, settings, elapsed)
+    print(f"## {SECTION}\n\n{text}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    if results_path is not None:
+        replace_section(SECTION, text, results_path)
+        print(f"\nwritten to {results_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
