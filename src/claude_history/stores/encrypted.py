@@ -456,7 +456,7 @@ class _Codec:
             if cipher is None:
                 opened.append(self.open_message(session_id, stored))
                 continue
-            role = stored.message.get("role")
+            role: Any = stored.message.get("role")
             aad = (prefix + str(stored.seq) + "," + _ROLES_JSON.get(role, "null") + "]").encode("utf-8")
             try:
                 payload = json.loads(cipher.decrypt(unb64(block["nonce"]), unb64(block["ct"]), aad))
@@ -600,7 +600,7 @@ class _Ops:
         saved = self.codec.open_data(backup, key_session=backup.info.id)
         messages = saved.messages
         if not rewound:
-            messages = [self.codec.open_message(session_id, m) for m in raw.messages]
+            messages = self.codec.open_messages(session_id, raw.messages)
         info = replace(self.codec.open_info(raw.info), message_count=len(messages))
         return SessionData(info=info, messages=messages, summaries=saved.summaries)
 
@@ -659,9 +659,8 @@ class _Ops:
 
     def append(self, session_id: str, entries: Sequence[Entry], expected_version: int) -> _Op[int]:
         _common.check_expected_version(expected_version)
-        encoded = _common.encode_entries(
-            entries
-        )  # bad input fails before any I/O, in the backend's own words
+        # Bad input fails before any I/O, in the backend's own words.
+        encoded = _common.encode_entries(entries)
         try:
             info: SessionInfo | None = yield _call("get_session", session_id)
         except SessionNotFound:
