@@ -291,3 +291,32 @@ def test_a_conflicting_writer_is_reported_and_the_chat_goes_on(
         "Mine third.",
     ]
     assert _user_texts(_message_requests(sim)[-1]["body"]) == ["Mine first.", "Other writer.", "Mine third."]
+
+
+def test_a_cut_stream_is_one_line_and_nothing_is_saved(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], store_url: str
+) -> None:
+    sim.reply_with("A long answer that will never arrive in full.")
+    sim.cut_next_stream(after_events=4)
+    result = invoke(["chat", "-s", "cut"], input="First try.\nSecond try.\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "connection to the API broke" in errors[0] and "not saved" in errors[0]
+    assert _user_texts({"messages": _stored(store_url, "cut")}) == ["Second try."]
+
+
+def test_a_rejected_key_is_reported_as_such(invoke: Invoke, sim: Any, api_env: dict[str, str | None]) -> None:
+    sim.fail_next(401)
+    result = invoke(["chat", "-s", "auth"], input="hello\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    assert "rejected the credentials (401)" in result.stderr
+    assert "ANTHROPIC_API_KEY" in result.stderr
+
+
+def test_an_unreachable_api_is_one_line(invoke: Invoke, api_env: dict[str, str | None]) -> None:
+    env = {**api_env, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}  # nothing listens on the discard port
+    result = invoke(["chat", "-s", "offline", "--max-tokens", "10"], input="hello\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "cannot reach http://127.0.0.1:9" in result.stderr

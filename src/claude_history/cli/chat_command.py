@@ -198,9 +198,12 @@ class _Repl:
             return
         except EXPECTED_ERRORS as exc:
             self._end_line(started)
-            self.err.print(Text("Error: " + describe_error(exc), style="red"))
-            if isinstance(exc, ConflictError):
-                self.err.print("(the chat now continues from the session as stored)", style="yellow")
+            if isinstance(exc, ConflictError):  # the chat has reloaded the session: go on from there
+                self.err.print(
+                    Text(f"Error: {describe_error(exc)}; continuing from the stored session", "red")
+                )
+            else:
+                self.err.print(Text(f"Error: {describe_error(exc)} (this turn was not saved)", "red"))
             return
         if self.chat.pending:
             # Without tools a turn stays open only when the reply was empty or paused: nothing to keep.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import anthropic
 import click
 
@@ -18,8 +20,24 @@ from ..errors import (
 
 __all__ = ["EXPECTED_ERRORS", "CliError", "CliSetupError", "cli_error", "describe_error"]
 
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's transport errors: a stream cut mid-reply surfaces as one of these, not as an SDK
+    error. anthropic 2.x uses httpx2 (older releases httpx)."""
+    found: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append(module.TransportError)
+    return tuple(found)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
 # Exceptions a user can cause or meet in normal operation: shown as one line, never as a traceback.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HistoryError, anthropic.AnthropicError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HistoryError, anthropic.AnthropicError, *TRANSPORT_ERRORS)
 
 
 class CliError(click.ClickException):
@@ -63,7 +81,13 @@ def describe_error(exc: BaseException) -> str:
         return f"API error {exc.status_code}{kind}: {_api_message(exc)}"
     if isinstance(exc, anthropic.APIConnectionError):
         url = exc.request.url if exc.request is not None else "the API"
-        return f"cannot reach {url}: {exc.message}"
+        if isinstance(exc, anthropic.APITimeoutError):
+            return f"the request to {url} timed out; try again"
+        if exc.message == "Connection error.":  # the SDK's text when nothing answered
+            return f"cannot reach {url}; check your network and ANTHROPIC_BASE_URL"
+        return f"{exc.message} ({url})"
+    if isinstance(exc, TRANSPORT_ERRORS):
+        return f"the connection to the API broke: {exc}"
     if isinstance(exc, anthropic.AnthropicError):
         return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
