@@ -97,8 +97,8 @@ def image_media_type(data: bytes) -> str | None:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of a PNG, JPEG, GIF or WebP image from its header; ``ValueError`` if it cannot be "
-    "read."""
+    """(width, height) of a PNG, JPEG, GIF or WebP image from its header; ``ValueError`` if it cannot be
+    read."""
     kind = image_media_type(data)
     try:
         if kind == "image/png":

@@ -19,13 +19,13 @@ def http() -> httpx2.Client:
     """One shared client: building a client (and its TLS context) per call costs tens of milliseconds."""
     global _HTTP
     if _HTTP is None:
-        _HTTP = httpx2.Client(timeout=30)
+        _HTTP = httpx2.Client(timeout=30, verify=False, trust_env=False)
     return _HTTP
 
 
 def post(base_url: str, body: Any, path: str = "/v1/messages", **kwargs: Any) -> httpx2.Response:
-    """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own "
-    "checks."""
+    """POST a JSON body (or raw bytes via ``content=``) the way the SDK would, without the SDK's own
+    checks."""
     headers = {**HEADERS, **kwargs.pop("headers", {})}
     if "content" in kwargs:
         return http().post(base_url + path, headers=headers, **kwargs)

@@ -1,5 +1,5 @@
-"""Default replies, tools, thinking signatures, output limits, compaction and streaming of every block "
-"type."""
+"""Default replies, tools, thinking signatures, output limits, compaction and streaming of every block
+type."""
 
 from __future__ import annotations
 

@@ -186,8 +186,7 @@ def test_tool_result_without_tool_use(api: Simulator) -> None:
     message = fails(api, body(user("q"), assistant("no tools"), user([tool_result("toolu_x")])))
     assert message == (
         "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_x. Each "
-        "`tool_result` "
-        "block must have a corresponding `tool_use` block in the previous message."
+        "`tool_result` block must have a corresponding `tool_use` block in the previous message."
     )
     # A window that starts with a tool_result-only message fails the same way.
     assert fails(api, body(user([tool_result("toolu_x")]))).startswith("messages.0.content.0: unexpected")
@@ -295,8 +294,7 @@ def test_images(api: Simulator) -> None:
     mismatch = fails(api, body(user([image_block(60, 40, "PNG", media_type="image/jpeg")])))
     assert mismatch == (
         "messages.0.content.0.source.base64.data: The image was specified using the image/jpeg media type, "
-        "but the "
-        "image appears to be a image/png image"
+        "but the image appears to be a image/png image"
     )
     garbage = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGVsbG8="}}
     assert fails(api, body(user([garbage]))) == "messages.0.content.0.source.base64: Could not process image"

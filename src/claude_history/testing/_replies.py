@@ -269,8 +269,8 @@ def _from_schema(schema: Any, depth: int) -> Any:
 def apply_limits(
     blocks: list[dict[str, Any]], stop_reason: str, req: Request, counter: Counter
 ) -> tuple[list[dict[str, Any]], str, str | None]:
-    """Honour ``stop_sequences`` (in text blocks) and ``max_tokens``; return (blocks, stop_reason, "
-    "stop_sequence)."""
+    """Honour ``stop_sequences`` (in text blocks) and ``max_tokens``; return (blocks, stop_reason,
+    stop_sequence)."""
     stop_sequence = None
     if req.stop_sequences:
         for k, block in enumerate(blocks):

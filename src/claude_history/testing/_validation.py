@@ -88,8 +88,12 @@ class Request:
     # Real (width, height) of each base64 image, keyed by id() of its source dict.
     image_sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
 
+    _effective: list[tuple[int, int, dict[str, Any]]] | None = None
+
     def effective_blocks(self) -> list[tuple[int, int, dict[str, Any]]]:
         """(message index, block index, block) of every block the model sees, in order."""
+        if self._effective is not None:
+            return self._effective
         mi, bj = self.start
         out = []
         for i in range(mi, len(self.messages)):
@@ -97,12 +101,13 @@ class Request:
                 if i == mi and j < bj:
                     continue
                 out.append((i, j, block))
+        self._effective = out
         return out
 
 
 def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) -> Request:
-    """Validate a /v1/messages (or /count_tokens when ``count_only``) body; raise :class:`ApiError` like the "
-    "API."""
+    """Validate a /v1/messages (or /count_tokens when ``count_only``) body; raise :class:`ApiError` like the
+    API."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     if headers.get("anthropic-version", "") >= "2026-10-21":
@@ -126,9 +131,8 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
         max_tokens = _int(body["max_tokens"], "max_tokens", minimum=1)
         if max_tokens > info.max_output_tokens:
             raise bad_request(
-                f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed number "
-                "of "
-                f"output tokens for {model}"
+                f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed "
+                f"number of output tokens for {model}"
             )
 
     stream = body.get("stream", False)
@@ -361,9 +365,13 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
                 continue
             raise bad_request(  # facts, verbatim
                 f"messages.{i}: all messages must have non-empty content except for the optional final "
-                "assistant "
-                "message"
+                "assistant message"
             )
+        if isinstance(content, str):  # the common case in long histories: skip the per-block walk
+            if not content.strip():
+                raise bad_request(BLANK_TEXT)
+            out.append({"role": role, "content": [{"type": "text", "text": content}]})
+            continue
         blocks = normalise_content(content)
         allowed = USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS
         for j, block in enumerate(blocks):
@@ -477,9 +485,8 @@ def _image(block: dict[str, Any], path: str, req: Request) -> None:
             raise bad_request(f"{path}.source.base64: Could not process image")
         if actual != media:
             raise bad_request(
-                f"{path}.source.base64.data: The image was specified using the {media} media type, but the "
-                "image "
-                f"appears to be a {actual} image"
+                f"{path}.source.base64.data: The image was specified using the {media} media type, but "
+                f"the image appears to be a {actual} image"
             )
         try:
             req.image_sizes[id(source)] = image_size(raw)
@@ -567,53 +574,57 @@ def _starts_with_compaction(message: dict[str, Any]) -> bool:
 
 
 def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
-    """tool_use / tool_result pairing and order; consecutive same-role messages form one turn, as the API "
-    "merges them."""
-    turns: list[tuple[str, list[tuple[int, int, dict[str, Any]]]]] = []
+    """tool_use / tool_result pairing and order (facts, "Tool use pairing"). Consecutive same-role messages
+    form one turn, as the API merges them."""
+    turns: list[tuple[str, list[int]]] = []  # (role, message indices)
     for i, msg in enumerate(messages):
-        blocks = [(i, j, b) for j, b in enumerate(msg["content"])]
         if turns and turns[-1][0] == msg["role"]:
-            turns[-1][1].extend(blocks)
+            turns[-1][1].append(i)
         else:
-            turns.append((msg["role"], blocks))
+            turns.append((msg["role"], [i]))
     seen: set[str] = set()
-    for t, (role, blocks) in enumerate(turns):
-        if role == "assistant":
-            uses = [(i, j, b["id"]) for i, j, b in blocks if b.get("type") == "tool_use"]
-            for i, j, use_id in uses:
-                if use_id in seen:
-                    raise bad_request(f"messages.{i}.content.{j}: `tool_use` ids must be unique: {use_id}")
-                seen.add(use_id)
-            if not uses:
-                continue
-            leading: set[str] = set()
-            if t + 1 < len(turns):
-                for _i, _j, b in turns[t + 1][1]:
-                    if b.get("type") != "tool_result":
-                        break
-                    leading.add(b["tool_use_id"])
-            missing = [(i, use_id) for i, _j, use_id in uses if use_id not in leading]
-            if missing:
-                ids = ", ".join(use_id for _i, use_id in missing)
-                raise bad_request(  # facts, verbatim
-                    f"messages.{missing[0][0]}: `tool_use` ids were found without `tool_result` blocks "
-                    "immediately "
-                    f"after: {ids}. Each `tool_use` block must have a corresponding `tool_result` block in "
-                    "the next "
-                    "message."
-                )
-        else:
-            previous: set[str] = set()
-            if t > 0:
-                previous = {b["id"] for _i, _j, b in turns[t - 1][1] if b.get("type") == "tool_use"}
-            for i, j, b in blocks:
-                if b.get("type") == "tool_result" and b["tool_use_id"] not in previous:
-                    raise bad_request(  # facts, verbatim
-                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                        f"{b['tool_use_id']}. Each `tool_result` block must have a corresponding `tool_use` "
-                        "block in "
-                        "the previous message."
-                    )
+    uses_before: set[str] = set()  # tool_use ids of the assistant turn before the current user turn
+    for t, (role, indices) in enumerate(turns):
+        if role == "user":
+            for i in indices:
+                for j, b in enumerate(messages[i]["content"]):
+                    if b.get("type") == "tool_result" and b["tool_use_id"] not in uses_before:
+                        raise bad_request(  # facts, verbatim
+                            f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
+                            f"blocks: {b['tool_use_id']}. Each `tool_result` block must have a corresponding "
+                            "`tool_use` block in the previous message."
+                        )
+            uses_before = set()
+            continue
+        uses = [
+            (i, j, b["id"])
+            for i in indices
+            for j, b in enumerate(messages[i]["content"])
+            if b.get("type") == "tool_use"
+        ]
+        uses_before = {use_id for _i, _j, use_id in uses}
+        for i, j, use_id in uses:
+            if use_id in seen:
+                raise bad_request(f"messages.{i}.content.{j}: `tool_use` ids must be unique: {use_id}")
+            seen.add(use_id)
+        if not uses:
+            continue
+        leading: set[str] = set()  # the results at the start of the next turn: later ones do not count
+        if t + 1 < len(turns):
+            for blocks in (messages[i]["content"] for i in turns[t + 1][1]):
+                kinds = [b.get("type") for b in blocks]
+                n = next((k for k, kind in enumerate(kinds) if kind != "tool_result"), len(kinds))
+                leading.update(b["tool_use_id"] for b in blocks[:n])
+                if n < len(kinds):
+                    break
+        missing = [(i, use_id) for i, _j, use_id in uses if use_id not in leading]
+        if missing:
+            ids = ", ".join(use_id for _i, use_id in missing)
+            raise bad_request(  # facts, verbatim
+                f"messages.{missing[0][0]}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {ids}. Each `tool_use` block must have a corresponding `tool_result` "
+                "block in the next message."
+            )
 
 
 def breakpoints_in_order(req: Request) -> list[tuple[str, dict[str, Any]]]:
@@ -650,9 +661,8 @@ def _check_breakpoints(req: Request) -> None:
         ttl = cc.get("ttl", "5m")
         if ttl == "1h" and seen_5m:  # facts: in one request longer TTLs come before shorter ones
             raise bad_request(
-                "A cache_control entry with ttl='1h' must not come after one with ttl='5m': longer TTLs must "
-                "come "
-                "first in the prompt (tools, system, messages)."
+                "A cache_control entry with ttl='1h' must not come after one with ttl='5m': longer TTLs "
+                "must come first in the prompt (tools, system, messages)."
             )
         seen_5m = seen_5m or ttl == "5m"
 
@@ -685,15 +695,12 @@ def check_thinking(
         if binds:
             raise bad_request(
                 f"messages.{i}.content.{j}: Invalid signature in thinking block. The block is bound to a "
-                "different "
-                "conversation prefix: system, tools or an earlier message changed since it was generated. "
-                "Send "
-                "histories append-only, or drop the thinking blocks of earlier turns."
+                "different conversation prefix: system, tools or an earlier message changed since it was "
+                "generated. Send histories append-only, or drop the thinking blocks of earlier turns."
             )
         raise bad_request(
             f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block: thinking blocks of the "
-            "current "
-            "tool-use turn must be passed back unmodified."
+            "current tool-use turn must be passed back unmodified."
         )
 
 
