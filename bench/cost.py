@@ -29,8 +29,9 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -280,11 +281,18 @@ class _SimulatedDatetime(datetime):
         return stamp if tz is not None else stamp.replace(tzinfo=None)
 
 
-def _simulated_wall_clock() -> None:
-    """Chat has no clock argument: point the timestamps of claude_history.turn at the simulated clock."""
+@contextmanager
+def _simulated_wall_clock() -> Iterator[None]:
+    """Chat has no clock argument: point the timestamps of claude_history.turn at the simulated clock while a
+    run lasts."""
     import claude_history.turn as turn_module
 
+    saved = turn_module.datetime
     turn_module.datetime = _SimulatedDatetime  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        turn_module.datetime = saved  # type: ignore[misc]
 
 
 class Script:
@@ -501,7 +509,6 @@ def run_chat(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
     from claude_history import Chat, open_store
 
     sim = simulator()
-    _simulated_wall_clock()
     sim.reset()
     result = RunResult(strategy.key, model, conv.id, turns=len(conv.turns))
     script = Script(model)
@@ -513,29 +520,30 @@ def run_chat(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
         sim.advance(call.seconds)
         return call.output
 
-    chat = Chat(
-        client,
-        model=model,
-        store=open_store("memory://"),
-        system=SYSTEM,
-        max_tokens=MAX_TOKENS,
-        context=strategy.policy(),
-        tools=TOOLS,
-        tool_functions={t["name"]: tool for t in TOOLS},
-        max_tool_rounds=100,
-    )
-    for turn in conv.turns:
-        sim.advance(turn.gap)
-        script.start(turn)
-        try:
-            chat.send(turn.user_content())
-        except anthropic.BadRequestError:
-            result.failed_turns += 1
-        except HistoryError as exc:  # e.g. BudgetExceeded: raised before any call, the turn is not sent
-            result.failed_turns += 1
-            name = type(exc).__name__
-            result.errors[name] = result.errors.get(name, 0) + 1
-        chat.discard_pending()
+    with _simulated_wall_clock():
+        chat = Chat(
+            client,
+            model=model,
+            store=open_store("memory://"),
+            system=SYSTEM,
+            max_tokens=MAX_TOKENS,
+            context=strategy.policy(),
+            tools=TOOLS,
+            tool_functions={t["name"]: tool for t in TOOLS},
+            max_tool_rounds=100,
+        )
+        for turn in conv.turns:
+            sim.advance(turn.gap)
+            script.start(turn)
+            try:
+                chat.send(turn.user_content())
+            except anthropic.BadRequestError:
+                result.failed_turns += 1
+            except HistoryError as exc:  # e.g. BudgetExceeded: raised before any call, the turn is not sent
+                result.failed_turns += 1
+                name = type(exc).__name__
+                result.errors[name] = result.errors.get(name, 0) + 1
+            chat.discard_pending()
     return result
 
 
