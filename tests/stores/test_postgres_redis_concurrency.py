@@ -89,6 +89,9 @@ WORKER = (
         """
     spec = json.loads(sys.argv[1])
     store = open_store(spec["url"], **spec["options"])
+    if spec["barrier"]:  # start together, once every process has paid for its imports
+        print(json.dumps({"ready": True}), flush=True)
+        sys.stdin.readline()
     conflicts = 0
     turn = 0
     while spec["turns"] is None or turn < spec["turns"]:
@@ -116,7 +119,9 @@ class Shared:
         self.opened.append(store)
         return store
 
-    def spawn(self, session: str, worker: int, turns: int | None, padding: int = 0) -> subprocess.Popen[str]:
+    def spawn(
+        self, session: str, worker: int, turns: int | None, padding: int = 0, barrier: bool = False
+    ) -> subprocess.Popen[str]:
         spec = {
             "url": self.url,
             "options": self.options,
@@ -124,13 +129,31 @@ class Shared:
             "worker": worker,
             "turns": turns,
             "padding": padding,
+            "barrier": barrier,
         }
-        return subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(spec)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return spawn(WORKER, spec)
+
+
+def spawn(code: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def start_together(processes: list[subprocess.Popen[str]]) -> None:
+    """Wait until every worker is ready (imports done, store open), then release them at once."""
+    for process in processes:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == '{"ready": true}', line + (process.stderr.read() if process.stderr else "")
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
 
 
 def _drop_postgres(url: str, schema: str) -> None:
@@ -255,7 +278,8 @@ def test_asyncio_tasks_append_through_cas_without_loss(shared: Shared) -> None:
 
 def test_4_processes_append_through_cas_without_loss(shared: Shared) -> None:
     workers, turns = 4, 6
-    processes = [shared.spawn("multi-process", w, turns) for w in range(workers)]
+    processes = [shared.spawn("multi-process", w, turns, barrier=True) for w in range(workers)]
+    start_together(processes)
     for process in processes:
         _, err = process.communicate(timeout=90)
         assert process.returncode == 0, err
@@ -298,3 +322,65 @@ def test_writer_killed_mid_append_leaves_whole_turns(shared: Shared) -> None:
     version = store.get_session(session).version
     assert store.append(session, make_turn(99, 0), expected_version=version) == version + 1
     check_turns(store.load(session).message_params())
+
+
+CHAT_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import anthropic
+    from claude_history import Chat
+    from claude_history.errors import ConflictError
+    from claude_history.stores import open_store
+
+    spec = json.loads(sys.argv[1])
+    client = anthropic.Anthropic(api_key="test", base_url=spec["base_url"], max_retries=0)
+    store = open_store(spec["url"], **spec["options"])
+    chat = Chat(client, model="claude-sonnet-4-6", store=store, session_id="shared-chat", system="Be brief.")
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()
+    conflicts = 0
+    for turn in range(spec["turns"]):
+        while True:
+            try:
+                chat.send(f"process {spec['worker']} message {turn}")
+                break
+            except ConflictError:
+                conflicts += 1  # another app server committed first; the chat reloaded, send again on top
+    store.close()
+    print(json.dumps({"conflicts": conflicts}))
+    """
+)
+
+
+def test_chat_in_several_processes_over_one_shared_store(shared: Shared) -> None:
+    """Several app servers (processes) run ``Chat`` on the same session of one PostgreSQL / Redis against one
+    Messages API: every user message is answered and stored once, in a valid history."""
+    from claude_history.testing import Simulator
+
+    workers, turns = 3, 5
+    with Simulator() as sim:
+        processes = []
+        for worker in range(workers):
+            spec = {
+                "base_url": sim.base_url,
+                "url": shared.url,
+                "options": shared.options,
+                "worker": worker,
+                "turns": turns,
+            }
+            processes.append(spawn(CHAT_WORKER, spec))
+        start_together(processes)
+        for process in processes:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+    data = shared.open().load("shared-chat")
+    messages = data.message_params()
+    validate(messages, for_sending=False)
+    assert [m["role"] for m in messages] == ["user", "assistant"] * (workers * turns)
+    said = [m["content"] for m in messages if m["role"] == "user"]
+    assert sorted(said) == sorted(f"process {w} message {t}" for w in range(workers) for t in range(turns))
+    for worker in range(workers):  # each app server's turns in the order it sent them
+        mine = [text for text in said if text.startswith(f"process {worker} ")]
+        assert mine == [f"process {worker} message {t}" for t in range(turns)]
+    assert all(m.model == "claude-sonnet-4-6" and m.usage for m in data.messages if m.role == "assistant")
+    assert data.info.system == "Be brief."

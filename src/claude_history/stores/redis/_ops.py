@@ -250,8 +250,9 @@ def list_sessions(
 
 
 def search(keys: Layout, query: str, session_id: str | None, limit: int, now: int) -> Op[list[SearchHit]]:
-    """A scan (Redis has no full-text index without RediSearch): sessions most recently updated first, each
-    read in pages; cost grows with the data searched, so prefer ``session_id=`` on large stores."""
+    """A scan (Redis has no full-text index without RediSearch): sessions most recently updated first, the
+    first page of each of ``SCAN_PAGE`` sessions read in one round trip; cost grows with the data searched,
+    so prefer ``session_id=`` on large stores."""
     terms = search_terms(query)
     check_page(limit, 0)
     if session_id is not None:
@@ -268,17 +269,19 @@ def search(keys: Layout, query: str, session_id: str | None, limit: int, now: in
         if not ids:
             return hits
         position += len(ids)
-        for sid in ids:
-            start = 0
-            while True:
-                fields, records = yield Tx(
-                    [
-                        ("HGETALL", keys.session + sid),
-                        ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
-                    ]
+        first_pages = yield Tx(
+            [
+                command
+                for sid in ids
+                for command in (
+                    ("HGETALL", keys.session + sid),
+                    ("LRANGE", keys.messages + sid, 0, MESSAGE_PAGE - 1),
                 )
-                if not _live(fields, now):
-                    break
+            ]
+        )
+        for sid, fields, records in zip(ids, first_pages[::2], first_pages[1::2], strict=True):
+            start = 0
+            while _live(fields, now):
                 for offset, record in enumerate(records):
                     message = stored_message(start + offset, record).message
                     text = message_text(message)
@@ -291,6 +294,12 @@ def search(keys: Layout, query: str, session_id: str | None, limit: int, now: in
                 if len(records) < MESSAGE_PAGE:
                     break
                 start += MESSAGE_PAGE
+                fields, records = yield Tx(
+                    [
+                        ("HGETALL", keys.session + sid),
+                        ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
+                    ]
+                )
 
 
 # ---------------------------------------------------------------------------------------------------------
