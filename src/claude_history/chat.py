@@ -405,9 +405,12 @@ class Chat(_ChatBase):
         return self.send(tool_results_content(results), **overrides)
 
     def resume(self, **overrides: Any) -> Message:
-        """Call the API again for the pending turn as it stands (after a pause beyond ``max_tool_rounds``, or
-        to retry an empty reply)."""
-        return self._drive(resume_turn(self._pending, overrides))
+        """Go on with the pending turn as it stands: after ``max_tool_rounds`` (runs the open tools again, or
+        continues a pause), or to retry an empty reply; ``max_tool_rounds`` more automatic rounds follow."""
+        turn = resume_turn(self._pending, overrides)
+        if turn.awaiting:
+            turn.add_tool_results(self._run_tools(turn))
+        return self._drive(turn)
 
     def stream(self, content: Any, **overrides: Any) -> ChatStream:
         """Like ``send``, streaming: ``with chat.stream(x) as s: for text in s.text_stream: ...``.
@@ -458,7 +461,7 @@ class Chat(_ChatBase):
             self._commit(turn, turn.entries, message)
             self._pending = None
             return
-        if self._settings.commit_pending:
+        if self._settings.commit_pending and turn.awaiting:  # a tool_use turn handed back to the caller
             entries = turn.committable()
             if entries:
                 self._commit(turn, entries, message)
@@ -771,7 +774,10 @@ class AsyncChat(_ChatBase):
     async def resume(self, **overrides: Any) -> Message:
         """See ``Chat.resume``."""
         await self._ensure()
-        return await self._drive(resume_turn(self._pending, overrides))
+        turn = resume_turn(self._pending, overrides)
+        if turn.awaiting:
+            turn.add_tool_results(await self._run_tools(turn))
+        return await self._drive(turn)
 
     def stream(self, content: Any, **overrides: Any) -> AsyncChatStream:
         """``async with chat.stream(x) as s: async for text in s.text_stream: ...`` (see ``Chat.stream``)."""
@@ -819,7 +825,7 @@ class AsyncChat(_ChatBase):
             await self._commit(turn, turn.entries, message)
             self._pending = None
             return
-        if self._settings.commit_pending:
+        if self._settings.commit_pending and turn.awaiting:  # a tool_use turn handed back to the caller
             entries = turn.committable()
             if entries:
                 await self._commit(turn, entries, message)

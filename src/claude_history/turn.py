@@ -441,9 +441,7 @@ class Turn:
         headers = {**opts.pop("extra_headers", {}), **planned.pop("extra_headers", {})}
         kwargs.update(planned)
         # The caller's own arguments win over the plan's extras, except the shape of the history itself.
-        kwargs.update({k: v for k, v in opts.items() if k not in ("messages", "tools")})
-        if "tools" in opts and "tools" not in planned:
-            kwargs["tools"] = opts["tools"]
+        kwargs.update(opts)
         if betas:
             kwargs["betas"] = betas
         if headers:
@@ -575,13 +573,16 @@ def begin_turn(
 
 
 def resume_turn(pending: Turn | None, overrides: Mapping[str, Any]) -> Turn:
-    """The pending turn, to call the API again as it stands (a pause beyond ``max_tool_rounds``, or an empty
-    reply to try again)."""
+    """The pending turn, to go on as it stands: a pause or tool rounds beyond ``max_tool_rounds`` (the front
+    end runs the open tools first when it has their functions), or an empty reply to try again."""
     if pending is None or not pending.entries:
         raise InvalidHistory("there is no pending turn to resume", index=None)
-    if pending.awaiting:
+    if pending.awaiting and not pending.toolset.can_run(pending.awaiting):
         ids = ", ".join(str(t.get("id")) for t in pending.awaiting)
-        raise InvalidHistory(f"the pending turn waits for tool results ({ids}); send them first", index=None)
+        raise InvalidHistory(
+            f"the pending turn waits for tool results ({ids}); send them with chat.send_tool_results()",
+            index=None,
+        )
     turn = pending.copy()
     turn.overrides.update(overrides)
     turn.auto_rounds = 0

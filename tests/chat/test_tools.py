@@ -235,9 +235,21 @@ def test_max_tool_rounds_hands_the_turn_back(sim: Simulator, client: anthropic.A
     assert reply.stop_reason == "tool_use"
     assert len(bodies(sim)) == 3  # the first call and two automatic rounds
     assert chat.messages == [] and [u["id"] for u in chat.pending_tool_uses] == ["toolu_2"]
-    final = chat.send_tool_results({"toolu_2": "enough"})
+    final = chat.resume()  # runs the open tool and goes on
     assert final.stop_reason == "end_turn"
     assert len(chat.messages) == 8 and chat.version == 1
+    assert chat.messages[6]["content"][0]["content"] == "P: 24 celsius, sunny"
+
+
+def test_caller_results_after_the_round_limit(sim: Simulator, client: anthropic.Anthropic) -> None:
+    sim.reply_with(
+        [{"type": "tool_use", "id": "toolu_0", "name": "get_weather", "input": {"city": "P"}}], "tool_use"
+    )
+    chat = Chat(client, model=MODEL, tools=[get_weather], max_tool_rounds=0)
+    chat.send("weather?")
+    assert [u["id"] for u in chat.pending_tool_uses] == ["toolu_0"]
+    chat.send_tool_results({"toolu_0": "my own answer"})
+    assert chat.messages[2]["content"][0]["content"] == "my own answer" and chat.version == 1
 
 
 def test_per_call_tools(sim: Simulator, client: anthropic.Anthropic) -> None:
