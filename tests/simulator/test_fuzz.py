@@ -145,7 +145,7 @@ def check(response: httpx2.Response) -> None:
 
 
 SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
@@ -180,3 +180,57 @@ def test_valid_generated_requests_also_stream(server: tuple[Simulator, httpx2.Cl
         "messages": [{"role": "user", "content": "hi"}],
     }
     check(http.post("/v1/messages", json=body))
+
+
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40
+).filter(lambda s: s.strip() != "")
+markers = st.sampled_from([None, None, None, {"type": "ephemeral"}])
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid requests: alternating turns, text blocks with random markers, tool_use / tool_result pairs."""
+    messages: list[dict[str, Any]] = []
+    budget = 3  # explicit markers; the automatic one may take the fourth slot
+    for turn in range(draw(st.integers(0, 6))):
+        text = {"type": "text", "text": draw(words)}
+        marker = draw(markers)
+        if marker is not None and budget > 0:
+            text["cache_control"] = marker
+            budget -= 1
+        messages.append({"role": "user", "content": [text]})
+        if draw(st.booleans()):
+            call = {"type": "tool_use", "id": f"toolu_{turn}", "name": "lookup", "input": {"q": draw(words)}}
+            messages.append({"role": "assistant", "content": [call]})
+            result = {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": draw(words)}
+            messages.append({"role": "user", "content": [result]})
+        messages.append({"role": "assistant", "content": draw(words)})
+    messages.append({"role": "user", "content": draw(words)})
+    request: dict[str, Any] = {
+        "model": draw(st.sampled_from(["claude-sonnet-4-6", "claude-opus-5-5", "claude-haiku-4-5"])),
+        "messages": messages,
+        "tools": [{"name": "lookup", "description": "d", "input_schema": {"type": "object"}}],
+    }
+    if draw(st.booleans()):
+        request["system"] = draw(words)
+    if draw(st.booleans()):
+        request["cache_control"] = {"type": "ephemeral"}
+    return request
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=conversations())
+def test_usage_always_adds_up_to_count_tokens(
+    server: tuple[Simulator, httpx2.Client], request: dict[str, Any]
+) -> None:
+    _sim, http = server
+    counted = http.post("/v1/messages/count_tokens", json=request)
+    assert counted.status_code == 200, counted.text
+    reply = http.post("/v1/messages", json={**request, "max_tokens": 300})
+    assert reply.status_code == 200, reply.text
+    usage = reply.json()["usage"]
+    total = usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+    assert total == counted.json()["input_tokens"]
+    assert usage["cache_creation_input_tokens"] == sum(usage["cache_creation"].values())
+    assert 1 <= usage["output_tokens"] <= 300
