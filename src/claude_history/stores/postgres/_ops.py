@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
@@ -29,6 +29,7 @@ from .._common import (
     make_snippet,
     message_text,
     new_session_id,
+    rewind_target,
     search_terms,
     to_us,
 )
@@ -345,8 +346,8 @@ def rewind(
     count = info.message_count
     if to is None:
         to = yield from _last_turn_start(st, session_id, count)
-    elif isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= count:
-        raise ConfigurationError(f"rewind target must be an index from 0 to {count}, got {to!r}")
+    else:  # ``rewind_target`` only needs the length to check an explicit index
+        to = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
     return (yield from truncate(st, session_id, to, info.version, now))
 
 
