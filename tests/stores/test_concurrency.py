@@ -128,7 +128,8 @@ def test_four_processes_append_to_one_session(shared_backend: Backend) -> None:
     assert data.version == 60
 
 
-def test_eight_processes_on_separate_sessions(shared_backend: Backend) -> None:
+def test_eight_processes_on_separate_sessions(plain_shared_backend: Backend) -> None:
+    shared_backend = plain_shared_backend
     store = shared_backend.open()
     store.close()
     workers = [

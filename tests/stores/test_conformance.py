@@ -4,6 +4,7 @@ in both flavours (sync, and async through the real async implementation). What o
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -603,7 +604,7 @@ def test_export_import_round_trip(store: Any) -> None:
     ]
     # Lines given one by one (as read from a file) work too, and the id comes from the header by default.
     store.delete("orig")
-    assert store.import_jsonl(iter(exported.splitlines(keepends=True))) == "orig"
+    assert store.import_jsonl(io.StringIO(exported)) == "orig"
     assert store.load("orig").message_params() == original.message_params()
     with pytest.raises(ConflictError):
         store.import_jsonl(exported)

@@ -540,7 +540,9 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
             raise ConfigurationError("import data must be a JSON list of messages or JSON Lines")
         records = [(1, {"message": item}) for item in items]
     else:
-        for line_number, line in enumerate(text.splitlines(), start=1):
+        # Split on "\n" only: str.splitlines() also splits on U+2028, U+0085 and others, which JSON written
+        # with ensure_ascii=False keeps raw inside strings.
+        for line_number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:

@@ -73,7 +73,7 @@ META_SUFFIX = ".meta.json"
 TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 3600
 _CHUNK = 1 << 16
-_STATE = re.compile(rb'^\{"v":(\d+),"n":(\d+),"u":(-?\d+),')
+_STATE = re.compile(rb'^\{"v":(\d+),"n":(\d+),"u":(-?\d+),"op":"([a-z]+)"')
 _NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -99,6 +99,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _parse_state(line: bytes, where: str) -> tuple[int, int, int]:
+    """Version, message count and update time after a line, from its fixed prefix (no full JSON parse)."""
     match = _STATE.match(line)
     if match is None:
         raise StoreUnavailable(f"corrupt session log {where}: a line does not start with its state")
@@ -680,11 +681,40 @@ class JsonFileStore(StoreBase):
             state = self._state(fd, name, repair=True)
             if state.version != expected_version:
                 raise conflict(session_id, expected_version, state.version)
-            messages, summaries, _ = self._read_log(name, os.pread(fd, state.end, 0))
-            kept = [s for s in summaries if s.end <= to]
             now = max(now_us(), state.updated)
-            self._replace(self._log(name), self._snapshot(expected_version + 1, now, messages[:to], kept))
+            log = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
+            self._replace(self._log(name), log)
         return expected_version + 1
+
+    def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> bytes:
+        """The log without messages ``[to:]`` and the summaries that cover them, ending at ``version``. Lines
+        wholly before the cut are copied as they are; only the line that straddles it is re-encoded."""
+        where = str(self._log(name))
+        lines = data.split(b"\n")
+        lines.pop()
+        out: list[bytes] = []
+        count = 0
+        for line in lines:
+            match = _STATE.match(line)
+            if match is None:
+                raise StoreUnavailable(f"corrupt session log {where}: a line does not start with its state")
+            line_version, line_count, line_updated = map(int, match.groups()[:3])
+            op = match.group(4).decode("ascii")
+            if line_count <= to and (op != "summary" or count == line_count):
+                out.append(line + b"\n")  # entirely inside the kept prefix
+                count = line_count
+                continue
+            record = decode_json(line)
+            if op == "append" and count < to:
+                entries = record["entries"][: to - count]
+                count += len(entries)
+                head = f'{{"v":{line_version},"n":{count},"u":{line_updated},"op":"append","t":{record["t"]},'
+                out.append((head + '"entries":[' + ",".join(map(dumps, entries)) + "]}\n").encode("utf-8"))
+            elif op == "summary" and record["summary"]["end"] <= to:
+                record["n"] = count
+                out.append((dumps(record) + "\n").encode("utf-8"))
+        out.append(f'{{"v":{version},"n":{count},"u":{now},"op":"mark"}}\n'.encode())
+        return b"".join(out)
 
     def __repr__(self) -> str:
         return f"JsonFileStore({str(self.root)!r})"
