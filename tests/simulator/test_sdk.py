@@ -174,6 +174,16 @@ def test_models_endpoint(sim: Simulator) -> None:
         client.models.retrieve("claude-nonexistent")
 
 
+def test_keep_requests_bounds_the_log() -> None:
+    with Simulator(keep_requests=2) as sim:
+        client = sim.client(max_retries=0)
+        for text in ("one", "two", "three"):
+            client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": text}])
+        assert [r["body"]["messages"][0]["content"] for r in sim.requests] == ["two", "three"]
+        assert repr(sim) == f"<Simulator {sim.base_url}>"
+    assert repr(sim) == "<Simulator stopped>"
+
+
 def test_base_url_needs_a_running_simulator() -> None:
     sim = Simulator()
     with pytest.raises(RuntimeError, match="not running"):

@@ -138,6 +138,10 @@ class Simulator:
     ) -> None:
         self.stop()
 
+    def __repr__(self) -> str:
+        where = self.base_url if self._server is not None else "stopped"
+        return f"<Simulator {where}>"
+
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``, for ``anthropic.Anthropic(base_url=...)``."""
