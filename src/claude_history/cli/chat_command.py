@@ -299,7 +299,9 @@ class _Repl:
         self.err.print(Text(hello, style="dim"))
 
     def _goodbye(self) -> None:
-        if self.chat.messages:
+        if self.store_url and self.store_url.lower().startswith("memory:"):
+            self.err.print(Text("The memory:// store keeps nothing: this session is gone.", style="dim"))
+        elif self.chat.messages:
             bye = f"Session {self.chat.session_id} saved. Continue with: {self._continue_hint()}"
             self.err.print(Text(bye, style="dim"))
 
