@@ -1,5 +1,5 @@
-"""Property tests of the pure turn core (turn.py): whatever the API answers, in whatever order, every request
-is one the API accepts and the committed log stays valid, with every reply block and every usage figure kept."""
+"""Property tests of the pure turn core (turn.py): whatever the API answers, in whatever order, every
+request is one the API accepts and the committed log stays valid, with every reply block and usage kept."""
 
 from __future__ import annotations
 
