@@ -277,6 +277,17 @@ def test_encrypted_titles_are_hidden_from_the_backend(inner: Any) -> None:
     assert wrap(inner, KEY1).get_session("a").title == "Secret plans"
 
 
+def test_summary_of_no_messages_is_refused_and_never_blocks_rotation_silently(inner: Any) -> None:
+    store = wrap(inner, KEY1, allow_plaintext=True)
+    fill(store, "s1", turns=1)
+    with pytest.raises(ConfigurationError, match="empty"):
+        store.save_summary("s1", Summary(1, 1, "nothing"))
+    inner.save_summary("s1", Summary(0, 0, "written around the wrapper"))
+    with pytest.raises(HistoryError, match=r"\[0, 0\)"):
+        wrap(inner, KEY2, old_keys=[KEY1], allow_plaintext=True).rotate("s1")
+    assert len(store.load("s1").messages) == 2  # untouched
+
+
 def test_reserved_metadata_key_cannot_be_set(inner: Any) -> None:
     store = wrap(inner, KEY1)
     with pytest.raises(ConfigurationError, match="reserved"):
@@ -721,3 +732,63 @@ def test_backend_errors_pass_through(inner: Any) -> None:
     with pytest.raises(ConfigurationError):
         store.append("", turn("a", "b"), expected_version=0)
     assert isinstance(DecryptionError("x"), HistoryError)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Property: under any sequence of operations, the encrypted store shows what a plain store shows
+
+_op = st.one_of(
+    st.tuples(st.just("append"), st.lists(_text, min_size=1, max_size=2)),
+    st.tuples(st.just("summary"), _text),
+    st.tuples(st.just("rewind")),
+    st.tuples(st.just("rotate")),
+    st.tuples(st.just("fork"), st.integers(0, 10)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=st.lists(_op, min_size=1, max_size=12))
+def test_encrypted_store_behaves_like_a_plain_store(ops: list[tuple[Any, ...]]) -> None:
+    model, base = MemoryStore(), MemoryStore()
+    keys = [KEY1]
+    store = wrap(base, KEY1)
+    sessions = ["main"]
+    for op in ops:
+        sid = sessions[-1]
+        if op[0] == "append":
+            entries = [e for text in op[1] for e in turn(text, text[::-1])]
+            exists = sid in {s.id for s in model.list_sessions()}
+            for target in (model, store):
+                version = target.get_session(sid).version if exists else 0  # differs after a rotation
+                target.append(sid, entries, expected_version=version)
+        elif op[0] == "summary" and sid in {s.id for s in model.list_sessions()}:
+            count = model.get_session(sid).message_count
+            if not count:
+                with pytest.raises(ConfigurationError, match="empty"):
+                    store.save_summary(sid, Summary(0, 0, op[1]))
+                continue
+            for target in (model, store):
+                target.save_summary(sid, Summary(0, count, op[1]))
+        elif op[0] == "rewind" and model.list_sessions() and model.get_session(sid).message_count:
+            for target in (model, store):
+                target.rewind(sid)
+        elif op[0] == "rotate":
+            keys.append(bytes([len(keys)]) * 32)
+            store = wrap(base, keys[-1], old_keys=keys[:-1])
+            store.rotate()
+            store = wrap(base, keys[-1])  # after rotation the newest key alone reads everything
+        elif op[0] == "fork" and sid in {s.id for s in model.list_sessions()}:
+            at = min(op[1], model.get_session(sid).message_count)
+            new_id = f"fork{len(sessions)}"
+            model.fork(sid, at=at, new_id=new_id)
+            store.fork(sid, at=at, new_id=new_id)
+            sessions.append(new_id)
+        for session in model.list_sessions():
+            expected, actual = model.load(session.id), store.load(session.id)
+            assert actual.message_params() == expected.message_params()
+            assert [(s.start, s.end, s.text) for s in actual.summaries] == [
+                (s.start, s.end, s.text) for s in expected.summaries
+            ]
+            raw = base.load(session.id)
+            assert all(m.message["content"][0]["type"] == BLOCK_TYPE for m in raw.messages)
+        assert {s.id for s in store.list_sessions()} == {s.id for s in model.list_sessions()}

@@ -373,6 +373,11 @@ class _Codec:
             created_at = datetime.fromisoformat(payload["created_at"])
         return replace(stored, message=payload["message"], created_at=created_at)
 
+    def summary_kid(self, summary: Summary) -> str | None:
+        if not _is_envelope_string(summary.text):
+            return None
+        return summary.text[len(STRING_PREFIX) :].split(":", 1)[0]
+
     def message_kid(self, stored: StoredMessage) -> str | None:
         content = stored.message.get("content")
         return str(content[0].get("kid")) if _is_envelope_block(content) else None  # type: ignore[index]
@@ -744,6 +749,12 @@ class _Ops:
             raise ConfigurationError(f"expected a Summary, got {type(summary).__name__}")
         if not isinstance(summary.text, str):
             raise ConfigurationError("summary text must be a string")
+        if summary.start == summary.end:
+            # A summary of no messages could not be re-encrypted by rotate(): rewinding never drops [0, 0).
+            raise ConfigurationError(
+                f"summary range [{summary.start}, {summary.end}) is empty; a summary covers at least one "
+                "message"
+            )
         info: SessionInfo = yield _call("get_session", session_id)
         self.codec.check_writable(info)
         yield _call("save_summary", session_id, self.codec.seal_summary(session_id, summary))
@@ -864,6 +875,14 @@ class _Ops:
             if not self.codec.needs_rotation(raw):
                 return "resumed" if resumed else "unchanged"
             plain = self.codec.open_data(raw)  # a missing key fails here, before anything is written
+            if any(
+                s.end == 0 and self.codec.summary_kid(s) != self.codec.keys.current for s in raw.summaries
+            ):
+                raise HistoryError(
+                    f"session {session_id!r} has a summary of no messages (range [0, 0)) that rotation "
+                    "cannot rewrite in place; export the session through the encrypted store, delete it, drop "
+                    "that summary from the export and import it again"
+                )
             if not raw.messages:
                 yield from self._finish_metadata(session_id, plain, record)
                 return "rotated"
