@@ -880,8 +880,8 @@ class _Ops:
             ):
                 raise HistoryError(
                     f"session {session_id!r} has a summary of no messages (range [0, 0)) that rotation "
-                    "cannot rewrite in place; export the session through the encrypted store, delete it, drop "
-                    "that summary from the export and import it again"
+                    "cannot rewrite in place; export the session through the encrypted store, delete it, "
+                    "drop that summary from the export and import it again"
                 )
             if not raw.messages:
                 yield from self._finish_metadata(session_id, plain, record)
