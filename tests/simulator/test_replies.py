@@ -100,6 +100,13 @@ def test_rules_for_previous_message_repeat_words_and_images(sim: Simulator) -> N
     assert reply.content[0].text.endswith("I see 1 image: 300x200.")
 
 
+def test_a_prefill_is_answered_from_the_last_user_message(sim: Simulator) -> None:
+    client = sim.client(max_retries=0)
+    prefill = [user("Repeat after me: hello"), assistant("Sure:")]
+    reply = client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=prefill)
+    assert reply.content[0].text == "hello"
+
+
 def test_max_tokens_cuts_the_reply(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
     reply = client.messages.create(model=MODEL, max_tokens=20, messages=[user("Write 100 words")])

@@ -118,7 +118,9 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
     When thinking is on, a thinking block comes first.
     """
     messages = _visible_messages(req)
-    last: dict[str, Any] = messages[-1] if messages else {"role": "user", "content": []}
+    # The last user message: after a prefill or a paused turn the request ends with an assistant message.
+    users = [m for m in messages if m["role"] == "user"]
+    last: dict[str, Any] = users[-1] if users else {"role": "user", "content": []}
     text = user_text(last)
     low = text.lower()
     blocks: list[dict[str, Any]] = []
@@ -143,7 +145,7 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
         )
         stop = "tool_use"
     else:
-        answer = _answer(req, messages, text, low)
+        answer = _answer(req, messages, last, text, low)
 
     if answer:
         blocks.append({"type": "text", "text": answer})
@@ -165,7 +167,9 @@ def _visible_messages(req: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _answer(req: Request, messages: list[dict[str, Any]], text: str, low: str) -> str:
+def _answer(
+    req: Request, messages: list[dict[str, Any]], current: dict[str, Any], text: str, low: str
+) -> str:
     users = [m for m in messages if m["role"] == "user" and user_text(m).strip()]
     match = re.search(r"repeat after me:\s*(.*)", text, re.IGNORECASE | re.DOTALL)
     if match and match.group(1).strip():
@@ -197,7 +201,7 @@ def _answer(req: Request, messages: list[dict[str, Any]], text: str, low: str) -
         names = [t["name"] for t in req.tools]
         return "Available tools: " + ", ".join(names) + "." if names else "No tools are available."
     answer = f'You said: "{excerpt(text)}". This conversation has {_n(len(messages), "message")}.'
-    last = messages[-1]["content"] if messages else []
+    last = current["content"]
     images = [b for b in last if b.get("type") == "image"]
     if images:
         sizes = []
