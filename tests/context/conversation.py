@@ -15,8 +15,8 @@ from claude_history.stores.base import Summary
 
 _VOCABULARY = """
 the of and to in is it you that he was for on are with as his they be at one have this from or had by word but
-what some we can out other were all there when up use your how said an each she which do their time if will way
-about many then them write would like so these her long make thing see him two has look cache window token
+what some we can out other were all there when up use your how said an each she which do their time if will
+way about many then them write would like so these her long make thing see him two has look cache window token
 budget summary prompt model request reply tool result image turn session history
 """
 WORDS = _VOCABULARY.split()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -472,14 +473,20 @@ class _Replay:
             raw = self.raw_view(c, e, ib, p)
             state = _State(state.c, state.e, state.ib, state.calib.observe(self.measured, raw), None)
         ratio = state.calib.ratio
+        margin = _margin(state.calib)
+
+        def fresh(t: int, epoch: int) -> int:
+            return math.ceil(self.size_fresh(t, epoch, ib, p, ratio) * (1 + margin))
+
         violated = None
         for index, (limit, target) in enumerate(self.limits):
             if c == state.c:
-                size, _ = self.predict(
+                size, exact = self.predict(
                     state, (c, e, ib, self.compaction_start(p)), self.raw_view(c, e, ib, p)
                 )
+                size += math.ceil((size - exact) * margin)
             else:
-                size = self.size_fresh(c, e, ib, p, ratio)
+                size = fresh(c, e)
             if size <= limit:
                 continue
             if self.spec.compaction is not None or frozen:
@@ -489,16 +496,16 @@ class _Replay:
                 continue
             # Cut in one step: the smallest later turn start whose view fits the target (monotone in t).
             a, b = bisect.bisect_right(self.starts, c), k
-            if a > b or self.size_fresh(self.starts[b], s, ib, p, ratio) > target:
+            if a > b or fresh(self.starts[b], s) > target:
                 a = b
             while a < b:
                 mid = (a + b) // 2
-                if self.size_fresh(self.starts[mid], s, ib, p, ratio) <= target:
+                if fresh(self.starts[mid], s) <= target:
                     b = mid
                 else:
                     a = mid + 1
             c, e = self.starts[a], s
-            if self.size_fresh(c, e, ib, p, ratio) > limit:
+            if fresh(c, e) > limit:
                 violated = limit if violated is None else min(violated, limit)
         return c, e, ib, violated
 
@@ -556,6 +563,12 @@ class _Replay:
         raise InvalidHistory(
             "messages: the list is empty; a request needs at least one user message", index=None
         )
+
+
+def _margin(calibration: Calibration) -> float:
+    """Safety margin on the estimated (not yet billed) part of a request when checking it against a limit:
+    wider until the session's calibration has seen a few requests."""
+    return 0.08 if calibration.observations >= 3 else 0.15
 
 
 def _first_request_prompt(usage: Mapping[str, Any]) -> int:
@@ -854,7 +867,7 @@ def _build(
             candidates.append(
                 Candidate(len(tool_list) + len(sys_blocks) - 1, prefix_before_messages, 3, "summary")
             )
-        if len(view) > 1 and ends[0] >= 0:
+        if len(view) > 1 and ends[0] >= 0 and decision.start > (starts[0] if starts else 0):
             candidates.append(Candidate(ends[0], cumulative[0], 4, "window start"))
         if isinstance(cache, str) and cache in ("5m", "1h"):
             ttl = cache
@@ -891,7 +904,6 @@ def _build(
     if spec.compaction is not None:
         extra["context_management"] = {"edits": [spec.compaction.edit()]}
         extra["betas"] = [COMPACTION_BETA]
-
 
     # Report.
     total = decision.predicted
