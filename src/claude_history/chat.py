@@ -347,10 +347,24 @@ class Chat(_ChatBase):
         )
         self._check_sync_tools(self._settings.toolset)
         self._store: Store = _sync_store(store)
+        self._owns_store = store is None or isinstance(store, str)
 
     @property
     def store(self) -> Store:
         return self._store
+
+    def close(self) -> None:
+        """Close the store if this chat opened it (``store=None`` or a URL); a store you passed stays open."""
+        if self._owns_store:
+            self._store.close()
+
+    def __enter__(self) -> Chat:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- loading -----------------------------------------------------------------------------------------
 
@@ -705,10 +719,16 @@ class AsyncChat(_ChatBase):
             create_kwargs=create_kwargs,
         )
         self._store: AsyncStore = _async_store(store)
+        self._owns_store = store is None or isinstance(store, str)
 
     @property
     def store(self) -> AsyncStore:
         return self._store
+
+    async def aclose(self) -> None:
+        """Close the store if this chat opened it (``store=None`` or a URL); a store you passed stays open."""
+        if self._owns_store:
+            await self._store.aclose()
 
     async def __aenter__(self) -> AsyncChat:
         if self._state is None:
@@ -718,7 +738,7 @@ class AsyncChat(_ChatBase):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        await self.aclose()
 
     # -- loading -----------------------------------------------------------------------------------------
 
@@ -1028,4 +1048,5 @@ def _async_store(store: AsyncStore | Store | str | None) -> AsyncStore:
         return store  # type: ignore[return-value]
     from .stores.threaded import ThreadedAsyncStore
 
+    # Its worker threads end when the wrapper is garbage-collected with the chat.
     return ThreadedAsyncStore(store)  # type: ignore[arg-type]

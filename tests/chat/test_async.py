@@ -229,3 +229,19 @@ async def test_a_sync_store_is_run_off_the_event_loop(
     assert sync_store.load("w").version == 1
     assert type(chat.store).__name__ == "ThreadedAsyncStore"
     sync_store.close()
+
+
+async def test_async_chat_closes_only_the_store_it_opened(
+    aclient: anthropic.AsyncAnthropic, sqlite_url: str
+) -> None:
+    from claude_history.errors import StoreUnavailable
+
+    async with AsyncChat(aclient, model=MODEL, store=sqlite_url, session_id="c") as owned:
+        await owned.send("hi")
+    with pytest.raises((StoreUnavailable, RuntimeError)):
+        await owned.store.load("c")
+    mine = open_async_store(sqlite_url)
+    async with AsyncChat(aclient, model=MODEL, store=mine, session_id="c") as chat:
+        await chat.send("again")
+    assert (await mine.load("c")).version == 2
+    await mine.aclose()

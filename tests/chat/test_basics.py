@@ -215,3 +215,17 @@ def test_store_url_and_reload(client: anthropic.Anthropic, sqlite_url: str) -> N
     assert len(chat.messages) == 2
     chat.reload()
     assert len(chat.messages) == 4
+
+
+def test_a_chat_closes_only_the_store_it_opened(
+    client: anthropic.Anthropic, sqlite_url: str, store: Store
+) -> None:
+    from claude_history.errors import StoreUnavailable
+
+    with Chat(client, model=MODEL, store=store, session_id="c") as chat:
+        chat.send("hi")
+    assert store.load("c").version == 1  # yours stays open
+    with Chat(client, model=MODEL, store=sqlite_url, session_id="c") as owned:
+        owned.send("hi")
+    with pytest.raises(StoreUnavailable):
+        owned.store.load("c")  # the one it opened from the URL is closed
