@@ -104,6 +104,11 @@ def test_unicode_and_control_characters(store: Any) -> None:
     ]
     store.append("u", entries, expected_version=0)
     assert [canonical(m.message) for m in store.load("u").messages] == [canonical(e.message) for e in entries]
+    store.update_session("u", title="line\u2028separator \x85 in a title")
+    store.import_jsonl(store.export_jsonl("u"), session_id="u2")  # raw U+2028 / U+0085 inside JSON lines
+    copied = store.load("u2").messages
+    assert [canonical(m.message) for m in copied] == [canonical(e.message) for e in entries]
+    assert store.get_session("u2").title == "line\u2028separator \x85 in a title"
 
 
 def test_ten_megabyte_image_message(sync_store: Any) -> None:

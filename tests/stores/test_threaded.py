@@ -1,0 +1,112 @@
+"""ThreadedAsyncStore: the async twin of a sync store never runs the store on the event loop's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from claude_history.errors import ConflictError, SessionNotFound
+from claude_history.stores.base import AsyncStore, Entry
+from claude_history.stores.memory import MemoryStore
+from claude_history.stores.threaded import ThreadedAsyncStore
+
+from .samples import turn
+
+
+class RecordingStore(MemoryStore):
+    """A memory store that notes the thread of every call, and can be made to wait inside ``append``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+        self.gate: threading.Event | None = None
+        self.closed = False
+
+    def load(self, session_id: str) -> Any:
+        self.threads.append(threading.get_ident())
+        return super().load(session_id)
+
+    def append(self, session_id: str, entries: Any, *, expected_version: int) -> int:
+        self.threads.append(threading.get_ident())
+        if self.gate is not None:
+            assert self.gate.wait(timeout=30), "the event loop was blocked while the store worked"
+        return super().append(session_id, entries, expected_version=expected_version)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_calls_run_off_the_loop_thread() -> None:
+    inner = RecordingStore()
+    store = ThreadedAsyncStore(inner)
+    assert isinstance(store, AsyncStore)
+    await store.append("s", turn("1"), expected_version=0)
+    await store.load("s")
+    assert inner.threads and threading.get_ident() not in inner.threads
+    await store.aclose()
+
+
+async def test_the_loop_keeps_running_while_a_call_waits() -> None:
+    """The append blocks until a coroutine on the loop releases it: that only finishes if the loop is free."""
+    inner = RecordingStore()
+    inner.gate = threading.Event()
+    store = ThreadedAsyncStore(inner)
+
+    async def release() -> None:
+        await asyncio.sleep(0)
+        inner.gate.set()  # type: ignore[union-attr]
+
+    version, _ = await asyncio.wait_for(
+        asyncio.gather(store.append("s", turn("1"), expected_version=0), release()), timeout=30
+    )
+    assert version == 1
+    await store.aclose()
+
+
+async def test_errors_keep_their_types() -> None:
+    async with ThreadedAsyncStore(MemoryStore()) as store:
+        with pytest.raises(SessionNotFound):
+            await store.load("ghost")
+        await store.append("s", turn("1"), expected_version=0)
+        with pytest.raises(ConflictError) as raised:
+            await store.append("s", turn("2"), expected_version=0)
+        assert [e.message for e in raised.value.unsaved] == [e.message for e in turn("2")]
+
+
+async def test_every_method_is_forwarded() -> None:
+    inner = RecordingStore()
+    async with ThreadedAsyncStore(inner) as store:
+        await store.append("s", turn("hello") + turn("again"), expected_version=0)
+        assert (await store.get_session("s")).message_count == 4
+        assert (await store.update_session("s", title="T", tags=["x"])).title == "T"
+        assert [s.id for s in await store.list_sessions(tag="x")] == ["s"]
+        assert sorted(h.seq for h in await store.search("hello")) == [0, 1]
+        forked = await store.fork("s", at=2, new_id="f")
+        assert (await store.load(forked)).version == 1
+        assert await store.rewind("s") == 2
+        exported = await store.export_jsonl("s")
+        assert await store.import_jsonl(iter(exported.split("\n")), session_id="copy") == "copy"
+        assert await store.delete("copy") is True
+        assert await store.purge_expired() == 0
+        from claude_history.stores.base import Summary
+
+        await store.save_summary("s", Summary(0, 2, "hi"))
+        assert [s.text for s in (await store.load("s")).summaries] == ["hi"]
+    assert inner.closed
+
+
+async def test_many_concurrent_calls_share_a_bounded_pool() -> None:
+    inner = RecordingStore()
+    store = ThreadedAsyncStore(inner, max_workers=2)
+    await asyncio.gather(
+        *(
+            store.append(f"s{i}", [Entry({"role": "user", "content": "x"})], expected_version=0)
+            for i in range(20)
+        )
+    )
+    assert len(set(inner.threads)) <= 2
+    assert len(await store.list_sessions(limit=100)) == 20
+    await store.aclose()
