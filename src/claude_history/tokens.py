@@ -305,14 +305,20 @@ def _count_kwargs(request: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in skip and v is not None}
 
 
+def _endpoint(client: Any, request: Mapping[str, Any]) -> Any:
+    # Beta features (context_management for compaction) are counted by the beta endpoint.
+    return client.beta.messages if request.get("betas") else client.messages
+
+
 def count_tokens(client: Any, **request: Any) -> int:
     """Exact input tokens of a request from the API (``client.messages.count_tokens``): free but rate-limited,
-    so use it near a limit (``RequestPlan.check_count``), not on every turn."""
-    result = client.messages.count_tokens(**_count_kwargs(request))
+    so use it near a limit (``RequestPlan.check_count``), not on every turn. Takes the ``messages.create``
+    keyword arguments (``model``, ``**plan.request_kwargs()``); output-only ones are dropped."""
+    result = _endpoint(client, request).count_tokens(**_count_kwargs(request))
     return int(result.input_tokens)
 
 
 async def acount_tokens(client: Any, **request: Any) -> int:
     """``count_tokens`` for ``AsyncAnthropic``."""
-    result = await client.messages.count_tokens(**_count_kwargs(request))
+    result = await _endpoint(client, request).count_tokens(**_count_kwargs(request))
     return int(result.input_tokens)

@@ -156,3 +156,38 @@ def test_planned_size_is_exact_up_to_the_last_response(sim: Any) -> None:
         usage.append({"seq": len(log) - 1, "usage": reply.usage.model_dump(exclude_none=True)})
     print(f"\nplanned vs billed prompt: worst {max(errors):.2%}, mean {sum(errors) / len(errors):.2%}")
     assert max(errors) < 0.02
+
+
+def test_exact_count_near_the_budget_can_tighten_the_window(sim: Any) -> None:
+    """Near the budget the plan asks for an exact count; a count over the budget, given back, cuts deeper."""
+    client = anthropic.Anthropic(api_key="test", base_url=sim.base_url, max_retries=0)
+    history = build_history(21, 12, images=False)
+    log, pending = history[:-1], history[-1:]
+    from claude_history.context import TokenBudget
+
+    whole = plan_request(log, pending, model="claude-sonnet-4-6").estimated_input_tokens
+    policy = TokenBudget(int(whole * 1.2))
+    plan = plan_request(log, pending, model="claude-sonnet-4-6", policy=policy)
+    assert plan.check_count
+    exact = count_tokens(client, model="claude-sonnet-4-6", max_tokens=100, **plan.request_kwargs())
+    assert exact <= policy.max_input_tokens
+    # Pretend the API counted far more than estimated: the window moves to fit.
+    tighter = plan_request(
+        log,
+        pending,
+        model="claude-sonnet-4-6",
+        policy=policy,
+        measured_input_tokens=int(policy.max_input_tokens * 1.3),
+    )
+    assert tighter.window_start > plan.window_start
+
+
+def test_count_tokens_uses_the_beta_endpoint_for_beta_requests(sim: Any) -> None:
+    from claude_history.context import ServerCompaction
+
+    client = anthropic.Anthropic(api_key="test", base_url=sim.base_url, max_retries=0)
+    plan = plan_request(
+        [], [{"role": "user", "content": "hello there"}], model="claude-opus-5-5", policy=ServerCompaction()
+    )
+    assert count_tokens(client, model="claude-opus-5-5", **plan.request_kwargs()) > 0
+    assert "compact-2026-01-12" in sim.requests[-1]["headers"].get("anthropic-beta", "")
