@@ -249,3 +249,12 @@ def test_update_arguments_are_checked_and_normalised() -> None:
     ):
         with pytest.raises(ConfigurationError):
             _common.check_session_changes(bad)
+
+
+def test_lone_surrogates_are_escaped_not_lost() -> None:
+    value = {"text": "half \ud83d emoji", "ok": "é"}
+    text = _common.dumps(value)
+    text.encode("utf-8")  # storable as UTF-8
+    assert json.loads(text) == value
+    assert _common.dumps({"ok": "é"}) == '{"ok":"é"}'  # ordinary text stays unescaped
+    assert _common.message_text({"role": "user", "content": "a \ud83d b"}).encode("utf-8")

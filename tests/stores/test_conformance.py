@@ -111,6 +111,14 @@ def test_unicode_and_control_characters(store: Any) -> None:
     assert store.get_session("u2").title == "line\u2028separator \x85 in a title"
 
 
+def test_lone_surrogates_from_json_escapes(store: Any) -> None:
+    """JSON may escape a lone surrogate ("\\ud83d"), so a parsed reply can hold one; it must survive."""
+    message = json.loads('{"role": "assistant", "content": [{"type": "text", "text": "cut emoji \\ud83d here"}]}')
+    store.append("s", [Entry({"role": "user", "content": "hi"}), Entry(message)], expected_version=0)
+    assert store.load("s").messages[1].message == message
+    assert [h.seq for h in store.search("emoji")] == [1]
+
+
 def test_ten_megabyte_image_message(sync_store: Any) -> None:
     message = big_image_message(10)
     assert len(message["content"][0]["source"]["data"]) >= 10 * 1024 * 1024

@@ -70,13 +70,23 @@ REWIND_RETRIES = 8
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 _DECODER = json.JSONDecoder()
 
 
 def dumps(value: Any) -> str:
     """Compact JSON that keeps key order and non-ASCII text as is: what is stored is what the API returned.
-    (``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, with one shared encoder.)"""
-    return _ENCODER.encode(value)
+    (``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, with one shared encoder.)
+
+    A lone surrogate (valid in JSON as ``"\\ud800"``, so a reply can carry one) cannot be written as UTF-8:
+    such a value is written with ``\\u`` escapes instead, which decode to the very same string."""
+    text = _ENCODER.encode(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _ASCII_ENCODER.encode(value)
+    return text
 
 
 def decode_json(text: str | bytes | None) -> Any:
@@ -340,7 +350,11 @@ def message_text(message: Mapping[str, Any]) -> str:
     and plain-text documents. Thinking, tool inputs and binary data are not indexed."""
     parts: list[str] = []
     _collect_text(message.get("content"), parts)
-    return "\n".join(part for part in parts if part)
+    text = "\n".join(part for part in parts if part)
+    if not text.isascii():
+        # Index a lone surrogate (see ``dumps``) as U+FFFD: search indexes hold UTF-8 text only.
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def _collect_text(content: Any, parts: list[str]) -> None:

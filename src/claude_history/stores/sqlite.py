@@ -233,9 +233,11 @@ class SQLiteStore(StoreBase):
         try:
             yield
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, ...
+                raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
             raise
 
     @contextmanager
