@@ -270,7 +270,7 @@ def test_async_tool_functions_need_async_chat(client: anthropic.Anthropic) -> No
         Chat(client, model=MODEL, tools=[lookup])
 
 
-PAUSE_MODEL = "claude-sonnet-4-5"  # the simulator accepts a final assistant message (the paused turn) here
+PAUSE_MODEL = "claude-sonnet-4-6"  # no prefill: the request may still end with a paused turn
 SEARCH = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "paris"}}
 SEARCH_RESULT = {
     "type": "web_search_tool_result",
@@ -281,7 +281,6 @@ SEARCH_RESULT = {
 }
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK warns about claude-sonnet-4-5
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
 def test_pause_turn_is_continued_within_the_turn(
     sim: Simulator, client: anthropic.Anthropic, store: Store, stream: bool
@@ -317,7 +316,6 @@ def test_pause_turn_is_continued_within_the_turn(
     validate(chat.messages, for_sending=False)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_pause_beyond_the_round_limit_can_be_resumed(sim: Simulator, client: anthropic.Anthropic) -> None:
     sim.reply_with([SEARCH, SEARCH_RESULT], stop_reason="pause_turn")
     sim.reply_with("done")
