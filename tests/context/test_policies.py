@@ -305,3 +305,46 @@ def test_composition_takes_the_latest_cut() -> None:
         history[:split], history[split:], model=MODEL, policy=LastTurns(4) & TokenBudget(5_000)
     )
     assert both.window_start == max(a.window_start, b.window_start)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.sampled_from(range(len(POLICIES) - 1)))
+def test_the_incremental_index_gives_the_same_plan_as_a_fresh_one(seed: int, which: int) -> None:
+    """The planner caches its index of a session's messages between calls: planning the same log from fresh
+    copies (a reload from the store, another process) gives exactly the same request."""
+    policy = POLICIES[which]
+    history = build_history(seed, 20, thinking=True, images=True)
+    usage = [
+        {"seq": i, "usage": {"input_tokens": 500 + 40 * i}}
+        for i, m in enumerate(history)
+        if m["role"] == "assistant"
+    ]
+    for p in [i for i, m in enumerate(history) if m["role"] == "user"][::3]:
+        cached = plan_request(
+            history[:p], history[p : p + 1], model=MODEL, system=SYSTEM, policy=policy, usage_history=usage
+        )
+        fresh = plan_request(
+            copy.deepcopy(history[:p]),
+            copy.deepcopy(history[p : p + 1]),
+            model=MODEL,
+            system=SYSTEM,
+            policy=policy,
+            usage_history=usage,
+        )
+        assert cached.messages == fresh.messages
+        assert (cached.window_start, cached.estimated_input_tokens) == (
+            fresh.window_start,
+            fresh.estimated_input_tokens,
+        )
+
+
+def test_a_message_edited_in_place_is_measured_again() -> None:
+    log = [
+        {"role": "user", "content": "short"},
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+    ]
+    pending = [{"role": "user", "content": "next"}]
+    before = plan_request(log, pending, model=MODEL).estimated_input_tokens
+    log[1]["content"].append({"type": "text", "text": "much longer now " * 200})
+    after = plan_request(log, pending, model=MODEL).estimated_input_tokens
+    assert after > before + 500

@@ -519,7 +519,10 @@ class _Replay:
         state = _State(first, first, 0)
         last = len(full) - 1
         # Resume from the last checkpoint that still holds: same messages, same usage, same summary.
-        checkpoints = self.log.replays.setdefault(settings_key, [])
+        replays = self.log.replays
+        if settings_key not in replays and len(replays) >= 4:  # e.g. a system prompt that changes every turn
+            replays.pop(next(iter(replays)))
+        checkpoints = replays.setdefault(settings_key, [])
         kept = 0
         for cp in checkpoints:
             if cp.point >= last or self.observed_at(cp.point) != cp.observed:
