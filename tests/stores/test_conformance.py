@@ -320,7 +320,7 @@ def test_summaries_are_kept_beside_the_log(store: Any) -> None:
     with pytest.raises(ConfigurationError):
         store.save_summary("s", Summary(start=0, end=9, text="beyond the log"))
     with pytest.raises(SessionNotFound):
-        store.save_summary("ghost", Summary(start=0, end=0, text="x"))
+        store.save_summary("ghost", Summary(start=0, end=1, text="x"))
 
 
 # -- fork ----------------------------------------------------------------------------------------------------

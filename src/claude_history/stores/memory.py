@@ -193,9 +193,8 @@ class MemoryStore(StoreBase):
         with self._lock:
             session = self._get(session_id)
             check_summary(summary, len(session.rows))
-            if summary.usage is not None:
-                dumps(dict(summary.usage))
             stamp = summary.created_at or from_us(now_us())
+            # A JSON copy, as a database would keep: later changes to the caller's dict do not leak in.
             usage = None if summary.usage is None else decode_json(dumps(dict(summary.usage)))
             session.summaries.append(replace(summary, created_at=stamp, usage=usage))
 
