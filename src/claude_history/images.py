@@ -34,13 +34,9 @@ _PATCH = 28
 
 
 def image_limits(model: str) -> ImageLimits:
-    """Limits for a model: the high-resolution ones for Claude 4.7+ and 5.x.
-
-    The model table has no image field; the 4.7 generation changed the tokenizer and the image limits
-    together, so the tokenizer factor identifies it. Unknown models get the standard limits.
-    """
+    """Limits for a model: the high-resolution ones for Claude 4.7+ and 5.x; unknown models get the standard."""
     info = model_info(model)
-    if info is not None and info.tokenizer_factor > 1.0:
+    if info is not None and info.high_res_images:
         return HIGH_RES_LIMITS
     return STANDARD_LIMITS
 

@@ -23,6 +23,8 @@ class ModelInfo:
     binds_thinking: bool
     # Claude 4.7+ and 5.x tokenizers give about 30% more tokens for the same text.
     tokenizer_factor: float
+    # Claude 4.7+ and 5.x accept images up to 2576 px on the long edge (4,784 tokens) instead of 1568 px.
+    high_res_images: bool = False
     max_output_tokens: int = 64_000
 
 
@@ -31,7 +33,8 @@ _K200 = 200_000
 
 
 def _m(name: str, window: int, min_cache: int, prefill: bool, binds: bool, factor: float) -> ModelInfo:
-    return ModelInfo(name, window, min_cache, prefill, binds, factor)
+    # The 4.7 generation changed the tokenizer and the image limits together.
+    return ModelInfo(name, window, min_cache, prefill, binds, factor, high_res_images=factor > 1.0)
 
 
 MODELS: dict[str, ModelInfo] = {
