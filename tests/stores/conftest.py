@@ -2,8 +2,7 @@
 
 A ``Backend`` knows how to open its store (again, as another app server or process would) by URL and options,
 so the same spec drives in-process tests, subprocess workers and the async flavour. Backends that need a
-server
-(PostgreSQL, Redis) are isolated per test with a unique schema / key prefix and dropped afterwards.
+server (PostgreSQL, Redis) are isolated per test with a unique schema / key prefix and dropped afterwards.
 """
 
 from __future__ import annotations

@@ -129,9 +129,7 @@ def test_four_processes_append_to_one_session(shared_backend: Backend) -> None:
 
 
 def test_eight_processes_on_separate_sessions(plain_shared_backend: Backend) -> None:
-    shared_backend = plain_shared_backend
-    store = shared_backend.open()
-    store.close()
+    shared_backend = plain_shared_backend  # the workers also race to create the database / directory
     workers = [
         spawn(shared_backend, mode="turns", session=f"s{w}", label=f"p{w}", turns=50) for w in range(8)
     ]
