@@ -113,7 +113,7 @@ def test_unicode_and_control_characters(store: Any) -> None:
 
 def test_lone_surrogates_from_json_escapes(store: Any) -> None:
     """JSON may escape a lone surrogate ("\\ud83d"), so a parsed reply can hold one; it must survive."""
-    message = json.loads('{"role": "assistant", "content": [{"type": "text", "text": "cut emoji \\ud83d here"}]}')
+    message = json.loads('{"role": "assistant", "content": [{"type": "text", "text": "cut \\ud83d emoji"}]}')
     store.append("s", [Entry({"role": "user", "content": "hi"}), Entry(message)], expected_version=0)
     assert store.load("s").messages[1].message == message
     assert [h.seq for h in store.search("emoji")] == [1]
