@@ -15,6 +15,7 @@ import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,9 @@ from .turn import (
     Summarize,
     Turn,
     begin_turn,
+    read_clock,
     resume_turn,
+    utc_now,
 )
 from .usage import TokenUsage
 
@@ -79,6 +82,7 @@ class _ChatBase:
         max_tool_rounds: int,
         tool_errors: ToolErrors,
         commit_pending: bool,
+        clock: Callable[[], datetime] | None,
         create_kwargs: Mapping[str, Any],
     ) -> None:
         if not isinstance(model, str) or not model:
@@ -94,6 +98,8 @@ class _ChatBase:
                 raise ConfigurationError(
                     f"{key}= is not a Chat argument: the chat builds the messages itself"
                 )
+        if clock is not None and not callable(clock):
+            raise ConfigurationError("clock= must be a function returning an aware datetime")
         self._client = client
         self._settings = Settings(
             model=model,
@@ -106,6 +112,7 @@ class _ChatBase:
             max_tool_rounds=max_tool_rounds,
             tool_errors=tool_errors,
             commit_pending=commit_pending,
+            clock=clock if clock is not None else utc_now,
         )
         self._prices = load_prices(prices)
         self._ledger = Ledger(self._prices)
@@ -214,9 +221,9 @@ class _ChatBase:
         self._ledger.reset(state)
 
     def _after_commit(
-        self, turn: Turn, entries: Sequence[Entry], version: int, info: SessionInfo | None
+        self, turn: Turn, entries: Sequence[Entry], version: int, info: SessionInfo | None, now: datetime
     ) -> None:
-        state = turn.base.committed(entries, version)
+        state = turn.base.committed(entries, version, now)
         if info is not None:
             state = replace(state, info=info)
         if self._state is turn.base:
@@ -323,6 +330,7 @@ class Chat(_ChatBase):
         max_tool_rounds: int = 20,
         tool_errors: ToolErrors = "report",
         commit_pending: bool = False,
+        clock: Callable[[], datetime] | None = None,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is True:
@@ -343,6 +351,7 @@ class Chat(_ChatBase):
             max_tool_rounds=max_tool_rounds,
             tool_errors=tool_errors,
             commit_pending=commit_pending,
+            clock=clock,
             create_kwargs=create_kwargs,
         )
         self._check_sync_tools(self._settings.toolset)
@@ -484,6 +493,7 @@ class Chat(_ChatBase):
 
     def _commit(self, turn: Turn, entries: Sequence[Entry], message: Any) -> None:
         changes = self._settings.metadata_changes(turn.base)
+        now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
         info: SessionInfo | None = None
         try:
             if changes:
@@ -499,7 +509,7 @@ class Chat(_ChatBase):
         except BaseException as exc:
             _attach(exc, message, entries)
             raise
-        self._after_commit(turn, entries, version, info)
+        self._after_commit(turn, entries, version, info, now)
 
     def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
         results = []
@@ -698,6 +708,7 @@ class AsyncChat(_ChatBase):
         max_tool_rounds: int = 20,
         tool_errors: ToolErrors = "report",
         commit_pending: bool = False,
+        clock: Callable[[], datetime] | None = None,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is False:
@@ -716,6 +727,7 @@ class AsyncChat(_ChatBase):
             max_tool_rounds=max_tool_rounds,
             tool_errors=tool_errors,
             commit_pending=commit_pending,
+            clock=clock,
             create_kwargs=create_kwargs,
         )
         self._store: AsyncStore = _async_store(store)
@@ -854,6 +866,7 @@ class AsyncChat(_ChatBase):
 
     async def _commit(self, turn: Turn, entries: Sequence[Entry], message: Any) -> None:
         changes = self._settings.metadata_changes(turn.base)
+        now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
         info: SessionInfo | None = None
         try:
             if changes:
@@ -871,7 +884,7 @@ class AsyncChat(_ChatBase):
         except BaseException as exc:
             _attach(exc, message, entries)
             raise
-        self._after_commit(turn, entries, version, info)
+        self._after_commit(turn, entries, version, info, now)
 
     async def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
         uses = turn.awaiting

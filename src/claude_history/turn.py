@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Any
 
 from .context.plan import RequestPlan, plan_request
-from .errors import InvalidHistory
+from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
 from .tools import ToolErrors, ToolSet
@@ -41,6 +41,7 @@ __all__ = [
     "begin_turn",
     "dump_block",
     "user_message",
+    "utc_now",
 ]
 
 # Arguments a caller may not pass per call: the chat owns them.
@@ -70,6 +71,24 @@ class CountTokens:
 
 
 Op = Summarize | SaveSummary | CountTokens
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock of a chat (looked up at each call, so a patched ``turn.datetime`` is honoured)."""
+    return datetime.now(timezone.utc)
+
+
+def read_clock(clock: Clock) -> datetime:
+    """``clock()``, checked: the planner subtracts these stamps from the stores' aware UTC timestamps."""
+    now = clock()
+    if getattr(now, "tzinfo", None) is None or now.utcoffset() is None:
+        raise ConfigurationError(
+            f"clock= must return an aware datetime (e.g. datetime.now(timezone.utc)), got {now!r}"
+        )
+    return now
 
 
 # Stop reasons after which the response is sent back as it is to let the model go on (claude-api-facts.md:
@@ -118,9 +137,12 @@ class SessionState:
     def stored_system(self) -> str | list[dict[str, Any]] | None:
         return self.info.system if self.info is not None else None
 
-    def committed(self, entries: Sequence[Entry], version: int) -> SessionState:
-        """The state after ``entries`` were appended and the store answered ``version``."""
-        now = datetime.now(timezone.utc)
+    def committed(
+        self, entries: Sequence[Entry], version: int, now: datetime | None = None
+    ) -> SessionState:
+        """The state after ``entries`` were appended and the store answered ``version``; the new records
+        are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps)."""
+        now = now if now is not None else utc_now()
         start = len(self.records)
         new = tuple(
             StoredMessage(
@@ -337,6 +359,7 @@ class Settings:
     max_tool_rounds: int
     tool_errors: ToolErrors
     commit_pending: bool
+    clock: Clock = utc_now  # "now" for record stamps (the gaps between turns decide the cache TTL)
 
     def system_for(self, state: SessionState) -> str | list[dict[str, Any]] | None:
         return self.system if self.system is not None else state.stored_system
@@ -408,7 +431,7 @@ class Turn:
     def plan(self, settings: Settings, measured: int | None = None) -> RequestPlan:
         """The context plan for the next call of this turn (``context.plan_request``)."""
         opts = {**settings.create_kwargs, **self.overrides}
-        now = datetime.now(timezone.utc)
+        now = read_clock(settings.clock)
         offset = len(self.base.records)
         # Usage of the replies of this turn so far: their sizes are exact for the next request's estimate.
         pending_usage = [
