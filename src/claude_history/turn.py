@@ -137,9 +137,7 @@ class SessionState:
     def stored_system(self) -> str | list[dict[str, Any]] | None:
         return self.info.system if self.info is not None else None
 
-    def committed(
-        self, entries: Sequence[Entry], version: int, now: datetime | None = None
-    ) -> SessionState:
+    def committed(self, entries: Sequence[Entry], version: int, now: datetime | None = None) -> SessionState:
         """The state after ``entries`` were appended and the store answered ``version``; the new records
         are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps)."""
         now = now if now is not None else utc_now()
