@@ -39,16 +39,81 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - gives type checkers and IDEs the real names
+    from .chat import (
+        AsyncChat as AsyncChat,
+    )
+    from .chat import (
+        Chat as Chat,
+    )
+    from .context import (
+        CacheAwareWindow as CacheAwareWindow,
+    )
+    from .context import (
+        Combine as Combine,
+    )
+    from .context import (
+        ContextReport as ContextReport,
+    )
+    from .context import (
+        KeepAll as KeepAll,
+    )
+    from .context import (
+        LastTurns as LastTurns,
+    )
+    from .context import (
+        OldImages as OldImages,
+    )
+    from .context import (
+        ServerCompaction as ServerCompaction,
+    )
+    from .context import (
+        Summarize as Summarize,
+    )
+    from .context import (
+        TokenBudget as TokenBudget,
+    )
+    from .context import (
+        context_report as context_report,
+    )
     from .errors import (
-        BudgetExceeded,
-        ConfigurationError,
-        ConflictError,
-        DecryptionError,
-        HistoryError,
-        InvalidHistory,
-        SessionNotFound,
-        StoreUnavailable,
+        BudgetExceeded as BudgetExceeded,
+    )
+    from .errors import (
+        ConfigurationError as ConfigurationError,
+    )
+    from .errors import (
+        ConflictError as ConflictError,
+    )
+    from .errors import (
+        DecryptionError as DecryptionError,
+    )
+    from .errors import (
+        HistoryError as HistoryError,
+    )
+    from .errors import (
+        InvalidHistory as InvalidHistory,
+    )
+    from .errors import (
+        SessionNotFound as SessionNotFound,
+    )
+    from .errors import (
+        StoreUnavailable as StoreUnavailable,
+    )
+    from .history import (
+        repair as repair,
+    )
+    from .history import (
+        validate as validate,
+    )
+    from .stores import (
+        open_async_store as open_async_store,
+    )
+    from .stores import (
+        open_store as open_store,
+    )
+    from .usage import (
+        TokenUsage as TokenUsage,
     )
 
 
