@@ -37,6 +37,7 @@ from .turn import (
     Summarize,
     Turn,
     begin_turn,
+    next_request_report,
     read_clock,
     resume_turn,
     utc_now,
@@ -188,19 +189,13 @@ class _ChatBase:
         return copy.deepcopy(self._current().awaiting_tool_uses())
 
     def context_report(self, content: Any = None, **overrides: Any) -> ContextReport:
-        """What the next request would hold if ``content`` were sent now (tokens of system, summary and kept
-        turns; cached vs uncached; estimated input cost): a plan, no API call. Without ``content``: the
-        pending turn as it stands, or a one-word placeholder message."""
-        state = self._current()
-        if content is None and self._pending is not None:
-            turn = self._pending.copy()
-            turn.overrides.update(overrides)
-        else:
-            placeholder = content if content is not None else "…"
-            turn = begin_turn(state, self._pending, placeholder, self._settings, overrides)
-        report = turn.plan(self._settings).report
-        assert report is not None
-        return report
+        """What the next request would hold if ``content`` were sent now, planned exactly as ``send`` plans
+        it: tokens of system, tools, summary and kept turns, cached vs uncached, the TTL and breakpoints, the
+        budget and the estimated input cost (``context.ContextReport``). No API call, nothing changes.
+        Without ``content``: the pending turn as it stands, or a one-character placeholder message.
+        ``overrides`` are ``send``'s per-call keywords (``model=``, ``system=``, ``tools=``...).
+        On ``AsyncChat`` it is not awaited: it reads the loaded state (``await chat.load()`` first)."""
+        return next_request_report(self._current(), self._pending, content, self._settings, overrides)
 
     def discard_pending(self) -> list[dict[str, Any]]:
         """Drop the turn in progress (nothing of it was stored); returns its messages."""
@@ -259,12 +254,21 @@ class _ChatBase:
         turn.base = base
 
 
+# Arguments of messages.create about the output, which count_tokens does not take.
+_OUTPUT_ONLY = frozenset(
+    {"max_tokens", "stream", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "service_tier"}
+)
+
+
 def _count_kwargs(method: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The request arguments ``count_tokens`` accepts (it takes no max_tokens, metadata, ...)."""
     try:
-        accepted = set(inspect.signature(method).parameters)
+        parameters = list(inspect.signature(method).parameters.values())
     except (TypeError, ValueError):  # pragma: no cover - a client we cannot inspect
-        accepted = {"model", "messages", "system", "tools", "tool_choice", "thinking", "betas"}
+        parameters = []
+    if not parameters or any(p.kind is p.VAR_KEYWORD for p in parameters):  # a wrapper: cannot tell
+        return {k: v for k, v in kwargs.items() if k not in _OUTPUT_ONLY}
+    accepted = {p.name for p in parameters}
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 

@@ -24,7 +24,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .context.plan import RequestPlan, plan_request
+from .context.plan import RequestPlan, context_report, plan_request
+from .context.report import ContextReport
 from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
@@ -40,6 +41,7 @@ __all__ = [
     "assistant_message",
     "begin_turn",
     "dump_block",
+    "next_request_report",
     "user_message",
     "utc_now",
 ]
@@ -428,27 +430,34 @@ class Turn:
 
     def plan(self, settings: Settings, measured: int | None = None) -> RequestPlan:
         """The context plan for the next call of this turn (``context.plan_request``)."""
+        log, pending, arguments = self.plan_arguments(settings)
+        return plan_request(log, pending, **arguments, measured_input_tokens=measured)
+
+    def plan_arguments(
+        self, settings: Settings
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        """``(log, pending, keywords)`` for ``plan_request`` / ``context_report``: the one place a chat's
+        settings and session become planner arguments."""
         opts = {**settings.create_kwargs, **self.overrides}
         now = read_clock(settings.clock)
         offset = len(self.base.records)
-        # Usage of the replies of this turn so far: their sizes are exact for the next request's estimate.
+        # The replies of this turn so far: ``seq`` indexes log + pending, so the planner knows the exact size
+        # of what was sent, calibrates its estimate and sees when each turn happened (the cache TTL).
         pending_usage = [
             {"seq": offset + i, "usage": e.usage, "model": e.model, "created_at": now}
             for i, e in enumerate(self.entries)
             if e.usage
         ]
-        return plan_request(
-            self.base.log,
-            self.messages,
-            model=opts.get("model", settings.model),
-            system=opts.get("system", settings.system_for(self.base)),
-            tools=list(self.toolset.params) or None,
-            policy=settings.context,
-            summaries=self.base.summaries,
-            usage_history=[*self.base.records, *pending_usage],
-            cache=settings.cache,
-            measured_input_tokens=measured,
-        )
+        arguments = {
+            "model": opts.get("model", settings.model),
+            "system": opts.get("system", settings.system_for(self.base)),
+            "tools": list(self.toolset.params) or None,
+            "policy": settings.context,
+            "summaries": self.base.summaries,
+            "usage_history": [*self.base.records, *pending_usage],
+            "cache": settings.cache,
+        }
+        return self.base.log, self.messages, arguments
 
     def _kwargs(self, plan: RequestPlan, settings: Settings) -> tuple[dict[str, Any], bool]:
         opts = {**settings.create_kwargs, **self.overrides}
@@ -474,17 +483,7 @@ class Turn:
         call, saving the summary, a token count) and the front end sends back each result (or throws the
         error into it). Returns the keyword arguments for ``messages.create``/``stream`` and whether they
         are for ``client.beta.messages``. See ``context.plan`` for what each step is for."""
-        plan = self.plan(settings)
-        request = plan.summary_request
-        if request is not None:
-            try:
-                reply = yield Summarize(dict(request.params))
-                summary = request.to_summary(reply)
-                yield SaveSummary(summary)
-            except Exception:  # a failed summary falls back to trimming, never to an error
-                plan = plan.fallback or replace(plan, summary_request=None)
-            else:
-                plan = self.plan(settings)  # the front end put the summary into self.base
+        plan = yield from self._summarised(self.plan(settings), settings, None)
         kwargs, beta = self._kwargs(plan, settings)
         budget = plan.report.budget if plan.report is not None else None
         if plan.check_count and budget is not None:
@@ -493,8 +492,30 @@ class Turn:
             except Exception:  # the estimate stands (count_tokens is rate-limited and optional)
                 counted = None
             if isinstance(counted, int) and counted > budget:
-                kwargs, beta = self._kwargs(self.plan(settings, measured=counted), settings)
+                again = self.plan(settings, measured=counted)
+                plan = yield from self._summarised(again, settings, counted)
+                kwargs, beta = self._kwargs(plan, settings)
         return kwargs, beta
+
+    def _summarised(
+        self, plan: RequestPlan, settings: Settings, measured: int | None
+    ) -> Generator[Op, Any, RequestPlan]:
+        """``plan`` with the summary it asks for (Summarize, when the window just moved): written, stored,
+        and planned again with it. A failed summary falls back to trimming, never to an error."""
+        request = plan.summary_request
+        if request is None:
+            return plan
+        fallback = plan.fallback or replace(plan, summary_request=None)
+        try:
+            reply = yield Summarize(dict(request.params))
+            summary = request.to_summary(reply)
+            yield SaveSummary(summary)  # the front end puts the summary into self.base
+        except Exception:
+            return fallback
+        again = self.plan(settings, measured=measured)
+        if again.summary_request is not None:  # not expected: the summary for this window now exists
+            return again.fallback or replace(again, summary_request=None)
+        return again
 
     # -- taking replies ----------------------------------------------------------------------------------
 
@@ -608,3 +629,25 @@ def resume_turn(pending: Turn | None, overrides: Mapping[str, Any]) -> Turn:
     turn.overrides.update(overrides)
     turn.auto_rounds = 0
     return turn
+
+
+def next_request_report(
+    state: SessionState,
+    pending: Turn | None,
+    content: Any,
+    settings: Settings,
+    overrides: Mapping[str, Any],
+) -> ContextReport:
+    """What the next request would hold (``context.context_report`` with the arguments a send would plan
+    with): ``content`` as a new message (or added to the pending turn); ``None``: the pending turn as it
+    stands, or a one-character placeholder message when there is none. No I/O, nothing changes."""
+    if content is None and pending is not None:
+        turn = pending.copy()
+        opts, toolset = split_overrides(settings, overrides)
+        turn.overrides.update(opts)
+        if "tools" in overrides or "tool_functions" in overrides:
+            turn.toolset = toolset
+    else:
+        turn = begin_turn(state, pending, content if content is not None else "…", settings, overrides)
+    log, messages, arguments = turn.plan_arguments(settings)
+    return context_report(log, messages, **arguments)
