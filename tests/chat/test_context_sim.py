@@ -602,3 +602,41 @@ def test_a_clock_must_give_aware_datetimes(client: anthropic.Anthropic) -> None:
     with pytest.raises(ConfigurationError, match="aware datetime"):
         chat.send("hello")
     assert chat.messages == []
+
+
+# ------------------------------------------------------------------------------------------- async parity
+
+
+async def test_async_chat_plans_summarises_and_reports_as_chat_does(sim: Simulator) -> None:
+    """The same conversation through Chat and AsyncChat (streaming, Summarize, a clock): the same requests,
+    summary calls included, the same summaries, usage and report."""
+    policy = Summarize(3_000, low_water=1_800, max_summary_tokens=200, model=SUMMARY_MODEL)
+    texts = [words(random.Random(i), 120) for i in range(12)]
+    settings: dict[str, Any] = {"model": "claude-sonnet-4-6", "system": SYSTEM, "context": policy}
+
+    clock = Clock()
+    sync_store = open_store("memory://")
+    chat = Chat(sim.client(max_retries=0), store=sync_store, session_id="s", clock=clock, **settings)
+    for text in texts:
+        with chat.stream(text) as stream:
+            stream.get_final_message()
+        clock.seconds += 400
+    sync_requests = [r["body"] for r in sim.requests]
+    sim.reset()
+
+    clock = Clock()
+    async_store = open_store("memory://")
+    achat = AsyncChat(sim.async_client(max_retries=0), store=async_store, session_id="s", clock=clock, **settings)
+    for text in texts:
+        async with achat.stream(text) as astream:
+            await astream.get_final_message()
+        clock.seconds += 400
+    async_requests = [r["body"] for r in sim.requests]
+
+    assert any(b["model"] == SUMMARY_MODEL for b in async_requests)
+    assert async_requests == sync_requests
+    assert [(s.start, s.end, s.text) for s in async_store.load("s").summaries] == [
+        (s.start, s.end, s.text) for s in sync_store.load("s").summaries
+    ]
+    assert achat.usage == chat.usage and achat.messages == chat.messages
+    assert achat.context_report("next") == chat.context_report("next")  # no await: it plans, no I/O
