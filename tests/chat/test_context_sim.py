@@ -640,3 +640,22 @@ async def test_async_chat_plans_summarises_and_reports_as_chat_does(sim: Simulat
     ]
     assert achat.usage == chat.usage and achat.messages == chat.messages
     assert achat.context_report("next") == chat.context_report("next")  # no await: it plans, no I/O
+
+
+def test_a_top_level_cache_control_replaces_the_automatic_breakpoints(
+    sim: Simulator, client: anthropic.Anthropic
+) -> None:
+    # The API's automatic caching (one breakpoint on the last block) is the caller's choice: the chat adds none,
+    # so the request can never carry more than the API's 4.
+    chat = Chat(client, model="claude-sonnet-4-6", system=SYSTEM * 2, cache_control={"type": "ephemeral"})
+    first = chat.send("first " * 300)
+    second = chat.send("second " * 300)
+    body = bodies(sim)[-1]
+    assert body["cache_control"] == {"type": "ephemeral"}
+    assert body["system"] == SYSTEM * 2  # a plain string: no breakpoint on it
+    assert not any("cache_control" in b for m in body["messages"] for b in content_blocks(m))
+    # The automatic breakpoint still caches: the second request reads all the first one sent.
+    u = first.usage
+    assert second.usage.cache_read_input_tokens == (
+        u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
+    )
