@@ -11,9 +11,10 @@ as HumanMessage / AIMessage with the same content, openai-agents as the same dic
 each history length L a session is filled to L messages in bulk (untimed), then one turn (user message +
 reply) is appended and timed; whenever the session has grown by more than 1% it is cut back to L messages
 (untimed: ``rewind`` for our stores, the equivalent for the others), so every sample is taken at L to L + 1%.
-Each cell takes up to SAMPLES samples or CELL_SECONDS of wall time, after WARMUP untimed appends. Loading the
-10,000-message session is timed LOAD_RUNS times, round-robin over all approaches; the median is reported and
-used for the target. SQLite runs with WAL and synchronous=FULL (our default) for our store and for the
+Each length has its own session and its own store or client, and the lengths are sampled round-robin (so
+load from elsewhere on the machine weighs on all lengths alike), up to SAMPLES samples each or CELL_SECONDS
+per length, after WARMUP untimed appends. Loading the 10,000-message session is timed LOAD_RUNS times,
+round-robin over all approaches; the median is reported and used for the target. SQLite runs with WAL and synchronous=FULL (our default) for our store and for the
 guides' blob table.
 """
 
@@ -102,6 +103,7 @@ def entry(message: dict[str, Any]) -> Entry:
 class Subject:
     name = ""
     kind = "ours"  # "ours" | "guides" | "peer"
+    length = 0  # messages in the prepared session
 
     def prepare(self, session_id: str, messages: list[dict[str, Any]]) -> None:
         raise NotImplementedError
@@ -207,7 +209,9 @@ class BlobPostgres(Subject):
         self.schema = schema
         with self.conn.transaction():
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self.conn.execute(f'CREATE TABLE "{schema}".chats (id text PRIMARY KEY, history jsonb NOT NULL)')
+            self.conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".chats (id text PRIMARY KEY, history jsonb NOT NULL)'
+            )
         self.session_id = ""
         self.base: list[dict[str, Any]] = []
 
@@ -313,7 +317,9 @@ class LangChainSQL(Subject):
         self.history = self._cls(session_id=session_id, connection=f"sqlite:///{self.path}")
         self.history.add_messages([self._convert(m) for m in messages])
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
-            self.keep_id = conn.execute("SELECT MAX(id) FROM message_store").fetchone()[0]
+            self.keep_id = conn.execute(
+                "SELECT MAX(id) FROM message_store WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
         self.session_id = session_id
 
     def append(self, user: dict[str, Any], reply: dict[str, Any]) -> None:
@@ -321,7 +327,7 @@ class LangChainSQL(Subject):
 
     def reset(self) -> None:
         with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
-            conn.execute("DELETE FROM message_store WHERE id > ?", (self.keep_id,))
+            conn.execute("DELETE FROM message_store WHERE session_id = ? AND id > ?", (self.session_id, self.keep_id))
 
     def load(self) -> int:
         return len(self.history.messages)
@@ -437,21 +443,28 @@ class Result:
     skipped: str | None = None
 
 
-def measure(subject: Subject, workload: Workload, lengths: tuple[int, ...], samples: int, log: Any) -> Result:
-    result = Result(subject.name, subject.kind)
+def measure(by_length: dict[int, Subject], workload: Workload, samples: int, log: Any) -> Result:
+    """Append latency at each history length, one session (and one open store or client) per length, sampled
+    round-robin across the lengths so that whatever else the machine does weighs on each length alike: the
+    ratio between lengths is then about the history length, not about when a cell happened to run."""
+    first = next(iter(by_length.values()))
+    result = Result(first.name, first.kind)
+    for length, subject in by_length.items():
+        subject.prepare(f"bench-{length}-{uuid.uuid4().hex[:8]}", workload.history[:length])
+        subject.length = length
     turn_index = 0
-    for length in lengths:
-        session_id = f"bench-{length}-{uuid.uuid4().hex[:8]}"
-        subject.prepare(session_id, workload.history[:length])
-        gc.collect()
+    for subject in by_length.values():
         for _ in range(WARMUP):
             subject.append(*workload.turns[turn_index % len(workload.turns)])
             turn_index += 1
-            subject.reset()
-        times: list[float] = []
-        drift, grown = max(1, length // 100), 0  # cut back whenever the session grew by more than 1%
-        started = time.perf_counter()
-        while len(times) < samples:
+        subject.reset()
+    gc.collect()
+    times: dict[int, list[float]] = {length: [] for length in by_length}
+    grown = dict.fromkeys(by_length, 0)
+    started = time.perf_counter()
+    budget = CELL_SECONDS * len(by_length)
+    while min(len(t) for t in times.values()) < samples:
+        for length, subject in by_length.items():
             user, reply = workload.turns[turn_index % len(workload.turns)]
             turn_index += 1
             gc.disable()  # as timeit does: a collection caused by earlier garbage is not this append's cost
@@ -459,19 +472,20 @@ def measure(subject: Subject, workload: Workload, lengths: tuple[int, ...], samp
             subject.append(user, reply)
             elapsed = time.perf_counter() - t0
             gc.enable()
-            times.append(elapsed)
-            grown += 2
-            if grown > drift:
+            times[length].append(elapsed)
+            grown[length] += 2
+            if grown[length] > max(1, length // 100):  # cut back whenever the session grew by more than 1%
                 subject.reset()
-                grown = 0
-            if len(times) >= MIN_SAMPLES and time.perf_counter() - started > CELL_SECONDS:
-                break
-        if grown:
+                grown[length] = 0
+        if min(len(t) for t in times.values()) >= MIN_SAMPLES and time.perf_counter() - started > budget:
+            break
+    for length, subject in by_length.items():
+        if grown[length]:
             subject.reset()
-        result.append[length] = times
+        result.append[length] = times[length]
         log(
-            f"  {length:>6} messages: p50 {ms(percentile(times, 50))} ms, p99 {ms(percentile(times, 99))} ms"
-            f" ({len(times)} samples)"
+            f"  {length:>6} messages: p50 {ms(percentile(times[length], 50))} ms,"
+            f" p99 {ms(percentile(times[length], 99))} ms ({len(times[length])} samples)"
         )
     return result
 
@@ -551,10 +565,10 @@ def report(
         f"- Load average (1 min) before / after the run: {load_before} / {loadavg()} (other work on the"
         " machine shows up as p99 outliers and as a 4 ms floor: the scheduler tick)",
         f"- Workload: seed {SEED}; user messages and replies of 200-2,000 characters; one turn = user"
-        f" message + reply; up to {SAMPLES} samples or {CELL_SECONDS:.0f} s per cell after {WARMUP} warm-up"
-        " appends; the session is cut back to its length whenever it grew by 1% (untimed); the garbage"
-        " collector is paused"
-        f" during each timed call, as timeit does; load = median of {LOAD_RUNS}.",
+        f" message + reply; one session (and store or client) per length, sampled round-robin across the"
+        f" lengths, up to {SAMPLES} samples each or {CELL_SECONDS:.0f} s per length, after {WARMUP} warm-up"
+        " appends; a session is cut back to its length whenever it grew by 1% (untimed); the garbage"
+        f" collector is paused during each timed call, as timeit does; load = median of {LOAD_RUNS}.",
         "",
         "### Append one turn (ms, p50 / p99) by history length",
         "",
@@ -610,6 +624,13 @@ def report(
                 f"({other.load_10k / ours_sqlite.load_10k:.1f}x)",
             )
         )
+    lines += [
+        "What a load returns: our stores a `SessionData` (each message as a `StoredMessage` with its model, usage"
+        " and creation time, plus summaries and metadata); openai-agents a list of the stored dicts; LangChain a"
+        " list of `BaseMessage` objects; the guides' blob the decoded list. Encrypted: the same `SessionData`,"
+        " decrypted (one AES-GCM, base64 and JSON decode per message).",
+        "",
+    ]
     skipped = [r for r in results if r.skipped]
     lines += [
         "### Targets",
@@ -654,26 +675,27 @@ def main(argv: list[str] | None = None) -> int:
             for key, factory in subject_factories(Path(tmp), services):
                 if selected is not None and key not in selected:
                     continue
+                instances: dict[int, Subject] = {}
                 try:
                     reason = needs(key, services)
                     if reason is not None:
                         raise Skip(reason)
-                    subject = factory()
-                except Skip as exc:
-                    log(f"{key}: skipped ({exc})")
-                    results.append(Result(key, "skipped", skipped=str(exc)))
-                    continue
+                    for length in lengths:
+                        instances[length] = factory()
                 except Exception as exc:
+                    for instance in instances.values():
+                        instance.close()
                     # A missing optional module or an unreachable service is reported; anything else raised.
-                    if type(exc).__name__ != "StoreUnavailable" and not isinstance(exc, ImportError):
+                    if not isinstance(exc, (Skip, ImportError)) and type(exc).__name__ != "StoreUnavailable":
                         raise
                     log(f"{key}: skipped ({exc})")
                     results.append(Result(key, "skipped", skipped=str(exc)))
                     continue
-                log(f"{subject.name}:")
-                opened.append((subject, measure(subject, workload, lengths, SAMPLES, log)))
-                results.append(opened[-1][1])
-            measure_loads(opened, max(lengths), log)
+                log(f"{instances[lengths[0]].name}:")
+                result = measure(instances, workload, SAMPLES, log)
+                results.append(result)
+                opened.extend((instance, result) for instance in instances.values())
+            measure_loads([(i, r) for i, r in opened if i.length == max(lengths)], max(lengths), log)
         finally:
             for subject, _ in opened:
                 subject.close()
