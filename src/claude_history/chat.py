@@ -312,7 +312,9 @@ class Chat(_ChatBase):
 
     ``store``: a ``Store`` or a store URL; default an in-memory store (nothing survives the process: pass
     ``open_store("sqlite:///chats.db")`` or a URL to keep sessions). ``session_id``: continue that session, or
-    a new uuid4 hex. ``system``: kept with the session; a chat opened without it uses the stored one. Any
+    a new uuid4 hex. ``system``: kept with the session; a chat opened without it uses the stored one.
+    ``clock``: "now" as an aware datetime (default ``datetime.now(timezone.utc)``); it stamps the replies, and
+    the gaps between turns choose the cache TTL, so a simulation passes its simulated time here. Any
     other keyword (tool_choice, thinking, metadata, output_config, stop_sequences, betas, ...) goes to every
     ``messages.create`` call; ``send``/``stream`` take the same keywords for one call.
     """
