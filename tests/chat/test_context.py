@@ -91,14 +91,12 @@ def test_server_compaction_blocks_round_trip(
     assert store.load("cmp").message_params() == chat.messages
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_pause_after_compaction_continues_within_the_turn(
     sim: Simulator, client: anthropic.Anthropic
 ) -> None:
-    # claude-sonnet-4-5 (deprecated, hence the filter): the simulator treats a final assistant message that
-    # holds only a compaction block as a prefill, which 4.6+ models reject; on 4.5 it accepts it.
+    # A current model (no prefill): the paused compaction response is sent back to continue, not a prefill.
     policy = ServerCompaction(trigger_tokens=600, pause_after_compaction=True)
-    chat = Chat(client, model="claude-sonnet-4-5", context=policy)
+    chat = Chat(client, model=MODEL, context=policy)
     for i in range(4):
         reply = chat.send(_long(i))
         assert reply.stop_reason == "end_turn"

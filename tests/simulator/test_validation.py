@@ -138,6 +138,14 @@ def test_a_paused_turn_sent_back_is_not_a_prefill(api: Simulator) -> None:
     assert fails(api, body(user("search"), prefill)) == PREFILL
 
 
+def test_a_response_paused_after_compaction_sent_back_is_not_a_prefill(api: Simulator) -> None:
+    compaction = {"type": "compaction", "content": "Summary of the earlier conversation."}
+    reply = ok(api, body(user("go on"), assistant([compaction])))
+    assert reply["type"] == "message"
+    prefill = assistant([compaction, {"type": "text", "text": "So"}])
+    assert fails(api, body(user("go on"), prefill)) == PREFILL
+
+
 def test_consecutive_same_role_messages_are_merged_not_rejected(api: Simulator) -> None:
     reply = ok(
         api, body(user("one"), user("two"), assistant("x"), assistant("y"), user("How many messages?"))

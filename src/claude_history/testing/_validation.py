@@ -560,11 +560,12 @@ def _check_first_and_last(req: Request) -> None:
 
 def _paused_turn(message: dict[str, Any]) -> bool:
     """A final assistant message that ends with a server tool block is a ``pause_turn`` response sent back to
-    let the model continue (facts: "send the response back as it is"), not a prefill."""
+    let the model continue (facts: "send the response back as it is"), not a prefill. The same holds for a
+    response that stopped after a compaction block (``pause_after_compaction``): it is sent back to continue."""
     if not message["content"]:
         return False
     kind = message["content"][-1].get("type", "")
-    return kind in ("server_tool_use", "mcp_tool_use", "mcp_tool_result") or (
+    return kind in ("server_tool_use", "mcp_tool_use", "mcp_tool_result", "compaction") or (
         kind.endswith("_tool_result") and kind != "tool_result"
     )
 
