@@ -14,8 +14,8 @@ reply) is appended and timed; whenever the session has grown by more than 1% it 
 Each length has its own session and its own store or client, and the lengths are sampled round-robin (so
 load from elsewhere on the machine weighs on all lengths alike), up to SAMPLES samples each or CELL_SECONDS
 per length, after WARMUP untimed appends. Loading the 10,000-message session is timed LOAD_RUNS times,
-round-robin over all approaches; the median is reported and used for the target. SQLite runs with WAL and synchronous=FULL (our default) for our store and for the
-guides' blob table.
+round-robin over all approaches; the median is reported and used for the target. SQLite runs with WAL and
+synchronous=FULL (our default) for our store and for the guides' blob table.
 """
 
 from __future__ import annotations
