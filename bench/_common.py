@@ -14,9 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TITLE = (
-    "# Benchmark results\n\nWritten by `make bench`; a benchmark replaces its own section when run again.\n"
-)
+TITLE = "# Benchmark results\n\nWritten by `make bench`; a benchmark replaces its own section when run again.\n"
 
 _WORDS = (  # noqa: SIM905
     "the of and to in is that for it as with was on be by this are or from at an not which have has but "

@@ -545,9 +545,7 @@ def _prepare_rotation(inner: Any, encrypt_titles: bool = False) -> tuple[dict[st
     fill(old, "s1", turns=3)
     old.append("s1", TOOL_TURN, expected_version=3)
     old.save_summary("s1", Summary(0, 4, f"sum {SECRET}", model="claude-haiku-4-5"))
-    old.update_session(
-        "s1", system=[{"type": "text", "text": "sys"}], title="t", owner="ann", metadata={"m": 1}
-    )
+    old.update_session("s1", system=[{"type": "text", "text": "sys"}], title="t", owner="ann", metadata={"m": 1})
     fill(old, "s2", turns=1)
     old.update_session("empty", system="only a system prompt", create=True)
     snapshots = {sid: _snapshot(old, sid) for sid in ("s1", "s2", "empty")}

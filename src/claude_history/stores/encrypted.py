@@ -89,9 +89,7 @@ T = TypeVar("T")
 
 def _require_crypto() -> None:
     if AESGCM is None:  # pragma: no cover
-        raise ConfigurationError(
-            "encryption needs the 'cryptography' package: pip install 'claude-history[crypto]'"
-        )
+        raise ConfigurationError("encryption needs the 'cryptography' package: pip install 'claude-history[crypto]'")
 
 
 def parse_key(key: KeyLike) -> bytes:
@@ -187,9 +185,7 @@ class _Keyring:
 
     def describe(self) -> str:
         old = [kid for kid in self._keys if kid != self.current]
-        return f"current key id {self.current}" + (
-            f", old key ids {', '.join(old)}" if old else ", no old keys"
-        )
+        return f"current key id {self.current}" + (f", old key ids {', '.join(old)}" if old else ", no old keys")
 
 
 def _keys_from_env() -> tuple[str, list[str]]:
@@ -322,9 +318,7 @@ class _Codec:
         if created_at is not None:
             payload += ',"created_at":' + json.dumps(created_at.isoformat())
         payload += "}"
-        kid, nonce, ct = self.seal(
-            session_id, _aad("message", session_id, seq, role), payload.encode("utf-8")
-        )
+        kid, nonce, ct = self.seal(session_id, _aad("message", session_id, seq, role), payload.encode("utf-8"))
         block = {"type": BLOCK_TYPE, "v": FORMAT_VERSION, "kid": kid, "nonce": nonce, "ct": ct}
         return {"role": role, "content": [block]}
 
@@ -407,9 +401,7 @@ class _Codec:
         if not _is_envelope_string(system):
             self._plaintext(session_id, "the system prompt")
             return system
-        return json.loads(
-            self.open_string(session_id, "the system prompt", _aad("system", session_id), system)
-        )
+        return json.loads(self.open_string(session_id, "the system prompt", _aad("system", session_id), system))
 
     def seal_title(self, session_id: str, title: str | None) -> str | None:
         if title is None or not self.encrypt_titles:
@@ -488,9 +480,7 @@ class _Codec:
             system=self.seal_system(sid, plain.info.system),
             metadata={**plain.info.metadata, RESERVED_METADATA_KEY: dict(record)},
         )
-        return SessionData(
-            info=info, messages=messages, summaries=[self.seal_summary(sid, s) for s in plain.summaries]
-        )
+        return SessionData(info=info, messages=messages, summaries=[self.seal_summary(sid, s) for s in plain.summaries])
 
     def needs_rotation(self, raw: SessionData) -> bool:
         current = self.keys.current
@@ -503,10 +493,7 @@ class _Codec:
             strings.append(raw.info.system)  # type: ignore[arg-type]
         if raw.info.title is not None and (self.encrypt_titles or _is_envelope_string(raw.info.title)):
             strings.append(raw.info.title)
-        return any(
-            not _is_envelope_string(s) or not s[len(STRING_PREFIX) :].startswith(current + ":")
-            for s in strings
-        )
+        return any(not _is_envelope_string(s) or not s[len(STRING_PREFIX) :].startswith(current + ":") for s in strings)
 
     def new_record(self, **extra: Any) -> dict[str, Any]:
         return {"v": FORMAT_VERSION, "kids": [self.keys.current], **extra}
@@ -613,12 +600,8 @@ class _Ops:
         info: SessionInfo = yield _call("get_session", session_id)
         return self.codec.open_info(info)
 
-    def list_sessions(
-        self, owner: str | None, tag: str | None, limit: int, offset: int
-    ) -> _Op[list[SessionInfo]]:
-        infos: list[SessionInfo] = yield _call(
-            "list_sessions", owner=owner, tag=tag, limit=limit, offset=offset
-        )
+    def list_sessions(self, owner: str | None, tag: str | None, limit: int, offset: int) -> _Op[list[SessionInfo]]:
+        infos: list[SessionInfo] = yield _call("list_sessions", owner=owner, tag=tag, limit=limit, offset=offset)
         return [self.codec.open_info(info) for info in infos if not _is_backup(info)]
 
     def search(self, query: str, session_id: str | None, limit: int) -> _Op[list[SearchHit]]:
@@ -727,19 +710,13 @@ class _Ops:
             if name in checked:
                 out[name] = checked[name]
         current = self.codec.keys.current
-        needs_record = (
-            info is None or not _record(info) or (sealing and current not in record.get("kids", []))
-        )
+        needs_record = info is None or not _record(info) or (sealing and current not in record.get("kids", []))
         if needs_record:
             record = {**record, "kids": list(dict.fromkeys([*record.get("kids", []), current]))}
         if "metadata" in checked or needs_record:
             base = checked.get("metadata")
             if base is None:
-                base = (
-                    {}
-                    if info is None
-                    else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
-                )
+                base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
         result: SessionInfo = yield _call("update_session", session_id, create=create, **out)
         return self.codec.open_info(result)
@@ -752,8 +729,7 @@ class _Ops:
         if summary.start == summary.end:
             # A summary of no messages could not be re-encrypted by rotate(): rewinding never drops [0, 0).
             raise ConfigurationError(
-                f"summary range [{summary.start}, {summary.end}) is empty; a summary covers at least one "
-                "message"
+                f"summary range [{summary.start}, {summary.end}) is empty; a summary covers at least one message"
             )
         info: SessionInfo = yield _call("get_session", session_id)
         self.codec.check_writable(info)
@@ -875,9 +851,7 @@ class _Ops:
             if not self.codec.needs_rotation(raw):
                 return "resumed" if resumed else "unchanged"
             plain = self.codec.open_data(raw)  # a missing key fails here, before anything is written
-            if any(
-                s.end == 0 and self.codec.summary_kid(s) != self.codec.keys.current for s in raw.summaries
-            ):
+            if any(s.end == 0 and self.codec.summary_kid(s) != self.codec.keys.current for s in raw.summaries):
                 raise HistoryError(
                     f"session {session_id!r} has a summary of no messages (range [0, 0)) that rotation "
                     "cannot rewrite in place; export the session through the encrypted store, delete it, "
@@ -930,9 +904,7 @@ class _Ops:
         """Copy the session (atomically) to its backup id; False when a stale backup was cleared first."""
         backup = rotation["backup"]
         copy = SessionData(
-            info=replace(
-                plain.info, id=backup, title=None, owner=None, tags=(), expires_at=None, metadata={}
-            ),
+            info=replace(plain.info, id=backup, title=None, owner=None, tags=(), expires_at=None, metadata={}),
             messages=plain.messages,
             summaries=plain.summaries,
         )
@@ -948,11 +920,7 @@ class _Ops:
         now = datetime.now(timezone.utc)
         # A backup of an older version of the session, or one left long ago, belongs to a rotation that lost
         # its compare-and-swap or died before marking the session: the session itself is intact; drop it.
-        if (
-            other.get("version") == rotation["version"]
-            and started is not None
-            and now - started < STALE_BACKUP_AFTER
-        ):
+        if other.get("version") == rotation["version"] and started is not None and now - started < STALE_BACKUP_AFTER:
             raise ConflictError(
                 f"another rotation of session {session_id!r} seems to be running (started at "
                 f"{started.isoformat()}); rotate a session from one process at a time. If none is running "
@@ -1026,9 +994,7 @@ class _Ops:
         if raw.version == version:
             # Crashed before the rewind: the session is intact; drop the marker and the backup.
             record.pop("rotation")
-            yield _call(
-                "update_session", session_id, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record}
-            )
+            yield _call("update_session", session_id, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record})
             yield from self._drop_backup(backup, rotation.get("token"))
             return None
         try:
@@ -1240,9 +1206,7 @@ class AsyncEncryptedStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self._ops.fork(session_id, at, new_id))
 
-    async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
-    ) -> int:
+    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
         return await self._run(self._ops.rewind(session_id, to, expected_version))
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
@@ -1286,9 +1250,7 @@ def wrap(
 ) -> EncryptedStore:
     """Encrypt ``store`` at rest. ``key`` defaults to ``$CLAUDE_HISTORY_ENCRYPTION_KEY`` (and ``old_keys``
     then include the comma-separated ``$CLAUDE_HISTORY_ENCRYPTION_OLD_KEYS``)."""
-    return EncryptedStore(
-        store, key, old_keys=old_keys, encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext
-    )
+    return EncryptedStore(store, key, old_keys=old_keys, encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext)
 
 
 def wrap_async(
