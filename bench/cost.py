@@ -7,14 +7,20 @@ which bills them with its prompt-caching rules on its own clock (``Simulator.adv
 between turns). The replies are scripted, so the conversation is fixed by the seed; only the requests differ:
 
 - ``naive``: the guides' first example, the whole history every time, no ``cache_control``;
-- ``guides[-20:]``: the guides' sliding window ``messages[-20:]``, no ``cache_control``;
+- ``guides[-20:]``: the guides' sliding window ``messages[-20:]``, no ``cache_control``. The API answers 400
+  (``messages: first message must use the "user" role``) whenever the window starts on an assistant message,
+  which in a plain chat is every time once the history is longer than 20 messages;
+- ``guides' window, last 20 turns``: the same idea at the budget the target names, with the cut moved to a
+  user message so the API accepts it (the least a user of the guides' code has to change), no cache_control;
 - ``langchain trim``: LangChain's ``trim_messages(strategy="last", token_counter="approximate",
   start_on="human", include_system=True)`` at the budget, with a moving breakpoint on the last message;
 - our policies through ``Chat`` with its default caching.
 
-A request the API rejects (400) is counted; its turn is dropped from the history, as the guides' code would
-crash there and the user would carry on with a new message. Every figure comes from the simulator's ``usage``
-priced by ``claude_history.pricing``.
+A request the API rejects (400) is counted and its turn gets no reply: the guides' code would crash there. The
+baselines keep what they appended before the call (the guides append the user message first) and go on with
+the next message; Chat commits nothing of that turn. Every figure comes from the simulator's ``usage`` priced
+by ``claude_history.pricing``; ``--cache 5m|1h|off`` fixes our policies' TTL to compare with the automatic
+choice.
 
 The lower bound of a strategy is the price of the very same requests with perfect caching: each request's
 longest prefix already sent in an earlier request of the conversation (the simulator's prefix identity) at the
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -32,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -49,6 +56,7 @@ from workload import SYSTEM, TOOLS, Conversation, TurnSpec, generate
 
 from claude_history.errors import HistoryError
 from claude_history.history import turn_starts
+from claude_history.models import model_info
 from claude_history.pricing import cost_breakdown, load_prices
 from claude_history.testing import Simulator
 from claude_history.tools import tool_result
@@ -57,6 +65,7 @@ MODELS = ("claude-sonnet-4-6", "claude-opus-5-5")
 BUDGETS = (20_000, 100_000)
 QUICK_BUDGETS = (3_000, 8_000)
 GUIDES_WINDOW = 20  # messages, as in the guides' `messages[-20:]`
+GUIDES_TURNS = 20  # the same idea at the budget the target names ("about 20 turns"), cut on a user message
 LAST_TURNS = 10  # LastTurns(n): the guides' window done right, about as many turns as 20 messages hold
 MAX_TOKENS = 4_096
 SUMMARY_MODEL = "claude-haiku-4-5"
@@ -72,6 +81,7 @@ class Strategy:
     kind: str  # "naive" | "window" | "langchain" | "chat"
     budget: int | None = None
     ours: bool = False
+    cache: bool | str = True  # Chat(cache=...): True (the default choice), "5m", "1h" or False
 
     def policy(self) -> Any:
         import claude_history as ch
@@ -96,6 +106,7 @@ def strategies(budgets: Sequence[int], only: Iterable[str] | None = None) -> lis
     out = [
         Strategy("naive", "naive full resend", "naive"),
         Strategy("guides", "guides' messages[-20:]", "window"),
+        Strategy("guides20", f"guides' window, last {GUIDES_TURNS} turns", "window_turns"),
         Strategy("KeepAll", "KeepAll()", "chat", ours=True),
         Strategy("LastTurns", f"LastTurns({LAST_TURNS})", "chat", ours=True),
     ]
@@ -153,6 +164,7 @@ class RunResult:
     write_tokens: int = 0
     turns_kept: int = 0  # summed over main requests
     seconds: float = 0.0
+    trace: list[dict[str, Any]] | None = None  # per request, with --trace (for investigating a strategy)
 
 
 _PRICES = load_prices()
@@ -205,17 +217,53 @@ class Meter:
 
         compaction = [b for b in message.content if getattr(b, "type", None) == "compaction"]
         if compaction and not usage.get("iterations"):
-            # The simulator does not bill the compaction step itself; the API does (usage.iterations): the
-            # whole prompt is read once more (priced as this call's own split) and the summary is written.
-            summary_tokens = sum(len((b.content or "").encode()) for b in compaction) // 4 + 1
-            extra = cost_breakdown({**usage, "output_tokens": summary_tokens}, model)
+            # The simulator does not bill the compaction step itself; the API does (usage.iterations, a
+            # separate sampling pass): estimated as this call's prompt once more (the cached part read, the
+            # rest at the input price, nothing written) plus the summary as output.
+            info = model_info(model)
+            factor = info.tokenizer_factor if info is not None else 1.0
+            text = "".join(b.content or "" for b in compaction)
+            read = usage.get("cache_read_input_tokens", 0)
+            iteration = {
+                "input_tokens": total - read,
+                "cache_read_input_tokens": read,
+                "output_tokens": math.ceil(len(text.encode()) * factor / 4),
+            }
+            extra = cost_breakdown(iteration, model)
             assert extra is not None
             r.compaction_cost += extra.total
             r.cost += extra.total
             r.input_cost += _input_cost(extra)
             r.output_cost += extra.output
-            r.bound_input_cost += float(bound)
+            r.bound_input_cost += float(
+                (Decimal(sent) * price.cache_read + Decimal(total - sent) * price.input) / 1_000_000
+            )
 
+        if r.trace is not None:
+            markers = [
+                (b.get("cache_control") or {}).get("ttl", "5m")
+                for m in request["body"]["messages"]
+                if isinstance(m.get("content"), list)
+                for b in m["content"]
+                if b.get("cache_control")
+            ]
+            system = request["body"].get("system")
+            if isinstance(system, list):
+                marked = [b for b in system if b.get("cache_control")]
+                markers = [b["cache_control"].get("ttl", "5m") for b in marked] + markers
+            r.trace.append(
+                {
+                    "main": main,
+                    "clock": simulator().now(),
+                    "messages": len(request["body"]["messages"]),
+                    "usage": usage,
+                    "sent_before": sent,
+                    "total": total,
+                    "markers": markers,
+                    "cost": parts.total,
+                    "bound": float(bound),
+                }
+            )
         if not main:
             r.summary_cost += parts.total
             return
@@ -475,6 +523,9 @@ def run_baseline(conv: Conversation, model: str, strategy: Strategy) -> RunResul
                     messages = history
                 elif strategy.kind == "window":
                     messages = history[-GUIDES_WINDOW:]
+                elif strategy.kind == "window_turns":
+                    starts = turn_starts(history)
+                    messages = history[starts[-GUIDES_TURNS] :] if len(starts) > GUIDES_TURNS else history
                 else:
                     assert trim is not None
                     messages = trim(lc)
@@ -531,6 +582,7 @@ def run_chat(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
             tools=TOOLS,
             tool_functions={t["name"]: tool for t in TOOLS},
             max_tool_rounds=100,
+            cache=strategy.cache,
         )
         for turn in conv.turns:
             sim.advance(turn.gap)
@@ -556,10 +608,8 @@ def run_one(job: tuple[int, int, int, int, str, Strategy]) -> RunResult:
     seed, conversations, turns, index, model, strategy = job
     conv = _workload(seed, conversations, turns)[index]
     started = time.perf_counter()
-    if strategy.kind == "chat":
-        result = run_chat(conv, model, strategy)
-    else:
-        result = run_baseline(conv, model, strategy)
+    run = run_chat if strategy.kind == "chat" else run_baseline
+    result = run(conv, model, strategy)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -628,13 +678,16 @@ def targets(
                     f"{ratio:.1f}x (${naive.mean('cost'):.2f} vs ${keep.mean('cost'):.2f})",
                 )
             )
-        guides, caw = rows.get(("guides", m)), rows.get((f"CacheAwareWindow@{small}", m))
-        if guides and caw:
+        caw = rows.get((f"CacheAwareWindow@{small}", m))
+        for key in ("guides", "guides20"):
+            guides = rows.get((key, m))
+            if guides is None or caw is None:
+                continue
             ratio = guides.mean("cost") / caw.mean("cost")
             invalid = caw.total("invalid") + caw.total("failed_turns")
             out.append(
                 (
-                    f"{m}: CacheAwareWindow({small:,}) >= 3x cheaper than guides' window, 0 invalid",
+                    f"{m}: {caw.strategy.label} >= 3x cheaper than {guides.strategy.label}, 0 invalid",
                     ratio >= 3 and invalid == 0,
                     f"{ratio:.1f}x (${guides.mean('cost'):.2f} vs ${caw.mean('cost'):.2f}); "
                     f"{caw.total('invalid')} 400s, {caw.total('failed_turns')} failed turns",
@@ -748,6 +801,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="strategy keys to run, e.g. naive KeepAll CacheAwareWindow")
     parser.add_argument("--results", type=Path, help="Markdown file to write the section into")
     parser.add_argument("--json", type=Path, help="also write the raw per-run figures as JSON")
+    parser.add_argument(
+        "--cache",
+        choices=("auto", "5m", "1h", "off"),
+        default="auto",
+        help="Chat(cache=...) for our policies: auto (the default TTL choice), a fixed TTL, or no caching",
+    )
     args = parser.parse_args(argv)
 
     conversations = args.conversations or (1 if args.quick else 3)
@@ -758,6 +817,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = strategies(budgets, args.only)
     skipped = {s.label: why for s in plan if (why := available(s)) is not None}
     plan = [s for s in plan if s.label not in skipped]
+    if args.cache != "auto":
+        fixed: bool | str = False if args.cache == "off" else args.cache
+        plan = [replace(s, cache=fixed, label=f"{s.label} cache={args.cache}") if s.ours else s for s in plan]
     jobs = [
         (args.seed, conversations, turns, c, m, s)
         for s in plan
@@ -765,9 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in range(conversations)
     ]
     # The whole-history strategies are the slowest: start them first so the workers finish together.
-    jobs.sort(
-        key=lambda j: j[5].kind != "naive" and j[5].key not in ("KeepAll",) and "Compaction" not in j[5].key
-    )
+    whole = ("naive", "KeepAll", "ServerCompaction")
+    jobs.sort(key=lambda j: -(10**9 if j[5].key.split("@")[0] in whole else (j[5].budget or 0)))
 
     started = time.perf_counter()
     results: list[RunResult] = []
@@ -781,9 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = list(pool.map(run_one, jobs))
     elapsed = time.perf_counter() - started
 
-    command = (
-        "make bench" if not args.quick and argv is None else "bench/cost.py " + " ".join(argv or sys.argv[1:])
-    )
+    command = " ".join([".venv/bin/python bench/cost.py", *(sys.argv[1:] if argv is None else argv)])
     settings = {
         "seed": args.seed,
         "conversations": conversations,

@@ -87,6 +87,7 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
                 "--only",
                 "naive",
                 "guides",
+                "guides20",
                 "KeepAll",
                 "CacheAwareWindow",
                 "--results",
@@ -113,11 +114,15 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     # The lower bound is a bound: nobody beats it.
     for run in runs.values():
         assert run["input_cost"] >= run["bound_input_cost"] - 1e-9
+    # The guides' window cut at a user message is always accepted; neither baseline uses the cache.
+    assert runs["guides20"]["invalid"] == 0 and runs["guides20"]["read_tokens"] == 0
+    assert runs["guides"]["read_tokens"] == 0
     for key in ("CacheAwareWindow@3000", "CacheAwareWindow@8000"):
         assert runs[key]["invalid"] == 0
         assert runs[key]["prompt_tokens"] < keep["prompt_tokens"]
 
     # A second run replaces the section instead of adding one.
-    cost.main(["--quick", "--jobs", "1", "--models", "claude-sonnet-4-6", "--only", "naive",
-               "--results", str(results)])
+    cost.main(
+        ["--quick", "--jobs", "1", "--models", "claude-sonnet-4-6", "--only", "naive", "--results", str(results)]
+    )
     assert results.read_text().count("## Cost") == 1
