@@ -118,6 +118,17 @@ def strategies(budgets: Sequence[int], only: Iterable[str] | None = None) -> lis
             Strategy(f"Summarize@{b}", f"Summarize({b:,})", "chat", b, ours=True),
             Strategy(f"ServerCompaction@{b}", f"ServerCompaction({b:,})", "chat", b, ours=True),
         ]
+    small = min(budgets)
+    for ttl in ("5m", "1h"):  # reference rows: is the automatic TTL choice the right one?
+        out.append(
+            Strategy(
+                f"CacheAwareWindow@{small}/{ttl}",
+                f"CacheAwareWindow({small:,}), TTL fixed {ttl}",
+                "chat",
+                small,
+                cache=ttl,
+            )
+        )
     if only:
         wanted = set(only)
         out = [s for s in out if s.key in wanted or s.key.split("@")[0] in wanted]
@@ -182,9 +193,7 @@ class Meter:
         self.result = result
         self.seen: set[str] = set()
 
-    def record(
-        self, request: dict[str, Any], layout: tuple[list[Any], int], message: Any, *, main: bool
-    ) -> None:
+    def record(self, request: dict[str, Any], layout: tuple[list[Any], int], message: Any, *, main: bool) -> None:
         """``request``: what the simulator received; ``layout``: the block positions it billed (prefix
         identity and tokens up to each block) and the total."""
         r = self.result
@@ -199,8 +208,10 @@ class Meter:
         r.output_cost += parts.output
 
         positions, total = layout
-        prompt = usage["input_tokens"] + usage.get("cache_creation_input_tokens", 0) + usage.get(
-            "cache_read_input_tokens", 0
+        prompt = (
+            usage["input_tokens"]
+            + usage.get("cache_creation_input_tokens", 0)
+            + usage.get("cache_read_input_tokens", 0)
         )
         if prompt != total:
             raise AssertionError(f"usage says {prompt} prompt tokens, the simulator's layout {total}")
@@ -272,9 +283,7 @@ class Meter:
         r.read_tokens += usage.get("cache_read_input_tokens", 0)
         r.write_tokens += usage.get("cache_creation_input_tokens", 0)
         messages = request["body"]["messages"]
-        for i in range(
-            len(messages) - 1, -1, -1
-        ):  # the API ignores what precedes the latest compaction block
+        for i in range(len(messages) - 1, -1, -1):  # the API ignores what precedes the latest compaction block
             content = messages[i].get("content")
             if isinstance(content, list) and any(b.get("type") == "compaction" for b in content):
                 messages = messages[i:]
@@ -360,9 +369,7 @@ class Script:
 
     def reply(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         if not self.is_main(kwargs):  # a summariser call: a summary of fixed size
-            return [
-                {"type": "text", "text": _summary_text(json.dumps(kwargs.get("messages"), sort_keys=True))}
-            ]
+            return [{"type": "text", "text": _summary_text(json.dumps(kwargs.get("messages"), sort_keys=True))}]
         assert self.turn is not None
         last = kwargs["messages"][-1] if kwargs.get("messages") else {}
         content = last.get("content") if isinstance(last, dict) else None
@@ -483,11 +490,7 @@ def _langchain_trim(budget: int) -> Callable[[list[Any]], list[dict[str, Any]]]:
         if out:
             last = out[-1]
             content = last["content"]
-            blocks = (
-                [{"type": "text", "text": content}]
-                if isinstance(content, str)
-                else [dict(b) for b in content]
-            )
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
             blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
             out[-1] = {"role": last["role"], "content": blocks}
         return out
@@ -650,15 +653,11 @@ class Row:
         return self.mean("input_cost") / bound if bound else float("nan")
 
 
-def _rows(
-    results: list[RunResult], plan: list[Strategy], models: Sequence[str]
-) -> dict[tuple[str, str], Row]:
+def _rows(results: list[RunResult], plan: list[Strategy], models: Sequence[str]) -> dict[tuple[str, str], Row]:
     grouped: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
     for r in results:
         grouped[(r.strategy, r.model)].append(r)
-    return {
-        (s.key, m): Row(s, m, grouped[(s.key, m)]) for m in models for s in plan if grouped.get((s.key, m))
-    }
+    return {(s.key, m): Row(s, m, grouped[(s.key, m)]) for m in models for s in plan if grouped.get((s.key, m))}
 
 
 def targets(
@@ -705,6 +704,53 @@ def targets(
     return out
 
 
+def notes(rows: dict[tuple[str, str], Row], models: Sequence[str], budgets: Sequence[int]) -> list[str]:
+    """What explains the figures, computed from them."""
+    out = []
+    small = min(budgets)
+    for m in models:
+        naive, keep = rows.get(("naive", m)), rows.get(("KeepAll", m))
+        if naive and keep:
+            ceiling = naive.mean("cost") / (keep.mean("bound_input_cost") + keep.mean("output_cost"))
+            out.append(
+                f"{m}: with perfect caching (the lower bound) the whole conversation would be {ceiling:.1f}x "
+                f"cheaper than the naive resend (the output, ${keep.mean('output_cost'):.2f}, is paid by both); "
+                f"KeepAll's input is {keep.bound_ratio:.2f}x its bound."
+            )
+        guides = rows.get(("guides", m))
+        if guides:
+            turns = guides.total("turns")
+            failed = guides.total("failed_turns")
+            out.append(
+                f"{m}: messages[-20:] got {guides.total('invalid')} 400s: {failed} of {turns} turns "
+                f"({failed / turns:.0%}) got no reply, so its cost covers only the rest."
+            )
+        auto = rows.get((f"CacheAwareWindow@{small}", m))
+        fixed = [rows.get((f"CacheAwareWindow@{small}/{ttl}", m)) for ttl in ("5m", "1h")]
+        if auto and all(fixed):
+            five, hour = fixed
+            assert five is not None and hour is not None
+            out.append(
+                f"{m}: CacheAwareWindow({small:,}) with the automatic TTL ${auto.mean('cost'):.2f} "
+                f"(input {auto.bound_ratio:.2f}x its bound), fixed 5m ${five.mean('cost'):.2f} "
+                f"({five.bound_ratio:.2f}x), fixed 1h ${hour.mean('cost'):.2f} ({hour.bound_ratio:.2f}x)."
+            )
+        for key, what in (("Summarize", "summary_cost"), ("ServerCompaction", "compaction_cost")):
+            parts = [
+                f"{row.strategy.label} ${row.mean(what):.2f}"
+                for (k, model), row in rows.items()
+                if model == m and k.split("@")[0] == key and row.mean(what) > 0
+            ]
+            if parts:
+                kind = (
+                    f"summaries (by {SUMMARY_MODEL})"
+                    if key == "Summarize"
+                    else "compaction passes (estimated: the simulator does not bill them)"
+                )
+                out.append(f"{m}: included {kind}: " + ", ".join(parts) + " per conversation.")
+    return out
+
+
 def render(
     results: list[RunResult],
     plan: list[Strategy],
@@ -715,7 +761,7 @@ def render(
     elapsed: float,
 ) -> str:
     rows = _rows(results, plan, models)
-    info = machine()
+    info = settings.get("machine") or machine()
     lines = [
         f"`{settings['command']}` on {info['date']}: {info['cpu']}, Python {info['python']}; "
         f"`{info['uname']}`. Wall time {elapsed:.0f} s with {settings['jobs']} worker processes.",
@@ -746,6 +792,7 @@ def render(
                 [
                     s.label + (" *" if s.ours else ""),
                     f"${row.mean('cost'):.2f}",
+                    f"${row.mean('input_cost'):.2f}",
                     f"{row.read_share:.0%}",
                     f"{row.total('invalid')} / {row.total('failed_turns')}",
                     f"{row.avg_context:,.0f}",
@@ -762,6 +809,7 @@ def render(
                 [
                     "strategy (* ours)",
                     "USD / conv",
+                    "of which input",
                     "cache-read share",
                     "400s / dropped turns",
                     "avg context (tokens)",
@@ -774,12 +822,16 @@ def render(
         ]
     lines += ["", "### Targets", ""]
     lines += [
-        f"- {'PASS' if ok else 'FAIL'}: {name}: {figures}"
-        for name, ok, figures in targets(rows, models, budgets)
+        f"- {'PASS' if ok else 'FAIL'}: {name}: {figures}" for name, ok, figures in targets(rows, models, budgets)
     ]
+    lines += ["", "### Notes", ""] + [f"- {note}" for note in notes(rows, models, budgets)]
     if skipped:
         lines += ["", "Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."]
-    extra = sorted({f"{r.strategy}: {k} x{v}" for r in results for k, v in r.errors.items()})
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        for k, v in r.errors.items():
+            counts[f"{r.strategy} on {r.model}: {k}"] += v
+    extra = [f"{what} x{n}" for what, n in sorted(counts.items())]
     if extra:
         lines += ["", "Errors raised before a call (turn dropped): " + "; ".join(extra) + "."]
     return "\n".join(lines)
@@ -790,9 +842,7 @@ def render(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="1 conversation of 16 turns, small budgets; prints only"
-    )
+    parser.add_argument("--quick", action="store_true", help="1 conversation of 16 turns, small budgets; prints only")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--conversations", type=int)
     parser.add_argument("--turns", type=int)
@@ -801,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="strategy keys to run, e.g. naive KeepAll CacheAwareWindow")
     parser.add_argument("--results", type=Path, help="Markdown file to write the section into")
     parser.add_argument("--json", type=Path, help="also write the raw per-run figures as JSON")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only render the report again from a --json file")
     parser.add_argument(
         "--cache",
         choices=("auto", "5m", "1h", "off"),
@@ -809,51 +860,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    conversations = args.conversations or (1 if args.quick else 3)
-    turns = args.turns or (16 if args.quick else 300)
-    budgets = QUICK_BUDGETS if args.quick else BUDGETS
-    results_path = args.results if args.results is not None else (None if args.quick else RESULTS)
-
-    plan = strategies(budgets, args.only)
-    skipped = {s.label: why for s in plan if (why := available(s)) is not None}
-    plan = [s for s in plan if s.label not in skipped]
-    if args.cache != "auto":
-        fixed: bool | str = False if args.cache == "off" else args.cache
-        plan = [replace(s, cache=fixed, label=f"{s.label} cache={args.cache}") if s.ours else s for s in plan]
-    jobs = [
-        (args.seed, conversations, turns, c, m, s)
-        for s in plan
-        for m in args.models
-        for c in range(conversations)
-    ]
-    # The whole-history strategies are the slowest: start them first so the workers finish together.
-    whole = ("naive", "KeepAll", "ServerCompaction")
-    jobs.sort(key=lambda j: -(10**9 if j[5].key.split("@")[0] in whole else (j[5].budget or 0)))
-
-    started = time.perf_counter()
-    results: list[RunResult] = []
-    if args.jobs <= 1:
-        for job in jobs:
-            results.append(run_one(job))
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        settings, elapsed = saved["settings"], saved["elapsed"]
+        budgets, models = tuple(saved["budgets"]), saved["models"]
+        results = [RunResult(**r) for r in saved["runs"]]
+        keys = {r.strategy for r in results}
+        plan = [s for s in strategies(budgets) if s.key in keys]
+        skipped = saved.get("skipped", {})
+        results_path = args.results if args.results is not None else RESULTS
     else:
-        import multiprocessing
+        models = list(args.models)
+        conversations = args.conversations or (1 if args.quick else 3)
+        turns = args.turns or (16 if args.quick else 300)
+        budgets = QUICK_BUDGETS if args.quick else BUDGETS
+        results_path = args.results if args.results is not None else (None if args.quick else RESULTS)
 
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(run_one, jobs))
-    elapsed = time.perf_counter() - started
+        plan = strategies(budgets, args.only)
+        skipped = {s.label: why for s in plan if (why := available(s)) is not None}
+        plan = [s for s in plan if s.label not in skipped]
+        if args.cache != "auto":
+            fixed: bool | str = False if args.cache == "off" else args.cache
+            plan = [replace(s, cache=fixed, label=f"{s.label} cache={args.cache}") if s.ours else s for s in plan]
+        jobs = [(args.seed, conversations, turns, c, m, s) for s in plan for m in models for c in range(conversations)]
+        # The whole-history strategies are the slowest: start them first so the workers finish together.
+        whole = ("naive", "KeepAll", "ServerCompaction")
+        jobs.sort(key=lambda j: -(10**9 if j[5].key.split("@")[0] in whole else (j[5].budget or 0)))
 
-    command = " ".join([".venv/bin/python bench/cost.py", *(sys.argv[1:] if argv is None else argv)])
-    settings = {
-        "seed": args.seed,
-        "conversations": conversations,
-        "turns": turns,
-        "jobs": args.jobs,
-        "command": command,
-    }
-    text = render(results, plan, skipped, args.models, budgets, settings, elapsed)
+        started = time.perf_counter()
+        results: list[RunResult] = []
+        if args.jobs <= 1:
+            for job in jobs:
+                results.append(run_one(job))
+        else:
+            import multiprocessing
+
+            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                results = list(pool.map(run_one, jobs))
+        elapsed = time.perf_counter() - started
+
+        command = " ".join([".venv/bin/python bench/cost.py", *(sys.argv[1:] if argv is None else argv)])
+        settings = {
+            "seed": args.seed,
+            "conversations": conversations,
+            "turns": turns,
+            "jobs": args.jobs,
+            "command": command,
+            "machine": machine(),
+        }
+    text = render(results, plan, skipped, models, budgets, settings, elapsed)
     print(f"## {SECTION}\n\n{text}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        saved = {
+            "settings": settings,
+            "elapsed": elapsed,
+            "budgets": list(budgets),
+            "models": models,
+            "skipped": skipped,
+            "runs": [asdict(r) for r in results],
+        }
+        args.json.write_text(json.dumps(saved, indent=1))
     if results_path is not None:
         replace_section(SECTION, text, results_path)
         print(f"\nwritten to {results_path}", file=sys.stderr)

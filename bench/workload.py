@@ -99,15 +99,14 @@ SYSTEM = (
     "about orders, customers, deployments and reports. Be precise and brief; when you are not sure, say so "
     "and use a tool to check. Use the tools to look things up instead of guessing: search_docs for internal "
     "documents, run_query for read-only SQL against the reporting replica, read_file for files in the shop's "
-    "repository. "
-    + _prose(random.Random("system"), 2_800)
+    "repository. " + _prose(random.Random("system"), 2_800)
 )
 
 TOOLS: list[dict[str, Any]] = [
     {
-    "name": "search_docs",
-    "description": "Search the internal documentation and return the best matching passages.",
-    "input_schema": {
+        "name": "search_docs",
+        "description": "Search the internal documentation and return the best matching passages.",
+        "input_schema": {
             "type": "object",
             "properties": {
                 "query": {"type": "string", "description": "What to look for."},
@@ -117,9 +116,9 @@ TOOLS: list[dict[str, Any]] = [
         },
     },
     {
-    "name": "run_query",
-    "description": "Run a read-only SQL query on the reporting replica and return the rows as text.",
-    "input_schema": {
+        "name": "run_query",
+        "description": "Run a read-only SQL query on the reporting replica and return the rows as text.",
+        "input_schema": {
             "type": "object",
             "properties": {
                 "query": {"type": "string", "description": "One SELECT statement."},
@@ -129,9 +128,9 @@ TOOLS: list[dict[str, Any]] = [
         },
     },
     {
-    "name": "read_file",
-    "description": "Read a file of the shop's repository (text files only).",
-    "input_schema": {
+        "name": "read_file",
+        "description": "Read a file of the shop's repository (text files only).",
+        "input_schema": {
             "type": "object",
             "properties": {
                 "query": {"type": "string", "description": "Path of the file."},
@@ -268,9 +267,7 @@ def generate(seed: int = 5, conversations: int = 3, turns: int = 300) -> list[Co
     out = []
     for c in range(conversations):
         rng = random.Random(f"cost-bench/{seed}/{c}")
-        image_turns = set(
-            rng.sample(range(min(3, turns), turns), min(IMAGES_PER_CONVERSATION, max(0, turns - 3)))
-        )
+        image_turns = set(rng.sample(range(min(3, turns), turns), min(IMAGES_PER_CONVERSATION, max(0, turns - 3))))
         specs = []
         for t in range(turns):
             gap = 0.0 if t == 0 else _gap(rng)

@@ -29,8 +29,7 @@ def _history(conv: workload.Conversation) -> list[dict]:
             uses = [b for b in reply if b["type"] == "tool_use"]
             if uses:
                 results = [
-                    {"type": "tool_result", "tool_use_id": b["id"], "content": turn.call(b["id"]).output}
-                    for b in uses
+                    {"type": "tool_result", "tool_use_id": b["id"], "content": turn.call(b["id"]).output} for b in uses
                 ]
                 messages.append({"role": "user", "content": results})
     return messages
@@ -122,7 +121,5 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
         assert runs[key]["prompt_tokens"] < keep["prompt_tokens"]
 
     # A second run replaces the section instead of adding one.
-    cost.main(
-        ["--quick", "--jobs", "1", "--models", "claude-sonnet-4-6", "--only", "naive", "--results", str(results)]
-    )
+    cost.main(["--quick", "--jobs", "1", "--models", "claude-sonnet-4-6", "--only", "naive", "--results", str(results)])
     assert results.read_text().count("## Cost") == 1
