@@ -103,7 +103,8 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
 
     import json
 
-    runs = {r["strategy"]: r for r in json.loads((tmp_path / "runs.json").read_text())}
+    saved = json.loads((tmp_path / "runs.json").read_text())
+    runs = {r["strategy"]: r for r in saved["runs"]}
     naive, keep = runs["naive"], runs["KeepAll"]
     assert naive["invalid"] == 0 and keep["invalid"] == 0
     # Same conversation, same requests' size; caching makes KeepAll cheaper and nothing else.
@@ -119,6 +120,15 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     for key in ("CacheAwareWindow@3000", "CacheAwareWindow@8000"):
         assert runs[key]["invalid"] == 0
         assert runs[key]["prompt_tokens"] < keep["prompt_tokens"]
+
+    # The fixed-TTL reference rows ran with their TTL, and are not held to the targets.
+    assert {"CacheAwareWindow@3000/5m", "CacheAwareWindow@3000/1h"} <= set(runs)
+    assert "TTL fixed 5m) within" not in text
+
+    # Rendering again from the saved figures gives the same tables.
+    again = tmp_path / "again.md"
+    cost.main(["--render", str(tmp_path / "runs.json"), "--results", str(again)])
+    assert again.read_text().split("## Cost")[1] == text.split("## Cost")[1]
 
     # A second run replaces the section instead of adding one.
     cost.main(["--quick", "--jobs", "1", "--models", "claude-sonnet-4-6", "--only", "naive", "--results", str(results)])
