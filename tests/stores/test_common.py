@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -119,7 +121,7 @@ def _session(messages: list[dict[str, object]]) -> SessionData:
     return SessionData(
         info=info,
         messages=stored,
-        summaries=[Summary(0, len(stored), "sum", "h", {"input_tokens": 1}, stamp)],
+        summaries=[Summary(0, len(stored), "sum", "h", {"input_tokens": 1}, stamp)] if stored else [],
     )
 
 
@@ -258,3 +260,154 @@ def test_lone_surrogates_are_escaped_not_lost() -> None:
     assert json.loads(text) == value
     assert _common.dumps({"ok": "é"}) == '{"ok":"é"}'  # ordinary text stays unescaped
     assert _common.message_text({"role": "user", "content": "a \ud83d b"}).encode("utf-8")
+
+
+# -- loading: the shared fast path must build exactly what the plain constructors build ----------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values, st.sampled_from(["", " ", "\n", "\t "]), st.sampled_from(["", " ", "\r\n"]))
+def test_decode_json_is_json_loads(value: object, before: str, after: str) -> None:
+    text = before + json.dumps(value, ensure_ascii=False) + after
+    assert _common.decode_json(text) == json.loads(text)
+    assert _common.decode_json(text.encode("utf-8")) == json.loads(text)
+
+
+@pytest.mark.parametrize("bad", ["", " ", "{", '{"a":1} x', '{"a":1}{}', "[1,]", "nan", '"\x01"', "1 2"])
+def test_decode_json_rejects_what_json_loads_rejects(bad: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(bad)
+    with pytest.raises(json.JSONDecodeError) as got:
+        _common.decode_json(bad)
+    assert str(got.value) == str(expected.value)
+
+
+@given(st.integers(min_value=-(2**62), max_value=2**62))
+def test_from_us_is_exact(value: int) -> None:
+    try:
+        expected = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=value)
+    except OverflowError:
+        return
+    assert _common.from_us(value) == expected
+    assert _common.to_us(_common.from_us(value)) == value
+
+
+messages_rows = st.lists(
+    st.tuples(
+        st.builds(lambda text: {"role": "user", "content": text}, st.text(max_size=20)),
+        st.none() | st.text(max_size=10),
+        st.none() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+        st.integers(min_value=0, max_value=5).map(lambda k: 1_763_000_000_000_000 + k),
+    ),
+    max_size=12,
+)
+
+
+@given(messages_rows)
+def test_decode_messages_builds_plain_stored_messages(rows: list[tuple[dict[str, object], ...]]) -> None:
+    encoded = [
+        (json.dumps(message), model, None if usage is None else json.dumps(usage), created)
+        for message, model, usage, created in rows
+    ]
+    built = _common.decode_messages(encoded)
+    expected = [
+        StoredMessage(seq, message, model, usage, _common.from_us(created))  # type: ignore[arg-type]
+        for seq, (message, model, usage, created) in enumerate(rows)
+    ]
+    assert built == expected
+    assert [vars(m) for m in built] == [vars(m) for m in expected]
+    assert all(type(m) is StoredMessage for m in built)
+    # Every message gets its own objects, even where rows are equal.
+    assert len({id(m.message) for m in built}) == len(built)
+    assert len({id(m.usage) for m in built if m.usage is not None}) == sum(m.usage is not None for m in built)
+
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+
+
+def test_decoded_messages_stay_frozen_and_take_any_stamp() -> None:
+    [built] = _common.decode_messages([('{"role":"user","content":"x"}', None, None, "raw")], stamp=lambda v: NOW)
+    assert built.created_at is NOW
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.seq = 9  # type: ignore[misc]
+
+
+def test_stored_message_is_the_dataclass() -> None:
+    now = NOW
+    fast = _common.stored_message(3, {"role": "user", "content": "x"}, "m", {"input_tokens": 1}, now)
+    assert fast == StoredMessage(3, {"role": "user", "content": "x"}, "m", {"input_tokens": 1}, now)
+    assert repr(fast) == repr(StoredMessage(3, {"role": "user", "content": "x"}, "m", {"input_tokens": 1}, now))
+    assert fast.role == "user"
+
+
+# -- rewind: the last turn found from the tail is the last turn of the whole log -----------------------------
+
+log_messages = st.lists(
+    st.sampled_from(
+        [
+            {"role": "user", "content": "q"},
+            {"role": "user", "content": [{"type": "text", "text": "q"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]},
+            {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+        ]
+    ),
+    max_size=300,
+)
+
+
+@given(log_messages)
+def test_find_last_turn_from_the_tail_agrees_with_the_whole_log(messages: list[dict[str, object]]) -> None:
+    from claude_history.history import last_turn_start
+
+    reads: list[tuple[int, int]] = []
+
+    def read(start: int, end: int) -> list[dict[str, object]]:
+        reads.append((start, end))
+        return messages[start:end]
+
+    expected = last_turn_start(messages)
+    if expected is None:
+        with pytest.raises(ConfigurationError, match="no turn"):
+            _common.find_last_turn(read, len(messages))
+    else:
+        assert _common.find_last_turn(read, len(messages)) == expected
+        # Only the tail is read, in chunks growing 4x: about 4x the distance back to the turn at most.
+        assert reads[0] == (max(0, len(messages) - _common.TAIL_CHUNK), len(messages))
+        assert len(messages) - reads[-1][0] <= 4 * (len(messages) - expected) + _common.TAIL_CHUNK
+    # Chunks are contiguous and never overlap.
+    for (start, _), (_, end) in itertools.pairwise(reads):
+        assert end == start
+
+
+def test_find_last_turn_just_past_a_chunk_boundary() -> None:
+    tail = [{"role": "assistant", "content": "a"}] * _common.TAIL_CHUNK
+    messages = [{"role": "user", "content": "q"}, *tail]
+    assert _common.find_last_turn(lambda start, end: messages[start:end], len(messages)) == 0
+
+
+def test_summary_ranges_must_cover_messages() -> None:
+    assert _common.check_summary(Summary(0, 1, "one"), 1).end == 1
+    for start, end in ((0, 0), (2, 2), (3, 1)):
+        with pytest.raises(ConfigurationError, match="empty"):
+            _common.check_summary(Summary(start, end, "nothing"), 4)
+    for start, end in ((-1, 1), (0, 5)):
+        with pytest.raises(ConfigurationError, match="outside"):
+            _common.check_summary(Summary(start, end, "x"), 4)
+    for bad in (1.5, "1", True):
+        with pytest.raises(ConfigurationError, match="integer"):
+            _common.check_summary(Summary(bad, 2, "x"), 4)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="NUL"):
+        _common.check_summary(Summary(0, 1, "x", model="m\x00"), 4)
+
+
+@pytest.mark.parametrize("name", ["title", "owner", "model"])
+def test_nul_is_refused_in_titles_owners_and_models(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"{name} must not contain NUL"):
+        _common.check_session_changes({name: "bad\x00value"})
+    assert _common.check_session_changes({name: "fine \x01 value"}) == {name: "fine \x01 value"}

@@ -285,6 +285,45 @@ def test_bad_metadata_is_refused(store: Any) -> None:
     assert store.get_session("s").tags == ()
 
 
+@pytest.mark.parametrize("name", ["title", "owner", "model"])
+def test_nul_is_refused_in_title_owner_and_model(store: Any, name: str) -> None:
+    # PostgreSQL text cannot hold NUL: every backend refuses it, so sessions stay portable.
+    store.append("s", turn("1"), expected_version=0)
+    store.update_session("s", **{name: "kept"})
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store.update_session("s", **{name: "bad\x00value"})
+    assert getattr(store.get_session("s"), name) == "kept"
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store.update_session("new", create=True, **{name: "bad\x00value"})
+    with pytest.raises(SessionNotFound):
+        store.get_session("new")
+    header = json.loads(store.export_jsonl("s").split("\n")[0])
+    header[name] = "bad\x00value"
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store.import_jsonl(json.dumps(header) + "\n", session_id="copy")
+    with pytest.raises(SessionNotFound):
+        store.get_session("copy")
+
+
+def test_nul_is_refused_in_the_model_of_an_entry_or_a_summary(store: Any) -> None:
+    store.append("s", turn("1"), expected_version=0)
+    reply = Entry({"role": "assistant", "content": [{"type": "text", "text": "hi"}]}, model="claude\x00x")
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store.append("s", [Entry({"role": "user", "content": "q"}), reply], expected_version=1)
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store.save_summary("s", Summary(0, 2, "sum", model="claude\x00x"))
+    data = store.load("s")
+    assert (data.version, len(data.messages), data.summaries) == (1, 2, [])
+    # Elsewhere NUL is fine: message content, summary text, metadata values are JSON, which escapes it.
+    store.append("s", turn("nul \x00 inside"), expected_version=1)
+    store.save_summary("s", Summary(0, 2, "text with \x00"))
+    store.update_session("s", metadata={"k": "v\x00"})
+    data = store.load("s")
+    assert data.messages[2].message["content"] == "question nul \x00 inside"
+    assert data.summaries[0].text == "text with \x00"
+    assert data.info.metadata == {"k": "v\x00"}
+
+
 def test_timestamps(store: Any) -> None:
     store.append("s", turn("1"), expected_version=0)
     first = store.get_session("s")
@@ -321,6 +360,21 @@ def test_summaries_are_kept_beside_the_log(store: Any) -> None:
         store.save_summary("s", Summary(start=0, end=9, text="beyond the log"))
     with pytest.raises(SessionNotFound):
         store.save_summary("ghost", Summary(start=0, end=1, text="x"))
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 0), (2, 2), (4, 4), (3, 1)])
+def test_a_summary_of_no_messages_is_refused(store: Any, start: int, end: int) -> None:
+    store.append("s", turn("1") + turn("2"), expected_version=0)
+    with pytest.raises(ConfigurationError, match="empty"):
+        store.save_summary("s", Summary(start=start, end=end, text="nothing"))
+    assert store.load("s").summaries == []
+    exported = store.export_jsonl("s").split("\n")
+    header = json.loads(exported[0])
+    header["summaries"] = [{"start": start, "end": end, "text": "nothing"}]
+    with pytest.raises(ConfigurationError, match="empty"):
+        store.import_jsonl("\n".join([json.dumps(header), *exported[1:]]), session_id="copy")
+    with pytest.raises(SessionNotFound):
+        store.load("copy")
 
 
 # -- fork ----------------------------------------------------------------------------------------------------
@@ -416,6 +470,43 @@ def test_rewind_is_versioned(store: Any) -> None:
         store.rewind("s", to=5)
     with pytest.raises(SessionNotFound):
         store.rewind("ghost")
+
+
+def test_rewind_finds_the_last_turn_behind_a_long_tool_loop(store: Any) -> None:
+    # 61 messages after the turn start: found by reading the tail in growing chunks, as by a whole load.
+    loop = [Entry({"role": "user", "content": "run the long job"})]
+    for i in range(30):
+        tool_id = f"toolu_{i:02d}"
+        loop += [
+            Entry({"role": "assistant", "content": [{"type": "tool_use", "id": tool_id, "name": "f", "input": {}}]}),
+            Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "ok"}]}),
+        ]
+    loop.append(Entry({"role": "assistant", "content": [{"type": "text", "text": "done"}]}))
+    store.append("s", turn("1"), expected_version=0)
+    store.append("s", loop, expected_version=1)
+    assert store.rewind("s", expected_version=2) == 3
+    assert store.load("s").message_params() == [e.message for e in turn("1")]
+
+
+def test_rewind_to_an_index_with_a_version(store: Any) -> None:
+    store.append("s", turn("1") + turn("2"), expected_version=0)
+    store.save_summary("s", Summary(0, 4, "all of it"))
+    with pytest.raises(ConflictError) as stale:
+        store.rewind("s", to=2, expected_version=0)
+    assert stale.value.actual_version == 1
+    for bad in (5, -1, True, "2", 1.0):
+        with pytest.raises(ConfigurationError, match="rewind target"):
+            store.rewind("s", to=bad, expected_version=1)
+    data = store.load("s")
+    assert (data.version, len(data.messages), len(data.summaries)) == (1, 4, 1)  # nothing changed
+    assert store.rewind("s", to=4, expected_version=1) == 2  # the whole log kept: still a versioned write
+    assert store.rewind("s", to=2, expected_version=2) == 3
+    data = store.load("s")
+    assert (data.version, data.message_params(), data.summaries) == (3, [e.message for e in turn("1")], [])
+    with pytest.raises(SessionNotFound):
+        store.rewind("ghost", to=0, expected_version=1)
+    with pytest.raises(SessionNotFound):
+        store.rewind("ghost", to=0)
 
 
 # -- delete --------------------------------------------------------------------------------------------------

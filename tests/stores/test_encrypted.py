@@ -277,12 +277,28 @@ def test_encrypted_titles_are_hidden_from_the_backend(inner: Any) -> None:
     assert wrap(inner, KEY1).get_session("a").title == "Secret plans"
 
 
+def _write_legacy_empty_summary(inner: Any, session_id: str, text: str) -> None:
+    """A summary of no messages, as older stores accepted (legacy data), written into the storage itself:
+    every store refuses one now."""
+    if isinstance(inner, MemoryStore):
+        inner._sessions[session_id].summaries.append(Summary(0, 0, text, created_at=datetime.now(timezone.utc)))
+        return
+    inner._conn().execute(
+        'INSERT INTO summaries (session_pk, start, "end", text, model, usage, created_at)'
+        " SELECT pk, 0, 0, ?, NULL, NULL, 0 FROM sessions WHERE id = ?",
+        (text, session_id),
+    )
+
+
 def test_summary_of_no_messages_is_refused_and_never_blocks_rotation_silently(inner: Any) -> None:
     store = wrap(inner, KEY1, allow_plaintext=True)
     fill(store, "s1", turns=1)
     with pytest.raises(ConfigurationError, match="empty"):
         store.save_summary("s1", Summary(1, 1, "nothing"))
-    inner.save_summary("s1", Summary(0, 0, "written around the wrapper"))
+    with pytest.raises(ConfigurationError, match="empty"):
+        inner.save_summary("s1", Summary(0, 0, "written around the wrapper"))  # the plain store refuses it too
+    _write_legacy_empty_summary(inner, "s1", "written around the wrapper")
+    assert [(s.start, s.end) for s in inner.load("s1").summaries] == [(0, 0)]
     with pytest.raises(HistoryError, match=r"\[0, 0\)"):
         wrap(inner, KEY2, old_keys=[KEY1], allow_plaintext=True).rotate("s1")
     assert len(store.load("s1").messages) == 2  # untouched

@@ -41,6 +41,7 @@ from ._common import (
     StoreBase,
     check_expected_version,
     check_page,
+    check_rewind_index,
     check_session_changes,
     check_session_id,
     check_summary,
@@ -681,6 +682,7 @@ class JsonFileStore(StoreBase):
             state = self._state(fd, name, repair=True)
             if state.version != expected_version:
                 raise conflict(session_id, expected_version, state.version)
+            check_rewind_index(to, state.count)
             now = max(now_us(), state.updated)
             log = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
             self._replace(self._log(name), log)

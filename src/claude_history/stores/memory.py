@@ -17,13 +17,16 @@ from ._common import (
     StoreBase,
     check_expected_version,
     check_page,
+    check_rewind_index,
     check_session_changes,
     check_session_id,
     check_summary,
     conflict,
     decode_json,
+    decode_messages,
     dumps,
     encode_entries,
+    find_last_turn,
     from_us,
     is_expired,
     make_snippet,
@@ -33,7 +36,7 @@ from ._common import (
     text_matches,
     to_us,
 )
-from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
 
 __all__ = ["MemoryStore"]
 
@@ -86,16 +89,7 @@ class MemoryStore(StoreBase):
         with self._lock:
             session = self._get(session_id)
             info, rows, summaries = session.info, list(session.rows), list(session.summaries)
-        messages = [
-            StoredMessage(
-                seq=seq,
-                message=decode_json(row.message_json),
-                model=row.model,
-                usage=decode_json(row.usage_json),
-                created_at=from_us(row.created_us),
-            )
-            for seq, row in enumerate(rows)
-        ]
+        messages = decode_messages((row.message_json, row.model, row.usage_json, row.created_us) for row in rows)
         return SessionData(info=info, messages=messages, summaries=summaries)
 
     def get_session(self, session_id: str) -> SessionInfo:
@@ -256,11 +250,20 @@ class MemoryStore(StoreBase):
             info = replace(data.info, message_count=len(rows))
             self._sessions[session_id] = _Session(info, rows, list(data.summaries))
 
+    def _last_turn(self, session_id: str) -> tuple[int, int]:
+        with self._lock:
+            session = self._get(session_id)
+            version, rows = session.info.version, session.rows
+            return version, find_last_turn(
+                lambda start, end: [decode_json(row.message_json) for row in rows[start:end]], len(rows)
+            )
+
     def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
         with self._lock:
             session = self._get(session_id)
             if session.info.version != expected_version:
                 raise conflict(session_id, expected_version, session.info.version)
+            check_rewind_index(to, len(session.rows))
             del session.rows[to:]
             session.summaries = [s for s in session.summaries if s.end <= to]
             session.info = replace(

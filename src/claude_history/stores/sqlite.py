@@ -27,13 +27,16 @@ from ._common import (
     StoreBase,
     check_expected_version,
     check_page,
+    check_rewind_index,
     check_session_changes,
     check_session_id,
     check_summary,
     conflict,
     decode_json,
+    decode_messages,
     dumps,
     encode_entries,
+    find_last_turn,
     from_us,
     is_expired,
     make_snippet,
@@ -42,7 +45,7 @@ from ._common import (
     search_terms,
     to_us,
 )
-from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -310,9 +313,10 @@ class SQLiteStore(StoreBase):
             if row is None:
                 raise SessionNotFound(session_id)
             low, high = _range(row[0])
+            # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail), so
+            # the seq is the position and the rowid need not be read.
             rows = conn.execute(
-                "SELECT id, content, model, usage, created_at FROM messages"
-                " WHERE id BETWEEN ? AND ? ORDER BY id",
+                "SELECT content, model, usage, created_at FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
                 (low, high),
             ).fetchall()
             summary_rows = conn.execute(
@@ -320,16 +324,7 @@ class SQLiteStore(StoreBase):
                 " WHERE session_pk = ? ORDER BY id",
                 (row[0],),
             ).fetchall()
-        messages = [
-            StoredMessage(
-                seq=rowid & _SEQ_MASK,
-                message=decode_json(content),
-                model=model,
-                usage=decode_json(usage),
-                created_at=from_us(created),
-            )
-            for rowid, content, model, usage, created in rows
-        ]
+        messages = decode_messages(rows)
         summaries = [
             Summary(start=s, end=e, text=t, model=m, usage=decode_json(u), created_at=from_us(c))
             for s, e, t, m, u, c in summary_rows
@@ -613,6 +608,24 @@ class SQLiteStore(StoreBase):
                 ),
             )
 
+    def _last_turn(self, session_id: str) -> tuple[int, int]:
+        """Read backwards from the end of the log until a turn starts: a rewind reads one turn, not the
+        session."""
+        with self._read() as conn:
+            row = self._live_row(conn, session_id, now_us(), purge=False)
+            if row is None:
+                raise SessionNotFound(session_id)
+            base = row[0] << _SEQ_BITS
+
+            def read(start: int, end: int) -> list[Any]:
+                rows = conn.execute(
+                    "SELECT content FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
+                    (base | start, base | (end - 1)),
+                )
+                return [decode_json(content) for (content,) in rows]
+
+            return row[2], find_last_turn(read, row[3])
+
     def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
         check_session_id(session_id)
         conn = self._conn()
@@ -623,6 +636,7 @@ class SQLiteStore(StoreBase):
                 raise SessionNotFound(session_id)
             if row[2] != expected_version:
                 raise conflict(session_id, expected_version, row[2])
+            check_rewind_index(to, row[3])
             pk = row[0]
             low, high = _range(pk, to)
             conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (low, high))
@@ -630,7 +644,7 @@ class SQLiteStore(StoreBase):
             conn.execute('DELETE FROM summaries WHERE session_pk = ? AND "end" > ?', (pk, to))
             conn.execute(
                 "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
-                (min(to, row[3]), now, pk),
+                (to, now, pk),
             )
         return expected_version + 1
 

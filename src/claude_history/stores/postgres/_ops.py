@@ -17,6 +17,7 @@ from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._common import (
     check_expected_version,
+    check_optional_str,
     check_page,
     check_session_changes,
     check_session_id,
@@ -120,14 +121,6 @@ def _summary_from_row(row: Sequence[Any]) -> Summary:
         usage=decode_json(usage),
         created_at=created.astimezone(timezone.utc),
     )
-
-
-def _check_text(name: str, value: str | None) -> None:
-    # PostgreSQL text cannot hold NUL; say so instead of failing deep inside the driver.
-    if value is not None and "\x00" in value:
-        raise ConfigurationError(
-            f"{name} must not contain NUL characters (PostgreSQL text cannot store them)"
-        )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -240,8 +233,6 @@ def append(
     check_session_id(session_id)
     check_expected_version(expected_version)
     encoded = encode_entries(entries)
-    for index, entry in enumerate(encoded):
-        _check_text(f"model of entry {index}", entry.model)
     stamp = from_us(now)
     args = {"id": session_id, "n": len(encoded), "expected": expected_version, "now": stamp}
     yield Query(st.drop_expired, args)
@@ -260,8 +251,6 @@ def update_session(
 ) -> Op[SessionInfo]:
     check_session_id(session_id)
     fields = check_session_changes(changes)
-    for name in ("title", "owner", "model"):
-        _check_text(name, fields.get(name))
     stamp = from_us(now)
     args: dict[str, Any] = {"id": session_id, "now": stamp}
     args.update(fields)
@@ -294,7 +283,6 @@ def save_summary(st: Statements, session_id: str, summary: Summary, now: int) ->
     if not rows:
         raise SessionNotFound(session_id)
     check_summary(summary, int(rows[0][2]))
-    _check_text("summary model", summary.model)
     args.update(
         start=summary.start,
         end=summary.end,
@@ -395,7 +383,7 @@ def create(st: Statements, data: SessionData, now: int) -> Op[None]:
     info = data.info
     session_id = check_session_id(info.id)
     for name in ("title", "owner", "model"):
-        _check_text(name, getattr(info, name))
+        check_optional_str(name, getattr(info, name))
     stamp = from_us(now)
     yield Query(st.drop_expired, {"id": session_id, "now": stamp})
     created = yield Query(
@@ -422,7 +410,7 @@ def create(st: Statements, data: SessionData, now: int) -> Op[None]:
         chunk = data.messages[start : start + CREATE_CHUNK]
         rows = []
         for stored in chunk:
-            _check_text("model", stored.model)
+            check_optional_str("model", stored.model)
             rows.append(
                 (
                     stored.role,
