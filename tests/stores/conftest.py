@@ -132,6 +132,14 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
         raise ValueError(name)
 
 
+@pytest.fixture(autouse=True)
+def _no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_store encrypts when CLAUDE_HISTORY_ENCRYPTION_KEY is set: the plain variants must stay plain on a
+    machine where it is (tests that want it set it themselves)."""
+    monkeypatch.delenv("CLAUDE_HISTORY_ENCRYPTION_KEY", raising=False)
+    monkeypatch.delenv("CLAUDE_HISTORY_ENCRYPTION_OLD_KEYS", raising=False)
+
+
 @pytest.fixture(params=ALL_BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     yield from make_backend(request.param, request, tmp_path)

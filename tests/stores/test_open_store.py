@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from claude_history.errors import ConfigurationError, StoreUnavailable
-from claude_history.stores import DEFAULT_STORE_ENV, open_async_store, open_store
+from claude_history.stores import DEFAULT_STORE_ENV, ENCRYPTION_KEY_ENV, open_async_store, open_store
 from claude_history.stores.base import AsyncStore, Store
 from claude_history.stores.jsonfile import JsonFileStore
 from claude_history.stores.memory import MemoryStore
@@ -147,3 +148,109 @@ async def test_open_async_store_runs_local_stores_in_threads(tmp_path: Path) -> 
         async with store:
             assert await store.append("s", turn("1"), expected_version=0) == 1
             assert (await store.load("s")).version == 1
+
+
+needs_encryption = pytest.mark.skipif(
+    importlib.util.find_spec("claude_history.stores.encrypted") is None, reason="no encryption"
+)
+ENCRYPTION_OLD_KEYS_ENV = "CLAUDE_HISTORY_ENCRYPTION_OLD_KEYS"
+OTHER_KEY = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="  # another 32-byte key, base64
+
+
+def _stored_content(path: Path, session_id: str = "s") -> list[Any]:
+    """What the backend holds, read past any wrapper."""
+    plain = open_store(f"sqlite:///{path}", encryption_key=False)
+    try:
+        return [m["content"] for m in plain.load(session_id).message_params()]
+    finally:
+        plain.close()
+
+
+@needs_encryption
+def test_the_key_in_the_environment_encrypts_without_an_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_history.stores.encrypted import ENV_VAR, EncryptedStore
+
+    from .conftest import TEST_KEY
+
+    assert ENV_VAR == ENCRYPTION_KEY_ENV
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, TEST_KEY)
+    path = tmp_path / "env.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, EncryptedStore)
+    store.append("s", turn("secret words"), expected_version=0)
+    store.close()
+    stored = _stored_content(path)
+    assert "secret words" not in repr(stored)
+    assert all(content[0]["type"] == "encrypted" for content in stored)
+    # The explicit key and the environment's are the same key: either reads it.
+    explicit = open_store(f"sqlite:///{path}", encryption_key=TEST_KEY)
+    assert explicit.load("s").messages[0].message["content"] == "question secret words"
+    explicit.close()
+    monkeypatch.delenv(ENCRYPTION_KEY_ENV)
+    assert isinstance(open_store("memory://"), MemoryStore)  # unset again: plain
+
+
+@needs_encryption
+def test_an_explicit_key_wins_over_the_environment_and_false_opts_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_history.stores.encrypted import key_id
+
+    from .conftest import TEST_KEY
+
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, TEST_KEY)
+    store = open_store(f"sqlite:///{tmp_path}/k.db", encryption_key=OTHER_KEY)
+    assert store.key_id == key_id(OTHER_KEY) != key_id(TEST_KEY)
+    store.close()
+    plain = open_store(f"sqlite:///{tmp_path}/plain.db", encryption_key=False)
+    assert isinstance(plain, SQLiteStore)
+    plain.append("s", turn("in clear"), expected_version=0)
+    plain.close()
+    assert _stored_content(tmp_path / "plain.db")[0] == "question in clear"
+
+
+@needs_encryption
+def test_the_environment_brings_its_old_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import TEST_KEY
+
+    path = tmp_path / "rotated.db"
+    old = open_store(f"sqlite:///{path}", encryption_key=TEST_KEY)
+    old.append("s", turn("written under the old key"), expected_version=0)
+    old.close()
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, OTHER_KEY)
+    monkeypatch.setenv(ENCRYPTION_OLD_KEYS_ENV, TEST_KEY)
+    store = open_store(f"sqlite:///{path}")
+    assert store.load("s").messages[0].message["content"] == "question written under the old key"
+    store.close()
+
+
+@needs_encryption
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_variable_means_no_encryption(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, value)
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+@needs_encryption
+def test_a_bad_key_in_the_environment_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, "not a key")
+    with pytest.raises(ConfigurationError, match="key"):
+        open_store(f"sqlite:///{tmp_path}/bad.db")
+    with pytest.raises(ConfigurationError, match="key"):
+        open_async_store(f"sqlite:///{tmp_path}/bad.db")
+
+
+@needs_encryption
+async def test_open_async_store_encrypts_with_the_environment_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import TEST_KEY
+
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, TEST_KEY)
+    path = tmp_path / "async.db"
+    async with open_async_store(f"sqlite:///{path}") as store:
+        await store.append("s", turn("async secret"), expected_version=0)
+        assert (await store.load("s")).messages[0].message["content"] == "question async secret"
+    assert "async secret" not in repr(_stored_content(path))

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -37,6 +38,7 @@ from .base import (
 
 __all__ = [
     "DEFAULT_STORE_ENV",
+    "ENCRYPTION_KEY_ENV",
     "SCHEMES",
     "UNSET",
     "AsyncStore",
@@ -53,6 +55,7 @@ __all__ = [
 ]
 
 DEFAULT_STORE_ENV = "CLAUDE_HISTORY_STORE"
+ENCRYPTION_KEY_ENV = "CLAUDE_HISTORY_ENCRYPTION_KEY"  # as encrypted.ENV_VAR, without importing cryptography
 SCHEMES = ("memory", "sqlite", "file", "postgresql", "postgres", "redis", "rediss")
 
 # The pip extra that provides each optional dependency, for the error message when it is missing.
@@ -133,12 +136,34 @@ _REDIS = ("the Redis store", "claude_history.stores.redis")
 _ENCRYPTION = ("encryption at rest", "claude_history.stores.encrypted")
 
 
+def _encryption_key(key: Any) -> Any:
+    """What to encrypt with: the key given; with none, ``$CLAUDE_HISTORY_ENCRYPTION_KEY`` if it is set (an
+    application configured for encryption must not write plaintext because one call forgot the argument);
+    ``False``: a plain store whatever the environment says. None: do not encrypt."""
+    if key is False:
+        return None
+    if key is None:
+        return _FROM_ENVIRONMENT if os.environ.get(ENCRYPTION_KEY_ENV, "").strip() else None
+    return key
+
+
+_FROM_ENVIRONMENT = object()  # wrap() without a key reads the key, and the old keys, from the environment
+
+
 def _encrypt(store: Any, key: Any, *, asynchronous: bool = False) -> Any:
-    if importlib.util.find_spec(_ENCRYPTION[1]) is None:
-        raise ConfigurationError("encryption_key was given but this installation has no encryption support")
-    with _optional(*_ENCRYPTION):
-        module = importlib.import_module(_ENCRYPTION[1])
-        return module.wrap_async(store, key) if asynchronous else module.wrap(store, key)
+    try:
+        if importlib.util.find_spec(_ENCRYPTION[1]) is None:
+            raise ConfigurationError("encryption was asked for but this installation has no encryption support")
+        with _optional(*_ENCRYPTION):
+            module = importlib.import_module(_ENCRYPTION[1])
+            wrap = module.wrap_async if asynchronous else module.wrap
+            return wrap(store) if key is _FROM_ENVIRONMENT else wrap(store, key)
+    except BaseException:
+        # A bad key or a missing extra: do not leave the connections of a store nobody will get.
+        if not asynchronous:  # async stores connect on first use
+            with contextlib.suppress(Exception):
+                store.close()
+        raise
 
 
 def _open_sync(scheme: str, url: str, options: dict[str, Any]) -> Any:
@@ -168,11 +193,14 @@ def _open_sync(scheme: str, url: str, options: dict[str, Any]) -> Any:
 def open_store(url: str | None = None, *, encryption_key: Any = None, **options: Any) -> Store:
     """Open the store a URL names (see the module docstring). ``options`` go to the backend's constructor
     (e.g. ``busy_timeout`` for SQLite, ``pool_size`` for PostgreSQL). With ``encryption_key`` message content
-    is encrypted at rest (extra ``crypto``)."""
+    is encrypted at rest (extra ``crypto``); without it, when ``$CLAUDE_HISTORY_ENCRYPTION_KEY`` is set, with
+    that key (and ``$CLAUDE_HISTORY_ENCRYPTION_OLD_KEYS``); ``encryption_key=False`` opens a plain store
+    regardless."""
     scheme, url = _split(url)
+    key = _encryption_key(encryption_key)
     store = _open_sync(scheme, url, options)
-    if encryption_key is not None:
-        store = _encrypt(store, encryption_key)
+    if key is not None:
+        store = _encrypt(store, key)
     return store  # type: ignore[no-any-return]
 
 
@@ -180,6 +208,7 @@ def open_async_store(url: str | None = None, *, encryption_key: Any = None, **op
     """The ``AsyncStore`` for a URL: native async clients for PostgreSQL and Redis; for memory, SQLite and
     files the sync store run on a small thread pool, so the event loop never blocks on disk I/O."""
     scheme, url = _split(url)
+    key = _encryption_key(encryption_key)
     if scheme in ("postgresql", "postgres", "redis", "rediss"):
         what, module, name = (
             (*_POSTGRES, "AsyncPostgresStore")
@@ -188,13 +217,13 @@ def open_async_store(url: str | None = None, *, encryption_key: Any = None, **op
         )
         with _optional(what, module):
             store: Any = getattr(importlib.import_module(module), name)(url, **options)
-        if encryption_key is not None:
-            store = _encrypt(store, encryption_key, asynchronous=True)
+        if key is not None:
+            store = _encrypt(store, key, asynchronous=True)
         return store  # type: ignore[no-any-return]
     from .threaded import ThreadedAsyncStore
 
     sync = _open_sync(scheme, url, options)
-    if encryption_key is not None:
+    if key is not None:
         # Encrypt in the worker threads too: the cipher work stays off the event loop.
-        sync = _encrypt(sync, encryption_key)
+        sync = _encrypt(sync, key)
     return ThreadedAsyncStore(sync)
