@@ -4,6 +4,7 @@ openai-agents' SQLiteSession). Run by ``make bench``; writes the "## Storage" se
 
     .venv/bin/python bench/storage.py            # the full run (a few minutes)
     .venv/bin/python bench/storage.py --quick    # a smoke run with small sizes, nothing written
+    .venv/bin/python bench/storage.py --load-only --only sqlite,openai-agents   # just the 10,000-message load
 
 Method. One seeded synthetic conversation: user messages are plain strings, replies are text blocks with
 model and usage, every text 200 to 2,000 characters; every approach stores these same messages (LangChain
@@ -650,12 +651,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few samples, results not written")
     parser.add_argument("--only", help="comma-separated approaches, e.g. sqlite,langchain")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="time only loading the longest session (no appends), print the figures; nothing written",
+    )
+    parser.add_argument("--load-runs", type=int, help="load rounds (default 11)")
     args = parser.parse_args(argv)
     global SAMPLES, CELL_SECONDS, LOAD_RUNS
     lengths = LENGTHS
     if args.quick:
         lengths, SAMPLES, CELL_SECONDS, LOAD_RUNS = (10, 100, 1_000), 30, 1.0, 3
-    write = not (args.quick or args.no_write)
+    if args.load_runs:
+        LOAD_RUNS = args.load_runs
+    if args.load_only:
+        lengths = (max(lengths),)
+    write = not (args.quick or args.no_write or args.load_only)
     command = (
         "make bench" if write and not args.only else " ".join(["python bench/storage.py", *(argv or sys.argv[1:])])
     )
@@ -692,7 +703,13 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(Result(key, "skipped", skipped=str(exc)))
                     continue
                 log(f"{instances[lengths[0]].name}:")
-                result = measure(instances, workload, SAMPLES, log)
+                if args.load_only:
+                    result = Result(instances[lengths[0]].name, instances[lengths[0]].kind)
+                    for length, instance in instances.items():
+                        instance.prepare(f"bench-{length}-{uuid.uuid4().hex[:8]}", workload.history[:length])
+                        instance.length = length
+                else:
+                    result = measure(instances, workload, SAMPLES, log)
                 results.append(result)
                 opened.extend((instance, result) for instance in instances.values())
             measure_loads([(i, r) for i, r in opened if i.length == max(lengths)], max(lengths), log)
@@ -700,6 +717,11 @@ def main(argv: list[str] | None = None) -> int:
             for subject, _ in opened:
                 subject.close()
             services.drop_schema()
+    if args.load_only:
+        rows = [[r.name, ms(r.load_10k), ms(r.load_10k_min)] for r in results if not r.skipped]
+        print(table(["approach", "median", "fastest"], rows))
+        log(f"load average before / after: {load_before} / {loadavg()}")
+        return 0
     body, all_passed = report(results, lengths, services, command, load_before)
     log(f"done in {time.perf_counter() - started:.0f} s")
     if write:

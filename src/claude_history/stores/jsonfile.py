@@ -55,6 +55,7 @@ from ._common import (
     message_text,
     now_us,
     search_terms,
+    stored_message,
     text_matches,
     to_us,
 )
@@ -327,15 +328,16 @@ class JsonFileStore(StoreBase):
                 raise StoreUnavailable(f"corrupt session log {where}: {exc}") from exc
             op = record.get("op")
             if op == "append":
-                stamp = record["t"]
+                turn_stamp = from_us(record["t"])  # an entry has its own "t" only when imported
                 for entry in record["entries"]:
+                    own = entry.get("t")
                     messages.append(
-                        StoredMessage(
-                            seq=len(messages),
-                            message=entry["message"],
-                            model=entry.get("model"),
-                            usage=entry.get("usage"),
-                            created_at=from_us(entry.get("t", stamp)),
+                        stored_message(
+                            len(messages),
+                            entry["message"],
+                            entry.get("model"),
+                            entry.get("usage"),
+                            turn_stamp if own is None else from_us(own),
                         )
                     )
             elif op == "summary":

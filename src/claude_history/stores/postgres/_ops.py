@@ -24,6 +24,7 @@ from .._common import (
     check_summary,
     conflict,
     decode_json,
+    decode_messages,
     dumps,
     encode_entries,
     from_us,
@@ -34,7 +35,7 @@ from .._common import (
     search_terms,
     to_us,
 )
-from ..base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from ..base import Entry, SearchHit, SessionData, SessionInfo, Summary
 from ._sql import LATEST_VERSION, Statements, advisory_lock_key
 
 T = TypeVar("T")
@@ -100,15 +101,8 @@ def info_from_row(row: Sequence[Any]) -> SessionInfo:
     )
 
 
-def _message_from_row(row: Sequence[Any]) -> StoredMessage:
-    seq, message, model, usage, created = row
-    return StoredMessage(
-        seq=int(seq),
-        message=decode_json(message),
-        model=model,
-        usage=decode_json(usage),
-        created_at=created.astimezone(timezone.utc),
-    )
+def _utc_stamp(created: datetime) -> datetime:
+    return created.astimezone(timezone.utc)
 
 
 def _summary_from_row(row: Sequence[Any]) -> Summary:
@@ -166,7 +160,7 @@ def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
     rows = yield Query(st.get_session, args)
     if not rows:
         raise SessionNotFound(session_id)
-    messages = [_message_from_row(row) for row in (yield Query(st.messages, args))]
+    messages = decode_messages((yield Query(st.messages, args)), stamp=_utc_stamp)
     summaries = [_summary_from_row(row) for row in (yield Query(st.summaries, args))]
     return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
 

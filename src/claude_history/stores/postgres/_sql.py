@@ -182,8 +182,10 @@ class Statements:
         )
 
         # -- reads
+        # Rows as _common.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
+        # the seq.
         self.messages = fill(
-            "SELECT seq, message::text, model, usage::text, created_at FROM {s}.messages"
+            "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
             " WHERE session_id = %(id)s ORDER BY seq"
         )
         self.message_range = fill(

@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
@@ -49,6 +50,7 @@ from .._common import (
     text_matches,
     to_us,
 )
+from .._common import stored_message as _stored_message
 from ..base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
 
 T = TypeVar("T")
@@ -118,10 +120,22 @@ def message_record(created_us: int, model: str | None, usage_json: str | None, m
 
 def stored_message(seq: int, record: str) -> StoredMessage:
     meta, _, body = record.partition("\n")
-    created, model, usage = json.loads(meta)
-    return StoredMessage(
-        seq=seq, message=json.loads(body), model=model, usage=usage, created_at=from_us(created)
-    )
+    created, model, usage = decode_json(meta)
+    return _stored_message(seq, decode_json(body), model, usage, from_us(created))
+
+
+def stored_messages(records: Sequence[str]) -> list[StoredMessage]:
+    """A whole log (seq 0, 1, ...): ``stored_message`` for each, each distinct timestamp converted once."""
+    stamps: dict[int, datetime] = {}
+    messages = []
+    for seq, record in enumerate(records):
+        meta, _, body = record.partition("\n")
+        created, model, usage = decode_json(meta)
+        created_at = stamps.get(created)
+        if created_at is None:
+            created_at = stamps[created] = from_us(created)
+        messages.append(_stored_message(seq, decode_json(body), model, usage, created_at))
+    return messages
 
 
 def summary_record(summary: Summary, created_us: int) -> str:
@@ -224,7 +238,7 @@ def load(keys: Layout, session_id: str, now: int) -> Op[SessionData]:
         raise SessionNotFound(session_id)
     return SessionData(
         info=info_from_hash(sid, fields, len(records)),
-        messages=[stored_message(seq, record) for seq, record in enumerate(records)],
+        messages=stored_messages(records),
         summaries=[stored_summary(record) for record in summaries],
     )
 
