@@ -173,6 +173,7 @@ class RunResult:
     prompt_tokens: int = 0  # input + cache writes + cache reads, main model
     read_tokens: int = 0
     write_tokens: int = 0
+    premium_1h: float = 0.0  # USD paid for writing with the 1-hour TTL instead of the 5-minute one
     turns_kept: int = 0  # summed over main requests
     seconds: float = 0.0
     trace: list[dict[str, Any]] | None = None  # per request, with --trace (for investigating a strategy)
@@ -225,6 +226,9 @@ class Meter:
         assert price is not None
         bound = (Decimal(sent) * price.cache_read + Decimal(total - sent) * price.cache_write_5m) / 1_000_000
         r.bound_input_cost += float(bound)
+        split = usage.get("cache_creation") or {}
+        hour = split.get("ephemeral_1h_input_tokens", 0)
+        r.premium_1h += float(Decimal(hour) * (price.cache_write_1h - price.cache_write_5m) / 1_000_000)
 
         compaction = [b for b in message.content if getattr(b, "type", None) == "compaction"]
         if compaction and not usage.get("iterations"):
@@ -734,6 +738,17 @@ def notes(rows: dict[tuple[str, str], Row], models: Sequence[str], budgets: Sequ
                 f"{m}: CacheAwareWindow({small:,}) with the automatic TTL ${auto.mean('cost'):.2f} "
                 f"(input {auto.bound_ratio:.2f}x its bound), fixed 5m ${five.mean('cost'):.2f} "
                 f"({five.bound_ratio:.2f}x), fixed 1h ${hour.mean('cost'):.2f} ({hour.bound_ratio:.2f}x)."
+            )
+        above = [
+            f"{row.strategy.label} ${row.mean('input_cost') - row.mean('bound_input_cost'):.2f} "
+            f"(${row.mean('premium_1h'):.2f})"
+            for (_key, model), row in rows.items()
+            if model == m and row.strategy.ours and row.bound_ratio > 1.2
+        ]
+        if above:
+            out.append(
+                f"{m}: input above the bound, and in brackets the part of it that is the 1-hour TTL's "
+                "dearer writes (the bound prices every write at the 5-minute rate): " + ", ".join(above) + "."
             )
         for key, what in (("Summarize", "summary_cost"), ("ServerCompaction", "compaction_cost")):
             parts = [
