@@ -36,9 +36,8 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -331,29 +330,10 @@ def simulator() -> Simulator:
     return _SIM
 
 
-class _SimulatedDatetime(datetime):
-    """``datetime.now()`` on the simulator's clock: Chat stamps each reply with it, and the TTL choice
-    reads the gaps between turns from those stamps. Without it the whole 300-turn conversation would
-    happen within a minute of wall time."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
-        stamp = EPOCH + timedelta(seconds=simulator().now())
-        return stamp if tz is not None else stamp.replace(tzinfo=None)
-
-
-@contextmanager
-def _simulated_wall_clock() -> Iterator[None]:
-    """Chat has no clock argument: point the timestamps of claude_history.turn at the simulated clock while a
-    run lasts."""
-    import claude_history.turn as turn_module
-
-    saved = turn_module.datetime
-    turn_module.datetime = _SimulatedDatetime  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        turn_module.datetime = saved  # type: ignore[misc]
+def simulated_now() -> datetime:
+    """ "Now" on the simulator's clock, for ``Chat(clock=...)``: Chat stamps each reply with it and chooses the
+    cache TTL from the gaps between those stamps (in wall time the 300 turns pass within a minute)."""
+    return EPOCH + timedelta(seconds=simulator().now())
 
 
 class Script:
@@ -578,31 +558,31 @@ def run_chat(conv: Conversation, model: str, strategy: Strategy) -> RunResult:
         sim.advance(call.seconds)
         return call.output
 
-    with _simulated_wall_clock():
-        chat = Chat(
-            client,
-            model=model,
-            store=open_store("memory://"),
-            system=SYSTEM,
-            max_tokens=MAX_TOKENS,
-            context=strategy.policy(),
-            tools=TOOLS,
-            tool_functions={t["name"]: tool for t in TOOLS},
-            max_tool_rounds=100,
-            cache=strategy.cache,
-        )
-        for turn in conv.turns:
-            sim.advance(turn.gap)
-            script.start(turn)
-            try:
-                chat.send(turn.user_content())
-            except anthropic.BadRequestError:
-                result.failed_turns += 1
-            except HistoryError as exc:  # e.g. BudgetExceeded: raised before any call, the turn is not sent
-                result.failed_turns += 1
-                name = type(exc).__name__
-                result.errors[name] = result.errors.get(name, 0) + 1
-            chat.discard_pending()
+    chat = Chat(
+        client,
+        model=model,
+        store=open_store("memory://"),
+        system=SYSTEM,
+        max_tokens=MAX_TOKENS,
+        context=strategy.policy(),
+        tools=TOOLS,
+        tool_functions={t["name"]: tool for t in TOOLS},
+        max_tool_rounds=100,
+        cache=strategy.cache,
+        clock=simulated_now,
+    )
+    for turn in conv.turns:
+        sim.advance(turn.gap)
+        script.start(turn)
+        try:
+            chat.send(turn.user_content())
+        except anthropic.BadRequestError:
+            result.failed_turns += 1
+        except HistoryError as exc:  # e.g. BudgetExceeded: raised before any call, the turn is not sent
+            result.failed_turns += 1
+            name = type(exc).__name__
+            result.errors[name] = result.errors.get(name, 0) + 1
+        chat.discard_pending()
     return result
 
 
