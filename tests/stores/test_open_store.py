@@ -254,3 +254,28 @@ async def test_open_async_store_encrypts_with_the_environment_key(
         await store.append("s", turn("async secret"), expected_version=0)
         assert (await store.load("s")).messages[0].message["content"] == "question async secret"
     assert "async secret" not in repr(_stored_content(path))
+
+
+@needs_encryption
+async def test_wrapping_a_store_that_is_already_encrypted_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_history.stores.encrypted import wrap, wrap_async
+
+    from .conftest import TEST_KEY
+
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, TEST_KEY)
+    url = f"sqlite:///{tmp_path}/twice.db"
+    encrypted = open_store(url)
+    with pytest.raises(ConfigurationError, match="already encrypted"):
+        wrap(encrypted, OTHER_KEY)
+    encrypted.close()
+    async_encrypted = open_async_store(url)
+    with pytest.raises(ConfigurationError, match="already encrypted"):
+        wrap_async(async_encrypted, OTHER_KEY)
+    await async_encrypted.aclose()
+    # The documented way to wrap it yourself (e.g. with allow_plaintext=True to encrypt an existing store).
+    own = wrap(open_store(url, encryption_key=False), TEST_KEY, allow_plaintext=True)
+    own.append("s", turn("mine"), expected_version=0)
+    assert own.load("s").messages[0].message["content"] == "question mine"
+    own.close()

@@ -1038,6 +1038,18 @@ def _make_codec(
     return _Codec(_Keyring(key, old_keys), encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext)
 
 
+def _refuse_encrypted(inner: object) -> None:
+    # Encrypting ciphertext again would work, and make every row need two keys: surely not what was meant
+    # (open_store already encrypts when CLAUDE_HISTORY_ENCRYPTION_KEY is set).
+    if isinstance(inner, (EncryptedStore, AsyncEncryptedStore)) or isinstance(
+        getattr(inner, "store", None), EncryptedStore
+    ):
+        raise ConfigurationError(
+            "this store is already encrypted (open_store encrypts when CLAUDE_HISTORY_ENCRYPTION_KEY is set); "
+            "use it as it is, or open it with open_store(url, encryption_key=False) to wrap it yourself"
+        )
+
+
 class EncryptedStore:
     """A ``Store`` that encrypts content before it reaches ``inner`` and decrypts it on the way back."""
 
@@ -1050,6 +1062,7 @@ class EncryptedStore:
         encrypt_titles: bool = False,
         allow_plaintext: bool = False,
     ) -> None:
+        _refuse_encrypted(inner)
         self.inner = inner
         self._ops = _Ops(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
 
@@ -1162,6 +1175,7 @@ class AsyncEncryptedStore:
         encrypt_titles: bool = False,
         allow_plaintext: bool = False,
     ) -> None:
+        _refuse_encrypted(inner)
         self.inner = inner
         self._ops = _Ops(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
 
