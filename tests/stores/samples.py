@@ -242,9 +242,7 @@ def tool_turn(label: str) -> list[Entry]:
                 "content": [{"type": "tool_use", "id": tool_id, "name": "calc", "input": {"x": 1}}],
             }
         ),
-        Entry(
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "42"}]}
-        ),
+        Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "42"}]}),
         Entry({"role": "assistant", "content": [{"type": "text", "text": f"tool answer {label}"}]}),
     ]
 

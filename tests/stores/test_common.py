@@ -17,9 +17,7 @@ from claude_history.stores.base import UNSET, SessionData, SessionInfo, StoredMe
 
 from .samples import PNG_1PX, canonical, every_block_history
 
-safe_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=1000
-)
+safe_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=1000)
 
 
 @given(safe_text)
@@ -41,11 +39,7 @@ def test_dumps_is_compact_and_keeps_order() -> None:
         _common.dumps(float("nan"))  # not JSON; the API would reject it too
 
 
-@given(
-    st.datetimes(
-        timezones=st.just(timezone.utc), min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)
-    )
-)
+@given(st.datetimes(timezones=st.just(timezone.utc), min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)))
 def test_microsecond_timestamps_round_trip(moment: datetime) -> None:
     assert _common.from_us(_common.to_us(moment)) == moment
 
@@ -174,9 +168,7 @@ def test_import_errors_name_the_problem() -> None:
 
 def test_import_accepts_plain_message_lines() -> None:
     lines = '{"role": "user", "content": "hi"}\n\n{"role": "assistant", "content": "hello"}\r\n'
-    data = _common.parse_import(
-        lines, session_id="x", now=_common.to_us(datetime(2030, 1, 1, tzinfo=timezone.utc))
-    )
+    data = _common.parse_import(lines, session_id="x", now=_common.to_us(datetime(2030, 1, 1, tzinfo=timezone.utc)))
     assert data.message_params() == [
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"},

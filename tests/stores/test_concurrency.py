@@ -35,14 +35,10 @@ def check_turns(messages: list[dict[str, Any]], labels: set[str]) -> list[str]:
     for user, assistant in zip(messages[::2], messages[1::2], strict=True):
         assert user["role"] == "user" and assistant["role"] == "assistant"
         label = user["content"].split(" ")[1]
-        assert assistant["content"] == [{"type": "text", "text": f"answer {label}"}], (
-            "a turn is not contiguous"
-        )
+        assert assistant["content"] == [{"type": "text", "text": f"answer {label}"}], "a turn is not contiguous"
         seen.append(label)
     assert len(seen) == len(set(seen)), "a turn was stored twice"
-    assert set(seen) == labels, (
-        f"lost: {sorted(labels - set(seen))[:5]}, unexpected: {sorted(set(seen) - labels)[:5]}"
-    )
+    assert set(seen) == labels, f"lost: {sorted(labels - set(seen))[:5]}, unexpected: {sorted(set(seen) - labels)[:5]}"
     return seen
 
 
@@ -115,9 +111,7 @@ def test_memory_store_threads(tmp_path: Path) -> None:
 def test_four_processes_append_to_one_session(shared_backend: Backend) -> None:
     store = shared_backend.open()
     store.close()  # create the schema / directory before the workers race to
-    workers = [
-        spawn(shared_backend, mode="turns", session="shared", label=f"p{w}", turns=15) for w in range(4)
-    ]
+    workers = [spawn(shared_backend, mode="turns", session="shared", label=f"p{w}", turns=15) for w in range(4)]
     finish(workers)
     store = shared_backend.open()
     try:
@@ -130,9 +124,7 @@ def test_four_processes_append_to_one_session(shared_backend: Backend) -> None:
 
 def test_eight_processes_on_separate_sessions(plain_shared_backend: Backend) -> None:
     shared_backend = plain_shared_backend  # the workers also race to create the database / directory
-    workers = [
-        spawn(shared_backend, mode="turns", session=f"s{w}", label=f"p{w}", turns=50) for w in range(8)
-    ]
+    workers = [spawn(shared_backend, mode="turns", session=f"s{w}", label=f"p{w}", turns=50) for w in range(8)]
     finish(workers)
     store = shared_backend.open()
     try:

@@ -99,9 +99,7 @@ def test_unicode_and_control_characters(store: Any) -> None:
         "NUL \x00 and other controls \x01\x1f\x7f",
         "astral 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𓀀",
     ]
-    entries = [
-        Entry({"role": "user" if i % 2 == 0 else "assistant", "content": t}) for i, t in enumerate(texts)
-    ]
+    entries = [Entry({"role": "user" if i % 2 == 0 else "assistant", "content": t}) for i, t in enumerate(texts)]
     store.append("u", entries, expected_version=0)
     assert [canonical(m.message) for m in store.load("u").messages] == [canonical(e.message) for e in entries]
     store.update_session("u", title="line\u2028separator \x85 in a title")
@@ -132,9 +130,7 @@ def test_ten_megabyte_image_message(sync_store: Any) -> None:
 @pytest.mark.slow
 def test_hundred_thousand_message_session(backend: Any, sync_store: Any) -> None:
     if backend.encrypted:
-        pytest.skip(
-            "scale is the backend's: the plain variant covers it; encryption cost is measured in bench/"
-        )
+        pytest.skip("scale is the backend's: the plain variant covers it; encryption cost is measured in bench/")
     batch = 10_000
     version = 0
     for start in range(0, 100_000, batch):
@@ -390,9 +386,7 @@ def test_fork_copies_the_prefix_and_the_metadata(store: Any) -> None:
     assert new_id == "child"
     child = store.load("child")
     assert [canonical(m.message) for m in child.messages] == [canonical(e.message) for e in entries[:4]]
-    assert [m.usage for m in child.messages] == [
-        None if e.usage is None else dict(e.usage) for e in entries[:4]
-    ]
+    assert [m.usage for m in child.messages] == [None if e.usage is None else dict(e.usage) for e in entries[:4]]
     assert (child.info.title, child.info.owner, child.info.tags, child.info.system) == (
         "T",
         "o",
@@ -579,11 +573,7 @@ def test_search_finds_words_across_sessions(store: Any) -> None:
     store.append("a", [Entry({"role": "user", "content": "Where is the Eiffel Tower?"})], expected_version=0)
     store.append(
         "a",
-        [
-            Entry(
-                {"role": "assistant", "content": [{"type": "text", "text": "The Eiffel tower is in Paris."}]}
-            )
-        ],
+        [Entry({"role": "assistant", "content": [{"type": "text", "text": "The Eiffel tower is in Paris."}]})],
         expected_version=1,
     )
     store.append(
@@ -626,9 +616,7 @@ def test_search_treats_queries_as_plain_words(store: Any) -> None:
 
 
 def test_search_unicode(store: Any) -> None:
-    store.append(
-        "u", [Entry({"role": "user", "content": "Ein Café in Zürich, 東京 too"})], expected_version=0
-    )
+    store.append("u", [Entry({"role": "user", "content": "Ein Café in Zürich, 東京 too"})], expected_version=0)
     assert {h.session_id for h in store.search("café")} == {"u"}
     assert {h.session_id for h in store.search("ZÜRICH")} == {"u"}
 
@@ -703,9 +691,7 @@ def test_export_import_round_trip(store: Any) -> None:
         "message_count",
     ):
         assert getattr(copy.info, name) == getattr(original.info, name), name
-    assert [(s.start, s.end, s.text, s.model) for s in copy.summaries] == [
-        (0, 4, "weather talk", "claude-haiku-4-5")
-    ]
+    assert [(s.start, s.end, s.text, s.model) for s in copy.summaries] == [(0, 4, "weather talk", "claude-haiku-4-5")]
     # Lines given one by one (as read from a file) work too, and the id comes from the header by default.
     store.delete("orig")
     assert store.import_jsonl(io.StringIO(exported)) == "orig"
@@ -722,9 +708,7 @@ def test_export_is_portable_between_backends(store: Any) -> None:
     assert [canonical(m.message) for m in other.load("s").messages] == [canonical(e.message) for e in entries]
     back = other.export_jsonl("s")
     assert store.import_jsonl(back, session_id="back") == "back"
-    assert [canonical(m.message) for m in store.load("back").messages] == [
-        canonical(e.message) for e in entries
-    ]
+    assert [canonical(m.message) for m in store.load("back").messages] == [canonical(e.message) for e in entries]
 
 
 def test_import_the_guides_plain_list(store: Any) -> None:
@@ -744,9 +728,7 @@ def test_import_the_guides_plain_list(store: Any) -> None:
 
 def test_import_rejects_bad_data_clearly(store: Any) -> None:
     with pytest.raises(InvalidHistory) as raised:
-        store.import_jsonl(
-            json.dumps([{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}])
-        )
+        store.import_jsonl(json.dumps([{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}]))
     assert raised.value.index == 1
     assert "role" in str(raised.value)
     with pytest.raises(ConfigurationError):

@@ -80,9 +80,7 @@ def test_a_corrupt_committed_line_is_reported(root: Path) -> None:
 def test_a_log_orphaned_before_its_sidecar_is_not_a_session(root: Path) -> None:
     store = JsonFileStore(root)
     store.append("s", turn("orphan text"), expected_version=0)
-    next(
-        root.glob("*.meta.json")
-    ).unlink()  # a crash after writing the log of a fork/import, before the sidecar
+    next(root.glob("*.meta.json")).unlink()  # a crash after writing the log of a fork/import, before the sidecar
     with pytest.raises(SessionNotFound):
         store.load("s")
     assert store.list_sessions() == []

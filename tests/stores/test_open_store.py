@@ -54,9 +54,7 @@ def test_default_database_in_the_user_data_dir(
     import platformdirs
 
     monkeypatch.delenv(DEFAULT_STORE_ENV, raising=False)
-    monkeypatch.setattr(
-        platformdirs, "user_data_dir", lambda app, appauthor=None: str(tmp_path / "data" / app)
-    )
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda app, appauthor=None: str(tmp_path / "data" / app))
     store = open_store(url)
     assert isinstance(store, SQLiteStore)
     assert store.path == tmp_path / "data" / "claude-history" / "history.db"
@@ -65,9 +63,7 @@ def test_default_database_in_the_user_data_dir(
     assert store.path.exists()
 
 
-def test_environment_variable_names_the_default_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_variable_names_the_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DEFAULT_STORE_ENV, f"file://{tmp_path}/env-store")
     store = open_store()
     assert isinstance(store, JsonFileStore)
@@ -126,9 +122,7 @@ def test_encryption_without_the_module_is_a_configuration_error(monkeypatch: pyt
         open_store("memory://", encryption_key="k" * 44)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("claude_history.stores.encrypted") is None, reason="no encryption"
-)
+@pytest.mark.skipif(importlib.util.find_spec("claude_history.stores.encrypted") is None, reason="no encryption")
 def test_encryption_key_wraps_the_store(tmp_path: Path) -> None:
     from .conftest import TEST_KEY
 

@@ -68,9 +68,7 @@ def user(text: str) -> Entry:
 
 
 def reply(text: str) -> Entry:
-    return Entry(
-        {"role": "assistant", "content": [{"type": "text", "text": text}]}, model="claude-sonnet-4-6"
-    )
+    return Entry({"role": "assistant", "content": [{"type": "text", "text": text}]}, model="claude-sonnet-4-6")
 
 
 # -- migrations ----------------------------------------------------------------------------------------------
@@ -99,9 +97,7 @@ def test_concurrent_first_start_from_several_processes_is_safe(pg: PG) -> None:
         """
     )
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, pg.url, pg.schema, str(i)], stderr=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", code, pg.url, pg.schema, str(i)], stderr=subprocess.PIPE, text=True)
         for i in range(4)
     ]
     errors: list[BaseException] = []
@@ -215,9 +211,7 @@ def test_more_threads_than_connections_wait_for_the_pool(pg: PG) -> None:
         try:
             version = 0
             for turn in range(5):
-                version = store.append(
-                    f"thread-{i}", [user(f"{i}/{turn}"), reply("ok")], expected_version=version
-                )
+                version = store.append(f"thread-{i}", [user(f"{i}/{turn}"), reply("ok")], expected_version=version)
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
 
@@ -236,9 +230,7 @@ def test_store_recovers_when_the_server_drops_its_connections(pg: PG) -> None:
     store = pg.open(pool_min_size=3, pool_max_size=3, application_name=app)
     store.append("s", [user("before")], expected_version=0)
     store._pool.wait(timeout=10)  # white box: all 3 connections exist
-    killed = pg.sql(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,)
-    )
+    killed = pg.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,))
     assert killed[0][0] >= 1
     assert store.append("s", [reply("after")], expected_version=1) == 2
     assert [m["role"] for m in store.load("s").message_params()] == ["user", "assistant"]
@@ -308,9 +300,7 @@ def test_rewind_finds_the_start_of_a_long_tool_loop_reading_back_from_the_end(pg
     for i in range(40):  # 81 messages in the last turn: more than the first tail chunks hold
         tool_use = {"type": "tool_use", "id": f"toolu_{i}", "name": "f", "input": {}}
         loop.append(Entry({"role": "assistant", "content": [tool_use]}))
-        loop.append(
-            Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}"}]})
-        )
+        loop.append(Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}"}]}))
     store.append("loop", loop, expected_version=1)
     assert store.rewind("loop") == 3
     assert store.load("loop").message_params() == [

@@ -67,9 +67,7 @@ def user(text: str) -> Entry:
 
 
 def reply(text: str) -> Entry:
-    return Entry(
-        {"role": "assistant", "content": [{"type": "text", "text": text}]}, model="claude-sonnet-4-6"
-    )
+    return Entry({"role": "assistant", "content": [{"type": "text", "text": text}]}, model="claude-sonnet-4-6")
 
 
 def mentions(rd: RD, session_id: str) -> list[str]:
@@ -205,9 +203,7 @@ def test_redis_drops_an_expired_session_by_itself_and_the_index_is_cleaned(rd: R
 def test_purge_cleans_sessions_redis_expired_without_anyone_listing(rd: RD) -> None:
     store = rd.open()
     store.append("brief", [user("x")], expected_version=0)
-    store.update_session(
-        "brief", tags=["a", "b"], expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=200)
-    )
+    store.update_session("brief", tags=["a", "b"], expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=200))
     wait_until(lambda: not rd.client.exists(f"{rd.prefix}session:brief"))
     assert store.purge_expired() == 1
     assert mentions(rd, "brief") == []
@@ -263,9 +259,7 @@ def test_rewind_finds_the_start_of_a_long_tool_loop_reading_back_from_the_end(rd
     for i in range(40):
         tool_use = {"type": "tool_use", "id": f"toolu_{i}", "name": "f", "input": {}}
         loop.append(Entry({"role": "assistant", "content": [tool_use]}))
-        loop.append(
-            Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}"}]})
-        )
+        loop.append(Entry({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}"}]}))
     store.append("loop", loop, expected_version=1)
     assert store.rewind("loop") == 3
     assert store.load("loop").message_params() == [

@@ -40,9 +40,7 @@ def test_schema_is_migrated_once_and_uses_wal(path: Path) -> None:
     reopened.close()
 
 
-def test_a_new_migration_is_applied_to_an_existing_database(
-    path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_migration_is_applied_to_an_existing_database(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = SQLiteStore(path)
     store.append("s", turn("1"), expected_version=0)
     store.close()

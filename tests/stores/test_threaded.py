@@ -102,10 +102,7 @@ async def test_many_concurrent_calls_share_a_bounded_pool() -> None:
     inner = RecordingStore()
     store = ThreadedAsyncStore(inner, max_workers=2)
     await asyncio.gather(
-        *(
-            store.append(f"s{i}", [Entry({"role": "user", "content": "x"})], expected_version=0)
-            for i in range(20)
-        )
+        *(store.append(f"s{i}", [Entry({"role": "user", "content": "x"})], expected_version=0) for i in range(20))
     )
     assert len(set(inner.threads)) <= 2
     assert len(await store.list_sessions(limit=100)) == 20

@@ -96,9 +96,7 @@ def _sqlite_path(url: str) -> Path:
         )
     name = unquote(rest[1:].split("?", 1)[0])
     if name in ("", ":memory:"):
-        raise ConfigurationError(
-            f"bad SQLite URL {url!r}: give a file path (for an in-memory store use memory://)"
-        )
+        raise ConfigurationError(f"bad SQLite URL {url!r}: give a file path (for an in-memory store use memory://)")
     return Path(name).expanduser()
 
 
@@ -125,9 +123,7 @@ def _optional(what: str, module: str) -> Iterator[None]:
                 f"{what} needs the optional dependency {root!r}: pip install 'claude-history[{extra}]'"
             ) from exc
         if exc.name == module:
-            raise StoreUnavailable(
-                f"{what} is not available in this installation ({module} is missing)"
-            ) from exc
+            raise StoreUnavailable(f"{what} is not available in this installation ({module} is missing)") from exc
         raise
 
 
@@ -211,9 +207,7 @@ def open_async_store(url: str | None = None, *, encryption_key: Any = None, **op
     key = _encryption_key(encryption_key)
     if scheme in ("postgresql", "postgres", "redis", "rediss"):
         what, module, name = (
-            (*_POSTGRES, "AsyncPostgresStore")
-            if scheme.startswith("postgres")
-            else (*_REDIS, "AsyncRedisStore")
+            (*_POSTGRES, "AsyncPostgresStore") if scheme.startswith("postgres") else (*_REDIS, "AsyncRedisStore")
         )
         with _optional(what, module):
             store: Any = getattr(importlib.import_module(module), name)(url, **options)

@@ -176,9 +176,7 @@ def check_session_id(session_id: object) -> str:
     try:
         session_id.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigurationError(
-            "session id must be valid Unicode text (it contains a lone surrogate)"
-        ) from None
+        raise ConfigurationError("session id must be valid Unicode text (it contains a lone surrogate)") from None
     return session_id
 
 
@@ -300,9 +298,7 @@ def check_session_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def conflict(
-    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = ()
-) -> ConflictError:
+def conflict(session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = ()) -> ConflictError:
     """The one wording of a lost compare-and-swap."""
     state = f"is at version {actual}" if actual else "does not exist (version 0)"
     if expected == 0 and actual:
@@ -399,8 +395,7 @@ def check_message(message: object, index: int) -> dict[str, Any]:
     content = message["content"]
     if not isinstance(content, (str, list)):
         raise InvalidHistory(
-            f"message {index}: content must be a string or a list of content blocks,"
-            f" got {type(content).__name__}",
+            f"message {index}: content must be a string or a list of content blocks, got {type(content).__name__}",
             index=index,
         )
     if isinstance(content, list):
@@ -422,8 +417,7 @@ def encode_entries(entries: Sequence[Entry]) -> list[EncodedEntry]:
     for index, entry in enumerate(entries):
         if not isinstance(entry, Entry):
             raise ConfigurationError(
-                f"entry {index} is a {type(entry).__name__};"
-                " wrap messages as Entry(message, model=..., usage=...)"
+                f"entry {index} is a {type(entry).__name__}; wrap messages as Entry(message, model=..., usage=...)"
             )
         message = check_message(entry.message, index)
         try:
@@ -472,11 +466,7 @@ def _collect_text(content: Any, parts: list[str]) -> None:
             if isinstance(block.get("title"), str):
                 parts.append(block["title"])
             source = block.get("source")
-            if (
-                isinstance(source, Mapping)
-                and source.get("type") == "text"
-                and isinstance(source.get("data"), str)
-            ):
+            if isinstance(source, Mapping) and source.get("type") == "text" and isinstance(source.get("data"), str):
                 parts.append(source["data"])
 
 
@@ -686,9 +676,7 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
             kind = record.get("type")
             if kind == "session":
                 if header is not None or records:
-                    raise ConfigurationError(
-                        f"import line {line_number}: the session header must be the first line"
-                    )
+                    raise ConfigurationError(f"import line {line_number}: the session header must be the first line")
                 header = record
             elif kind == "message":
                 records.append((line_number, record))
@@ -725,9 +713,7 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
         )
     head = header or {}
     if header is not None and header.get("format") not in (None, EXPORT_FORMAT):
-        raise ConfigurationError(
-            f"unknown export format {header.get('format')!r}; expected {EXPORT_FORMAT!r}"
-        )
+        raise ConfigurationError(f"unknown export format {header.get('format')!r}; expected {EXPORT_FORMAT!r}")
     target = session_id if session_id is not None else head.get("id")
     target = check_session_id(target) if target is not None else new_session_id()
     summaries = []
@@ -873,9 +859,7 @@ class AsyncStoreBase(ABC):
         data = await self.load(session_id)
         return data.version, rewind_target(data.message_params(), None)
 
-    async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
-    ) -> int:
+    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
         check_session_id(session_id)
         _check_rewind_arguments(to, expected_version)
         for attempt in range(REWIND_RETRIES):
@@ -883,9 +867,7 @@ class AsyncStoreBase(ABC):
                 version, target = await self._last_turn(session_id)
             else:
                 target = to
-                version = (
-                    (await self.get_session(session_id)).version if expected_version is None else expected_version
-                )
+                version = (await self.get_session(session_id)).version if expected_version is None else expected_version
             if expected_version is not None and version != expected_version:
                 raise conflict(session_id, expected_version, version)
             try:

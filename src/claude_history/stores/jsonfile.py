@@ -138,9 +138,7 @@ class JsonFileStore(StoreBase):
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         if fcntl is None:  # pragma: no cover - Windows
-            raise StoreUnavailable(
-                "the file store needs POSIX file locks (fcntl); use sqlite:// on this system"
-            )
+            raise StoreUnavailable("the file store needs POSIX file locks (fcntl); use sqlite:// on this system")
         self.root = Path(root)
         self.fsync = fsync
         try:
@@ -219,9 +217,7 @@ class JsonFileStore(StoreBase):
         except ValueError as exc:
             raise StoreUnavailable(f"corrupt session metadata {str(self._meta_path(name))!r}: {exc}") from exc
         if not isinstance(meta, dict) or (session_id is not None and meta.get("id") != session_id):
-            raise StoreUnavailable(
-                f"session metadata {str(self._meta_path(name))!r} does not belong to this id"
-            )
+            raise StoreUnavailable(f"session metadata {str(self._meta_path(name))!r} does not belong to this id")
         return meta
 
     def _write_meta(self, name: str, meta: dict[str, Any]) -> None:
@@ -353,9 +349,7 @@ class JsonFileStore(StoreBase):
                     )
                 )
             if len(messages) != count:
-                raise StoreUnavailable(
-                    f"corrupt session log {where}: message count {count} != {len(messages)}"
-                )
+                raise StoreUnavailable(f"corrupt session log {where}: message count {count} != {len(messages)}")
             state = _State(version, count, updated, end)
         return messages, summaries, state
 
@@ -428,9 +422,7 @@ class JsonFileStore(StoreBase):
         except FileNotFoundError as exc:
             raise StoreUnavailable(f"file store directory {str(self.root)!r} is gone") from exc
         return [
-            e.name[: -len(META_SUFFIX)]
-            for e in entries
-            if e.name.endswith(META_SUFFIX) and not e.name.startswith(".")
+            e.name[: -len(META_SUFFIX)] for e in entries if e.name.endswith(META_SUFFIX) and not e.name.startswith(".")
         ]
 
     def _snapshot_info(self, name: str) -> SessionInfo | None:
@@ -657,9 +649,7 @@ class JsonFileStore(StoreBase):
             if meta is not None:
                 raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
             updated = to_us(info.updated_at)
-            self._replace(
-                self._log(name), self._snapshot(info.version, updated, data.messages, data.summaries)
-            )
+            self._replace(self._log(name), self._snapshot(info.version, updated, data.messages, data.summaries))
             self._write_meta(
                 name,
                 {

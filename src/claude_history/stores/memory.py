@@ -110,9 +110,7 @@ class MemoryStore(StoreBase):
                 stamp = from_us(now)
                 session = _Session(SessionInfo(id=session_id, version=0, created_at=stamp, updated_at=stamp))
                 self._sessions[session_id] = session
-            session.rows.extend(
-                _Row(e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded
-            )
+            session.rows.extend(_Row(e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded)
             session.info = replace(
                 session.info,
                 version=actual + 1,

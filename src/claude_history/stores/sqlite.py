@@ -105,8 +105,7 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 _SESSION_COLUMNS = (
-    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at,"
-    " metadata"
+    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata"
 )
 
 
@@ -202,9 +201,7 @@ class SQLiteStore(StoreBase):
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise StoreUnavailable(
-                    f"SQLite store {str(self.path)!r} cannot use WAL (journal mode {mode})"
-                )
+                raise StoreUnavailable(f"SQLite store {str(self.path)!r} cannot use WAL (journal mode {mode})")
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             if current == len(MIGRATIONS):
                 return
@@ -230,8 +227,7 @@ class SQLiteStore(StoreBase):
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(
-                f"SQLite store {str(self.path)!r} is busy"
-                f" (waited {self._busy_timeout:g}s for the write lock): {exc}"
+                f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock): {exc}"
             ) from exc
         try:
             yield
@@ -320,8 +316,7 @@ class SQLiteStore(StoreBase):
                 (low, high),
             ).fetchall()
             summary_rows = conn.execute(
-                'SELECT start, "end", text, model, usage, created_at FROM summaries'
-                " WHERE session_pk = ? ORDER BY id",
+                'SELECT start, "end", text, model, usage, created_at FROM summaries WHERE session_pk = ? ORDER BY id',
                 (row[0],),
             ).fetchall()
         messages = decode_messages(rows)
@@ -360,8 +355,7 @@ class SQLiteStore(StoreBase):
             else:
                 pk, start = row[0], row[3]
                 conn.execute(
-                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?"
-                    " WHERE pk = ?",
+                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
                     (start + len(encoded), now, pk),
                 )
             self._insert_messages(
@@ -405,8 +399,7 @@ class SQLiteStore(StoreBase):
                 if not create:
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
-                    "INSERT INTO sessions (id, version, created_at, updated_at)"
-                    " VALUES (?, 0, ?, ?) RETURNING pk",
+                    "INSERT INTO sessions (id, version, created_at, updated_at) VALUES (?, 0, ?, ?) RETURNING pk",
                     (session_id, now, now),
                 ).fetchone()[0]
             else:
@@ -428,9 +421,7 @@ class SQLiteStore(StoreBase):
                     "INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)",
                     ((pk, t) for t in changes["tags"]),
                 )
-            info = _info(
-                conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE pk = ?", (pk,)).fetchone()
-            )
+            info = _info(conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE pk = ?", (pk,)).fetchone())
             if is_expired(None if info.expires_at is None else to_us(info.expires_at), now):
                 self._delete_pk(conn, pk)  # expiring it in the past ends it now, as Redis would
         return info
@@ -509,10 +500,7 @@ class SQLiteStore(StoreBase):
                 sql += " AND f.rowid BETWEEN ? AND ?"
                 values += [low, high]
             rows = conn.execute(sql + " ORDER BY f.rank, f.rowid LIMIT ?", (*values, limit)).fetchall()
-        return [
-            SearchHit(sid, rowid & _SEQ_MASK, role, make_snippet(text, terms))
-            for sid, rowid, role, text in rows
-        ]
+        return [SearchHit(sid, rowid & _SEQ_MASK, role, make_snippet(text, terms)) for sid, rowid, role, text in rows]
 
     def purge_expired(self, now: datetime | None = None) -> int:
         moment = now_us() if now is None else to_us(now)
@@ -587,9 +575,7 @@ class SQLiteStore(StoreBase):
                     dumps(info.metadata),
                 ),
             ).fetchone()[0]
-            conn.executemany(
-                "INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)", ((pk, t) for t in info.tags)
-            )
+            conn.executemany("INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)", ((pk, t) for t in info.tags))
             self._insert_messages(conn, pk, 0, rows)
             conn.executemany(
                 'INSERT INTO summaries (session_pk, start, "end", text, model, usage, created_at)'

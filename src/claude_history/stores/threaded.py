@@ -28,9 +28,7 @@ class ThreadedAsyncStore:
 
     def __init__(self, store: Store, *, max_workers: int = 4) -> None:
         self.store = store
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="claude-history-store"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -43,9 +41,7 @@ class ThreadedAsyncStore:
         return await self._run(self.store.get_session, session_id)
 
     async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(
-            self.store.append, session_id, list(entries), expected_version=expected_version
-        )
+        return await self._run(self.store.append, session_id, list(entries), expected_version=expected_version)
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         return await self._run(self.store.update_session, session_id, **changes)
@@ -61,9 +57,7 @@ class ThreadedAsyncStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self.store.fork, session_id, at=at, new_id=new_id)
 
-    async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
-    ) -> int:
+    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
         return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version)
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:

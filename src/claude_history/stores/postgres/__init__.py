@@ -384,9 +384,7 @@ class AsyncPostgresStore(AsyncStoreBase):
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(_ops.fork, session_id, at, new_id, now_us())
 
-    async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
-    ) -> int:
+    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
         return await self._run(_ops.rewind, session_id, to, expected_version, now_us())
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:

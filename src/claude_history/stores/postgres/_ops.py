@@ -221,9 +221,7 @@ def _array_item(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def append(
-    st: Statements, session_id: str, entries: Sequence[Entry], expected_version: int, now: int
-) -> Op[int]:
+def append(st: Statements, session_id: str, entries: Sequence[Entry], expected_version: int, now: int) -> Op[int]:
     check_session_id(session_id)
     check_expected_version(expected_version)
     encoded = encode_entries(entries)
@@ -310,9 +308,7 @@ def truncate(st: Statements, session_id: str, to: int, expected_version: int, no
 TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
 
 
-def rewind(
-    st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int
-) -> Op[int]:
+def rewind(st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
     """Rewind in one transaction with the session row locked: no retry loop, and finding the last turn
     reads the tail of the log, not all of it (the cut of ``_common.rewind_target``: the last turn start).
     """

@@ -129,9 +129,7 @@ class Statements:
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         self.applied_versions = fill("SELECT version FROM {s}.schema_migrations ORDER BY version")
-        self.record_migration = fill(
-            "INSERT INTO {s}.schema_migrations (version, name) VALUES (%(version)s, %(name)s)"
-        )
+        self.record_migration = fill("INSERT INTO {s}.schema_migrations (version, name) VALUES (%(version)s, %(name)s)")
         self.migrations = [(m.version, m.name, fill(m.sql)) for m in MIGRATIONS]
 
         # -- sessions
@@ -208,9 +206,7 @@ class Statements:
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} RETURNING version"
         )
         self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
-        self.truncate_summaries = fill(
-            "DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s"
-        )
+        self.truncate_summaries = fill("DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s")
 
         # -- fork: copied inside the server; a fork of a long session moves no content through the client
         self.fork_session = fill(
@@ -251,8 +247,7 @@ class Statements:
         assignments = ["updated_at = greatest(updated_at, %(now)s)"]
         assignments += [UPDATE_ASSIGNMENTS[name] for name in fields]
         return self.fill(
-            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s"
-            f" RETURNING {SESSION_COLUMNS}"
+            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s RETURNING {SESSION_COLUMNS}"
         )
 
     def list_sessions(self, *, owner: bool, tag: bool) -> str:

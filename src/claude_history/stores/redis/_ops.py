@@ -300,9 +300,7 @@ def search(keys: Layout, query: str, session_id: str | None, limit: int, now: in
                     message = stored_message(start + offset, record).message
                     text = message_text(message)
                     if text_matches(text, terms):
-                        hits.append(
-                            SearchHit(sid, start + offset, message["role"], make_snippet(text, terms))
-                        )
+                        hits.append(SearchHit(sid, start + offset, message["role"], make_snippet(text, terms)))
                         if len(hits) >= limit:
                             return hits
                 if len(records) < MESSAGE_PAGE:
@@ -320,9 +318,7 @@ def search(keys: Layout, query: str, session_id: str | None, limit: int, now: in
 # Writes
 
 
-def append(
-    keys: Layout, session_id: str, entries: Sequence[Entry], expected_version: int, now: int
-) -> Op[int]:
+def append(keys: Layout, session_id: str, entries: Sequence[Entry], expected_version: int, now: int) -> Op[int]:
     check_session_id(session_id)
     check_expected_version(expected_version)
     records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encode_entries(entries)]
@@ -461,14 +457,10 @@ def create(keys: Layout, data: SessionData, now: int) -> Op[None]:
     sid = check_session_id(info.id)
     fields = _hash_fields(info)
     records = [
-        message_record(
-            to_us(m.created_at), m.model, None if m.usage is None else dumps(m.usage), dumps(m.message)
-        )
+        message_record(to_us(m.created_at), m.model, None if m.usage is None else dumps(m.usage), dumps(m.message))
         for m in data.messages
     ]
-    summaries = [
-        summary_record(s, now if s.created_at is None else to_us(s.created_at)) for s in data.summaries
-    ]
+    summaries = [summary_record(s, now if s.created_at is None else to_us(s.created_at)) for s in data.summaries]
     expires_ms = "" if info.expires_at is None else str(_expires_ms(to_us(info.expires_at)))
     reply = yield Call(
         "create",
