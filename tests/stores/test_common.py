@@ -322,6 +322,23 @@ def test_decode_messages_builds_plain_stored_messages(rows: list[tuple[dict[str,
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
 
+def test_decode_messages_takes_any_json_text_as_json_loads_does() -> None:
+    rows = [
+        (' {"role": "user", "content": "x"}\n', None, ' {"input_tokens": 1} ', 0),
+        (b'{"role":"assistant","content":"\xc3\xa9"}', "m", b'{"output_tokens":2}', 0),
+    ]
+    built = _common.decode_messages(rows)
+    assert [(m.message, m.usage) for m in built] == [
+        ({"role": "user", "content": "x"}, {"input_tokens": 1}),
+        ({"role": "assistant", "content": "é"}, {"output_tokens": 2}),
+    ]
+    for bad in ('{"role":"user"} trailing', "", "[1,]"):
+        with pytest.raises(json.JSONDecodeError):
+            _common.decode_messages([(bad, None, None, 0)])
+        with pytest.raises(json.JSONDecodeError):
+            _common.decode_messages([('{"role":"user","content":"x"}', None, bad, 0)])
+
+
 def test_decoded_messages_stay_frozen_and_take_any_stamp() -> None:
     [built] = _common.decode_messages([('{"role":"user","content":"x"}', None, None, "raw")], stamp=lambda v: NOW)
     assert built.created_at is NOW

@@ -353,7 +353,7 @@ def decode_messages(
     """The messages of a session from rows ``(message_json, model, usage_json, created)`` in log order (seq 0,
     1, ...): the one hot loop of every ``load``. ``stamp`` turns ``created`` into an aware UTC datetime
     (default: integer microseconds); each distinct value is converted once per load, as a turn's messages
-    share it. The message JSON goes to the C scanner inline (``decode_json``'s fast path, without the call)."""
+    share it. The JSON goes to the C scanner inline (``decode_json``'s fast path, without the call)."""
     scan = _SCAN
     new = _new_object
     stamps: dict[Any, datetime] = {}
@@ -369,12 +369,21 @@ def decode_messages(
             end = -1
         if end != len(message_json):
             message = decode_json(message_json)
+        if usage_json is None:  # user messages
+            usage = None
+        else:
+            try:
+                usage, end = scan(usage_json, 0)
+            except (StopIteration, TypeError):
+                end = -1
+            if end != len(usage_json):
+                usage = decode_json(usage_json)
         item = new(StoredMessage)
         fields = item.__dict__
         fields["seq"] = seq
         fields["message"] = message
         fields["model"] = model
-        fields["usage"] = None if usage_json is None else decode_json(usage_json)  # NULL for user messages
+        fields["usage"] = usage
         fields["created_at"] = created_at
         append(item)
     return messages

@@ -308,18 +308,20 @@ class SQLiteStore(StoreBase):
             row = self._live_row(conn, session_id, now_us(), purge=False)
             if row is None:
                 raise SessionNotFound(session_id)
-            low, high = _range(row[0])
-            # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail), so
-            # the seq is the position and the rowid need not be read.
-            rows = conn.execute(
-                "SELECT content, model, usage, created_at FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
-                (low, high),
-            ).fetchall()
             summary_rows = conn.execute(
                 'SELECT start, "end", text, model, usage, created_at FROM summaries WHERE session_pk = ? ORDER BY id',
                 (row[0],),
             ).fetchall()
-        messages = decode_messages(rows)
+            low, high = _range(row[0])
+            # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail), so
+            # the seq is the position and the rowid need not be read. Rows are decoded as the cursor yields
+            # them: each row's text is used while it is still in the CPU cache, and freed at once.
+            messages = decode_messages(
+                conn.execute(
+                    "SELECT content, model, usage, created_at FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
+                    (low, high),
+                )
+            )
         summaries = [
             Summary(start=s, end=e, text=t, model=m, usage=decode_json(u), created_at=from_us(c))
             for s, e, t, m, u, c in summary_rows
