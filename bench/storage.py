@@ -15,8 +15,9 @@ reply) is appended and timed; whenever the session has grown by more than 1% it 
 Each length has its own session and its own store or client, and the lengths are sampled round-robin (so
 load from elsewhere on the machine weighs on all lengths alike), up to SAMPLES samples each or CELL_SECONDS
 per length, after WARMUP untimed appends. Loading the 10,000-message session is timed LOAD_RUNS times,
-round-robin over all approaches; the median is reported and used for the target. SQLite runs with WAL and
-synchronous=FULL (our default) for our store and for the guides' blob table.
+round-robin over all approaches; the median and the fastest are reported, and "faster" means faster by both
+(a median edge that the fastest runs contradict is noise). SQLite runs with WAL and synchronous=FULL (our
+default) for our store and for the guides' blob table.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ SAMPLES = 200
 WARMUP = 5
 CELL_SECONDS = 6.0
 MIN_SAMPLES = 20
-LOAD_RUNS = 11
+LOAD_RUNS = 21
 TARGET_RATIO = 1.5
 POSTGRES_URL = os.environ.get("CLAUDE_HISTORY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CLAUDE_HISTORY_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -493,7 +494,7 @@ def measure(by_length: dict[int, Subject], workload: Workload, samples: int, log
 
 def measure_loads(pairs: list[tuple[Subject, Result]], length: int, log: Any) -> None:
     """Time loading the longest session, round-robin over every approach, so that whatever else the machine
-    is doing weighs on all of them alike; the median of LOAD_RUNS rounds is reported."""
+    is doing weighs on all of them alike; the median and the fastest of LOAD_RUNS rounds are reported."""
     loads: dict[str, list[float]] = {result.name: [] for _, result in pairs}
     for _ in range(LOAD_RUNS):
         for subject, result in pairs:
@@ -569,7 +570,7 @@ def report(
         f" message + reply; one session (and store or client) per length, sampled round-robin across the"
         f" lengths, up to {SAMPLES} samples each or {CELL_SECONDS:.0f} s per length, after {WARMUP} warm-up"
         " appends; a session is cut back to its length whenever it grew by 1% (untimed); the garbage"
-        f" collector is paused during each timed call, as timeit does; load = median of {LOAD_RUNS}.",
+        f" collector is paused during each timed call, as timeit does; load = median and fastest of {LOAD_RUNS}.",
         "",
         "### Append one turn (ms, p50 / p99) by history length",
         "",
@@ -616,20 +617,26 @@ def report(
         if other is None or other.load_10k is None:
             targets.append((f"load {high:,} from SQLite faster than {peer}", False, "peer not run"))
             continue
-        passed = ours_sqlite.load_10k < other.load_10k
+        # Faster means faster by the median and by the fastest run: a median edge that the fastest runs
+        # contradict is noise, not speed.
+        assert ours_sqlite.load_10k_min is not None and other.load_10k_min is not None
+        passed = ours_sqlite.load_10k < other.load_10k and ours_sqlite.load_10k_min < other.load_10k_min
         targets.append(
             (
-                f"load {high:,} from SQLite faster than {peer}",
+                f"load {high:,} from SQLite faster than {peer} (median and fastest)",
                 passed,
-                f"{ms(ours_sqlite.load_10k)} ms vs {ms(other.load_10k)} ms "
-                f"({other.load_10k / ours_sqlite.load_10k:.1f}x)",
+                f"median {ms(ours_sqlite.load_10k)} vs {ms(other.load_10k)} ms"
+                f" ({other.load_10k / ours_sqlite.load_10k:.2f}x); fastest {ms(ours_sqlite.load_10k_min)} vs"
+                f" {ms(other.load_10k_min)} ms ({other.load_10k_min / ours_sqlite.load_10k_min:.2f}x)",
             )
         )
     lines += [
         "What a load returns: our stores a `SessionData` (each message as a `StoredMessage` with its model, usage"
         " and creation time, plus summaries and metadata); openai-agents a list of the stored dicts; LangChain a"
         " list of `BaseMessage` objects; the guides' blob the decoded list. Encrypted: the same `SessionData`,"
-        " decrypted (one AES-GCM, base64 and JSON decode per message).",
+        " decrypted (one AES-GCM, base64 and JSON decode per message). Both SQLite loads read one row per message"
+        " and parse its JSON with the C scanner; ours also reads model, usage and timestamp (three more columns),"
+        " decodes every reply's usage and builds a `StoredMessage` per message, work openai-agents does not do.",
         "",
     ]
     skipped = [r for r in results if r.skipped]
@@ -656,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time only loading the longest session (no appends), print the figures; nothing written",
     )
-    parser.add_argument("--load-runs", type=int, help="load rounds (default 11)")
+    parser.add_argument("--load-runs", type=int, help="load rounds (default 21)")
     args = parser.parse_args(argv)
     global SAMPLES, CELL_SECONDS, LOAD_RUNS
     lengths = LENGTHS
