@@ -137,6 +137,28 @@ def test_plan_uses_1h_for_a_slow_session() -> None:
     assert marked(off) == []
 
 
+def test_ttl_is_chosen_from_the_newest_20_gaps_skipping_clock_skew() -> None:
+    """Ten slow turns (20 minutes apart), then quick ones (30 s) each followed by a record stamped a minute
+    in the past (another server's clock): the negative gaps are skipped, so the newest 20 gaps are the 15 quick
+    ones and 5 slow ones, and a 1-hour entry pays; with 20 quick gaps after the slow ones it does not."""
+
+    def ttl(gaps: list[float]) -> str | None:
+        log = conversation(len(gaps) + 1, size=20)
+        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        usage = [{"seq": 1, "created_at": now, "usage": {"input_tokens": 5000}}]
+        for i, gap in enumerate(gaps):
+            now += timedelta(seconds=gap)
+            usage.append({"seq": 2 * i + 3, "created_at": now, "usage": {"input_tokens": 5000}})
+        plan = plan_request(
+            log, [{"role": "user", "content": "next"}], model=MODEL, system=LONG_SYSTEM * 10, usage_history=usage
+        )
+        return plan.cache_ttl
+
+    assert ttl([1200.0] * 10 + [30.0, -60.0] * 15) == "1h"
+    assert ttl([1200.0] * 10 + [30.0] * 20) == "5m"
+    assert ttl([1200.0] * 10 + [30.0] * 19) == "1h"
+
+
 def test_ttl_order_respects_a_callers_earlier_5m_marker() -> None:
     blocks = [
         {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},

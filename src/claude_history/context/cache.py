@@ -9,11 +9,12 @@ other block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
+    "GAP_WINDOW",
     "LOOKBACK",
     "MAX_BREAKPOINTS",
     "TTL_SECONDS",
@@ -27,6 +28,7 @@ __all__ = [
 MAX_BREAKPOINTS = 4
 LOOKBACK = 20
 TTL_SECONDS = {"5m": 300, "1h": 3600}
+GAP_WINDOW = 20  # the TTL is chosen from this many of the newest gaps between turns
 _UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
 
 
@@ -71,7 +73,7 @@ def choose_ttl(
     margin is kept under each TTL for request latency); prices are relative (any unit). Fewer than
     ``min_gaps`` gaps: "5m", the API's default.
     """
-    recent = [g for g in gaps if g >= 0][-20:]
+    recent = [g for g in gaps if g >= 0][-GAP_WINDOW:]
     if len(recent) < min_gaps:
         return "5m"
     hit_5m = sum(1 for g in recent if g <= TTL_SECONDS["5m"] - 15) / len(recent)
@@ -85,21 +87,32 @@ def _control(ttl: str) -> dict[str, Any]:
     return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
 
 
+class Blocks(Protocol):
+    """The flattened request by position (a list, or a view of one that does not build it)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, position: int, /) -> dict[str, Any]: ...
+
+
 def apply_breakpoints(
-    blocks: list[dict[str, Any]],
+    blocks: Blocks,
     candidates: Sequence[Candidate],
     *,
     min_tokens: int,
     ttl: str,
+    marked: Iterable[int] | None = None,
 ) -> list[Candidate]:
     """Mark the best candidates on ``blocks`` (the flattened request, modified in place: each entry is the
     block dict that will be sent) and return the chosen ones.
 
-    The caller's own markers already on ``blocks`` are kept and count against the 4 slots. Candidates whose
-    prefix is under ``min_tokens`` are skipped (the API would not cache them). TTLs are lowered where needed
-    so that no marker has a longer TTL than one before it.
+    The caller's own markers already on ``blocks`` are kept and count against the 4 slots; ``marked`` lists
+    the positions that may hold one, when the caller knows (a long request need not be scanned). Candidates
+    whose prefix is under ``min_tokens`` are skipped (the API would not cache them). TTLs are lowered where
+    needed so that no marker has a longer TTL than one before it.
     """
-    taken = {i for i, b in enumerate(blocks) if marker_ttl(b) is not None}
+    positions = range(len(blocks)) if marked is None else marked
+    taken = {i for i in positions if marker_ttl(blocks[i]) is not None}
     free = MAX_BREAKPOINTS - len(taken)
     chosen: list[Candidate] = []
     for cand in sorted(candidates, key=lambda c: (c.priority, -c.position)):

@@ -15,8 +15,12 @@ order and re-makes, with the information available at that time, the decision th
 - the size of a view is known exactly up to the previous request (its ``usage``) when the view only
   grew since; only what was added is estimated.
 
-Nothing needs to be persisted beside the log and its usage records. The replay costs O(points x log n), which
-is a few milliseconds for thousands of turns.
+Nothing needs to be persisted beside the log and its usage records. A full replay costs O(points x log n); the
+planner keeps per session, in memory, what it derived (message sizes, the replay's state after each point, the
+usage history as parsed, the view of each window), matched by the identity of the message dicts and usage
+records a chat passes again each turn, so a request costs its new messages plus a few C-speed passes over the
+log (a millisecond at 1,000 messages). Anything that changed (a rewind, a fork, an edited message, other usage
+or summaries) drops what depended on it, so the result is the same as planning from scratch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -32,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import BudgetExceeded, ConfigurationError, InvalidHistory
-from ..history import content_blocks, is_turn_start, turn_starts, validate
+from ..history import content_blocks, is_turn_start, validate
 from ..models import model_info
 from ..stores.base import Summary
 from ..tokens import (
@@ -44,7 +49,15 @@ from ..tokens import (
     estimate_tools,
     observed_prompt_tokens,
 )
-from .cache import LOOKBACK, Candidate, apply_breakpoints, choose_ttl, count_markers, marker_ttl
+from .cache import (
+    GAP_WINDOW,
+    LOOKBACK,
+    Candidate,
+    apply_breakpoints,
+    choose_ttl,
+    count_markers,
+    marker_ttl,
+)
 from .policies import (
     CacheAwareWindow,
     Combine,
@@ -55,7 +68,7 @@ from .policies import (
     Summarize,
 )
 from .report import ContextReport
-from .summary import SummaryRequest, build_summary_request, summary_block, summary_for
+from .summary import SummaryRequest, build_summary_request, summary_block
 
 __all__ = ["Decision", "UsagePoint", "plan", "usage_points"]
 
@@ -87,21 +100,123 @@ def usage_points(items: Sequence[Any]) -> dict[int, UsagePoint]:
     optionally ``created_at`` (datetime or ISO string) and ``model``. Items without usage are skipped."""
     points: dict[int, UsagePoint] = {}
     for item in items:
-        if isinstance(item, Mapping):
-            seq, usage = item.get("seq"), item.get("usage")
-            created, model = item.get("created_at"), item.get("model")
-        else:
-            seq, usage = getattr(item, "seq", None), getattr(item, "usage", None)
-            created, model = getattr(item, "created_at", None), getattr(item, "model", None)
-        if not isinstance(seq, int) or not usage:
-            continue
-        if isinstance(created, str):
-            try:
-                created = datetime.fromisoformat(created)
-            except ValueError:
-                created = None
-        points[seq] = UsagePoint(seq, usage, created if isinstance(created, datetime) else None, model)
+        point = _usage_point(item)
+        if point is not None:
+            points[point.seq] = point
     return points
+
+
+def _usage_point(item: Any) -> UsagePoint | None:
+    if isinstance(item, Mapping):
+        seq, usage = item.get("seq"), item.get("usage")
+        created, model = item.get("created_at"), item.get("model")
+    else:
+        seq, usage = getattr(item, "seq", None), getattr(item, "usage", None)
+        created, model = getattr(item, "created_at", None), getattr(item, "model", None)
+    if not isinstance(seq, int) or not usage:
+        return None
+    if isinstance(created, str):
+        try:
+            created = datetime.fromisoformat(created)
+        except ValueError:
+            created = None
+    return UsagePoint(seq, usage, created if isinstance(created, datetime) else None, model)
+
+
+class _UsageIndex:
+    """``usage_points`` of the usage history, kept in step with it call after call: items are matched by
+    identity (a chat passes the same record objects every turn), so a call parses only the items that are new
+    since the previous one. Usage mappings are taken as never changed in place, like the log's blocks."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        # Per item: (seq, the point that seq had before the item) to undo it, or None for a skipped item.
+        self.undo: list[tuple[int, UsagePoint | None] | None] = []
+        self.points: dict[int, UsagePoint] = {}
+        self.timed: list[int] = []  # seqs of the points with a created_at, ascending
+        self.prompts: dict[int, tuple[Mapping[str, Any], int]] = {}  # seq -> (usage, first request prompt)
+
+    def update(self, items: Sequence[Any]) -> int:
+        """Follow ``items``; returns the smallest seq whose usage changed (``_NEVER`` when none did)."""
+        old = self.items
+        n = min(len(old), len(items))
+        k = 0
+        while k < n and old[k] is items[k]:
+            k += 1
+        before: dict[int, UsagePoint | None] = {}
+        for i in range(len(old) - 1, k - 1, -1):
+            change = self.undo[i]
+            if change is not None:
+                seq, previous = change
+                before.setdefault(seq, self.points.get(seq))
+                self._set(seq, previous)
+        del old[k:]
+        del self.undo[k:]
+        for i in range(k, len(items)):
+            item = items[i]
+            old.append(item)
+            point = _usage_point(item)
+            if point is None:
+                self.undo.append(None)
+                continue
+            current = self.points.get(point.seq)
+            before.setdefault(point.seq, current)
+            self.undo.append((point.seq, current))
+            self._set(point.seq, point)
+        changed = [seq for seq, point in before.items() if not _same_usage(point, self.points.get(seq))]
+        return min(changed, default=_NEVER)
+
+    def _set(self, seq: int, point: UsagePoint | None) -> None:
+        current = self.points.get(seq)
+        if current is not None and current.created_at is not None:
+            del self.timed[bisect.bisect_left(self.timed, seq)]
+        if point is None:
+            self.points.pop(seq, None)
+            return
+        self.points[seq] = point
+        if point.created_at is not None:
+            bisect.insort(self.timed, seq)
+
+    def prompt(self, seq: int) -> int | None:
+        """Prompt tokens of the request answered by message ``seq`` (parsed once per usage mapping)."""
+        point = self.points.get(seq)
+        if point is None or not point.usage:
+            return None
+        known = self.prompts.get(seq)
+        if known is not None and known[0] is point.usage:
+            return known[1]
+        value = _first_request_prompt(point.usage)
+        self.prompts[seq] = (point.usage, value)
+        return value
+
+    def recent_gaps(self, starts: Sequence[int], limit: int) -> list[float]:
+        """The newest ``limit`` non-negative gaps between turns, oldest first: from the last reply of a turn
+        to the first reply of the next (what ``choose_ttl`` looks at), found from the newest reply back."""
+        timed, points = self.timed, self.points
+        gaps: list[float] = []
+        for j in range(len(timed) - 1, 0, -1):
+            seq = timed[j]
+            k = bisect.bisect_left(starts, seq - 1)
+            if k == len(starts) or starts[k] != seq - 1:
+                continue
+            after, before = points[seq].created_at, points[timed[j - 1]].created_at
+            assert after is not None and before is not None
+            gap = (after - before).total_seconds()
+            if gap >= 0:
+                gaps.append(gap)
+                if len(gaps) == limit:
+                    break
+        gaps.reverse()
+        return gaps
+
+
+_NEVER = 1 << 62
+
+
+def _same_usage(a: UsagePoint | None, b: UsagePoint | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.usage is b.usage or a.usage == b.usage
 
 
 @dataclass(frozen=True)
@@ -189,11 +304,16 @@ def _transform(
     message: Mapping[str, Any], *, drop_thinking: bool, replace_images: bool, placeholder: str
 ) -> dict[str, Any] | None:
     """``message`` as the view sends it; ``None`` when nothing is left (a thinking-only reply). Blocks are
-    shared with the log, never modified (the planner copies a block before it marks it)."""
+    shared with the log, never modified (the planner copies a block before it marks it). The content list is
+    the log's own when nothing changes: the caller copies it before handing it out."""
     content = message.get("content")
     if isinstance(content, str):
         return {"role": message["role"], "content": content}
-    blocks = list(content or ())
+    if not content:
+        return None
+    if not (drop_thinking and message.get("role") == "assistant") and not replace_images:
+        return {"role": message["role"], "content": content if isinstance(content, list) else list(content)}
+    blocks = list(content)
     if drop_thinking and message.get("role") == "assistant":
         blocks = [b for b in blocks if not (isinstance(b, Mapping) and b.get("type") in _THINKING)]
     if replace_images:
@@ -215,22 +335,36 @@ class _Log:
         self.model = model
         self.placeholder = placeholder
         self.messages: list[Mapping[str, Any]] = []
-        self.shapes: list[tuple[int, int]] = []
+        self.contents: list[Any] = []  # each message's content object, as indexed
+        self.lengths: list[int] = []  # and its length (-1: not a list or string)
         self.text: list[list[float]] = [[0.0] for _ in range(4)]
         self.fixed: list[list[int]] = [[0] for _ in range(4)]
         self.starts: list[int] = []
         self.thinking_count = [0]
         self.compactions: list[int] = []
         self.validated = 0  # messages [0, validated) are known to form a valid log
-        self.replays: dict[Any, list[_Checkpoint]] = {}
+        self.replays: dict[Any, _Replays] = {}  # by settings: the replay's checkpoints
+        self.views: OrderedDict[tuple[int, int, int, bool], _View] = OrderedDict()  # by window
 
     def common_prefix(self, full: Sequence[Mapping[str, Any]]) -> int:
         """How many leading messages are the very ones indexed (same dicts, same content object and length:
         a message edited in place since is indexed again)."""
-        n = min(len(self.messages), len(full))
+        messages, contents, lengths = self.messages, self.contents, self.lengths
+        n = min(len(messages), len(full))
+        # The usual case in C loops: the same dicts up to some point, their contents unchanged.
+        n = next(itertools.compress(itertools.count(), map(operator.is_not, messages, full)), n)
+        try:
+            now = list(map(_CONTENT, itertools.islice(full, n)))
+            if all(map(operator.is_, contents, now)) and list(map(len, now)) == lengths[:n]:
+                return n
+        except (KeyError, TypeError):  # a message without content, or content without a length
+            pass
         for i in range(n):
             message = full[i]
-            if self.messages[i] is not message or self.shapes[i] != _shape(message):
+            if messages[i] is not message:
+                return i
+            content = message.get("content")
+            if content is not contents[i] or _length(content) != lengths[i]:
                 return i
         return n
 
@@ -238,16 +372,20 @@ class _Log:
         if n >= len(self.messages):
             return
         del self.messages[n:]
-        del self.shapes[n:]
+        del self.contents[n:]
+        del self.lengths[n:]
         for v in range(4):
             del self.text[v][n + 1 :]
             del self.fixed[v][n + 1 :]
         del self.thinking_count[n + 1 :]
-        self.starts = [i for i in self.starts if i < n]
-        self.compactions = [i for i in self.compactions if i < n]
+        del self.starts[bisect.bisect_left(self.starts, n) :]
+        del self.compactions[bisect.bisect_left(self.compactions, n) :]
         self.validated = min(self.validated, n)
-        for key, checkpoints in self.replays.items():
-            self.replays[key] = [cp for cp in checkpoints if cp.point + 1 < n]
+        for replays in self.replays.values():
+            replays.keep(bisect.bisect_left(replays.checkpoints, n - 1, key=_point))
+        for key in list(self.views):
+            if not self.views[key].truncate(n):
+                del self.views[key]
 
     def extend(self, full: Sequence[Mapping[str, Any]]) -> None:
         self.truncate(self.common_prefix(full))
@@ -272,7 +410,9 @@ class _Log:
             self.text[v].append(self.text[v][-1] + variants[v].text)
             self.fixed[v].append(self.fixed[v][-1] + variants[v].fixed)
         self.messages.append(message)
-        self.shapes.append(_shape(message))
+        content = message.get("content")
+        self.contents.append(content)
+        self.lengths.append(_length(content))
         self.thinking_count.append(self.thinking_count[-1] + int(think))
         if is_turn_start(message):
             self.starts.append(i)
@@ -295,9 +435,160 @@ class _Log:
         return total
 
 
-def _shape(message: Mapping[str, Any]) -> tuple[int, int]:
-    content = message.get("content")
-    return id(content), len(content) if isinstance(content, (list, str)) else -1
+_CONTENT = operator.itemgetter("content")
+
+
+def _length(content: Any) -> int:
+    return len(content) if isinstance(content, (list, str)) else -1
+
+
+class _View:
+    """The view ``full[start:covered]`` of one window (start, epoch, image boundary, thinking rule) as
+    ``_transform`` makes it, before any breakpoint: per view message its role, content (shared with the log
+    or the cache: copied before it is handed out), last merged origin, first block position, markable block
+    and whether it holds a caller's marker, and the running raw size. Extended as the log grows, so a request
+    costs its new messages (plus one shallow copy of the view it sends)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.covered = start
+        self.roles: list[str] = []
+        self.contents: list[str | list[Any]] = []
+        self.origins: list[int] = []
+        self.offsets: list[int] = [0]  # block position of each view message; one more: the block count
+        self.ends: list[int] = []  # the block a breakpoint for the message goes on (-1: none)
+        self.marked: list[int] = []  # view messages holding a caller's cache_control, ascending
+        self.running: list[TokenEstimate] = []  # raw size of the view up to each message
+
+    def truncate(self, n: int) -> bool:
+        """Forget what depends on messages from ``n`` on; False when nothing is left."""
+        if n <= self.start:
+            return False
+        m = bisect.bisect_left(self.origins, n)
+        if m < len(self.origins):
+            del self.roles[m:], self.contents[m:], self.origins[m:], self.offsets[m + 1 :]
+            del self.ends[m:], self.running[m:]
+            del self.marked[bisect.bisect_left(self.marked, m) :]
+            self.covered = self.origins[-1] + 1 if self.origins else self.start
+        self.covered = min(self.covered, n)
+        return True
+
+    def extend(
+        self, full: Sequence[Mapping[str, Any]], sizes: _Log, epoch: int, ib: int, drop: bool, placeholder: str
+    ) -> None:
+        for i in range(self.covered, len(full)):
+            message = _transform(
+                full[i], drop_thinking=i < epoch and drop, replace_images=i < ib, placeholder=placeholder
+            )
+            if message is None:
+                continue
+            if self.roles and self.roles[-1] == message["role"]:
+                # A thinking-only reply was dropped: merge the users.
+                merged = [*content_blocks({"content": self.contents[-1]}), *content_blocks(message)]
+                self._pop()
+                self._push(message["role"], merged, i, sizes, epoch, ib)
+            else:
+                self._push(message["role"], message["content"], i, sizes, epoch, ib)
+        self.covered = len(full)
+
+    def _pop(self) -> None:
+        m = len(self.roles) - 1
+        for column in (self.roles, self.contents, self.origins, self.offsets, self.ends, self.running):
+            column.pop()
+        if self.marked and self.marked[-1] == m:
+            self.marked.pop()
+
+    def _push(self, role: str, content: Any, origin: int, sizes: _Log, epoch: int, ib: int) -> None:
+        m = len(self.roles)
+        first = self.start if m == 0 else self.origins[-1] + 1
+        self.running.append(
+            (self.running[-1] if m else ZERO) + sizes.view(first, epoch, ib, origin + 1)
+        )
+        self.roles.append(role)
+        self.contents.append(content)
+        self.origins.append(origin)
+        if isinstance(content, str):
+            self.offsets.append(self.offsets[-1] + 1)
+            self.ends.append(0)
+            return
+        self.offsets.append(self.offsets[-1] + len(content))
+        j = _markable(content)
+        self.ends.append(j if j is not None else -1)
+        if any(marker_ttl(b) is not None for b in content):
+            self.marked.append(m)
+
+
+_VIEWS = 4  # windows kept per log (several policies planning the same session)
+
+
+def _view_for(full: Sequence[Mapping[str, Any]], spec: _Spec, log: _Log, decision: Decision) -> _View:
+    key = (decision.start, decision.epoch, decision.image_boundary, spec.compaction is None)
+    view = log.views.get(key)
+    if view is None:
+        view = log.views[key] = _View(decision.start)
+        while len(log.views) > _VIEWS:
+            log.views.popitem(last=False)
+    else:
+        log.views.move_to_end(key)
+    view.extend(full, log, decision.epoch, decision.image_boundary, key[3], log.placeholder)
+    return view
+
+
+class _Blocks:
+    """The request's blocks by position in prefix order: tools and system blocks (copies already), then the
+    view's message blocks. A message block is copied before it is changed (blocks are shared with the log); a
+    string message stands as one text block, sent as a block only when it gets a marker."""
+
+    def __init__(self, head: list[dict[str, Any]], view: list[dict[str, Any]], offsets: list[int]) -> None:
+        self.head = head
+        self.view = view
+        self.offsets = offsets
+        self.strings: dict[int, dict[str, Any]] = {}  # view message -> its text block, once looked at
+        self.owned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.head) + self.offsets[-1]
+
+    def _locate(self, position: int) -> tuple[int, int]:
+        rel = position - len(self.head)
+        m_index = bisect.bisect_right(self.offsets, rel) - 1
+        return m_index, rel - self.offsets[m_index]
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        if position < len(self.head):
+            return self.head[position]
+        m_index, j = self._locate(position)
+        content = self.view[m_index]["content"]
+        if isinstance(content, str):
+            block = self.strings.get(m_index)
+            if block is None:
+                block = self.strings[m_index] = {"type": "text", "text": content}
+            return block
+        block = content[j]
+        assert isinstance(block, dict)
+        return block
+
+    def own(self, position: int) -> dict[str, Any]:
+        """The block at ``position``, copied first if it is shared with the log."""
+        if position < len(self.head) or position in self.owned:
+            return self[position]
+        self.owned.add(position)
+        m_index, j = self._locate(position)
+        block = dict(self[position])
+        content = self.view[m_index]["content"]
+        if isinstance(content, str):
+            self.strings[m_index] = block
+        else:
+            content[j] = block
+        return block
+
+
+def _point(checkpoint: _Checkpoint) -> int:
+    return checkpoint.point
+
+
+def _cut(checkpoint: _Checkpoint) -> int:
+    return checkpoint.state.c
 
 
 _CACHE: OrderedDict[tuple[int, str, str], _Log] = OrderedDict()
@@ -344,12 +635,29 @@ class _State:
 
 @dataclass(frozen=True)
 class _Checkpoint:
-    """The replay's state after request point ``point``, and what it depended on beyond the messages."""
+    """The replay's state after request point ``point``."""
 
     point: int
     state: _State
-    observed: int | None
-    summary: TokenEstimate
+
+
+class _Replays:
+    """The replay of one set of settings over a log: the state after each request point, valid for the usage
+    history and the summaries it was computed with (kept here to tell what changed at the next call)."""
+
+    def __init__(self) -> None:
+        self.checkpoints: list[_Checkpoint] = []
+        self.usage = _UsageIndex()
+        self.summary_sizes: dict[int, TokenEstimate] = {}  # window start -> summary size the replay used
+        self.summaries: dict[int, tuple[Summary, TokenEstimate]] = {}  # window start -> size, by record
+
+    def keep(self, count: int) -> None:
+        if count >= len(self.checkpoints):
+            return
+        del self.checkpoints[count:]
+        last = self.checkpoints[-1].state.c if self.checkpoints else -1
+        for c in [c for c in self.summary_sizes if c > last]:
+            del self.summary_sizes[c]
 
 
 @dataclass(frozen=True)
@@ -377,7 +685,6 @@ class _Replay:
         model: str,
         const: TokenEstimate,
         summaries: Sequence[Summary],
-        usage: Mapping[int, UsagePoint],
         measured: int | None,
     ) -> None:
         self.full = full
@@ -385,7 +692,6 @@ class _Replay:
         self.model = model
         self.const = const
         self.summaries = summaries
-        self.usage = usage
         self.measured = measured
         placeholder = spec.images.placeholder if spec.images else ""
         self.log = _log_for(full, model, placeholder)
@@ -401,16 +707,32 @@ class _Replay:
         self.binds = info.binds_thinking if info is not None else True
         self.budget = min(m for m, _ in self.limits)
         self.summary_cache: dict[int, TokenEstimate] = {}
+        self._summary_ends: dict[int, Summary] | None = None
+        # Set by run(): this settings' replay and the usage history as it stands.
+        self.replays = _Replays()
+        self.usage: Mapping[int, UsagePoint] = {}
 
     # sizes -----------------------------------------------------------------------------------------
+    def summary_for(self, c: int) -> Summary | None:
+        """``summary.summary_for(summaries, c)``, from one pass over the summaries."""
+        if self._summary_ends is None:
+            self._summary_ends = {s.end: s for s in self.summaries if s.start == 0 and s.text.strip()}
+        return self._summary_ends.get(c)
+
     def summary_raw(self, c: int) -> TokenEstimate:
         if self.spec.summarize is None or not self.starts or c <= self.starts[0]:
             return ZERO
         if c not in self.summary_cache:
-            found = summary_for(self.summaries, c)
-            self.summary_cache[c] = (
-                estimate_system([summary_block(found)], self.model) if found is not None else ZERO
-            )
+            found = self.summary_for(c)
+            known = self.replays.summaries.get(c)
+            if found is None:
+                size = ZERO
+            elif known is not None and known[0] is found:
+                size = known[1]
+            else:
+                size = estimate_system([summary_block(found)], self.model)
+                self.replays.summaries[c] = (found, size)
+            self.summary_cache[c] = size
         return self.summary_cache[c]
 
     def reserve_new(self) -> TokenEstimate:
@@ -510,28 +832,36 @@ class _Replay:
         return c, e, ib, violated
 
     def observed_at(self, p: int) -> int | None:
-        point = self.usage.get(p + 1)
-        return _first_request_prompt(point.usage) if point is not None and point.usage else None
+        return self.replays.usage.prompt(p + 1)
 
-    def run(self, settings_key: Any) -> Decision:
+    def run(self, settings_key: Any, usage_history: Sequence[Any]) -> Decision:
         full = self.full
         first = self.starts[0] if self.starts else 0
         state = _State(first, first, 0)
         last = len(full) - 1
-        # Resume from the last checkpoint that still holds: same messages, same usage, same summary.
-        replays = self.log.replays
-        if settings_key not in replays and len(replays) >= 4:  # e.g. a system prompt that changes every turn
-            replays.pop(next(iter(replays)))
-        checkpoints = replays.setdefault(settings_key, [])
-        kept = 0
-        for cp in checkpoints:
-            if cp.point >= last or self.observed_at(cp.point) != cp.observed:
-                break
-            if self.summary_raw(cp.state.c) != cp.summary:
-                break
-            state = cp.state
-            kept += 1
-        del checkpoints[kept:]
+        all_replays = self.log.replays
+        replays = all_replays.get(settings_key)
+        if replays is None:
+            if len(all_replays) >= 4:  # e.g. a system prompt that changes every turn
+                all_replays.pop(next(iter(all_replays)))
+            replays = all_replays[settings_key] = _Replays()
+        self.replays = replays
+        # Resume from the last checkpoint that still holds: the log up to its reply is the same (see
+        # _Log.truncate), so are the usage of every reply up to it and the summary of its window.
+        checkpoints = replays.checkpoints
+        try:
+            changed = replays.usage.update(usage_history)
+        except BaseException:  # the index may be half updated: start this replay afresh
+            del all_replays[settings_key]
+            raise
+        replays.keep(bisect.bisect_left(checkpoints, min(last, changed - 1), key=_point))
+        self.usage = replays.usage.points
+        if self.spec.summarize is not None:
+            resummarised = [c for c, size in replays.summary_sizes.items() if self.summary_raw(c) != size]
+            if resummarised:
+                replays.keep(bisect.bisect_left(checkpoints, min(resummarised), key=_cut))
+        if checkpoints:
+            state = checkpoints[-1].state
         begin = checkpoints[-1].point + 1 if checkpoints else 0
         points = [i for i in range(begin, len(full)) if full[i].get("role") == "user"]
         if not points or points[-1] != last:
@@ -562,7 +892,8 @@ class _Replay:
             trusted = observed is not None and predicted > 0 and 0.75 <= observed / predicted <= 1.34
             calib = state.calib.observe(observed, raw) if observed is not None else state.calib
             state = _State(c, e, ib, calib, _Prev(p, key, raw, predicted, observed, trusted), moved)
-            checkpoints.append(_Checkpoint(p, state, observed, self.summary_raw(c)))
+            checkpoints.append(_Checkpoint(p, state))
+            replays.summary_sizes[c] = self.summary_raw(c)
         raise InvalidHistory(
             "messages: the list is empty; a request needs at least one user message", index=None
         )
@@ -600,17 +931,6 @@ def _markable(blocks: Sequence[Mapping[str, Any]]) -> int | None:
         if blocks[j].get("type") not in _THINKING:
             return j
     return None
-
-
-def _gaps(usage: Mapping[int, UsagePoint], full: Sequence[Mapping[str, Any]]) -> list[float]:
-    """Seconds between turns: from the last reply of a turn to the first reply of the next."""
-    starts = set(turn_starts(full))
-    times = sorted((seq, point.created_at) for seq, point in usage.items() if point.created_at is not None)
-    gaps = []
-    for (_, before), (seq, after) in itertools.pairwise(times):
-        if seq - 1 in starts and before is not None and after is not None:
-            gaps.append((after - before).total_seconds())
-    return gaps
 
 
 def _prices(model: str) -> tuple[float, float, float, float] | None:
@@ -674,13 +994,12 @@ def plan(
         raise InvalidHistory(
             "messages: nothing to send; a request needs at least one user message", index=None
         )
-    usage = usage_points(usage_history)
     const = estimate_system(system, model) + estimate_tools(tools, model)
     with _CACHE_LOCK:
-        replay = _Replay(full, spec, model, const, summaries, usage, measured_input_tokens)
+        replay = _Replay(full, spec, model, const, summaries, measured_input_tokens)
         _validate(full, replay.log)
-        decision = replay.run((spec.name, const.text, const.fixed))
-        return _build(full, spec, replay, decision, model, system, tools, summaries, usage, cache)
+        decision = replay.run((spec.name, const.text, const.fixed), usage_history)
+        return _build(full, spec, replay, decision, model, system, tools, cache)
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: _Log) -> None:
@@ -690,11 +1009,28 @@ def _validate(full: Sequence[Mapping[str, Any]], log: _Log) -> None:
     k = bisect.bisect_right(log.starts, log.validated) - 1
     j = log.starts[k] if k >= 0 and log.validated > 0 else 0
     try:
-        validate(full[j:], for_sending=sending)
+        validate(_unmarked(full[j:]), for_sending=sending)
     except InvalidHistory:
-        validate(full, for_sending=sending)  # raises with the index in the whole log
+        validate(_unmarked(full), for_sending=sending)  # raises with the index in the whole log
         raise
     log.validated = len(full)
+
+
+def _unmarked(messages: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """``messages`` without the caller's cache_control markers: a log may hold any number of them (each
+    request keeps the newest that fit the API's 4), so ``validate``'s limit is for requests, not logs; and a
+    whole-log rule would not hold for the part validated since the previous call."""
+    out: list[Mapping[str, Any]] | None = None
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if isinstance(content, list) and any(isinstance(b, dict) and "cache_control" in b for b in content):
+            if out is None:
+                out = list(messages)
+            stripped = [
+                {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b for b in content
+            ]
+            out[i] = {**message, "content": stripped}
+    return messages if out is None else out
 
 
 def _build(
@@ -705,8 +1041,6 @@ def _build(
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
     tools: Sequence[Mapping[str, Any]] | None,
-    summaries: Sequence[Summary],
-    usage: Mapping[int, UsagePoint],
     cache: bool | str,
 ) -> Planned:
     const = replay.const
@@ -726,38 +1060,25 @@ def _build(
             budget=decision.limit,
         )
 
-    # Build the view.
-    placeholder = spec.images.placeholder if spec.images else ""
-    view: list[dict[str, Any]] = []
-    origins: list[int] = []  # index in full of the last message merged into each view message
-    for i in range(decision.start, len(full)):
-        message = _transform(
-            full[i],
-            drop_thinking=i < decision.epoch and spec.compaction is None,
-            replace_images=i < decision.image_boundary,
-            placeholder=placeholder,
-        )
-        if message is None:
-            continue
-        if view and view[-1]["role"] == message["role"]:  # a thinking-only reply was dropped: merge the users
-            view[-1]["content"] = [*content_blocks(view[-1]), *content_blocks(message)]
-            origins[-1] = i
-            continue
-        view.append(message)
-        origins.append(i)
+    # The view: the window's cached transform of the log, extended by the new messages, copied out.
+    window = _view_for(full, spec, replay.log, decision)
+    view = [
+        {"role": role, "content": content if isinstance(content, str) else list(content)}
+        for role, content in zip(window.roles, window.contents, strict=True)
+    ]
 
     sys_blocks, sys_was_str = _system_blocks(system)
     static_count = len(sys_blocks)
     summary_request: SummaryRequest | None = None
     summary = None
     if spec.summarize is not None and decision.start > (starts[0] if starts else 0):
-        summary = summary_for(summaries, decision.start)
+        summary = replay.summary_for(decision.start)
         if summary is None and decision.cut_moved:
             s = spec.summarize
             summary_request = build_summary_request(
                 full,
                 decision.start,
-                summaries,
+                replay.summaries,
                 model=s.model,
                 prompt=s.prompt,
                 max_tokens=s.max_summary_tokens,
@@ -772,49 +1093,21 @@ def _build(
     summary_tokens = estimate_system(sys_blocks[static_count:] or None, model).tokens(ratio)
     tools_tokens = estimate_tools(tool_list or None, model).tokens(ratio)
 
-    # Flatten tools -> system -> messages for breakpoint positions (entries are the dicts that will be sent).
-    flat: list[dict[str, Any]] = []
-    flat.extend(tool_list)
-    flat.extend(sys_blocks)
-    message_blocks: list[list[dict[str, Any]]] = []
-    string_messages: dict[int, dict[str, Any]] = {}
-    for m_index, message in enumerate(view):
-        if isinstance(message["content"], str):
-            block = {"type": "text", "text": message["content"]}
-            string_messages[m_index] = block
-            blocks = [block]
-        else:
-            blocks = message["content"]
-        message_blocks.append(blocks)
-        flat.extend(blocks)
+    # The request's blocks in prefix order (tools -> system -> messages), by position.
+    flat = _Blocks([*tool_list, *sys_blocks], view, window.offsets)
+    head = len(flat.head)
 
-    # Blocks are shared with the log: copy a block (and its message's content list) before marking it.
-    where: list[tuple[int, int]] = [(-1, i) for i in range(len(tool_list) + len(sys_blocks))]
-    for m_index, blocks in enumerate(message_blocks):
-        where.extend((m_index, j) for j in range(len(blocks)))
-    owned_lists: set[int] = set()
-
-    def own(position: int) -> dict[str, Any]:
-        m_index, j = where[position]
-        if m_index < 0:
-            return flat[position]  # tools and system blocks are copies already
-        if m_index not in owned_lists and m_index not in string_messages:
-            message_blocks[m_index] = list(message_blocks[m_index])
-            view[m_index]["content"] = message_blocks[m_index]
-            owned_lists.add(m_index)
-        block = dict(message_blocks[m_index][j])
-        message_blocks[m_index][j] = block
-        flat[position] = block
-        if m_index in string_messages:
-            string_messages[m_index] = block
-        return block
-
-    for position, block in enumerate(flat):
-        if marker_ttl(block) is not None:
-            own(position)
+    # The caller's own markers: their blocks are copied (blocks are shared with the log).
+    marked = [i for i in range(head) if marker_ttl(flat.head[i]) is not None]
+    for m_index in window.marked:
+        content = view[m_index]["content"]
+        base = head + window.offsets[m_index]
+        marked.extend(base + j for j, block in enumerate(content) if marker_ttl(block) is not None)
+    for position in marked:
+        flat.own(position)
 
     # Too many markers of the caller's own: keep tools and system ones, then the newest message ones.
-    user_markers = count_markers(flat)
+    user_markers = len(marked)
     if user_markers > 4:
         fixed = count_markers(tool_list) + count_markers(sys_blocks)
         if fixed > 4:
@@ -822,9 +1115,8 @@ def _build(
                 f"tools and system carry {fixed} cache_control markers; the API allows at most 4 per request"
             )
         excess = user_markers - 4
-        first_message = len(tool_list) + len(sys_blocks)
-        for position in range(first_message, len(flat)):
-            if excess and marker_ttl(flat[position]) is not None:
+        for position in marked:
+            if excess and position >= head:
                 del flat[position]["cache_control"]
                 excess -= 1
 
@@ -834,32 +1126,26 @@ def _build(
     chosen: list[Candidate] = []
     prefix_before_messages = (const + estimate_system(sys_blocks[static_count:] or None, model)).tokens(ratio)
     if cache:
-        # Prefix tokens at the end of each view message.
-        cumulative: list[int] = []
-        running = ZERO
-        for i in range(len(view)):
-            first = decision.start if i == 0 else origins[i - 1] + 1
-            running = running + replay.sizes.view(
-                first, decision.epoch, decision.image_boundary, origins[i] + 1
-            )
-            cumulative.append(prefix_before_messages + running.tokens(ratio))
-        if cumulative:
-            cumulative[-1] = max(cumulative[-1], decision.predicted)
+        last = len(view) - 1
+
+        def prefix_at(m_index: int) -> int:
+            """Prefix tokens at the end of view message ``m_index``."""
+            tokens = prefix_before_messages + window.running[m_index].tokens(ratio)
+            return max(tokens, decision.predicted) if m_index == last else tokens
+
+        def end_of(m_index: int) -> int:
+            j = window.ends[m_index]
+            return head + window.offsets[m_index] + j if j >= 0 else -1
+
         candidates: list[Candidate] = []
-        position = len(tool_list) + len(sys_blocks)
-        ends: list[int] = []
-        for blocks in message_blocks:
-            j = _markable(blocks)
-            ends.append(position + j if j is not None else -1)
-            position += len(blocks)
-        newest_pos = ends[-1] if ends else -1
+        newest_pos = end_of(last) if view else -1
         if newest_pos >= 0:
-            candidates.append(Candidate(newest_pos, cumulative[-1], 0, "newest message"))
+            candidates.append(Candidate(newest_pos, prefix_at(last), 0, "newest message"))
         prev = decision.previous
         if prev is not None:
-            m_prev = bisect.bisect_left(origins, prev.point)
-            if m_prev < len(view) and ends[m_prev] >= 0 and newest_pos - ends[m_prev] >= LOOKBACK:
-                candidates.append(Candidate(ends[m_prev], cumulative[m_prev], 1, "previous request"))
+            m_prev = bisect.bisect_left(window.origins, prev.point)
+            if m_prev < len(view) and end_of(m_prev) >= 0 and newest_pos - end_of(m_prev) >= LOOKBACK:
+                candidates.append(Candidate(end_of(m_prev), prefix_at(m_prev), 1, "previous request"))
         if static_count:
             candidates.append(
                 Candidate(len(tool_list) + static_count - 1, (const.tokens(ratio)), 2, "system prompt")
@@ -870,17 +1156,18 @@ def _build(
             candidates.append(
                 Candidate(len(tool_list) + len(sys_blocks) - 1, prefix_before_messages, 3, "summary")
             )
-        if len(view) > 1 and ends[0] >= 0 and decision.start > (starts[0] if starts else 0):
-            candidates.append(Candidate(ends[0], cumulative[0], 4, "window start"))
+        if len(view) > 1 and end_of(0) >= 0 and decision.start > (starts[0] if starts else 0):
+            candidates.append(Candidate(end_of(0), prefix_at(0), 4, "window start"))
         if isinstance(cache, str) and cache in ("5m", "1h"):
             ttl = cache
         else:
             prices = _prices(model)
             new_tokens = max(0, decision.predicted - decision.exact_prefix)
+            gaps = replay.replays.usage.recent_gaps(starts, GAP_WINDOW)
             if prices is not None:
                 _, w5, w1, rd = prices
                 ttl = choose_ttl(
-                    _gaps(usage, full),
+                    gaps,
                     prefix_tokens=decision.predicted,
                     new_tokens=new_tokens,
                     write_5m=w5,
@@ -888,13 +1175,13 @@ def _build(
                     read=rd,
                 )
             else:
-                ttl = choose_ttl(_gaps(usage, full), prefix_tokens=decision.predicted, new_tokens=new_tokens)
+                ttl = choose_ttl(gaps, prefix_tokens=decision.predicted, new_tokens=new_tokens)
         for candidate in candidates:
             if 0 <= candidate.position < len(flat):
-                own(candidate.position)
-        chosen = apply_breakpoints(flat, candidates, min_tokens=min_tokens, ttl=ttl)
+                flat.own(candidate.position)
+        chosen = apply_breakpoints(flat, candidates, min_tokens=min_tokens, ttl=ttl, marked=marked)
 
-    for m_index, block in string_messages.items():
+    for m_index, block in flat.strings.items():
         if "cache_control" in block:
             view[m_index]["content"] = [block]
 
@@ -932,7 +1219,7 @@ def _build(
             "ephemeral_1h_input_tokens": written if ttl == "1h" else 0,
         },
     }
-    kept_turns = sum(1 for t in starts if t >= decision.start)
+    kept_turns = len(starts) - bisect.bisect_left(starts, decision.start)
     report = ContextReport(
         model=model,
         policy=spec.name,
