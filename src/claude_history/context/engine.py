@@ -13,7 +13,10 @@ order and re-makes, with the information available at that time, the decision th
   Thinking blocks of turns before ``e`` are dropped (they were bound to a different prefix), those from ``e``
   on are kept, since their prefix is byte-identical to the one they were produced with;
 - the size of a view is known exactly up to the previous request (its ``usage``) when the view only
-  grew since; only what was added is estimated.
+  grew since; only what was added is estimated;
+- a cut made by an exact count (``measured_input_tokens``) is not in the log, but the request it shaped was
+  billed clearly less than the part of the uncut view already billed before: the replay then finds the window
+  that count led to from that billed size (``_Replay.recut``), so the next turns keep it.
 
 Nothing needs to be persisted beside the log and its usage records. A full replay costs O(points x log n); the
 planner keeps per session, in memory, what it derived (message sizes, the replay's state after each point, the
@@ -775,8 +778,9 @@ class _Replay:
             raw = raw + self.reserve_new()
         return raw.tokens(ratio)
 
-    def decide(self, state: _State, p: int, final: bool) -> tuple[int, int, int, int | None]:
-        """The view for request point ``p``: returns (cut, epoch, image boundary, violated limit or None)."""
+    def decide(self, state: _State, p: int, measured: int | None) -> tuple[int, int, int, int | None]:
+        """The view for request point ``p``: returns (cut, epoch, image boundary, violated limit or None).
+        ``measured``: an exact count of the view the point would send, which corrects the calibration."""
         k = bisect.bisect_right(self.starts, p) - 1
         if k < 0:  # no turn started yet (cannot happen in a valid log)
             return state.c, state.e, state.ib, None
@@ -790,10 +794,10 @@ class _Replay:
         if self.spec.last_turns is not None and not frozen:
             c = max(c, self.starts[max(0, k - self.spec.last_turns + 1)])
         e = state.e if (c == state.c and ib == state.ib) else s
-        if final and self.measured is not None:
+        if measured is not None:
             # An exact count of the view as it stands corrects the calibration for this decision only.
             raw = self.raw_view(c, e, ib, p)
-            state = _State(state.c, state.e, state.ib, state.calib.observe(self.measured, raw), None)
+            state = _State(state.c, state.e, state.ib, state.calib.observe(measured, raw), None)
         ratio = state.calib.ratio
         margin = _margin(state.calib)
 
@@ -830,6 +834,41 @@ class _Replay:
             if fresh(c, e) > limit:
                 violated = limit if violated is None else min(violated, limit)
         return c, e, ib, violated
+
+    def recut(
+        self, state: _State, p: int, view: tuple[int, int, int], predicted: int, exact: int, observed: int
+    ) -> tuple[int, int, int] | None:
+        """The window an exact count moved at point ``p``, found again from what the request was billed.
+
+        Only the usage records that count: the view sent at ``p`` started at a later turn start ``t``, and its
+        billed size less the calibrated size of its older part is what the new messages really weigh; with
+        the exactly known rest of the uncut ``view``, that is what the count must have been, ``M_t``. The
+        window is the ``t`` that a count of ``M_t`` cuts to; None when no turn start is (or when the plan
+        here would not have asked for a count).
+        """
+        prev = state.prev
+        if prev is None or not _worth_counting(predicted, exact, self.budget, state.calib):
+            return None
+        c, e, ib = view
+        k = bisect.bisect_right(self.starts, p) - 1
+        s = self.starts[k]
+        ratio = state.calib.ratio
+        q = prev.point + 1  # the first message new since the previous request
+        reserve = self.reserve_new()  # what the live decision reserved for the summary of a new cut
+        new_in_view = self.sizes.view(q, e, ib, p + 1)
+        for j in range(bisect.bisect_right(self.starts, c), k + 1):
+            t = self.starts[j]
+            first = max(q, t)
+            new_t = self.sizes.view(first, s, ib, p + 1)
+            old_t = self.sizes.view(t, s, ib, first) + self.const + (reserve if t > self.starts[0] else ZERO)
+            real_new = observed - old_t.tokens(ratio)
+            if real_new <= 0 or not 0.25 <= real_new / max(1, new_t.tokens(ratio)) <= 4:
+                continue
+            measured = exact + real_new + (new_in_view - new_t).tokens(ratio)
+            cut, epoch, boundary, _ = self.decide(state, p, measured)
+            if cut == t:
+                return cut, epoch, boundary
+        return None
 
     def observed_at(self, p: int) -> int | None:
         return self.replays.usage.prompt(p + 1)
@@ -869,11 +908,21 @@ class _Replay:
         violated: int | None = None
         for p in points:
             final = p == last
-            c, e, ib, violated = self.decide(state, p, final)
-            moved = c != state.c
+            c, e, ib, violated = self.decide(state, p, self.measured if final else None)
             key = (c, e, ib, self.compaction_start(p))
             raw = self.raw_view(c, e, ib, p)
             predicted, exact = self.predict(state, key, raw)
+            observed = None if final else self.observed_at(p)
+            if observed is not None and observed < exact * _SHRUNK and self.spec.compaction is None:
+                # The request made here billed clearly less than the part of this view already sent before:
+                # it was not this view. An exact count found the view over the budget and the window was cut.
+                recut = self.recut(state, p, (c, e, ib), predicted, exact, observed)
+                if recut is not None:
+                    c, e, ib = recut
+                    key = (c, e, ib, self.compaction_start(p))
+                    raw = self.raw_view(c, e, ib, p)
+                    predicted, exact = self.predict(state, key, raw)
+            moved = c != state.c
             if final:
                 return Decision(
                     start=c,
@@ -888,7 +937,6 @@ class _Replay:
                     previous=state.prev if state.prev is not None and state.prev.key == key else None,
                     cut_moved=moved,
                 )
-            observed = self.observed_at(p)
             trusted = observed is not None and predicted > 0 and 0.75 <= observed / predicted <= 1.34
             calib = state.calib.observe(observed, raw) if observed is not None else state.calib
             state = _State(c, e, ib, calib, _Prev(p, key, raw, predicted, observed, trusted), moved)
@@ -897,6 +945,17 @@ class _Replay:
         raise InvalidHistory(
             "messages: the list is empty; a request needs at least one user message", index=None
         )
+
+
+# How much smaller than the view's billed part a request must have been billed to tell a cut: prefixes bill
+# the same, but some models leave earlier thinking out of the count, and a cut worth telling drops more.
+_SHRUNK = 0.9
+
+
+def _worth_counting(predicted: int, exact: int, budget: int, calibration: Calibration) -> bool:
+    """``RequestPlan.check_count``: the estimate is close enough to the budget for an exact count to matter."""
+    uncertainty = 0.25 if calibration.observations == 0 else 0.1
+    return predicted > budget * (1 - uncertainty) and predicted - exact > 0
 
 
 def _margin(calibration: Calibration) -> float:
@@ -1243,8 +1302,7 @@ def _build(
         calibration_ratio=decision.calibration.ratio,
         calibration_observations=decision.calibration.observations,
     )
-    uncertainty = 0.25 if decision.calibration.observations == 0 else 0.1
-    check_count = total > replay.budget * (1 - uncertainty) and total - decision.exact_prefix > 0
+    check_count = _worth_counting(total, decision.exact_prefix, replay.budget, decision.calibration)
     return Planned(
         messages=view,
         system=out_system,
