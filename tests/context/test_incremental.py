@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_history import BudgetExceeded
+from claude_history import BudgetExceeded, InvalidHistory
 from claude_history.context import (
     CacheAwareWindow,
     KeepAll,
@@ -33,7 +33,7 @@ from claude_history.history import content_blocks, is_turn_start, last_turn_star
 from claude_history.stores.base import Summary
 from claude_history.tokens import estimate_request
 
-from .conversation import LOOKUP_TOOL, random_turn, signed
+from .conversation import LOOKUP_TOOL, build_history, random_turn, signed
 
 MODEL = "claude-sonnet-4-6"
 BINDING_MODEL = "claude-opus-5-5"
@@ -291,3 +291,21 @@ def test_random_conversations_plan_the_same_warm_and_cold(
         session.turn()
         if t in rewinds and last_turn_start(session.log):
             session.rewind()
+
+
+def test_a_shallow_copy_of_a_message_is_the_same_message_unless_its_role_or_keys_differ() -> None:
+    """Chat hands the planner fresh copies of the turn's messages on every call (same content lists): they
+    are recognised, while a copy that changed its role or gained a key is checked again like a new message."""
+    history = build_history(3, 12, thinking=True)
+    log, pending = history[:-1], history[-1:]
+    arguments: dict[str, Any] = {"model": MODEL, "system": SYSTEM, "policy": POLICIES["cache-aware"]}
+    first = plan_request(log, pending, **arguments)
+    copied = [log[0], *(dict(m) for m in log[1:])]
+    assert_same(plan_request(copied, pending, **arguments), first)
+    assert_same(plan_request(copy.deepcopy(log), pending, **arguments), first)
+    assistant = next(i for i, m in enumerate(log) if m["role"] == "assistant")
+    for changed in ({**log[assistant], "role": "user"}, {**log[assistant], "name": "bot"}):
+        plan_request(log, pending, **arguments)
+        with pytest.raises(InvalidHistory) as error:
+            plan_request([*log[:assistant], changed, *log[assistant + 1 :]], pending, **arguments)
+        assert error.value.index == assistant

@@ -142,10 +142,7 @@ class _UsageIndex:
     def update(self, items: Sequence[Any]) -> int:
         """Follow ``items``; returns the smallest seq whose usage changed (``_NEVER`` when none did)."""
         old = self.items
-        n = min(len(old), len(items))
-        k = 0
-        while k < n and old[k] is items[k]:
-            k += 1
+        k = next(itertools.compress(itertools.count(), map(operator.is_not, old, items)), min(len(old), len(items)))
         before: dict[int, UsagePoint | None] = {}
         for i in range(len(old) - 1, k - 1, -1):
             change = self.undo[i]
@@ -340,6 +337,8 @@ class _Log:
         self.messages: list[Mapping[str, Any]] = []
         self.contents: list[Any] = []  # each message's content object, as indexed
         self.lengths: list[int] = []  # and its length (-1: not a list or string)
+        self.roles: list[Any] = []
+        self.keys: list[int] = []  # how many keys the message has (validate refuses any but role and content)
         self.text: list[list[float]] = [[0.0] for _ in range(4)]
         self.fixed: list[list[int]] = [[0] for _ in range(4)]
         self.starts: list[int] = []
@@ -350,25 +349,27 @@ class _Log:
         self.views: OrderedDict[tuple[int, int, int, bool], _View] = OrderedDict()  # by window
 
     def common_prefix(self, full: Sequence[Mapping[str, Any]]) -> int:
-        """How many leading messages are the very ones indexed (same dicts, same content object and length:
-        a message edited in place since is indexed again)."""
+        """How many leading messages are the ones indexed: the same content object, of the same length (a
+        message edited in place since is indexed again). A shallow copy of an indexed message (Chat copies
+        the messages of the turn in progress on every call) is the same message if its role and keys are."""
         messages, contents, lengths = self.messages, self.contents, self.lengths
         n = min(len(messages), len(full))
-        # The usual case in C loops: the same dicts up to some point, their contents unchanged.
-        n = next(itertools.compress(itertools.count(), map(operator.is_not, messages, full)), n)
+        # The usual case in C loops: the very dicts up to some point, their contents unchanged.
+        k = next(itertools.compress(itertools.count(), map(operator.is_not, messages, full)), n)
         try:
-            now = list(map(_CONTENT, itertools.islice(full, n)))
-            if all(map(operator.is_, contents, now)) and list(map(len, now)) == lengths[:n]:
-                return n
+            now = list(map(_CONTENT, itertools.islice(full, k)))
+            same = all(map(operator.is_, contents, now)) and list(map(len, now)) == lengths[:k]
         except (KeyError, TypeError):  # a message without content, or content without a length
-            pass
-        for i in range(n):
+            same = False
+        for i in range(k if same else 0, n):
             message = full[i]
-            if messages[i] is not message:
-                return i
             content = message.get("content")
             if content is not contents[i] or _length(content) != lengths[i]:
                 return i
+            if messages[i] is not message:
+                if message.get("role") != self.roles[i] or len(message) != self.keys[i]:
+                    return i
+                messages[i] = message  # found by identity next time
         return n
 
     def truncate(self, n: int) -> None:
@@ -377,6 +378,8 @@ class _Log:
         del self.messages[n:]
         del self.contents[n:]
         del self.lengths[n:]
+        del self.roles[n:]
+        del self.keys[n:]
         for v in range(4):
             del self.text[v][n + 1 :]
             del self.fixed[v][n + 1 :]
@@ -416,6 +419,8 @@ class _Log:
         content = message.get("content")
         self.contents.append(content)
         self.lengths.append(_length(content))
+        self.roles.append(message.get("role"))
+        self.keys.append(len(message))
         self.thinking_count.append(self.thinking_count[-1] + int(think))
         if is_turn_start(message):
             self.starts.append(i)
@@ -600,7 +605,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _log_for(full: Sequence[Mapping[str, Any]], model: str, placeholder: str) -> _Log:
-    """The cached index of this session's log (matched by the identity of its first message), extended."""
+    """The cached index of this session's log (found by the identity of its first message), extended."""
     key = (id(full[0]), model, placeholder)
     log = _CACHE.get(key)
     if log is None or not log.messages or log.messages[0] is not full[0]:
@@ -1053,12 +1058,13 @@ def plan(
         raise InvalidHistory(
             "messages: nothing to send; a request needs at least one user message", index=None
         )
-    const = estimate_system(system, model) + estimate_tools(tools, model)
+    sizes = (estimate_system(system, model), estimate_tools(tools, model))
+    const = sizes[0] + sizes[1]
     with _CACHE_LOCK:
         replay = _Replay(full, spec, model, const, summaries, measured_input_tokens)
         _validate(full, replay.log)
         decision = replay.run((spec.name, const.text, const.fixed), usage_history)
-        return _build(full, spec, replay, decision, model, system, tools, cache)
+        return _build(full, spec, replay, decision, model, system, tools, sizes, cache)
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: _Log) -> None:
@@ -1100,8 +1106,10 @@ def _build(
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
     tools: Sequence[Mapping[str, Any]] | None,
+    sizes: tuple[TokenEstimate, TokenEstimate],
     cache: bool | str,
 ) -> Planned:
+    """``sizes``: the estimates of ``system`` and ``tools``, made once by ``plan``."""
     const = replay.const
     starts = replay.starts
     k_newest = bisect.bisect_right(starts, len(full) - 1) - 1
@@ -1148,9 +1156,10 @@ def _build(
 
     tool_list = [dict(t) for t in tools] if tools else []
     ratio = decision.calibration.ratio
-    system_tokens = estimate_system(sys_blocks[:static_count] or None, model).tokens(ratio)
-    summary_tokens = estimate_system(sys_blocks[static_count:] or None, model).tokens(ratio)
-    tools_tokens = estimate_tools(tool_list or None, model).tokens(ratio)
+    summary_size = estimate_system(sys_blocks[static_count:] or None, model)
+    system_tokens = sizes[0].tokens(ratio)
+    summary_tokens = summary_size.tokens(ratio)
+    tools_tokens = sizes[1].tokens(ratio)
 
     # The request's blocks in prefix order (tools -> system -> messages), by position.
     flat = _Blocks([*tool_list, *sys_blocks], view, window.offsets)
@@ -1183,7 +1192,7 @@ def _build(
     min_tokens = info.min_cacheable_tokens if info is not None else DEFAULT_MIN_CACHEABLE
     ttl: str | None = None
     chosen: list[Candidate] = []
-    prefix_before_messages = (const + estimate_system(sys_blocks[static_count:] or None, model)).tokens(ratio)
+    prefix_before_messages = (const + summary_size).tokens(ratio)
     if cache:
         last = len(view) - 1
 
