@@ -13,7 +13,7 @@ import argparse
 import random
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from claude_history.context import CacheAwareWindow, KeepAll, plan_request
@@ -31,7 +31,7 @@ def play(policy: Any, turns: int, marks: set[int], repeats: int, seed: int = 5) 
     counter = [0]
     log: list[dict[str, Any]] = []
     usage: list[dict[str, Any]] = []
-    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = datetime(2026, 1, 1, tzinfo=timezone.utc)
     at: dict[int, float] = {}
     total = 0.0
     calls = 0

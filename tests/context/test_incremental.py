@@ -10,7 +10,7 @@ import copy
 import json
 import random
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -89,7 +89,7 @@ class Session:
         self.log: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.summaries: list[Summary] = []
-        self.clock = datetime(2026, 1, 1, tzinfo=UTC)
+        self.clock = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.checked = 0
 
     def plan(
@@ -309,3 +309,46 @@ def test_a_shallow_copy_of_a_message_is_the_same_message_unless_its_role_or_keys
         with pytest.raises(InvalidHistory) as error:
             plan_request([*log[:assistant], changed, *log[assistant + 1 :]], pending, **arguments)
         assert error.value.index == assistant
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 12), st.integers(0, 3), st.booleans()), max_size=14),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_the_usage_index_follows_any_sequence_of_usage_histories(
+    histories: list[list[tuple[int, int, bool]]], rng: random.Random
+) -> None:
+    """The planner's parsed usage history, updated call after call (items kept by identity, dropped, added,
+    seqs given twice), is always ``usage_points`` of the current list; and it names the first seq whose
+    usage changed, which is what the replay's checkpoints are kept or dropped by."""
+    from claude_history.context.engine import _NEVER, _UsageIndex, usage_points
+
+    pool: dict[tuple[int, int, bool], dict[str, Any]] = {}
+    index = _UsageIndex()
+    previous: dict[int, Any] = {}
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for history in histories:
+        items = []
+        for seq, billed, timed in history:
+            key = (seq, billed, timed)
+            if key not in pool or rng.random() < 0.3:  # sometimes a new but equal record
+                pool[key] = {
+                    "seq": seq,
+                    "usage": {"input_tokens": 100 * billed} if billed else None,
+                    "created_at": start + timedelta(seconds=seq * 60) if timed else None,
+                }
+            items.append(pool[key])
+        changed = index.update(items)
+        expected = usage_points(items)
+        assert index.points == expected
+        assert index.timed == sorted(s for s, p in expected.items() if p.created_at is not None)
+        now = {seq: point.usage for seq, point in expected.items()}
+        differs = [s for s in set(now) | set(previous) if now.get(s) != previous.get(s)]
+        assert changed == min(differs, default=_NEVER)
+        assert all(index.prompt(s) == (now[s] or {}).get("input_tokens") for s in now)
+        previous = now
