@@ -20,10 +20,11 @@ order and re-makes, with the information available at that time, the decision th
 
 Nothing needs to be persisted beside the log and its usage records. A full replay costs O(points x log n); the
 planner keeps per session, in memory, what it derived (message sizes, the replay's state after each point, the
-usage history as parsed, the view of each window), matched by the identity of the message dicts and usage
-records a chat passes again each turn, so a request costs its new messages plus a few C-speed passes over the
-log (a millisecond at 1,000 messages). Anything that changed (a rewind, a fork, an edited message, other usage
-or summaries) drops what depended on it, so the result is the same as planning from scratch.
+usage history as parsed, the view of each window), matched by identity (the same content lists, the same usage
+records: a chat passes them again each turn), so a request costs its new messages plus a few C-speed passes
+over the log and the copy of the view it returns (under a millisecond at 1,000 messages). Anything that
+changed (a rewind, a fork, an edited message, other usage or summaries) drops what depended on it, so the
+result is the same as planning from scratch. Blocks and usage mappings are taken as never changed in place.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ class RequestPlan:
     summary_request: SummaryRequest | None = None
     fallback: RequestPlan | None = None
     # True when the estimate is close enough to the budget that an exact ``count_tokens`` is worth it; plan
-    # again with ``measured_input_tokens=`` if the count exceeds ``report.budget``.
+    # again with ``measured_input_tokens=`` if the count exceeds ``report.budget``. The window that count
+    # leads to is kept on the next turns (read back from the usage recorded for the request sent).
     check_count: bool = False
     cache_ttl: str | None = None
     breakpoints: tuple[int, ...] = ()
