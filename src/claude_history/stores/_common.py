@@ -793,6 +793,36 @@ class StoreBase(ABC):
     def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
         """Keep messages ``[0, to)`` and summaries with ``end <= to``; version + 1, with CAS; new version."""
 
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        """The typed signature lives here once; a backend implements ``_update_session`` over the dict of the
+        arguments given (``UNSET`` ones included: ``check_session_changes`` drops them)."""
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return self._update_session(session_id, changes, create)
+
+    @abstractmethod
+    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
+        """Apply metadata ``changes`` (raw, unchecked) to a session, creating it when ``create``."""
+
     def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         data = self.load(session_id)
         forked = fork_session(data, at=at, new_id=new_id, now=now_us())

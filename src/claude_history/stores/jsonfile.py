@@ -59,7 +59,7 @@ from ._common import (
     text_matches,
     to_us,
 )
-from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from .base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
 
 try:
     import fcntl
@@ -499,31 +499,9 @@ class JsonFileStore(StoreBase):
                 raise
         return expected_version + 1
 
-    def update_session(
-        self,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        owner: str | None = UNSET,
-        tags: Iterable[str] = UNSET,
-        model: str | None = UNSET,
-        system: str | list[dict[str, Any]] | None = UNSET,
-        expires_at: datetime | None = UNSET,
-        metadata: dict[str, Any] = UNSET,
-        create: bool = False,
-    ) -> SessionInfo:
+    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
-        changes = check_session_changes(
-            {
-                "title": title,
-                "owner": owner,
-                "tags": tags,
-                "model": model,
-                "system": system,
-                "expires_at": expires_at,
-                "metadata": metadata,
-            }
-        )
+        changes = check_session_changes(changes)
         with self._session_lock(session_id, create=create) as (name, fd, meta):
             if fd is None or (meta is None and not create):
                 raise SessionNotFound(session_id)

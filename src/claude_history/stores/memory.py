@@ -7,7 +7,7 @@ callers may mutate, and anything a real backend would refuse (non-JSON values) i
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from ._common import (
     text_matches,
     to_us,
 )
-from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
+from .base import Entry, SearchHit, SessionData, SessionInfo, Summary
 
 __all__ = ["MemoryStore"]
 
@@ -119,31 +119,9 @@ class MemoryStore(StoreBase):
             )
             return actual + 1
 
-    def update_session(
-        self,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        owner: str | None = UNSET,
-        tags: Iterable[str] = UNSET,
-        model: str | None = UNSET,
-        system: str | list[dict[str, Any]] | None = UNSET,
-        expires_at: datetime | None = UNSET,
-        metadata: dict[str, Any] = UNSET,
-        create: bool = False,
-    ) -> SessionInfo:
+    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
-        changes = check_session_changes(
-            {
-                "title": title,
-                "owner": owner,
-                "tags": tags,
-                "model": model,
-                "system": system,
-                "expires_at": expires_at,
-                "metadata": metadata,
-            }
-        )
+        changes = check_session_changes(changes)
         with self._lock:
             now = now_us()
             session = self._live(session_id, now)

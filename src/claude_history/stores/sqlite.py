@@ -45,7 +45,7 @@ from ._common import (
     search_terms,
     to_us,
 )
-from .base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
+from .base import Entry, SearchHit, SessionData, SessionInfo, Summary
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -368,31 +368,9 @@ class SQLiteStore(StoreBase):
             )
         return expected_version + 1
 
-    def update_session(
-        self,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        owner: str | None = UNSET,
-        tags: Iterable[str] = UNSET,
-        model: str | None = UNSET,
-        system: str | list[dict[str, Any]] | None = UNSET,
-        expires_at: datetime | None = UNSET,
-        metadata: dict[str, Any] = UNSET,
-        create: bool = False,
-    ) -> SessionInfo:
+    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
-        changes = check_session_changes(
-            {
-                "title": title,
-                "owner": owner,
-                "tags": tags,
-                "model": model,
-                "system": system,
-                "expires_at": expires_at,
-                "metadata": metadata,
-            }
-        )
+        changes = check_session_changes(changes)
         conn = self._conn()
         with self._write(conn):
             now = now_us()

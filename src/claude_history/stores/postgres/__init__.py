@@ -218,28 +218,7 @@ class PostgresStore(StoreBase):
     def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
         return self._run(_ops.append, session_id, entries, expected_version, now_us())
 
-    def update_session(
-        self,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        owner: str | None = UNSET,
-        tags: Iterable[str] = UNSET,
-        model: str | None = UNSET,
-        system: str | list[dict[str, Any]] | None = UNSET,
-        expires_at: datetime | None = UNSET,
-        metadata: dict[str, Any] = UNSET,
-        create: bool = False,
-    ) -> SessionInfo:
-        changes = {
-            "title": title,
-            "owner": owner,
-            "tags": tags,
-            "model": model,
-            "system": system,
-            "expires_at": expires_at,
-            "metadata": metadata,
-        }
+    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return self._run(_ops.update_session, session_id, changes, create, now_us())
 
     def list_sessions(
