@@ -458,6 +458,7 @@ class Turn:
             # A top-level cache_control is the API's automatic caching (one breakpoint on the last block): the
             # caller chose it, so no breakpoints are added (together they could pass the API's limit of 4).
             "cache": False if opts.get("cache_control") is not None else settings.cache,
+            "now": now,
         }
         return self.base.log, self.messages, arguments
 

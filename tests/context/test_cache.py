@@ -105,6 +105,66 @@ def test_ttl_follows_the_gaps_between_turns() -> None:
     assert choose_ttl([7200] * 10, prefix_tokens=50_000, new_tokens=500) == "5m"  # nothing survives anyway
 
 
+def test_a_live_1h_entry_lets_the_newest_writes_use_5m() -> None:
+    gaps = [30] * 8 + [1200] * 2  # one gap in five outlives a 5-minute entry
+    # Nothing held by a 1-hour entry: a long gap would lose the whole prefix, worth the premium.
+    assert choose_ttl(gaps, prefix_tokens=50_000, new_tokens=500) == "1h"
+    # A 1-hour entry holds all but the newest turn: only that is at risk, not worth the premium.
+    assert choose_ttl(gaps, prefix_tokens=50_000, new_tokens=500, anchored=49_000) == "5m"
+    # ... until enough has piled up past it.
+    assert choose_ttl(gaps, prefix_tokens=50_000, new_tokens=500, anchored=45_000) == "1h"
+    # Everything written again (an image added, a cut): the premium on all of it costs more than the risk...
+    assert choose_ttl(gaps, prefix_tokens=50_000, new_tokens=50_000) == "5m"
+    # ... unless long gaps are the rule.
+    assert choose_ttl([1200] * 10, prefix_tokens=50_000, new_tokens=50_000) == "1h"
+
+
+def _usage(read: int, five: int = 0, hour: int = 0) -> dict[str, Any]:
+    return {
+        "input_tokens": 0,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": five + hour,
+        "cache_creation": {"ephemeral_5m_input_tokens": five, "ephemeral_1h_input_tokens": hour},
+        "output_tokens": 10,
+    }
+
+
+def _history(log: list[dict[str, Any]], anchor_at: int, start: datetime) -> list[dict[str, Any]]:
+    """Usage of each reply in ``log``: every request wrote its new part at 5m, except the one made at
+    ``anchor_at`` (a user message index), which wrote at 1h; 30 seconds between requests."""
+    usage = []
+    sent = 0
+    for seq in range(1, len(log), 2):
+        prompt = 2_000 + 300 * seq
+        new = prompt - sent
+        split = {"hour": new} if seq - 1 == anchor_at else {"five": new}
+        usage.append({"seq": seq, "created_at": start + timedelta(seconds=30 * seq), "usage": _usage(sent, **split)})
+        sent = prompt
+    return usage
+
+
+def test_a_1h_entry_beyond_the_lookback_gets_a_marker_after_a_long_gap() -> None:
+    """The newest 1-hour entry is 30 blocks behind the newest message: a lookup walks back 20 blocks from a
+    breakpoint, so the request marks it, and the writes it expects (TTL choice) start there."""
+    log = conversation(20)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    usage = _history(log, anchor_at=8, start=start)
+    pending = [{"role": "user", "content": "next " + "word " * 200}]
+    later = start + timedelta(seconds=30 * len(log) + 20 * 60)  # the 5-minute entries are gone
+    plan = plan_request(log, pending, model=MODEL, system=LONG_SYSTEM, usage_history=usage, now=later)
+    places = [w for w, _ in marked(plan)]
+    assert "message 8" in places, places
+    assert len(places) <= 4
+    # Within 5 minutes the previous request's entry is read: no marker is spent on the old one.
+    soon = start + timedelta(seconds=30 * len(log) + 60)
+    warm = plan_request(log, pending, model=MODEL, system=LONG_SYSTEM, usage_history=usage, now=soon)
+    assert "message 8" in [w for w, _ in marked(warm)]  # still marked: a hit refreshes it
+    # Without a 1-hour entry (every request wrote at 5m) there is nothing to mark.
+    plain = _history(log, anchor_at=-1, start=start)
+    none = plan_request(log, pending, model=MODEL, system=LONG_SYSTEM, usage_history=plain, now=later)
+    assert "message 8" not in [w for w, _ in marked(none)]
+
+
 def test_plan_uses_1h_for_a_slow_session() -> None:
     log = conversation(8)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)

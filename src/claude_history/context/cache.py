@@ -9,6 +9,7 @@ other block.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,6 +62,7 @@ def choose_ttl(
     *,
     prefix_tokens: int,
     new_tokens: int,
+    anchored: int = 0,
     write_5m: float = 1.25,
     write_1h: float = 2.0,
     read: float = 0.1,
@@ -68,19 +70,28 @@ def choose_ttl(
 ) -> str:
     """ "1h" when the session's observed gaps between turns make it cheaper than "5m", else "5m".
 
-    Expected cost of the next turn per TTL: the new tokens are written at that TTL's price; the cached prefix
-    is read if the gap is within the TTL, else written again. ``gaps`` are seconds between turns (a small
-    margin is kept under each TTL for request latency); prices are relative (any unit). Fewer than
-    ``min_gaps`` gaps: "5m", the API's default.
+    A request written at "5m" saves the 1-hour premium on its ``new_tokens``; if the next gap outlives 5
+    minutes, what no 1-hour entry holds (``prefix_tokens - anchored``, the tokens past the newest live 1-hour
+    entry) is written again instead of read. So "1h" when that part at risk reaches a threshold: the smaller
+    of the myopic one (the expected loss of this one request equals the premium) and the economic-order one
+    (re-anchoring every m requests, the premium balances the expected losses of the lag that piles up in
+    between: m = sqrt(2 * premium / loss rate)). With a live 1-hour entry a session thus pays the premium
+    once every few requests, and never loses more than a few turns to a long gap. ``gaps`` are seconds
+    between turns (a small margin is kept under each TTL for request latency); prices are relative (any
+    unit). Fewer than ``min_gaps`` gaps: "5m", the API's default.
     """
     recent = [g for g in gaps if g >= 0][-GAP_WINDOW:]
     if len(recent) < min_gaps:
         return "5m"
-    hit_5m = sum(1 for g in recent if g <= TTL_SECONDS["5m"] - 15) / len(recent)
-    hit_1h = sum(1 for g in recent if g <= TTL_SECONDS["1h"] - 60) / len(recent)
-    cost_5m = new_tokens * write_5m + prefix_tokens * (hit_5m * read + (1 - hit_5m) * write_5m)
-    cost_1h = new_tokens * write_1h + prefix_tokens * (hit_1h * read + (1 - hit_1h) * write_1h)
-    return "1h" if cost_1h < cost_5m else "5m"
+    miss_5m = sum(1 for g in recent if g > TTL_SECONDS["5m"] - 15) / len(recent)
+    miss_1h = sum(1 for g in recent if g > TTL_SECONDS["1h"] - 60) / len(recent)
+    saved = (miss_5m - miss_1h) * max(write_5m - read, 0.0)  # expected loss a 1-hour entry avoids, per token
+    premium = max(write_1h - write_5m, 0.0)
+    if saved <= 0:
+        return "5m"
+    at_risk = prefix_tokens - max(0, min(anchored, prefix_tokens))
+    ratio = premium / saved
+    return "1h" if at_risk >= max(new_tokens, 1) * min(ratio, math.sqrt(2 * ratio)) else "5m"
 
 
 def _control(ttl: str) -> dict[str, Any]:

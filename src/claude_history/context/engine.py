@@ -53,9 +53,11 @@ from ..tokens import (
     estimate_tools,
     observed_prompt_tokens,
 )
+from ..usage import TokenUsage
 from .cache import (
     GAP_WINDOW,
     LOOKBACK,
+    TTL_SECONDS,
     Candidate,
     apply_breakpoints,
     choose_ttl,
@@ -259,9 +261,7 @@ def _spec(policy: Any) -> _Spec:
                 "OldImages, Summarize or ServerCompaction (combine them with &)"
             )
     if compaction is not None and (windows or last is not None):
-        raise ConfigurationError(
-            "ServerCompaction leaves trimming to the API: do not combine it with a window"
-        )
+        raise ConfigurationError("ServerCompaction leaves trimming to the API: do not combine it with a window")
     return _Spec(tuple(windows), last, images, summarize, compaction, repr(policy))
 
 
@@ -291,9 +291,7 @@ def _replace_images(blocks: list[Any], placeholder: str) -> list[Any]:
         if isinstance(block, Mapping) and block.get("type") == "image":
             result.append({"type": "text", "text": placeholder})
         elif (
-            isinstance(block, Mapping)
-            and block.get("type") == "tool_result"
-            and isinstance(block.get("content"), list)
+            isinstance(block, Mapping) and block.get("type") == "tool_result" and isinstance(block.get("content"), list)
         ):
             result.append({**block, "content": _replace_images(block["content"], placeholder)})
         else:
@@ -510,9 +508,7 @@ class _View:
     def _push(self, role: str, content: Any, origin: int, sizes: _Log, epoch: int, ib: int) -> None:
         m = len(self.roles)
         first = self.start if m == 0 else self.origins[-1] + 1
-        self.running.append(
-            (self.running[-1] if m else ZERO) + sizes.view(first, epoch, ib, origin + 1)
-        )
+        self.running.append((self.running[-1] if m else ZERO) + sizes.view(first, epoch, ib, origin + 1))
         self.roles.append(role)
         self.contents.append(content)
         self.origins.append(origin)
@@ -813,9 +809,7 @@ class _Replay:
         violated = None
         for index, (limit, target) in enumerate(self.limits):
             if c == state.c:
-                size, exact = self.predict(
-                    state, (c, e, ib, self.compaction_start(p)), self.raw_view(c, e, ib, p)
-                )
+                size, exact = self.predict(state, (c, e, ib, self.compaction_start(p)), self.raw_view(c, e, ib, p))
                 size += math.ceil((size - exact) * margin)
             else:
                 size = fresh(c, e)
@@ -948,9 +942,95 @@ class _Replay:
             state = _State(c, e, ib, calib, _Prev(p, key, raw, predicted, observed, trusted), moved)
             checkpoints.append(_Checkpoint(p, state))
             replays.summary_sizes[c] = self.summary_raw(c)
-        raise InvalidHistory(
-            "messages: the list is empty; a request needs at least one user message", index=None
-        )
+        raise InvalidHistory("messages: the list is empty; a request needs at least one user message", index=None)
+
+
+# ------------------------------------------------------------------------------------------ 1-hour anchors
+
+
+_ANCHOR_LOOKBACK = 64  # request points searched back for the newest 1-hour write
+_TTL_MARGIN = 60.0  # seconds kept under the 1-hour TTL for request latency
+
+
+@dataclass(frozen=True)
+class _CacheState:
+    writes: int  # tokens this request will write
+    held_now: int  # prefix a live 1-hour entry holds for this request
+    held_next: int  # ... and still at the next request
+    anchor: int | None  # the log index of that entry's last message
+
+
+def _cache_state(
+    replay: _Replay,
+    decision: Decision,
+    full: Sequence[Mapping[str, Any]],
+    before_messages: int,
+    gaps: Sequence[float],
+    now: datetime | None,
+) -> _CacheState:
+    """What ``choose_ttl`` weighs: the tokens this request will write, and the prefix a live 1-hour entry
+    holds.
+
+    The writes are what the previous request of this view did not leave in the cache: nothing more than the
+    new messages while its entries live; after they expired (``now`` tells), everything past the newest
+    live 1-hour entry; after an image was added, every message (adding an image anywhere invalidates the
+    cached messages: claude-api-facts.md, "Prompt caching"). Without ``now`` the previous entries are taken
+    as live.
+    """
+    new = max(0, decision.predicted - decision.exact_prefix)
+    prev = decision.previous
+    if prev is None:
+        return _CacheState(new, 0, 0, None)
+    if any(_has_image(m) for m in itertools.islice(full, prev.point + 1, None)):
+        return _CacheState(max(new, decision.predicted - before_messages), 0, 0, None)
+    points = replay.usage
+    newest = points.get(prev.point + 1)
+    if newest is None or newest.created_at is None or not newest.usage:
+        return _CacheState(new, 0, 0, None)
+    now = now or newest.created_at
+    held_now = held_next = 0
+    anchor = _newest_anchor(replay, prev.key)
+    if anchor is not None:
+        age = (now - anchor[1]).total_seconds()
+        if age < TTL_SECONDS["1h"] - _TTL_MARGIN:
+            held_now = anchor[0]
+        if age + max(gaps, default=TTL_SECONDS["5m"]) < TTL_SECONDS["1h"] - _TTL_MARGIN:
+            held_next = anchor[0]
+    last = TokenUsage.from_api(_first_request_usage(newest.usage))
+    one_hour = last.ephemeral_1h_input_tokens > 0 and last.ephemeral_5m_input_tokens == 0
+    lifetime = TTL_SECONDS["1h" if one_hour else "5m"]
+    writes = new
+    if (now - newest.created_at).total_seconds() >= lifetime - _TTL_MARGIN / 4:
+        writes = max(new, decision.predicted - held_now)
+    return _CacheState(writes, held_now, held_next, anchor[2] if anchor is not None else None)
+
+
+def _newest_anchor(replay: _Replay, key: tuple[int, int, int, int]) -> tuple[int, datetime, int] | None:
+    """``(prompt tokens, time, log index of the request's newest message)`` of the newest 1-hour cache entry
+    written by an earlier request of the view ``key``, or ``None``.
+
+    From the billed usage: the newest request that wrote at the 1-hour TTL holds its prefix up to its last
+    1-hour write (longer TTLs come first, so that is cache read + 1-hour write). It does not count when a
+    later request of the view read less than that (it was gone, or invalidated). An entry is refreshed only
+    when it is the one read, so its age runs from its write.
+    """
+    points = replay.usage
+    least_read = _NEVER
+    for checkpoint in itertools.islice(reversed(replay.replays.checkpoints), _ANCHOR_LOOKBACK):
+        state = checkpoint.state.prev
+        if state is None or state.key != key:
+            return None
+        point = points.get(state.point + 1)
+        if point is None or not point.usage:
+            return None
+        usage = TokenUsage.from_api(_first_request_usage(point.usage))
+        if usage.ephemeral_1h_input_tokens > 0:
+            held = usage.cache_read_input_tokens + usage.ephemeral_1h_input_tokens
+            if held > least_read or point.created_at is None:
+                return None
+            return held, point.created_at, state.point
+        least_read = min(least_read, usage.cache_read_input_tokens)
+    return None
 
 
 # How much smaller than the view's billed part a request must have been billed to tell a cut: prefixes bill
@@ -970,13 +1050,18 @@ def _margin(calibration: Calibration) -> float:
     return 0.08 if calibration.observations >= 3 else 0.15
 
 
-def _first_request_prompt(usage: Mapping[str, Any]) -> int:
-    """Prompt tokens of the request made at a point. A reply that took several calls (pause_turn) stores the
+def _first_request_usage(usage: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The usage of the request made at a point. A reply that took several calls (pause_turn) stores the
     calls under ``requests``; the first one is the request the point made."""
     inner = usage.get("requests")
     if isinstance(inner, list) and inner and isinstance(inner[0], Mapping):
-        return observed_prompt_tokens(inner[0])
-    return observed_prompt_tokens(usage)
+        return inner[0]
+    return usage
+
+
+def _first_request_prompt(usage: Mapping[str, Any]) -> int:
+    """Prompt tokens of the request made at a point."""
+    return observed_prompt_tokens(_first_request_usage(usage))
 
 
 # ------------------------------------------------------------------------------------------- the request
@@ -1053,19 +1138,18 @@ def plan(
     usage_history: Sequence[Any],
     cache: bool | str,
     measured_input_tokens: int | None = None,
+    now: datetime | None = None,
 ) -> Planned:
     spec = _spec(policy)
     if not full:
-        raise InvalidHistory(
-            "messages: nothing to send; a request needs at least one user message", index=None
-        )
+        raise InvalidHistory("messages: nothing to send; a request needs at least one user message", index=None)
     sizes = (estimate_system(system, model), estimate_tools(tools, model))
     const = sizes[0] + sizes[1]
     with _CACHE_LOCK:
         replay = _Replay(full, spec, model, const, summaries, measured_input_tokens)
         _validate(full, replay.log)
         decision = replay.run((spec.name, const.text, const.fixed), usage_history)
-        return _build(full, spec, replay, decision, model, system, tools, sizes, cache)
+        return _build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: _Log) -> None:
@@ -1109,6 +1193,7 @@ def _build(
     tools: Sequence[Mapping[str, Any]] | None,
     sizes: tuple[TokenEstimate, TokenEstimate],
     cache: bool | str,
+    now: datetime | None,
 ) -> Planned:
     """``sizes``: the estimates of ``system`` and ``tools``, made once by ``plan``."""
     const = replay.const
@@ -1216,35 +1301,37 @@ def _build(
             if m_prev < len(view) and end_of(m_prev) >= 0 and newest_pos - end_of(m_prev) >= LOOKBACK:
                 candidates.append(Candidate(end_of(m_prev), prefix_at(m_prev), 1, "previous request"))
         if static_count:
-            candidates.append(
-                Candidate(len(tool_list) + static_count - 1, (const.tokens(ratio)), 2, "system prompt")
-            )
+            candidates.append(Candidate(len(tool_list) + static_count - 1, (const.tokens(ratio)), 2, "system prompt"))
         elif tool_list:
             candidates.append(Candidate(len(tool_list) - 1, tools_tokens, 2, "tools"))
         if len(sys_blocks) > static_count:
-            candidates.append(
-                Candidate(len(tool_list) + len(sys_blocks) - 1, prefix_before_messages, 3, "summary")
-            )
+            candidates.append(Candidate(len(tool_list) + len(sys_blocks) - 1, prefix_before_messages, 3, "summary"))
         if len(view) > 1 and end_of(0) >= 0 and decision.start > (starts[0] if starts else 0):
             candidates.append(Candidate(end_of(0), prefix_at(0), 4, "window start"))
         if isinstance(cache, str) and cache in ("5m", "1h"):
             ttl = cache
         else:
             prices = _prices(model)
-            new_tokens = max(0, decision.predicted - decision.exact_prefix)
             gaps = replay.replays.usage.recent_gaps(starts, GAP_WINDOW)
-            if prices is not None:
-                _, w5, w1, rd = prices
-                ttl = choose_ttl(
-                    gaps,
-                    prefix_tokens=decision.predicted,
-                    new_tokens=new_tokens,
-                    write_5m=w5,
-                    write_1h=w1,
-                    read=rd,
-                )
-            else:
-                ttl = choose_ttl(gaps, prefix_tokens=decision.predicted, new_tokens=new_tokens)
+            state = _cache_state(replay, decision, full, prefix_before_messages, gaps, now)
+            _, w5, w1, rd = prices if prices is not None else (0.0, 1.25, 2.0, 0.1)
+            ttl = choose_ttl(
+                gaps,
+                prefix_tokens=decision.predicted,
+                new_tokens=state.writes,
+                anchored=state.held_next,
+                write_5m=w5,
+                write_1h=w1,
+                read=rd,
+            )
+            if state.anchor is not None and state.held_now:
+                # A lookup walks back at most 20 blocks from a breakpoint: a 1-hour entry further back than
+                # that from every other marker is found only if a marker sits on it.
+                m_anchor = bisect.bisect_left(window.origins, state.anchor)
+                near = [c.position for c in candidates if c.priority <= 1]
+                pos = end_of(m_anchor) if m_anchor < len(view) else -1
+                if pos >= 0 and all(p < pos or p - pos >= LOOKBACK for p in near):
+                    candidates.append(Candidate(pos, prefix_at(m_anchor), 1, "1-hour entry"))
         for candidate in candidates:
             if 0 <= candidate.position < len(flat):
                 flat.own(candidate.position)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from ..stores.base import Summary
@@ -86,6 +87,7 @@ def plan_request(
     usage_history: Sequence[Any] = (),
     cache: bool | str = True,
     measured_input_tokens: int | None = None,
+    now: datetime | None = None,
 ) -> RequestPlan:
     """What to send for the next call: ``log`` is the committed history, ``pending`` the uncommitted messages
     of the current turn (the new user message, then any tool exchanges).
@@ -94,7 +96,9 @@ def plan_request(
     ``{"seq", "usage", "created_at", "model"}``, where ``seq`` indexes ``log + pending``; they calibrate the
     token estimate, give the exact size of what was already sent, and the gaps between turns for the cache
     TTL. ``cache``: ``True`` (automatic breakpoints, TTL from the observed gaps), ``"5m"`` / ``"1h"`` (fixed
-    TTL) or ``False`` (no automatic breakpoints; the caller's own markers are still sent).
+    TTL) or ``False`` (no automatic breakpoints; the caller's own markers are still sent). ``now`` (aware)
+    tells whether the previous request's cache entries still live, for the TTL choice; without it they are
+    taken as live.
     Raises ``InvalidHistory`` for a broken log and ``BudgetExceeded`` when the newest turn alone cannot fit.
     """
     full = [*log, *pending]
@@ -107,6 +111,7 @@ def plan_request(
         "usage_history": usage_history,
         "cache": cache,
         "measured_input_tokens": measured_input_tokens,
+        "now": now,
     }
     planned = _plan(full, **common)
     result = _as_plan(planned)
