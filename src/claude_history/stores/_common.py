@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -100,23 +101,75 @@ def dumps(value: Any) -> str:
 
 _SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner
 
+_jiter: Any
+try:  # jiter (Rust; the anthropic SDK's own JSON parser, so always there): two to three times json's speed
+    import jiter as _jiter
+except ImportError:  # pragma: no cover - a dependency of ours and of anthropic's
+    _jiter = None
 
-def decode_json(text: str | bytes | None) -> Any:
-    """``json.loads`` for what the stores wrote: compact JSON with nothing around it goes straight to the C
-    scanner (``JSONDecoder.decode`` adds two regex matches per call: a quarter of the decoding time of a long
-    session); anything else (surrounding whitespace, an error to report) takes the full decoder, so the result
-    and the errors are exactly ``json.loads``'s."""
-    if text is None:
+
+def _jiter_decoder(module: Any) -> Callable[..., Any] | None:
+    """``module.from_json`` if it is jiter 0.5 or newer (0.4.0 decoded ``"\\u0080"`` to the wrong text), else None."""
+    if module is None:
         return None
+    match = re.match(r"(\d+)\.(\d+)", str(getattr(module, "__version__", "")))
+    if match is None or (int(match[1]), int(match[2])) < (0, 5):
+        return None
+    decoder: Callable[..., Any] = module.from_json
+    return decoder
+
+
+_jiter_from_json = _jiter_decoder(_jiter)
+
+# jiter refuses integer literals longer than this; json.loads refuses those longer than
+# sys.get_int_max_str_digits() (4,300 by default, 0 = no limit), so jiter is used only when the limit is not lower.
+_JITER_INT_DIGITS = 4300
+
+
+def _fast_decoder() -> Callable[..., Any] | None:
+    """jiter's ``from_json`` where it decodes exactly as ``json.loads``, else None.
+
+    Where jiter accepts a text it gives the very values ``json.loads`` gives (same types, same floats to the
+    bit, same key order, last duplicate key wins), with NaN and Infinity refused (``allow_inf_nan=False``); it
+    refuses a few texts ``json.loads`` accepts (lone surrogate escapes, NaN, more than 200 levels of nesting,
+    integers of more than 4,300 digits): callers then decode with ``json``, which gives its own value or its
+    own error. So the results and the errors stay ``json.loads``'s; tests/stores/test_fast_decode.py checks it.
+    Only keys are cached (``cache_mode="keys"``): short message texts are not kept in jiter's global cache."""
+    if _jiter_from_json is None:
+        return None
+    limit = getattr(sys, "get_int_max_str_digits", None)  # Python 3.10.7+
+    if limit is not None and 0 < limit() < _JITER_INT_DIGITS:
+        return None
+    return _jiter_from_json
+
+
+def _decode_stdlib(text: str | bytes) -> Any:
     if not isinstance(text, str):
         text = text.decode("utf-8")
     try:
         value, end = _SCAN(text, 0)
     except StopIteration:
-        return _DECODER.decode(text)
+        return json.loads(text)  # for json.loads's own error
     if end != len(text):
-        return _DECODER.decode(text)
+        return json.loads(text)
     return value
+
+
+def decode_json(text: str | bytes | None) -> Any:
+    """``json.loads`` for what the stores wrote, faster: through jiter (see ``_fast_decoder``) when it takes the
+    text, else straight to json's C scanner for compact JSON with nothing around it (``JSONDecoder.decode``
+    adds two regex matches per call), else the full decoder, so the result and the errors are exactly
+    ``json.loads``'s. Bytes are UTF-8."""
+    if text is None:
+        return None
+    fast = _fast_decoder()
+    if fast is not None and (type(text) is bytes or type(text) is str):
+        try:
+            data = text.encode("utf-8") if isinstance(text, str) else text
+            return fast(data, allow_inf_nan=False, cache_mode="keys")
+        except ValueError:  # refused (or a lone surrogate that UTF-8 cannot encode): json decides
+            pass
+    return _decode_stdlib(text)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -353,8 +406,10 @@ def decode_messages(
     """The messages of a session from rows ``(message_json, model, usage_json, created)`` in log order (seq 0,
     1, ...): the one hot loop of every ``load``. ``stamp`` turns ``created`` into an aware UTC datetime
     (default: integer microseconds); each distinct value is converted once per load, as a turn's messages
-    share it. The JSON goes to the C scanner inline (``decode_json``'s fast path, without the call)."""
-    scan = _SCAN
+    share it. The JSON (UTF-8 bytes, best, or text) is decoded as ``decode_json`` does, inlined: jiter where
+    it decodes exactly as ``json.loads``, json for the rest."""
+    fast = _fast_decoder()
+    stdlib = _decode_stdlib
     new = _new_object
     stamps: dict[Any, datetime] = {}
     messages: list[StoredMessage] = []
@@ -363,21 +418,29 @@ def decode_messages(
         created_at = stamps.get(created)
         if created_at is None:
             created_at = stamps[created] = stamp(created)
-        try:
-            message, end = scan(message_json, 0)
-        except (StopIteration, TypeError):  # not JSON at 0 (whitespace, an error), or bytes
-            end = -1
-        if end != len(message_json):
-            message = decode_json(message_json)
-        if usage_json is None:  # user messages
-            usage = None
+        if fast is None:
+            message = stdlib(message_json)
+            usage = None if usage_json is None else stdlib(usage_json)
         else:
             try:
-                usage, end = scan(usage_json, 0)
-            except (StopIteration, TypeError):
-                end = -1
-            if end != len(usage_json):
-                usage = decode_json(usage_json)
+                message = fast(
+                    message_json if type(message_json) is bytes else message_json.encode(),
+                    allow_inf_nan=False,
+                    cache_mode="keys",
+                )
+            except (ValueError, AttributeError):  # refused by jiter (json decides), or not bytes nor str
+                message = stdlib(message_json)
+            if usage_json is None:  # user messages
+                usage = None
+            else:
+                try:
+                    usage = fast(
+                        usage_json if type(usage_json) is bytes else usage_json.encode(),
+                        allow_inf_nan=False,
+                        cache_mode="keys",
+                    )
+                except (ValueError, AttributeError):
+                    usage = stdlib(usage_json)
         item = new(StoredMessage)
         fields = item.__dict__
         fields["seq"] = seq

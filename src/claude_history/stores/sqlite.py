@@ -315,10 +315,13 @@ class SQLiteStore(StoreBase):
             low, high = _range(row[0])
             # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail), so
             # the seq is the position and the rowid need not be read. Rows are decoded as the cursor yields
-            # them: each row's text is used while it is still in the CPU cache, and freed at once.
+            # them: each row's text is used while it is still in the CPU cache, and freed at once. The JSON is
+            # read as its stored UTF-8 bytes (CAST AS BLOB): jiter parses them as they are, where a str would
+            # cost a UTF-8 decode in sqlite3 and an encode back (a sixth of the load).
             messages = decode_messages(
                 conn.execute(
-                    "SELECT content, model, usage, created_at FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
+                    "SELECT CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at FROM messages"
+                    " WHERE id BETWEEN ? AND ? ORDER BY id",
                     (low, high),
                 )
             )
