@@ -951,6 +951,35 @@ class AsyncStoreBase(ABC):
     @abstractmethod
     async def _truncate(self, session_id: str, to: int, expected_version: int) -> int: ...
 
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = UNSET,
+        owner: str | None = UNSET,
+        tags: Iterable[str] = UNSET,
+        model: str | None = UNSET,
+        system: str | list[dict[str, Any]] | None = UNSET,
+        expires_at: datetime | None = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        create: bool = False,
+    ) -> SessionInfo:
+        """As ``StoreBase.update_session``: the typed signature once, over the backend's ``_update_session``."""
+        changes = {
+            "title": title,
+            "owner": owner,
+            "tags": tags,
+            "model": model,
+            "system": system,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return await self._update_session(session_id, changes, create)
+
+    @abstractmethod
+    async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
+        """Apply metadata ``changes`` (raw, unchecked) to a session, creating it when ``create``."""
+
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         data = await self.load(session_id)
         forked = fork_session(data, at=at, new_id=new_id, now=now_us())

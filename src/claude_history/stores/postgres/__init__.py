@@ -12,7 +12,7 @@ in how a query is sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, StoreUnavailable
 from .._common import AsyncStoreBase, StoreBase, now_us, to_us
-from ..base import UNSET, Entry, SearchHit, SessionData, SessionInfo, Summary
+from ..base import Entry, SearchHit, SessionData, SessionInfo, Summary
 from . import _ops
 from ._ops import Op, Query
 from ._sql import Statements
@@ -328,28 +328,7 @@ class AsyncPostgresStore(AsyncStoreBase):
     async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
         return await self._run(_ops.append, session_id, entries, expected_version, now_us())
 
-    async def update_session(
-        self,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        owner: str | None = UNSET,
-        tags: Iterable[str] = UNSET,
-        model: str | None = UNSET,
-        system: str | list[dict[str, Any]] | None = UNSET,
-        expires_at: datetime | None = UNSET,
-        metadata: dict[str, Any] = UNSET,
-        create: bool = False,
-    ) -> SessionInfo:
-        changes = {
-            "title": title,
-            "owner": owner,
-            "tags": tags,
-            "model": model,
-            "system": system,
-            "expires_at": expires_at,
-            "metadata": metadata,
-        }
+    async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return await self._run(_ops.update_session, session_id, changes, create, now_us())
 
     async def list_sessions(
