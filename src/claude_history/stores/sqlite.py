@@ -317,7 +317,7 @@ class SQLiteStore(StoreBase):
             # the seq is the position and the rowid need not be read. Rows are decoded as the cursor yields
             # them: each row's text is used while it is still in the CPU cache, and freed at once. The JSON is
             # read as its stored UTF-8 bytes (CAST AS BLOB): jiter parses them as they are, where a str would
-            # cost a UTF-8 decode in sqlite3 and an encode back (a sixth of the load).
+            # cost a UTF-8 decode in sqlite3 and an encode back.
             messages = decode_messages(
                 conn.execute(
                     "SELECT CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at FROM messages"
