@@ -5,23 +5,21 @@ psycopg 3 with a connection pool. One row per message (``json`` columns that kee
 full-text search over a GIN-indexed ``tsvector``. Appending a turn is one transaction: compare-and-swap on the
 session version, then one multi-row insert, so its cost depends on the size of the turn, not of the history.
 
-``PostgresStore`` and ``AsyncPostgresStore`` share every statement and every rule (``_ops``); they differ only
-in how a query is sent.
+``PostgresStore`` and ``AsyncPostgresStore`` share every statement and every rule (``_ops``) and the methods
+that dispatch to them (``.._dispatch``); they differ only in how a query is sent (``_run``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, StoreUnavailable
-from .._common import AsyncStoreBase, StoreBase, now_us, to_us
-from ..base import Entry, SearchHit, SessionData, SessionInfo, Summary
+from .._dispatch import AsyncOpsStore, OpsStore, StoreOps
 from . import _ops
 from ._ops import Op, Query
 from ._sql import Statements
@@ -167,13 +165,15 @@ def _retryable(exc: StoreUnavailable, progress: _Progress) -> bool:
     )
 
 
-class PostgresStore(StoreBase):
+class PostgresStore(OpsStore):
     """Synchronous PostgreSQL store. Thread-safe (a pool of connections); safe across processes and machines.
 
     Options: ``schema`` (default ``claude_history``; created if missing), ``pool_min_size`` (1),
     ``pool_max_size`` (10), ``pool_timeout`` (seconds to wait for a connection, 10); any other keyword is a
     libpq connection parameter. Opening applies pending migrations and raises ``StoreUnavailable`` if the
     server cannot be reached."""
+
+    _ops: ClassVar[StoreOps] = _ops
 
     def __init__(self, url: str = "postgresql://", **options: Any) -> None:
         self._config = _config(url, options)
@@ -207,61 +207,20 @@ class PostgresStore(StoreBase):
                 self._pool.check()  # drop the other dead connections too
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- Store ----------------------------------------------------------------------------------------------
-
-    def load(self, session_id: str) -> SessionData:
-        return self._run(_ops.load, session_id, now_us())
-
-    def get_session(self, session_id: str) -> SessionInfo:
-        return self._run(_ops.get_session, session_id, now_us())
-
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return self._run(_ops.append, session_id, entries, expected_version, now_us())
-
-    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
-        return self._run(_ops.update_session, session_id, changes, create, now_us())
-
-    def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[SessionInfo]:
-        return self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
-
-    def delete(self, session_id: str) -> bool:
-        return self._run(_ops.delete, session_id)
-
-    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
-        return self._run(_ops.fork, session_id, at, new_id, now_us())
-
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return self._run(_ops.rewind, session_id, to, expected_version, now_us())
-
-    def save_summary(self, session_id: str, summary: Summary) -> None:
-        self._run(_ops.save_summary, session_id, summary, now_us())
-
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return self._run(_ops.search, query, session_id, limit, now_us())
-
-    def purge_expired(self, now: datetime | None = None) -> int:
-        return self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
-
     def close(self) -> None:
         self._pool.close()
-
-    def _create(self, data: SessionData) -> None:
-        self._run(_ops.create, data, now_us())
-
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return self._run(_ops.truncate, session_id, to, expected_version, now_us())
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._config.where!r}, schema={self._config.schema!r})"
 
 
-class AsyncPostgresStore(AsyncStoreBase):
+class AsyncPostgresStore(AsyncOpsStore):
     """The asyncio twin of ``PostgresStore`` (psycopg's async connections and pool): never blocks the loop.
 
     Same options. The pool opens and migrations run on first use (or ``await store.open()`` / ``async with``);
     a store belongs to the event loop that first used it."""
+
+    _ops: ClassVar[StoreOps] = _ops
 
     def __init__(self, url: str = "postgresql://", **options: Any) -> None:
         self._config = _config(url, options)
@@ -317,52 +276,9 @@ class AsyncPostgresStore(AsyncStoreBase):
     async def __aenter__(self) -> AsyncPostgresStore:
         return await self.open()
 
-    # -- AsyncStore -----------------------------------------------------------------------------------------
-
-    async def load(self, session_id: str) -> SessionData:
-        return await self._run(_ops.load, session_id, now_us())
-
-    async def get_session(self, session_id: str) -> SessionInfo:
-        return await self._run(_ops.get_session, session_id, now_us())
-
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(_ops.append, session_id, entries, expected_version, now_us())
-
-    async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
-        return await self._run(_ops.update_session, session_id, changes, create, now_us())
-
-    async def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[SessionInfo]:
-        return await self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
-
-    async def delete(self, session_id: str) -> bool:
-        return await self._run(_ops.delete, session_id)
-
-    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
-        return await self._run(_ops.fork, session_id, at, new_id, now_us())
-
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(_ops.rewind, session_id, to, expected_version, now_us())
-
-    async def save_summary(self, session_id: str, summary: Summary) -> None:
-        await self._run(_ops.save_summary, session_id, summary, now_us())
-
-    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return await self._run(_ops.search, query, session_id, limit, now_us())
-
-    async def purge_expired(self, now: datetime | None = None) -> int:
-        return await self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
-
     async def aclose(self) -> None:
         self._closed = True
         await self._pool.close()
-
-    async def _create(self, data: SessionData) -> None:
-        await self._run(_ops.create, data, now_us())
-
-    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return await self._run(_ops.truncate, session_id, to, expected_version, now_us())
 
     def __repr__(self) -> str:
         return f"AsyncPostgresStore({self._config.where!r}, schema={self._config.schema!r})"

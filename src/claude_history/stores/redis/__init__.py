@@ -6,21 +6,19 @@ session hash carries the version. Every write is one Lua script (atomic, compare
 entries of sessions Redis expired are cleaned by ``list_sessions`` and ``purge_expired``. Search is a scan of
 the stored messages (documented in docs/stores.md). The scripts assume one Redis node, not Redis Cluster.
 
-``RedisStore`` and ``AsyncRedisStore`` share the scripts, key layout and record format (``_ops``, ``_lua``);
-they differ only in how a command is sent.
+``RedisStore`` and ``AsyncRedisStore`` share the scripts, key layout and record format (``_ops``, ``_lua``)
+and the methods that dispatch to them (``.._dispatch``); they differ only in how a command is sent (``_run``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, StoreUnavailable
-from .._common import AsyncStoreBase, StoreBase, now_us, to_us
-from ..base import Entry, SearchHit, SessionData, SessionInfo, Summary
+from .._dispatch import AsyncOpsStore, OpsStore, StoreOps
 from . import _ops
 from ._lua import SCRIPTS
 from ._ops import Call, Layout, Op
@@ -66,12 +64,14 @@ def _unavailable(where: str) -> Iterator[None]:
         raise StoreUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
 
 
-class RedisStore(StoreBase):
+class RedisStore(OpsStore):
     """Synchronous Redis store. Thread-safe (redis-py's connection pool); safe across processes and machines.
 
     Options: ``prefix`` (default ``claude_history:``; every key starts with it), any other keyword goes to
     ``redis.Redis.from_url`` (``socket_timeout``, ``max_connections``, ...). Opening pings the server and
     raises ``StoreUnavailable`` if it cannot be reached."""
+
+    _ops: ClassVar[StoreOps] = _ops
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         clean, self._keys, client_options, self._where = _split_url(url, options)
@@ -107,59 +107,18 @@ class RedisStore(StoreBase):
         finally:
             op.close()
 
-    # -- Store ----------------------------------------------------------------------------------------------
-
-    def load(self, session_id: str) -> SessionData:
-        return self._run(_ops.load, session_id, now_us())
-
-    def get_session(self, session_id: str) -> SessionInfo:
-        return self._run(_ops.get_session, session_id, now_us())
-
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return self._run(_ops.append, session_id, entries, expected_version, now_us())
-
-    def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
-        return self._run(_ops.update_session, session_id, changes, create, now_us())
-
-    def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[SessionInfo]:
-        return self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
-
-    def delete(self, session_id: str) -> bool:
-        return self._run(_ops.delete, session_id)
-
-    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
-        return self._run(_ops.fork, session_id, at, new_id, now_us())
-
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return self._run(_ops.rewind, session_id, to, expected_version, now_us())
-
-    def save_summary(self, session_id: str, summary: Summary) -> None:
-        self._run(_ops.save_summary, session_id, summary, now_us())
-
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return self._run(_ops.search, query, session_id, limit, now_us())
-
-    def purge_expired(self, now: datetime | None = None) -> int:
-        return self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
-
     def close(self) -> None:
         self._client.close()
-
-    def _create(self, data: SessionData) -> None:
-        self._run(_ops.create, data, now_us())
-
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return self._run(_ops.truncate, session_id, to, expected_version, now_us())
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, prefix={self._keys.prefix!r})"
 
 
-class AsyncRedisStore(AsyncStoreBase):
+class AsyncRedisStore(AsyncOpsStore):
     """The asyncio twin of ``RedisStore`` (``redis.asyncio``): never blocks the loop. Same options; connects
     on first use. A store belongs to the event loop that first used it."""
+
+    _ops: ClassVar[StoreOps] = _ops
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         clean, self._keys, client_options, self._where = _split_url(url, options)
@@ -197,51 +156,8 @@ class AsyncRedisStore(AsyncStoreBase):
     async def __aenter__(self) -> AsyncRedisStore:
         return self
 
-    # -- AsyncStore -----------------------------------------------------------------------------------------
-
-    async def load(self, session_id: str) -> SessionData:
-        return await self._run(_ops.load, session_id, now_us())
-
-    async def get_session(self, session_id: str) -> SessionInfo:
-        return await self._run(_ops.get_session, session_id, now_us())
-
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(_ops.append, session_id, entries, expected_version, now_us())
-
-    async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
-        return await self._run(_ops.update_session, session_id, changes, create, now_us())
-
-    async def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[SessionInfo]:
-        return await self._run(_ops.list_sessions, owner, tag, limit, offset, now_us())
-
-    async def delete(self, session_id: str) -> bool:
-        return await self._run(_ops.delete, session_id)
-
-    async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
-        return await self._run(_ops.fork, session_id, at, new_id, now_us())
-
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(_ops.rewind, session_id, to, expected_version, now_us())
-
-    async def save_summary(self, session_id: str, summary: Summary) -> None:
-        await self._run(_ops.save_summary, session_id, summary, now_us())
-
-    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return await self._run(_ops.search, query, session_id, limit, now_us())
-
-    async def purge_expired(self, now: datetime | None = None) -> int:
-        return await self._run(_ops.purge_expired, now_us() if now is None else to_us(now))
-
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def _create(self, data: SessionData) -> None:
-        await self._run(_ops.create, data, now_us())
-
-    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return await self._run(_ops.truncate, session_id, to, expected_version, now_us())
 
     def __repr__(self) -> str:
         return f"AsyncRedisStore({self._where!r}, prefix={self._keys.prefix!r})"
