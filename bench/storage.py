@@ -635,8 +635,10 @@ def report(
         " and creation time, plus summaries and metadata); openai-agents a list of the stored dicts; LangChain a"
         " list of `BaseMessage` objects; the guides' blob the decoded list. Encrypted: the same `SessionData`,"
         " decrypted (one AES-GCM, base64 and JSON decode per message). Both SQLite loads read one row per message"
-        " and parse its JSON with the C scanner; ours also reads model, usage and timestamp (three more columns),"
-        " decodes every reply's usage and builds a `StoredMessage` per message, work openai-agents does not do.",
+        " and parse its JSON: openai-agents with `json.loads`, ours with jiter (the anthropic SDK's JSON parser;"
+        " `json` decodes what jiter refuses, so the values are `json.loads`'s) from the stored UTF-8 bytes; ours"
+        " also reads model, usage and timestamp (three more columns), decodes every reply's usage and builds a"
+        " `StoredMessage` per message, work openai-agents does not do.",
         "",
     ]
     skipped = [r for r in results if r.skipped]
