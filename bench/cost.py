@@ -709,6 +709,19 @@ def notes(rows: dict[tuple[str, str], Row], models: Sequence[str], budgets: Sequ
                 f"{m}: messages[-20:] got {guides.total('invalid')} 400s: {failed} of {turns} turns "
                 f"({failed / turns:.0%}) got no reply, so its cost covers only the rest."
             )
+            caw = rows.get((f"CacheAwareWindow@{small}", m))
+            if caw is not None and turns > failed:
+                per_guides = guides.mean("cost") * len(guides.runs) / (turns - failed)
+                answered = caw.total("turns") - caw.total("failed_turns")
+                per_caw = caw.mean("cost") * len(caw.runs) / answered if answered else float("nan")
+                out.append(
+                    f"{m}: 3x cheaper than messages[-20:] would mean ${guides.mean('cost') / 3:.2f} a conversation, "
+                    f"less than the output alone of a strategy that answers every turn "
+                    f"(CacheAwareWindow({small:,}): ${caw.mean('output_cost'):.2f}). Per answered turn: "
+                    f"messages[-20:] ${per_guides:.4f}, CacheAwareWindow({small:,}) ${per_caw:.4f} "
+                    f"({per_guides / per_caw:.1f}x), while keeping {caw.avg_context / guides.avg_context:.1f}x "
+                    "the context."
+                )
         auto = rows.get((f"CacheAwareWindow@{small}", m))
         fixed = [rows.get((f"CacheAwareWindow@{small}/{ttl}", m)) for ttl in ("5m", "1h")]
         if auto and all(fixed):
