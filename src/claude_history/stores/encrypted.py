@@ -361,7 +361,7 @@ class _Codec:
             block.get("ct"),
             _aad("message", session_id, stored.seq, role),
         )
-        payload = json.loads(plaintext)
+        payload = _common.decode_json(plaintext)
         created_at = stored.created_at
         if "created_at" in payload:
             created_at = datetime.fromisoformat(payload["created_at"])
@@ -456,7 +456,7 @@ class _Codec:
             role: Any = stored.message.get("role")
             aad = (prefix + str(stored.seq) + "," + _ROLES_JSON.get(role, "null") + "]").encode("utf-8")
             try:
-                payload = json.loads(cipher.decrypt(unb64(block["nonce"]), unb64(block["ct"]), aad))
+                payload = _common.decode_json(cipher.decrypt(unb64(block["nonce"]), unb64(block["ct"]), aad))
             except (InvalidTag, ValueError, TypeError, KeyError, binascii.Error):
                 opened.append(self.open_message(session_id, stored))  # raises the precise DecryptionError
                 continue
