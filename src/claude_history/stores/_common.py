@@ -39,7 +39,9 @@ __all__ = [
     "EncodedEntry",
     "StoreBase",
     "check_expected_version",
+    "check_filters",
     "check_metadata",
+    "check_optional_str",
     "check_page",
     "check_rewind_index",
     "check_session_changes",
@@ -293,6 +295,13 @@ def check_optional_str(name: str, value: object) -> str | None:
     if value is not None and "\x00" in value:
         raise ConfigurationError(f"{name} must not contain NUL characters (\\x00): PostgreSQL cannot store them")
     return value
+
+
+def check_filters(owner: object, tag: object = None) -> None:
+    """The ``owner`` / ``tag`` filters of ``list_sessions`` and ``search``: text or None, checked as the
+    fields they match, so a bad filter is the same clear error on every backend, not a driver's."""
+    check_optional_str("owner", owner)
+    check_optional_str("tag", tag)
 
 
 def _check_json(name: str, value: Any) -> str:

@@ -46,7 +46,7 @@ class StoreOps(Protocol):
     ) -> Op[int]: ...
     def save_summary(self, context: Any, session_id: str, summary: Summary, now: int, /) -> Op[None]: ...
     def search(
-        self, context: Any, query: str, session_id: str | None, limit: int, now: int, /
+        self, context: Any, query: str, session_id: str | None, owner: str | None, limit: int, now: int, /
     ) -> Op[list[SearchHit]]: ...
     def purge_expired(self, context: Any, now: int, /) -> Op[int]: ...
     def create(self, context: Any, data: SessionData, now: int, /) -> Op[None]: ...
@@ -92,8 +92,10 @@ class OpsStore(StoreBase):
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary, session_id, summary, now_us())
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return self._run(self._ops.search, query, session_id, limit, now_us())
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        return self._run(self._ops.search, query, session_id, owner, limit, now_us())
 
     def purge_expired(self, now: datetime | None = None) -> int:
         return self._run(self._ops.purge_expired, now_us() if now is None else to_us(now))
@@ -143,8 +145,10 @@ class AsyncOpsStore(AsyncStoreBase):
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary, session_id, summary, now_us())
 
-    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return await self._run(self._ops.search, query, session_id, limit, now_us())
+    async def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        return await self._run(self._ops.search, query, session_id, owner, limit, now_us())
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         return await self._run(self._ops.purge_expired, now_us() if now is None else to_us(now))

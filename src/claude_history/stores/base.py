@@ -183,8 +183,12 @@ class Store(Protocol):
 
     def save_summary(self, session_id: str, summary: Summary) -> None: ...
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        """Full-text search over message text."""
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        """Full-text search over message text: messages holding every word of ``query``, at most ``limit``.
+        ``session_id`` / ``owner`` keep only that session / that owner's sessions, filtered inside the query
+        before ``limit`` (one user's conversations in a store shared by many). Expired sessions are left out."""
         ...
 
     def purge_expired(self, now: datetime | None = None) -> int:
@@ -221,7 +225,7 @@ class AsyncStore(Protocol):
     ) -> int: ...
     async def save_summary(self, session_id: str, summary: Summary) -> None: ...
     async def search(
-        self, query: str, *, session_id: str | None = None, limit: int = 20
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
     ) -> list[SearchHit]: ...
     async def purge_expired(self, now: datetime | None = None) -> int: ...
     async def export_jsonl(self, session_id: str) -> str: ...

@@ -604,22 +604,26 @@ class _Ops:
         infos: list[SessionInfo] = yield _call("list_sessions", owner=owner, tag=tag, limit=limit, offset=offset)
         return [self.codec.open_info(info) for info in infos if not _is_backup(info)]
 
-    def search(self, query: str, session_id: str | None, limit: int) -> _Op[list[SearchHit]]:
-        """Decrypt and scan: the backend's index only ever sees ciphertext. Cost: reads every session."""
+    def search(self, query: str, session_id: str | None, owner: str | None, limit: int) -> _Op[list[SearchHit]]:
+        """Decrypt and scan: the backend's index only ever sees ciphertext. Cost: reads every session (with
+        ``owner``, which is stored in clear, the backend lists only that owner's and only those are read)."""
         terms = _common.search_terms(query)
         _common.check_page(limit, 0)
+        _common.check_filters(owner)
         if not terms or limit == 0:
             return []
         if session_id is not None:
             ids = [session_id]
         else:
-            ids = yield from self._all_ids()
+            ids = yield from self._all_ids(owner)
         hits: list[SearchHit] = []
         for sid in ids:
             try:
                 data = yield from self.load(sid)
             except SessionNotFound:
                 continue  # unknown, expired, or deleted while we searched: no hits, as in the backends
+            if owner is not None and data.info.owner != owner:
+                continue  # another owner's, or given to another owner since the listing
             for stored in data.messages:
                 text = _common.message_text(stored.message)
                 if _common.text_matches(text, terms):
@@ -628,12 +632,13 @@ class _Ops:
                         return hits
         return hits
 
-    def _all_ids(self) -> _Op[list[str]]:
-        """Every live session id, most recently updated first, collected before anything is changed."""
+    def _all_ids(self, owner: str | None = None) -> _Op[list[str]]:
+        """Every live session id (of ``owner`` if given), most recently updated first, collected before
+        anything is changed."""
         ids: list[str] = []
         offset = 0
         while True:
-            page: list[SessionInfo] = yield _call("list_sessions", limit=SEARCH_PAGE, offset=offset)
+            page: list[SessionInfo] = yield _call("list_sessions", owner=owner, limit=SEARCH_PAGE, offset=offset)
             ids.extend(info.id for info in page if not _is_backup(info))
             if len(page) < SEARCH_PAGE:
                 return list(dict.fromkeys(ids))
@@ -1134,8 +1139,10 @@ class EncryptedStore:
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary(session_id, summary))
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return self._run(self._ops.search(query, session_id, limit))
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        return self._run(self._ops.search(query, session_id, owner, limit))
 
     def purge_expired(self, now: datetime | None = None) -> int:
         return self.inner.purge_expired(now)
@@ -1226,8 +1233,10 @@ class AsyncEncryptedStore:
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary(session_id, summary))
 
-    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return await self._run(self._ops.search(query, session_id, limit))
+    async def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        return await self._run(self._ops.search(query, session_id, owner, limit))
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         return await self.inner.purge_expired(now)

@@ -17,8 +17,8 @@ no lock.
 
 Rewind and delete are documented non-append operations: a rewind writes the kept part to a new file and
 renames it over the log (the dropped messages are gone from disk, not hidden); a delete removes both files.
-Listing and search scan the directory (a full-text search reads every session): fine for thousands of
-sessions; for more, use SQLite or PostgreSQL.
+Listing and search scan the directory (a full-text search reads every session, or with ``owner=`` every
+sidecar and that owner's logs): fine for thousands of sessions; for more, use SQLite or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ..errors import SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
     check_expected_version,
+    check_filters,
     check_page,
     check_rewind_index,
     check_session_changes,
@@ -526,6 +527,7 @@ class JsonFileStore(StoreBase):
         self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[SessionInfo]:
         check_page(limit, offset)
+        check_filters(owner, tag)
         now = now_us()
         infos = []
         for name in self._names():
@@ -560,9 +562,12 @@ class JsonFileStore(StoreBase):
             if self.fsync:
                 os.fsync(fd)
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
         terms = search_terms(query)
         check_page(limit, 0)
+        check_filters(owner)
         if not terms or not limit:
             return []
         if session_id is not None:
@@ -571,13 +576,15 @@ class JsonFileStore(StoreBase):
             except SessionNotFound:
                 return []
         else:
-            infos = self.list_sessions(limit=1 << 62)
+            infos = self.list_sessions(owner=owner, limit=1 << 62)
         hits: list[SearchHit] = []
         for info in infos:
             try:
                 data = self.load(info.id)
             except SessionNotFound:
                 continue
+            if owner is not None and data.info.owner != owner:
+                continue  # another owner's, or given to another owner since the listing
             for stored in data.messages:
                 text = message_text(stored.message)
                 if text_matches(text, terms):

@@ -16,6 +16,7 @@ from ..errors import SessionNotFound
 from ._common import (
     StoreBase,
     check_expected_version,
+    check_filters,
     check_page,
     check_rewind_index,
     check_session_changes,
@@ -141,6 +142,7 @@ class MemoryStore(StoreBase):
         self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[SessionInfo]:
         check_page(limit, offset)
+        check_filters(owner, tag)
         with self._lock:
             now = now_us()
             infos = [
@@ -168,9 +170,12 @@ class MemoryStore(StoreBase):
             usage = None if summary.usage is None else decode_json(dumps(dict(summary.usage)))
             session.summaries.append(replace(summary, created_at=stamp, usage=usage))
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
         terms = search_terms(query)
         check_page(limit, 0)
+        check_filters(owner)
         if session_id is not None:
             check_session_id(session_id)
         with self._lock:
@@ -178,7 +183,9 @@ class MemoryStore(StoreBase):
             sessions = [
                 s
                 for s in self._sessions.values()
-                if not is_expired(s.expires_us(), now) and (session_id is None or s.info.id == session_id)
+                if not is_expired(s.expires_us(), now)
+                and (session_id is None or s.info.id == session_id)
+                and (owner is None or s.info.owner == owner)
             ]
             sessions.sort(key=lambda s: s.info.updated_at, reverse=True)
             hits: list[SearchHit] = []

@@ -26,6 +26,7 @@ from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
     check_expected_version,
+    check_filters,
     check_page,
     check_rewind_index,
     check_session_changes,
@@ -413,6 +414,7 @@ class SQLiteStore(StoreBase):
         self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[SessionInfo]:
         check_page(limit, offset)
+        check_filters(owner, tag)
         clauses = ["(expires_at IS NULL OR expires_at > ?)"]
         values: list[Any] = [now_us()]
         if owner is not None:
@@ -462,9 +464,12 @@ class SQLiteStore(StoreBase):
                 ),
             )
 
-    def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
+    def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
         terms = search_terms(query)
         check_page(limit, 0)
+        check_filters(owner)
         if not terms or not limit:
             return []
         match = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
@@ -474,6 +479,9 @@ class SQLiteStore(StoreBase):
             " WHERE messages_fts MATCH ? AND (s.expires_at IS NULL OR s.expires_at > ?)"
         )
         values: list[Any] = [match, now_us()]
+        if owner is not None:  # in the join, so that LIMIT counts this owner's hits only
+            sql += " AND s.owner = ?"
+            values.append(owner)
         with self._read() as conn:
             if session_id is not None:
                 row = self._row(conn, check_session_id(session_id))

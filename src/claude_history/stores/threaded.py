@@ -63,8 +63,10 @@ class ThreadedAsyncStore:
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self.store.save_summary, session_id, summary)
 
-    async def search(self, query: str, *, session_id: str | None = None, limit: int = 20) -> list[SearchHit]:
-        return await self._run(self.store.search, query, session_id=session_id, limit=limit)
+    async def search(
+        self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        return await self._run(self.store.search, query, session_id=session_id, owner=owner, limit=limit)
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         return await self._run(self.store.purge_expired, now)

@@ -17,6 +17,7 @@ from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._common import (
     check_expected_version,
+    check_filters,
     check_optional_str,
     check_page,
     check_session_changes,
@@ -176,20 +177,28 @@ def list_sessions(
     st: Statements, owner: str | None, tag: str | None, limit: int, offset: int, now: int
 ) -> Op[list[SessionInfo]]:
     check_page(limit, offset)
+    check_filters(owner, tag)
     args = {"owner": owner, "tag": tag, "limit": limit, "offset": offset, "now": from_us(now)}
     rows = yield Query(st.list_sessions(owner=owner is not None, tag=tag is not None), args)
     return [info_from_row(row) for row in rows]
 
 
-def search(st: Statements, query: str, session_id: str | None, limit: int, now: int) -> Op[list[SearchHit]]:
+def search(
+    st: Statements, query: str, session_id: str | None, owner: str | None, limit: int, now: int
+) -> Op[list[SearchHit]]:
     terms = search_terms(query)
     check_page(limit, 0)
+    check_filters(owner)
     if session_id is not None:
         check_session_id(session_id)
     if not terms or limit == 0 or any(len(t.encode("utf-8")) > MAX_LEXEME_BYTES for t in terms):
         return []
-    args = {"query": tsquery(terms), "id": session_id, "limit": limit, "now": from_us(now)}
-    rows = yield Query(st.search_all if session_id is None else st.search_session, args)
+    args = {"query": tsquery(terms), "id": session_id, "owner": owner, "limit": limit, "now": from_us(now)}
+    if owner is None:
+        statement = st.search_all if session_id is None else st.search_session
+    else:
+        statement = st.search_owner if session_id is None else st.search_session_owner
+    rows = yield Query(statement, args)
     hits = []
     for sid, seq, role, message in rows:
         hits.append(SearchHit(sid, int(seq), role, make_snippet(message_text(decode_json(message)), terms)))

@@ -228,19 +228,24 @@ class Statements:
             " WHERE session_id = %(id)s AND end_seq <= %(at)s ORDER BY id"
         )
 
-        # -- search: the tsvector holds the words ``_common.search_terms`` sees; the query is their AND
-        self.search_all = fill(
+        # -- search: the tsvector holds the words ``_common.search_terms`` sees; the query is their AND.
+        # The owner filter is in the join, before LIMIT.
+        self.search_all = self._search(session=False, owner=False)
+        self.search_session = self._search(session=True, owner=False)
+        self.search_owner = self._search(session=False, owner=True)
+        self.search_session_owner = self._search(session=True, owner=True)
+
+    def _search(self, *, session: bool, owner: bool) -> str:
+        conditions = ["m.words @@ %(query)s::tsquery", "(s.expires_at IS NULL OR s.expires_at > %(now)s)"]
+        if session:
+            conditions.insert(0, "m.session_id = %(id)s")
+        if owner:
+            conditions.append("s.owner = %(owner)s")
+        order = "m.seq" if session else 's.updated_at DESC, s.id COLLATE "C", m.seq'
+        return self.fill(
             "SELECT m.session_id, m.seq, m.role, m.message::text FROM {s}.messages m"
             " JOIN {s}.sessions s ON s.id = m.session_id"
-            " WHERE m.words @@ %(query)s::tsquery AND (s.expires_at IS NULL OR s.expires_at > %(now)s)"
-            ' ORDER BY s.updated_at DESC, s.id COLLATE "C", m.seq LIMIT %(limit)s'
-        )
-        self.search_session = fill(
-            "SELECT m.session_id, m.seq, m.role, m.message::text FROM {s}.messages m"
-            " JOIN {s}.sessions s ON s.id = m.session_id"
-            " WHERE m.session_id = %(id)s AND m.words @@ %(query)s::tsquery"
-            " AND (s.expires_at IS NULL OR s.expires_at > %(now)s)"
-            " ORDER BY m.seq LIMIT %(limit)s"
+            f" WHERE {' AND '.join(conditions)} ORDER BY {order} LIMIT %(limit)s"
         )
 
     def update_session(self, fields: Iterable[str]) -> str:

@@ -32,6 +32,7 @@ from ...history import last_turn_start
 from .._common import (
     REWIND_RETRIES,
     check_expected_version,
+    check_filters,
     check_page,
     check_session_changes,
     check_session_id,
@@ -255,6 +256,7 @@ def list_sessions(
     keys: Layout, owner: str | None, tag: str | None, limit: int, offset: int, now: int
 ) -> Op[list[SessionInfo]]:
     check_page(limit, offset)
+    check_filters(owner, tag)
     if limit == 0:
         return []
     zset = keys.tag + tag if tag is not None else keys.owner + owner if owner is not None else keys.index
@@ -263,23 +265,27 @@ def list_sessions(
     return [info_from_hash(sid, _pairs(flat), count) for sid, flat, count in rows]
 
 
-def search(keys: Layout, query: str, session_id: str | None, limit: int, now: int) -> Op[list[SearchHit]]:
+def search(
+    keys: Layout, query: str, session_id: str | None, owner: str | None, limit: int, now: int
+) -> Op[list[SearchHit]]:
     """A scan (Redis has no full-text index without RediSearch): sessions most recently updated first, the
     first page of each of ``SCAN_PAGE`` sessions read in one round trip; cost grows with the data searched,
-    so prefer ``session_id=`` on large stores."""
+    so prefer ``session_id=`` or ``owner=`` (which scans that owner's sorted set only) on large stores."""
     terms = search_terms(query)
     check_page(limit, 0)
+    check_filters(owner)
     if session_id is not None:
         check_session_id(session_id)
     hits: list[SearchHit] = []
     if not terms or limit == 0:
         return hits
+    zset = keys.index if owner is None else keys.owner + owner
     position = 0
     while True:
         if session_id is not None:
             ids = [session_id] if position == 0 else []
         else:
-            (ids,) = yield Tx([("ZRANGE", keys.index, position, position + SCAN_PAGE - 1)])
+            (ids,) = yield Tx([("ZRANGE", zset, position, position + SCAN_PAGE - 1)])
         if not ids:
             return hits
         position += len(ids)
@@ -295,7 +301,8 @@ def search(keys: Layout, query: str, session_id: str | None, limit: int, now: in
         )
         for sid, fields, records in zip(ids, first_pages[::2], first_pages[1::2], strict=True):
             start = 0
-            while _live(fields, now):
+            # The hash decides, not the sorted set: it may list a session whose owner just changed.
+            while _live(fields, now) and (owner is None or fields.get("owner") == owner):
                 for offset, record in enumerate(records):
                     message = stored_message(start + offset, record).message
                     text = message_text(message)
