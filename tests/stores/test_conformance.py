@@ -621,6 +621,86 @@ def test_search_unicode(store: Any) -> None:
     assert {h.session_id for h in store.search("ZÜRICH")} == {"u"}
 
 
+def _say(text: str) -> list[Entry]:
+    return [Entry({"role": "user", "content": text})]
+
+
+def test_search_filters_by_owner(store: Any) -> None:
+    store.append("ann-1", _say("the kiwi is a bird"), expected_version=0)
+    store.append("ann-1", [Entry({"role": "assistant", "content": "a kiwi cannot fly"})], expected_version=1)
+    store.append("ann-2", _say("kiwi fruit salad"), expected_version=0)
+    store.append("bob-1", _say("bob saw a kiwi"), expected_version=0)
+    store.append("nobody", _say("kiwi without an owner"), expected_version=0)
+    store.append("ann-old", _say("an expired kiwi"), expected_version=0)
+    for sid in ("ann-1", "ann-2", "ann-old"):
+        store.update_session(sid, owner="ann")
+    store.update_session("bob-1", owner="bob")
+    store.update_session("ann-old", expires_at=now() - timedelta(seconds=1))
+
+    def found(**filters: Any) -> set[tuple[str, int]]:
+        return {(h.session_id, h.seq) for h in store.search("kiwi", **filters)}
+
+    assert found() == {("ann-1", 0), ("ann-1", 1), ("ann-2", 0), ("bob-1", 0), ("nobody", 0)}
+    assert found(owner="ann") == {("ann-1", 0), ("ann-1", 1), ("ann-2", 0)}  # not the expired one
+    assert found(owner="bob") == {("bob-1", 0)}
+    assert found(owner="carol") == set()
+    assert found(owner="ANN") == set()  # owners match exactly, as in list_sessions
+    assert {h.role for h in store.search("fly", owner="ann")} == {"assistant"}
+    assert store.search("salad", owner="bob") == []
+    # With session_id: that session's hits if it is the owner's, none otherwise.
+    assert found(owner="ann", session_id="ann-2") == {("ann-2", 0)}
+    assert found(owner="bob", session_id="ann-2") == set()
+    assert found(owner="ann", session_id="nobody") == set()
+    assert found(owner="ann", session_id="ann-old") == set()
+    assert found(owner="ann", session_id="no-such-session") == set()
+    assert store.search("", owner="ann") == []
+    # A session given to another owner moves with it; a deleted one is gone from its owner's search.
+    store.update_session("ann-2", owner="bob")
+    assert found(owner="ann") == {("ann-1", 0), ("ann-1", 1)}
+    assert found(owner="bob") == {("bob-1", 0), ("ann-2", 0)}
+    store.update_session("bob-1", owner=None)
+    assert found(owner="bob") == {("ann-2", 0)}
+    store.delete("ann-1")
+    assert found(owner="ann") == set()
+
+
+def test_search_limit_applies_after_the_owner_filter(store: Any) -> None:
+    # Owner a's five hits rank after owner b's five on every backend: written earlier (the scans and
+    # PostgreSQL go most recently updated first) and less relevant (SQLite's FTS5 ranks by bm25).
+    for i in range(5):
+        filler = " ".join(f"filler{j}" for j in range(30))
+        store.append(f"a{i}", _say(f"needle {filler}"), expected_version=0)
+        store.update_session(f"a{i}", owner="a")
+    for i in range(5):
+        store.append(f"b{i}", _say("needle needle needle"), expected_version=0)
+        store.update_session(f"b{i}", owner="b")
+    unfiltered = store.search("needle", limit=3)
+    assert len(unfiltered) == 3 and {h.session_id[0] for h in unfiltered} == {"b"}  # so filtering after would miss
+    hits = store.search("needle", owner="a", limit=3)
+    assert len(hits) == 3
+    assert {h.session_id for h in hits} <= {f"a{i}" for i in range(5)}
+    assert len({h.session_id for h in hits}) == 3
+    assert {h.session_id for h in store.search("needle", owner="a")} == {f"a{i}" for i in range(5)}
+    assert {h.session_id for h in store.search("needle", owner="b", limit=10)} == {f"b{i}" for i in range(5)}
+    assert store.search("needle", owner="a", limit=0) == []
+    assert [h.session_id for h in store.search("needle", owner="a", session_id="a3", limit=3)] == ["a3"]
+
+
+@pytest.mark.parametrize("bad", [5, b"ann", ["ann"], "a\x00b"])
+def test_a_bad_owner_filter_is_refused_clearly(store: Any, bad: Any) -> None:
+    store.append("s", _say("kiwi"), expected_version=0)
+    store.update_session("s", owner="ann")
+    with pytest.raises(ConfigurationError, match="owner"):
+        store.search("kiwi", owner=bad)
+    with pytest.raises(ConfigurationError, match="owner"):
+        store.search("kiwi", owner=bad, session_id="s")
+    with pytest.raises(ConfigurationError, match="owner"):
+        store.list_sessions(owner=bad)
+    with pytest.raises(ConfigurationError, match="tag"):
+        store.list_sessions(tag=bad)
+    assert [h.session_id for h in store.search("kiwi", owner="ann")] == ["s"]  # nothing was changed
+
+
 # -- listing -------------------------------------------------------------------------------------------------
 
 

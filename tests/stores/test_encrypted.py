@@ -487,6 +487,28 @@ def test_search_decrypts_and_scans(inner: Any) -> None:
     assert {h.session_id for h in store.search(SECRET)} == {"s2"}
 
 
+def test_search_by_owner_decrypts_only_that_owners_sessions(inner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner stays in clear, so the backend lists that owner's sessions and only those are read."""
+    store = wrap(inner, KEY1)
+    for sid, owner in (("a1", "ann"), ("b1", "bob"), ("a2", "ann"), ("n1", None)):
+        fill(store, sid, turns=1)
+        store.update_session(sid, owner=owner)
+    loaded: list[str] = []
+    real_load = inner.load
+
+    def counting_load(session_id: str) -> Any:
+        loaded.append(session_id)
+        return real_load(session_id)
+
+    monkeypatch.setattr(inner, "load", counting_load)
+    assert {h.session_id for h in store.search(SECRET, owner="ann")} == {"a1", "a2"}
+    assert sorted(set(loaded)) == ["a1", "a2"]
+    loaded.clear()
+    assert store.search(SECRET, owner="ann", session_id="b1") == []
+    assert [h.session_id for h in store.search(SECRET, owner="ann", limit=1)] == ["a2"]  # most recent first
+    assert store.search(SECRET, owner="carol") == []
+
+
 def test_export_is_plaintext_and_import_encrypts(inner: Any) -> None:
     store = wrap(inner, KEY1)
     fill(store, "s1", turns=2)

@@ -191,6 +191,7 @@ def test_redis_drops_an_expired_session_by_itself_and_the_index_is_cleaned(rd: R
     wait_until(lambda: not (rd.all_keys() & session_keys))  # Redis expired every key itself
     # The index still names it until someone looks; listing and purging clean up.
     assert rd.client.zscore(rd.prefix + "owner:ann", "brief") is not None
+    assert store.search("words", owner="ann") == []
     assert [s.id for s in store.list_sessions(owner="ann")] == []
     assert [s.id for s in store.list_sessions()] == ["stays"]
     store.purge_expired()
@@ -250,6 +251,22 @@ def test_search_scan_pages_through_many_sessions_and_long_sessions(rd: RD) -> No
         ("long", len(long) - 1),
     ]
     assert len(store.search("filler", limit=7)) == 7
+
+
+def test_search_by_owner_pages_through_that_owners_set(rd: RD) -> None:
+    store = rd.open()
+    count = SCAN_PAGE + 5
+    for i in range(count):
+        for owner in ("ann", "bob"):
+            sid = f"{owner}{i:03d}"
+            store.append(sid, [user(f"needle {i}")], expected_version=0)
+            store.update_session(sid, owner=owner)
+    hits = store.search("needle", owner="ann", limit=10 * count)
+    assert [h.session_id for h in hits] == [f"ann{i:03d}" for i in reversed(range(count))]  # most recent first
+    assert len(store.search("needle", owner="bob", limit=SCAN_PAGE + 2)) == SCAN_PAGE + 2
+    # The hash has the last word: a session the owner set still names under a former owner is skipped.
+    rd.client.zadd(rd.prefix + "owner:ann", {"bob000": 0})
+    assert "bob000" not in {h.session_id for h in store.search("needle", owner="ann", limit=10 * count)}
 
 
 def test_rewind_finds_the_start_of_a_long_tool_loop_reading_back_from_the_end(rd: RD) -> None:
