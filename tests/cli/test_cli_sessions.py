@@ -136,6 +136,30 @@ def test_search_finds_messages(invoke: Invoke, populated: Any, store_url: str) -
     assert none.exit_code == 0 and "No matches" in none.stdout
 
 
+def test_search_filters_by_owner(invoke: Invoke, populated: Any, store: Store, store_url: str) -> None:
+    def hits(*args: str) -> list[tuple[str, int]]:
+        result = invoke(["sessions", "search", "i", "--store", store_url, "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [(h["session_id"], h["seq"]) for h in map(json.loads, result.stdout.splitlines())]
+
+    everyone = hits("-n", "100")
+    assert {sid for sid, _ in everyone} >= {"sailing", "cooking"}  # bob's and an unowned session's
+    bobs = hits("--owner", "bob", "-n", "100")
+    assert bobs and {sid for sid, _ in bobs} == {"sailing"}
+    assert sorted(bobs) == sorted(h for h in everyone if h[0] == "sailing")
+    assert bobs == [(h.session_id, h.seq) for h in store.search("i", owner="bob", limit=100)]
+    assert hits("--owner", "bob", "-n", "1") == bobs[:1]  # the limit counts bob's hits only
+    assert hits("--owner", "bob", "--session", "sailing") == hits("--session", "sailing")
+    assert hits("--owner", "alice", "--session", "sailing") == []
+    assert hits("--owner", "nobody-has-this") == []
+
+    table = invoke(["sessions", "search", "i", "--owner", "bob", "--store", store_url])
+    assert table.exit_code == 0, table.output
+    assert "sailing" in table.stdout and "cooking" not in table.stdout
+    none = invoke(["sessions", "search", "i", "--owner", "nobody-has-this", "--store", store_url])
+    assert none.exit_code == 0 and "No matches" in none.stdout
+
+
 def test_delete_asks_then_removes_everything(
     invoke: Invoke, populated: Any, store: Store, store_url: str
 ) -> None:

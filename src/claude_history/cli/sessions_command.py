@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ..stores.base import SessionInfo, Store
 
 __all__ = ["sessions_group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -38,8 +40,13 @@ def sessions_group() -> None:
     """Browse and manage stored conversations."""
 
 
+def _owner_option(description: str) -> Callable[[F], F]:
+    """``--owner NAME``: the same filter for listing and searching (the store matches the name exactly)."""
+    return click.option("--owner", metavar="NAME", help=description)
+
+
 @sessions_group.command("list")
-@click.option("--owner", help="Only sessions of this owner.")
+@_owner_option("Only sessions of this owner.")
 @click.option("--tag", help="Only sessions with this tag.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many (for paging).")
@@ -71,15 +78,16 @@ def show_command(session_id: str, store_url: str | None) -> None:
 @sessions_group.command("search")
 @click.argument("query")
 @click.option("--session", "session_id", metavar="ID", help="Search only this session.")
+@_owner_option("Search only the sessions of this owner.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 @store_option
 def search_command(
-    query: str, session_id: str | None, limit: int, as_json: bool, store_url: str | None
+    query: str, session_id: str | None, owner: str | None, limit: int, as_json: bool, store_url: str | None
 ) -> None:
     """Full-text search over the text of stored messages."""
     with _opened(store_url) as store:
-        hits = store.search(query, session_id=session_id, limit=limit)
+        hits = store.search(query, session_id=session_id, owner=owner, limit=limit)
     if as_json:
         for hit in hits:
             record = {"session_id": hit.session_id, "seq": hit.seq, "role": hit.role, "snippet": hit.snippet}
