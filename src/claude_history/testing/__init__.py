@@ -12,6 +12,6 @@ See docs/simulator.md for what it models.
 
 from __future__ import annotations
 
-from ._server import Simulator
+from ._server import BilledPass, Billing, Simulator
 
-__all__ = ["Simulator"]
+__all__ = ["BilledPass", "Billing", "Simulator"]

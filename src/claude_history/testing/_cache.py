@@ -49,6 +49,13 @@ class CacheUsage:
             "service_tier": "standard",
         }
 
+    def as_iteration(self, kind: str, output_tokens: int) -> dict[str, Any]:
+        """One entry of ``usage.iterations`` (the SDK's ``BetaCompactionIterationUsage`` /
+        ``BetaMessageIterationUsage``): ``type`` and the token figures of one sampling pass."""
+        usage = self.as_usage(output_tokens)
+        del usage["service_tier"]
+        return {"type": kind, **usage}
+
 
 @dataclass
 class _Entry:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from claude_history.models import MODELS
 
-from ._cache import PromptCache
+from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
 from ._replies import (
     Reply,
@@ -35,15 +35,48 @@ from ._replies import (
     message_id,
     request_digest,
 )
-from ._tokens import Counter, build_layout, chain
+from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
 from ._validation import Request, check_thinking, parse_request
 
 if TYPE_CHECKING:
     import anthropic
 
-__all__ = ["Simulator"]
+__all__ = ["BilledPass", "Billing", "Simulator"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the API's request size limit for /v1/messages (413 request_too_large)
+BILLINGS_KEPT = 64  # Simulator.billing(): the newest this many (fewer with keep_requests)
+
+
+@dataclass(frozen=True)
+class BilledPass:
+    """One sampling pass the simulator billed: what it read and what it was billed.
+
+    ``kind``: ``"message"`` (the reply) or ``"compaction"`` (the server compaction pass that wrote the summary).
+    ``prefix_ids[k]``: the identity of the prefix up to and including block ``k`` of the context the pass read,
+    in the order tools -> system -> messages (the prompt cache's key: equal ids mean byte-equal prefixes, also
+    across requests); ``ends[k]``: its tokens up to and including block ``k``. ``usage``: the pass's figures in
+    the API's JSON form (the top-level ``usage`` for a request without compaction, else its entry of
+    ``usage.iterations``)."""
+
+    kind: str
+    prefix_ids: tuple[str, ...]
+    ends: tuple[int, ...]
+    usage: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        """Input tokens of the pass: uncached + written to the cache + read from it."""
+        return self.ends[-1] if self.ends else 0
+
+
+@dataclass(frozen=True)
+class Billing:
+    """What one successful ``/v1/messages`` request was billed for: its passes, in the order they ran (a
+    compaction pass first)."""
+
+    request_id: str
+    model: str
+    passes: tuple[BilledPass, ...]
 
 
 @dataclass
@@ -91,6 +124,7 @@ class Simulator:
         self._replies: deque[Reply] = deque()
         self._faults: deque[_Fault] = deque()
         self._cuts: deque[int] = deque()
+        self._billings: deque[Billing] = deque(maxlen=min(keep_requests or BILLINGS_KEPT, BILLINGS_KEPT))
         self._cache = PromptCache()
         self._signer = ThinkingSigner()
         self._serial = 0
@@ -231,10 +265,20 @@ class Simulator:
         with self._lock:
             return self._clock() + self._offset
 
+    def billing(self, request_id: str | None = None) -> Billing | None:
+        """What a ``/v1/messages`` request was billed for (see :class:`Billing`): the one with that
+        ``request-id`` (the SDK's ``message._request_id``), or the newest one; ``None`` when it is not among the
+        newest 64 successful requests (fewer with ``keep_requests``)."""
+        with self._lock:
+            if request_id is None:
+                return self._billings[-1] if self._billings else None
+            return next((b for b in reversed(self._billings) if b.request_id == request_id), None)
+
     def reset(self) -> None:
-        """Forget requests, queued replies, faults, cuts and the prompt cache."""
+        """Forget requests, billings, queued replies, faults, cuts and the prompt cache."""
         with self._lock:
             self._requests.clear()
+            self._billings.clear()
             self._replies.clear()
             self._faults.clear()
             self._cuts.clear()
@@ -259,7 +303,7 @@ class Simulator:
             self._received += 1
             request_id = f"req_sim{self._received:010d}"
             fault = self._faults.popleft() if self._faults else None
-        response = self._answer(method, path, headers, body, parse_error, fault, oversize)
+        response = self._answer(method, path, headers, body, parse_error, fault, oversize, request_id)
         response.headers["request-id"] = request_id
         return response
 
@@ -272,6 +316,7 @@ class Simulator:
         parse_error: str | None,
         fault: _Fault | None,
         oversize: bool,
+        request_id: str,
     ) -> _Response:
         if fault is not None:
             error = ApiError(
@@ -286,7 +331,7 @@ class Simulator:
                 raise ApiError(
                     413, "Request exceeds the maximum allowed number of bytes.", "request_too_large"
                 )
-            return self._route(method, path, headers, body, parse_error)
+            return self._route(method, path, headers, body, parse_error, request_id)
         except ApiError as error:
             return _error(error)
         except Exception as exc:  # never let a request kill the server: answer like the API's 500
@@ -300,6 +345,7 @@ class Simulator:
         headers: Mapping[str, str],
         body: Any,
         parse_error: str | None,
+        request_id: str,
     ) -> _Response:
         route = urlsplit(path).path.rstrip("/")
         if route == "/v1/models" and method == "GET":
@@ -339,17 +385,27 @@ class Simulator:
 
         digest = request_digest(body)
         with self._lock:
-            usage = self._cache.account(
-                layout.positions, layout.total, req.cache_control, req.info.min_cacheable_tokens, self.now()
+            now = self.now()
+            read = self._cache.account(
+                layout.positions, layout.total, req.cache_control, req.info.min_cacheable_tokens, now
             )
             queued = self._replies.popleft() if self._replies else None
             cut = self._cuts.popleft() if req.stream and self._cuts else None
             self._serial += 1
             serial = self._serial
-            blocks, stop_reason = self._reply_blocks(req, counter, layout.total, queued, digest)
-            blocks, stop_reason, stop_sequence = apply_limits(blocks, stop_reason, req, counter)
+            blocks, stop_reason = self._reply_blocks(req, counter, queued, digest)
+            compaction = None
+            if req.compaction is not None and layout.total > req.compaction.trigger:
+                compaction = {"type": "compaction", "content": compaction_summary(req)}
+            if compaction is not None and req.compaction is not None and req.compaction.pause_after:
+                blocks, stop_reason, stop_sequence = [], "compaction", None
+            else:  # max_tokens and stop_sequences bound the reply, not the compaction pass before it
+                blocks, stop_reason, stop_sequence = apply_limits(blocks, stop_reason, req, counter)
+            if compaction is not None:
+                blocks.insert(0, compaction)
             self._sign(blocks, req, layout.bind_start, layout.bind_end, digest)
-        output_tokens = max(1, sum(counter.block(b) for b in blocks))
+            usage, passes = self._bill(req, counter, layout, read, blocks, compaction, now)
+            self._billings.append(Billing(request_id, req.model, passes))
         message = {
             "id": message_id(digest, serial),
             "type": "message",
@@ -358,14 +414,66 @@ class Simulator:
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
-            "usage": usage.as_usage(output_tokens),
+            "usage": usage,
         }
         if not req.stream:
             return _Response(200, message)
         return _Response(200, events=list(_stream_events(message)), cut_after=cut)
 
+    def _bill(
+        self,
+        req: Request,
+        counter: Counter,
+        layout: Layout,
+        read: CacheUsage,
+        blocks: list[dict[str, Any]],
+        compaction: dict[str, Any] | None,
+        now: float,
+    ) -> tuple[dict[str, Any], tuple[BilledPass, ...]]:
+        """The response's ``usage`` and the passes behind it; ``read``: how the request's context split
+        (cache reads, writes, the rest). Called under the lock: the compacted context reads the cache after the
+        compaction pass.
+
+        Server compaction is billed as the API bills it: the summary is written by a sampling pass of its own
+        over the request's context, itemised in ``usage.iterations`` as a ``compaction`` entry whose tokens the
+        top-level figures leave out; the reply is a ``message`` entry written from the compacted context, and
+        the top-level figures are its figures ("Calculate the context window size from the last message
+        entry"). Sources: the SDK's ``BetaUsage.iterations`` docs (anthropic 2.10.0, types/beta/beta_usage.py);
+        "Compaction at a token threshold" (platform.claude.com/docs/en/build-with-claude/compaction-threshold):
+        the flow detect -> summarise -> compaction block -> respond from the compacted context, and (as
+        summarised at velog.io/@jungseonw00/claude-compaction-usage-iterations) the summary as an extra
+        sampling step, billed, with a usage example whose top level (23,000 input) is the reply's pass and whose
+        compaction iteration (180,000) is the whole conversation. With ``pause_after_compaction`` no reply is
+        written: no message entry, top-level zeros.
+        """
+
+        def billed(kind: str, of: Layout, usage: dict[str, Any]) -> BilledPass:
+            ids = tuple(p.key for p in of.positions)
+            return BilledPass(kind, ids, tuple(p.end for p in of.positions), usage)
+
+        if compaction is None:
+            usage = read.as_usage(max(1, sum(counter.block(b) for b in blocks)))
+            return usage, (billed("message", layout, usage),)
+        iterations = [read.as_iteration("compaction", counter.block(compaction))]
+        passes = [billed("compaction", layout, iterations[0])]
+        if req.compaction is not None and req.compaction.pause_after:
+            usage = CacheUsage(0, 0, 0, 0).as_usage(0)
+        else:
+            compacted = compacted_layout(req, layout, compaction, counter)
+            # The request's markers on tools and system still mark the compacted context; automatic caching
+            # and the markers in the summarised messages do not (the simulator does not cache a summary).
+            split = self._cache.account(
+                compacted.positions, compacted.total, None, req.info.min_cacheable_tokens, now
+            )
+            output = max(1, sum(counter.block(b) for b in blocks[1:]))
+            usage = split.as_usage(output)
+            iterations.append(split.as_iteration("message", output))
+            passes.append(billed("message", compacted, iterations[-1]))
+        usage["iterations"] = iterations
+        return usage, tuple(passes)
+
     def _reply_blocks(
-        self, req: Request, counter: Counter, total: int, queued: Reply | None, digest: str
+        self, req: Request, counter: Counter, queued: Reply | None, digest: str
     ) -> tuple[list[dict[str, Any]], str]:
         if queued is not None:
             blocks, stop_reason = copy.deepcopy(queued.content), queued.stop_reason
@@ -377,11 +485,6 @@ class Simulator:
                 block["id"] = f"toolu_sim{digest[:16]}{k:02d}"
             if block["type"] in ("tool_use", "server_tool_use"):
                 block.setdefault("input", {})
-        if req.compaction is not None and total > req.compaction.trigger:
-            compaction = {"type": "compaction", "content": compaction_summary(req)}
-            if req.compaction.pause_after:
-                return [compaction], "compaction"
-            blocks.insert(0, compaction)
         return blocks, stop_reason
 
     def _sign(
@@ -431,7 +534,7 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {**usage, "output_tokens": 1},
+        "usage": {**{k: v for k, v in usage.items() if k != "iterations"}, "output_tokens": 1},
     }
     yield {"type": "message_start", "message": start}
     pinged = False
@@ -468,15 +571,18 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"type": "content_block_stop", "index": index}
     if not pinged:
         yield {"type": "ping"}
+    final = {
+        "output_tokens": usage["output_tokens"],
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+    }
+    if "iterations" in usage:  # known once the passes ran; the SDK's beta accumulator takes it from here
+        final["iterations"] = usage["iterations"]
     yield {
         "type": "message_delta",
         "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
-        "usage": {
-            "output_tokens": usage["output_tokens"],
-            "input_tokens": usage["input_tokens"],
-            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-            "cache_read_input_tokens": usage["cache_read_input_tokens"],
-        },
+        "usage": final,
     }
     yield {"type": "message_stop"}
 

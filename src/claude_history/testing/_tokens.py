@@ -39,6 +39,7 @@ __all__ = [
     "Layout",
     "Position",
     "build_layout",
+    "compacted_layout",
 ]
 
 BLOCK_OVERHEAD = 3
@@ -202,6 +203,19 @@ def build_layout(req: Request, counter: Counter) -> Layout:
                 bound[(i, j)] = bind
             bind = _link(bind, role, first, block_json)
     return Layout(positions, total, bind_start, bind, bound)
+
+
+def compacted_layout(req: Request, layout: Layout, compaction: dict[str, Any], counter: Counter) -> Layout:
+    """The context the reply is written from after server compaction: tools, system and the new compaction
+    block (what the API keeps; claude-api-facts.md, "Server-side features"). Tools and system keep their
+    prefix identities and cache markers; the compaction block is new content without a marker, and not a place
+    for automatic caching."""
+    head = layout.positions[: len(req.tools) + len(req.system)]
+    start = head[-1].end if head else 0
+    key = head[-1].key if head else digest(["sim-cache-v1", req.model])
+    total = start + counter.block(compaction) + MESSAGE_OVERHEAD
+    key = hashlib.sha256(f"{key}|compacted|{_block_json(compaction)}".encode()).hexdigest()
+    return Layout([*head, Position(key, total, None, False)], total, layout.bind_start, layout.bind_start)
 
 
 def _block_json(block: dict[str, Any]) -> str:
