@@ -24,14 +24,16 @@ choice.
 
 The lower bound of a strategy is the price of the very same requests with perfect caching: each request's
 longest prefix already sent in an earlier request of the conversation (the simulator's prefix identity) at the
-cache-read price, the rest at the 5-minute write price. It ignores TTLs, breakpoint slots and the lookback.
+cache-read price, the rest at the 5-minute write price. It ignores TTLs, breakpoint slots and the lookback. A
+request the server compacts is billed for two passes (``usage.iterations``: the compaction pass over the context
+sent, then the reply from the compacted context); the bound counts each pass that way, from the layout the
+simulator reports for it (``Simulator.billing``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
@@ -55,10 +57,10 @@ from workload import SYSTEM, TOOLS, Conversation, TurnSpec, generate
 
 from claude_history.errors import HistoryError
 from claude_history.history import turn_starts
-from claude_history.models import model_info
 from claude_history.pricing import cost_breakdown, load_prices
-from claude_history.testing import Simulator
+from claude_history.testing import Billing, Simulator
 from claude_history.tools import tool_result
+from claude_history.usage import TokenUsage, billed_parts
 
 MODELS = ("claude-sonnet-4-6", "claude-opus-5-5")
 BUDGETS = (20_000, 100_000)
@@ -168,9 +170,10 @@ class RunResult:
     bound_input_cost: float = 0.0  # USD, input side of the lower bound
     output_cost: float = 0.0
     summary_cost: float = 0.0  # USD of summariser calls (part of cost)
-    compaction_cost: float = 0.0  # USD estimated for server compaction iterations (part of cost)
-    prompt_tokens: int = 0  # input + cache writes + cache reads, main model
-    read_tokens: int = 0
+    compaction_cost: float = 0.0  # USD of server compaction passes, usage.iterations (part of cost)
+    prompt_tokens: int = 0  # the context each request sent (input + cache writes + cache reads), main model
+    billed_prompt_tokens: int = 0  # input tokens billed over every pass (a compaction pass reads the context too)
+    read_tokens: int = 0  # of billed_prompt_tokens, read from the cache
     write_tokens: int = 0
     premium_1h: float = 0.0  # USD paid for writing with the 1-hour TTL instead of the 5-minute one
     turns_kept: int = 0  # summed over main requests
@@ -185,73 +188,71 @@ def _input_cost(parts: Any) -> float:
     return float(parts.input + parts.cache_write_5m + parts.cache_write_1h + parts.cache_read)
 
 
+def _figures(usage: dict[str, Any]) -> tuple[int, ...]:
+    split = usage.get("cache_creation") or {}
+    return (
+        _prompt(usage),
+        usage.get("cache_read_input_tokens", 0),
+        split.get("ephemeral_5m_input_tokens", 0),
+        split.get("ephemeral_1h_input_tokens", 0),
+        usage["output_tokens"],
+    )
+
+
+def _prompt(usage: dict[str, Any]) -> int:
+    return int(
+        usage["input_tokens"] + usage.get("cache_creation_input_tokens", 0) + usage.get("cache_read_input_tokens", 0)
+    )
+
+
 class Meter:
-    """Bills each successful call from its usage and computes the lower bound from the request the simulator
-    received."""
+    """Bills each successful call from its usage and computes the lower bound from the passes the simulator
+    billed for it."""
 
     def __init__(self, result: RunResult) -> None:
         self.result = result
         self.seen: set[str] = set()
 
-    def record(self, request: dict[str, Any], layout: tuple[list[Any], int], message: Any, *, main: bool) -> None:
-        """``request``: what the simulator received; ``layout``: the block positions it billed (prefix
-        identity and tokens up to each block) and the total."""
+    def record(self, request: dict[str, Any], billing: Billing, message: Any, *, main: bool) -> None:
+        """``request``: what the simulator received; ``billing``: the passes it billed, each with the block
+        layout it read (prefix identity and tokens up to each block)."""
         r = self.result
         model = message.model
         usage = message.usage.model_dump(mode="json", exclude_none=True)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # an unpriced model must not silently cost nothing
-            parts = cost_breakdown(usage, model)
+            parts = cost_breakdown(usage, model)  # every billed part: compaction iterations included
         assert parts is not None
         r.cost += parts.total
         r.input_cost += _input_cost(parts)
         r.output_cost += parts.output
 
-        positions, total = layout
-        prompt = (
-            usage["input_tokens"]
-            + usage.get("cache_creation_input_tokens", 0)
-            + usage.get("cache_read_input_tokens", 0)
-        )
-        if prompt != total:
-            raise AssertionError(f"usage says {prompt} prompt tokens, the simulator's layout {total}")
-        sent = 0
-        for pos in reversed(positions):
-            if pos.key in self.seen:
-                sent = pos.end
-                break
-        self.seen.update(p.key for p in positions)
+        # What the reply says it billed must be what the simulator says each pass read.
+        itemised = usage.get("iterations") or [usage]
+        if [_figures(p.usage) for p in billing.passes] != [_figures(u) for u in itemised]:
+            raise AssertionError(f"usage {usage} is not what the simulator billed: {billing.passes}")
         price = _PRICES.price_for(model)
         assert price is not None
-        bound = (Decimal(sent) * price.cache_read + Decimal(total - sent) * price.cache_write_5m) / 1_000_000
+        bound = Decimal(0)
+        sent_before = []
+        for billed in billing.passes:
+            if _prompt(billed.usage) != billed.total:
+                raise AssertionError(f"usage says {_prompt(billed.usage)} prompt tokens, the layout {billed.total}")
+            pairs = zip(reversed(billed.prefix_ids), reversed(billed.ends), strict=True)
+            sent = next((end for key, end in pairs if key in self.seen), 0)
+            self.seen.update(billed.prefix_ids)
+            bound += Decimal(sent) * price.cache_read + Decimal(billed.total - sent) * price.cache_write_5m
+            sent_before.append(sent)
+        bound /= 1_000_000
         r.bound_input_cost += float(bound)
-        split = usage.get("cache_creation") or {}
-        hour = split.get("ephemeral_1h_input_tokens", 0)
-        r.premium_1h += float(Decimal(hour) * (price.cache_write_1h - price.cache_write_5m) / 1_000_000)
-
-        compaction = [b for b in message.content if getattr(b, "type", None) == "compaction"]
-        if compaction and not usage.get("iterations"):
-            # The simulator does not bill the compaction step itself; the API does (usage.iterations, a
-            # separate sampling pass): estimated as this call's prompt once more (the cached part read, the
-            # rest at the input price, nothing written) plus the summary as output.
-            info = model_info(model)
-            factor = info.tokenizer_factor if info is not None else 1.0
-            text = "".join(b.content or "" for b in compaction)
-            read = usage.get("cache_read_input_tokens", 0)
-            iteration = {
-                "input_tokens": total - read,
-                "cache_read_input_tokens": read,
-                "output_tokens": math.ceil(len(text.encode()) * factor / 4),
-            }
-            extra = cost_breakdown(iteration, model)
-            assert extra is not None
-            r.compaction_cost += extra.total
-            r.cost += extra.total
-            r.input_cost += _input_cost(extra)
-            r.output_cost += extra.output
-            r.bound_input_cost += float(
-                (Decimal(sent) * price.cache_read + Decimal(total - sent) * price.input) / 1_000_000
-            )
+        billed_usage = sum(billed_parts(usage), TokenUsage())
+        dearer = price.cache_write_1h - price.cache_write_5m
+        r.premium_1h += float(Decimal(billed_usage.ephemeral_1h_input_tokens) * dearer / 1_000_000)
+        for item in itemised:
+            if item.get("type") == "compaction":
+                extra = cost_breakdown(item, model)
+                assert extra is not None
+                r.compaction_cost += extra.total
 
         if r.trace is not None:
             markers = [
@@ -271,8 +272,8 @@ class Meter:
                     "clock": simulator().now(),
                     "messages": len(request["body"]["messages"]),
                     "usage": usage,
-                    "sent_before": sent,
-                    "total": total,
+                    "sent_before": sent_before,
+                    "total": [p.total for p in billing.passes],
                     "markers": markers,
                     "cost": parts.total,
                     "bound": float(bound),
@@ -282,9 +283,10 @@ class Meter:
             r.summary_cost += parts.total
             return
         r.requests += 1
-        r.prompt_tokens += prompt
-        r.read_tokens += usage.get("cache_read_input_tokens", 0)
-        r.write_tokens += usage.get("cache_creation_input_tokens", 0)
+        r.prompt_tokens += billing.passes[0].total  # the context sent: what the first pass read
+        r.billed_prompt_tokens += billed_usage.prompt_tokens
+        r.read_tokens += billed_usage.cache_read_input_tokens
+        r.write_tokens += billed_usage.cache_creation_input_tokens
         messages = request["body"]["messages"]
         for i in range(len(messages) - 1, -1, -1):  # the API ignores what precedes the latest compaction block
             content = messages[i].get("content")
@@ -297,35 +299,15 @@ class Meter:
 # ---------------------------------------------------------------------------------------------- the client
 
 
-class _CacheTap:
-    """Wraps the simulator's prompt cache to keep the block layout of the request it just billed (the prefix
-    identities the lower bound needs), so it is not computed twice. Private API of the same package: if it
-    changes, the bench fails loudly here."""
-
-    def __init__(self, cache: Any) -> None:
-        self._cache = cache
-        self.last: tuple[list[Any], int] | None = None
-
-    def account(self, positions: list[Any], total: int, *args: Any, **kwargs: Any) -> Any:
-        self.last = (positions, total)
-        return self._cache.account(positions, total, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cache, name)
-
-
 _SIM: Simulator | None = None  # one per process: started once, reset between runs
-_TAP: _CacheTap | None = None
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
 def simulator() -> Simulator:
-    global _SIM, _TAP
+    global _SIM
     if _SIM is None:
         # A clock that only moves by advance(): gaps are simulated, not slept, and runs are reproducible.
         _SIM = Simulator(clock=lambda: 0.0, keep_requests=8)
-        _TAP = _CacheTap(_SIM._cache)
-        _SIM._cache = _TAP  # type: ignore[assignment]
         _SIM.start()
     return _SIM
 
@@ -389,14 +371,11 @@ class _Api:
             message = self._api.create(**kwargs)
         except anthropic.BadRequestError:
             owner.meter.result.invalid += 1
-            assert _TAP is not None
-            _TAP.last = None
             owner.drain()
-            _TAP.last = None
             raise
-        assert _TAP is not None and _TAP.last is not None
-        layout, _TAP.last = _TAP.last, None
-        owner.meter.record(owner.sim.requests[-1], layout, message, main=owner.script.is_main(kwargs))
+        billing = owner.sim.billing(message._request_id)
+        assert billing is not None, "the simulator keeps the billing of its newest requests"
+        owner.meter.record(owner.sim.requests[-1], billing, message, main=owner.script.is_main(kwargs))
         return message
 
     def __getattr__(self, name: str) -> Any:
@@ -618,7 +597,7 @@ class Row:
 
     @property
     def read_share(self) -> float:
-        prompt = self.total("prompt_tokens")
+        prompt = self.total("billed_prompt_tokens")
         return self.total("read_tokens") / prompt if prompt else 0.0
 
     @property
@@ -753,7 +732,7 @@ def notes(rows: dict[tuple[str, str], Row], models: Sequence[str], budgets: Sequ
                 kind = (
                     f"summaries (by {SUMMARY_MODEL})"
                     if key == "Summarize"
-                    else "compaction passes (estimated: the simulator does not bill them)"
+                    else "compaction passes (usage.iterations, as the simulator bills them)"
                 )
                 out.append(f"{m}: included {kind}: " + ", ".join(parts) + " per conversation.")
     return out
