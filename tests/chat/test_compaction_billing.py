@@ -150,3 +150,33 @@ def test_a_paused_compaction_continued_in_the_turn_is_billed_with_it(
     assert len(billings) == 6 + len(paused)
     assert chat.version == 6
     assert_billed(chat, billings)
+
+
+def test_a_compacting_request_does_not_skew_the_estimate_of_the_next(
+    sim: Simulator, billed: tuple[anthropic.Anthropic, Billed]
+) -> None:
+    """The size of a compacting request is not observed (its top-level usage is the reply's pass over the
+    compacted context; the compaction iteration may bill less than it closed): the calibration learnt from the
+    other requests holds, and the report of the next request stays as close to what the simulator bills as
+    before any compaction."""
+    client, record = billed
+    chat = Chat(client, model=MODEL, system=SYSTEM, context=ServerCompaction(3_000), max_tokens=256)
+    errors: list[float] = []
+    ratios: list[float] = []
+    compacted_at: list[int] = []
+    for i in range(24):
+        report = chat.context_report(long_message(i))
+        ratios.append(report.calibration_ratio)
+        chat.send(long_message(i))
+        billing = sim.billing(record.ids[-1])
+        assert billing is not None
+        sent = billing.passes[0].total  # the compaction pass reads what was sent; otherwise the only pass
+        errors.append(abs(report.total_tokens - sent) / sent)
+        if any(p.kind == "compaction" for p in billing.passes):
+            compacted_at.append(i)
+    assert compacted_at and compacted_at[0] < 20, compacted_at
+    after = [i + 1 for i in compacted_at if i + 1 < len(errors)]
+    assert after
+    before = [e for i, e in enumerate(errors) if i >= 2 and i - 1 not in compacted_at and i not in after]
+    assert max(errors[i] for i in after) <= max(before, default=0.0) + 0.02, (errors, compacted_at)
+    assert max(ratios[2:]) - min(ratios[2:]) < 0.05, ratios

@@ -140,7 +140,7 @@ class _UsageIndex:
         self.undo: list[tuple[int, UsagePoint | None] | None] = []
         self.points: dict[int, UsagePoint] = {}
         self.timed: list[int] = []  # seqs of the points with a created_at, ascending
-        self.prompts: dict[int, tuple[Mapping[str, Any], int]] = {}  # seq -> (usage, first request prompt)
+        self.prompts: dict[int, tuple[Mapping[str, Any], int | None]] = {}  # seq -> (usage, first request prompt)
 
     def update(self, items: Sequence[Any]) -> int:
         """Follow ``items``; returns the smallest seq whose usage changed (``_NEVER`` when none did)."""
@@ -188,7 +188,7 @@ class _UsageIndex:
         known = self.prompts.get(seq)
         if known is not None and known[0] is point.usage:
             return known[1]
-        value = _first_request_prompt(point.usage)
+        value = None if _compacted(point.usage) else _first_request_prompt(point.usage)
         self.prompts[seq] = (point.usage, value)
         return value
 
@@ -1057,6 +1057,17 @@ def _first_request_usage(usage: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(inner, list) and inner and isinstance(inner[0], Mapping):
         return inner[0]
     return usage
+
+
+def _compacted(usage: Mapping[str, Any]) -> bool:
+    """Whether the request made at a point ran a server compaction pass. Its size is then not observed: the
+    top-level usage is the reply's pass over the compacted context, and the compaction iteration may bill less
+    than the context it closed (SDK ``BetaUsage.iterations`` docs); so it neither calibrates the estimate nor
+    pins the size of the next request."""
+    iterations = _first_request_usage(usage).get("iterations")
+    return isinstance(iterations, list) and any(
+        isinstance(item, Mapping) and item.get("type") == "compaction" for item in iterations
+    )
 
 
 def _first_request_prompt(usage: Mapping[str, Any]) -> int:
