@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 
+from .connection import IncompleteStream
 from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound
 from .pricing import PriceTable, load_prices
@@ -280,9 +281,9 @@ def _is_async_client(client: Any) -> bool | None:
     return inspect.iscoroutinefunction(inspect.unwrap(create))
 
 
-def _incomplete(stream: Any) -> anthropic.APIConnectionError:
+def _incomplete(stream: Any) -> IncompleteStream:
     request = stream.response.request
-    return anthropic.APIConnectionError(
+    return IncompleteStream(
         message="The stream ended before message_stop: the reply is incomplete and was not saved.",
         request=request,
     )

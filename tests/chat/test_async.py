@@ -123,7 +123,7 @@ async def test_async_api_error_and_cut_stream_leave_everything_unchanged(
     before = (chat.messages, chat.version, (await store.load("a")).message_params())
 
     sim.fail_next(529)
-    with pytest.raises(anthropic.InternalServerError):
+    with pytest.raises(anthropic.OverloadedError):
         await chat.send("fails")
     assert (chat.messages, chat.version, (await store.load("a")).message_params()) == before
 

@@ -41,7 +41,7 @@ def _assert_next_send_is_clean(sim: Simulator, chat: Chat, before: list[dict[str
     ("status", "error"),
     [
         (500, anthropic.InternalServerError),
-        (529, anthropic.InternalServerError),
+        (529, anthropic.OverloadedError),
         (429, anthropic.RateLimitError),
         (400, anthropic.BadRequestError),
     ],
@@ -63,7 +63,7 @@ def test_api_error_while_opening_a_stream(sim: Simulator, client: anthropic.Anth
     chat = _started(client, store)
     before = _snapshot(chat, store)
     sim.fail_next(529)
-    with pytest.raises(anthropic.InternalServerError), chat.stream("fails"):
+    with pytest.raises(anthropic.OverloadedError), chat.stream("fails"):
         pass
     assert _snapshot(chat, store) == before
     _assert_next_send_is_clean(sim, chat, before[0])

@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 
 from claude_history import open_store
+from waiting import STARTUP_CEILING
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.timeout(3 * STARTUP_CEILING),
+]
 
 
 class Terminal:
@@ -50,7 +54,7 @@ class Terminal:
         self.tmux("send-keys", "-l", text)
         self.tmux("send-keys", "Enter")
 
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = STARTUP_CEILING) -> str:
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()

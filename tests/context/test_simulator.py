@@ -78,7 +78,9 @@ def test_long_random_conversation_is_always_accepted(sim: Any, name: str, model:
 def _message_requests(sim: Any) -> list[dict[str, Any]]:
     """The conversation's own requests (summary calls use another model and are left out)."""
     return [
-        r for r in sim.requests if r["path"] == "/v1/messages" and r["body"]["model"] != "claude-haiku-4-5"
+        r
+        for r in sim.requests
+        if r["path"].split("?")[0] == "/v1/messages" and r["body"]["model"] != "claude-haiku-4-5"
     ]
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import anthropic
 import httpx2
+import pytest
+
+from claude_history.connection import TRANSPORT_ERRORS, connection_failure
 
 HEADERS = {"x-api-key": "test", "anthropic-version": "2026-10-21", "content-type": "application/json"}
 MODEL = "claude-sonnet-4-6"
@@ -21,6 +27,15 @@ def http() -> httpx2.Client:
     if _HTTP is None:
         _HTTP = httpx2.Client(timeout=30, verify=False, trust_env=False)
     return _HTTP
+
+
+@contextmanager
+def raises_cut_connection() -> Iterator[None]:
+    """The block must fail the way a connection cut after the request went out fails, in any SDK release: up to
+    anthropic 2.16 the HTTP library's own error escapes a stream, 2.17 wraps it in ``APIConnectionError``."""
+    with pytest.raises((anthropic.APIConnectionError, *TRANSPORT_ERRORS)) as info:
+        yield
+    assert connection_failure(info.value) == "cut", repr(info.value)
 
 
 def post(base_url: str, body: Any, path: str = "/v1/messages", **kwargs: Any) -> httpx2.Response:

@@ -8,8 +8,12 @@ import subprocess
 import sys
 
 import anthropic
+import pytest
+
+from waiting import STARTUP_CEILING, read_line, wait_exit
 
 
+@pytest.mark.timeout(3 * STARTUP_CEILING)
 def test_standalone_server_serves_until_interrupted() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "claude_history.testing", "--port", "0"],
@@ -19,7 +23,7 @@ def test_standalone_server_serves_until_interrupted() -> None:
     )
     try:
         assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
+        base_url = read_line(process.stdout, "the simulator to print its URL").strip()
         assert base_url.startswith("http://127.0.0.1:")
         client = anthropic.Anthropic(api_key="test", base_url=base_url, max_retries=0)
         reply = client.messages.create(
@@ -31,13 +35,14 @@ def test_standalone_server_serves_until_interrupted() -> None:
         assert reply.content[0].text == "up"
         client.close()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        assert wait_exit(process, "the simulator to stop on SIGINT") == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
+@pytest.mark.timeout(2 * STARTUP_CEILING)
 def test_standalone_reports_a_busy_port() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -47,7 +52,7 @@ def test_standalone_reports_a_busy_port() -> None:
             [sys.executable, "-m", "claude_history.testing", "--port", str(port)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=STARTUP_CEILING,
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -24,6 +24,7 @@ from claude_history.errors import ConflictError, SessionNotFound
 from claude_history.history import validate
 from claude_history.stores import open_async_store, open_store
 from claude_history.stores.base import Entry
+from waiting import read_line
 
 pytestmark = pytest.mark.services
 
@@ -148,7 +149,7 @@ def start_together(processes: list[subprocess.Popen[str]]) -> None:
     """Wait until every worker is ready (imports done, store open), then release them at once."""
     for process in processes:
         assert process.stdout is not None
-        line = process.stdout.readline()
+        line = read_line(process.stdout, "a worker to open its store")
         assert line.strip() == '{"ready": true}', line + (process.stderr.read() if process.stderr else "")
     for process in processes:
         assert process.stdin is not None

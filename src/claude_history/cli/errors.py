@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import anthropic
 import click
 
+from ..connection import TRANSPORT_ERRORS, connection_failure
 from ..errors import (
     BudgetExceeded,
     ConfigurationError,
@@ -19,22 +18,6 @@ from ..errors import (
 )
 
 __all__ = ["EXPECTED_ERRORS", "CliError", "CliSetupError", "cli_error", "describe_error"]
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP library's transport errors: a stream cut mid-reply surfaces as one of these, not as an SDK
-    error. anthropic 2.x uses httpx2 (older releases httpx)."""
-    found: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(module.TransportError)
-    return tuple(found)
-
-
-TRANSPORT_ERRORS = _transport_errors()
 
 # Exceptions a user can cause or meet in normal operation: shown as one line, never as a traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HistoryError, anthropic.AnthropicError, *TRANSPORT_ERRORS)
@@ -79,19 +62,24 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, anthropic.APIStatusError):
         kind = f" {exc.type}" if exc.type else ""
         return f"API error {exc.status_code}{kind}: {_api_message(exc)}"
-    if isinstance(exc, anthropic.APIConnectionError):
-        url = exc.request.url if exc.request is not None else "the API"
-        if isinstance(exc, anthropic.APITimeoutError):
+    failure = connection_failure(exc)
+    if failure is not None:
+        request = getattr(exc, "request", None)
+        url = request.url if request is not None else "the API"
+        if failure == "timeout":
             return f"the request to {url} timed out; try again"
-        if exc.message == "Connection error.":  # the SDK's text when nothing answered
+        if failure == "unreachable":
             return f"cannot reach {url}; check your network and ANTHROPIC_BASE_URL"
-        return f"{exc.message} ({url})"
-    if isinstance(exc, TRANSPORT_ERRORS):
-        return f"the connection to the API broke: {exc}"
+        return f"the connection to the API broke ({url})"
     if isinstance(exc, anthropic.AnthropicError):
         return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
-    return exc.api_message or exc.message
+    # ``api_message`` (the error body's own text) is newer than anthropic 2.0; older releases keep it in ``body``.
+    found = getattr(exc, "api_message", None)
+    if found is None and isinstance(exc.body, dict):
+        error = exc.body.get("error")
+        found = error.get("message") if isinstance(error, dict) else None
+    return found if isinstance(found, str) and found else exc.message
