@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+LOWEST := .venv-lowest
+LATEST := .venv-latest
+FAST := -m "not slow and not services"
+
+.PHONY: install run test test-lowest test-latest lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +26,25 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast part of the suite with the lowest declared versions of the core dependencies (constraints/lowest.txt).
+$(LOWEST)/.installed: pyproject.toml constraints/lowest.txt
+	test -x $(LOWEST)/bin/python || $(PY) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet -e ".[dev]" -c constraints/lowest.txt
+	touch $@
+
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/python -m pytest $(FAST) $(PYTEST_ARGS)
+
+# The whole suite with the newest release of every dependency, reinstalled each time: run it when a new
+# anthropic SDK comes out (docs/versions.md).
+test-latest:
+	test -x $(LATEST)/bin/python || $(PY) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(anthropic|httpx2?|pydantic) '
+	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
@@ -32,4 +55,4 @@ bench: install
 	$(BIN)/python bench/cost.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LOWEST) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
