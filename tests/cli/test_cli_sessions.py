@@ -266,3 +266,21 @@ def test_fork_copies_the_prefix(invoke: Invoke, populated: Any, store: Store, st
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "maths-b"
     assert store.load("maths-b").message_params() == store.load("maths").message_params()[:2]
+
+
+def test_import_or_fork_onto_a_taken_id_says_it_exists(
+    invoke: Invoke, populated: Any, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    dump = tmp_path / "sailing.jsonl"
+    dump.write_text(invoke(["sessions", "export", "sailing", "--store", store_url]).stdout, encoding="utf-8")
+    before = store.load("sailing").message_params()
+
+    imported = invoke(["sessions", "import", str(dump), "--store", store_url])  # the exported id: taken
+    assert imported.exit_code == 1
+    assert "session 'sailing' already exists" in imported.stderr and "--session ID" in imported.stderr
+    assert "not saved" not in imported.stderr and "another writer" not in imported.stderr
+
+    forked = invoke(["sessions", "fork", "sailing", "--new-id", "sailing", "--store", store_url])
+    assert forked.exit_code == 1
+    assert "session 'sailing' already exists" in forked.stderr and "--new-id ID" in forked.stderr
+    assert store.load("sailing").message_params() == before

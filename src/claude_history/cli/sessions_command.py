@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import ConfigurationError, InvalidHistory
+from ..errors import ConfigurationError, ConflictError, InvalidHistory
 from ..history import validate
 from .errors import CliError
 from .options import err_console, out_console, store_option
@@ -146,6 +146,8 @@ def import_command(source: IO[str], session_id: str | None, store_url: str | Non
             new_id = store.import_jsonl(data, session_id=session_id)
         except ConfigurationError as exc:  # the file's content, not the user's settings
             raise CliError(f"cannot import {_name(source)}: {exc}") from exc
+        except ConflictError as exc:  # an import only ever creates: the id is taken
+            raise CliError(_taken(exc.session_id, "import it under another id with --session ID")) from exc
         messages = store.load(new_id).message_params()
     click.echo(new_id)
     err = err_console()
@@ -169,8 +171,15 @@ def import_command(source: IO[str], session_id: str | None, store_url: str | Non
 def fork_command(session_id: str, at: int | None, new_id: str | None, store_url: str | None) -> None:
     """Start a new session that shares the beginning of an existing one. Prints the new id."""
     with _opened(store_url) as store:
-        forked = store.fork(session_id, at=at, new_id=new_id)
+        try:
+            forked = store.fork(session_id, at=at, new_id=new_id)
+        except ConflictError as exc:  # a fork only ever creates: the new id is taken
+            raise CliError(_taken(exc.session_id, "choose another with --new-id ID")) from exc
     click.echo(forked)
+
+
+def _taken(session_id: str, advice: str) -> str:
+    return f"session {session_id!r} already exists in this store; {advice}, or delete it first"
 
 
 def _info_json(info: SessionInfo) -> dict[str, Any]:
