@@ -31,26 +31,24 @@ def reader_env(sim: Simulator, home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def service_urls(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+def service_urls(postgres_url: str, redis_url: str) -> Iterator[dict[str, str]]:
     """The docs' example URLs (made-up hosts) mapped to the real test servers, isolated by a unique schema and
     key prefix that are dropped afterwards."""
     tag = "doc" + uuid.uuid4().hex[:10]
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    need_service("Redis", "127.0.0.1", 6379)
-    pg = f"{POSTGRES_URL}?schema={tag}"
+    pg = f"{postgres_url}?schema={tag}"
     urls = {
         "postgresql://app:secret@db.internal:5432/app?schema=chat": pg,
         "postgresql://app@db/chats": pg,
         "postgresql://...": pg,
-        "redis://cache.internal:6379/0?prefix=chat:": f"{REDIS_URL}?prefix={tag}:",
+        "redis://cache.internal:6379/0?prefix=chat:": f"{redis_url}?prefix={tag}:",
     }
     yield urls
     import psycopg
     import redis
 
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
     if keys:
         client.delete(*keys)
