@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from claude_history.testing import Simulator
-from conftest import POSTGRES_URL, REDIS_URL, need_service
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
