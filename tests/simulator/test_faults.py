@@ -41,6 +41,7 @@ def test_fail_next_gives_the_api_error_body(
     assert error.body == {
         "type": "error",
         "error": {"type": error_type, "message": error.body["error"]["message"]},
+        "request_id": error.response.headers["request-id"],
     }
     # One failure only: the next request succeeds.
     assert client.messages.create(model=MODEL, max_tokens=50, messages=HELLO).type == "message"

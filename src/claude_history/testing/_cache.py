@@ -83,8 +83,11 @@ class PromptCache:
         automatic: dict[str, Any] | None,
         min_tokens: int,
         now: float,
+        *,
+        commit: bool = True,
     ) -> CacheUsage:
-        """Read and write the cache for one request; return how its input tokens split."""
+        """Read and write the cache for one request; return how its input tokens split. ``commit=False``
+        only computes the split (for a request the rate limits have yet to admit)."""
         self._expire(now)
         breakpoints: dict[int, str] = {}
         for k, pos in enumerate(positions):
@@ -105,7 +108,7 @@ class PromptCache:
                     read_at = max(read_at, k)
                     break
         read = positions[read_at].end if read_at >= 0 else 0
-        if read_at >= 0:
+        if read_at >= 0 and commit:
             entry = self._entries[positions[read_at].key]
             entry.expires = now + entry.ttl
 
@@ -118,7 +121,9 @@ class PromptCache:
             ttl = breakpoints[bp]
             seconds = TTL_SECONDS[ttl]
             existing = self._entries.get(pos.key)
-            if existing is not None:
+            if not commit:
+                pass
+            elif existing is not None:
                 existing.ttl = max(existing.ttl, seconds)
                 existing.expires = max(existing.expires, now + seconds)
             else:

@@ -42,11 +42,14 @@ def error_type_for(status: int) -> str:
 class ApiError(Exception):
     """An error the simulator answers with ``{"type": "error", "error": {...}}`` and an HTTP status."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
+        self.headers = dict(headers or {})  # e.g. retry-after on a 429
 
     def body(self) -> dict[str, Any]:
         return {"type": "error", "error": {"type": self.error_type, "message": self.message}}

@@ -97,6 +97,7 @@ def _result_text(block: dict[str, Any]) -> str:
 class Reply:
     content: list[dict[str, Any]]
     stop_reason: str
+    stop_details: dict[str, Any] | None = None  # the API's stop_details (a refusal's category and explanation)
 
 
 def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:

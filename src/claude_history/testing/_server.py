@@ -5,19 +5,15 @@ Standard library only (http.server): the package's one runtime dependency is ``a
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import re
-import socket
 import sys
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,6 +22,9 @@ from claude_history.models import MODELS
 
 from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
+from ._faults import Fault, StreamFault, broken_stream, fault_error
+from ._http import WORKERS, Response, Server
+from ._limits import RateLimiter, RateLimits
 from ._replies import (
     Reply,
     ThinkingSigner,
@@ -35,6 +34,7 @@ from ._replies import (
     message_id,
     request_digest,
 )
+from ._sse import stream_events
 from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
 from ._validation import Request, check_thinking, parse_request
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["BilledPass", "Billing", "Simulator"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the API's request size limit for /v1/messages (413 request_too_large)
+KEEP_REQUESTS = 1000  # Simulator.requests: the newest this many by default (memory stays flat)
 BILLINGS_KEPT = 64  # Simulator.billing(): the newest this many (fewer with keep_requests)
 
 
@@ -79,22 +80,6 @@ class Billing:
     passes: tuple[BilledPass, ...]
 
 
-@dataclass
-class _Fault:
-    status: int
-    error_type: str
-    retry_after: float | None
-
-
-@dataclass
-class _Response:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    events: list[dict[str, Any]] | None = None  # a streamed reply
-    cut_after: int | None = None  # close the connection after this many events
-
-
 class Simulator:
     """A local Messages API for tests: validation, usage, prompt caching, streaming and faults on demand.
 
@@ -110,10 +95,18 @@ class Simulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        keep_requests: int | None = None,
+        keep_requests: int | None = KEEP_REQUESTS,
+        rate_limits: RateLimits | None = None,
+        api_keys: Iterable[str] | None = None,
+        workers: int = WORKERS,
     ) -> None:
         """``clock``: seconds (default ``time.monotonic``); ``port`` 0 picks a free port; ``keep_requests``
-        bounds :attr:`requests` to the newest N (long benchmarks), ``None`` keeps all."""
+        bounds :attr:`requests` to the newest N so a long-running simulator keeps its memory flat (``None``
+        keeps all); ``rate_limits``: per-minute limits on the simulator clock (429 with ``retry-after`` past
+        them); ``api_keys``: the keys accepted (any non-empty key when ``None``); ``workers``: at most this
+        many connections served at once."""
+        if keep_requests is not None and keep_requests < 0:
+            raise ValueError("keep_requests must be >= 0 or None")
         self._clock = clock or time.monotonic
         self._offset = 0.0
         self._host = host
@@ -122,13 +115,16 @@ class Simulator:
         self._requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
         self._received = 0
         self._replies: deque[Reply] = deque()
-        self._faults: deque[_Fault] = deque()
-        self._cuts: deque[int] = deque()
+        self._faults: deque[Fault] = deque()
+        self._stream_faults: deque[StreamFault] = deque()
+        self._limits = RateLimiter(rate_limits, self.now())
+        self._api_keys = None if api_keys is None else frozenset(api_keys)
+        self._workers = workers
         self._billings: deque[Billing] = deque(maxlen=min(keep_requests or BILLINGS_KEPT, BILLINGS_KEPT))
         self._cache = PromptCache()
         self._signer = ThinkingSigner()
         self._serial = 0
-        self._server: _HTTPServer | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
@@ -138,8 +134,9 @@ class Simulator:
         with self._lock:
             if self._server is not None:
                 return self
-            server = _HTTPServer((self._host, self._port), _Handler)
-            server.simulator = self
+            server = Server(
+                (self._host, self._port), self._handle, max_body_bytes=self.max_body_bytes, workers=self._workers
+            )
             self._server = server
             self._port = server.server_address[1]
             self._thread = threading.Thread(
@@ -159,7 +156,6 @@ class Simulator:
         if server is None:
             return
         server.shutdown()
-        server.close_connections()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -235,14 +231,23 @@ class Simulator:
             self._replies.append(Reply(blocks, stop_reason))
 
     def fail_next(
-        self, status: int, times: int = 1, error_type: str | None = None, retry_after: float | None = None
+        self,
+        status: int,
+        times: int = 1,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with HTTP ``status`` and the API's error body for it."""
+        """Answer the next ``times`` requests with HTTP ``status`` and the API's error body for it.
+
+        ``retry_after`` sets the ``retry-after`` header (seconds); ``should_retry`` the ``x-should-retry``
+        header, which the SDKs obey before the status (default: ``true`` for 408/409/429/5xx, absent
+        otherwise)."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
         if times < 1:
             raise ValueError("times must be at least 1")
-        fault = _Fault(status, error_type or error_type_for(status), retry_after)
+        fault = Fault(status, error_type or error_type_for(status), retry_after, should_retry)
         with self._lock:
             self._faults.extend([fault] * times)
 
@@ -251,7 +256,18 @@ class Simulator:
         if after_events < 0:
             raise ValueError("after_events must be >= 0")
         with self._lock:
-            self._cuts.append(after_events)
+            self._stream_faults.append(StreamFault(after_events))
+
+    def fail_mid_stream(self, error_type: str = "overloaded_error", after_events: int = 3) -> None:
+        """Break the next streamed reply after its 200: ``after_events`` events, then the API's
+        ``event: error`` (``{"type": "error", "error": {"type": error_type, ...}}``) and the end of the stream.
+        The SDK raises ``anthropic.APIStatusError`` with that body while iterating."""
+        if after_events < 0:
+            raise ValueError("after_events must be >= 0")
+        if not isinstance(error_type, str) or not error_type:
+            raise ValueError("error_type must be a non-empty string such as 'overloaded_error'")
+        with self._lock:
+            self._stream_faults.append(StreamFault(after_events, error_type))
 
     def advance(self, seconds: float) -> None:
         """Move the simulator's clock forward (prompt-cache TTLs)."""
@@ -281,16 +297,23 @@ class Simulator:
             self._billings.clear()
             self._replies.clear()
             self._faults.clear()
-            self._cuts.clear()
+            self._stream_faults.clear()
+            self._limits = RateLimiter(self._limits.limits, self.now())
             self._cache.clear()
             self._signer.clear()
 
     # ---- request handling ----------------------------------------------------------------------------------
 
     def _handle(
-        self, method: str, path: str, headers: Mapping[str, str], raw: bytes, *, oversize: bool = False
-    ) -> _Response:
-        """Answer one HTTP request (the transport-free core of the server)."""
+        self, method: str, path: str, headers: Mapping[str, str], raw: bytes | None, framing: str | None
+    ) -> Response:
+        """Answer one HTTP request (the transport-free core of the server). ``raw`` is ``None`` when the body
+        was over :attr:`max_body_bytes`; ``framing`` says why the body could not be read at all.
+
+        Every answer carries a ``request-id`` header and the ``anthropic-ratelimit-*`` headers; every error
+        body carries ``request_id`` too (platform.claude.com/docs/en/api/errors: "Every API response includes
+        a unique request-id header"; the SDK's ``ErrorResponse.request_id`` and bodies users quote, e.g.
+        coder/aibridge#56: ``{"type":"error","error":{...},"request_id":"req_011CV5J4YZo4J3KLTDZgDN7S"}``)."""
         headers = {k.lower(): v for k, v in headers.items()}
         body: Any = None
         parse_error: str | None = None
@@ -303,40 +326,39 @@ class Simulator:
             self._received += 1
             request_id = f"req_sim{self._received:010d}"
             fault = self._faults.popleft() if self._faults else None
-        response = self._answer(method, path, headers, body, parse_error, fault, oversize, request_id)
+        try:
+            if fault is not None:
+                raise fault_error(fault)
+            if framing is not None:
+                raise bad_request(f"Invalid request framing: {framing}")
+            if raw is None:
+                raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
+            self._authenticate(headers)
+            response = self._route(method, path, headers, body, parse_error, request_id)
+        except ApiError as error:
+            response = Response(error.status, {**error.body(), "request_id": request_id}, dict(error.headers))
+        except Exception as exc:  # never let a request kill the server: answer like the API's 500
+            traceback.print_exc(file=sys.stderr)
+            internal = ApiError(500, f"Internal simulator error: {type(exc).__name__}: {exc}")
+            response = Response(500, {**internal.body(), "request_id": request_id})
+        with self._lock:
+            response.headers.update(self._limits.headers(self.now()))
         response.headers["request-id"] = request_id
         return response
 
-    def _answer(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, str],
-        body: Any,
-        parse_error: str | None,
-        fault: _Fault | None,
-        oversize: bool,
-        request_id: str,
-    ) -> _Response:
-        if fault is not None:
-            error = ApiError(
-                fault.status, f"Simulated {fault.error_type} (HTTP {fault.status}).", fault.error_type
-            )
-            response = _error(error)
-            if fault.retry_after is not None:
-                response.headers["retry-after"] = f"{fault.retry_after:g}"
-            return response
-        try:
-            if oversize:
-                raise ApiError(
-                    413, "Request exceeds the maximum allowed number of bytes.", "request_too_large"
-                )
-            return self._route(method, path, headers, body, parse_error, request_id)
-        except ApiError as error:
-            return _error(error)
-        except Exception as exc:  # never let a request kill the server: answer like the API's 500
-            traceback.print_exc(file=sys.stderr)
-            return _error(ApiError(500, f"Internal simulator error: {type(exc).__name__}: {exc}"))
+    def _authenticate(self, headers: Mapping[str, str]) -> None:
+        """401 ``authentication_error`` without a key, or with one that is not among ``api_keys`` (every
+        path, ``/v1/models`` included: the API authenticates before it routes). The texts are the API's:
+        "x-api-key header is required" and "invalid x-api-key" (as users quote them, e.g.
+        anthropics/anthropic-sdk-python#1090)."""
+        key = headers.get("x-api-key") or ""
+        bearer = headers.get("authorization") or ""
+        if bearer.lower().startswith("bearer "):
+            bearer = bearer[7:].strip()
+        if not key and not bearer:
+            raise ApiError(401, "x-api-key header is required", "authentication_error")
+        if self._api_keys is not None and key not in self._api_keys and bearer not in self._api_keys:
+            raise ApiError(401, "invalid x-api-key", "authentication_error")
 
     def _route(
         self,
@@ -346,24 +368,22 @@ class Simulator:
         body: Any,
         parse_error: str | None,
         request_id: str,
-    ) -> _Response:
+    ) -> Response:
         route = urlsplit(path).path.rstrip("/")
         if route == "/v1/models" and method == "GET":
             data = [_model_json(name) for name in MODELS]
-            return _Response(
+            return Response(
                 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
             )
         if route.startswith("/v1/models/") and method == "GET":
             name = route.rsplit("/", 1)[1]
             if name not in MODELS:
                 raise ApiError(404, f"model: {name}", "not_found_error")
-            return _Response(200, _model_json(name))
+            return Response(200, _model_json(name))
         if route not in ("/v1/messages", "/v1/messages/count_tokens"):
             raise ApiError(404, f"Not found: {method} {route}", "not_found_error")
         if method != "POST":
             raise ApiError(405, f"Method {method} not allowed on {route}", "invalid_request_error")
-        if not headers.get("x-api-key") and not headers.get("authorization"):
-            raise ApiError(401, "x-api-key header is required", "authentication_error")
         if not headers.get("anthropic-version"):
             raise bad_request("anthropic-version: header is required")
         if parse_error is not None or body is None:
@@ -377,7 +397,7 @@ class Simulator:
         with self._lock:
             check_thinking(req, layout.bound_prefix, self._signer.verify)
         if count_only:
-            return _Response(200, {"input_tokens": layout.total})
+            return Response(200, {"input_tokens": layout.total})
         if layout.total > req.info.context_window:  # facts, verbatim
             raise bad_request(
                 f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum"
@@ -386,25 +406,29 @@ class Simulator:
         digest = request_digest(body)
         with self._lock:
             now = self.now()
-            read = self._cache.account(
-                layout.positions, layout.total, req.cache_control, req.info.min_cacheable_tokens, now
-            )
+            args = (layout.positions, layout.total, req.cache_control, req.info.min_cacheable_tokens, now)
+            uncached = self._cache.account(*args, commit=False)
+            input_tokens = uncached.input_tokens + uncached.cache_creation_input_tokens
+            self._limits.admit(now, input_tokens, req.max_tokens or 0, req.model)
+            read = self._cache.account(*args)
             queued = self._replies.popleft() if self._replies else None
-            cut = self._cuts.popleft() if req.stream and self._cuts else None
+            stream_fault = self._stream_faults.popleft() if req.stream and self._stream_faults else None
             self._serial += 1
             serial = self._serial
             blocks, stop_reason = self._reply_blocks(req, counter, queued, digest)
+            stop_details = queued.stop_details if queued is not None else None
             compaction = None
             if req.compaction is not None and layout.total > req.compaction.trigger:
                 compaction = {"type": "compaction", "content": compaction_summary(req)}
             if compaction is not None and req.compaction is not None and req.compaction.pause_after:
                 blocks, stop_reason, stop_sequence = [], "compaction", None
             else:  # max_tokens and stop_sequences bound the reply, not the compaction pass before it
-                blocks, stop_reason, stop_sequence = apply_limits(blocks, stop_reason, req, counter)
+                blocks, stop_reason, stop_sequence = _bound(blocks, stop_reason, req, counter, layout.total)
             if compaction is not None:
                 blocks.insert(0, compaction)
             self._sign(blocks, req, layout.bind_start, layout.bind_end, digest)
             usage, passes = self._bill(req, counter, layout, read, blocks, compaction, now)
+            self._limits.charge_output(now, usage["output_tokens"])
             self._billings.append(Billing(request_id, req.model, passes))
         message = {
             "id": message_id(digest, serial),
@@ -414,11 +438,13 @@ class Simulator:
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
+            "stop_details": stop_details,
             "usage": usage,
         }
         if not req.stream:
-            return _Response(200, message)
-        return _Response(200, events=list(_stream_events(message)), cut_after=cut)
+            return Response(200, message)
+        events, cut = broken_stream(list(stream_events(message)), stream_fault)
+        return Response(200, events=events, cut_after=cut)
 
     def _bill(
         self,
@@ -515,226 +541,15 @@ def _model_json(name: str) -> dict[str, Any]:
     return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
 
 
-def _error(error: ApiError) -> _Response:
-    return _Response(error.status, error.body())
-
-
-# ---- SSE ---------------------------------------------------------------------------------------------------
-
-
-def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The API's event sequence for ``message``; the SDK's accumulator rebuilds exactly ``message``.
-
-    text, thinking and tool_use blocks stream as deltas; every other block (redacted thinking, server tool
-    blocks, compaction) comes whole in its content_block_start.
-    """
-    usage = message["usage"]
-    start = {
-        **message,
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {**{k: v for k, v in usage.items() if k != "iterations"}, "output_tokens": 1},
-    }
-    yield {"type": "message_start", "message": start}
-    pinged = False
-    for index, block in enumerate(message["content"]):
-        kind = block["type"]
-        if kind == "text":
-            head = {k: v for k, v in block.items() if k not in ("text", "citations")}
-            head["text"] = ""
-            if block.get("citations"):
-                head["citations"] = []
-            deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
-            deltas += [{"type": "text_delta", "text": piece} for piece in _text_pieces(block["text"])]
-        elif kind == "thinking":
-            head = {**block, "thinking": "", "signature": ""}
-            deltas = [
-                {"type": "thinking_delta", "thinking": piece} for piece in _text_pieces(block["thinking"])
-            ]
-            deltas.append({"type": "signature_delta", "signature": block["signature"]})
-        elif kind == "tool_use":
-            head = {**block, "input": {}}
-            text = json.dumps(block["input"], ensure_ascii=False)
-            deltas = [
-                {"type": "input_json_delta", "partial_json": text[k : k + 24]}
-                for k in range(0, len(text), 24)
-            ]
-        else:
-            head, deltas = block, []
-        yield {"type": "content_block_start", "index": index, "content_block": head}
-        if not pinged:
-            yield {"type": "ping"}
-            pinged = True
-        for delta in deltas:
-            yield {"type": "content_block_delta", "index": index, "delta": delta}
-        yield {"type": "content_block_stop", "index": index}
-    if not pinged:
-        yield {"type": "ping"}
-    final = {
-        "output_tokens": usage["output_tokens"],
-        "input_tokens": usage["input_tokens"],
-        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-        "cache_read_input_tokens": usage["cache_read_input_tokens"],
-    }
-    if "iterations" in usage:  # known once the passes ran; the SDK's beta accumulator takes it from here
-        final["iterations"] = usage["iterations"]
-    yield {
-        "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
-        "usage": final,
-    }
-    yield {"type": "message_stop"}
-
-
-def _text_pieces(text: str) -> list[str]:
-    """Split text into deltas of about three words; joined they are exactly ``text``."""
-    words = re.findall(r"\S+\s*|\s+", text)
-    return ["".join(words[k : k + 3]) for k in range(0, len(words), 3)]
-
-
-# ---- HTTP --------------------------------------------------------------------------------------------------
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    simulator: Simulator
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def track(self, conn: socket.socket, opened: bool) -> None:
-        with self._open_lock:
-            if opened:
-                self._open.add(conn)
-            else:
-                self._open.discard(conn)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that goes away mid-response (an abandoned stream) is normal; report anything else."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            conns, self._open = list(self._open), set()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read .requests instead
-        pass
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        sim = self.server.simulator
-        try:
-            raw = self._read_body(sim.max_body_bytes)
-        except ValueError as exc:
-            self.close_connection = True
-            self._send_json(_error(bad_request(f"Invalid request framing: {exc}")), "req_sim_invalid")
-            return
-        response = sim._handle(
-            self.command, self.path, dict(self.headers.items()), raw or b"", oversize=raw is None
-        )
-        request_id = response.headers.pop("request-id", "req_sim")
-        if response.events is None:
-            self._send_json(response, request_id)
-        else:
-            self._send_stream(response, request_id)
-
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or ``None`` when it is larger than ``limit`` (it is read and dropped)."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > limit:
-            # Read and drop the body in pieces so the answer reaches the client; remember only its size.
-            remaining = length
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-            return None
-        return self.rfile.read(length)
-
-    def _send_json(self, response: _Response, request_id: str) -> None:
-        data = json.dumps(response.body).encode("utf-8")
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", request_id)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _send_stream(self, response: _Response, request_id: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("request-id", request_id)
-        self.end_headers()
-        assert response.events is not None
-        for n, event in enumerate(response.events):
-            if response.cut_after is not None and n >= response.cut_after:
-                self._cut()
-                return
-            data = f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-        if response.cut_after is not None and response.cut_after >= len(response.events):
-            self._cut()
-            return
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _cut(self) -> None:
-        """Drop the connection mid-body: the client sees an incomplete chunked response."""
-        self.close_connection = True
-        self.wfile.flush()
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+def _bound(
+    blocks: list[dict[str, Any]], stop_reason: str, req: Request, counter: Counter, input_tokens: int
+) -> tuple[list[dict[str, Any]], str, str | None]:
+    """Apply ``stop_sequences`` and ``max_tokens``; a reply that would run past the context window stops there
+    with ``model_context_window_exceeded`` (SDK ``StopReason``; "Handling stop reasons",
+    platform.claude.com/docs/en/build-with-claude/handling-stop-reasons: the response "reached the model's
+    context window limit", so a request may ask for the most tokens without knowing its input size)."""
+    room = req.info.context_window - input_tokens
+    if req.max_tokens is None or room >= req.max_tokens:
+        return apply_limits(blocks, stop_reason, req, counter)
+    bounded, reason, sequence = apply_limits(blocks, stop_reason, replace(req, max_tokens=max(room, 0)), counter)
+    return bounded, "model_context_window_exceeded" if reason == "max_tokens" else reason, sequence
