@@ -12,6 +12,7 @@ See docs/simulator.md for what it models.
 
 from __future__ import annotations
 
+from ._limits import RateLimits
 from ._server import BilledPass, Billing, Simulator
 
-__all__ = ["BilledPass", "Billing", "Simulator"]
+__all__ = ["BilledPass", "Billing", "RateLimits", "Simulator"]

@@ -1,4 +1,4 @@
-"""``python -m claude_history.testing [--host H] [--port P]``: run the simulator until Ctrl-C."""
+"""``python -m claude_history.testing [--host H] [--port P] [--keep-requests N]``: run the simulator until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 import threading
 
-from ._server import Simulator
+from ._server import KEEP_REQUESTS, Simulator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,8 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--keep-requests",
+        type=_count,
+        default=KEEP_REQUESTS,
+        metavar="N",
+        help=f"remember only the newest N requests, so memory stays flat (default {KEEP_REQUESTS})",
+    )
     args = parser.parse_args(argv)
-    sim = Simulator(host=args.host, port=args.port)
+    sim = Simulator(host=args.host, port=args.port, keep_requests=args.keep_requests)
     try:
         sim.start()
     except OSError as exc:
@@ -35,6 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sim.stop()
     return 0
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 if __name__ == "__main__":

@@ -207,6 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A request line or header that http.server cannot parse: a JSON error too."""
         self.close_connection = True
+        self.request_version = self.protocol_version  # an unreadable request line still gets status and headers
         kind = "invalid_request_error" if code < 500 else "api_error"
         body = {"type": "error", "error": {"type": kind, "message": message or explain or "Bad request"}}
         self._send_json(Response(code, body))

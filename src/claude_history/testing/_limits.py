@@ -105,7 +105,7 @@ class RateLimiter:
                     "https://docs.claude.com/en/api/rate-limits. You can see the response headers for current "
                     "usage. Please reduce the prompt length or the maximum tokens requested, or try again later.",
                     "rate_limit_error",
-                    headers={"retry-after": str(max(1, math.ceil(wait)))},
+                    headers={"retry-after": str(max(1, math.ceil(wait))), "x-should-retry": "true"},
                 )
         for name in ("requests", "input-tokens"):
             bucket = self._buckets[name]

@@ -36,6 +36,7 @@ from ._replies import (
 )
 from ._sse import stream_events
 from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
+from ._usage import server_tool_usage
 from ._validation import Request, check_thinking, parse_request
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["BilledPass", "Billing", "Simulator"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the API's request size limit for /v1/messages (413 request_too_large)
-KEEP_REQUESTS = 1000  # Simulator.requests: the newest this many by default (memory stays flat)
+KEEP_REQUESTS = 100  # Simulator.requests: the newest this many by default (memory stays flat)
 BILLINGS_KEPT = 64  # Simulator.billing(): the newest this many (fewer with keep_requests)
 
 
@@ -209,7 +210,12 @@ class Simulator:
         with self._lock:
             return list(self._requests)
 
-    def reply_with(self, content: str | list[dict[str, Any]], stop_reason: str = "end_turn") -> None:
+    def reply_with(
+        self,
+        content: str | list[dict[str, Any]],
+        stop_reason: str = "end_turn",
+        stop_details: dict[str, Any] | None = None,
+    ) -> None:
         """Queue the content of a later reply (consumed by the next valid /v1/messages request).
 
         ``content`` is a string or a list of content blocks in the API's JSON form. Thinking blocks without a
@@ -227,8 +233,18 @@ class Simulator:
             )
         if not isinstance(stop_reason, str):
             raise TypeError("stop_reason must be a string")
+        if stop_details is not None and not isinstance(stop_details, dict):
+            raise TypeError("stop_details must be a dict such as {'type': 'refusal', 'category': 'cyber', ...}")
         with self._lock:
-            self._replies.append(Reply(blocks, stop_reason))
+            self._replies.append(Reply(blocks, stop_reason, copy.deepcopy(stop_details)))
+
+    def refuse_next(self, category: str | None = None, explanation: str | None = None, text: str = "") -> None:
+        """Queue a refusal: the next reply stops with ``stop_reason: "refusal"`` and ``stop_details``
+        ``{"type": "refusal", "category": ..., "explanation": ...}`` (categories in the SDK's
+        ``RefusalStopDetails``: ``cyber``, ``bio``, ``frontier_llm``, ``reasoning_extraction``,
+        ``general_harms``, or ``None``), after ``text`` (a streamed refusal can stop mid-reply)."""
+        details = {"type": "refusal", "category": category, "explanation": explanation}
+        self.reply_with([{"type": "text", "text": text}] if text else [], "refusal", details)
 
     def fail_next(
         self,
@@ -428,6 +444,8 @@ class Simulator:
                 blocks.insert(0, compaction)
             self._sign(blocks, req, layout.bind_start, layout.bind_end, digest)
             usage, passes = self._bill(req, counter, layout, read, blocks, compaction, now)
+            if (server_tools := server_tool_usage(blocks)) is not None:
+                usage["server_tool_use"] = server_tools
             self._limits.charge_output(now, usage["output_tokens"])
             self._billings.append(Billing(request_id, req.model, passes))
         message = {

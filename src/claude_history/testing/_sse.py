@@ -22,7 +22,8 @@ def stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {**{k: v for k, v in usage.items() if k != "iterations"}, "output_tokens": 1},
+        "stop_details": None,
+        "usage": {**{k: v for k, v in usage.items() if k not in ("iterations", "server_tool_use")}, "output_tokens": 1},
     }
     yield {"type": "message_start", "message": start}
     pinged = False
@@ -60,11 +61,17 @@ def stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
         "cache_read_input_tokens": usage["cache_read_input_tokens"],
     }
+    if "server_tool_use" in usage:
+        final["server_tool_use"] = usage["server_tool_use"]
     if "iterations" in usage:  # known once the passes ran; the SDK's beta accumulator takes it from here
         final["iterations"] = usage["iterations"]
     yield {
         "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+        "delta": {
+            "stop_reason": message["stop_reason"],
+            "stop_sequence": message["stop_sequence"],
+            "stop_details": message.get("stop_details"),
+        },
         "usage": final,
     }
     yield {"type": "message_stop"}
