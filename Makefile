@@ -23,6 +23,7 @@ run: install
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then $(BIN)/claude-history chat $(ARGS); \
 	else $(BIN)/claude-history chat --simulator $(ARGS); fi
 
+# tests/node installs the official Node SDK with npm on first use (needs node and npm).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -55,4 +56,5 @@ bench: install
 	$(BIN)/python bench/cost.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LOWEST) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info \
+		tests/node/node_modules
