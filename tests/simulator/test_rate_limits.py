@@ -125,3 +125,19 @@ def test_reset_refills_the_buckets() -> None:
         assert post(sim.base_url, body(*HELLO)).status_code == 429
         sim.reset()
         assert post(sim.base_url, body(*HELLO)).status_code == 200
+
+
+async def test_the_async_sdk_waits_retry_after_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    with frozen() as sim:
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            sim.advance(seconds)
+
+        monkeypatch.setattr(anthropic._base_client.anyio, "sleep", sleep)
+        client = sim.async_client(max_retries=2)
+        for _ in range(3):
+            async with client.messages.stream(model=MODEL, max_tokens=10, messages=HELLO) as stream:
+                assert (await stream.get_final_message()).type == "message"
+        assert slept == [30.0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import select
+import selectors
 import socket
 import sys
 import threading
@@ -169,10 +169,14 @@ class _Handler(BaseHTTPRequestHandler):
         wanted by a waiting connection."""
         self.close_connection = True
         self.handle_one_request()
-        while not self.close_connection and self._next_request_arrives():
-            self.handle_one_request()
+        if self.close_connection:
+            return
+        with selectors.DefaultSelector() as selector:  # not select.select: it fails on descriptors >= 1024
+            selector.register(self.connection, selectors.EVENT_READ)
+            while not self.close_connection and self._next_request_arrives(selector):
+                self.handle_one_request()
 
-    def _next_request_arrives(self) -> bool:
+    def _next_request_arrives(self, selector: selectors.BaseSelector) -> bool:
         """Wait for the next request on a keep-alive connection (or its end, which the next read sees)."""
         self.connection.settimeout(0.0)
         try:
@@ -185,11 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + IDLE_SECONDS
         while time.monotonic() < deadline:
             try:
-                readable, _, _ = select.select([self.connection], [], [], POLL_SECONDS)
+                if selector.select(POLL_SECONDS):
+                    return True
             except (OSError, ValueError):
                 return False
-            if readable:
-                return True
             if self.server.closing or self.server.saturated():
                 return False
         return False
