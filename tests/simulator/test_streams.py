@@ -132,3 +132,24 @@ def test_an_ordinary_reply_has_null_stop_details(sim: Simulator) -> None:
     assert raw["stop_details"] is None
     delta = [data for name, data in sse_events(post(sim.base_url, body(*HELLO, stream=True)).text)]
     assert delta[-2]["delta"]["stop_details"] is None  # type: ignore[index]
+
+
+def test_the_beta_stream_raises_the_error_event_and_keeps_a_refusal(sim: Simulator) -> None:
+    client = sim.client(max_retries=0)
+    sim.fail_mid_stream("overloaded_error", after_events=3)
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.beta.messages.stream(
+            model=MODEL, max_tokens=200, messages=HELLO, betas=["context-management-2025-06-27"]
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert info.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    sim.refuse_next(category="bio", explanation="Not this one.")
+    with client.beta.messages.stream(
+        model=MODEL, max_tokens=200, messages=HELLO, betas=["context-management-2025-06-27"]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "refusal"
+    assert final.stop_details is not None
+    assert (final.stop_details.category, final.stop_details.explanation) == ("bio", "Not this one.")
