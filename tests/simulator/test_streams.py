@@ -80,7 +80,7 @@ def test_fail_mid_stream_rejects_nonsense(sim: Simulator) -> None:
 
 def test_a_reply_that_would_run_past_the_window_stops_with_model_context_window_exceeded(sim: Simulator) -> None:
     client = sim.client(max_retries=0)
-    model = "claude-sonnet-4-5"  # a 200,000-token window
+    model = "claude-haiku-4-5"  # a 200,000-token window
     ask = "Please write 400 words. "
     probe = client.messages.count_tokens(model=model, messages=[user(ask)]).input_tokens
     filler = "x" * ((200_000 - probe - 60) * 4)  # the text rule: 4 bytes a token
