@@ -108,9 +108,10 @@ class Server(HTTPServer):
                 self.shutdown_request(request)
 
     def saturated(self) -> bool:
-        """Connections are waiting for a worker."""
+        """Connections are waiting for a worker and the pool cannot grow (below its size, a new worker is on its
+        way to them)."""
         with self._state:
-            return self._pending > self._idle
+            return self._pending > self._idle and self._workers >= self._max_workers
 
     # ---- connections ---------------------------------------------------------------------------------------
 
