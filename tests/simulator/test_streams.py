@@ -153,3 +153,8 @@ def test_the_beta_stream_raises_the_error_event_and_keeps_a_refusal(sim: Simulat
     assert final.stop_reason == "refusal"
     assert final.stop_details is not None
     assert (final.stop_details.category, final.stop_details.explanation) == ("bio", "Not this one.")
+
+
+def test_refuse_next_takes_only_the_documented_categories(sim: Simulator) -> None:
+    with pytest.raises(ValueError, match="category must be one of"):
+        sim.refuse_next(category="spicy")

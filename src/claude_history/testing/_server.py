@@ -47,6 +47,8 @@ __all__ = ["BilledPass", "Billing", "Simulator"]
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the API's request size limit for /v1/messages (413 request_too_large)
 KEEP_REQUESTS = 100  # Simulator.requests: the newest this many by default (memory stays flat)
 BILLINGS_KEPT = 64  # Simulator.billing(): the newest this many (fewer with keep_requests)
+# RefusalStopDetails.category in the SDK (anthropic 2.17.0, types/refusal_stop_details.py); None: no named category
+REFUSAL_CATEGORIES = frozenset({None, "cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"})
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ class Simulator:
         ``{"type": "refusal", "category": ..., "explanation": ...}`` (categories in the SDK's
         ``RefusalStopDetails``: ``cyber``, ``bio``, ``frontier_llm``, ``reasoning_extraction``,
         ``general_harms``, or ``None``), after ``text`` (a streamed refusal can stop mid-reply)."""
+        if category not in REFUSAL_CATEGORIES:
+            raise ValueError(f"category must be one of {sorted(c for c in REFUSAL_CATEGORIES if c)} or None")
         details = {"type": "refusal", "category": category, "explanation": explanation}
         self.reply_with([{"type": "text", "text": text}] if text else [], "refusal", details)
 
