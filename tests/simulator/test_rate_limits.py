@@ -29,6 +29,7 @@ def frozen() -> Simulator:
 def test_every_reply_carries_the_rate_limit_headers(sim: Simulator) -> None:
     replies = [
         post(sim.base_url, body(*HELLO)),
+        post(sim.base_url, body(*HELLO, stream=True)),
         post(sim.base_url, body(*HELLO), path="/v1/messages/count_tokens"),
         post(sim.base_url, {"model": MODEL}),
         http().get(sim.base_url + "/v1/models", headers=HEADERS),
