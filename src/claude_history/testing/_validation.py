@@ -16,7 +16,9 @@ from typing import Any
 from claude_history.images import decode_base64, image_media_type, image_size
 from claude_history.models import ModelInfo, model_info
 
+from ._betas import allowed, request_betas
 from ._common import ApiError, bad_request, normalise_content
+from ._schema import message_schema
 
 __all__ = [
     "MAX_CACHE_BREAKPOINTS",
@@ -110,10 +112,8 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
     API."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    if headers.get("anthropic-version", "") >= "2026-10-21":
-        for name in REJECTED_SAMPLING:
-            if name in body:
-                raise bad_request(f"{name}: Extra inputs are not permitted")
+    betas = request_betas(headers)
+    _check_schema(body, count_only=count_only, betas=betas, version=headers.get("anthropic-version", ""))
 
     model = body.get("model")
     if "model" not in body:
@@ -180,6 +180,27 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
 
 # ------------------------------------------------------------------------------------------------------------
 # top-level fields
+
+
+def _check_schema(body: dict[str, Any], *, count_only: bool, betas: frozenset[str], version: str) -> None:
+    """Field-by-field check against the SDK's request types (``_schema``), beta-only parts gated by the
+    ``anthropic-beta`` values (``_betas``).
+
+    Looser than the types on purpose: versions before 2026-10-21 still take ``temperature``, ``top_p`` and
+    ``top_k`` (facts: "rejected by that version"), which the SDK's current types no longer have."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > MAX_MESSAGES:  # before a walk over 100,000 messages
+        raise bad_request(
+            f"messages: too many messages ({len(messages)}); at most {MAX_MESSAGES} are allowed per request"
+        )
+    checked = body
+    if version < "2026-10-21" and any(name in body for name in REJECTED_SAMPLING):
+        checked = {k: v for k, v in body.items() if k not in REJECTED_SAMPLING}
+        for name in REJECTED_SAMPLING:
+            value = body.get(name)
+            if name in body and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise bad_request(f"{name}: Input should be a valid number")
+    message_schema(count_only).check(checked, betas, allowed)
 
 
 def _int(value: Any, path: str, *, minimum: int) -> int:
