@@ -258,7 +258,7 @@ def test_longer_ttls_come_first(api: Simulator) -> None:
     )
     assert "ttl='1h' must not come after one with ttl='5m'" in fails(api, bad)
     assert fails(api, body(user("x"), cache_control={"type": "ephemeral", "ttl": "2h"})) == (
-        "cache_control.ttl: Input should be '5m' or '1h'"
+        "cache_control.ephemeral.ttl: Input should be '5m' or '1h'"
     )
 
 

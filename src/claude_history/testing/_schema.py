@@ -36,6 +36,10 @@ __all__ = ["Schema", "message_schema"]
 # anthropic/resources/messages/messages.py: ``anthropic-beta``, ``anthropic-user-profile-id``,
 # ``anthropic-workspace-id``): in a body they are unknown fields.
 HEADER_PARAMS = frozenset({"betas", "user_profile_id", "workspace_id"})
+# Single TypedDicts the API validates as a one-member tagged union, so the tag is in the path:
+# ``system.1.cache_control.ephemeral.scope: Extra inputs are not permitted`` (caozhiyuan/copilot-api issue 145).
+# Others are not (``system.0.type: Field required`` for a system text block, as Bedrock reports it).
+TAGGED_SINGLETONS = frozenset({"CacheControlEphemeralParam", "BetaCacheControlEphemeralParam"})
 # Fields the SDK adds outside the param TypedDicts (``MessageCreateParamsStreaming.stream``).
 EXTRA_FIELDS: dict[str, Any] = {"stream": bool}
 
@@ -273,7 +277,7 @@ class _Compiler:
         if origin in (Literal, typing_extensions.Literal):
             return LiteralNode(get_args(tp))
         if typing_extensions.is_typeddict(tp):
-            return self.obj(tp)
+            return (self._tagged([tp]) or self.obj(tp)) if tp.__name__ in TAGGED_SINGLETONS else self.obj(tp)
         if origin in _UNIONS:
             return self.union(get_args(tp))
         if (
