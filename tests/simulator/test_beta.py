@@ -29,7 +29,7 @@ def client(sim: Simulator) -> anthropic.Anthropic:
 
 def test_a_beta_field_without_its_header_is_an_unknown_field(client: anthropic.Anthropic) -> None:
     # Wei-Shaw/claude-relay-service issue 660: "context_management: Extra inputs are not permitted".
-    with pytest.raises(anthropic.BadRequestError, match="context_management: Extra inputs are not permitted"):
+    with pytest.raises(anthropic.BadRequestError, match=r"context_management: Extra inputs are not permitted"):
         client.beta.messages.create(model=MODEL, max_tokens=64, messages=[user("q")], context_management=COMPACT)
     reply = client.beta.messages.create(
         model=MODEL, max_tokens=64, messages=[user("q")], context_management=COMPACT, betas=["compact-2026-01-12"]
@@ -38,7 +38,7 @@ def test_a_beta_field_without_its_header_is_an_unknown_field(client: anthropic.A
 
 
 def test_each_edit_needs_its_own_beta(client: anthropic.Anthropic) -> None:
-    with pytest.raises(anthropic.BadRequestError, match="context_management.edits.0: Input tag 'clear_tool_uses"):
+    with pytest.raises(anthropic.BadRequestError, match=r"context_management\.edits\.0: Input tag 'clear_tool_uses"):
         client.beta.messages.create(
             model=MODEL, max_tokens=64, messages=[user("q")], context_management=CLEAR, betas=["compact-2026-01-12"]
         )
@@ -53,7 +53,7 @@ def test_each_edit_needs_its_own_beta(client: anthropic.Anthropic) -> None:
 
 
 def test_threads_need_the_threads_beta(client: anthropic.Anthropic) -> None:
-    with pytest.raises(anthropic.BadRequestError, match="^400 thread: Extra inputs are not permitted"):
+    with pytest.raises(anthropic.BadRequestError, match=r"^400 thread: Extra inputs are not permitted"):
         client.beta.messages.create(model=MODEL, max_tokens=64, messages=[user("q")], thread={"type": "create"})
 
 
@@ -68,7 +68,7 @@ def test_a_compaction_block_needs_the_compaction_beta(sim: Simulator) -> None:
 
 def test_a_beta_tool_type_needs_its_beta(client: anthropic.Anthropic) -> None:
     computer = {"type": "computer_20250124", "name": "computer", "display_width_px": 1024, "display_height_px": 768}
-    with pytest.raises(anthropic.BadRequestError, match="tools.0: Input tag 'computer_20250124'"):
+    with pytest.raises(anthropic.BadRequestError, match=r"tools\.0: Input tag 'computer_20250124'"):
         client.beta.messages.create(model=MODEL, max_tokens=64, messages=[user("q")], tools=[computer])
     reply = client.beta.messages.create(
         model=MODEL, max_tokens=64, messages=[user("q")], tools=[computer], betas=["computer-use-2025-01-24"]
