@@ -138,7 +138,7 @@ def test_output_tokens_follow_the_token_rule(sim: Simulator) -> None:
     assert reply.usage.output_tokens == 100 + 3  # ceil(400 / 4) + block overhead
 
 
-THINKING = {"type": "enabled", "budget_tokens": 1024}
+THINKING = {"type": "adaptive"}  # accepted by claude-sonnet-4-6 and claude-opus-5-5 (models.MODELS)
 
 
 def test_thinking_block_comes_first_with_a_signature(sim: Simulator) -> None:

@@ -75,7 +75,7 @@ def test_field_types(api: Simulator) -> None:
     message = fails(api, body(user("hi"), max_tokens=10**6))
     assert (
         message
-        == f"max_tokens: 1000000 > 64000, which is the maximum allowed number of output tokens for {MODEL}"
+        == f"max_tokens: 1000000 > 128000, which is the maximum allowed number of output tokens for {MODEL}"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from claude_history.images import decode_base64, image_media_type, image_size
 from claude_history.models import ModelInfo, model_info
 
-from ._betas import allowed, request_betas
+from ._betas import INTERLEAVED_THINKING, allowed, request_betas
 from ._common import ApiError, bad_request, normalise_content
 from ._schema import message_schema
 
@@ -31,9 +31,7 @@ __all__ = [
 
 MAX_MESSAGES = 100_000  # facts: "At most 100,000 messages per request."
 MAX_CACHE_BREAKPOINTS = 4  # facts: "on up to 4 blocks"; the top-level automatic one uses a slot.
-DEFAULT_COMPACTION_TRIGGER = (
-    150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
-)
+DEFAULT_COMPACTION_TRIGGER = 150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 REJECTED_SAMPLING = ("temperature", "top_p", "top_k")  # facts: rejected by anthropic-version 2026-10-21.
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -144,12 +142,11 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
     system = _system(body.get("system"))
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
-    thinking = _thinking(body.get("thinking"), max_tokens)
+    thinking = _thinking(body.get("thinking"), max_tokens, model, info, betas)
+    _effort(body.get("output_config"), model, info)
     if thinking is not None and tool_choice is not None and tool_choice["type"] in ("any", "tool"):
         raise bad_request("Thinking may not be enabled when tool_choice forces tool use.")
-    stop_sequences = body.get("stop_sequences", [])
-    if not isinstance(stop_sequences, list) or not all(isinstance(s, str) for s in stop_sequences):
-        raise bad_request("stop_sequences: Input should be a valid list of strings")
+    stop_sequences = _stop_sequences(body.get("stop_sequences", []))
     cache_control = body.get("cache_control")
     if cache_control is not None:
         _cache_control(cache_control, "cache_control")
@@ -165,7 +162,7 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
         tools=tools,
         tool_choice=tool_choice,
         thinking=thinking,
-        stop_sequences=[s for s in stop_sequences if s],
+        stop_sequences=stop_sequences,
         stream=stream,
         cache_control=cache_control,
         compaction=compaction,
@@ -227,9 +224,7 @@ def _system(system: Any) -> list[dict[str, Any]]:
         text = block.get("text")
         if not isinstance(text, str):
             raise bad_request(
-                f"{path}.text: Field required"
-                if text is None
-                else f"{path}.text: Input should be a valid string"
+                f"{path}.text: Field required" if text is None else f"{path}.text: Input should be a valid string"
             )
         if not text:
             raise bad_request("system: text content blocks must be non-empty")
@@ -241,27 +236,19 @@ def _system(system: Any) -> list[dict[str, Any]]:
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
+    """What the API checks beyond the types: tool name pattern, unique names, and a custom tool's input schema
+    is a JSON Schema of type ``object`` (the SDK's ``InputSchemaTyped.type: Literal["object"]``, unioned there
+    with a free dict: the API is stricter than that union)."""
     if tools is None:
         return []
-    if not isinstance(tools, list):
-        raise bad_request("tools: Input should be a valid list")
     names: set[str] = set()
     for k, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise bad_request(f"tools.{k}: Input should be a valid dictionary")
-        kind = tool.get("type", "custom")
-        name = tool.get("name")
-        if kind in (None, "custom"):
-            if not isinstance(name, str):
-                raise bad_request(f"tools.{k}.custom.name: Field required")
+        name = tool["name"]
+        if tool.get("type") in (None, "custom"):
             if not TOOL_NAME.match(name):
-                raise bad_request(
-                    f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
-                )
-            if not isinstance(tool.get("input_schema"), dict):
-                raise bad_request(f"tools.{k}.custom.input_schema: Field required")
-        elif not isinstance(kind, str) or not isinstance(name, str):
-            raise bad_request(f"tools.{k}: a server tool needs a string `type` and `name`")
+                raise bad_request(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            if tool["input_schema"].get("type") != "object":
+                raise bad_request(f"tools.{k}.custom.input_schema.type: Input should be 'object'")
         if name in names:
             raise bad_request("tools: Tool names must be unique.")
         names.add(name)
@@ -286,30 +273,48 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | N
     return choice
 
 
-def _thinking(thinking: Any, max_tokens: int | None) -> dict[str, Any] | None:
+def _thinking(
+    thinking: Any, max_tokens: int | None, req_model: str, info: ModelInfo, betas: frozenset[str]
+) -> dict[str, Any] | None:
+    """Thinking modes per model (``models.MODELS[...].thinking_modes``); the shape was checked by the schema.
+
+    With ``enabled`` the budget stays below ``max_tokens``, except with the interleaved-thinking beta on a model
+    that supports it, where the budget spans every thinking block of the turn and may exceed it (extended-thinking
+    page, "Interleaved thinking")."""
     if thinking is None:
         return None
-    if not isinstance(thinking, dict) or thinking.get("type") not in (
-        "enabled",
-        "disabled",
-        "adaptive",
-        "between_tools",
-    ):
-        raise bad_request(
-            "thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'"
-        )
-    if thinking["type"] == "disabled":
+    kind = thinking["type"]
+    if kind in ("enabled", "adaptive", "disabled") and kind not in info.thinking_modes:
+        accepted = " or ".join(f"'{m}'" for m in sorted(info.thinking_modes))
+        raise bad_request(f"thinking.type: '{kind}' is not supported on {req_model}; use {accepted}.")
+    if kind == "disabled":
         return None
-    if thinking["type"] == "enabled":
-        if "budget_tokens" not in thinking:
-            raise bad_request("thinking.enabled.budget_tokens: Field required")
+    if kind == "enabled":
         budget = _int(thinking["budget_tokens"], "thinking.enabled.budget_tokens", minimum=1024)
-        if max_tokens is not None and budget >= max_tokens:
+        interleaved = info.interleaved_beta and INTERLEAVED_THINKING in betas
+        if max_tokens is not None and budget >= max_tokens and not interleaved:
             raise bad_request("`max_tokens` must be greater than `thinking.budget_tokens`.")
-    display = thinking.get("display")
-    if display not in (None, "summarized", "omitted"):
-        raise bad_request(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
-    return thinking
+    config: dict[str, Any] = thinking
+    return config
+
+
+def _effort(output_config: Any, req_model: str, info: ModelInfo) -> None:
+    """``output_config.effort`` levels per model (``models.MODELS[...].effort_levels``; "Effort" page)."""
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is None or effort in info.effort_levels:
+        return
+    if not info.effort_levels:
+        raise bad_request(f"output_config.effort: {req_model} does not support the effort parameter.")
+    accepted = ", ".join(f"'{e}'" for e in info.effort_levels)
+    raise bad_request(f"output_config.effort: '{effort}' is not supported on {req_model}; use one of {accepted}.")
+
+
+def _stop_sequences(stop_sequences: list[str]) -> list[str]:
+    """Each stop sequence must contain non-whitespace (the API refuses ``[" "]``)."""
+    for k, seq in enumerate(stop_sequences):
+        if not seq.strip():
+            raise bad_request(f"stop_sequences.{k}: each stop sequence must contain non-whitespace")
+    return list(stop_sequences)
 
 
 def _cache_control(cc: Any, path: str) -> None:
@@ -334,9 +339,7 @@ def _context_management(cm: Any) -> CompactionConfig | None:
         value = DEFAULT_COMPACTION_TRIGGER
         if trigger is not None:
             if not isinstance(trigger, dict) or trigger.get("type") != "input_tokens":
-                raise bad_request(
-                    f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'"
-                )
+                raise bad_request(f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'")
             value = _int(trigger.get("value"), f"context_management.edits.{k}.trigger.value", minimum=1)
         pause = edit.get("pause_after_compaction", False)
         instructions = edit.get("instructions")
@@ -359,9 +362,7 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
     if not raw:
         raise bad_request("messages: at least one message is required")
     if len(raw) > MAX_MESSAGES:
-        raise bad_request(
-            f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request"
-        )
+        raise bad_request(f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request")
     out = []
     last = len(raw) - 1
     for i, msg in enumerate(raw):
@@ -376,9 +377,7 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
             raise bad_request(f"messages.{i}.content: Field required")
         content = msg["content"]
         if not isinstance(content, (str, list)):
-            raise bad_request(
-                f"messages.{i}.content: Input should be a valid string or a list of content blocks"
-            )
+            raise bad_request(f"messages.{i}.content: Input should be a valid string or a list of content blocks")
         final_assistant = i == last and role == "assistant"
         if not content:
             if final_assistant:
@@ -675,8 +674,7 @@ def _check_breakpoints(req: Request) -> None:
         marks.append(req.cache_control)  # automatic caching takes one of the 4 slots (facts)
     if len(marks) > MAX_CACHE_BREAKPOINTS:
         raise bad_request(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found "
-            f"{len(marks)}."
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
         )
     seen_5m = False
     for cc in marks:
@@ -707,9 +705,7 @@ def check_thinking(
         checked = [(i, j, b) for i, j, b in req.effective_blocks() if b.get("type") == "thinking"]
     else:
         current = _current_tool_turn(req.messages)
-        checked = [
-            (i, j, b) for i, j, b in req.effective_blocks() if i in current and b.get("type") == "thinking"
-        ]
+        checked = [(i, j, b) for i, j, b in req.effective_blocks() if i in current and b.get("type") == "thinking"]
     for i, j, block in checked:
         prefix = bound_prefix.get((i, j)) if binds else None
         if verify(block["signature"], block["thinking"], prefix):
