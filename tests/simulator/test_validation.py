@@ -316,11 +316,11 @@ def test_images(api: Simulator) -> None:
     ok(api, body(user([image_block(30, 20, "JPEG"), image_block(10, 10, "GIF"), image_block(8, 8, "WEBP")])))
     mismatch = fails(api, body(user([image_block(60, 40, "PNG", media_type="image/jpeg")])))
     assert mismatch == (
-        "messages.0.content.0.source.base64.data: The image was specified using the image/jpeg media type, "
+        "messages.0.content.0.image.source.base64.data: The image was specified using the image/jpeg media type, "
         "but the image appears to be a image/png image"
     )
     garbage = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGVsbG8="}}
-    assert fails(api, body(user([garbage]))) == "messages.0.content.0.source.base64: Could not process image"
+    assert fails(api, body(user([garbage]))) == "messages.0.content.0.image.source.base64: Could not process image"
     bad_media = {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": "aGVsbG8="}}
     assert fails(api, body(user([bad_media]))).startswith("messages.0.content.0.image.source.base64.media_type")
 

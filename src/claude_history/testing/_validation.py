@@ -32,7 +32,8 @@ __all__ = [
 MAX_MESSAGES = 100_000  # facts: "At most 100,000 messages per request."
 MAX_CACHE_BREAKPOINTS = 4  # facts: "on up to 4 blocks"; the top-level automatic one uses a slot.
 DEFAULT_COMPACTION_TRIGGER = 150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024  # per image, on the base64 text (see _image)
+MAX_IMAGE_PIXELS = 8000  # per side (see _image)
 REJECTED_SAMPLING = ("temperature", "top_p", "top_k")  # facts: rejected by anthropic-version 2026-10-21.
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 
@@ -418,9 +419,9 @@ def _block(block: Any, path: str, role: str, allowed: set[str], req: Request) ->
     if kind == "text":
         _text(block, path)
     elif kind == "image":
-        _image(block, path, req)
+        _image(block, f"{path}.image", req)
     elif kind == "document":
-        _document(block, path)
+        _document(block, f"{path}.document")
     elif kind == "search_result":
         for name in ("source", "title"):
             _str_field(block, name, path)
@@ -482,77 +483,63 @@ def _list_of_text(content: Any, path: str) -> None:
 
 
 def _image(block: dict[str, Any], path: str, req: Request) -> None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise bad_request(f"{path}.source: Field required")
-    kind = source.get("type")
-    if kind == "base64":
-        media = source.get("media_type")
-        if media not in IMAGE_MEDIA_TYPES:
-            raise bad_request(
-                f"{path}.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or "
-                "'image/webp'"
-            )
-        data = source.get("data")
-        if not isinstance(data, str):
-            raise bad_request(f"{path}.source.base64.data: Field required")
-        try:
-            raw = decode_base64(data)
-        except ValueError:
-            raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
-        actual = image_media_type(raw)
-        if actual is None:
-            raise bad_request(f"{path}.source.base64: Could not process image")
-        if actual != media:
-            raise bad_request(
-                f"{path}.source.base64.data: The image was specified using the {media} media type, but "
-                f"the image appears to be a {actual} image"
-            )
-        try:
-            req.image_sizes[id(source)] = image_size(raw)
-        except ValueError:
-            raise bad_request(f"{path}.source.base64: Could not process image") from None
-    elif kind == "url":
-        _str_field(source, "url", f"{path}.source.url")
-    elif kind == "file":
-        _str_field(source, "file_id", f"{path}.source.file")
-    else:
-        raise bad_request(f"{path}.source.type: Input should be 'base64', 'url' or 'file'")
+    """A base64 image must decode, be what its media type says, fit 5 MB of base64 and 8000 px a side.
+
+    ``path`` names the block with its tag (``messages.2.content.0.image``), as the API's texts do:
+    ``...image.source.base64: image exceeds 5 MB maximum: 8259148 bytes > 5242880 bytes``
+    (github.com/anthropics/claude-code issue 19631; the limit is on the base64 text, lobehub/lobehub PR 14711) and
+    ``...image.source.base64.data: At least one of the image dimensions exceed max allowed size: 8000 pixels``
+    (can1357/oh-my-pi PR 10633). The shape (media type, source type) was checked by the schema."""
+    source = block["source"]
+    if source["type"] != "base64":
+        return
+    where = f"{path}.source.base64"
+    data, media = source["data"], source["media_type"]
+    if len(data) > MAX_IMAGE_BASE64_BYTES:
+        raise bad_request(
+            f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes"
+        )
+    try:
+        raw = decode_base64(data)
+    except ValueError:
+        raise bad_request(f"{where}.data: Invalid base64 data") from None
+    actual = image_media_type(raw)
+    if actual is None:
+        raise bad_request(f"{where}: Could not process image")
+    if actual != media:
+        raise bad_request(
+            f"{where}.data: The image was specified using the {media} media type, but "
+            f"the image appears to be a {actual} image"
+        )
+    try:
+        width, height = image_size(raw)
+    except ValueError:
+        raise bad_request(f"{where}: Could not process image") from None
+    if max(width, height) > MAX_IMAGE_PIXELS:
+        raise bad_request(
+            f"{where}.data: At least one of the image dimensions exceed max allowed size: {MAX_IMAGE_PIXELS} pixels"
+        )
+    req.image_sizes[id(source)] = (width, height)
 
 
 def _document(block: dict[str, Any], path: str) -> None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise bad_request(f"{path}.source: Field required")
-    kind = source.get("type")
+    """A base64 PDF must be a PDF (``...source.base64.data: The PDF specified was not valid.``,
+    github.com/anthropics/claude-code issue 5174); text must not be blank. The shape was checked by the schema."""
+    source = block["source"]
+    kind = source["type"]
     if kind == "base64":
-        if source.get("media_type") != "application/pdf":
-            raise bad_request(f"{path}.source.base64.media_type: Input should be 'application/pdf'")
-        data = _str_field(source, "data", f"{path}.source.base64")
         try:
-            decode_base64(data)
+            raw = decode_base64(source["data"])
         except ValueError:
             raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
-    elif kind == "text":
-        if source.get("media_type") != "text/plain":
-            raise bad_request(f"{path}.source.text.media_type: Input should be 'text/plain'")
-        _str_field(source, "data", f"{path}.source.text")
-    elif kind == "content":
-        content = source.get("content")
-        if isinstance(content, str):
-            if not content.strip():
-                raise bad_request(BLANK_TEXT)
-        else:
-            _list_of_text(content, f"{path}.source.content")
-    elif kind == "url":
-        _str_field(source, "url", f"{path}.source.url")
-    elif kind == "file":
-        _str_field(source, "file_id", f"{path}.source.file")
-    else:
-        raise bad_request(f"{path}.source.type: Input should be 'base64', 'text', 'content', 'url' or 'file'")
-    for name in ("title", "context"):
-        if block.get(name) is not None and not isinstance(block[name], str):
-            raise bad_request(f"{path}.{name}: Input should be a valid string")
+        if not raw.lstrip()[:5] == b"%PDF-":
+            raise bad_request(f"{path}.source.base64.data: The PDF specified was not valid.")
+    elif kind == "content" and isinstance(source["content"], str) and not source["content"].strip():
+        raise bad_request(BLANK_TEXT)
+    elif kind == "content" and isinstance(source["content"], list):
+        for k, inner in enumerate(source["content"]):
+            if inner.get("type") == "text":
+                _text(inner, f"{path}.source.content.content.{k}")
 
 
 def _latest_compaction(messages: list[dict[str, Any]]) -> tuple[int, int]:
