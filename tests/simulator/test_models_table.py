@@ -157,3 +157,41 @@ def test_a_pdf_document_must_be_a_pdf(sim: Simulator) -> None:
     minimal = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
     ok = post(sim.base_url, body(user([pdf(minimal), {"type": "text", "text": "q"}])))
     assert ok.status_code == 200, ok.text
+
+
+# ---- GET /v1/models --------------------------------------------------------------------------------------------
+
+
+def test_the_model_list_pages_through_every_model(client: anthropic.Anthropic) -> None:
+    first = client.models.list(limit=5)
+    assert len(first.data) == 5 and first.has_more
+    assert first.first_id == first.data[0].id and first.last_id == first.data[-1].id
+    every = [m.id for m in client.models.list(limit=5)]  # the SDK follows after_id across pages
+    expected = [info.dated_id or info.name for info in MODELS.values()]
+    assert every == expected
+    second = client.models.list(limit=5, after_id=first.last_id)  # type: ignore[arg-type]
+    assert [m.id for m in second.data] == expected[5:10]
+    back = client.models.list(limit=3, before_id=second.data[0].id)
+    assert [m.id for m in back.data] == expected[2:5] and back.has_more
+
+
+def test_a_model_has_its_real_name_limits_and_dated_id(client: anthropic.Anthropic) -> None:
+    haiku = client.models.retrieve("claude-haiku-4-5")  # the alias retrieves the dated snapshot
+    assert haiku.id == "claude-haiku-4-5-20251001"
+    assert haiku.display_name == "Claude Haiku 4.5"
+    assert (haiku.max_input_tokens, haiku.max_tokens) == (200_000, 64_000)
+    opus = client.models.retrieve("claude-opus-4-6")
+    assert (opus.display_name, opus.max_input_tokens, opus.max_tokens) == ("Claude Opus 4.6", 1_000_000, 128_000)
+    assert opus.created_at.year == 2026 and opus.lifecycle in ("active", "deprecated")
+
+
+def test_bad_paging_parameters_are_400(sim: Simulator) -> None:
+    from .helpers import HEADERS, http
+
+    for query, text in (
+        ("limit=0", "limit: Input should be greater than or equal to 1"),
+        ("limit=1001", "limit: Input should be less than or equal to 1000"),
+        ("after_id=claude-nonexistent", "after_id: no model with id 'claude-nonexistent' in this list"),
+    ):
+        response = http().get(f"{sim.base_url}/v1/models?{query}", headers=HEADERS)
+        assert error_of(response) == (400, "invalid_request_error", text)
