@@ -40,7 +40,7 @@ HEADER_PARAMS = frozenset({"betas", "user_profile_id", "workspace_id"})
 # ``system.1.cache_control.ephemeral.scope: Extra inputs are not permitted`` (caozhiyuan/copilot-api issue 145).
 # Others are not (``system.0.type: Field required`` for a system text block, as Bedrock reports it).
 TAGGED_SINGLETONS = frozenset({"CacheControlEphemeralParam", "BetaCacheControlEphemeralParam"})
-# Fields the SDK adds outside the param TypedDicts (``MessageCreateParamsStreaming.stream``).
+# Fields of ``messages.create`` outside the base TypedDict (``MessageCreateParamsStreaming.stream``).
 EXTRA_FIELDS: dict[str, Any] = {"stream": bool}
 
 
@@ -388,13 +388,19 @@ class Schema:
     def beta_only(self, norm: str) -> bool:
         return norm not in self.ga_paths
 
+    def paths(self) -> set[str]:
+        """Every normalised path the schema knows (generally available and beta)."""
+        out: set[str] = set()
+        _paths(self.root, "", out, set())
+        return out
 
-def _root(tp: Any, compiler: _Compiler) -> Obj:
+
+def _root(tp: Any, compiler: _Compiler, extra: dict[str, Any]) -> Obj:
     base = compiler.obj(tp)
     root = Obj(base.name, dict(base.fields), base.extra_allowed)
     for key in HEADER_PARAMS:
         root.fields.pop(key, None)
-    for key, hint in EXTRA_FIELDS.items():
+    for key, hint in extra.items():
         root.fields.setdefault(key, (compiler.node(hint), False))
     return root
 
@@ -438,7 +444,8 @@ def message_schema(count_only: bool) -> Schema:
         beta: Any = beta_create.MessageCreateParamsBase
         if count_only:
             ga, beta = message_count_tokens_params.MessageCountTokensParams, beta_count.MessageCountTokensParams
+        extra = {} if count_only else EXTRA_FIELDS  # count_tokens takes no ``stream``
         ga_paths: set[str] = set()
-        _paths(_root(ga, _Compiler()), "", ga_paths, set())
-        _SCHEMAS[count_only] = Schema(_root(beta, compiler), frozenset(ga_paths))
+        _paths(_root(ga, _Compiler(), extra), "", ga_paths, set())
+        _SCHEMAS[count_only] = Schema(_root(beta, compiler, extra), frozenset(ga_paths))
     return _SCHEMAS[count_only]
