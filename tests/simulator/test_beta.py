@@ -54,8 +54,10 @@ def test_each_edit_needs_its_own_beta(client: anthropic.Anthropic) -> None:
 
 
 def test_threads_need_the_threads_beta(client: anthropic.Anthropic) -> None:
-    with pytest.raises(anthropic.BadRequestError, match=r"^400 thread: Extra inputs are not permitted"):
-        client.beta.messages.create(model=MODEL, max_tokens=64, messages=[user("q")], thread={"type": "create"})
+    with pytest.raises(anthropic.BadRequestError, match=r"thread: Extra inputs are not permitted"):
+        client.beta.messages.create(
+            model=MODEL, max_tokens=64, messages=[user("q")], extra_body={"thread": {"type": "create"}}
+        )
 
 
 def test_a_compaction_block_needs_the_compaction_beta(sim: Simulator) -> None:
