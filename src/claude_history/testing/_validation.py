@@ -114,19 +114,13 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
     betas = request_betas(headers)
     _check_schema(body, count_only=count_only, betas=betas, version=headers.get("anthropic-version", ""))
 
-    model = body.get("model")
-    if "model" not in body:
-        raise bad_request("model: Field required")
-    if not isinstance(model, str):
-        raise bad_request("model: Input should be a valid string")
+    model: str = body["model"]  # the schema checked every field's presence and type
     info = model_info(model)
     if info is None:
         raise ApiError(404, f"model: {model}", "not_found_error")
 
     max_tokens: int | None = None
     if not count_only:
-        if "max_tokens" not in body:
-            raise bad_request("max_tokens: Field required")
         max_tokens = _int(body["max_tokens"], "max_tokens", minimum=1)
         if max_tokens > info.max_output_tokens:
             raise bad_request(
@@ -134,11 +128,7 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
                 f"number of output tokens for {model}"
             )
 
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise bad_request("stream: Input should be a valid boolean")
-    if count_only:
-        stream = False
+    stream = bool(body.get("stream", False)) and not count_only
 
     system = _system(body.get("system"))
     tools = _tools(body.get("tools"))
@@ -149,8 +139,6 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
         raise bad_request("Thinking may not be enabled when tool_choice forces tool use.")
     stop_sequences = _stop_sequences(body.get("stop_sequences", []))
     cache_control = body.get("cache_control")
-    if cache_control is not None:
-        _cache_control(cache_control, "cache_control")
     compaction = _context_management(body.get("context_management"))
 
     req = Request(
@@ -210,29 +198,18 @@ def _int(value: Any, path: str, *, minimum: int) -> int:
 
 
 def _system(system: Any) -> list[dict[str, Any]]:
+    """The system prompt as text blocks; text must not be empty or blank (facts)."""
     if system is None:
         return []
     if isinstance(system, str):
         if system and not system.strip():
             raise bad_request("system: text content blocks must contain non-whitespace text")
         return [{"type": "text", "text": system}] if system else []
-    if not isinstance(system, list):
-        raise bad_request("system: Input should be a valid string or a list of text blocks")
-    for k, block in enumerate(system):
-        path = f"system.{k}"
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise bad_request(f"{path}: Input should be a text block")
-        text = block.get("text")
-        if not isinstance(text, str):
-            raise bad_request(
-                f"{path}.text: Field required" if text is None else f"{path}.text: Input should be a valid string"
-            )
-        if not text:
+    for block in system:
+        if not block["text"]:
             raise bad_request("system: text content blocks must be non-empty")
-        if not text.strip():
+        if not block["text"].strip():
             raise bad_request("system: text content blocks must contain non-whitespace text")
-        if "cache_control" in block:
-            _cache_control(block["cache_control"], f"{path}.cache_control")
     return list(system)
 
 
@@ -253,20 +230,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if name in names:
             raise bad_request("tools: Tool names must be unique.")
         names.add(name)
-        if "cache_control" in tool:
-            _cache_control(tool["cache_control"], f"tools.{k}.cache_control")
     return list(tools)
 
 
-def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _tool_choice(choice: dict[str, Any] | None, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     if choice is None:
         return None
-    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
-        raise bad_request("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
     if choice["type"] == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str):
-            raise bad_request("tool_choice.tool.name: Field required")
+        name = choice["name"]
         if name not in {t.get("name") for t in tools}:
             raise bad_request(f"tool_choice.tool.name: tool '{name}' is not in `tools`")
     if choice["type"] in ("any", "tool") and not tools:
@@ -318,35 +289,18 @@ def _stop_sequences(stop_sequences: list[str]) -> list[str]:
     return list(stop_sequences)
 
 
-def _cache_control(cc: Any, path: str) -> None:
-    if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
-        raise bad_request(f"{path}.type: Input should be 'ephemeral'")
-    if cc.get("ttl", "5m") not in ("5m", "1h"):
-        raise bad_request(f"{path}.ttl: Input should be '5m' or '1h'")
-
-
 def _context_management(cm: Any) -> CompactionConfig | None:
     if cm is None:
         return None
-    if not isinstance(cm, dict) or not isinstance(cm.get("edits", []), list):
-        raise bad_request("context_management.edits: Input should be a valid list")
     found: CompactionConfig | None = None
-    for k, edit in enumerate(cm.get("edits", [])):
-        if not isinstance(edit, dict) or not isinstance(edit.get("type"), str):
-            raise bad_request(f"context_management.edits.{k}.type: Field required")
+    for k, edit in enumerate(cm.get("edits") or []):
         if edit["type"] != "compact_20260112":
             continue  # other edits (clear_tool_uses, clear_thinking) are accepted and not modelled
         trigger = edit.get("trigger")
         value = DEFAULT_COMPACTION_TRIGGER
         if trigger is not None:
-            if not isinstance(trigger, dict) or trigger.get("type") != "input_tokens":
-                raise bad_request(f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'")
-            value = _int(trigger.get("value"), f"context_management.edits.{k}.trigger.value", minimum=1)
-        pause = edit.get("pause_after_compaction", False)
-        instructions = edit.get("instructions")
-        if not isinstance(pause, bool) or not isinstance(instructions, (str, type(None))):
-            raise bad_request(f"context_management.edits.{k}: invalid pause_after_compaction or instructions")
-        found = CompactionConfig(value, pause, instructions)
+            value = _int(trigger["value"], f"context_management.edits.{k}.compact_20260112.trigger.value", minimum=1)
+        found = CompactionConfig(value, bool(edit.get("pause_after_compaction")), edit.get("instructions"))
     return found
 
 
@@ -355,30 +309,15 @@ def _context_management(cm: Any) -> CompactionConfig | None:
 
 
 def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
-    if "messages" not in body:
-        raise bad_request("messages: Field required")
     raw = body["messages"]
-    if not isinstance(raw, list):
-        raise bad_request("messages: Input should be a valid list")
     if not raw:
         raise bad_request("messages: at least one message is required")
-    if len(raw) > MAX_MESSAGES:
-        raise bad_request(f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request")
     out = []
     last = len(raw) - 1
     for i, msg in enumerate(raw):
-        if not isinstance(msg, dict):
-            raise bad_request(f"messages.{i}: Input should be a valid dictionary")
-        if "role" not in msg:
-            raise bad_request(f"messages.{i}.role: Field required")
-        role = msg["role"]
-        if role not in ("user", "assistant"):
+        role, content = msg["role"], msg["content"]
+        if role not in ("user", "assistant"):  # mid-conversation system messages are not modelled
             raise bad_request(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if "content" not in msg:
-            raise bad_request(f"messages.{i}.content: Field required")
-        content = msg["content"]
-        if not isinstance(content, (str, list)):
-            raise bad_request(f"messages.{i}.content: Input should be a valid string or a list of content blocks")
         final_assistant = i == last and role == "assistant"
         if not content:
             if final_assistant:
@@ -401,21 +340,15 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _block(block: Any, path: str, role: str, allowed: set[str], req: Request) -> None:
-    if not isinstance(block, dict):
-        raise bad_request(f"{path}: Input should be a valid dictionary")
-    kind = block.get("type")
-    if not isinstance(kind, str):
-        raise bad_request(f"{path}.type: Field required")
+def _block(block: dict[str, Any], path: str, role: str, allowed: set[str], req: Request) -> None:
+    """What the API checks beyond the types (the schema checked fields and their types): which blocks each role
+    may carry, non-blank text, image and PDF contents."""
+    kind = block["type"]
     server_result = role == "assistant" and kind.endswith("_tool_result") and kind != "tool_result"
     if kind not in allowed and not server_result:
         if kind == "document" and role == "assistant":  # facts: not allowed directly in an assistant message
             raise bad_request(f"{path}: document blocks are not allowed in assistant messages")
         raise bad_request(f"{path}.type: '{kind}' blocks are not allowed in {role} messages")
-    if "cache_control" in block:
-        if kind in ("thinking", "redacted_thinking"):
-            raise bad_request(f"{path}.{kind}.cache_control: Extra inputs are not permitted")
-        _cache_control(block["cache_control"], f"{path}.cache_control")
     if kind == "text":
         _text(block, path)
     elif kind == "image":
@@ -423,63 +356,19 @@ def _block(block: Any, path: str, role: str, allowed: set[str], req: Request) ->
     elif kind == "document":
         _document(block, f"{path}.document")
     elif kind == "search_result":
-        for name in ("source", "title"):
-            _str_field(block, name, path)
-        _list_of_text(block.get("content"), f"{path}.content")
-    elif kind == "tool_result":
-        _str_field(block, "tool_use_id", path)
-        content = block.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise bad_request(f"{path}.content: Input should be a valid string or a list of content blocks")
-        if isinstance(content, list):
-            for k, inner in enumerate(content):
-                _block(inner, f"{path}.content.{k}", "user", TOOL_RESULT_INNER, req)
-        if not isinstance(block.get("is_error", False), bool):
-            raise bad_request(f"{path}.is_error: Input should be a valid boolean")
-    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-        _str_field(block, "id", path)
-        _str_field(block, "name", path)
-        if not isinstance(block.get("input"), dict):
-            raise bad_request(f"{path}.input: Input should be a valid dictionary")
-    elif kind == "thinking":
-        _str_field(block, "thinking", path)
-        _str_field(block, "signature", path)
-    elif kind == "redacted_thinking":
-        _str_field(block, "data", path)
-    elif kind == "compaction":
-        if not isinstance(block.get("content"), (str, type(None))):
-            raise bad_request(f"{path}.content: Input should be a valid string or null")
-    elif server_result:
-        _str_field(block, "tool_use_id", path)
-
-
-def _str_field(block: dict[str, Any], name: str, path: str) -> str:
-    value = block.get(name)
-    if name not in block:
-        raise bad_request(f"{path}.{name}: Field required")
-    if not isinstance(value, str):
-        raise bad_request(f"{path}.{name}: Input should be a valid string")
-    return value
+        for k, inner in enumerate(block["content"]):
+            _text(inner, f"{path}.search_result.content.{k}")
+    elif kind == "tool_result" and isinstance(block.get("content"), list):
+        for k, inner in enumerate(block["content"]):
+            _block(inner, f"{path}.content.{k}", "user", TOOL_RESULT_INNER, req)
 
 
 def _text(block: dict[str, Any], path: str) -> None:
-    text = _str_field(block, "text", path)
-    if not text:
+    """Text must not be empty or blank (facts, verbatim texts)."""
+    if not block["text"]:
         raise bad_request(EMPTY_TEXT)
-    if not text.strip():
+    if not block["text"].strip():
         raise bad_request(BLANK_TEXT)
-    citations = block.get("citations")
-    if citations is not None and not isinstance(citations, list):
-        raise bad_request(f"{path}.citations: Input should be a valid list")
-
-
-def _list_of_text(content: Any, path: str) -> None:
-    if not isinstance(content, list):
-        raise bad_request(f"{path}: Input should be a valid list")
-    for k, inner in enumerate(content):
-        if not isinstance(inner, dict) or inner.get("type") != "text":
-            raise bad_request(f"{path}.{k}: Input should be a text block")
-        _text(inner, f"{path}.{k}")
 
 
 def _image(block: dict[str, Any], path: str, req: Request) -> None:
