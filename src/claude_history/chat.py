@@ -27,6 +27,7 @@ from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
+from .tokens import count_kwargs
 from .tools import ToolErrors, ToolSet, error_result, tool_result
 from .turn import (
     Ledger,
@@ -255,24 +256,6 @@ class _ChatBase:
         turn.base = base
 
 
-# Arguments of messages.create about the output, which count_tokens does not take.
-_OUTPUT_ONLY = frozenset(
-    {"max_tokens", "stream", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "service_tier"}
-)
-
-
-def _count_kwargs(method: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The request arguments ``count_tokens`` accepts (it takes no max_tokens, metadata, ...)."""
-    try:
-        parameters = list(inspect.signature(method).parameters.values())
-    except (TypeError, ValueError):  # pragma: no cover - a client we cannot inspect
-        parameters = []
-    if not parameters or any(p.kind is p.VAR_KEYWORD for p in parameters):  # a wrapper: cannot tell
-        return {k: v for k, v in kwargs.items() if k not in _OUTPUT_ONLY}
-    accepted = {p.name for p in parameters}
-    return {k: v for k, v in kwargs.items() if k in accepted}
-
-
 def _is_async_client(client: Any) -> bool | None:
     """Whether ``client.messages.create`` is a coroutine function (None: cannot tell, e.g. a test double)."""
     create = getattr(getattr(client, "messages", None), "create", None)
@@ -473,7 +456,7 @@ class Chat(_ChatBase):
             self._summary_saved(turn, op.summary)
             return None
         count = self._api(op.beta).count_tokens
-        return count(**_count_kwargs(count, op.kwargs)).input_tokens
+        return count(**count_kwargs(count, op.kwargs)).input_tokens
 
     def _drive(self, turn: Turn) -> Message:
         while True:
@@ -846,7 +829,7 @@ class AsyncChat(_ChatBase):
             self._summary_saved(turn, op.summary)
             return None
         count = self._api(op.beta).count_tokens
-        return (await count(**_count_kwargs(count, op.kwargs))).input_tokens
+        return (await count(**count_kwargs(count, op.kwargs))).input_tokens
 
     async def _drive(self, turn: Turn) -> Message:
         while True:

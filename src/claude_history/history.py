@@ -21,6 +21,8 @@ stores' ``rewind`` use it.
 from __future__ import annotations
 
 import copy
+import functools
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +38,7 @@ __all__ = [
     "last_turn_start",
     "merge_consecutive",
     "repair",
+    "sendable",
     "strip_thinking",
     "text_of",
     "tool_result_ids",
@@ -218,6 +221,60 @@ def strip_thinking(messages: Sequence[Message], *, keep_from: int | None = None)
                 continue
         result.append(copy.deepcopy(dict(message)))
     return merge_consecutive(result) if dropped_any else result
+
+
+@functools.cache
+def _citation_keys() -> dict[str, frozenset[str]]:
+    """The keys a citation may carry in a request, per citation type, from the SDK's param types
+    (``anthropic.types.TextCitationParam``). A reply's citations have more (``file_id``) that the request types
+    lack; sent back they are refused (``...citations.0.char_location.file_id: Extra inputs are not
+    permitted``)."""
+    from anthropic.types import TextCitationParam
+    from anthropic.types.beta import BetaTextCitationParam
+
+    keys: dict[str, frozenset[str]] = {}
+    for member in (*typing.get_args(BetaTextCitationParam), *typing.get_args(TextCitationParam)):
+        hints = typing.get_type_hints(member)
+        for tag in typing.get_args(hints["type"]):
+            keys[tag] = frozenset(hints)
+    return keys
+
+
+def _sendable_block(block: Any) -> Any:
+    if not isinstance(block, dict):
+        return block
+    citations = block.get("citations") if block.get("type") == "text" else None
+    if isinstance(citations, list) and citations:
+        allowed = _citation_keys()
+        trimmed = [
+            {k: v for k, v in c.items() if k in allowed[c["type"]]}
+            if isinstance(c, dict) and c.get("type") in allowed
+            else c
+            for c in citations
+        ]
+        if trimmed != citations:
+            return {**block, "citations": trimmed}
+    if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+        inner = [_sendable_block(b) for b in block["content"]]
+        if any(a is not b for a, b in zip(inner, block["content"], strict=True)):
+            return {**block, "content": inner}
+    return block
+
+
+def sendable(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """``messages`` as a request may carry them: reply-only fields the API refuses on input are dropped
+    (today: citation fields such as ``file_id``). The stored log keeps what the API returned; only the
+    request view is trimmed. Messages that need nothing are passed through as they are."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            blocks = [_sendable_block(b) for b in content]
+            if any(a is not b for a, b in zip(blocks, content, strict=True)):
+                out.append({**message, "content": blocks})
+                continue
+        out.append(message if isinstance(message, dict) else dict(message))
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- validate

@@ -18,6 +18,7 @@ rule), so calibration never scales what is already known.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -290,19 +291,26 @@ class Calibration:
         )
 
 
-def _count_kwargs(request: Mapping[str, Any]) -> dict[str, Any]:
-    # count_tokens takes the create() inputs except the ones about the output.
-    skip = {
-        "max_tokens",
-        "stream",
-        "metadata",
-        "stop_sequences",
-        "temperature",
-        "top_p",
-        "top_k",
-        "service_tier",
-    }
-    return {k: v for k, v in request.items() if k not in skip and v is not None}
+# Arguments of messages.create about the output, which count_tokens does not take (used only for a method whose
+# signature cannot be read).
+_OUTPUT_ONLY = frozenset(
+    {"max_tokens", "stream", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "service_tier"}
+)
+
+
+def count_kwargs(method: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``messages.create`` arguments that ``method`` (a ``count_tokens``) accepts, read from its signature:
+    count_tokens takes neither the output settings (the API refuses ``max_tokens: Extra inputs are not
+    permitted``) nor several create-only inputs (``container``, ``inference_geo``, ``diagnostics``, ...), which
+    the SDK refuses with a TypeError. ``None`` values are left out."""
+    try:
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - a client we cannot inspect
+        parameters = []
+    if not parameters or any(p.kind is p.VAR_KEYWORD for p in parameters):  # a wrapper: cannot tell
+        return {k: v for k, v in request.items() if k not in _OUTPUT_ONLY and v is not None}
+    accepted = {p.name for p in parameters}
+    return {k: v for k, v in request.items() if k in accepted and v is not None}
 
 
 def _endpoint(client: Any, request: Mapping[str, Any]) -> Any:
@@ -314,11 +322,13 @@ def count_tokens(client: Any, **request: Any) -> int:
     """Exact input tokens of a request from the API (``client.messages.count_tokens``): free but rate-limited,
     so use it near a limit (``RequestPlan.check_count``), not on every turn. Takes the ``messages.create``
     keyword arguments (``model``, ``**plan.request_kwargs()``); output-only ones are dropped."""
-    result = _endpoint(client, request).count_tokens(**_count_kwargs(request))
+    method = _endpoint(client, request).count_tokens
+    result = method(**count_kwargs(method, request))
     return int(result.input_tokens)
 
 
 async def acount_tokens(client: Any, **request: Any) -> int:
     """``count_tokens`` for ``AsyncAnthropic``."""
-    result = await _endpoint(client, request).count_tokens(**_count_kwargs(request))
+    method = _endpoint(client, request).count_tokens
+    result = await method(**count_kwargs(method, request))
     return int(result.input_tokens)

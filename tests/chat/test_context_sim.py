@@ -44,7 +44,7 @@ from .conftest import bodies
 MODELS = ["claude-sonnet-4-6", "claude-opus-5-5"]
 SUMMARY_MODEL = "claude-haiku-4-5"
 SYSTEM = "You are a research assistant. Answer with care and cite what you used. " * 40
-THINKING = {"type": "enabled", "budget_tokens": 1024}
+THINKING = {"type": "adaptive"}  # accepted by both MODELS; claude-opus-5-5 refuses "enabled"
 _VOCABULARY = """
 the of and to in is it you that was for on are with as they be at one have this from or had by word but what
 some we can out other were all there when up use your how said each which do their time if will way about many

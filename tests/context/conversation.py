@@ -11,6 +11,7 @@ from typing import Any
 
 from claude_history.context import plan_request
 from claude_history.context.plan import RequestPlan
+from claude_history.models import model_info
 from claude_history.stores.base import Summary
 
 _VOCABULARY = """
@@ -169,7 +170,9 @@ class Driver:
             )
             kwargs = plan.request_kwargs()
             if self.thinking:
-                kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+                modes = model_info(self.model).thinking_modes  # type: ignore[union-attr]
+                kind = "adaptive" if "adaptive" in modes else "enabled"
+                kwargs["thinking"] = {"type": kind, "budget_tokens": 1024} if kind == "enabled" else {"type": kind}
             api = self.client.beta.messages if plan.betas else self.client.messages
             response = api.create(model=self.model, max_tokens=2048, **kwargs)
             responses.append(response)

@@ -3,6 +3,7 @@ the simulator's counts (the figures are printed: run with -s to see them)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import random
@@ -16,6 +17,7 @@ from claude_history.tokens import (
     PDF_PAGE_TOKENS,
     Calibration,
     TokenEstimate,
+    acount_tokens,
     count_tokens,
     estimate_block,
     estimate_message,
@@ -191,3 +193,27 @@ def test_count_tokens_uses_the_beta_endpoint_for_beta_requests(sim: Any) -> None
     )
     assert count_tokens(client, model="claude-opus-5-5", **plan.request_kwargs()) > 0
     assert "compact-2026-01-12" in sim.requests[-1]["headers"].get("anthropic-beta", "")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_count_tokens_drops_what_count_tokens_does_not_take(sim: Any, asynchronous: bool) -> None:
+    # Found with the strict simulator: the helper passed create-only arguments on (the SDK raised TypeError for
+    # inference_geo / container / diagnostics) and a hand-kept list decided what to drop; now the endpoint's own
+    # signature decides, as in Chat.
+    request: dict[str, Any] = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "inference_geo": "us",
+        "container": None,
+        "metadata": {"user_id": "u1"},
+        "system": None,
+    }
+    if asynchronous:
+        client = anthropic.AsyncAnthropic(api_key="test", base_url=sim.base_url, max_retries=0)
+        assert asyncio.run(acount_tokens(client, **request)) > 0
+    else:
+        client_sync = anthropic.Anthropic(api_key="test", base_url=sim.base_url, max_retries=0)
+        assert count_tokens(client_sync, **request) > 0
+    sent = sim.requests[-1]["body"]
+    assert set(sent) == {"model", "messages"}

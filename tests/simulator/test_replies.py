@@ -138,7 +138,7 @@ def test_output_tokens_follow_the_token_rule(sim: Simulator) -> None:
     assert reply.usage.output_tokens == 100 + 3  # ceil(400 / 4) + block overhead
 
 
-THINKING = {"type": "enabled", "budget_tokens": 1024}
+THINKING = {"type": "adaptive"}  # accepted by claude-sonnet-4-6 and claude-opus-5-5 (models.MODELS)
 
 
 def test_thinking_block_comes_first_with_a_signature(sim: Simulator) -> None:
@@ -329,10 +329,11 @@ def test_server_compaction(sim: Simulator) -> None:
         {"role": "assistant", "content": [b.to_dict() for b in reply.content]},
         user("And now?"),
     ]
-    counted = client.beta.messages.count_tokens(model=MODEL, messages=follow).input_tokens
-    view = client.beta.messages.count_tokens(model=MODEL, messages=follow[3:]).input_tokens
+    beta = ["compact-2026-01-12"]  # a compaction block sent back needs its beta too
+    counted = client.beta.messages.count_tokens(model=MODEL, messages=follow, betas=beta).input_tokens
+    view = client.beta.messages.count_tokens(model=MODEL, messages=follow[3:], betas=beta).input_tokens
     assert counted == view
-    quiet = client.beta.messages.create(model=MODEL, max_tokens=500, messages=follow)
+    quiet = client.beta.messages.create(model=MODEL, max_tokens=500, messages=follow, betas=beta)
     assert quiet.usage.input_tokens == counted
     assert quiet.content[0].text.endswith("This conversation has 2 messages.")
 
@@ -342,7 +343,7 @@ def test_compaction_can_pause(sim: Simulator) -> None:
     edits = {"edits": [{**COMPACT["edits"][0], "pause_after_compaction": True}]}
     history = [user("Long message. " * 40)]
     reply = client.beta.messages.create(
-        model=MODEL, max_tokens=500, messages=history, context_management=edits
+        model=MODEL, max_tokens=500, messages=history, context_management=edits, betas=["compact-2026-01-12"]
     )
     assert [b.type for b in reply.content] == ["compaction"]
     assert reply.stop_reason == "compaction"
@@ -351,5 +352,6 @@ def test_compaction_can_pause(sim: Simulator) -> None:
         max_tokens=500,
         messages=[user("short")],
         context_management={"edits": [{"type": "compact_20260112"}]},  # default trigger: 150,000 tokens
+        betas=["compact-2026-01-12"],
     )
     assert below.content[0].type == "text"

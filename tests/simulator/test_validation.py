@@ -23,15 +23,17 @@ def api() -> Iterator[Simulator]:
         yield simulator
 
 
-def ok(api: Simulator, payload: Any, path: str = "/v1/messages") -> dict[str, Any]:
-    response = post(api.base_url, payload, path)
+def ok(api: Simulator, payload: Any, path: str = "/v1/messages", **kwargs: Any) -> dict[str, Any]:
+    response = post(api.base_url, payload, path, **kwargs)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
 
 
-def fails(api: Simulator, payload: Any, status: int = 400, kind: str = "invalid_request_error") -> str:
-    got_status, got_kind, message = error_of(post(api.base_url, payload))
+def fails(
+    api: Simulator, payload: Any, status: int = 400, kind: str = "invalid_request_error", **kwargs: Any
+) -> str:
+    got_status, got_kind, message = error_of(post(api.base_url, payload, **kwargs))
     assert (got_status, got_kind) == (status, kind), message
     return message
 
@@ -73,7 +75,7 @@ def test_field_types(api: Simulator) -> None:
     message = fails(api, body(user("hi"), max_tokens=10**6))
     assert (
         message
-        == f"max_tokens: 1000000 > 64000, which is the maximum allowed number of output tokens for {MODEL}"
+        == f"max_tokens: 1000000 > 128000, which is the maximum allowed number of output tokens for {MODEL}"
     )
 
 
@@ -140,10 +142,11 @@ def test_a_paused_turn_sent_back_is_not_a_prefill(api: Simulator) -> None:
 
 def test_a_response_paused_after_compaction_sent_back_is_not_a_prefill(api: Simulator) -> None:
     compaction = {"type": "compaction", "content": "Summary of the earlier conversation."}
-    reply = ok(api, body(user("go on"), assistant([compaction])))
+    beta = {"anthropic-beta": "compact-2026-01-12"}
+    reply = ok(api, body(user("go on"), assistant([compaction])), headers=beta)
     assert reply["type"] == "message"
     prefill = assistant([compaction, {"type": "text", "text": "So"}])
-    assert fails(api, body(user("go on"), prefill)) == PREFILL
+    assert fails(api, body(user("go on"), prefill), headers=beta) == PREFILL
 
 
 def test_consecutive_same_role_messages_are_merged_not_rejected(api: Simulator) -> None:
@@ -255,24 +258,36 @@ def test_longer_ttls_come_first(api: Simulator) -> None:
     )
     assert "ttl='1h' must not come after one with ttl='5m'" in fails(api, bad)
     assert fails(api, body(user("x"), cache_control={"type": "ephemeral", "ttl": "2h"})) == (
-        "cache_control.ttl: Input should be '5m' or '1h'"
+        "cache_control.ephemeral.ttl: Input should be '5m' or '1h'"
     )
+
+
+def counted(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` as a count_tokens body: that endpoint has no ``max_tokens``."""
+    return {k: v for k, v in payload.items() if k != "max_tokens"}
+
+
+def test_count_tokens_refuses_max_tokens(api: Simulator) -> None:
+    # Wei-Shaw/sub2api PR 4913: /v1/messages/count_tokens answers `max_tokens: Extra inputs are not permitted`.
+    ok(api, counted(body(user("q"))), "/v1/messages/count_tokens")
+    response = post(api.base_url, body(user("q")), "/v1/messages/count_tokens")
+    assert error_of(response) == (400, "invalid_request_error", "max_tokens: Extra inputs are not permitted")
 
 
 def test_prompt_too_long(api: Simulator) -> None:
     model = "claude-haiku-4-5"  # 200k window
     fits = body(user("x" * 790_000), model=model)
-    count = ok(api, fits, "/v1/messages/count_tokens")["input_tokens"]
+    count = ok(api, counted(fits), "/v1/messages/count_tokens")["input_tokens"]
     assert count <= 200_000
     ok(api, fits)
     too_long = body(user("x" * 810_000), model=model)
-    count = ok(api, too_long, "/v1/messages/count_tokens")["input_tokens"]
+    count = ok(api, counted(too_long), "/v1/messages/count_tokens")["input_tokens"]
     assert fails(api, too_long) == f"prompt is too long: {count} tokens > 200000 maximum"
 
 
 def test_at_most_100000_messages(api: Simulator) -> None:
     turns = [user("q") if k % 2 == 0 else assistant("a") for k in range(100_001)]
-    ok(api, body(*turns[:99_999]), "/v1/messages/count_tokens")
+    ok(api, counted(body(*turns[:99_999])), "/v1/messages/count_tokens")
     message = fails(api, body(*turns))
     assert message == "messages: too many messages (100001); at most 100000 are allowed per request"
 
@@ -301,13 +316,13 @@ def test_images(api: Simulator) -> None:
     ok(api, body(user([image_block(30, 20, "JPEG"), image_block(10, 10, "GIF"), image_block(8, 8, "WEBP")])))
     mismatch = fails(api, body(user([image_block(60, 40, "PNG", media_type="image/jpeg")])))
     assert mismatch == (
-        "messages.0.content.0.source.base64.data: The image was specified using the image/jpeg media type, "
+        "messages.0.content.0.image.source.base64.data: The image was specified using the image/jpeg media type, "
         "but the image appears to be a image/png image"
     )
     garbage = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGVsbG8="}}
-    assert fails(api, body(user([garbage]))) == "messages.0.content.0.source.base64: Could not process image"
+    assert fails(api, body(user([garbage]))) == "messages.0.content.0.image.source.base64: Could not process image"
     bad_media = {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": "aGVsbG8="}}
-    assert fails(api, body(user([bad_media]))).startswith("messages.0.content.0.source.base64.media_type")
+    assert fails(api, body(user([bad_media]))).startswith("messages.0.content.0.image.source.base64.media_type")
 
 
 def test_documents(api: Simulator) -> None:
@@ -322,8 +337,12 @@ def test_block_types_per_role(api: Simulator) -> None:
         fails(api, body(user([tool_use("t")])))
         == "messages.0.content.0.type: 'tool_use' blocks are not allowed in user messages"
     )
-    assert fails(api, body(user([{"type": "mystery"}]))).startswith("messages.0.content.0.type: 'mystery'")
-    assert fails(api, body(user([{"type": "text"}]))) == "messages.0.content.0.text: Field required"
+    assert fails(api, body(user([{"type": "mystery"}]))).startswith(
+        "messages.0.content.0: Input tag 'mystery' found using 'type' does not match any of the expected tags: "
+        "'text', 'image', "
+    )
+    # A tagged union puts the member's tag in the path (github.com/anthropics/claude-code issue 4378).
+    assert fails(api, body(user([{"type": "text"}]))) == "messages.0.content.0.text.text: Field required"
 
 
 def test_thinking_configuration(api: Simulator) -> None:

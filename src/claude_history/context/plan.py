@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ..history import sendable
 from ..stores.base import Summary
 from .engine import plan as _plan
 from .policies import KeepAll
@@ -123,7 +124,7 @@ def plan_request(
 
 def _as_plan(planned: Any) -> RequestPlan:
     return RequestPlan(
-        messages=planned.messages,
+        messages=sendable(planned.messages),
         system=planned.system,
         extra=planned.extra,
         tools=planned.tools,

@@ -18,13 +18,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from claude_history.models import MODELS
-
 from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
 from ._faults import Fault, StreamFault, broken_stream, fault_error
 from ._http import WORKERS, Response, Server
 from ._limits import RateLimiter, RateLimits
+from ._models_api import get_model, list_models
 from ._replies import (
     Reply,
     ThinkingSigner,
@@ -389,17 +388,12 @@ class Simulator:
         parse_error: str | None,
         request_id: str,
     ) -> Response:
-        route = urlsplit(path).path.rstrip("/")
+        url = urlsplit(path)
+        route = url.path.rstrip("/")
         if route == "/v1/models" and method == "GET":
-            data = [_model_json(name) for name in MODELS]
-            return Response(
-                200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
-            )
+            return Response(200, list_models(url.query))
         if route.startswith("/v1/models/") and method == "GET":
-            name = route.rsplit("/", 1)[1]
-            if name not in MODELS:
-                raise ApiError(404, f"model: {name}", "not_found_error")
-            return Response(200, _model_json(name))
+            return Response(200, get_model(route.rsplit("/", 1)[1]))
         if route not in ("/v1/messages", "/v1/messages/count_tokens"):
             raise ApiError(404, f"Not found: {method} {route}", "not_found_error")
         if method != "POST":
@@ -557,10 +551,6 @@ class Simulator:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _model_json(name: str) -> dict[str, Any]:
-    return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
 
 
 def _bound(

@@ -16,7 +16,9 @@ from typing import Any
 from claude_history.images import decode_base64, image_media_type, image_size
 from claude_history.models import ModelInfo, model_info
 
+from ._betas import INTERLEAVED_THINKING, allowed, request_betas
 from ._common import ApiError, bad_request, normalise_content
+from ._schema import message_schema
 
 __all__ = [
     "MAX_CACHE_BREAKPOINTS",
@@ -29,10 +31,9 @@ __all__ = [
 
 MAX_MESSAGES = 100_000  # facts: "At most 100,000 messages per request."
 MAX_CACHE_BREAKPOINTS = 4  # facts: "on up to 4 blocks"; the top-level automatic one uses a slot.
-DEFAULT_COMPACTION_TRIGGER = (
-    150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
-)
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+DEFAULT_COMPACTION_TRIGGER = 150_000  # SDK: BetaCompact20260112EditParam.trigger "Defaults to 150000 input tokens".
+MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024  # per image, on the base64 text (see _image)
+MAX_IMAGE_PIXELS = 8000  # per side (see _image)
 REJECTED_SAMPLING = ("temperature", "top_p", "top_k")  # facts: rejected by anthropic-version 2026-10-21.
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 
@@ -110,24 +111,16 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
     API."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    if headers.get("anthropic-version", "") >= "2026-10-21":
-        for name in REJECTED_SAMPLING:
-            if name in body:
-                raise bad_request(f"{name}: Extra inputs are not permitted")
+    betas = request_betas(headers)
+    _check_schema(body, count_only=count_only, betas=betas, version=headers.get("anthropic-version", ""))
 
-    model = body.get("model")
-    if "model" not in body:
-        raise bad_request("model: Field required")
-    if not isinstance(model, str):
-        raise bad_request("model: Input should be a valid string")
+    model: str = body["model"]  # the schema checked every field's presence and type
     info = model_info(model)
     if info is None:
         raise ApiError(404, f"model: {model}", "not_found_error")
 
     max_tokens: int | None = None
     if not count_only:
-        if "max_tokens" not in body:
-            raise bad_request("max_tokens: Field required")
         max_tokens = _int(body["max_tokens"], "max_tokens", minimum=1)
         if max_tokens > info.max_output_tokens:
             raise bad_request(
@@ -135,24 +128,17 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
                 f"number of output tokens for {model}"
             )
 
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise bad_request("stream: Input should be a valid boolean")
-    if count_only:
-        stream = False
+    stream = bool(body.get("stream", False)) and not count_only
 
     system = _system(body.get("system"))
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
-    thinking = _thinking(body.get("thinking"), max_tokens)
+    thinking = _thinking(body.get("thinking"), max_tokens, model, info, betas)
+    _effort(body.get("output_config"), model, info)
     if thinking is not None and tool_choice is not None and tool_choice["type"] in ("any", "tool"):
         raise bad_request("Thinking may not be enabled when tool_choice forces tool use.")
-    stop_sequences = body.get("stop_sequences", [])
-    if not isinstance(stop_sequences, list) or not all(isinstance(s, str) for s in stop_sequences):
-        raise bad_request("stop_sequences: Input should be a valid list of strings")
+    stop_sequences = _stop_sequences(body.get("stop_sequences", []))
     cache_control = body.get("cache_control")
-    if cache_control is not None:
-        _cache_control(cache_control, "cache_control")
     compaction = _context_management(body.get("context_management"))
 
     req = Request(
@@ -165,7 +151,7 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
         tools=tools,
         tool_choice=tool_choice,
         thinking=thinking,
-        stop_sequences=[s for s in stop_sequences if s],
+        stop_sequences=stop_sequences,
         stream=stream,
         cache_control=cache_control,
         compaction=compaction,
@@ -182,6 +168,27 @@ def parse_request(body: Any, *, count_only: bool, headers: Mapping[str, str]) ->
 # top-level fields
 
 
+def _check_schema(body: dict[str, Any], *, count_only: bool, betas: frozenset[str], version: str) -> None:
+    """Field-by-field check against the SDK's request types (``_schema``), beta-only parts gated by the
+    ``anthropic-beta`` values (``_betas``).
+
+    Looser than the types on purpose: versions before 2026-10-21 still take ``temperature``, ``top_p`` and
+    ``top_k`` (facts: "rejected by that version"), which the SDK's current types no longer have."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > MAX_MESSAGES:  # before a walk over 100,000 messages
+        raise bad_request(
+            f"messages: too many messages ({len(messages)}); at most {MAX_MESSAGES} are allowed per request"
+        )
+    checked = body
+    if version < "2026-10-21" and any(name in body for name in REJECTED_SAMPLING):
+        checked = {k: v for k, v in body.items() if k not in REJECTED_SAMPLING}
+        for name in REJECTED_SAMPLING:
+            value = body.get(name)
+            if name in body and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise bad_request(f"{name}: Input should be a valid number")
+    message_schema(count_only).check(checked, betas, allowed)
+
+
 def _int(value: Any, path: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request(f"{path}: Input should be a valid integer")
@@ -191,73 +198,46 @@ def _int(value: Any, path: str, *, minimum: int) -> int:
 
 
 def _system(system: Any) -> list[dict[str, Any]]:
+    """The system prompt as text blocks; text must not be empty or blank (facts)."""
     if system is None:
         return []
     if isinstance(system, str):
         if system and not system.strip():
             raise bad_request("system: text content blocks must contain non-whitespace text")
         return [{"type": "text", "text": system}] if system else []
-    if not isinstance(system, list):
-        raise bad_request("system: Input should be a valid string or a list of text blocks")
-    for k, block in enumerate(system):
-        path = f"system.{k}"
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise bad_request(f"{path}: Input should be a text block")
-        text = block.get("text")
-        if not isinstance(text, str):
-            raise bad_request(
-                f"{path}.text: Field required"
-                if text is None
-                else f"{path}.text: Input should be a valid string"
-            )
-        if not text:
+    for block in system:
+        if not block["text"]:
             raise bad_request("system: text content blocks must be non-empty")
-        if not text.strip():
+        if not block["text"].strip():
             raise bad_request("system: text content blocks must contain non-whitespace text")
-        if "cache_control" in block:
-            _cache_control(block["cache_control"], f"{path}.cache_control")
     return list(system)
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
+    """What the API checks beyond the types: tool name pattern, unique names, and a custom tool's input schema
+    is a JSON Schema of type ``object`` (the SDK's ``InputSchemaTyped.type: Literal["object"]``, unioned there
+    with a free dict: the API is stricter than that union)."""
     if tools is None:
         return []
-    if not isinstance(tools, list):
-        raise bad_request("tools: Input should be a valid list")
     names: set[str] = set()
     for k, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise bad_request(f"tools.{k}: Input should be a valid dictionary")
-        kind = tool.get("type", "custom")
-        name = tool.get("name")
-        if kind in (None, "custom"):
-            if not isinstance(name, str):
-                raise bad_request(f"tools.{k}.custom.name: Field required")
+        name = tool["name"]
+        if tool.get("type") in (None, "custom"):
             if not TOOL_NAME.match(name):
-                raise bad_request(
-                    f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
-                )
-            if not isinstance(tool.get("input_schema"), dict):
-                raise bad_request(f"tools.{k}.custom.input_schema: Field required")
-        elif not isinstance(kind, str) or not isinstance(name, str):
-            raise bad_request(f"tools.{k}: a server tool needs a string `type` and `name`")
+                raise bad_request(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            if tool["input_schema"].get("type") != "object":
+                raise bad_request(f"tools.{k}.custom.input_schema.type: Input should be 'object'")
         if name in names:
             raise bad_request("tools: Tool names must be unique.")
         names.add(name)
-        if "cache_control" in tool:
-            _cache_control(tool["cache_control"], f"tools.{k}.cache_control")
     return list(tools)
 
 
-def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _tool_choice(choice: dict[str, Any] | None, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     if choice is None:
         return None
-    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
-        raise bad_request("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
     if choice["type"] == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str):
-            raise bad_request("tool_choice.tool.name: Field required")
+        name = choice["name"]
         if name not in {t.get("name") for t in tools}:
             raise bad_request(f"tool_choice.tool.name: tool '{name}' is not in `tools`")
     if choice["type"] in ("any", "tool") and not tools:
@@ -265,63 +245,62 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | N
     return choice
 
 
-def _thinking(thinking: Any, max_tokens: int | None) -> dict[str, Any] | None:
+def _thinking(
+    thinking: Any, max_tokens: int | None, req_model: str, info: ModelInfo, betas: frozenset[str]
+) -> dict[str, Any] | None:
+    """Thinking modes per model (``models.MODELS[...].thinking_modes``); the shape was checked by the schema.
+
+    With ``enabled`` the budget stays below ``max_tokens``, except with the interleaved-thinking beta on a model
+    that supports it, where the budget spans every thinking block of the turn and may exceed it (extended-thinking
+    page, "Interleaved thinking")."""
     if thinking is None:
         return None
-    if not isinstance(thinking, dict) or thinking.get("type") not in (
-        "enabled",
-        "disabled",
-        "adaptive",
-        "between_tools",
-    ):
-        raise bad_request(
-            "thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'"
-        )
-    if thinking["type"] == "disabled":
+    kind = thinking["type"]
+    if kind in ("enabled", "adaptive", "disabled") and kind not in info.thinking_modes:
+        accepted = " or ".join(f"'{m}'" for m in sorted(info.thinking_modes))
+        raise bad_request(f"thinking.type: '{kind}' is not supported on {req_model}; use {accepted}.")
+    if kind == "disabled":
         return None
-    if thinking["type"] == "enabled":
-        if "budget_tokens" not in thinking:
-            raise bad_request("thinking.enabled.budget_tokens: Field required")
+    if kind == "enabled":
         budget = _int(thinking["budget_tokens"], "thinking.enabled.budget_tokens", minimum=1024)
-        if max_tokens is not None and budget >= max_tokens:
+        interleaved = info.interleaved_beta and INTERLEAVED_THINKING in betas
+        if max_tokens is not None and budget >= max_tokens and not interleaved:
             raise bad_request("`max_tokens` must be greater than `thinking.budget_tokens`.")
-    display = thinking.get("display")
-    if display not in (None, "summarized", "omitted"):
-        raise bad_request(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
-    return thinking
+    config: dict[str, Any] = thinking
+    return config
 
 
-def _cache_control(cc: Any, path: str) -> None:
-    if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
-        raise bad_request(f"{path}.type: Input should be 'ephemeral'")
-    if cc.get("ttl", "5m") not in ("5m", "1h"):
-        raise bad_request(f"{path}.ttl: Input should be '5m' or '1h'")
+def _effort(output_config: Any, req_model: str, info: ModelInfo) -> None:
+    """``output_config.effort`` levels per model (``models.MODELS[...].effort_levels``; "Effort" page)."""
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is None or effort in info.effort_levels:
+        return
+    if not info.effort_levels:
+        raise bad_request(f"output_config.effort: {req_model} does not support the effort parameter.")
+    accepted = ", ".join(f"'{e}'" for e in info.effort_levels)
+    raise bad_request(f"output_config.effort: '{effort}' is not supported on {req_model}; use one of {accepted}.")
+
+
+def _stop_sequences(stop_sequences: list[str]) -> list[str]:
+    """Each stop sequence must contain non-whitespace (the API refuses ``[" "]``)."""
+    for k, seq in enumerate(stop_sequences):
+        if not seq.strip():
+            raise bad_request(f"stop_sequences.{k}: each stop sequence must contain non-whitespace")
+    return list(stop_sequences)
 
 
 def _context_management(cm: Any) -> CompactionConfig | None:
     if cm is None:
         return None
-    if not isinstance(cm, dict) or not isinstance(cm.get("edits", []), list):
-        raise bad_request("context_management.edits: Input should be a valid list")
     found: CompactionConfig | None = None
-    for k, edit in enumerate(cm.get("edits", [])):
-        if not isinstance(edit, dict) or not isinstance(edit.get("type"), str):
-            raise bad_request(f"context_management.edits.{k}.type: Field required")
+    for k, edit in enumerate(cm.get("edits") or []):
         if edit["type"] != "compact_20260112":
             continue  # other edits (clear_tool_uses, clear_thinking) are accepted and not modelled
         trigger = edit.get("trigger")
         value = DEFAULT_COMPACTION_TRIGGER
         if trigger is not None:
-            if not isinstance(trigger, dict) or trigger.get("type") != "input_tokens":
-                raise bad_request(
-                    f"context_management.edits.{k}.trigger.type: Input should be 'input_tokens'"
-                )
-            value = _int(trigger.get("value"), f"context_management.edits.{k}.trigger.value", minimum=1)
-        pause = edit.get("pause_after_compaction", False)
-        instructions = edit.get("instructions")
-        if not isinstance(pause, bool) or not isinstance(instructions, (str, type(None))):
-            raise bad_request(f"context_management.edits.{k}: invalid pause_after_compaction or instructions")
-        found = CompactionConfig(value, pause, instructions)
+            value = _int(trigger["value"], f"context_management.edits.{k}.compact_20260112.trigger.value", minimum=1)
+        found = CompactionConfig(value, bool(edit.get("pause_after_compaction")), edit.get("instructions"))
     return found
 
 
@@ -330,34 +309,15 @@ def _context_management(cm: Any) -> CompactionConfig | None:
 
 
 def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
-    if "messages" not in body:
-        raise bad_request("messages: Field required")
     raw = body["messages"]
-    if not isinstance(raw, list):
-        raise bad_request("messages: Input should be a valid list")
     if not raw:
         raise bad_request("messages: at least one message is required")
-    if len(raw) > MAX_MESSAGES:
-        raise bad_request(
-            f"messages: too many messages ({len(raw)}); at most {MAX_MESSAGES} are allowed per request"
-        )
     out = []
     last = len(raw) - 1
     for i, msg in enumerate(raw):
-        if not isinstance(msg, dict):
-            raise bad_request(f"messages.{i}: Input should be a valid dictionary")
-        if "role" not in msg:
-            raise bad_request(f"messages.{i}.role: Field required")
-        role = msg["role"]
-        if role not in ("user", "assistant"):
+        role, content = msg["role"], msg["content"]
+        if role not in ("user", "assistant"):  # mid-conversation system messages are not modelled
             raise bad_request(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if "content" not in msg:
-            raise bad_request(f"messages.{i}.content: Field required")
-        content = msg["content"]
-        if not isinstance(content, (str, list)):
-            raise bad_request(
-                f"messages.{i}.content: Input should be a valid string or a list of content blocks"
-            )
         final_assistant = i == last and role == "assistant"
         if not content:
             if final_assistant:
@@ -380,159 +340,95 @@ def _messages(body: dict[str, Any], req: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _block(block: Any, path: str, role: str, allowed: set[str], req: Request) -> None:
-    if not isinstance(block, dict):
-        raise bad_request(f"{path}: Input should be a valid dictionary")
-    kind = block.get("type")
-    if not isinstance(kind, str):
-        raise bad_request(f"{path}.type: Field required")
+def _block(block: dict[str, Any], path: str, role: str, allowed: set[str], req: Request) -> None:
+    """What the API checks beyond the types (the schema checked fields and their types): which blocks each role
+    may carry, non-blank text, image and PDF contents."""
+    kind = block["type"]
     server_result = role == "assistant" and kind.endswith("_tool_result") and kind != "tool_result"
     if kind not in allowed and not server_result:
         if kind == "document" and role == "assistant":  # facts: not allowed directly in an assistant message
             raise bad_request(f"{path}: document blocks are not allowed in assistant messages")
         raise bad_request(f"{path}.type: '{kind}' blocks are not allowed in {role} messages")
-    if "cache_control" in block:
-        if kind in ("thinking", "redacted_thinking"):
-            raise bad_request(f"{path}.{kind}.cache_control: Extra inputs are not permitted")
-        _cache_control(block["cache_control"], f"{path}.cache_control")
     if kind == "text":
         _text(block, path)
     elif kind == "image":
-        _image(block, path, req)
+        _image(block, f"{path}.image", req)
     elif kind == "document":
-        _document(block, path)
+        _document(block, f"{path}.document")
     elif kind == "search_result":
-        for name in ("source", "title"):
-            _str_field(block, name, path)
-        _list_of_text(block.get("content"), f"{path}.content")
-    elif kind == "tool_result":
-        _str_field(block, "tool_use_id", path)
-        content = block.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise bad_request(f"{path}.content: Input should be a valid string or a list of content blocks")
-        if isinstance(content, list):
-            for k, inner in enumerate(content):
-                _block(inner, f"{path}.content.{k}", "user", TOOL_RESULT_INNER, req)
-        if not isinstance(block.get("is_error", False), bool):
-            raise bad_request(f"{path}.is_error: Input should be a valid boolean")
-    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-        _str_field(block, "id", path)
-        _str_field(block, "name", path)
-        if not isinstance(block.get("input"), dict):
-            raise bad_request(f"{path}.input: Input should be a valid dictionary")
-    elif kind == "thinking":
-        _str_field(block, "thinking", path)
-        _str_field(block, "signature", path)
-    elif kind == "redacted_thinking":
-        _str_field(block, "data", path)
-    elif kind == "compaction":
-        if not isinstance(block.get("content"), (str, type(None))):
-            raise bad_request(f"{path}.content: Input should be a valid string or null")
-    elif server_result:
-        _str_field(block, "tool_use_id", path)
-
-
-def _str_field(block: dict[str, Any], name: str, path: str) -> str:
-    value = block.get(name)
-    if name not in block:
-        raise bad_request(f"{path}.{name}: Field required")
-    if not isinstance(value, str):
-        raise bad_request(f"{path}.{name}: Input should be a valid string")
-    return value
+        for k, inner in enumerate(block["content"]):
+            _text(inner, f"{path}.search_result.content.{k}")
+    elif kind == "tool_result" and isinstance(block.get("content"), list):
+        for k, inner in enumerate(block["content"]):
+            _block(inner, f"{path}.content.{k}", "user", TOOL_RESULT_INNER, req)
 
 
 def _text(block: dict[str, Any], path: str) -> None:
-    text = _str_field(block, "text", path)
-    if not text:
+    """Text must not be empty or blank (facts, verbatim texts)."""
+    if not block["text"]:
         raise bad_request(EMPTY_TEXT)
-    if not text.strip():
+    if not block["text"].strip():
         raise bad_request(BLANK_TEXT)
-    citations = block.get("citations")
-    if citations is not None and not isinstance(citations, list):
-        raise bad_request(f"{path}.citations: Input should be a valid list")
-
-
-def _list_of_text(content: Any, path: str) -> None:
-    if not isinstance(content, list):
-        raise bad_request(f"{path}: Input should be a valid list")
-    for k, inner in enumerate(content):
-        if not isinstance(inner, dict) or inner.get("type") != "text":
-            raise bad_request(f"{path}.{k}: Input should be a text block")
-        _text(inner, f"{path}.{k}")
 
 
 def _image(block: dict[str, Any], path: str, req: Request) -> None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise bad_request(f"{path}.source: Field required")
-    kind = source.get("type")
-    if kind == "base64":
-        media = source.get("media_type")
-        if media not in IMAGE_MEDIA_TYPES:
-            raise bad_request(
-                f"{path}.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or "
-                "'image/webp'"
-            )
-        data = source.get("data")
-        if not isinstance(data, str):
-            raise bad_request(f"{path}.source.base64.data: Field required")
-        try:
-            raw = decode_base64(data)
-        except ValueError:
-            raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
-        actual = image_media_type(raw)
-        if actual is None:
-            raise bad_request(f"{path}.source.base64: Could not process image")
-        if actual != media:
-            raise bad_request(
-                f"{path}.source.base64.data: The image was specified using the {media} media type, but "
-                f"the image appears to be a {actual} image"
-            )
-        try:
-            req.image_sizes[id(source)] = image_size(raw)
-        except ValueError:
-            raise bad_request(f"{path}.source.base64: Could not process image") from None
-    elif kind == "url":
-        _str_field(source, "url", f"{path}.source.url")
-    elif kind == "file":
-        _str_field(source, "file_id", f"{path}.source.file")
-    else:
-        raise bad_request(f"{path}.source.type: Input should be 'base64', 'url' or 'file'")
+    """A base64 image must decode, be what its media type says, fit 5 MB of base64 and 8000 px a side.
+
+    ``path`` names the block with its tag (``messages.2.content.0.image``), as the API's texts do:
+    ``...image.source.base64: image exceeds 5 MB maximum: 8259148 bytes > 5242880 bytes``
+    (github.com/anthropics/claude-code issue 19631; the limit is on the base64 text, lobehub/lobehub PR 14711) and
+    ``...image.source.base64.data: At least one of the image dimensions exceed max allowed size: 8000 pixels``
+    (can1357/oh-my-pi PR 10633). The shape (media type, source type) was checked by the schema."""
+    source = block["source"]
+    if source["type"] != "base64":
+        return
+    where = f"{path}.source.base64"
+    data, media = source["data"], source["media_type"]
+    if len(data) > MAX_IMAGE_BASE64_BYTES:
+        raise bad_request(
+            f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes"
+        )
+    try:
+        raw = decode_base64(data)
+    except ValueError:
+        raise bad_request(f"{where}.data: Invalid base64 data") from None
+    actual = image_media_type(raw)
+    if actual is None:
+        raise bad_request(f"{where}: Could not process image")
+    if actual != media:
+        raise bad_request(
+            f"{where}.data: The image was specified using the {media} media type, but "
+            f"the image appears to be a {actual} image"
+        )
+    try:
+        width, height = image_size(raw)
+    except ValueError:
+        raise bad_request(f"{where}: Could not process image") from None
+    if max(width, height) > MAX_IMAGE_PIXELS:
+        raise bad_request(
+            f"{where}.data: At least one of the image dimensions exceed max allowed size: {MAX_IMAGE_PIXELS} pixels"
+        )
+    req.image_sizes[id(source)] = (width, height)
 
 
 def _document(block: dict[str, Any], path: str) -> None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise bad_request(f"{path}.source: Field required")
-    kind = source.get("type")
+    """A base64 PDF must be a PDF (``...source.base64.data: The PDF specified was not valid.``,
+    github.com/anthropics/claude-code issue 5174); text must not be blank. The shape was checked by the schema."""
+    source = block["source"]
+    kind = source["type"]
     if kind == "base64":
-        if source.get("media_type") != "application/pdf":
-            raise bad_request(f"{path}.source.base64.media_type: Input should be 'application/pdf'")
-        data = _str_field(source, "data", f"{path}.source.base64")
         try:
-            decode_base64(data)
+            raw = decode_base64(source["data"])
         except ValueError:
             raise bad_request(f"{path}.source.base64.data: Invalid base64 data") from None
-    elif kind == "text":
-        if source.get("media_type") != "text/plain":
-            raise bad_request(f"{path}.source.text.media_type: Input should be 'text/plain'")
-        _str_field(source, "data", f"{path}.source.text")
-    elif kind == "content":
-        content = source.get("content")
-        if isinstance(content, str):
-            if not content.strip():
-                raise bad_request(BLANK_TEXT)
-        else:
-            _list_of_text(content, f"{path}.source.content")
-    elif kind == "url":
-        _str_field(source, "url", f"{path}.source.url")
-    elif kind == "file":
-        _str_field(source, "file_id", f"{path}.source.file")
-    else:
-        raise bad_request(f"{path}.source.type: Input should be 'base64', 'text', 'content', 'url' or 'file'")
-    for name in ("title", "context"):
-        if block.get(name) is not None and not isinstance(block[name], str):
-            raise bad_request(f"{path}.{name}: Input should be a valid string")
+        if not raw.lstrip()[:5] == b"%PDF-":
+            raise bad_request(f"{path}.source.base64.data: The PDF specified was not valid.")
+    elif kind == "content" and isinstance(source["content"], str) and not source["content"].strip():
+        raise bad_request(BLANK_TEXT)
+    elif kind == "content" and isinstance(source["content"], list):
+        for k, inner in enumerate(source["content"]):
+            if inner.get("type") == "text":
+                _text(inner, f"{path}.source.content.content.{k}")
 
 
 def _latest_compaction(messages: list[dict[str, Any]]) -> tuple[int, int]:
@@ -654,8 +550,7 @@ def _check_breakpoints(req: Request) -> None:
         marks.append(req.cache_control)  # automatic caching takes one of the 4 slots (facts)
     if len(marks) > MAX_CACHE_BREAKPOINTS:
         raise bad_request(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found "
-            f"{len(marks)}."
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
         )
     seen_5m = False
     for cc in marks:
@@ -686,9 +581,7 @@ def check_thinking(
         checked = [(i, j, b) for i, j, b in req.effective_blocks() if b.get("type") == "thinking"]
     else:
         current = _current_tool_turn(req.messages)
-        checked = [
-            (i, j, b) for i, j, b in req.effective_blocks() if i in current and b.get("type") == "thinking"
-        ]
+        checked = [(i, j, b) for i, j, b in req.effective_blocks() if i in current and b.get("type") == "thinking"]
     for i, j, block in checked:
         prefix = bound_prefix.get((i, j)) if binds else None
         if verify(block["signature"], block["thinking"], prefix):
