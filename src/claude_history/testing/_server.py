@@ -35,6 +35,7 @@ from ._replies import (
     message_id,
     request_digest,
 )
+from ._server_tools import server_tool_usage
 from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
 from ._validation import Request, check_thinking, parse_request
 
@@ -405,6 +406,8 @@ class Simulator:
                 blocks.insert(0, compaction)
             self._sign(blocks, req, layout.bind_start, layout.bind_end, digest)
             usage, passes = self._bill(req, counter, layout, read, blocks, compaction, now)
+            if (tools_used := server_tool_usage(blocks)) is not None:
+                usage["server_tool_use"] = tools_used
             self._billings.append(Billing(request_id, req.model, passes))
         message = {
             "id": message_id(digest, serial),
@@ -577,6 +580,8 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
         "cache_read_input_tokens": usage["cache_read_input_tokens"],
     }
+    if "server_tool_use" in usage:
+        final["server_tool_use"] = usage["server_tool_use"]
     if "iterations" in usage:  # known once the passes ran; the SDK's beta accumulator takes it from here
         final["iterations"] = usage["iterations"]
     yield {
