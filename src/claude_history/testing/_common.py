@@ -42,14 +42,20 @@ def error_type_for(status: int) -> str:
 class ApiError(Exception):
     """An error the simulator answers with ``{"type": "error", "error": {...}}`` and an HTTP status."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
+        self.details = details  # ``error.details`` (``error_code``: the SDK picks its exception class by it)
 
     def body(self) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        error: dict[str, Any] = {"type": self.error_type, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"type": "error", "error": error}
 
 
 def bad_request(message: str) -> ApiError:

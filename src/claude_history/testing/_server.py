@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from claude_history.models import MODELS
 
+from ._batches import BATCH_SECONDS, BatchStore
 from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
 from ._replies import (
@@ -36,6 +37,7 @@ from ._replies import (
     request_digest,
 )
 from ._server_tools import server_tool_usage
+from ._threads import THREAD_TTL, ThreadStore
 from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
 from ._validation import Request, check_thinking, parse_request
 
@@ -94,6 +96,7 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] | None = None  # a streamed reply
     cut_after: int | None = None  # close the connection after this many events
+    content_type: str | None = None  # a body that is not JSON (``body`` is then its text)
 
 
 class Simulator:
@@ -104,6 +107,8 @@ class Simulator:
     """
 
     max_body_bytes = MAX_BODY_BYTES
+    batch_seconds = BATCH_SECONDS  # simulated processing time of a message batch (advance() moves it)
+    thread_ttl = THREAD_TTL  # seconds a message thread is held after its latest response (assumed: undocumented)
 
     def __init__(
         self,
@@ -128,6 +133,9 @@ class Simulator:
         self._billings: deque[Billing] = deque(maxlen=min(keep_requests or BILLINGS_KEPT, BILLINGS_KEPT))
         self._cache = PromptCache()
         self._signer = ThinkingSigner()
+        self._threads = ThreadStore()
+        self._batches = BatchStore(self.now())
+        self._batched = 0  # batch requests answered (their request ids)
         self._serial = 0
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -276,7 +284,7 @@ class Simulator:
             return next((b for b in reversed(self._billings) if b.request_id == request_id), None)
 
     def reset(self) -> None:
-        """Forget requests, billings, queued replies, faults, cuts and the prompt cache."""
+        """Forget requests, billings, queued replies, faults, cuts, the prompt cache and message threads."""
         with self._lock:
             self._requests.clear()
             self._billings.clear()
@@ -285,6 +293,8 @@ class Simulator:
             self._cuts.clear()
             self._cache.clear()
             self._signer.clear()
+            self._threads.clear()
+            self._batches.clear()
 
     # ---- request handling ----------------------------------------------------------------------------------
 
@@ -359,19 +369,28 @@ class Simulator:
             if name not in MODELS:
                 raise ApiError(404, f"model: {name}", "not_found_error")
             return _Response(200, _model_json(name))
-        if route not in ("/v1/messages", "/v1/messages/count_tokens"):
+        batches = route == "/v1/messages/batches" or route.startswith("/v1/messages/batches/")
+        if route not in ("/v1/messages", "/v1/messages/count_tokens") and not batches:
             raise ApiError(404, f"Not found: {method} {route}", "not_found_error")
-        if method != "POST":
+        if method != "POST" and not batches:
             raise ApiError(405, f"Method {method} not allowed on {route}", "invalid_request_error")
         if not headers.get("x-api-key") and not headers.get("authorization"):
             raise ApiError(401, "x-api-key header is required", "authentication_error")
         if not headers.get("anthropic-version"):
             raise bad_request("anthropic-version: header is required")
+        if batches and parse_error is None:
+            status, answer, content_type = self._batches.route(
+                method, route, urlsplit(path).query, headers, body, self.now(), self.batch_seconds, self._run_batched
+            )
+            return _Response(status, answer, content_type=content_type)
         if parse_error is not None or body is None:
             raise bad_request(
                 f"There was an error parsing the body of your request: {parse_error or 'empty body'}"
             )
         count_only = route.endswith("/count_tokens")
+        thread = None if count_only else self._threads.open(body, headers, self.now())
+        if thread is not None:
+            body = thread.body  # the full conversation the thread holds, plus this turn's messages
         req = parse_request(body, count_only=count_only, headers=headers)
         counter = Counter(req.model, req.info.tokenizer_factor, req.image_sizes)
         layout = build_layout(req, counter)
@@ -419,9 +438,24 @@ class Simulator:
             "stop_sequence": stop_sequence,
             "usage": usage,
         }
+        if thread is not None:
+            self._threads.record(thread, message, self.now(), self.thread_ttl)
         if not req.stream:
             return _Response(200, message)
         return _Response(200, events=list(_stream_events(message)), cut_after=cut)
+
+    def _run_batched(self, params: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, Any]:
+        """One request of a message batch, answered as ``POST /v1/messages`` answers it: (status, body)."""
+        with self._lock:
+            self._batched += 1
+            request_id = f"req_simbatch{self._batched:08d}"
+        if params.get("stream"):
+            return 400, bad_request("stream: batch requests cannot be streamed").body()
+        try:
+            response = self._route("POST", "/v1/messages", headers, params, None, request_id)
+        except ApiError as error:
+            return error.status, error.body()
+        return response.status, response.body
 
     def _bill(
         self,
@@ -705,9 +739,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send_json(self, response: _Response, request_id: str) -> None:
-        data = json.dumps(response.body).encode("utf-8")
+        if response.content_type is not None:
+            data = str(response.body).encode("utf-8")
+        else:
+            data = json.dumps(response.body).encode("utf-8")
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", response.content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", request_id)
         for name, value in response.headers.items():
