@@ -27,6 +27,7 @@ from claude_history.models import MODELS
 from ._batches import BATCH_SECONDS, BatchStore
 from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
+from ._context_edits import apply_context_edits, clear_edits
 from ._replies import (
     Reply,
     ThinkingSigner,
@@ -396,8 +397,17 @@ class Simulator:
         layout = build_layout(req, counter)
         with self._lock:
             check_thinking(req, layout.bound_prefix, self._signer.verify)
+        managed: dict[str, Any] | None = None  # the response's context_management (clearing edits)
+        if clear_edits(req):
+            original = layout.total
+            applied = apply_context_edits(req, counter, original)
+            layout = build_layout(req, counter)  # the model sees (and is billed for) the edited prompt
+            managed = {"original_input_tokens": original} if count_only else {"applied_edits": applied}
         if count_only:
-            return _Response(200, {"input_tokens": layout.total})
+            counted: dict[str, Any] = {"input_tokens": layout.total}
+            if managed is not None:
+                counted["context_management"] = managed
+            return _Response(200, counted)
         if layout.total > req.info.context_window:  # facts, verbatim
             raise bad_request(
                 f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum"
@@ -438,6 +448,8 @@ class Simulator:
             "stop_sequence": stop_sequence,
             "usage": usage,
         }
+        if managed is not None:
+            message["context_management"] = managed
         if thread is not None:
             self._threads.record(thread, message, self.now(), self.thread_ttl)
         if not req.stream:
@@ -616,12 +628,14 @@ def _stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
     }
     if "server_tool_use" in usage:
         final["server_tool_use"] = usage["server_tool_use"]
+    extra = {"context_management": message["context_management"]} if "context_management" in message else {}
     if "iterations" in usage:  # known once the passes ran; the SDK's beta accumulator takes it from here
         final["iterations"] = usage["iterations"]
     yield {
         "type": "message_delta",
         "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
         "usage": final,
+        **extra,
     }
     yield {"type": "message_stop"}
 
