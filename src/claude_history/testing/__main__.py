@@ -15,8 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        help="simulated processing time of a message batch (default 60)",
+    )
     args = parser.parse_args(argv)
     sim = Simulator(host=args.host, port=args.port)
+    if args.batch_seconds is not None:
+        sim.batch_seconds = args.batch_seconds
     try:
         sim.start()
     except OSError as exc:
