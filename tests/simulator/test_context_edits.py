@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from claude_history.testing import Simulator
 from claude_history.testing._context_edits import CLEARED_RESULT
 
@@ -122,3 +125,44 @@ def test_clear_thinking_keeps_the_newest_turns(sim: Simulator) -> None:
     ) as stream:
         final = stream.get_final_message()
     assert final.context_management is not None and final.context_management.applied_edits == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rounds=st.integers(0, 8),
+    sizes=st.lists(st.integers(1, 600), min_size=8, max_size=8),
+    keep=st.integers(0, 5),
+    trigger=st.integers(0, 10),
+    excluded=st.booleans(),
+)
+def test_clearing_keeps_the_pairs_and_bills_what_count_tokens_says(
+    sim: Simulator, rounds: int, sizes: list[int], keep: int, trigger: int, excluded: bool
+) -> None:
+    history: list[dict[str, Any]] = [user("Start.")]
+    for k in range(rounds):
+        name = "note" if excluded and k % 3 == 0 else "lookup"
+        history.append(assistant([{"type": "tool_use", "id": f"toolu_{k}", "name": name, "input": {"k": k}}]))
+        history.append(user([{"type": "tool_result", "tool_use_id": f"toolu_{k}", "content": "r" * sizes[k]}]))
+    if rounds:
+        history[-1]["content"].append({"type": "text", "text": "Go."})
+    else:
+        history.append(assistant("Nothing to look up."))
+        history.append(user("Go on."))
+    edit = {
+        "type": "clear_tool_uses_20250919",
+        "trigger": {"type": "tool_uses", "value": trigger},
+        "keep": {"type": "tool_uses", "value": keep},
+        "exclude_tools": ["note"],
+    }
+    sent = [dict(m) for m in history]
+    reply = create(sim, history, [edit])  # 200: clearing never breaks the tool_use / tool_result pairing
+    assert sim.requests[-1]["body"]["messages"] == sent  # what was sent is kept as sent
+    full = count(sim, history)["input_tokens"]
+    applied = reply["context_management"]["applied_edits"]
+    clearable = sum(1 for k in range(rounds) if not (excluded and k % 3 == 0))
+    expected = max(0, clearable - keep) if rounds > trigger else 0
+    assert (applied[0]["cleared_tool_uses"] if applied else 0) == expected
+    cleared = applied[0]["cleared_input_tokens"] if applied else 0
+    assert reply["usage"]["input_tokens"] == count(sim, history, [edit])["input_tokens"]
+    if cleared:  # (a result shorter than the placeholder grows; the reported count is then 0)
+        assert reply["usage"]["input_tokens"] == full - cleared

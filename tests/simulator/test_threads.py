@@ -7,6 +7,8 @@ from typing import Any
 
 import anthropic
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from claude_history.testing import Simulator
 
@@ -100,3 +102,34 @@ def test_the_sdk_thread_helper_sends_only_new_messages_and_replays_after_expiry(
     reply = thread.send(user("How many messages?"))
     assert reply.content[0].text.startswith("This conversation has 5 messages")
     assert sim.requests[-1]["body"]["thread"] == {"type": "create"}
+
+
+def total(usage: dict[str, int]) -> int:
+    return usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+            str.strip
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_threaded_turn_sees_and_bills_exactly_the_full_conversation(sim: Simulator, turns: list[str]) -> None:
+    history: list[dict[str, Any]] = []
+    previous = None
+    for text in turns:
+        history.append(user(text))
+        thread = {"type": "create"} if previous is None else {"type": "continue", "previous_message_id": previous}
+        fields = {"system": SYSTEM} if previous is None else {}
+        threaded = send(sim, thread, *(history if previous is None else history[-1:]), **fields)
+        assert threaded.status_code == 200, threaded.text
+        full = post(sim.base_url, {"model": MODEL, "max_tokens": 300, "messages": history, "system": SYSTEM})
+        got, want = threaded.json(), full.json()
+        assert got["content"] == want["content"]
+        assert total(got["usage"]) == total(want["usage"])
+        history.append({"role": "assistant", "content": got["content"]})
+        previous = got["id"]

@@ -105,9 +105,10 @@ def _clear_tool_uses(req: Request, counter: Counter, edit: dict[str, Any], k: in
                 edits[(i, j)] = {**kept, "content": CLEARED_RESULT}
     for (i, j), new in edits.items():
         cleared += counter.block(req.messages[i]["content"][j]) - counter.block(new)
-    if cleared < at_least:
+    if at_least and cleared < at_least:
         return None
     _replace(req, edits)
+    # A result shorter than the placeholder grows: the count cannot be negative.
     return {"type": CLEAR_TOOL_USES, "cleared_tool_uses": len(doomed), "cleared_input_tokens": max(0, cleared)}
 
 
