@@ -285,7 +285,8 @@ class Simulator:
             return next((b for b in reversed(self._billings) if b.request_id == request_id), None)
 
     def reset(self) -> None:
-        """Forget requests, billings, queued replies, faults, cuts, the prompt cache and message threads."""
+        """Forget requests, billings, queued replies, faults, cuts, the prompt cache, message threads and
+        batches."""
         with self._lock:
             self._requests.clear()
             self._billings.clear()
