@@ -26,6 +26,8 @@ import pytest
 from anthropic import beta_tool
 from anthropic.lib.tools import BetaFunctionTool
 
+from claude_history.models import model_info
+
 from .helpers import image_bytes
 
 MODEL = "claude-sonnet-5"  # the examples' model
@@ -109,10 +111,14 @@ def test_images(client: anthropic.Anthropic, tmp_path: Path) -> None:
 
 
 def test_thinking_and_thinking_stream(client: anthropic.Anthropic) -> None:
+    # The examples ask for manual thinking ("enabled", budget 1600); a model whose table entry accepts only
+    # adaptive thinking gets what it accepts, as the real API would refuse the other.
+    modes = getattr(model_info(MODEL), "thinking_modes", {"enabled"})
+    thinking = {"type": "enabled", "budget_tokens": 1600} if "enabled" in modes else {"type": "adaptive"}
     fields: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 3200,
-        "thinking": {"type": "enabled", "budget_tokens": 1600},
+        "thinking": thinking,
         "messages": [{"role": "user", "content": "Create a haiku about Anthropic."}],
     }
     reply = client.messages.create(**fields)
