@@ -22,8 +22,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"remember only the newest N requests, so memory stays flat (default {KEEP_REQUESTS})",
     )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        help="simulated processing time of a message batch (default 60)",
+    )
     args = parser.parse_args(argv)
     sim = Simulator(host=args.host, port=args.port, keep_requests=args.keep_requests)
+    if args.batch_seconds is not None:
+        sim.batch_seconds = args.batch_seconds
     try:
         sim.start()
     except OSError as exc:

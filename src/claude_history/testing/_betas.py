@@ -121,10 +121,15 @@ def known_betas() -> frozenset[str]:
     """Every beta value the SDK knows (``anthropic.types.AnthropicBetaParam``): it moves with the SDK."""
     from anthropic.types import AnthropicBetaParam
 
-    names: set[str] = set()
+    names: set[str] = set(_USED_BY_THE_SDK_EXAMPLES)
     for arm in get_args(AnthropicBetaParam):
         names.update(v for v in get_args(arm) if isinstance(v, str))
     return frozenset(names)
+
+
+# Values the SDK's own examples send that its AnthropicBetaParam does not list (the API accepts them):
+# anthropic-sdk-python examples/tools_runner_search_tool.py.
+_USED_BY_THE_SDK_EXAMPLES = ("tool-search-tool-2025-10-19",)
 
 
 def request_betas(headers: Mapping[str, str]) -> frozenset[str]:

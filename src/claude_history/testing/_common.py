@@ -43,16 +43,26 @@ class ApiError(Exception):
     """An error the simulator answers with ``{"type": "error", "error": {...}}`` and an HTTP status."""
 
     def __init__(
-        self, status: int, message: str, error_type: str | None = None, *, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
         self.headers = dict(headers or {})  # e.g. retry-after on a 429
+        self.details = details  # ``error.details`` (``error_code``: the SDK picks its exception class by it)
 
     def body(self) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        error: dict[str, Any] = {"type": self.error_type, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"type": "error", "error": error}
 
 
 def bad_request(message: str) -> ApiError:

@@ -40,6 +40,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] | None = None
     cut_after: int | None = None
+    content_type: str | None = None  # a body that is not JSON (``body`` is then its text), e.g. batch results
 
 
 # (method, path with query, headers, body bytes or None when over the size limit, framing error or None)
@@ -258,9 +259,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send_json(self, response: Response) -> None:
-        data = json.dumps(response.body).encode("utf-8")
+        if response.content_type is not None:
+            data = str(response.body).encode("utf-8")
+        else:
+            data = json.dumps(response.body).encode("utf-8")
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", response.content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in response.headers.items():
             self.send_header(name, value)

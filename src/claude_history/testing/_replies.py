@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._common import canonical, digest
+from ._server_tools import server_tool_reply
+from ._structured import output_schema, structured_text
 from ._tokens import BLOCK_OVERHEAD, Counter
+from ._tool_pick import from_schema, pick_tool, tool_words
 from ._validation import Request
 
 __all__ = [
@@ -105,18 +108,23 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
 
     1. it carries tool_result blocks -> a text naming each result and an excerpt of its content;
     2. a custom tool is forced by ``tool_choice`` (``tool``, or ``any``: the tool named in the text, else the
-       first), or, with ``tool_choice`` auto or absent, its name appears in the text -> a ``tool_use`` with
-       input built from its ``input_schema`` (stop_reason ``tool_use``);
-    3. "repeat after me: X" -> X;
-    4. "N words" -> N words ("word1 word2 ...");
-    5. "first message" -> the first user message of the context the model sees;
-    6. "previous message" or "last message" -> the user message before this one;
-    7. "how many messages" -> the number of messages (user / assistant) the model sees;
-    8. "system prompt" -> the system prompt's text;
-    9. "tools" with "which" or "what" -> the tool names;
-    10. otherwise -> ``You said: "<excerpt>". This conversation has N messages.`` plus the images and
+       first), or, with ``tool_choice`` auto or absent, its name appears in the text or it shares the most
+       words with the text (:func:`pick_tool`) -> a ``tool_use`` with input built from its ``input_schema``
+       (stop_reason ``tool_use``); answering tool results, only a tool that a ``tool_reference`` just loaded;
+    3. a server tool offered fits the text (a URL and web fetch, code and code execution, a question and web
+       search) -> its ``server_tool_use`` and result blocks, then a text naming the results
+       (:func:`server_tool_reply`; ``pause_turn`` after 10 calls in one reply);
+    4. "repeat after me: X" -> X;
+    5. "N words" -> N words ("word1 word2 ...");
+    6. "first message" -> the first user message of the context the model sees;
+    7. "previous message" or "last message" -> the user message before this one;
+    8. "how many messages" -> the number of messages (user / assistant) the model sees;
+    9. "system prompt" -> the system prompt's text;
+    10. "tools" with "which" or "what" -> the tool names;
+    11. otherwise -> ``You said: "<excerpt>". This conversation has N messages.`` plus the images and
         documents of the message.
-    When thinking is on, a thinking block comes first.
+    With ``output_config.format`` (structured outputs) the text of rules 1 and 4-11 is instead JSON that fits
+    the schema (:func:`structured_text`). When thinking is on, a thinking block comes first.
     """
     messages = _visible_messages(req)
     # The last user message: after a prefill or a paused turn the request ends with an assistant message.
@@ -128,8 +136,18 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
     stop = "end_turn"
 
     results = [b for b in last["content"] if b.get("type") == "tool_result"]
-    tool = None if results else _chosen_tool(req, low)
-    if results:
+    call = _tool_call(req, messages, last, bool(results))
+    served = None if call or results else _server_tools(req, messages, request_id)
+    if served is not None:
+        answer = ""
+        blocks, stop = served
+    elif call is not None:
+        answer = ""
+        tool, tool_input = call
+        tool_id = "toolu_sim" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+        blocks.append({"type": "tool_use", "id": tool_id, "name": tool["name"], "input": tool_input})
+        stop = "tool_use"
+    elif results:
         parts = []
         for b in results:
             flag = " (error)" if b.get("is_error") else ""
@@ -137,17 +155,12 @@ def default_reply(req: Request, counter: Counter, request_id: str) -> Reply:
         answer = "Tool results received: " + "; ".join(parts) + "."
         if text.strip():
             answer += f' You also said: "{excerpt(text)}".'
-    elif tool is not None:
-        answer = ""
-        tool_id = "toolu_sim" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
-        schema = tool.get("input_schema") or {}
-        blocks.append(
-            {"type": "tool_use", "id": tool_id, "name": tool["name"], "input": _from_schema(schema, 0)}
-        )
-        stop = "tool_use"
     else:
         answer = _answer(req, messages, last, text, low)
 
+    schema = output_schema(req.body)
+    if schema is not None and answer:
+        answer = structured_text(schema)
     if answer:
         blocks.append({"type": "text", "text": answer})
     if req.thinking is not None:
@@ -168,9 +181,7 @@ def _visible_messages(req: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _answer(
-    req: Request, messages: list[dict[str, Any]], current: dict[str, Any], text: str, low: str
-) -> str:
+def _answer(req: Request, messages: list[dict[str, Any]], current: dict[str, Any], text: str, low: str) -> str:
     users = [m for m in messages if m["role"] == "user" and user_text(m).strip()]
     match = re.search(r"repeat after me:\s*(.*)", text, re.IGNORECASE | re.DOTALL)
     if match and match.group(1).strip():
@@ -180,11 +191,7 @@ def _answer(
         n = max(1, int(match.group(1)))
         return " ".join(f"word{k}" for k in range(1, n + 1))
     if "first message" in low:
-        return (
-            f'Your first message was: "{excerpt(user_text(users[0]))}"'
-            if users
-            else "I see no message from you."
-        )
+        return f'Your first message was: "{excerpt(user_text(users[0]))}"' if users else "I see no message from you."
     if "previous message" in low or "last message" in low:
         if len(users) >= 2:
             return f'Your previous message was: "{excerpt(user_text(users[-2]))}"'
@@ -192,9 +199,7 @@ def _answer(
     if "how many messages" in low:
         n_user = sum(1 for m in messages if m["role"] == "user")
         n_mine = len(messages) - n_user
-        return (
-            f"This conversation has {_n(len(messages), 'message')}: {n_user} from you and {n_mine} from me."
-        )
+        return f"This conversation has {_n(len(messages), 'message')}: {n_user} from you and {n_mine} from me."
     if "system prompt" in low:
         system = "\n".join(b["text"] for b in req.system)
         return f'The system prompt is: "{excerpt(system)}"' if system else "There is no system prompt."
@@ -216,59 +221,72 @@ def _answer(
     return answer
 
 
-def _chosen_tool(req: Request, low: str) -> dict[str, Any] | None:
+def _tool_call(
+    req: Request, messages: list[dict[str, Any]], last: dict[str, Any], answering_results: bool
+) -> tuple[dict[str, Any], Any] | None:
+    """The custom tool a default reply calls and its input, or ``None`` (see :func:`default_reply`).
+
+    Tools with ``defer_loading`` are callable once a ``tool_reference`` in a tool result named them (tool
+    search); until then a text matching one of them calls a custom tool search tool (one whose name and
+    description say "search" and "tool") with the matching words as its query. Answering tool results, the
+    reply calls a tool only if a tool reference of this turn just made it callable.
+    """
     custom = [t for t in req.tools if t.get("type", "custom") in ("custom", None) and "input_schema" in t]
     if not custom:
         return None
-    choice = req.tool_choice or {"type": "auto"}
-    if choice["type"] == "none":
+    turn = _turn_start(messages)
+    referenced = _referenced_tools(messages[turn:] if answering_results else messages)
+    loaded = [t for t in custom if not t.get("defer_loading") or t["name"] in referenced]
+    question = user_text(messages[turn]) if turn < len(messages) else user_text(last)
+    if answering_results:
+        called = {
+            b.get("name")
+            for m in messages[turn:]
+            if m["role"] == "assistant"
+            for b in m["content"]
+            if b.get("type") == "tool_use"
+        }
+        newly = [t for t in loaded if t["name"] in referenced and t["name"] not in called]
+        pick = pick_tool(newly, None, question)
+        return (pick.tool, from_schema(pick.tool["input_schema"])) if pick is not None else None
+    pick = pick_tool(loaded, req.tool_choice, question)
+    if pick is not None:
+        return pick.tool, from_schema(pick.tool["input_schema"])
+    deferred = [t for t in custom if t not in loaded]
+    wanted = pick_tool(deferred, None, question) if deferred else None
+    searcher = next((t for t in loaded if {"search", "tool"} <= tool_words(t)), None)
+    if wanted is None or searcher is None or (req.tool_choice or {}).get("type") == "none":
         return None
-    if choice["type"] == "tool":
-        return next((t for t in custom if t["name"] == choice["name"]), None)
-    mentioned = None
-    best = len(low) + 1
-    for t in custom:
-        m = re.search(r"(?<![a-z0-9_-])" + re.escape(t["name"].lower()) + r"(?![a-z0-9_-])", low)
-        if m and m.start() < best:
-            mentioned, best = t, m.start()
-    if choice["type"] == "any":
-        return mentioned or custom[0]
-    return mentioned
+    return searcher, from_schema(searcher["input_schema"], text=" ".join(sorted(wanted.matched)))
 
 
-def _from_schema(schema: Any, depth: int) -> Any:
-    """A value that fits a JSON schema: default, const, first enum value, or a fixed value per type."""
-    if not isinstance(schema, dict) or depth > 8:
+def _server_tools(req: Request, messages: list[dict[str, Any]], seed: str) -> tuple[list[dict[str, Any]], str] | None:
+    """A reply that runs the server tools offered (:func:`server_tool_reply`), continuing a paused turn."""
+    if (req.tool_choice or {}).get("type") == "none":
         return None
-    for key in ("default", "const"):
-        if key in schema:
-            return schema[key]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if isinstance(schema.get(key), list) and schema[key]:
-            return _from_schema(schema[key][0], depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties") or {}
-        required = schema.get("required")
-        names = [n for n in props if n in required] if isinstance(required, list) else list(props)
-        return {n: _from_schema(props[n], depth + 1) for n in names}
-    if kind == "array":
-        items = schema.get("items")
-        n = max(1, int(schema.get("minItems", 1))) if isinstance(schema.get("minItems", 1), int) else 1
-        return [_from_schema(items, depth + 1) for _ in range(min(n, 3))] if items else []
-    if kind == "integer":
-        return int(schema.get("minimum", 1)) if isinstance(schema.get("minimum"), (int, float)) else 1
-    if kind == "number":
-        return float(schema.get("minimum", 1.5)) if isinstance(schema.get("minimum"), (int, float)) else 1.5
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return "example"
+    turn = _turn_start(messages)
+    done = [b for m in messages[turn:] if m["role"] == "assistant" for b in m["content"]]
+    return server_tool_reply(req.tools, user_text(messages[turn]) if messages else "", done, seed)
+
+
+def _turn_start(messages: list[dict[str, Any]]) -> int:
+    """The index of the user message that opened the current turn: the last one that is not only tool
+    results."""
+    for k in range(len(messages) - 1, -1, -1):
+        m = messages[k]
+        if m["role"] == "user" and any(b.get("type") != "tool_result" for b in m["content"]):
+            return k
+    return 0
+
+
+def _referenced_tools(messages: list[dict[str, Any]]) -> set[str]:
+    """Tool names that ``tool_reference`` blocks inside tool results name (tool search loaded them)."""
+    names = set()
+    for m in messages:
+        for b in m["content"]:
+            if b.get("type") == "tool_result" and isinstance(b.get("content"), list):
+                names |= {i.get("tool_name") for i in b["content"] if i.get("type") == "tool_reference"}
+    return names
 
 
 def apply_limits(

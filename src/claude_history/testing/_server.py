@@ -18,8 +18,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._batches import BATCH_SECONDS, BatchStore
 from ._cache import CacheUsage, PromptCache
 from ._common import ApiError, bad_request, error_type_for
+from ._context_edits import apply_context_edits, clear_edits
 from ._faults import Fault, StreamFault, broken_stream, fault_error
 from ._http import WORKERS, Response, Server
 from ._limits import RateLimiter, RateLimits
@@ -34,6 +36,7 @@ from ._replies import (
     request_digest,
 )
 from ._sse import stream_events
+from ._threads import THREAD_TTL, ThreadStore
 from ._tokens import Counter, Layout, build_layout, chain, compacted_layout
 from ._usage import server_tool_usage
 from ._validation import Request, check_thinking, parse_request
@@ -90,6 +93,8 @@ class Simulator:
     """
 
     max_body_bytes = MAX_BODY_BYTES
+    batch_seconds = BATCH_SECONDS  # simulated processing time of a message batch (advance() moves it)
+    thread_ttl = THREAD_TTL  # seconds a message thread is held after its latest response (assumed: undocumented)
 
     def __init__(
         self,
@@ -125,6 +130,9 @@ class Simulator:
         self._billings: deque[Billing] = deque(maxlen=min(keep_requests or BILLINGS_KEPT, BILLINGS_KEPT))
         self._cache = PromptCache()
         self._signer = ThinkingSigner()
+        self._threads = ThreadStore()
+        self._batches = BatchStore(self.now())
+        self._batched = 0  # batch requests answered (their request ids)
         self._serial = 0
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -310,7 +318,8 @@ class Simulator:
             return next((b for b in reversed(self._billings) if b.request_id == request_id), None)
 
     def reset(self) -> None:
-        """Forget requests, billings, queued replies, faults, cuts and the prompt cache."""
+        """Forget requests, billings, queued replies, faults, cuts, the prompt cache, message threads and
+        batches."""
         with self._lock:
             self._requests.clear()
             self._billings.clear()
@@ -320,6 +329,8 @@ class Simulator:
             self._limits = RateLimiter(self._limits.limits, self.now())
             self._cache.clear()
             self._signer.clear()
+            self._threads.clear()
+            self._batches.clear()
 
     # ---- request handling ----------------------------------------------------------------------------------
 
@@ -394,24 +405,42 @@ class Simulator:
             return Response(200, list_models(url.query))
         if route.startswith("/v1/models/") and method == "GET":
             return Response(200, get_model(route.rsplit("/", 1)[1]))
-        if route not in ("/v1/messages", "/v1/messages/count_tokens"):
+        batches = route == "/v1/messages/batches" or route.startswith("/v1/messages/batches/")
+        if route not in ("/v1/messages", "/v1/messages/count_tokens") and not batches:
             raise ApiError(404, f"Not found: {method} {route}", "not_found_error")
-        if method != "POST":
+        if method != "POST" and not batches:
             raise ApiError(405, f"Method {method} not allowed on {route}", "invalid_request_error")
         if not headers.get("anthropic-version"):
             raise bad_request("anthropic-version: header is required")
+        if batches and parse_error is None:
+            status, answer, content_type = self._batches.route(
+                method, route, urlsplit(path).query, headers, body, self.now(), self.batch_seconds, self._run_batched
+            )
+            return Response(status, answer, content_type=content_type)
         if parse_error is not None or body is None:
             raise bad_request(
                 f"There was an error parsing the body of your request: {parse_error or 'empty body'}"
             )
         count_only = route.endswith("/count_tokens")
+        thread = None if count_only else self._threads.open(body, headers, self.now())
+        if thread is not None:
+            body = thread.body  # the full conversation the thread holds, plus this turn's messages
         req = parse_request(body, count_only=count_only, headers=headers)
         counter = Counter(req.model, req.info.tokenizer_factor, req.image_sizes)
         layout = build_layout(req, counter)
         with self._lock:
             check_thinking(req, layout.bound_prefix, self._signer.verify)
+        managed: dict[str, Any] | None = None  # the response's context_management (clearing edits)
+        if clear_edits(req):
+            original = layout.total
+            applied = apply_context_edits(req, counter, original)
+            layout = build_layout(req, counter)  # the model sees (and is billed for) the edited prompt
+            managed = {"original_input_tokens": original} if count_only else {"applied_edits": applied}
         if count_only:
-            return Response(200, {"input_tokens": layout.total})
+            counted: dict[str, Any] = {"input_tokens": layout.total}
+            if managed is not None:
+                counted["context_management"] = managed
+            return Response(200, counted)
         if layout.total > req.info.context_window:  # facts, verbatim
             raise bad_request(
                 f"prompt is too long: {layout.total} tokens > {req.info.context_window} maximum"
@@ -457,10 +486,27 @@ class Simulator:
             "stop_details": stop_details,
             "usage": usage,
         }
+        if managed is not None:
+            message["context_management"] = managed
+        if thread is not None:
+            self._threads.record(thread, message, self.now(), self.thread_ttl)
         if not req.stream:
             return Response(200, message)
         events, cut = broken_stream(list(stream_events(message)), stream_fault)
         return Response(200, events=events, cut_after=cut)
+
+    def _run_batched(self, params: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, Any]:
+        """One request of a message batch, answered as ``POST /v1/messages`` answers it: (status, body)."""
+        with self._lock:
+            self._batched += 1
+            request_id = f"req_simbatch{self._batched:08d}"
+        if params.get("stream"):
+            return 400, bad_request("stream: batch requests cannot be streamed").body()
+        try:
+            response = self._route("POST", "/v1/messages", headers, params, None, request_id)
+        except ApiError as error:
+            return error.status, error.body()
+        return response.status, response.body
 
     def _bill(
         self,

@@ -73,6 +73,8 @@ def stream_events(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "stop_details": message.get("stop_details"),
         },
         "usage": final,
+        # context edits applied to this request (the SDK's beta accumulator reads them from here)
+        **({"context_management": message["context_management"]} if "context_management" in message else {}),
     }
     yield {"type": "message_stop"}
 

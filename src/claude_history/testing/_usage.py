@@ -22,13 +22,22 @@ _COUNTERS = {"web_search": "web_search_requests", "web_fetch": "web_fetch_reques
 
 
 def server_tool_usage(blocks: list[dict[str, Any]]) -> dict[str, int] | None:
-    """``usage.server_tool_use`` for a reply: one request per ``server_tool_use`` block of a counted tool;
-    ``None`` (left out) when the reply used no server tool."""
-    used = [b.get("name") for b in blocks if b.get("type") == "server_tool_use"]
+    """``usage.server_tool_use`` for a reply: one request per ``server_tool_use`` block of a counted tool, except
+    a call whose result is an error (an errored search or fetch is not billed); ``None`` (left out) when the
+    reply used no server tool."""
+    used = [b for b in blocks if b.get("type") == "server_tool_use"]
     if not used:
         return None
+    failed = {b.get("tool_use_id") for b in blocks if _is_error_result(b)}
     counts = dict.fromkeys(_COUNTERS.values(), 0)
-    for name in used:
-        if name in _COUNTERS:
-            counts[_COUNTERS[name]] += 1
+    for block in used:
+        if block.get("name") in _COUNTERS and block.get("id") not in failed:
+            counts[_COUNTERS[block["name"]]] += 1
     return counts
+
+
+def _is_error_result(block: dict[str, Any]) -> bool:
+    if block.get("type") not in ("web_search_tool_result", "web_fetch_tool_result"):
+        return False
+    content = block.get("content")
+    return isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
