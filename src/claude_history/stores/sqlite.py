@@ -52,6 +52,10 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 _SEQ_BITS = 32
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
+# FTS5 keeps its index structure (levels and segments) in the row with this id of its ``_data`` table (on-disk
+# format). After 'optimize' it describes one segment, a few dozen bytes plus two per level.
+_FTS_STRUCTURE_ROWID = 10
+_MAX_FTS_STRUCTURE = 1024
 
 # Numbered migrations: MIGRATIONS[n] takes the schema from PRAGMA user_version n to n + 1. Append, never edit.
 MIGRATIONS: list[list[str]] = [
@@ -276,9 +280,21 @@ class SQLiteStore(StoreBase):
             self._optimize_index(conn)
 
     def _optimize_index(self, conn: sqlite3.Connection) -> None:
-        # FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
-        # 'optimize' merges them now, so a deleted session's words are really gone from the file.
+        """Merge the full-text index into one segment, dropping what deletes left in it.
+
+        FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
+        'optimize' merges them now, so a deleted session's words are really gone from the file. In SQLite 3.40
+        (Debian 12's) every 'optimize' also adds two empty levels to the index's structure record, and at 2,000 levels
+        FTS5 declares the index corrupt ("database disk image is malformed" about 1,000 deletes in, and
+        "vtable constructor failed" ever after). Once the record grows past ``_MAX_FTS_STRUCTURE`` bytes the
+        index is rebuilt from the stored text instead, which starts it afresh at one level: every few hundred
+        deletes, one rebuild costs about what a few 'optimize' runs (each a rewrite of the whole index) do."""
         conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        row = conn.execute(
+            "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
+        ).fetchone()
+        if row is not None and row[0] > _MAX_FTS_STRUCTURE:
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
     def _insert_messages(
         self,
