@@ -60,6 +60,7 @@ from ._common import (
     text_matches,
     to_us,
 )
+from ._validation import MAX_INTEGER
 from .base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
 
 try:
@@ -576,7 +577,7 @@ class JsonFileStore(StoreBase):
             except SessionNotFound:
                 return []
         else:
-            infos = self.list_sessions(owner=owner, limit=1 << 62)
+            infos = self.list_sessions(owner=owner, limit=MAX_INTEGER)
         hits: list[SearchHit] = []
         for info in infos:
             try:

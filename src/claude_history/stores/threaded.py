@@ -75,8 +75,8 @@ class ThreadedAsyncStore:
         return await self._run(self.store.export_jsonl, session_id)
 
     async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
-        if not isinstance(data, str):
-            data = list(data)  # read an iterator here, not concurrently from a worker thread
+        if not isinstance(data, (str, bytes, bytearray)) and isinstance(data, Iterable):
+            data = list(data)  # read an iterator here, not concurrently from a worker thread (the store checks)
         return await self._run(self.store.import_jsonl, data, session_id=session_id)
 
     async def aclose(self) -> None:
