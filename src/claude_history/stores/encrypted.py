@@ -77,6 +77,7 @@ STALE_BACKUP_AFTER = timedelta(minutes=2)
 SEARCH_PAGE = 200
 
 _HKDF_SALT = b"claude-history/session-key/v1"
+_ROTATION_FIELDS = ("backup", "version", "count", "started_at", "token")
 _KID_LABEL = b"claude-history/key-id/v1"
 
 KeyLike = bytes | bytearray | memoryview | str
@@ -495,6 +496,36 @@ class _Codec:
             strings.append(raw.info.title)
         return any(not _is_envelope_string(s) or not s[len(STRING_PREFIX) :].startswith(current + ":") for s in strings)
 
+    # -- the rotation marker: in clear metadata, so it is sealed (a GCM tag over its fields) against forgery
+
+    @staticmethod
+    def _rotation_aad(session_id: str, rotation: Mapping[str, Any]) -> bytes:
+        fields = [rotation.get(name) for name in _ROTATION_FIELDS]
+        return _aad("rotation", session_id, *fields)
+
+    def seal_rotation(self, session_id: str, rotation: Mapping[str, Any]) -> dict[str, Any]:
+        """The marker with its seal: the key's tag over the session id and every field, so someone who can
+        write the backend's metadata but has no key cannot point a session at another one's data."""
+        seal = self.seal_string(session_id, self._rotation_aad(session_id, rotation), "")
+        return {**rotation, "seal": seal}
+
+    def open_rotation(self, session_id: str, record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The session's rotation marker if there is one; ``DecryptionError`` if it is not this key's (forged,
+        or edited beneath the wrapper), or does not name this session's own backup."""
+        rotation = record.get("rotation")
+        if rotation is None:
+            return None
+        seal = rotation.get("seal") if isinstance(rotation, Mapping) else None
+        if not isinstance(rotation, Mapping) or not _is_envelope_string(seal):
+            raise DecryptionError(
+                f"session {session_id!r} carries a rotation marker that is not sealed with an encryption key: "
+                "it was not written by rotate() (tampering?). Nothing was read or changed."
+            )
+        self.open_string(session_id, "the rotation marker", self._rotation_aad(session_id, rotation), seal)
+        if rotation.get("backup") != backup_id(session_id) or not isinstance(rotation.get("version"), int):
+            raise DecryptionError(f"the rotation marker of session {session_id!r} is malformed")
+        return rotation
+
     def new_record(self, **extra: Any) -> dict[str, Any]:
         return {"v": FORMAT_VERSION, "kids": [self.keys.current], **extra}
 
@@ -577,8 +608,8 @@ class _Ops:
 
     def load(self, session_id: str) -> _Op[SessionData]:
         raw: SessionData = yield _call("load", session_id)
-        rotation = _record(raw.info).get("rotation")
-        if not isinstance(rotation, Mapping) or not isinstance(rotation.get("version"), int):
+        rotation = self.codec.open_rotation(session_id, _record(raw.info))
+        if rotation is None:
             return self.codec.open_data(raw)
         # Mid-rotation: after the rewind the messages, and until they are re-saved the summaries, are in the
         # backup; show the session as it was.
@@ -586,10 +617,10 @@ class _Ops:
         if not rewound and raw.version != rotation["version"] + 2:
             return self.codec.open_data(raw)
         try:
-            backup: SessionData = yield _call("load", rotation["backup"])
+            backup: SessionData = yield _call("load", backup_id(session_id))
         except SessionNotFound:
             return self.codec.open_data(raw)
-        saved = self.codec.open_data(backup, key_session=backup.info.id)
+        saved = self.codec.open_data(backup, key_session=backup_id(session_id))
         messages = saved.messages
         if not rewound:
             messages = self.codec.open_messages(session_id, raw.messages)
@@ -849,7 +880,7 @@ class _Ops:
         for _attempt in range(ROTATE_RETRIES):
             raw: SessionData = yield _call("load", session_id)
             record = _record(raw.info)
-            if isinstance(record.get("rotation"), Mapping):
+            if self.codec.open_rotation(session_id, record) is not None:
                 yield from self._resume(session_id, raw, record)
                 resumed = True
                 continue
@@ -866,13 +897,16 @@ class _Ops:
                 yield from self._finish_metadata(session_id, plain, record)
                 return "rotated"
             backup = backup_id(session_id)
-            rotation = {
-                "backup": backup,
-                "version": raw.version,
-                "count": len(raw.messages),
-                "started_at": datetime.now(timezone.utc).isoformat(),
-                "token": uuid.uuid4().hex,
-            }
+            rotation = self.codec.seal_rotation(
+                session_id,
+                {
+                    "backup": backup,
+                    "version": raw.version,
+                    "count": len(raw.messages),
+                    "started_at": datetime.now(timezone.utc).isoformat(),
+                    "token": uuid.uuid4().hex,
+                },
+            )
             if not (yield from self._write_backup(session_id, plain, rotation)):
                 continue
             yield _call(
@@ -994,8 +1028,8 @@ class _Ops:
         return None
 
     def _resume(self, session_id: str, raw: SessionData, record: dict[str, Any]) -> _Op[None]:
-        rotation = record["rotation"]
-        version, backup, count = rotation.get("version"), rotation.get("backup"), rotation.get("count")
+        rotation = record["rotation"]  # sealed and naming this session's backup: checked by open_rotation
+        version, backup, count = rotation.get("version"), backup_id(session_id), rotation.get("count")
         if raw.version == version:
             # Crashed before the rewind: the session is intact; drop the marker and the backup.
             record.pop("rotation")
