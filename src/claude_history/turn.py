@@ -119,6 +119,9 @@ class SessionState:
     records: tuple[StoredMessage, ...] = ()
     summaries: tuple[Summary, ...] = ()
     info: SessionInfo | None = None
+    # The incarnation of the session this state belongs to (stores/base.py): appends are bound to it, so a
+    # session deleted and created again under the same id is never written as if it were this one.
+    incarnation: str | None = None
 
     @classmethod
     def from_data(cls, data: SessionData) -> SessionState:
@@ -128,6 +131,7 @@ class SessionState:
             records=tuple(data.messages),
             summaries=tuple(data.summaries),
             info=data.info,
+            incarnation=data.info.incarnation,
         )
 
     @cached_property

@@ -48,6 +48,7 @@ __all__ = [
     "AsyncStoreBase",
     "EncodedEntry",
     "StoreBase",
+    "append_allowed",
     "check_expected_version",
     "check_filters",
     "check_metadata",
@@ -58,6 +59,7 @@ __all__ = [
     "check_session_id",
     "check_summary",
     "check_system",
+    "check_token",
     "conflict",
     "decode_json",
     "decode_messages",
@@ -70,6 +72,7 @@ __all__ = [
     "is_expired",
     "make_snippet",
     "message_text",
+    "new_incarnation",
     "new_session_id",
     "normalize_tags",
     "now_us",
@@ -376,10 +379,15 @@ def check_session_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def conflict(session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = ()) -> ConflictError:
-    """The one wording of a lost compare-and-swap."""
+def conflict(
+    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = (), *, replaced: bool = False
+) -> ConflictError:
+    """The one wording of a lost compare-and-swap (``replaced``: same version, another incarnation)."""
     state = f"is at version {actual}" if actual else "does not exist (version 0)"
-    if expected == 0 and actual:
+    if replaced:
+        state = f"was deleted and created again since it was read (now version {actual}, another incarnation)"
+        hint = "the session you held is gone; reload the session and retry"
+    elif expected == 0 and actual:
         hint = "it already exists; load it and append with its version, or choose another id"
     else:
         hint = "another writer committed first; reload the session and retry"
@@ -390,6 +398,42 @@ def conflict(session_id: str, expected: int, actual: int | None, unsaved: Sequen
         actual_version=actual,
         unsaved=list(unsaved),
     )
+
+
+def check_token(name: str, value: object) -> str | None:
+    """An ``incarnation`` or ``turn_id``: None, or text of 1 to 200 bytes (uuid4 hex is what we make)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string or None, got {value!r}")
+    return check_text(name, value, max_bytes=200)
+
+
+def new_incarnation() -> str:
+    return uuid.uuid4().hex
+
+
+def append_allowed(
+    session_id: str,
+    entries: Sequence[Any],
+    expected: int,
+    incarnation: str | None,
+    turn_id: str | None,
+    actual: int,
+    actual_incarnation: str | None,
+    last_turn: Callable[[], str | None],
+) -> bool:
+    """The compare-and-swap of ``append``, written once for every backend, against the session as it is
+    (``actual`` 0 and no incarnation when it does not exist). True: write the turn. False: this very turn
+    (``turn_id``) is what the last append committed, so the caller returns ``expected + 1`` and writes
+    nothing. Otherwise ``ConflictError``. ``last_turn`` reads the id the last append recorded (only called
+    when it can matter)."""
+    same = incarnation is None or actual_incarnation is None or actual_incarnation == incarnation
+    if actual == expected and same:
+        return True
+    if turn_id is not None and same and actual == expected + 1 and last_turn() == turn_id:
+        return False
+    raise conflict(session_id, expected, actual, entries, replaced=actual == expected)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -674,6 +718,7 @@ def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: 
         message_count=at,
         tags=tuple(data.info.tags),
         metadata=dict(data.info.metadata),
+        incarnation=new_incarnation(),
     )
     return SessionData(
         info=info,
@@ -882,6 +927,7 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
         system=check_system(head.get("system")),
         expires_at=_parse_iso(head.get("expires_at"), "expires_at"),
         metadata=check_metadata(head.get("metadata") or {}),
+        incarnation=new_incarnation(),  # an imported session is a new one, whatever the file says
     )
     return SessionData(info=info, messages=messages, summaries=summaries)
 

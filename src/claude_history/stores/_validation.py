@@ -34,7 +34,9 @@ __all__ = [
 
 MAX_KEY_BYTES = 2000  # PostgreSQL's B-tree entries hold about 2,700 bytes; the key shares them
 MAX_INTEGER = 2**53 - 1  # Lua (Redis scripts) counts in doubles, exact up to here
-MAX_DEPTH = 200  # jiter's own limit; Python's json/deepcopy fail near 1,000 levels less the caller's frames
+# Python's json and copy.deepcopy (two frames a level) fail near 1,000 frames, less the caller's: 256 leaves
+# a chat's deep copies of its messages room to spare.
+MAX_DEPTH = 256
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # A day of margin on each side: a stored instant is shown in any time zone (astimezone) without overflowing.

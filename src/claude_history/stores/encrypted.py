@@ -681,8 +681,17 @@ class _Ops:
 
     # -- writes
 
-    def append(self, session_id: str, entries: Sequence[Entry], expected_version: int) -> _Op[int]:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> _Op[int]:
         _common.check_expected_version(expected_version)
+        _common.check_token("incarnation", incarnation)
+        _common.check_token("turn_id", turn_id)
         # Bad input fails before any I/O, in the backend's own words.
         encoded = _common.encode_entries(entries)
         try:
@@ -692,6 +701,9 @@ class _Ops:
         count = 0
         record: dict[str, Any] = {}
         if info is not None and info.version == expected_version:
+            # The rows are sealed for positions count.. of the session as read here: the append must land
+            # in that very incarnation (a delete and re-create at the same version would shift them).
+            incarnation = incarnation or info.incarnation
             record = self.codec.check_writable(info)
             try:
                 self._refuse_during_rotation(info, expected_version)
@@ -710,7 +722,14 @@ class _Ops:
                 record = new_record
         sealed = self.codec.seal_entries(session_id, count, encoded, entries)
         try:
-            version: int = yield _call("append", session_id, sealed, expected_version=expected_version)
+            version: int = yield _call(
+                "append",
+                session_id,
+                sealed,
+                expected_version=expected_version,
+                incarnation=incarnation,
+                turn_id=turn_id,
+            )
         except ConflictError as exc:
             raise _conflict_with_plaintext(exc, entries) from exc
         if not record and (info is None or info.version == expected_version):
@@ -1129,8 +1148,16 @@ class EncryptedStore:
     def get_session(self, session_id: str) -> SessionInfo:
         return self._run(self._ops.get_session(session_id))
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return self._run(self._ops.append(session_id, entries, expected_version))
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id))
 
     def update_session(
         self,
@@ -1243,8 +1270,16 @@ class AsyncEncryptedStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self._ops.get_session(session_id))
 
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(self._ops.append(session_id, entries, expected_version))
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return await self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id))
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         create = bool(changes.pop("create", False))

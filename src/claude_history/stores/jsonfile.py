@@ -39,6 +39,7 @@ from typing import Any
 from ..errors import SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
@@ -46,6 +47,7 @@ from ._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     dumps,
@@ -54,6 +56,7 @@ from ._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     now_us,
     search_terms,
     stored_message,
@@ -307,6 +310,7 @@ class JsonFileStore(StoreBase):
             system=meta.get("system"),
             expires_at=None if meta.get("expires_at") is None else from_us(meta["expires_at"]),
             metadata=meta.get("metadata") or {},
+            incarnation=meta.get("incarnation"),
         )
 
     def _read_log(self, name: str, data: bytes) -> tuple[list[StoredMessage], list[Summary], _State]:
@@ -356,12 +360,27 @@ class JsonFileStore(StoreBase):
         return messages, summaries, state
 
     @staticmethod
-    def _append_line(version: int, count: int, updated: int, rows: Iterable[str]) -> bytes:
+    def _append_line(version: int, count: int, updated: int, rows: Iterable[str], turn_id: str | None = None) -> bytes:
         return (
             f'{{"v":{version},"n":{count},"u":{updated},"op":"append","t":{updated},"entries":['
             + ",".join(rows)
-            + "]}\n"
+            + "]"
+            + ("" if turn_id is None else ',"turn":' + dumps(turn_id))
+            + "}\n"
         ).encode("utf-8")
+
+    def _last_turn_id(self, fd: int, state: _State) -> str | None:
+        """The ``turn_id`` the last append recorded: its line's ``"turn"``; None after a rewind (which ends
+        the log with a "mark" line). Read only to recognise a retried commit, so it may read the whole log."""
+        for line in reversed(os.pread(fd, state.end, 0).split(b"\n")[:-1]):
+            match = _STATE.match(line)
+            op = match.group(4) if match is not None else b""
+            if op == b"append":
+                turn = decode_json(line).get("turn")
+                return turn if isinstance(turn, str) else None
+            if op != b"summary":
+                return None
+        return None
 
     @staticmethod
     def _summary_line(state: _State, summary: Summary, created: int) -> bytes:
@@ -404,9 +423,10 @@ class JsonFileStore(StoreBase):
             parts.append(self._summary_line(state, summary, created))
         return b"".join(parts)
 
-    def _new_meta(self, session_id: str, now: int) -> dict[str, Any]:
+    def _new_meta(self, session_id: str, now: int, incarnation: str | None = None) -> dict[str, Any]:
         return {
             "id": session_id,
+            "incarnation": incarnation or new_incarnation(),
             "created_at": now,
             "updated_at": now,
             "title": None,
@@ -469,18 +489,38 @@ class JsonFileStore(StoreBase):
             raise SessionNotFound(session_id)
         return info
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         check_expected_version(expected_version)
+        check_token("incarnation", incarnation)
+        check_token("turn_id", turn_id)
         encoded = encode_entries(entries)
         with self._session_lock(session_id, create=True) as (name, fd, meta):
             assert fd is not None
             state = self._state(fd, name, repair=True) if meta is not None else _State()
-            if state.version != expected_version:
-                raise conflict(session_id, expected_version, state.version, entries)
+            held = None if meta is None else meta.get("incarnation")
+            if not append_allowed(
+                session_id,
+                entries,
+                expected_version,
+                incarnation,
+                turn_id,
+                state.version,
+                held,
+                lambda: self._last_turn_id(fd, state),
+            ):
+                return expected_version + 1
             now = max(now_us(), state.updated)
             if meta is None:
-                self._write_meta(name, self._new_meta(session_id, now))
+                self._write_meta(name, self._new_meta(session_id, now, incarnation))
             rows = (
                 '{"message":'
                 + e.message_json
@@ -491,7 +531,7 @@ class JsonFileStore(StoreBase):
                 + "}"
                 for e in encoded
             )
-            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows)
+            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows, turn_id)
             try:
                 _write_all(fd, line)
                 if self.fsync:
@@ -640,6 +680,7 @@ class JsonFileStore(StoreBase):
                 name,
                 {
                     "id": session_id,
+                    "incarnation": info.incarnation or new_incarnation(),
                     "created_at": to_us(info.created_at),
                     "updated_at": updated,
                     "title": info.title,

@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
@@ -32,6 +33,7 @@ from ._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     decode_messages,
@@ -42,6 +44,7 @@ from ._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     now_us,
     search_terms,
     to_us,
@@ -107,10 +110,15 @@ MIGRATIONS: list[list[str]] = [
             role UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 0'
         )""",
     ],
+    [  # incarnations and idempotent commits (stores/base.py); NULL for sessions written before
+        "ALTER TABLE sessions ADD COLUMN incarnation TEXT",
+        "ALTER TABLE sessions ADD COLUMN last_turn TEXT",
+    ],
 ]
 
 _SESSION_COLUMNS = (
-    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata"
+    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata,"
+    " incarnation, last_turn"
 )
 
 
@@ -128,6 +136,7 @@ def _info(row: Sequence[Any]) -> SessionInfo:
         system=decode_json(row[10]),
         expires_at=None if row[11] is None else from_us(row[11]),
         metadata=decode_json(row[12]),
+        incarnation=row[13],
     )
 
 
@@ -356,29 +365,44 @@ class SQLiteStore(StoreBase):
             raise SessionNotFound(session_id)
         return _info(row)
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         check_expected_version(expected_version)
+        check_token("incarnation", incarnation)
+        check_token("turn_id", turn_id)
         encoded = encode_entries(entries)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
             row = self._live_row(conn, session_id, now, purge=True)
             actual = 0 if row is None else row[2]
-            if actual != expected_version:
-                raise conflict(session_id, expected_version, actual, entries)
+            held = None if row is None else row[13]
+            last = None if row is None else row[14]
+            if not append_allowed(
+                session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last
+            ):
+                return expected_version + 1
             if row is None:
                 pk = conn.execute(
-                    "INSERT INTO sessions (id, version, message_count, created_at, updated_at)"
-                    " VALUES (?, 1, ?, ?, ?) RETURNING pk",
-                    (session_id, len(encoded), now, now),
+                    "INSERT INTO sessions (id, version, message_count, created_at, updated_at, incarnation,"
+                    " last_turn) VALUES (?, 1, ?, ?, ?, ?, ?) RETURNING pk",
+                    (session_id, len(encoded), now, now, incarnation or new_incarnation(), turn_id),
                 ).fetchone()[0]
                 start = 0
             else:
                 pk, start = row[0], row[3]
                 conn.execute(
-                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
-                    (start + len(encoded), now, pk),
+                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?, last_turn = ?"
+                    " WHERE pk = ?",
+                    (start + len(encoded), now, turn_id, pk),
                 )
             self._insert_messages(
                 conn,
@@ -399,8 +423,9 @@ class SQLiteStore(StoreBase):
                 if not create:
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
-                    "INSERT INTO sessions (id, version, created_at, updated_at) VALUES (?, 0, ?, ?) RETURNING pk",
-                    (session_id, now, now),
+                    "INSERT INTO sessions (id, version, created_at, updated_at, incarnation) VALUES (?, 0, ?, ?, ?)"
+                    " RETURNING pk",
+                    (session_id, now, now, new_incarnation()),
                 ).fetchone()[0]
             else:
                 pk = row[0]
@@ -565,8 +590,8 @@ class SQLiteStore(StoreBase):
                 raise conflict(session_id, 0, existing[2])
             pk = conn.execute(
                 "INSERT INTO sessions (id, version, message_count, created_at, updated_at, title, owner,"
-                " tags, model, system, expires_at, metadata)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+                " tags, model, system, expires_at, metadata, incarnation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
                 (
                     session_id,
                     info.version,
@@ -580,6 +605,7 @@ class SQLiteStore(StoreBase):
                     None if info.system is None else dumps(info.system),
                     None if info.expires_at is None else to_us(info.expires_at),
                     dumps(info.metadata),
+                    info.incarnation or new_incarnation(),
                 ),
             ).fetchone()[0]
             conn.executemany("INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)", ((pk, t) for t in info.tags))
@@ -636,7 +662,8 @@ class SQLiteStore(StoreBase):
             conn.execute("DELETE FROM messages_fts WHERE rowid BETWEEN ? AND ?", (low, high))
             conn.execute('DELETE FROM summaries WHERE session_pk = ? AND "end" > ?', (pk, to))
             conn.execute(
-                "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
+                "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?, last_turn = NULL"
+                " WHERE pk = ?",
                 (to, now, pk),
             )
         return expected_version + 1

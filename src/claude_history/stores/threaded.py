@@ -40,8 +40,22 @@ class ThreadedAsyncStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self.store.get_session, session_id)
 
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(self.store.append, session_id, list(entries), expected_version=expected_version)
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        # Only what was given: the wrapped store may be a user's own, written before these parameters.
+        tokens = {
+            name: value for name, value in (("incarnation", incarnation), ("turn_id", turn_id)) if value is not None
+        }
+        return await self._run(
+            self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
+        )
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         return await self._run(self.store.update_session, session_id, **changes)

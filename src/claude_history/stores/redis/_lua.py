@@ -160,19 +160,28 @@ local function keep_summaries_within(id, last)
 end
 """
 
-# append(id, expected_version, now, record...) -> {1, new_version, first_seq} | {0, actual_version}
+# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', record...)
+#   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 APPEND = r"""
 local id, expected, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2]
-local version = 0
+local inc, new_inc, turn = ARGV[A + 3], ARGV[A + 4], ARGV[A + 5]
+local version, held, last = 0, false, false
 local exists = live(id, now)
-if exists then version = tonumber(redis.call('HGET', hkey(id), 'version')) end
-if version ~= expected then return {0, version} end
+if exists then
+  version = tonumber(redis.call('HGET', hkey(id), 'version'))
+  held = redis.call('HGET', hkey(id), 'inc')
+  last = redis.call('HGET', hkey(id), 'turn')
+end
+if version ~= expected or (inc ~= '' and held and held ~= inc) then
+  return {0, version, held or '', last or ''}
+end
 if exists then filter_keys(id) end  -- checked before the first write (reindex needs them)
 if not exists then
-  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
 end
 local start = redis.call('LLEN', mkey(id))
-push_all(mkey(id), ARGV, A + 3, #ARGV)
+push_all(mkey(id), ARGV, A + 6, #ARGV)
+if turn ~= '' then redis.call('HSET', hkey(id), 'turn', turn) else redis.call('HDEL', hkey(id), 'turn') end
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
@@ -180,19 +189,19 @@ keep_ttl(id, mkey(id))
 return {1, new_version, start}
 """
 
-# update(id, now, create, expires_ms, n_set, field, value, ..., field_to_delete, ...)
+# update(id, now, create, expires_ms, new_incarnation, n_set, field, value, ..., field_to_delete, ...)
 #   -> {1, hash_fields, message_count} | {0}
 # expires_ms: '' unchanged, '0' cleared, else the new expiry in ms since the epoch.
 UPDATE = r"""
-local id, now, create, expires_ms = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
-local n_set = tonumber(ARGV[A + 4])
-local first_set, last_set = A + 5, A + 4 + 2 * n_set
+local id, now, create, expires_ms, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
+local n_set = tonumber(ARGV[A + 5])
+local first_set, last_set = A + 6, A + 5 + 2 * n_set
 check_fields(first_set, last_set)
 local exists = live(id, now)
 local before = exists and filter_keys(id) or {}
 if not exists then
   if create ~= '1' then return {0} end
-  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
 end
 if n_set > 0 then redis.call('HSET', hkey(id), unpack(ARGV, first_set, last_set)) end
 if last_set < #ARGV then redis.call('HDEL', hkey(id), unpack(ARGV, last_set + 1, #ARGV)) end
@@ -250,15 +259,17 @@ else
   redis.call('LTRIM', mkey(id), 0, to - 1)
 end
 keep_summaries_within(id, to)
+redis.call('HDEL', hkey(id), 'turn')
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
 return {1, new_version}
 """
 
-# fork(id, new_id, at or '', now) -> {1, at} | {0, actual_version} | {-1} (no source) | {-2, count} (bad at)
+# fork(id, new_id, at or '', now, new_incarnation)
+#   -> {1, at} | {0, actual_version} | {-1} (no source) | {-2, count} (bad at)
 FORK = r"""
-local id, new_id, at, now = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
+local id, new_id, at, now, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
 if not live(id, now) then return {-1} end
 local count = redis.call('LLEN', mkey(id))
 if at == '' then at = count else at = tonumber(at) end
@@ -266,7 +277,8 @@ if at > count then return {-2, count} end
 if live(new_id, now) then return {0, tonumber(redis.call('HGET', hkey(new_id), 'version'))} end
 filter_keys(id)  -- the copy's tags, checked before the first write
 redis.call('HSET', hkey(new_id), unpack(redis.call('HGETALL', hkey(id))))
-redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now)
+redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now, 'inc', new_inc)
+redis.call('HDEL', hkey(new_id), 'turn')
 local i = 0
 while i < at do
   local last = math.min(i + 999, at - 1)
