@@ -1129,6 +1129,11 @@ class EncryptedStore:
         """The fingerprint of the current master key (what new ciphertexts are tagged with)."""
         return self._ops.codec.keys.current
 
+    @property
+    def encrypt_titles(self) -> bool:
+        """Whether titles are encrypted; if not they are stored in clear, so never make one of content."""
+        return self._ops.codec.encrypt_titles
+
     def _run(self, op: _Op[T]) -> T:
         try:
             call = next(op)
@@ -1250,6 +1255,10 @@ class AsyncEncryptedStore:
     @property
     def key_id(self) -> str:
         return self._ops.codec.keys.current
+
+    @property
+    def encrypt_titles(self) -> bool:
+        return self._ops.codec.encrypt_titles
 
     async def _run(self, op: _Op[T]) -> T:
         try:
