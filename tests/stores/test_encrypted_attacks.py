@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from claude_history.errors import ConflictError, DecryptionError, SessionNotFound
+from claude_history.stores.base import Entry
 from claude_history.stores.encrypted import RESERVED_METADATA_KEY, backup_id
 
 from .conftest import ENCRYPTED, Backend, make_backend
@@ -157,3 +158,19 @@ def test_a_threaded_delete_and_append_race_never_breaks_a_session(
         finally:
             for store in stores:
                 store.close()
+
+
+def test_search_goes_on_past_a_session_it_cannot_decrypt(enc: Any, caplog: pytest.LogCaptureFixture) -> None:
+    enc.append("readable", turn("wombat"), expected_version=0)
+    enc.append("broken", turn("wombat"), expected_version=0)
+    raw = enc.inner.load("broken")
+    enc.inner.delete("broken")
+    message = dict(raw.messages[0].message)
+    block = dict(message["content"][0])
+    block["ct"] = block["ct"][:-4] + ("AAAA" if block["ct"][-4:] != "AAAA" else "BBBB")
+    message["content"] = [block]
+    enc.inner.append("broken", [Entry(message), *[Entry(m.message) for m in raw.messages[1:]]], expected_version=0)
+    with pytest.raises(DecryptionError):
+        enc.load("broken")
+    assert {hit.session_id for hit in enc.search("wombat")} == {"readable"}
+    assert "broken" in caplog.text

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import uuid
@@ -82,6 +83,7 @@ _KID_LABEL = b"claude-history/key-id/v1"
 
 KeyLike = bytes | bytearray | memoryview | str
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -653,6 +655,11 @@ class _Ops:
                 data = yield from self.load(sid)
             except SessionNotFound:
                 continue  # unknown, expired, or deleted while we searched: no hits, as in the backends
+            except DecryptionError as exc:
+                # One session another key wrote, or one tampered with, must not hide every other session's
+                # hits (its own load still raises); it is named in the log.
+                _log.warning("search skipped session %r: %s", sid, exc)
+                continue
             if owner is not None and data.info.owner != owner:
                 continue  # another owner's, or given to another owner since the listing
             for stored in data.messages:
