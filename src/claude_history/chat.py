@@ -26,6 +26,7 @@ from .connection import IncompleteStream
 from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound, StoreUnavailable
 from .pricing import PriceTable, load_prices
+from .stores._common import takes_append_tokens
 from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
 from .tools import ToolErrors, ToolSet, error_result, tool_result
 from .turn import (
@@ -343,14 +344,7 @@ def _append_tokens(store: Any, turn: Turn, info: SessionInfo | None) -> dict[str
     """``incarnation`` and ``turn_id`` for ``store.append``: the incarnation the chat holds (a new session
     takes the one ``update_session`` just gave it, or a fresh one), and a new turn id. Empty for a store
     written before these parameters existed (a user's own ``Store``), which keeps working as it did."""
-    try:  # read at each commit (microseconds, beside a store write): a method may be replaced at run time
-        parameters = inspect.signature(store.append).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
-        return {}
-    supported = ("turn_id" in parameters and "incarnation" in parameters) or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
-    if not supported:
+    if not takes_append_tokens(store):
         return {}
     incarnation = turn.base.incarnation
     if incarnation is None and turn.base.version == 0:

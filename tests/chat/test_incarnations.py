@@ -105,3 +105,26 @@ async def test_async_stale_chat_gets_the_same_clear_error(sim: Simulator, store:
     await AsyncChat(client, model=MODEL, store=shared, session_id="user-42").send("second")
     with pytest.raises(ConflictError, match="deleted and created again"):
         await stale.send("third")
+
+
+class OldStyleStore:
+    """A user's own store, written before ``incarnation`` and ``turn_id`` existed."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def append(self, session_id: str, entries: Any, *, expected_version: int) -> int:
+        return self.inner.append(session_id, entries, expected_version=expected_version)
+
+
+async def test_a_store_without_the_new_parameters_keeps_working_sync_and_async(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
+    Chat(client, model=MODEL, store=OldStyleStore(store), session_id="a").send("hello")  # type: ignore[arg-type]
+    aclient = anthropic.AsyncAnthropic(api_key="test", base_url=sim.base_url)
+    threaded = ThreadedAsyncStore(OldStyleStore(store))  # type: ignore[arg-type]
+    await AsyncChat(aclient, model=MODEL, store=threaded, session_id="b").send("hello")
+    assert store.load("a").version == 1 and store.load("b").version == 1

@@ -413,6 +413,21 @@ def new_incarnation() -> str:
     return uuid.uuid4().hex
 
 
+def takes_append_tokens(store: Any) -> bool:
+    """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
+    ``Store`` written before them may not, and keeps working without them. Read at each call (microseconds,
+    beside a store write): a method may be replaced at run time."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(store.append).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
+        return False
+    return ("turn_id" in parameters and "incarnation" in parameters) or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
 def append_allowed(
     session_id: str,
     entries: Sequence[Any],

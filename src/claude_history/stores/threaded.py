@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ._common import takes_append_tokens
 from .base import Entry, SearchHit, SessionData, SessionInfo, Store, Summary
 
 __all__ = ["ThreadedAsyncStore"]
@@ -49,10 +50,8 @@ class ThreadedAsyncStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
     ) -> int:
-        # Only what was given: the wrapped store may be a user's own, written before these parameters.
-        tokens = {
-            name: value for name, value in (("incarnation", incarnation), ("turn_id", turn_id)) if value is not None
-        }
+        # The wrapped store may be a user's own, written before these parameters: it goes on without them.
+        tokens = {"incarnation": incarnation, "turn_id": turn_id} if takes_append_tokens(self.store) else {}
         return await self._run(
             self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
         )
