@@ -24,8 +24,9 @@ import anthropic
 
 from .connection import IncompleteStream
 from .context.report import ContextReport
-from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound
+from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound, StoreUnavailable
 from .pricing import PriceTable, load_prices
+from .stores._common import takes_append_tokens
 from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
 from .tokens import count_kwargs
 from .tools import ToolErrors, ToolSet, error_result, tool_result
@@ -218,21 +219,43 @@ class _ChatBase:
         self._ledger.reset(state)
 
     def _after_commit(
-        self, turn: Turn, entries: Sequence[Entry], version: int, info: SessionInfo | None, now: datetime
+        self,
+        turn: Turn,
+        entries: Sequence[Entry],
+        version: int,
+        info: SessionInfo | None,
+        now: datetime,
+        incarnation: str | None = None,
     ) -> None:
         state = turn.base.committed(entries, version, now)
         if info is not None:
             state = replace(state, info=info)
+        if incarnation is not None:
+            state = replace(state, incarnation=incarnation)
         if self._state is turn.base:
             self._state = state
             self._ledger.add((e.model, e.usage) for e in entries)
         else:
             self._set_state(state)
 
-    def _conflict(self, exc: ConflictError, message: Any, entries: Sequence[Entry]) -> ConflictError:
+    def _replaced_error(self, state: SessionState, info: SessionInfo) -> ConflictError:
+        """Before any request: the session this chat held was deleted and another created under its id."""
         return ConflictError(
-            f"session {self._session_id!r} changed while this turn ran (expected version "
-            f"{exc.expected_version}, found {exc.actual_version}); the turn was not saved. "
+            f"session {self._session_id!r} was deleted and created again since this chat read it; nothing was "
+            "sent or saved. The chat now shows the new session: send again to continue in it.",
+            session_id=self._session_id,
+            expected_version=state.version,
+            actual_version=info.version,
+        )
+
+    def _conflict(self, exc: ConflictError, message: Any, entries: Sequence[Entry]) -> ConflictError:
+        what = (
+            "was deleted and created again"
+            if exc.actual_version == exc.expected_version
+            else f"changed (expected version {exc.expected_version}, found {exc.actual_version})"
+        )
+        return ConflictError(
+            f"session {self._session_id!r} {what} while this turn ran; the turn was not saved. "
             "It is in this error's .reply and .unsaved; the chat now shows the stored history.",
             session_id=self._session_id,
             expected_version=exc.expected_version,
@@ -280,11 +303,36 @@ def _text_of(message: Any) -> str:
     return "".join(texts)
 
 
-def _attach(exc: BaseException, message: Any, entries: Sequence[Entry]) -> None:
-    """A store failure at commit time: the reply and the unsaved messages ride on our own error."""
+def _attach(
+    exc: BaseException, message: Any, entries: Sequence[Entry], *, appending: bool = False, turn_id: str | None = None
+) -> None:
+    """A store failure at commit time: the reply and the unsaved messages ride on our own error, and a
+    ``StoreUnavailable`` says whether the turn may have been stored (``appending``: the append itself failed,
+    so the server may have committed before the connection dropped) and the ``turn_id`` that makes a retried
+    ``store.append(..., turn_id=...)`` safe."""
     if isinstance(exc, HistoryError) and not isinstance(exc, ConflictError):
         exc.reply = message  # type: ignore[attr-defined]
         exc.unsaved = list(entries)  # type: ignore[attr-defined]
+    if isinstance(exc, StoreUnavailable):
+        exc.may_be_stored = appending
+        exc.turn_id = turn_id if appending else None
+
+
+def _replaced(state: SessionState, info: SessionInfo) -> bool:
+    """Is the stored session another incarnation than the one ``state`` was read from?"""
+    return state.incarnation is not None and info.incarnation is not None and state.incarnation != info.incarnation
+
+
+def _append_tokens(store: Any, turn: Turn, info: SessionInfo | None) -> dict[str, Any]:
+    """``incarnation`` and ``turn_id`` for ``store.append``: the incarnation the chat holds (a new session
+    takes the one ``update_session`` just gave it, or a fresh one), and a new turn id. Empty for a store
+    written before these parameters existed (a user's own ``Store``), which keeps working as it did."""
+    if not takes_append_tokens(store):
+        return {}
+    incarnation = turn.base.incarnation
+    if incarnation is None and turn.base.version == 0:
+        incarnation = info.incarnation if info is not None and info.incarnation else uuid.uuid4().hex
+    return {"incarnation": incarnation, "turn_id": uuid.uuid4().hex}
 
 
 # ================================================================================================== sync
@@ -388,11 +436,13 @@ class Chat(_ChatBase):
         """The state, reloaded first if another writer moved the session on (one cheap metadata read)."""
         state = self._current()
         try:
-            version = self._store.get_session(self._session_id).version
+            info: SessionInfo | None = self._store.get_session(self._session_id)
         except SessionNotFound:
-            version = 0
-        if version != state.version:
+            info = None
+        if (0 if info is None else info.version) != state.version or (info is not None and _replaced(state, info)):
             self.reload()
+            if info is not None and _replaced(state, info):
+                raise self._replaced_error(state, info)
         return self._current()
 
     # -- turns -------------------------------------------------------------------------------------------
@@ -485,10 +535,16 @@ class Chat(_ChatBase):
         changes = self._settings.metadata_changes(turn.base)
         now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
         info: SessionInfo | None = None
+        tokens: dict[str, Any] = {}
+        appending = False
         try:
             if changes:
                 info = self._store.update_session(self._session_id, create=True, **changes)
-            version = self._store.append(self._session_id, list(entries), expected_version=turn.base.version)
+            tokens = _append_tokens(self._store, turn, info)
+            appending = True
+            version = self._store.append(
+                self._session_id, list(entries), expected_version=turn.base.version, **tokens
+            )
         except ConflictError as exc:
             self._pending = None
             try:
@@ -497,9 +553,9 @@ class Chat(_ChatBase):
                 self._state = None  # stale: the next use reloads
             raise self._conflict(exc, message, entries) from exc
         except BaseException as exc:
-            _attach(exc, message, entries)
+            _attach(exc, message, entries, appending=appending, turn_id=tokens.get("turn_id"))
             raise
-        self._after_commit(turn, entries, version, info, now)
+        self._after_commit(turn, entries, version, info, now, tokens.get("incarnation"))
 
     def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
         results = []
@@ -770,11 +826,13 @@ class AsyncChat(_ChatBase):
     async def _fresh(self) -> SessionState:
         state = await self._ensure()
         try:
-            version = (await self._store.get_session(self._session_id)).version
+            info: SessionInfo | None = await self._store.get_session(self._session_id)
         except SessionNotFound:
-            version = 0
-        if version != state.version:
+            info = None
+        if (0 if info is None else info.version) != state.version or (info is not None and _replaced(state, info)):
             await self.reload()
+            if info is not None and _replaced(state, info):
+                raise self._replaced_error(state, info)
         return self._current()
 
     # -- turns -------------------------------------------------------------------------------------------
@@ -858,11 +916,15 @@ class AsyncChat(_ChatBase):
         changes = self._settings.metadata_changes(turn.base)
         now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
         info: SessionInfo | None = None
+        tokens: dict[str, Any] = {}
+        appending = False
         try:
             if changes:
                 info = await self._store.update_session(self._session_id, create=True, **changes)
+            tokens = _append_tokens(self._store, turn, info)
+            appending = True
             version = await self._store.append(
-                self._session_id, list(entries), expected_version=turn.base.version
+                self._session_id, list(entries), expected_version=turn.base.version, **tokens
             )
         except ConflictError as exc:
             self._pending = None
@@ -872,9 +934,9 @@ class AsyncChat(_ChatBase):
                 self._state = None
             raise self._conflict(exc, message, entries) from exc
         except BaseException as exc:
-            _attach(exc, message, entries)
+            _attach(exc, message, entries, appending=appending, turn_id=tokens.get("turn_id"))
             raise
-        self._after_commit(turn, entries, version, info, now)
+        self._after_commit(turn, entries, version, info, now, tokens.get("incarnation"))
 
     async def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
         uses = turn.awaiting

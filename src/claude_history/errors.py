@@ -63,7 +63,16 @@ class ConflictError(HistoryError):
 
 
 class StoreUnavailable(HistoryError):
-    """The store cannot be reached or opened (server down, bad URL, missing optional dependency)."""
+    """The store cannot be reached or opened (server down, bad URL, missing optional dependency).
+
+    Raised while committing a chat turn it says whether the turn may have been stored: ``may_be_stored`` is
+    True when the connection failed during the append itself (the server may have committed before the
+    acknowledgement was lost), False when nothing was sent, None outside a commit. ``turn_id`` is the id the
+    turn was appended with: retrying ``store.append(..., turn_id=turn_id)`` with ``unsaved`` never stores it
+    twice."""
+
+    may_be_stored: bool | None = None
+    turn_id: str | None = None
 
 
 class SessionNotFound(HistoryError, KeyError):

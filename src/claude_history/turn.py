@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from .context.plan import RequestPlan, context_report, plan_request
 from .context.report import ContextReport
 from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
+from .stores._validation import MAX_DEPTH, json_depth
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
 from .tools import ToolErrors, ToolSet
 from .usage import TokenUsage, combine_usage
@@ -119,6 +121,9 @@ class SessionState:
     records: tuple[StoredMessage, ...] = ()
     summaries: tuple[Summary, ...] = ()
     info: SessionInfo | None = None
+    # The incarnation of the session this state belongs to (stores/base.py): appends are bound to it, so a
+    # session deleted and created again under the same id is never written as if it were this one.
+    incarnation: str | None = None
 
     @classmethod
     def from_data(cls, data: SessionData) -> SessionState:
@@ -128,6 +133,7 @@ class SessionState:
             records=tuple(data.messages),
             summaries=tuple(data.summaries),
             info=data.info,
+            incarnation=data.info.incarnation,
         )
 
     @cached_property
@@ -248,7 +254,7 @@ def user_message(content: Any) -> dict[str, Any]:
                 "Send some text or blocks.",
                 index=None,
             )
-        return {"role": "user", "content": content}
+        return check_sendable({"role": "user", "content": content})
     if isinstance(content, Mapping) or hasattr(content, "model_dump"):
         content = [content]
     if isinstance(content, (bytes, bytearray)) or not isinstance(content, Iterable):
@@ -259,6 +265,8 @@ def user_message(content: Any) -> dict[str, Any]:
             if item.strip():
                 blocks.append({"type": "text", "text": item})
             continue
+        if json_depth(item) > MAX_DEPTH - 2:  # before copying it: the copy itself would overflow the stack
+            raise InvalidHistory(f"the message nests more than {MAX_DEPTH} levels deep; flatten it", index=None)
         block = dump_block(item)
         if not isinstance(block.get("type"), str):
             raise InvalidHistory(f"content block {block!r} has no 'type'", index=None)
@@ -267,7 +275,26 @@ def user_message(content: Any) -> dict[str, Any]:
         blocks.append(block)
     if not blocks:
         raise InvalidHistory("the message has no content; send some text or blocks", index=None)
-    return {"role": "user", "content": blocks}
+    return check_sendable({"role": "user", "content": blocks})
+
+
+def check_sendable(message: dict[str, Any]) -> dict[str, Any]:
+    """A new message as the API can take it and every store can give it back: JSON without NaN or Infinity,
+    valid Unicode (the request is UTF-8), nested at most ``MAX_DEPTH`` levels. Checked before the request,
+    so a bad block is an ``InvalidHistory``, not a traceback from the SDK or a turn the store then refuses."""
+    if json_depth(message) > MAX_DEPTH:
+        raise InvalidHistory(f"the message nests more than {MAX_DEPTH} levels deep; flatten it", index=None)
+    try:
+        json.dumps(message, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidHistory(
+            "the message contains a lone surrogate (half of a UTF-16 pair), which is not valid text; "
+            "decode the input with errors='replace'",
+            index=None,
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidHistory(f"the message is not valid JSON for the API: {exc}", index=None) from None
+    return message
 
 
 def assistant_message(message: Any) -> dict[str, Any]:

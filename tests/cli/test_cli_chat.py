@@ -320,3 +320,21 @@ def test_an_unreachable_api_is_one_line(invoke: Invoke, api_env: dict[str, str |
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_an_encrypted_store_gets_no_title_in_clear_from_the_first_message(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], store_url: str, tmp_path: Any
+) -> None:
+    from claude_history.stores.encrypted import generate_key
+
+    env = {**api_env, "CLAUDE_HISTORY_ENCRYPTION_KEY": generate_key()}
+    assert invoke(["chat", "-s", "secret"], input="my zebracorn diagnosis\n", env=env).exit_code == 0
+    plain = open_store(store_url, encryption_key=False)  # the backend as its operator sees it
+    try:
+        info = plain.get_session("secret")
+        assert info.title is None
+        assert "zebracorn" not in plain.export_jsonl("secret")
+    finally:
+        plain.close()
+    content = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("chats.db"))
+    assert b"zebracorn" not in content

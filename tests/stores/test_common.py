@@ -140,8 +140,11 @@ def test_export_then_import_restores_everything(messages: list[dict[str, object]
         (m.seq, m.model, m.usage, m.created_at) for m in data.messages
     ]
     assert restored.summaries == data.summaries
-    expected_info = SessionInfo(**{**data.info.__dict__, "version": 1 if messages else 0})
+    expected_info = SessionInfo(
+        **{**data.info.__dict__, "version": 1 if messages else 0, "incarnation": restored.info.incarnation}
+    )
     assert restored.info == expected_info
+    assert restored.info.incarnation  # an imported session is a new incarnation
 
 
 def test_import_errors_name_the_problem() -> None:

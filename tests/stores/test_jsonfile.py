@@ -13,6 +13,7 @@ import pytest
 
 from claude_history.errors import SessionNotFound, StoreUnavailable
 from claude_history.stores import open_store
+from claude_history.stores.base import Entry
 from claude_history.stores.jsonfile import JsonFileStore, _name
 
 from .samples import turn
@@ -191,3 +192,25 @@ def test_a_writer_waiting_while_the_log_is_replaced_locks_the_new_file(root: Pat
         "question 2",
         "question 3",
     ]
+
+
+def test_listing_reads_only_the_start_of_a_huge_last_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A session imported as one 80 MB line made list_sessions() of the whole store take 24 s: the state was
+    # found by copying the line chunk by chunk. Only the line's fixed prefix is needed (timing is in bench/).
+    from claude_history.stores import jsonfile
+
+    store = JsonFileStore(tmp_path / "files", fsync=False)
+    huge = [Entry({"role": "user", "content": "x" * 4_000_000}), Entry({"role": "assistant", "content": "ok"})]
+    store.append("huge", huge, expected_version=0)
+    store.append("small", turn("a"), expected_version=0)
+    seen: list[int] = []
+    parse = jsonfile._parse_state
+
+    def recording(line: bytes, where: str) -> tuple[int, int, int]:
+        seen.append(len(line))
+        return parse(line, where)
+
+    monkeypatch.setattr(jsonfile, "_parse_state", recording)
+    assert {info.id: info.message_count for info in store.list_sessions()} == {"huge": 2, "small": 2}
+    assert store.get_session("huge").version == 1
+    assert seen and max(seen) <= 256

@@ -22,6 +22,8 @@ from claude_history.stores.base import Entry, Summary
 from claude_history.stores.redis import AsyncRedisStore, RedisStore
 from claude_history.stores.redis._ops import MESSAGE_PAGE, SCAN_PAGE, message_record, stored_message
 
+from .samples import turn
+
 pytestmark = pytest.mark.services
 
 redis = pytest.importorskip("redis")
@@ -337,3 +339,21 @@ def test_stored_messages_round_trip_byte_exact(rd: RD, messages: list[dict[str, 
     store.append(session, [Entry(m) for m in messages], expected_version=0)
     loaded = store.load(session).messages
     assert [json.dumps(m.message) for m in loaded] == [json.dumps(m) for m in messages]
+
+
+def test_a_script_that_fails_leaves_no_partial_write_and_the_session_stays_deletable(rd: RD) -> None:
+    # Scripts are not rolled back: each one checks what it reads before its first write. Tags another writer
+    # (or an older version) stored and Lua cannot decode used to fail append after RPUSH and HINCRBY ran.
+    store, client = rd.open(), rd.client
+    store.append("s", turn("a"), expected_version=0)
+    client.hset(store.prefix + "session:s", "tags", '["\\ud800"]')
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable, match="nothing was written"):
+            store.append("s", turn("b"), expected_version=1)
+    assert client.llen(store.prefix + "messages:s") == 2
+    assert client.hget(store.prefix + "session:s", "version") == "1"
+    with pytest.raises(StoreUnavailable, match="nothing was written"):
+        store.rewind("s", to=0, expected_version=1)
+    assert client.llen(store.prefix + "messages:s") == 2
+    assert store.delete("s")
+    assert store.list_sessions() == []

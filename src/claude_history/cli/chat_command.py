@@ -224,7 +224,7 @@ class _Repl:
         store, session_id = self.chat.store, self.chat.session_id
         info = store.get_session(session_id)
         changes: dict[str, Any] = {}
-        if info.title is None and self.chat.messages:
+        if info.title is None and self.chat.messages and not _titles_in_clear_beside_encryption(store):
             changes["title"] = _title(content_text(self.chat.messages[0].get("content")))
         if self.simulated and SIMULATED_TAG not in info.tags:
             changes["tags"] = [*info.tags, SIMULATED_TAG]
@@ -312,6 +312,12 @@ class _Repl:
         if self.simulated:
             hint += " --simulator"
         return hint
+
+
+def _titles_in_clear_beside_encryption(store: Any) -> bool:
+    """An encrypted store keeps titles in clear unless it encrypts them: a title made of the first message
+    would put the conversation's opening in clear beside its ciphertext."""
+    return getattr(store, "key_id", None) is not None and not getattr(store, "encrypt_titles", False)
 
 
 def _title(text: str) -> str:

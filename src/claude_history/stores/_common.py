@@ -29,6 +29,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from ..errors import ConfigurationError, ConflictError, InvalidHistory
+from ._validation import (
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MAX_KEY_BYTES,
+    check_depth,
+    check_integer,
+    check_text,
+    check_timestamp_us,
+    json_depth,
+)
 from .base import UNSET, Entry, SessionData, SessionInfo, StoredMessage, Summary
 
 __all__ = [
@@ -38,6 +48,7 @@ __all__ = [
     "AsyncStoreBase",
     "EncodedEntry",
     "StoreBase",
+    "append_allowed",
     "check_expected_version",
     "check_filters",
     "check_metadata",
@@ -48,6 +59,7 @@ __all__ = [
     "check_session_id",
     "check_summary",
     "check_system",
+    "check_token",
     "conflict",
     "decode_json",
     "decode_messages",
@@ -60,6 +72,7 @@ __all__ = [
     "is_expired",
     "make_snippet",
     "message_text",
+    "new_incarnation",
     "new_session_id",
     "normalize_tags",
     "now_us",
@@ -180,13 +193,17 @@ def decode_json(text: str | bytes | None) -> Any:
 # Time: stores keep integer microseconds since the epoch (UTC) so every backend round-trips datetimes exactly.
 
 
-def to_us(value: datetime) -> int:
-    """A naive datetime is taken as local time (what ``datetime.now()`` returns), as Python itself does."""
+def to_us(value: datetime, name: str = "datetime") -> int:
+    """A naive datetime is taken as local time (what ``datetime.now()`` returns), as Python itself does.
+    Refused (naming ``name``) outside the range every backend can give back (``_validation``)."""
     if not isinstance(value, datetime):
-        raise ConfigurationError(f"expected a datetime, got {type(value).__name__}")
-    aware = value if value.tzinfo is not None else value.astimezone()
+        raise ConfigurationError(f"{name} must be a datetime, got {type(value).__name__}")
+    try:
+        aware = value if value.tzinfo is not None else value.astimezone()
+    except (OverflowError, ValueError):  # a naive datetime at the edge of year 1 or 9999
+        raise ConfigurationError(f"{name} is out of range: {value!r}") from None
     delta = aware - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return check_timestamp_us(name, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def _datetime(value: int) -> datetime:
@@ -228,13 +245,7 @@ def check_session_id(session_id: object) -> str:
         raise ConfigurationError(
             f"session id is {len(session_id)} characters long; at most {MAX_SESSION_ID_LENGTH} are allowed"
         )
-    if "\x00" in session_id:
-        raise ConfigurationError("session id must not contain NUL characters")
-    try:
-        session_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError("session id must be valid Unicode text (it contains a lone surrogate)") from None
-    return session_id
+    return check_text("session id", session_id, max_bytes=MAX_KEY_BYTES)
 
 
 def new_session_id() -> str:
@@ -242,18 +253,11 @@ def new_session_id() -> str:
 
 
 def check_expected_version(expected_version: object) -> int:
-    if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
-        raise ConfigurationError(
-            f"expected_version must be an integer >= 0 (0 creates the session), got {expected_version!r}"
-        )
-    return expected_version
+    return check_integer("expected_version", expected_version, hint=" (0 creates the session)")
 
 
 def check_page(limit: object, offset: object) -> tuple[int, int]:
-    for name, value in (("limit", limit), ("offset", offset)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigurationError(f"{name} must be an integer >= 0, got {value!r}")
-    return limit, offset  # type: ignore[return-value]
+    return check_integer("limit", limit), check_integer("offset", offset)
 
 
 def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
@@ -261,13 +265,15 @@ def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
     slip."""
     if isinstance(tags, (str, bytes)):
         raise ConfigurationError("tags must be an iterable of strings such as ['work'], not a single string")
+    try:
+        items = list(tags)
+    except TypeError:
+        raise ConfigurationError(f"tags must be an iterable of strings, got {type(tags).__name__}") from None
     result: dict[str, None] = {}
-    for tag in tags:
+    for tag in items:
         if not isinstance(tag, str) or not tag:
             raise ConfigurationError(f"each tag must be a non-empty string, got {tag!r}")
-        if "\x00" in tag:
-            raise ConfigurationError("tags must not contain NUL characters")
-        result[tag] = None
+        result[check_text("tag", tag, max_bytes=MAX_KEY_BYTES)] = None
     return tuple(result)
 
 
@@ -287,14 +293,17 @@ def check_system(system: object) -> str | list[dict[str, Any]] | None:
     raise ConfigurationError("system must be a string, a list of content block dicts, or None")
 
 
+_INDEXED_TEXT = ("owner", "tag")  # PostgreSQL indexes these: held to MAX_KEY_BYTES
+
+
 def check_optional_str(name: str, value: object) -> str | None:
-    """Title, owner, model: text or None. NUL is refused on every backend, as in session ids: PostgreSQL text
-    cannot hold it, and a session must move between backends unchanged."""
-    if value is not None and not isinstance(value, str):
+    """Title, owner, model: text or None, held to ``_validation.check_text`` (no NUL, no lone surrogate, and
+    for the indexed ones a length PostgreSQL can index), so a session moves between backends unchanged."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise ConfigurationError(f"{name} must be a string or None, got {type(value).__name__}")
-    if value is not None and "\x00" in value:
-        raise ConfigurationError(f"{name} must not contain NUL characters (\\x00): PostgreSQL cannot store them")
-    return value
+    return check_text(name, value, max_bytes=MAX_KEY_BYTES if name in _INDEXED_TEXT else None)
 
 
 def check_filters(owner: object, tag: object = None) -> None:
@@ -305,6 +314,7 @@ def check_filters(owner: object, tag: object = None) -> None:
 
 
 def _check_json(name: str, value: Any) -> str:
+    check_depth(name, value)
     try:
         return dumps(value)
     except (TypeError, ValueError) as exc:
@@ -315,9 +325,7 @@ def check_summary(summary: object, message_count: int) -> Summary:
     if not isinstance(summary, Summary):
         raise ConfigurationError(f"expected a Summary, got {type(summary).__name__}")
     for name in ("start", "end"):
-        value = getattr(summary, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigurationError(f"summary {name} must be an integer, got {value!r}")
+        check_integer(f"summary {name}", getattr(summary, name), minimum=-MAX_INTEGER)
     if summary.start >= summary.end:
         # Nothing to summarise; and rewinding never drops [0, 0), so such a record could never be cut away.
         raise ConfigurationError(
@@ -331,8 +339,17 @@ def check_summary(summary: object, message_count: int) -> Summary:
         raise ConfigurationError("summary text must be a string")
     check_optional_str("summary model", summary.model)
     if summary.usage is not None:
-        _check_json("summary usage", dict(summary.usage))
+        _check_json("summary usage", _usage_dict("summary usage", summary.usage))
+    if summary.created_at is not None:
+        to_us(summary.created_at, "summary created_at")
     return summary
+
+
+def _usage_dict(name: str, usage: object) -> dict[str, Any]:
+    """A usage record is an object (``Usage.model_dump()``); ``"abc"`` or ``5`` is refused, not half-read."""
+    if not isinstance(usage, Mapping):
+        raise ConfigurationError(f"{name} must be a dict (Usage.model_dump()), got {type(usage).__name__}")
+    return dict(usage)
 
 
 _CHANGE_FIELDS = ("title", "owner", "tags", "model", "system", "expires_at", "metadata")
@@ -358,14 +375,19 @@ def check_session_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "metadata":
             result[name] = dict(check_metadata(value))
         else:
-            result[name] = None if value is None else from_us(to_us(value))
+            result[name] = None if value is None else from_us(to_us(value, name))
     return result
 
 
-def conflict(session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = ()) -> ConflictError:
-    """The one wording of a lost compare-and-swap."""
+def conflict(
+    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = (), *, replaced: bool = False
+) -> ConflictError:
+    """The one wording of a lost compare-and-swap (``replaced``: same version, another incarnation)."""
     state = f"is at version {actual}" if actual else "does not exist (version 0)"
-    if expected == 0 and actual:
+    if replaced:
+        state = f"was deleted and created again since it was read (now version {actual}, another incarnation)"
+        hint = "the session you held is gone; reload the session and retry"
+    elif expected == 0 and actual:
         hint = "it already exists; load it and append with its version, or choose another id"
     else:
         hint = "another writer committed first; reload the session and retry"
@@ -376,6 +398,57 @@ def conflict(session_id: str, expected: int, actual: int | None, unsaved: Sequen
         actual_version=actual,
         unsaved=list(unsaved),
     )
+
+
+def check_token(name: str, value: object) -> str | None:
+    """An ``incarnation`` or ``turn_id``: None, or text of 1 to 200 bytes (uuid4 hex is what we make)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string or None, got {value!r}")
+    return check_text(name, value, max_bytes=200)
+
+
+def new_incarnation() -> str:
+    return uuid.uuid4().hex
+
+
+def takes_append_tokens(store: Any) -> bool:
+    """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
+    ``Store`` written before them may not, and keeps working without them. Read at each call (microseconds,
+    beside a store write): a method may be replaced at run time."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(store.append).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
+        return False
+    return ("turn_id" in parameters and "incarnation" in parameters) or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def append_allowed(
+    session_id: str,
+    entries: Sequence[Any],
+    expected: int,
+    incarnation: str | None,
+    turn_id: str | None,
+    actual: int,
+    actual_incarnation: str | None,
+    last_turn: Callable[[], str | None],
+) -> bool:
+    """The compare-and-swap of ``append``, written once for every backend, against the session as it is
+    (``actual`` 0 and no incarnation when it does not exist). True: write the turn. False: this very turn
+    (``turn_id``) is what the last append committed, so the caller returns ``expected + 1`` and writes
+    nothing. Otherwise ``ConflictError``. ``last_turn`` reads the id the last append recorded (only called
+    when it can matter)."""
+    same = incarnation is None or actual_incarnation is None or actual_incarnation == incarnation
+    if actual == expected and same:
+        return True
+    if turn_id is not None and same and actual == expected + 1 and last_turn() == turn_id:
+        return False
+    raise conflict(session_id, expected, actual, entries, replaced=actual == expected)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -487,6 +560,11 @@ def check_message(message: object, index: int) -> dict[str, Any]:
                 raise InvalidHistory(
                     f"message {index}: content block {position} must be a dict with a 'type'", index=index
                 )
+        if json_depth(content) >= MAX_DEPTH:  # the message dict adds one level
+            raise InvalidHistory(
+                f"message {index} nests more than {MAX_DEPTH} levels deep; so deep a message could not be read back",
+                index=index,
+            )
     return message if isinstance(message, dict) else dict(message)
 
 
@@ -509,7 +587,7 @@ def encode_entries(entries: Sequence[Entry]) -> list[EncodedEntry]:
             raise InvalidHistory(f"message {index} is not JSON-serialisable: {exc}", index=index) from None
         usage_json = None
         if entry.usage is not None:
-            usage_json = _check_json(f"usage of entry {index}", dict(entry.usage))
+            usage_json = _check_json(f"usage of entry {index}", _usage_dict(f"usage of entry {index}", entry.usage))
         model = check_optional_str(f"model of entry {index}", entry.model)
         encoded.append(EncodedEntry(message["role"], message_json, model, usage_json, message_text(message)))
     return encoded
@@ -612,7 +690,7 @@ def rewind_target(messages: Sequence[Mapping[str, Any]], to: int | None) -> int:
 def check_rewind_index(to: object, count: int | None = None) -> int:
     """An explicit rewind target: an int from 0 to ``count`` (the session's message count; ``None``: check the
     type only, before the count is known)."""
-    if isinstance(to, bool) or not isinstance(to, int) or to < 0 or (count is not None and to > count):
+    if isinstance(to, bool) or not isinstance(to, int) or to < 0 or to > (MAX_INTEGER if count is None else count):
         upto = "n (the message count)" if count is None else str(count)
         raise ConfigurationError(f"rewind target must be an index from 0 to {upto}, got {to!r}")
     return to
@@ -655,6 +733,7 @@ def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: 
         message_count=at,
         tags=tuple(data.info.tags),
         metadata=dict(data.info.metadata),
+        incarnation=new_incarnation(),
     )
     return SessionData(
         info=info,
@@ -676,7 +755,44 @@ def _parse_iso(value: object, what: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ConfigurationError(f"{what} is not an ISO 8601 timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return from_us(to_us(parsed, what))  # in range, and in UTC as every backend gives it back
+
+
+def _import_text(data: object) -> str:
+    """What ``import_jsonl`` was given, as one text: a str, UTF-8 bytes, or an iterable of str lines."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            return bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(f"import data is not UTF-8 text: {exc}") from None
+    try:
+        lines = list(data)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigurationError(
+            f"import data must be a string or an iterable of lines, got {type(data).__name__}"
+        ) from None
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            raise ConfigurationError(f"import line {number} must be a string, got {type(line).__name__}")
+    return "\n".join(lines)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _import_json(text: str, what: str) -> Any:
+    """``json.loads`` of import input, every failure a ``ConfigurationError`` naming ``what``: bad JSON, NaN or
+    Infinity (no backend stores them), integers too long to read, nesting too deep for Python's parser."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, NaN, and integers past sys.get_int_max_str_digits()
+        raise ConfigurationError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{what} nests too deeply to be read") from None
 
 
 def export_session(data: SessionData) -> str:
@@ -730,17 +846,12 @@ def export_session(data: SessionData) -> str:
 def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int) -> SessionData:
     """Read ``export_session`` output, JSON Lines of plain messages, or a JSON list of ``{"role", "content"}``
     dicts (how the guides save a history). Everything is checked before anything is written."""
-    if isinstance(data, bytes):
-        data = data.decode("utf-8")
-    text = data if isinstance(data, str) else "\n".join(data)
+    text = _import_text(data)
     stripped = text.lstrip()
     header: dict[str, Any] | None = None
     records: list[tuple[int, Mapping[str, Any]]] = []
     if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"import data is not valid JSON: {exc}") from None
+        items = _import_json(stripped, "import data")
         if not isinstance(items, list):
             raise ConfigurationError("import data must be a JSON list of messages or JSON Lines")
         records = [(1, {"message": item}) for item in items]
@@ -750,10 +861,7 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
         for line_number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigurationError(f"import line {line_number} is not valid JSON: {exc}") from None
+            record = _import_json(line, f"import line {line_number}")
             if not isinstance(record, dict):
                 raise ConfigurationError(f"import line {line_number} must be a JSON object")
             kind = record.get("type")
@@ -782,8 +890,9 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
         except (TypeError, ValueError) as exc:  # pragma: no cover - json.loads output always serialises
             raise InvalidHistory(f"message {seq} is not JSON-serialisable: {exc}", index=seq) from None
         usage = record.get("usage")
-        if usage is not None and not isinstance(usage, dict):
-            raise ConfigurationError(f"import line {line_number}: usage must be an object")
+        if usage is not None:
+            usage = _usage_dict(f"usage on import line {line_number}", usage)
+            _check_json(f"usage on import line {line_number}", usage)
         created = _parse_iso(record.get("created_at"), f"created_at on import line {line_number}") or stamp
         messages.append(
             StoredMessage(
@@ -800,7 +909,10 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
     target = session_id if session_id is not None else head.get("id")
     target = check_session_id(target) if target is not None else new_session_id()
     summaries = []
-    for raw in head.get("summaries") or []:
+    raw_summaries = head.get("summaries") or []
+    if not isinstance(raw_summaries, list):
+        raise ConfigurationError("summaries in the import header must be a list")
+    for raw in raw_summaries:
         if not isinstance(raw, dict):
             raise ConfigurationError("summaries in the import header must be objects")
         try:
@@ -830,6 +942,7 @@ def parse_import(data: str | Iterable[str], *, session_id: str | None, now: int)
         system=check_system(head.get("system")),
         expires_at=_parse_iso(head.get("expires_at"), "expires_at"),
         metadata=check_metadata(head.get("metadata") or {}),
+        incarnation=new_incarnation(),  # an imported session is a new one, whatever the file says
     )
     return SessionData(info=info, messages=messages, summaries=summaries)
 

@@ -31,7 +31,15 @@ class StoreOps(Protocol):
     def load(self, context: Any, session_id: str, now: int, /) -> Op[SessionData]: ...
     def get_session(self, context: Any, session_id: str, now: int, /) -> Op[SessionInfo]: ...
     def append(
-        self, context: Any, session_id: str, entries: Sequence[Entry], expected_version: int, now: int, /
+        self,
+        context: Any,
+        session_id: str,
+        entries: Sequence[Entry],
+        expected_version: int,
+        incarnation: str | None,
+        turn_id: str | None,
+        now: int,
+        /,
     ) -> Op[int]: ...
     def update_session(
         self, context: Any, session_id: str, changes: dict[str, Any], create: bool, now: int, /
@@ -69,8 +77,16 @@ class OpsStore(StoreBase):
     def get_session(self, session_id: str) -> SessionInfo:
         return self._run(self._ops.get_session, session_id, now_us())
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return self._run(self._ops.append, session_id, entries, expected_version, now_us())
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return self._run(self._ops.append, session_id, entries, expected_version, incarnation, turn_id, now_us())
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return self._run(self._ops.update_session, session_id, changes, create, now_us())
@@ -122,8 +138,18 @@ class AsyncOpsStore(AsyncStoreBase):
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self._ops.get_session, session_id, now_us())
 
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(self._ops.append, session_id, entries, expected_version, now_us())
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return await self._run(
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, now_us()
+        )
 
     async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return await self._run(self._ops.update_session, session_id, changes, create, now_us())

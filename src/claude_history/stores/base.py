@@ -6,6 +6,16 @@ atomically with compare-and-swap on the session version; summaries are derived r
 Versions: a session that does not exist has version 0. Every successful ``append`` or ``rewind`` adds exactly 1.
 ``append(..., expected_version=0)`` creates the session; if it already exists that is a ``ConflictError``.
 Metadata updates (title, tags, ...) do not change the version.
+
+Incarnations: a session deleted and created again under the same id is another session. Each creation gives
+it a new ``incarnation`` (an opaque token); ``append(..., incarnation=...)`` compares it with the version, so
+a writer holding the old session (a stale ``Chat``) gets a ``ConflictError``, never a silent append at the
+same version of the new one. Sessions written before incarnations existed have ``None`` (not compared).
+
+Idempotent commits: ``append(..., turn_id=...)`` records the id of the turn it committed. When the
+acknowledgement of a commit is lost (the server committed, the connection dropped) the same append retried
+with the same ``turn_id`` finds it committed and returns the version it produced instead of storing the turn
+twice. Only the last append is remembered: any later append or rewind turns a retry into a ``ConflictError``.
 """
 
 from __future__ import annotations
@@ -98,6 +108,7 @@ class SessionInfo:
     system: str | list[dict[str, Any]] | None = None  # the session's system prompt, kept with it
     expires_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-serialisable
+    incarnation: str | None = None  # new at each creation of the id (None: written before incarnations)
 
 
 @dataclass(frozen=True)
@@ -135,9 +146,19 @@ class Store(Protocol):
         """Session metadata without messages. Raises ``SessionNotFound``."""
         ...
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        """Append ``entries`` as one transaction if the session is at ``expected_version``; returns the new
-        version (``expected_version + 1``). Raises ``ConflictError`` (with ``unsaved=list(entries)``) otherwise."""
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        """Append ``entries`` as one transaction if the session is at ``expected_version`` (and, when given,
+        is still ``incarnation``; a session this call creates takes it); returns the new version
+        (``expected_version + 1``), also when ``turn_id`` names the turn the last append already committed.
+        Raises ``ConflictError`` (with ``unsaved=list(entries)``) otherwise."""
         ...
 
     def update_session(
@@ -213,7 +234,15 @@ class AsyncStore(Protocol):
 
     async def load(self, session_id: str) -> SessionData: ...
     async def get_session(self, session_id: str) -> SessionInfo: ...
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int: ...
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int: ...
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo: ...
     async def list_sessions(
         self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0

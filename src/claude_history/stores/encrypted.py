@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import uuid
@@ -77,10 +78,12 @@ STALE_BACKUP_AFTER = timedelta(minutes=2)
 SEARCH_PAGE = 200
 
 _HKDF_SALT = b"claude-history/session-key/v1"
+_ROTATION_FIELDS = ("backup", "version", "count", "started_at", "token")
 _KID_LABEL = b"claude-history/key-id/v1"
 
 KeyLike = bytes | bytearray | memoryview | str
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -495,6 +498,36 @@ class _Codec:
             strings.append(raw.info.title)
         return any(not _is_envelope_string(s) or not s[len(STRING_PREFIX) :].startswith(current + ":") for s in strings)
 
+    # -- the rotation marker: in clear metadata, so it is sealed (a GCM tag over its fields) against forgery
+
+    @staticmethod
+    def _rotation_aad(session_id: str, rotation: Mapping[str, Any]) -> bytes:
+        fields = [rotation.get(name) for name in _ROTATION_FIELDS]
+        return _aad("rotation", session_id, *fields)
+
+    def seal_rotation(self, session_id: str, rotation: Mapping[str, Any]) -> dict[str, Any]:
+        """The marker with its seal: the key's tag over the session id and every field, so someone who can
+        write the backend's metadata but has no key cannot point a session at another one's data."""
+        seal = self.seal_string(session_id, self._rotation_aad(session_id, rotation), "")
+        return {**rotation, "seal": seal}
+
+    def open_rotation(self, session_id: str, record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The session's rotation marker if there is one; ``DecryptionError`` if it is not this key's (forged,
+        or edited beneath the wrapper), or does not name this session's own backup."""
+        rotation = record.get("rotation")
+        if rotation is None:
+            return None
+        seal = rotation.get("seal") if isinstance(rotation, Mapping) else None
+        if not isinstance(rotation, Mapping) or not _is_envelope_string(seal):
+            raise DecryptionError(
+                f"session {session_id!r} carries a rotation marker that is not sealed with an encryption key: "
+                "it was not written by rotate() (tampering?). Nothing was read or changed."
+            )
+        self.open_string(session_id, "the rotation marker", self._rotation_aad(session_id, rotation), seal)
+        if rotation.get("backup") != backup_id(session_id) or not isinstance(rotation.get("version"), int):
+            raise DecryptionError(f"the rotation marker of session {session_id!r} is malformed")
+        return rotation
+
     def new_record(self, **extra: Any) -> dict[str, Any]:
         return {"v": FORMAT_VERSION, "kids": [self.keys.current], **extra}
 
@@ -577,8 +610,8 @@ class _Ops:
 
     def load(self, session_id: str) -> _Op[SessionData]:
         raw: SessionData = yield _call("load", session_id)
-        rotation = _record(raw.info).get("rotation")
-        if not isinstance(rotation, Mapping) or not isinstance(rotation.get("version"), int):
+        rotation = self.codec.open_rotation(session_id, _record(raw.info))
+        if rotation is None:
             return self.codec.open_data(raw)
         # Mid-rotation: after the rewind the messages, and until they are re-saved the summaries, are in the
         # backup; show the session as it was.
@@ -586,10 +619,10 @@ class _Ops:
         if not rewound and raw.version != rotation["version"] + 2:
             return self.codec.open_data(raw)
         try:
-            backup: SessionData = yield _call("load", rotation["backup"])
+            backup: SessionData = yield _call("load", backup_id(session_id))
         except SessionNotFound:
             return self.codec.open_data(raw)
-        saved = self.codec.open_data(backup, key_session=backup.info.id)
+        saved = self.codec.open_data(backup, key_session=backup_id(session_id))
         messages = saved.messages
         if not rewound:
             messages = self.codec.open_messages(session_id, raw.messages)
@@ -622,6 +655,11 @@ class _Ops:
                 data = yield from self.load(sid)
             except SessionNotFound:
                 continue  # unknown, expired, or deleted while we searched: no hits, as in the backends
+            except DecryptionError as exc:
+                # One session another key wrote, or one tampered with, must not hide every other session's
+                # hits (its own load still raises); it is named in the log.
+                _log.warning("search skipped session %r: %s", sid, exc)
+                continue
             if owner is not None and data.info.owner != owner:
                 continue  # another owner's, or given to another owner since the listing
             for stored in data.messages:
@@ -650,8 +688,17 @@ class _Ops:
 
     # -- writes
 
-    def append(self, session_id: str, entries: Sequence[Entry], expected_version: int) -> _Op[int]:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> _Op[int]:
         _common.check_expected_version(expected_version)
+        _common.check_token("incarnation", incarnation)
+        _common.check_token("turn_id", turn_id)
         # Bad input fails before any I/O, in the backend's own words.
         encoded = _common.encode_entries(entries)
         try:
@@ -661,6 +708,9 @@ class _Ops:
         count = 0
         record: dict[str, Any] = {}
         if info is not None and info.version == expected_version:
+            # The rows are sealed for positions count.. of the session as read here: the append must land
+            # in that very incarnation (a delete and re-create at the same version would shift them).
+            incarnation = incarnation or info.incarnation
             record = self.codec.check_writable(info)
             try:
                 self._refuse_during_rotation(info, expected_version)
@@ -679,7 +729,14 @@ class _Ops:
                 record = new_record
         sealed = self.codec.seal_entries(session_id, count, encoded, entries)
         try:
-            version: int = yield _call("append", session_id, sealed, expected_version=expected_version)
+            version: int = yield _call(
+                "append",
+                session_id,
+                sealed,
+                expected_version=expected_version,
+                incarnation=incarnation,
+                turn_id=turn_id,
+            )
         except ConflictError as exc:
             raise _conflict_with_plaintext(exc, entries) from exc
         if not record and (info is None or info.version == expected_version):
@@ -849,7 +906,7 @@ class _Ops:
         for _attempt in range(ROTATE_RETRIES):
             raw: SessionData = yield _call("load", session_id)
             record = _record(raw.info)
-            if isinstance(record.get("rotation"), Mapping):
+            if self.codec.open_rotation(session_id, record) is not None:
                 yield from self._resume(session_id, raw, record)
                 resumed = True
                 continue
@@ -866,13 +923,16 @@ class _Ops:
                 yield from self._finish_metadata(session_id, plain, record)
                 return "rotated"
             backup = backup_id(session_id)
-            rotation = {
-                "backup": backup,
-                "version": raw.version,
-                "count": len(raw.messages),
-                "started_at": datetime.now(timezone.utc).isoformat(),
-                "token": uuid.uuid4().hex,
-            }
+            rotation = self.codec.seal_rotation(
+                session_id,
+                {
+                    "backup": backup,
+                    "version": raw.version,
+                    "count": len(raw.messages),
+                    "started_at": datetime.now(timezone.utc).isoformat(),
+                    "token": uuid.uuid4().hex,
+                },
+            )
             if not (yield from self._write_backup(session_id, plain, rotation)):
                 continue
             yield _call(
@@ -994,8 +1054,8 @@ class _Ops:
         return None
 
     def _resume(self, session_id: str, raw: SessionData, record: dict[str, Any]) -> _Op[None]:
-        rotation = record["rotation"]
-        version, backup, count = rotation.get("version"), rotation.get("backup"), rotation.get("count")
+        rotation = record["rotation"]  # sealed and naming this session's backup: checked by open_rotation
+        version, backup, count = rotation.get("version"), backup_id(session_id), rotation.get("count")
         if raw.version == version:
             # Crashed before the rewind: the session is intact; drop the marker and the backup.
             record.pop("rotation")
@@ -1076,6 +1136,11 @@ class EncryptedStore:
         """The fingerprint of the current master key (what new ciphertexts are tagged with)."""
         return self._ops.codec.keys.current
 
+    @property
+    def encrypt_titles(self) -> bool:
+        """Whether titles are encrypted; if not they are stored in clear, so never make one of content."""
+        return self._ops.codec.encrypt_titles
+
     def _run(self, op: _Op[T]) -> T:
         try:
             call = next(op)
@@ -1095,8 +1160,16 @@ class EncryptedStore:
     def get_session(self, session_id: str) -> SessionInfo:
         return self._run(self._ops.get_session(session_id))
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return self._run(self._ops.append(session_id, entries, expected_version))
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id))
 
     def update_session(
         self,
@@ -1190,6 +1263,10 @@ class AsyncEncryptedStore:
     def key_id(self) -> str:
         return self._ops.codec.keys.current
 
+    @property
+    def encrypt_titles(self) -> bool:
+        return self._ops.codec.encrypt_titles
+
     async def _run(self, op: _Op[T]) -> T:
         try:
             call = next(op)
@@ -1209,8 +1286,16 @@ class AsyncEncryptedStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self._ops.get_session(session_id))
 
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(self._ops.append(session_id, entries, expected_version))
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        return await self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id))
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         create = bool(changes.pop("create", False))

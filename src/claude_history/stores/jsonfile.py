@@ -39,6 +39,7 @@ from typing import Any
 from ..errors import SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
@@ -46,6 +47,7 @@ from ._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     dumps,
@@ -54,12 +56,14 @@ from ._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     now_us,
     search_terms,
     stored_message,
     text_matches,
     to_us,
 )
+from ._validation import MAX_INTEGER
 from .base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
 
 try:
@@ -111,26 +115,32 @@ def _parse_state(line: bytes, where: str) -> tuple[int, int, int]:
 
 def _tail_state(fd: int, where: str) -> _State:
     """The state from the last complete line, reading the file backwards: an append costs the same at any
-    length of the log."""
+    length of the log. The state is the line's fixed prefix, so only the line's start is read: a turn of
+    100 MB on one line costs one backward scan for its start, not a copy of the line per chunk (which made
+    listing a store with one such session take minutes)."""
     size = os.fstat(fd).st_size
-    tail = b""
-    pos = size
-    newline = -1  # absolute offset of the last newline
+    newline = _rfind_newline(fd, size)  # the end of the last complete line
+    if newline < 0:
+        return _State()
+    start = _rfind_newline(fd, newline) + 1  # 0 when it is the first line
+    line = os.pread(fd, min(_STATE_PREFIX_BYTES, newline - start), start)
+    version, count, updated = _parse_state(line, where)
+    return _State(version, count, updated, newline + 1)
+
+
+_STATE_PREFIX_BYTES = 256  # more than '{"v":<20 digits>,"n":<20>,"u":<20>,"op":"summary"'
+
+
+def _rfind_newline(fd: int, end: int) -> int:
+    """The offset of the last newline before ``end``, or -1; reads backwards one chunk at a time."""
+    pos = end
     while pos > 0:
         start = max(0, pos - _CHUNK)
-        tail = os.pread(fd, pos - start, start) + tail
+        index = os.pread(fd, pos - start, start).rfind(b"\n")
+        if index >= 0:
+            return start + index
         pos = start
-        if newline < 0:
-            index = tail.rfind(b"\n")
-            if index < 0:
-                continue
-            newline = pos + index
-        before = tail.rfind(b"\n", 0, newline - pos)
-        if before >= 0 or pos == 0:
-            line = tail[before + 1 : newline - pos]
-            version, count, updated = _parse_state(line, where)
-            return _State(version, count, updated, newline + 1)
-    return _State()
+    return -1
 
 
 class JsonFileStore(StoreBase):
@@ -306,6 +316,7 @@ class JsonFileStore(StoreBase):
             system=meta.get("system"),
             expires_at=None if meta.get("expires_at") is None else from_us(meta["expires_at"]),
             metadata=meta.get("metadata") or {},
+            incarnation=meta.get("incarnation"),
         )
 
     def _read_log(self, name: str, data: bytes) -> tuple[list[StoredMessage], list[Summary], _State]:
@@ -355,12 +366,27 @@ class JsonFileStore(StoreBase):
         return messages, summaries, state
 
     @staticmethod
-    def _append_line(version: int, count: int, updated: int, rows: Iterable[str]) -> bytes:
+    def _append_line(version: int, count: int, updated: int, rows: Iterable[str], turn_id: str | None = None) -> bytes:
         return (
             f'{{"v":{version},"n":{count},"u":{updated},"op":"append","t":{updated},"entries":['
             + ",".join(rows)
-            + "]}\n"
+            + "]"
+            + ("" if turn_id is None else ',"turn":' + dumps(turn_id))
+            + "}\n"
         ).encode("utf-8")
+
+    def _last_turn_id(self, fd: int, state: _State) -> str | None:
+        """The ``turn_id`` the last append recorded: its line's ``"turn"``; None after a rewind (which ends
+        the log with a "mark" line). Read only to recognise a retried commit, so it may read the whole log."""
+        for line in reversed(os.pread(fd, state.end, 0).split(b"\n")[:-1]):
+            match = _STATE.match(line)
+            op = match.group(4) if match is not None else b""
+            if op == b"append":
+                turn = decode_json(line).get("turn")
+                return turn if isinstance(turn, str) else None
+            if op != b"summary":
+                return None
+        return None
 
     @staticmethod
     def _summary_line(state: _State, summary: Summary, created: int) -> bytes:
@@ -403,9 +429,10 @@ class JsonFileStore(StoreBase):
             parts.append(self._summary_line(state, summary, created))
         return b"".join(parts)
 
-    def _new_meta(self, session_id: str, now: int) -> dict[str, Any]:
+    def _new_meta(self, session_id: str, now: int, incarnation: str | None = None) -> dict[str, Any]:
         return {
             "id": session_id,
+            "incarnation": incarnation or new_incarnation(),
             "created_at": now,
             "updated_at": now,
             "title": None,
@@ -468,18 +495,38 @@ class JsonFileStore(StoreBase):
             raise SessionNotFound(session_id)
         return info
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         check_expected_version(expected_version)
+        check_token("incarnation", incarnation)
+        check_token("turn_id", turn_id)
         encoded = encode_entries(entries)
         with self._session_lock(session_id, create=True) as (name, fd, meta):
             assert fd is not None
             state = self._state(fd, name, repair=True) if meta is not None else _State()
-            if state.version != expected_version:
-                raise conflict(session_id, expected_version, state.version, entries)
+            held = None if meta is None else meta.get("incarnation")
+            if not append_allowed(
+                session_id,
+                entries,
+                expected_version,
+                incarnation,
+                turn_id,
+                state.version,
+                held,
+                lambda: self._last_turn_id(fd, state),
+            ):
+                return expected_version + 1
             now = max(now_us(), state.updated)
             if meta is None:
-                self._write_meta(name, self._new_meta(session_id, now))
+                self._write_meta(name, self._new_meta(session_id, now, incarnation))
             rows = (
                 '{"message":'
                 + e.message_json
@@ -490,7 +537,7 @@ class JsonFileStore(StoreBase):
                 + "}"
                 for e in encoded
             )
-            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows)
+            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows, turn_id)
             try:
                 _write_all(fd, line)
                 if self.fsync:
@@ -576,7 +623,7 @@ class JsonFileStore(StoreBase):
             except SessionNotFound:
                 return []
         else:
-            infos = self.list_sessions(owner=owner, limit=1 << 62)
+            infos = self.list_sessions(owner=owner, limit=MAX_INTEGER)
         hits: list[SearchHit] = []
         for info in infos:
             try:
@@ -639,6 +686,7 @@ class JsonFileStore(StoreBase):
                 name,
                 {
                     "id": session_id,
+                    "incarnation": info.incarnation or new_incarnation(),
                     "created_at": to_us(info.created_at),
                     "updated_at": updated,
                     "title": info.title,

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import SessionNotFound
 from ._common import (
     StoreBase,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
@@ -22,6 +23,7 @@ from ._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     decode_messages,
@@ -32,6 +34,7 @@ from ._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     now_us,
     search_terms,
     text_matches,
@@ -57,6 +60,7 @@ class _Session:
     info: SessionInfo
     rows: list[_Row] = field(default_factory=list)
     summaries: list[Summary] = field(default_factory=list)
+    last_turn: str | None = None  # the turn_id of the last append (None after a rewind)
 
     def expires_us(self) -> int | None:
         return None if self.info.expires_at is None else to_us(self.info.expires_at)
@@ -78,6 +82,14 @@ class MemoryStore(StoreBase):
             return None
         return session
 
+    def _new(self, session_id: str, now: int, incarnation: str | None) -> _Session:
+        stamp = from_us(now)
+        info = SessionInfo(
+            id=session_id, version=0, created_at=stamp, updated_at=stamp, incarnation=incarnation or new_incarnation()
+        )
+        session = self._sessions[session_id] = _Session(info)
+        return session
+
     def _get(self, session_id: str) -> _Session:
         session = self._live(check_session_id(session_id), now_us())
         if session is None:
@@ -97,20 +109,40 @@ class MemoryStore(StoreBase):
         with self._lock:
             return self._get(session_id).info
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         check_expected_version(expected_version)
+        check_token("incarnation", incarnation)
+        check_token("turn_id", turn_id)
         encoded = encode_entries(entries)
         with self._lock:
             now = now_us()
             session = self._live(session_id, now)
             actual = session.info.version if session is not None else 0
-            if actual != expected_version:
-                raise conflict(session_id, expected_version, actual, entries)
+            held = session.info.incarnation if session is not None else None
+            found = session
+            if not append_allowed(
+                session_id,
+                entries,
+                expected_version,
+                incarnation,
+                turn_id,
+                actual,
+                held,
+                lambda: None if found is None else found.last_turn,
+            ):
+                return expected_version + 1
             if session is None:
-                stamp = from_us(now)
-                session = _Session(SessionInfo(id=session_id, version=0, created_at=stamp, updated_at=stamp))
-                self._sessions[session_id] = session
+                session = self._new(session_id, now, incarnation)
+            session.last_turn = turn_id
             session.rows.extend(_Row(e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded)
             session.info = replace(
                 session.info,
@@ -129,9 +161,7 @@ class MemoryStore(StoreBase):
             if session is None:
                 if not create:
                     raise SessionNotFound(session_id)
-                stamp = from_us(now)
-                session = _Session(SessionInfo(id=session_id, version=0, created_at=stamp, updated_at=stamp))
-                self._sessions[session_id] = session
+                session = self._new(session_id, now, None)
             session.info = replace(session.info, updated_at=from_us(now), **changes)
             info = session.info
             if is_expired(session.expires_us(), now):
@@ -230,7 +260,7 @@ class MemoryStore(StoreBase):
             existing = self._live(session_id, now_us())
             if existing is not None:
                 raise conflict(session_id, 0, existing.info.version)
-            info = replace(data.info, message_count=len(rows))
+            info = replace(data.info, message_count=len(rows), incarnation=data.info.incarnation or new_incarnation())
             self._sessions[session_id] = _Session(info, rows, list(data.summaries))
 
     def _last_turn(self, session_id: str) -> tuple[int, int]:
@@ -248,6 +278,7 @@ class MemoryStore(StoreBase):
                 raise conflict(session_id, expected_version, session.info.version)
             check_rewind_index(to, len(session.rows))
             del session.rows[to:]
+            session.last_turn = None
             session.summaries = [s for s in session.summaries if s.end <= to]
             session.info = replace(
                 session.info,

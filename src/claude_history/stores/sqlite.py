@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._common import (
     StoreBase,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
@@ -32,6 +33,7 @@ from ._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     decode_messages,
@@ -42,6 +44,7 @@ from ._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     now_us,
     search_terms,
     to_us,
@@ -52,6 +55,10 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 _SEQ_BITS = 32
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
+# FTS5 keeps its index structure (levels and segments) in the row with this id of its ``_data`` table (on-disk
+# format). After 'optimize' it describes one segment, a few dozen bytes plus two per level.
+_FTS_STRUCTURE_ROWID = 10
+_MAX_FTS_STRUCTURE = 1024
 
 # Numbered migrations: MIGRATIONS[n] takes the schema from PRAGMA user_version n to n + 1. Append, never edit.
 MIGRATIONS: list[list[str]] = [
@@ -103,10 +110,15 @@ MIGRATIONS: list[list[str]] = [
             role UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 0'
         )""",
     ],
+    [  # incarnations and idempotent commits (stores/base.py); NULL for sessions written before
+        "ALTER TABLE sessions ADD COLUMN incarnation TEXT",
+        "ALTER TABLE sessions ADD COLUMN last_turn TEXT",
+    ],
 ]
 
 _SESSION_COLUMNS = (
-    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata"
+    "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata,"
+    " incarnation, last_turn"
 )
 
 
@@ -124,6 +136,7 @@ def _info(row: Sequence[Any]) -> SessionInfo:
         system=decode_json(row[10]),
         expires_at=None if row[11] is None else from_us(row[11]),
         metadata=decode_json(row[12]),
+        incarnation=row[13],
     )
 
 
@@ -276,9 +289,21 @@ class SQLiteStore(StoreBase):
             self._optimize_index(conn)
 
     def _optimize_index(self, conn: sqlite3.Connection) -> None:
-        # FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
-        # 'optimize' merges them now, so a deleted session's words are really gone from the file.
+        """Merge the full-text index into one segment, dropping what deletes left in it.
+
+        FTS5 records a delete as a tombstone and keeps the words in older index segments until they merge;
+        'optimize' merges them now, so a deleted session's words are really gone from the file. In SQLite 3.40
+        (Debian 12's) every 'optimize' also adds two empty levels to the index's structure record, and at 2,000 levels
+        FTS5 declares the index corrupt ("database disk image is malformed" about 1,000 deletes in, and
+        "vtable constructor failed" ever after). Once the record grows past ``_MAX_FTS_STRUCTURE`` bytes the
+        index is rebuilt from the stored text instead, which starts it afresh at one level: every few hundred
+        deletes, one rebuild costs about what a few 'optimize' runs (each a rewrite of the whole index) do."""
         conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        row = conn.execute(
+            "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
+        ).fetchone()
+        if row is not None and row[0] > _MAX_FTS_STRUCTURE:
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
     def _insert_messages(
         self,
@@ -340,29 +365,44 @@ class SQLiteStore(StoreBase):
             raise SessionNotFound(session_id)
         return _info(row)
 
-    def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         check_expected_version(expected_version)
+        check_token("incarnation", incarnation)
+        check_token("turn_id", turn_id)
         encoded = encode_entries(entries)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
             row = self._live_row(conn, session_id, now, purge=True)
             actual = 0 if row is None else row[2]
-            if actual != expected_version:
-                raise conflict(session_id, expected_version, actual, entries)
+            held = None if row is None else row[13]
+            last = None if row is None else row[14]
+            if not append_allowed(
+                session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last
+            ):
+                return expected_version + 1
             if row is None:
                 pk = conn.execute(
-                    "INSERT INTO sessions (id, version, message_count, created_at, updated_at)"
-                    " VALUES (?, 1, ?, ?, ?) RETURNING pk",
-                    (session_id, len(encoded), now, now),
+                    "INSERT INTO sessions (id, version, message_count, created_at, updated_at, incarnation,"
+                    " last_turn) VALUES (?, 1, ?, ?, ?, ?, ?) RETURNING pk",
+                    (session_id, len(encoded), now, now, incarnation or new_incarnation(), turn_id),
                 ).fetchone()[0]
                 start = 0
             else:
                 pk, start = row[0], row[3]
                 conn.execute(
-                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
-                    (start + len(encoded), now, pk),
+                    "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?, last_turn = ?"
+                    " WHERE pk = ?",
+                    (start + len(encoded), now, turn_id, pk),
                 )
             self._insert_messages(
                 conn,
@@ -383,8 +423,9 @@ class SQLiteStore(StoreBase):
                 if not create:
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
-                    "INSERT INTO sessions (id, version, created_at, updated_at) VALUES (?, 0, ?, ?) RETURNING pk",
-                    (session_id, now, now),
+                    "INSERT INTO sessions (id, version, created_at, updated_at, incarnation) VALUES (?, 0, ?, ?, ?)"
+                    " RETURNING pk",
+                    (session_id, now, now, new_incarnation()),
                 ).fetchone()[0]
             else:
                 pk = row[0]
@@ -549,8 +590,8 @@ class SQLiteStore(StoreBase):
                 raise conflict(session_id, 0, existing[2])
             pk = conn.execute(
                 "INSERT INTO sessions (id, version, message_count, created_at, updated_at, title, owner,"
-                " tags, model, system, expires_at, metadata)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+                " tags, model, system, expires_at, metadata, incarnation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
                 (
                     session_id,
                     info.version,
@@ -564,6 +605,7 @@ class SQLiteStore(StoreBase):
                     None if info.system is None else dumps(info.system),
                     None if info.expires_at is None else to_us(info.expires_at),
                     dumps(info.metadata),
+                    info.incarnation or new_incarnation(),
                 ),
             ).fetchone()[0]
             conn.executemany("INSERT INTO session_tags (session_pk, tag) VALUES (?, ?)", ((pk, t) for t in info.tags))
@@ -620,7 +662,8 @@ class SQLiteStore(StoreBase):
             conn.execute("DELETE FROM messages_fts WHERE rowid BETWEEN ? AND ?", (low, high))
             conn.execute('DELETE FROM summaries WHERE session_pk = ? AND "end" > ?', (pk, to))
             conn.execute(
-                "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ? WHERE pk = ?",
+                "UPDATE sessions SET version = version + 1, message_count = ?, updated_at = ?, last_turn = NULL"
+                " WHERE pk = ?",
                 (to, now, pk),
             )
         return expected_version + 1

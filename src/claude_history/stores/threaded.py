@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ._common import takes_append_tokens
 from .base import Entry, SearchHit, SessionData, SessionInfo, Store, Summary
 
 __all__ = ["ThreadedAsyncStore"]
@@ -40,8 +41,20 @@ class ThreadedAsyncStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self.store.get_session, session_id)
 
-    async def append(self, session_id: str, entries: Sequence[Entry], *, expected_version: int) -> int:
-        return await self._run(self.store.append, session_id, list(entries), expected_version=expected_version)
+    async def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        *,
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        # The wrapped store may be a user's own, written before these parameters: it goes on without them.
+        tokens = {"incarnation": incarnation, "turn_id": turn_id} if takes_append_tokens(self.store) else {}
+        return await self._run(
+            self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
+        )
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         return await self._run(self.store.update_session, session_id, **changes)
@@ -75,8 +88,8 @@ class ThreadedAsyncStore:
         return await self._run(self.store.export_jsonl, session_id)
 
     async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
-        if not isinstance(data, str):
-            data = list(data)  # read an iterator here, not concurrently from a worker thread
+        if not isinstance(data, (str, bytes, bytearray)) and isinstance(data, Iterable):
+            data = list(data)  # read an iterator here, not concurrently from a worker thread (the store checks)
         return await self._run(self.store.import_jsonl, data, session_id=session_id)
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._common import (
+    append_allowed,
     check_expected_version,
     check_filters,
     check_optional_str,
@@ -23,6 +24,7 @@ from .._common import (
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     decode_messages,
@@ -31,6 +33,7 @@ from .._common import (
     from_us,
     make_snippet,
     message_text,
+    new_incarnation,
     new_session_id,
     rewind_target,
     search_terms,
@@ -85,7 +88,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def info_from_row(row: Sequence[Any]) -> SessionInfo:
     """A ``sessions`` row (``_sql.SESSION_COLUMNS``) as a ``SessionInfo``."""
-    (sid, version, count, created, updated, title, owner, tags, model, system, expires, metadata) = row
+    (sid, version, count, created, updated, title, owner, tags, model, system, expires, metadata, incarnation) = row
     return SessionInfo(
         id=sid,
         version=int(version),
@@ -99,6 +102,7 @@ def info_from_row(row: Sequence[Any]) -> SessionInfo:
         system=decode_json(system),
         expires_at=_utc(expires),
         metadata=decode_json(metadata) or {},
+        incarnation=incarnation,
     )
 
 
@@ -230,17 +234,38 @@ def _array_item(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def append(st: Statements, session_id: str, entries: Sequence[Entry], expected_version: int, now: int) -> Op[int]:
+def append(
+    st: Statements,
+    session_id: str,
+    entries: Sequence[Entry],
+    expected_version: int,
+    incarnation: str | None,
+    turn_id: str | None,
+    now: int,
+) -> Op[int]:
     check_session_id(session_id)
     check_expected_version(expected_version)
+    check_token("incarnation", incarnation)
+    check_token("turn_id", turn_id)
     encoded = encode_entries(entries)
     stamp = from_us(now)
-    args = {"id": session_id, "n": len(encoded), "expected": expected_version, "now": stamp}
+    args = {
+        "id": session_id,
+        "n": len(encoded),
+        "expected": expected_version,
+        "now": stamp,
+        "incarnation": incarnation,
+        "new_incarnation": incarnation or new_incarnation(),
+        "turn": turn_id,
+    }
     yield Query(st.drop_expired, args)
     rows = yield Query(st.append_create if expected_version == 0 else st.append_update, args)
     if not rows:
-        actual = yield Query(st.live_version, args)
-        raise conflict(session_id, expected_version, int(actual[0][0]) if actual else 0, entries)
+        state = yield Query(st.append_state, args)
+        actual, held, last = (int(state[0][0]), state[0][1], state[0][2]) if state else (0, None, None)
+        if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
+            raise conflict(session_id, expected_version, actual, entries)  # it changed between the two reads
+        return expected_version + 1
     start = int(rows[0][0])
     message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
     yield Query(st.insert_messages, _message_rows(session_id, start, message_rows))
@@ -263,7 +288,7 @@ def update_session(
         args["metadata"] = dumps(fields["metadata"])
     yield Query(st.drop_expired, args)
     if create:
-        yield Query(st.create_empty, args)
+        yield Query(st.create_empty, {**args, "incarnation": new_incarnation()})
     rows = yield Query(st.update_session(fields), args)
     if not rows:
         raise SessionNotFound(session_id)
@@ -363,7 +388,7 @@ def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, no
     if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
         raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
     target = check_session_id(new_id) if new_id is not None else new_session_id()
-    args.update(new_id=target, at=at, version=1 if at else 0)
+    args.update(new_id=target, at=at, version=1 if at else 0, incarnation=new_incarnation())
     yield Query(st.drop_expired, {"id": target, "now": args["now"]})
     created = yield Query(st.fork_session, args)
     if not created:
@@ -400,6 +425,7 @@ def create(st: Statements, data: SessionData, now: int) -> Op[None]:
             "system": None if info.system is None else dumps(info.system),
             "expires_at": info.expires_at,
             "metadata": dumps(info.metadata),
+            "incarnation": info.incarnation or new_incarnation(),
         },
     )
     if not created:

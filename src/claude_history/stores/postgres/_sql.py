@@ -74,6 +74,13 @@ CREATE TABLE {s}.summaries (
 CREATE INDEX summaries_session_idx ON {s}.summaries (session_id, id);
 """,
     ),
+    Migration(
+        2,
+        "incarnations and idempotent commits",
+        """
+ALTER TABLE {s}.sessions ADD COLUMN IF NOT EXISTS incarnation text, ADD COLUMN IF NOT EXISTS last_turn text;
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -81,7 +88,7 @@ LATEST_VERSION = MIGRATIONS[-1].version
 # Columns of a session row, in the order ``_ops.info_from_row`` reads them.
 SESSION_COLUMNS = (
     "id, version, message_count, created_at, updated_at, title, owner, tags, model, system::text,"
-    " expires_at, metadata::text"
+    " expires_at, metadata::text, incarnation"
 )
 _LIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
 
@@ -137,37 +144,45 @@ class Statements:
         self.get_session = fill(f"SELECT {SESSION_COLUMNS} FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
         self.lock_session = self.get_session + " FOR UPDATE"
         self.live_version = fill(f"SELECT version FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
+        self.append_state = fill(
+            f"SELECT version, incarnation, last_turn FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}"
+        )
         # Expired is the same as absent: writers remove an expired session on sight before touching the id.
         self.drop_expired = fill("DELETE FROM {s}.sessions WHERE id = %(id)s AND expires_at <= %(now)s")
         self.create_empty = fill(
-            "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at)"
-            " VALUES (%(id)s, 0, 0, %(now)s, %(now)s) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, incarnation)"
+            " VALUES (%(id)s, 0, 0, %(now)s, %(now)s, %(incarnation)s) ON CONFLICT (id) DO NOTHING"
         )
         self.create_session = fill(
             "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner,"
             " tags,"
-            " model, system, expires_at, metadata) VALUES (%(id)s, %(version)s, %(message_count)s,"
+            " model, system, expires_at, metadata, incarnation) VALUES (%(id)s, %(version)s, %(message_count)s,"
             " %(created_at)s, %(updated_at)s, %(title)s, %(owner)s, %(tags)s, %(model)s, %(system)s::json,"
-            " %(expires_at)s, %(metadata)s::json) ON CONFLICT (id) DO NOTHING RETURNING 1"
+            " %(expires_at)s, %(metadata)s::json, %(incarnation)s) ON CONFLICT (id) DO NOTHING RETURNING 1"
         )
         self.delete_session = fill("DELETE FROM {s}.sessions WHERE id = %(id)s RETURNING 1")
         self.purge_expired = fill("DELETE FROM {s}.sessions WHERE expires_at <= %(now)s RETURNING 1")
 
-        # -- append: compare-and-swap on the version, then one multi-row insert (O(turn), not O(history)).
-        # Version 0 is a missing session (created here) or an empty one from update_session(create=True).
+        # -- append: compare-and-swap on the version (and the incarnation, when given), then one multi-row
+        # insert (O(turn), not O(history)). Version 0 is a missing session (created here) or an empty one from
+        # update_session(create=True). When the swap fails, ``_common.append_allowed`` decides from
+        # ``append_state`` whether it is a conflict or this very turn committed already.
+        same_incarnation = (
+            "(%(incarnation)s::text IS NULL OR {t}incarnation IS NULL OR {t}incarnation = %(incarnation)s)"
+        )
         self.append_create = fill(
-            "INSERT INTO {s}.sessions AS t (id, version, message_count, created_at, updated_at)"
-            " VALUES (%(id)s, 1, %(n)s, %(now)s, %(now)s)"
+            "INSERT INTO {s}.sessions AS t (id, version, message_count, created_at, updated_at, incarnation,"
+            " last_turn) VALUES (%(id)s, 1, %(n)s, %(now)s, %(now)s, %(new_incarnation)s, %(turn)s)"
             " ON CONFLICT (id) DO UPDATE SET version = t.version + 1,"
             " message_count = t.message_count + EXCLUDED.message_count,"
-            " updated_at = greatest(t.updated_at, EXCLUDED.updated_at)"
-            " WHERE t.version = 0"
+            " updated_at = greatest(t.updated_at, EXCLUDED.updated_at), last_turn = EXCLUDED.last_turn"
+            f" WHERE t.version = 0 AND {same_incarnation.replace('{t}', 't.')}"
             " RETURNING t.message_count - %(n)s"
         )
         self.append_update = fill(
             "UPDATE {s}.sessions SET version = version + 1, message_count = message_count + %(n)s,"
-            " updated_at = greatest(updated_at, %(now)s)"
-            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE}"
+            " updated_at = greatest(updated_at, %(now)s), last_turn = %(turn)s"
+            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} AND {same_incarnation.replace('{t}', '')}"
             " RETURNING message_count - %(n)s"
         )
         self.insert_messages = fill(
@@ -202,7 +217,7 @@ class Statements:
         # -- rewind (the generic rewind computes the target; this is the CAS truncation)
         self.truncate_session = fill(
             "UPDATE {s}.sessions SET version = version + 1, message_count = %(to)s,"
-            " updated_at = greatest(updated_at, %(now)s)"
+            " updated_at = greatest(updated_at, %(now)s), last_turn = NULL"
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} RETURNING version"
         )
         self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
@@ -212,9 +227,9 @@ class Statements:
         self.fork_session = fill(
             "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner,"
             " tags,"
-            " model, system, expires_at, metadata)"
+            " model, system, expires_at, metadata, incarnation)"
             " SELECT %(new_id)s, %(version)s, %(at)s, %(now)s, %(now)s, title, owner, tags, model, system,"
-            " expires_at, metadata FROM {s}.sessions WHERE id = %(id)s"
+            " expires_at, metadata, %(incarnation)s FROM {s}.sessions WHERE id = %(id)s"
             " ON CONFLICT (id) DO NOTHING RETURNING 1"
         )
         self.fork_messages = fill(

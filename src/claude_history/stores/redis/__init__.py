@@ -62,6 +62,13 @@ def _unavailable(where: str) -> Iterator[None]:
         yield
     except (_errors.ConnectionError, _errors.TimeoutError) as exc:
         raise StoreUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
+    except _errors.ResponseError as exc:
+        if "claude-history:" not in str(exc):
+            raise
+        # A script found stored data it cannot read; it checks before its first write, so nothing changed.
+        raise StoreUnavailable(
+            f"Redis at {where} holds data this session cannot use (nothing was written): {exc}"
+        ) from exc
 
 
 class RedisStore(OpsStore):

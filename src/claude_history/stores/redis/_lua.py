@@ -4,6 +4,11 @@ Each script starts with ``PRELUDE``. Its first eight arguments are the key layou
 key names are built in one place (Python) and the scripts only append ids. Timestamps are integer microseconds
 passed as strings by the client; the scripts compare them with ``tonumber`` (exact below 2**53) and never
 format them. Scripts compute key names from the layout, so they assume a single Redis node (not Cluster).
+
+Redis does not roll a script back when it fails half-way: every script reads and checks all it depends on
+(``filter_keys`` decodes the session's tags, ``check_fields`` the tags it is about to set) before its first
+write, so an error leaves nothing behind; and ``purge`` tolerates what it cannot decode, so a session can
+always be deleted.
 """
 
 from __future__ import annotations
@@ -31,16 +36,36 @@ local function push_all(key, items, first, last)
   end
 end
 
--- The owner and tag sorted sets a session is listed in, read from its hash.
-local function filter_keys(id)
+-- A JSON list of tags, decoded; nil (lenient) or an error (strict) when it is not one.
+local function decode_tags(json, strict)
+  local ok, tags = pcall(cjson.decode, json)
+  if ok and type(tags) == 'table' then
+    local valid = true
+    for _, tag in ipairs(tags) do if type(tag) ~= 'string' then valid = false end end
+    if valid then return tags end
+  end
+  if strict then error('claude-history: unreadable tags ' .. json) end
+  return nil
+end
+
+-- The owner and tag sorted sets a session is listed in, read from its hash. Strict: an error, before any
+-- write, if the stored tags cannot be read; lenient (purge): what can be read.
+local function filter_keys(id, lenient)
   local keys = {}
   local owner = redis.call('HGET', hkey(id), 'owner')
   if owner then keys[#keys + 1] = L.owner .. owner end
   local tags = redis.call('HGET', hkey(id), 'tags')
   if tags then
-    for _, tag in ipairs(cjson.decode(tags)) do keys[#keys + 1] = L.tag .. tag end
+    for _, tag in ipairs(decode_tags(tags, not lenient) or {}) do keys[#keys + 1] = L.tag .. tag end
   end
   return keys
+end
+
+-- Fields about to be set (field, value, ...): the tags among them must decode, checked before writing.
+local function check_fields(first, last)
+  for i = first, last - 1, 2 do
+    if ARGV[i] == 'tags' then decode_tags(ARGV[i + 1], true) end
+  end
 end
 
 -- Remove every trace of a session: its keys and its entries in the index, filter and expiry sets. When Redis
@@ -48,10 +73,10 @@ end
 local function purge(id)
   local keys
   if redis.call('EXISTS', hkey(id)) == 1 then
-    keys = filter_keys(id)
+    keys = filter_keys(id, true)
   else
     local refs = redis.call('HGET', L.refs, id)
-    keys = refs and cjson.decode(refs) or {}
+    keys = refs and decode_tags(refs, false) or {}
   end
   local existed = redis.call('EXISTS', hkey(id))
   redis.call('DEL', hkey(id), mkey(id), skey(id))
@@ -135,18 +160,28 @@ local function keep_summaries_within(id, last)
 end
 """
 
-# append(id, expected_version, now, record...) -> {1, new_version, first_seq} | {0, actual_version}
+# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', record...)
+#   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 APPEND = r"""
 local id, expected, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2]
-local version = 0
+local inc, new_inc, turn = ARGV[A + 3], ARGV[A + 4], ARGV[A + 5]
+local version, held, last = 0, false, false
 local exists = live(id, now)
-if exists then version = tonumber(redis.call('HGET', hkey(id), 'version')) end
-if version ~= expected then return {0, version} end
+if exists then
+  version = tonumber(redis.call('HGET', hkey(id), 'version'))
+  held = redis.call('HGET', hkey(id), 'inc')
+  last = redis.call('HGET', hkey(id), 'turn')
+end
+if version ~= expected or (inc ~= '' and held and held ~= inc) then
+  return {0, version, held or '', last or ''}
+end
+if exists then filter_keys(id) end  -- checked before the first write (reindex needs them)
 if not exists then
-  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
 end
 local start = redis.call('LLEN', mkey(id))
-push_all(mkey(id), ARGV, A + 3, #ARGV)
+push_all(mkey(id), ARGV, A + 6, #ARGV)
+if turn ~= '' then redis.call('HSET', hkey(id), 'turn', turn) else redis.call('HDEL', hkey(id), 'turn') end
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
@@ -154,18 +189,20 @@ keep_ttl(id, mkey(id))
 return {1, new_version, start}
 """
 
-# update(id, now, create, expires_ms, n_set, field, value, ..., field_to_delete, ...)
+# update(id, now, create, expires_ms, new_incarnation, n_set, field, value, ..., field_to_delete, ...)
 #   -> {1, hash_fields, message_count} | {0}
 # expires_ms: '' unchanged, '0' cleared, else the new expiry in ms since the epoch.
 UPDATE = r"""
-local id, now, create, expires_ms = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
-local n_set = tonumber(ARGV[A + 4])
-if not live(id, now) then
+local id, now, create, expires_ms, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
+local n_set = tonumber(ARGV[A + 5])
+local first_set, last_set = A + 6, A + 5 + 2 * n_set
+check_fields(first_set, last_set)
+local exists = live(id, now)
+local before = exists and filter_keys(id) or {}
+if not exists then
   if create ~= '1' then return {0} end
-  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now)
+  redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
 end
-local before = filter_keys(id)
-local first_set, last_set = A + 5, A + 4 + 2 * n_set
 if n_set > 0 then redis.call('HSET', hkey(id), unpack(ARGV, first_set, last_set)) end
 if last_set < #ARGV then redis.call('HDEL', hkey(id), unpack(ARGV, last_set + 1, #ARGV)) end
 local after = {}
@@ -196,6 +233,7 @@ if live(id, now) then return {0, tonumber(redis.call('HGET', hkey(id), 'version'
 local n_fields = tonumber(ARGV[A + 3])
 local first_field = A + 4
 local last_field = first_field + 2 * n_fields - 1
+check_fields(first_field, last_field)
 redis.call('HSET', hkey(id), unpack(ARGV, first_field, last_field))
 local n_messages = tonumber(ARGV[last_field + 1])
 local first_message = last_field + 2
@@ -214,28 +252,33 @@ local id, to, expected, now = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 
 if not live(id, now) then return {-1} end
 local version = tonumber(redis.call('HGET', hkey(id), 'version'))
 if version ~= expected then return {0, version} end
+filter_keys(id)  -- checked before the first write (reindex needs them)
 if to == 0 then
   redis.call('DEL', mkey(id))
 else
   redis.call('LTRIM', mkey(id), 0, to - 1)
 end
 keep_summaries_within(id, to)
+redis.call('HDEL', hkey(id), 'turn')
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
 return {1, new_version}
 """
 
-# fork(id, new_id, at or '', now) -> {1, at} | {0, actual_version} | {-1} (no source) | {-2, count} (bad at)
+# fork(id, new_id, at or '', now, new_incarnation)
+#   -> {1, at} | {0, actual_version} | {-1} (no source) | {-2, count} (bad at)
 FORK = r"""
-local id, new_id, at, now = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
+local id, new_id, at, now, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
 if not live(id, now) then return {-1} end
 local count = redis.call('LLEN', mkey(id))
 if at == '' then at = count else at = tonumber(at) end
 if at > count then return {-2, count} end
 if live(new_id, now) then return {0, tonumber(redis.call('HGET', hkey(new_id), 'version'))} end
+filter_keys(id)  -- the copy's tags, checked before the first write
 redis.call('HSET', hkey(new_id), unpack(redis.call('HGETALL', hkey(id))))
-redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now)
+redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now, 'inc', new_inc)
+redis.call('HDEL', hkey(new_id), 'turn')
 local i = 0
 while i < at do
   local last = math.min(i + 999, at - 1)

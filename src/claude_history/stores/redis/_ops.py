@@ -31,12 +31,14 @@ from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._common import (
     REWIND_RETRIES,
+    append_allowed,
     check_expected_version,
     check_filters,
     check_page,
     check_session_changes,
     check_session_id,
     check_summary,
+    check_token,
     conflict,
     decode_json,
     dumps,
@@ -45,6 +47,7 @@ from .._common import (
     is_expired,
     make_snippet,
     message_text,
+    new_incarnation,
     new_session_id,
     rewind_target,
     search_terms,
@@ -179,6 +182,7 @@ def info_from_hash(session_id: str, fields: Mapping[str, str], count: int) -> Se
         system=decode_json(fields.get("system")),
         expires_at=None if expires is None else from_us(int(expires)),
         metadata=decode_json(fields.get("metadata")) or {},
+        incarnation=fields.get("inc"),
     )
 
 
@@ -210,6 +214,8 @@ def _hash_fields(info: SessionInfo) -> list[str]:
         dumps(list(info.tags)),
         "metadata",
         dumps(info.metadata),
+        "inc",
+        info.incarnation or new_incarnation(),
     ]
     for name in ("title", "owner", "model"):
         value = getattr(info, name)
@@ -325,13 +331,27 @@ def search(
 # Writes
 
 
-def append(keys: Layout, session_id: str, entries: Sequence[Entry], expected_version: int, now: int) -> Op[int]:
+def append(
+    keys: Layout,
+    session_id: str,
+    entries: Sequence[Entry],
+    expected_version: int,
+    incarnation: str | None,
+    turn_id: str | None,
+    now: int,
+) -> Op[int]:
     check_session_id(session_id)
     check_expected_version(expected_version)
+    check_token("incarnation", incarnation)
+    check_token("turn_id", turn_id)
     records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encode_entries(entries)]
-    reply = yield Call("append", [session_id, expected_version, now, *records])
+    new = incarnation or new_incarnation()
+    reply = yield Call("append", [session_id, expected_version, now, incarnation or "", new, turn_id or "", *records])
     if reply[0] != 1:
-        raise conflict(session_id, expected_version, int(reply[1]), entries)
+        actual, held, last = int(reply[1]), reply[2] or None, reply[3] or None
+        if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
+            raise conflict(session_id, expected_version, actual, entries)  # not reached: the script decided
+        return expected_version + 1
     return int(reply[1])
 
 
@@ -359,7 +379,7 @@ def update_session(
             to_set += [field, value]
     reply = yield Call(
         "update",
-        [session_id, now, "1" if create else "0", expires_ms, len(to_set) // 2, *to_set, *to_delete],
+        [session_id, now, "1" if create else "0", expires_ms, new_incarnation(), len(to_set) // 2, *to_set, *to_delete],
     )
     if reply[0] != 1:
         raise SessionNotFound(session_id)
@@ -448,7 +468,7 @@ def fork(keys: Layout, session_id: str, at: int | None, new_id: str | None, now:
     if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
         raise ConfigurationError(f"fork point must be an index from 0 to the message count, got {at!r}")
     target = check_session_id(new_id) if new_id is not None else new_session_id()
-    reply = yield Call("fork", [session_id, target, "" if at is None else at, now])
+    reply = yield Call("fork", [session_id, target, "" if at is None else at, now, new_incarnation()])
     if reply[0] == -1:
         raise SessionNotFound(session_id)
     if reply[0] == -2:

@@ -1,0 +1,103 @@
+"""Content the API cannot take or a store could not give back is refused by ``Chat.send`` with
+``InvalidHistory`` before any request, the history untouched (it used to be a traceback from the SDK or a
+RecursionError, after the turn had begun)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import anthropic
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from claude_history import Chat
+from claude_history.errors import InvalidHistory
+from claude_history.stores._validation import MAX_DEPTH
+from claude_history.stores.base import Store
+from claude_history.testing import Simulator
+
+from .conftest import MODEL, bodies
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ([{"type": "text", "text": "hi", "x": float("nan")}], "not valid JSON"),
+        ([{"type": "text", "text": "hi", "x": float("inf")}], "not valid JSON"),
+        ("a lone \ud800 surrogate", "lone surrogate"),
+        ([{"type": "text", "text": "a lone \udfff surrogate"}], "lone surrogate"),
+        ([{"type": "text", "text": "deep", "k": nested(960)}], "nests more than"),
+        ([{"type": "text", "text": "deep", "k": nested(MAX_DEPTH)}], "nests more than"),
+    ],
+)
+def test_hostile_content_is_refused_before_any_request(
+    sim: Simulator, client: anthropic.Anthropic, store: Store, content: Any, error: str
+) -> None:
+    chat = Chat(client, model=MODEL, store=store, session_id="s")
+    chat.send("hello")
+    before = len(bodies(sim))
+    with pytest.raises(InvalidHistory, match=error):
+        chat.send(content)
+    assert len(bodies(sim)) == before
+    assert store.load("s").version == 1 and chat.pending == []
+    chat.send("still fine")
+    assert store.load("s").version == 2
+
+
+def test_the_deepest_accepted_block_goes_through_a_chat_and_back(client: anthropic.Anthropic, store: Store) -> None:
+    block = {"type": "text", "text": "deep", "citations": None, "k": nested(MAX_DEPTH - 4)}
+    chat = Chat(client, model=MODEL, store=store, session_id="s")
+    chat.send([block])
+    again = Chat(client, model=MODEL, store=store, session_id="s")
+    assert again.messages[0]["content"][0]["k"] == block["k"]
+    again.send("and on")
+
+
+_TEXT = st.text(
+    st.sampled_from(["a", " ", "\n", "\x00", "'", "é", "🎉", "\ud800", "\udfff", "\u202e"]), min_size=0, max_size=20
+)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_CONTENT = _TEXT | st.lists(
+    st.builds(
+        lambda text, extra: {"type": "text", "text": text, **extra}, _TEXT, st.dictionaries(st.just("x"), _VALUES)
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("CLAUDE_HISTORY_FUZZ_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(content=_CONTENT)
+def test_fuzzed_content_is_sent_and_stored_or_refused_cleanly(
+    client: anthropic.Anthropic, store: Store, content: Any
+) -> None:
+    session_id = uuid.uuid4().hex
+    chat = Chat(client, model=MODEL, store=store, session_id=session_id)
+    try:
+        chat.send(content)
+    except (InvalidHistory, anthropic.BadRequestError) as exc:  # ours before the request, or the API's 400
+        event(type(exc).__name__)
+        assert chat.pending == [] and chat.messages == []
+        assert store.list_sessions(limit=1000) is not None
+        return
+    event("sent and stored")
+    again = Chat(client, model=MODEL, store=store, session_id=session_id)
+    assert again.messages == chat.messages and len(again.messages) == 2

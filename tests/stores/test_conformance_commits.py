@@ -1,0 +1,82 @@
+"""Incarnations and idempotent commits, over every backend (stores/base.py): a session deleted and created
+again under the same id is another session to every writer, and a commit retried after its acknowledgement
+was lost is recognised, never stored twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from claude_history.errors import ConfigurationError, ConflictError
+
+from .samples import turn
+
+
+def count(store: Any, session_id: str) -> int:
+    return len(store.load(session_id).messages)
+
+
+def test_a_session_created_again_is_another_incarnation(store: Any) -> None:
+    store.append("user-42", turn("old"), expected_version=0)
+    old = store.get_session("user-42").incarnation
+    assert old and store.load("user-42").info.incarnation == old
+    assert store.delete("user-42")
+    store.append("user-42", turn("new") + turn("newer"), expected_version=0)
+    new = store.get_session("user-42").incarnation
+    assert new and new != old
+    # A writer still holding the deleted session, at the very version the new one has: refused, not appended.
+    with pytest.raises(ConflictError, match="deleted and created again") as caught:
+        store.append("user-42", turn("stale"), expected_version=1, incarnation=old)
+    assert caught.value.actual_version == 1 and len(caught.value.unsaved) == 2
+    assert count(store, "user-42") == 4
+    assert store.append("user-42", turn("fresh"), expected_version=1, incarnation=new) == 2
+    assert [info.incarnation for info in store.list_sessions()] == [new]
+
+
+def test_a_creating_append_takes_the_callers_incarnation_and_copies_get_their_own(store: Any) -> None:
+    store.append("s", turn("a"), expected_version=0, incarnation="chosen-by-the-writer")
+    assert store.get_session("s").incarnation == "chosen-by-the-writer"
+    forked = store.fork("s")
+    imported = store.import_jsonl(store.export_jsonl("s"), session_id="copy")
+    incarnations = {store.get_session(sid).incarnation for sid in ("s", forked, imported)}
+    assert len(incarnations) == 3 and None not in incarnations
+    store.update_session("empty", create=True)
+    assert store.get_session("empty").incarnation not in (None, *incarnations)
+
+
+def test_a_retried_commit_is_stored_once(store: Any) -> None:
+    assert store.append("s", turn("a"), expected_version=0, turn_id="turn-1") == 1
+    # The acknowledgement was lost; the writer retries the very same append.
+    assert store.append("s", turn("a"), expected_version=0, turn_id="turn-1") == 1
+    assert store.append("s", turn("b"), expected_version=1, turn_id="turn-2") == 2
+    assert store.append("s", turn("b"), expected_version=1, turn_id="turn-2") == 2
+    assert count(store, "s") == 4 and store.get_session("s").version == 2
+    with pytest.raises(ConflictError):  # another turn at that version is a conflict as ever
+        store.append("s", turn("c"), expected_version=1, turn_id="turn-3")
+    with pytest.raises(ConflictError):  # only the last append is remembered
+        store.append("s", turn("a"), expected_version=0, turn_id="turn-1")
+    store.rewind("s")
+    with pytest.raises(ConflictError):  # a rewind forgets it: the turn is gone, a retry must not report it stored
+        store.append("s", turn("b"), expected_version=1, turn_id="turn-2")
+    assert store.append("s", turn("c"), expected_version=3) == 4
+    with pytest.raises(ConflictError):
+        store.append("s", turn("c"), expected_version=3, turn_id="turn-2")
+    assert count(store, "s") == 4
+
+
+def test_a_retried_commit_is_not_recognised_in_another_incarnation(store: Any) -> None:
+    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="first")
+    store.delete("s")
+    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="second")
+    with pytest.raises(ConflictError):
+        store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="first")
+    assert count(store, "s") == 2
+
+
+@pytest.mark.parametrize("bad", ["", 5, "x" * 201, "a\x00b", "\ud800"])
+def test_bad_tokens_are_refused(store: Any, bad: Any) -> None:
+    for name in ("incarnation", "turn_id"):
+        with pytest.raises(ConfigurationError, match=name):
+            store.append("s", turn("a"), expected_version=0, **{name: bad})
+    assert store.list_sessions() == []
