@@ -59,7 +59,8 @@ def test_requests_per_minute_answers_429_with_retry_after_and_refills_on_the_clo
         sim.advance(1)
         assert post(sim.base_url, body(*HELLO)).status_code == 200
         # count_tokens and other paths are not counted against the messages limits
-        assert post(sim.base_url, {"model": MODEL, "messages": HELLO}, path="/v1/messages/count_tokens").status_code == 200
+        counted = post(sim.base_url, {"model": MODEL, "messages": HELLO}, path="/v1/messages/count_tokens")
+        assert counted.status_code == 200
 
 
 def test_input_tokens_count_uncached_input_only() -> None:
