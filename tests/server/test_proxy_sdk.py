@@ -100,7 +100,7 @@ def test_a_stale_version_or_a_diverged_history_is_a_409_in_the_api_shape(service
     assert caught.value.body["error"]["type"] == "conflict_error"  # type: ignore[index]
     stale = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "not what was said"},
              {"role": "user", "content": "next"}]
-    with pytest.raises(anthropic.ConflictError, match="messages.1 differs"):
+    with pytest.raises(anthropic.ConflictError, match=r"messages\.1 differs"):
         client.messages.create(model=MODEL, max_tokens=50, messages=stale)  # type: ignore[arg-type]
     assert open_store(service.store_url).get_session("acme/race").message_count == 2
 

@@ -16,14 +16,14 @@ from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from ..stores.base import AsyncStore
-from .config import ServerConfig
+from .config import ServerConfig, config_from_env
 from .errors import error_response, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .proxy import router as proxy_router
 from .service import Service
 from .sessions import router as sessions_router
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("claude_history.server")
 
@@ -83,6 +83,12 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for uvicorn's ``factory=True`` (one per worker process), configured by ``serve``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return create_app(config_from_env())
 
 
 def _route_of(request: Request) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..context import CacheAwareWindow, KeepAll, LastTurns
 from ..errors import ConfigurationError
 
-__all__ = ["DEFAULT_MODEL", "ServerConfig", "parse_policy"]
+__all__ = ["CONFIG_ENV", "DEFAULT_MODEL", "ServerConfig", "config_from_env", "parse_policy"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
+
+# How `serve` hands its options to uvicorn's worker processes (JSON; never holds a key but the upstream's).
+CONFIG_ENV = "CLAUDE_HISTORY_SERVER_CONFIG"
 
 _POLICY = re.compile(r"^(keep-all|last-turns:(\d+)|cache-aware:(\d+))$")
 
@@ -52,3 +57,15 @@ class ServerConfig:
     rate_burst: int = 20
     cors_origins: tuple[str, ...] = ()
     upstream_timeout: float = 600.0
+
+
+def config_from_env() -> ServerConfig:
+    """The config ``serve`` put in ``CONFIG_ENV`` (``context`` as its text form, e.g. ``cache-aware:50000``)."""
+    raw = json.loads(os.environ.get(CONFIG_ENV, "{}"))
+    known = {f.name for f in fields(ServerConfig)}
+    options = {k: v for k, v in raw.items() if k in known}
+    if "context" in options:
+        options["context"] = parse_policy(str(options["context"]))
+    if "cors_origins" in options:
+        options["cors_origins"] = tuple(options["cors_origins"])
+    return ServerConfig(**options)
