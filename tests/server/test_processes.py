@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from claude_history.cli.main import cli
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
 from conftest import POSTGRES_URL, REDIS_URL, need_service
+from waiting import wait_until
 
 MODEL = "claude-sonnet-4-6"
 
@@ -46,17 +46,19 @@ class Served:
              *args],
             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(self.base_url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx2.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"serve did not start: {self.process.stderr.read() if self.process.stderr else ''}")
-            time.sleep(0.1)
+        try:
+            wait_until(self._ready, f"claude-history serve on port {self.port}")
+        except BaseException:
+            print(self.stop(), file=sys.stderr)
+            raise
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError("serve exited before it was ready")
+        try:
+            return httpx2.get(self.base_url + "/readyz", timeout=1).status_code == 200
+        except httpx2.HTTPError:
+            return False
 
     def stop(self) -> str:
         if self.process.poll() is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anthropic
 import httpx2
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from claude_history.errors import SessionNotFound
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
+from waiting import wait_until
 
 from .conftest import MODEL, Service
 
@@ -158,3 +161,58 @@ def test_count_tokens_counts_the_stored_history_with_the_new_message(service: Se
     client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hello there"}])
     after = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "Hello there"}])
     assert after.input_tokens > empty.input_tokens
+
+
+def test_a_client_that_disconnects_mid_stream_finds_the_whole_turn_stored(service: Service, sim: Simulator) -> None:
+    sim.reply_with("word " * 2000)
+    body = {"model": MODEL, "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "Long"}]}
+    headers = {"x-api-key": service.keys["acme"], "x-session-id": "cut", "anthropic-version": "2023-06-01"}
+    with httpx2.Client() as http, http.stream("POST", service.base_url + "/v1/messages", json=body,
+                                              headers=headers) as response:  # fmt: skip
+        assert response.status_code == 200
+        next(response.iter_raw())  # the first bytes, then the client goes away
+    store = open_store(service.store_url)
+    data = wait_until(lambda: _loaded(store, "acme/cut"), "the turn of a disconnected client to be committed")
+    assert data.messages[1].message["content"][0]["text"] == "word " * 2000
+
+
+def _loaded(store: Any, session_id: str) -> Any:
+    try:
+        data = store.load(session_id)
+    except SessionNotFound:
+        return None
+    return data if len(data.messages) == 2 else None
+
+
+def test_metrics_count_turns_tokens_cost_and_conflicts(service: Service) -> None:
+    client = service.client(session="m")
+    client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(anthropic.ConflictError):
+        client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "x"}],
+                               extra_headers={"x-session-version": "7"})  # fmt: skip
+    text = httpx2.get(service.base_url + "/metrics").text
+    assert 'claude_history_turns_total{mode="session",model="claude-sonnet-4-6",tenant="acme"} 1.0' in text
+    assert 'claude_history_tokens_total{kind="output_tokens"' in text
+    assert 'claude_history_cost_usd_total{model="claude-sonnet-4-6",tenant="acme"}' in text
+    assert 'claude_history_conflicts_total{tenant="acme"} 1.0' in text
+    assert "claude_history_http_request_seconds_bucket" in text
+
+
+def test_a_tenant_over_its_rate_limit_gets_429_with_retry_after(start_service: Any) -> None:
+    service = start_service(rate_limit=0.001, rate_burst=2)
+    client = service.client(session="r")
+    for _ in range(2):
+        client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert int(caught.value.response.headers["retry-after"]) >= 1
+    service.client("globex").messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_body_over_the_limit_is_a_413(start_service: Any) -> None:
+    service = start_service(max_body_bytes=2000)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        service.client(session="big").messages.create(
+            model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x" * 5000}]
+        )
+    assert caught.value.status_code == 413
