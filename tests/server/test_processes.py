@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from claude_history.cli.main import cli
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
-from conftest import POSTGRES_URL, REDIS_URL, need_service
 from waiting import wait_until
 
 MODEL = "claude-sonnet-4-6"
@@ -114,18 +113,18 @@ def test_serve_without_a_key_uses_the_simulator_and_stops_gracefully(tmp_path: P
 def shared_url(request: pytest.FixtureRequest) -> Iterator[str]:
     tag = "srv" + uuid.uuid4().hex[:10]
     if request.param == "postgresql":
-        need_service("PostgreSQL", "127.0.0.1", 5432)
-        yield f"{POSTGRES_URL}?schema={tag}"
+        postgres = request.getfixturevalue("postgres_url")
+        yield f"{postgres}?schema={tag}"
         import psycopg
 
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        with psycopg.connect(postgres, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
     else:
-        need_service("Redis", "127.0.0.1", 6379)
-        yield f"{REDIS_URL}?prefix={tag}:"
+        redis_url = request.getfixturevalue("redis_url")
+        yield f"{redis_url}?prefix={tag}:"
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
         if keys:
             client.delete(*keys)
