@@ -43,6 +43,7 @@ from .turn import (
     next_request_report,
     read_clock,
     resume_turn,
+    user_message,
     utc_now,
 )
 from .usage import TokenUsage
@@ -199,6 +200,20 @@ class _ChatBase:
         ``overrides`` are ``send``'s per-call keywords (``model=``, ``system=``, ``tools=``...).
         On ``AsyncChat`` it is not awaited: it reads the loaded state (``await chat.load()`` first)."""
         return next_request_report(self._current(), self._pending, content, self._settings, overrides)
+
+    def stage(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Put ``messages`` ahead of the next ``send`` in the same turn: they are sent with it and committed
+        with its reply, or not at all (a conversation handed over from elsewhere, as the HTTP proxy receives
+        one). Alternation and tool pairs are checked as the next ``send`` checks them."""
+        if self._pending is not None:
+            raise RuntimeError("a turn is already in progress; send it or discard_pending() first")
+        turn = Turn(base=self._current(), entries=[], overrides={}, toolset=self._settings.toolset)
+        for message in messages:
+            if message.get("role") == "assistant":
+                turn.entries.append(Entry({"role": "assistant", "content": message["content"]}))
+            else:
+                turn.add_user(user_message(message.get("content")))
+        self._pending = turn if turn.entries else None
 
     def discard_pending(self) -> list[dict[str, Any]]:
         """Drop the turn in progress (nothing of it was stored); returns its messages."""

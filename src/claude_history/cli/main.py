@@ -11,6 +11,8 @@ from .. import __version__
 from ..errors import ConfigurationError
 from .chat_command import chat_command
 from .errors import EXPECTED_ERRORS, cli_error, describe_error
+from .keys_command import keys_group
+from .serve_command import serve_command
 from .sessions_command import sessions_group
 
 __all__ = ["cli", "main"]
@@ -36,6 +38,8 @@ def cli() -> None:
 
 cli.add_command(chat_command)
 cli.add_command(sessions_group)
+cli.add_command(serve_command)
+cli.add_command(keys_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,392 @@
+"""The sessions API under ``/v1/sessions``: a tenant's sessions, their messages, turns, undo, fork, context
+report, usage, search, export and import. Every id is the tenant's own (see ``tenants.scoped``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..errors import ConflictError, SessionNotFound
+from ..stores.base import UNSET, SessionInfo
+from ..usage import TokenUsage
+from .auth import Caller, caller
+from .errors import ApiError
+from .service import Service
+from .tenants import scoped, unscoped
+from .turns import open_chat, record, run_turn
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["sessions"])
+
+_PAGE = 100  # store rows read per step while filtering a listing
+
+
+class SessionCreate(BaseModel):
+    id: str | None = Field(None, description="Your id for the session; default a new random id.",
+                           examples=["user-42"])  # fmt: skip
+    title: str | None = Field(None, examples=["Trip to Lisbon"])
+    tags: list[str] = Field(default_factory=list, examples=[["support"]])
+    metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"plan": "pro"}])
+    model: str | None = Field(None, examples=["claude-sonnet-4-6"])
+    system: str | list[dict[str, Any]] | None = Field(None, examples=["You are concise."])
+
+
+class SessionUpdate(BaseModel):
+    title: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    model: str | None = None
+    system: str | list[dict[str, Any]] | None = None
+
+
+class TurnRequest(BaseModel):
+    content: str | list[dict[str, Any]] = Field(..., examples=["What is the capital of France?"])
+    stream: bool = False
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+class ForkRequest(BaseModel):
+    at: int | None = Field(None, ge=0, description="Keep messages [0, at); default all.")
+    id: str | None = Field(None, description="The new session's id; default a new random id.")
+
+
+class RewindRequest(BaseModel):
+    to: int | None = Field(None, ge=0, description="Drop messages from this index on; default the last turn.")
+    expected_version: int | None = None
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def session_json(who: Caller, info: SessionInfo) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": unscoped(who.tenant, info.id),
+        "version": info.version,
+        "message_count": info.message_count,
+        "title": info.title,
+        "tags": list(info.tags),
+        "metadata": info.metadata,
+        "model": info.model,
+        "system": info.system,
+        "created_at": _iso(info.created_at),
+        "updated_at": _iso(info.updated_at),
+        "expires_at": _iso(info.expires_at),
+    }
+    if who.tenant is None:
+        data["owner"] = info.owner
+    return data
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "o" or int(value) < 0:
+            raise ValueError(text)
+        return int(value)
+    except ValueError as exc:
+        raise ApiError(400, "cursor: not a cursor this service returned") from exc
+
+
+async def _info(service: Service, who: Caller, session_id: str) -> SessionInfo:
+    return await service.store.get_session(scoped(who.tenant, session_id))
+
+
+@router.get("/sessions")
+async def list_sessions(
+    request: Request,
+    tag: str | None = None,
+    owner: str | None = Query(None, description="Only without authentication (with it, the tenant's own)."),
+    metadata: Annotated[list[str] | None, Query(description="key=value; every pair must match.")] = None,
+    updated_since: datetime | None = None,
+    limit: int = Query(20, ge=1, le=1000),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The tenant's sessions, most recently updated first, filtered; ``next_cursor`` continues the list."""
+    service, who = _service(request), await caller(request)
+    pairs: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ApiError(400, f"metadata filter {item!r} must be key=value")
+        pairs[key] = value
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise ApiError(400, "updated_since needs a time zone, e.g. 2026-12-01T00:00:00Z")
+    offset = _offset(cursor)
+    found: list[dict[str, Any]] = []
+    done = False
+    while len(found) <= limit and not done:
+        page = await service.store.list_sessions(
+            owner=who.tenant if who.tenant is not None else owner, tag=tag, limit=_PAGE, offset=offset
+        )
+        done = len(page) < _PAGE
+        for info in page:
+            if updated_since is not None and info.updated_at < updated_since:
+                done = True  # newest first: the rest are older
+                break
+            offset += 1
+            if unscoped(who.tenant, info.id) is None:
+                continue
+            if any(str(info.metadata.get(k)) != v for k, v in pairs.items()):
+                continue
+            found.append(session_json(who, info))
+            if len(found) > limit:
+                offset -= 1
+                break
+    more = len(found) > limit
+    return {"data": found[:limit], "has_more": more, "next_cursor": _cursor(offset) if more else None}
+
+
+@router.post("/sessions", status_code=201)
+async def create_session(request: Request, body: SessionCreate) -> dict[str, Any]:
+    """A new, empty session of the tenant; 409 if the id is taken."""
+    service, who = _service(request), await caller(request)
+    session_id = body.id or uuid.uuid4().hex
+    store_id = scoped(who.tenant, session_id)
+    try:
+        await service.store.get_session(store_id)
+    except SessionNotFound:
+        pass
+    else:
+        raise ApiError(409, f"session {session_id!r} already exists")
+    info = await service.store.update_session(
+        store_id, title=body.title, tags=body.tags, metadata=body.metadata, model=body.model, system=body.system,
+        owner=who.tenant if who.tenant is not None else UNSET, create=True,
+    )  # fmt: skip
+    return session_json(who, info)
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(request: Request, session_id: str) -> dict[str, Any]:
+    service, who = _service(request), await caller(request)
+    return session_json(who, await _info(service, who, session_id))
+
+
+@router.patch("/sessions/{session_id}")
+async def update_session(request: Request, session_id: str, body: SessionUpdate) -> dict[str, Any]:
+    """Change the fields given (title, tags, metadata, model, system); the version does not change."""
+    service, who = _service(request), await caller(request)
+    await _info(service, who, session_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "tags" in changes and changes["tags"] is None:
+        changes["tags"] = []
+    if "metadata" in changes and changes["metadata"] is None:
+        changes["metadata"] = {}
+    info = await service.store.update_session(scoped(who.tenant, session_id), **changes)
+    return session_json(who, info)
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(request: Request, session_id: str) -> Response:
+    """Delete the session, its messages, summaries and search entries, without trace."""
+    service, who = _service(request), await caller(request)
+    if not await service.store.delete(scoped(who.tenant, session_id)):
+        raise SessionNotFound(session_id)
+    return Response(status_code=204)
+
+
+@router.get("/sessions/{session_id}/messages")
+async def messages(
+    request: Request, session_id: str, limit: int = Query(100, ge=1, le=10_000), after: int = Query(-1, ge=-1)
+) -> dict[str, Any]:
+    """The stored messages after position ``after`` (``next_after`` continues)."""
+    service, who = _service(request), await caller(request)
+    data = await service.store.load(scoped(who.tenant, session_id))
+    rows = [m for m in data.messages if m.seq > after][: limit + 1]
+    items = [{"seq": m.seq, **m.message, "model": m.model, "usage": m.usage, "created_at": _iso(m.created_at)}
+             for m in rows[:limit]]  # fmt: skip
+    more = len(rows) > limit
+    return {"data": items, "version": data.version, "has_more": more,
+            "next_after": items[-1]["seq"] if more else None}  # fmt: skip
+
+
+@router.post("/sessions/{session_id}/messages")
+async def send(request: Request, session_id: str, body: TurnRequest) -> Response:
+    """Send a turn (the reply as JSON, or as the API's SSE stream with ``stream: true``); it is committed
+    atomically. The session must exist (create it first)."""
+    service, who = _service(request), await caller(request)
+    info = await _info(service, who, session_id)
+    request_body: dict[str, Any] = {
+        "model": body.model or info.model or service.config.model,
+        "max_tokens": body.max_tokens or service.config.max_tokens,
+        "messages": [{"role": "user", "content": body.content}],
+    }
+    if body.system is not None:
+        request_body["system"] = body.system
+    if body.tools is not None:
+        request_body["tools"] = body.tools
+    chat = await open_chat(service, who, session_id, request_body, request)
+
+    async def committed(chat: Any, message: Any) -> None:
+        record(service, who.tenant, message, "session")
+
+    return await run_turn(service, chat, body.content, stream=body.stream, tenant=who.tenant, committed=committed)
+
+
+async def _chat(request: Request, who: Caller, session_id: str) -> Any:
+    service = _service(request)
+    info = await _info(service, who, session_id)
+    body = {"model": info.model or service.config.model, "max_tokens": service.config.max_tokens,
+            "messages": [{"role": "user", "content": "-"}]}  # fmt: skip
+    return await open_chat(service, who, session_id, body, request)
+
+
+@router.post("/sessions/{session_id}/undo")
+async def undo(request: Request, session_id: str) -> dict[str, Any]:
+    """Remove the last turn; returns the removed messages and the new version (409 if it changed meanwhile)."""
+    who = await caller(request)
+    chat = await _chat(request, who, session_id)
+    removed = await chat.undo()
+    return {"removed": removed, "version": chat.version}
+
+
+@router.post("/sessions/{session_id}/rewind")
+async def rewind(request: Request, session_id: str, body: RewindRequest) -> dict[str, Any]:
+    """Drop messages from index ``to`` on (compare-and-swap with ``expected_version``)."""
+    service, who = _service(request), await caller(request)
+    store_id = scoped(who.tenant, session_id)
+    await service.store.get_session(store_id)
+    version = await service.store.rewind(store_id, to=body.to, expected_version=body.expected_version)
+    return {"version": version}
+
+
+@router.post("/sessions/{session_id}/fork", status_code=201)
+async def fork(request: Request, session_id: str, body: ForkRequest) -> dict[str, Any]:
+    """A new session of the tenant with messages ``[0, at)`` and the same metadata."""
+    service, who = _service(request), await caller(request)
+    await _info(service, who, session_id)
+    new_id = body.id or uuid.uuid4().hex
+    try:
+        store_id = await service.store.fork(scoped(who.tenant, session_id), at=body.at,
+                                            new_id=scoped(who.tenant, new_id))  # fmt: skip
+    except ConflictError as exc:
+        raise ApiError(409, f"session {new_id!r} already exists") from exc
+    return session_json(who, await service.store.get_session(store_id))
+
+
+@router.get("/sessions/{session_id}/context")
+async def context(request: Request, session_id: str, content: str | None = None) -> dict[str, Any]:
+    """What the next request would hold (tokens by part, cache, budget, estimated cost); no API call."""
+    who = await caller(request)
+    chat = await _chat(request, who, session_id)
+    report: dict[str, Any] = chat.context_report(content).to_dict()
+    return report
+
+
+def _usage(usage: TokenUsage, cost: float, complete: bool) -> dict[str, Any]:
+    return {"usage": usage.to_dict(), "cost_usd": cost, "cost_complete": complete}
+
+
+@router.get("/sessions/{session_id}/usage")
+async def session_usage(request: Request, session_id: str) -> dict[str, Any]:
+    """Tokens by kind and cost of every committed reply of the session."""
+    who = await caller(request)
+    chat = await _chat(request, who, session_id)
+    return _usage(chat.usage, chat.cost, chat.cost_complete)
+
+
+@router.get("/usage")
+async def tenant_usage(request: Request) -> dict[str, Any]:
+    """Totals over the tenant's sessions (read session by session: for dashboards, not per request)."""
+    service, who = _service(request), await caller(request)
+    total, cost, complete, offset, count = TokenUsage(), 0.0, True, 0, 0
+    while True:
+        page = await service.store.list_sessions(owner=who.tenant, limit=_PAGE, offset=offset)
+        for info in page:
+            session_id = unscoped(who.tenant, info.id)
+            if session_id is None:
+                continue
+            chat = await _chat(request, who, session_id)
+            total, cost, complete = total + chat.usage, cost + chat.cost, complete and chat.cost_complete
+            count += 1
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    return {**_usage(total, cost, complete), "sessions": count}
+
+
+@router.get("/search")
+async def search(request: Request, q: str = Query(..., min_length=1), limit: int = Query(20, ge=1, le=500),
+                 session_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Messages holding every word of ``q``, in the tenant's sessions."""
+    service, who = _service(request), await caller(request)
+    hits = await service.store.search(
+        q, owner=who.tenant, limit=limit,
+        session_id=scoped(who.tenant, session_id) if session_id is not None else None,
+    )  # fmt: skip
+    data = [{"session_id": unscoped(who.tenant, h.session_id), "seq": h.seq, "role": h.role, "snippet": h.snippet}
+            for h in hits if unscoped(who.tenant, h.session_id) is not None]  # fmt: skip
+    return {"data": data}
+
+
+@router.get("/sessions/{session_id}/export")
+async def export(request: Request, session_id: str) -> StreamingResponse:
+    """The session as JSON Lines (a header line, then one line per message): what import takes back."""
+    service, who = _service(request), await caller(request)
+    text = await service.store.export_jsonl(scoped(who.tenant, session_id))
+    lines = text.splitlines()
+    if lines:
+        header = json.loads(lines[0])
+        header["id"] = session_id
+        header.pop("owner", None)
+        lines[0] = json.dumps(header, ensure_ascii=False)
+
+    async def body() -> AsyncIterator[bytes]:
+        for line in lines:
+            yield (line + "\n").encode()
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+@router.post("/sessions/import", status_code=201)
+async def import_session(request: Request, id: str | None = None) -> JSONResponse:
+    """Import JSON Lines from export (or a JSON list of messages) as a session of the tenant; the id is
+    ``id``, else the one in the header, else a new one. 409 if it is taken."""
+    service, who = _service(request), await caller(request)
+    raw = await request.body()
+    if len(raw) > service.config.max_body_bytes:
+        raise ApiError(413, "the import is larger than this service's body limit")
+    text = raw.decode("utf-8", errors="strict")
+    session_id = id
+    if session_id is None:
+        try:
+            first = json.loads(text.lstrip().splitlines()[0]) if text.strip() else None
+        except ValueError:
+            first = None
+        if isinstance(first, dict) and first.get("type") == "session" and isinstance(first.get("id"), str):
+            session_id = first["id"]
+    session_id = session_id or uuid.uuid4().hex
+    store_id = scoped(who.tenant, session_id)
+    try:
+        await service.store.get_session(store_id)
+    except SessionNotFound:
+        pass
+    else:
+        raise ApiError(409, f"session {session_id!r} already exists")
+    await service.store.import_jsonl(text, session_id=store_id)
+    info = await service.store.update_session(store_id, owner=who.tenant if who.tenant is not None else UNSET)
+    return JSONResponse(session_json(who, info), status_code=201)

@@ -1,0 +1,208 @@
+"""Running one turn of a stored session through ``AsyncChat`` and answering with the upstream's reply unchanged:
+the message as JSON, or the stream event for event. Shared by the proxy and the sessions API."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anthropic
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ..chat import AsyncChat
+from ..errors import ConflictError, SessionNotFound
+from ..turn import usage_of
+from .auth import Caller
+from .errors import ApiError, error_body, status_of
+from .service import Service
+from .tenants import scoped
+
+__all__ = ["claim", "open_chat", "record", "reply_json", "required", "run_turn", "sse"]
+
+# Events the SDK derives from the raw stream for convenience: the API never sends them.
+_DERIVED = frozenset({"text", "input_json", "citation", "thinking", "signature"})
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def raw_event(event: Any) -> dict[str, Any] | None:
+    """The API's event as it was sent (None for the SDK's derived events): the SDK adds the finished block to
+    ``content_block_stop`` and the message to ``message_stop``; both are dropped again."""
+    kind = getattr(event, "type", None)
+    if kind in _DERIVED:
+        return None
+    data: dict[str, Any] = event.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    if kind == "content_block_stop":
+        data.pop("content_block", None)
+    elif kind == "message_stop":
+        data.pop("message", None)
+    return data
+
+
+def reply_json(message: Any) -> dict[str, Any]:
+    """The reply as the API sent it (the SDK keeps which fields were present)."""
+    data: dict[str, Any] = message.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    return data
+
+
+def _error_event(exc: BaseException) -> bytes:
+    if isinstance(exc, anthropic.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else error_body(exc.status_code, str(exc))
+        return sse("error", body)
+    status, message = status_of(exc)
+    return sse("error", error_body(status, message))
+
+
+Committed = Callable[[AsyncChat, Any], Awaitable[None]]
+
+
+async def run_turn(
+    service: Service, chat: AsyncChat, content: Any, *, stream: bool, tenant: str | None, committed: Committed
+) -> Response:
+    """Send ``content`` on ``chat`` (its turn commits inside the chat, atomically) and answer with the reply.
+
+    ``committed`` runs after the commit (metadata, metrics). A conflict before any byte is sent is a 409; in a
+    stream, the ``message_stop`` event is held back until the turn is committed, and a conflict then becomes
+    an ``error`` event instead, so a client that saw ``message_stop`` knows the turn is stored. The turn runs
+    in its own task: a client that disconnects does not stop it."""
+    if not stream:
+        message = await service.run(_send(chat, content, committed, service, tenant))
+        headers = {"x-session-version": str(chat.version)}
+        request_id = getattr(message, "_request_id", None)
+        if request_id:
+            headers["request-id"] = request_id
+        return JSONResponse(reply_json(message), headers=headers)
+    opened = chat.stream(content)
+    try:
+        await opened.__aenter__()  # errors before the first event are plain HTTP errors
+    except ConflictError:
+        service.metrics.conflicts.labels(tenant or "-").inc()
+        raise
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def produce() -> None:
+        held: bytes | None = None
+        try:
+            async for event in opened:
+                data = raw_event(event)
+                if data is None:
+                    continue
+                chunk = sse(str(data.get("type")), data)
+                if data.get("type") == "message_stop":
+                    held = chunk
+                else:
+                    queue.put_nowait(chunk)
+            await committed(chat, await opened.get_final_message())
+            if held is not None:
+                queue.put_nowait(held)
+        except Exception as exc:
+            if isinstance(exc, ConflictError):
+                service.metrics.conflicts.labels(tenant or "-").inc()
+            queue.put_nowait(_error_event(exc))
+        finally:
+            await opened.close()
+            queue.put_nowait(None)
+
+    service.spawn(produce())
+
+    async def relay() -> AsyncIterator[bytes]:
+        while (chunk := await queue.get()) is not None:
+            yield chunk
+
+    headers = {"cache-control": "no-cache"}
+    request_id = opened.request_id
+    if request_id:
+        headers["request-id"] = request_id
+    return StreamingResponse(relay(), media_type="text/event-stream", headers=headers)
+
+
+async def _send(chat: AsyncChat, content: Any, committed: Committed, service: Service, tenant: str | None) -> Any:
+    try:
+        message = await chat.send(content)
+    except ConflictError:
+        service.metrics.conflicts.labels(tenant or "-").inc()
+        raise
+    await committed(chat, message)
+    return message
+
+
+def record(service: Service, tenant: str | None, message: Any, mode: str) -> None:
+    service.metrics.record_usage(tenant, getattr(message, "model", None), usage_of(message), service.prices, mode)
+
+
+def required(body: dict[str, Any]) -> tuple[str, int, list[dict[str, Any]]]:
+    model, max_tokens, messages = body.get("model"), body.get("max_tokens"), body.get("messages")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model: Field required")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise ApiError(400, "max_tokens: Field required (a positive integer)")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ApiError(400, "messages: a non-empty list of message objects is required")
+    return model, max_tokens, messages
+
+
+def _betas(request: Request) -> list[str]:
+    header = request.headers.get("anthropic-beta", "")
+    return [b.strip() for b in header.split(",") if b.strip()]
+
+
+def _create_arguments(service: Service, beta: bool, body: dict[str, Any]) -> dict[str, Any]:
+    """The request's other fields as ``messages.create`` keywords; fields this SDK does not know go in
+    ``extra_body`` so they still reach the upstream."""
+    api = service.upstream.beta.messages if beta else service.upstream.messages
+    known = set(inspect.signature(api.create).parameters)
+    arguments = {k: v for k, v in body.items() if k in known}
+    extra = {k: v for k, v in body.items() if k not in known}
+    if extra:
+        arguments["extra_body"] = extra
+    return arguments
+
+
+async def open_chat(service: Service, who: Caller, session_id: str, body: dict[str, Any],
+                    request: Request) -> AsyncChat:  # fmt: skip
+    """An ``AsyncChat`` on the tenant's session for this request (loaded), with the request's settings."""
+    model, max_tokens, _ = required(body)
+    rest = {k: v for k, v in body.items() if k not in ("model", "max_tokens", "messages", "stream", "system",
+                                                        "tools")}  # fmt: skip
+    betas = _betas(request)
+    arguments = _create_arguments(service, bool(betas), rest)
+    if betas:
+        arguments["betas"] = betas
+    store_id = scoped(who.tenant, session_id)
+    system = body.get("system")
+    if system is None and service.config.system is not None:
+        try:
+            stored = (await service.store.get_session(store_id)).system
+        except SessionNotFound:
+            stored = None
+        system = service.config.system if stored is None else None
+    chat = AsyncChat(
+        service.client_for(who.key),
+        model=model,
+        store=service.store,
+        session_id=store_id,
+        system=system,
+        max_tokens=max_tokens,
+        context=service.config.context,
+        cache=service.config.cache,
+        prices=service.prices,
+        tools=body.get("tools"),
+        max_tool_rounds=0,  # the client runs its tools and sends the results: the service never calls twice
+        commit_pending=True,  # each request's messages and reply are one atomic commit
+        **arguments,
+    )
+    await chat.load()
+    return chat
+
+
+async def claim(service: Service, who: Caller, chat: AsyncChat) -> None:
+    """After the first commit of a new session: it belongs to its tenant (set after the turn is safely
+    stored, so a failed first turn leaves nothing behind)."""
+    if who.tenant is not None:
+        await service.store.update_session(chat.session_id, owner=who.tenant)
