@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import shlex
 import sys
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import anthropic
 import click
 from rich.panel import Panel
 from rich.text import Text
 
 from ..errors import ConflictError, SessionNotFound
 from ..pricing import PricingWarning
-from .errors import EXPECTED_ERRORS, CliError, CliSetupError, describe_error
+from .continuable import why_not_continuable
+from .errors import CliError, CliSetupError, describe_error, is_expected
+from .ids import new_session_id, title_from
 from .lines import LineReader, make_reader
 from .options import err_console, out_console, store_option
-from .render import content_text, format_cost, format_usage, render_session
+from .render import content_text, format_spending, format_usage, render_session
+from .spent import record_spent, spending
+from .store_access import check_readable, opened
 
 if TYPE_CHECKING:
+    import anthropic
+
     from ..chat import Chat
     from ..stores.base import Store
 
@@ -29,7 +34,6 @@ __all__ = ["MISSING_KEY_MESSAGE", "chat_command"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 SIMULATED_TAG = "simulated"
-TITLE_LENGTH = 60
 
 OFFLINE_HINT = (
     "Or try it offline: claude-history chat --simulator   (replies come from the built-in simulator)"
@@ -48,12 +52,15 @@ SIMULATOR_BANNER = (
 
 HELP_TEXT = """Commands:
   /help          this list
-  /usage         tokens and cost of this session so far
-  /undo          remove the last turn (your message and the reply) from the session
+  /usage         tokens and cost of this session so far (undone and interrupted replies included)
+  /undo          remove the last turn (your message and the reply) from the session; its cost stays on record
   /history       show the session so far
   /session       show the session id and how to come back to it
-  /exit, /quit   leave (Ctrl-D works too; Ctrl-C stops a reply that is streaming)
+  /exit, /quit   leave (so do `exit`, `quit` and Ctrl-D; Ctrl-C stops a reply that is streaming)
 Start a message with // to send a text that begins with /."""
+
+# Typed alone, these leave the chat instead of being sent to Claude as a message.
+EXIT_WORDS = frozenset({"exit", "quit", "/exit", "/quit"})
 
 
 @click.command("chat")
@@ -89,10 +96,19 @@ def chat_command(
 ) -> None:
     """Chat with Claude; the conversation is saved and can be continued later with --session ID or -c.
 
-    Without a terminal (piped input), every line of stdin is one message.
+    Without a terminal (piped input), every line of stdin is one message; the exit status is 1 when a turn
+    failed.
+
+    \b
+    Examples:
+      claude-history chat --simulator             # try it offline
+      claude-history chat -c                      # continue the latest session
+      echo "Capital of France?" | claude-history chat -s geo
     """
     if session_id is not None and continue_latest:
         raise click.UsageError("use either --session ID or --continue, not both")
+    import anthropic
+
     with contextlib.ExitStack() as stack:
         if simulator:
             from ..testing import Simulator
@@ -111,10 +127,8 @@ def chat_command(
         stack.callback(client.close)
 
         from ..chat import Chat
-        from ..stores import open_store
 
-        store = open_store(store_url)
-        stack.callback(store.close)
+        store = stack.enter_context(opened(store_url, create=True))
         session_id, stored_model = _resolve_session(store, session_id, continue_latest)
         options: dict[str, Any] = {}
         if max_tokens is not None:
@@ -130,10 +144,25 @@ def chat_command(
         # Prices: the /usage line says when a model has no price; the library's warning would repeat it.
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore", PricingWarning)
-        _Repl(chat, reader=make_reader(), simulated=simulator, store_url=store_url).run()
+        _check_sendable(chat)
+        repl = _Repl(chat, reader=make_reader(store_url), simulated=simulator, store_url=store_url)
+        repl.run()
+    if repl.failed_turns:
+        raise SystemExit(1)  # scripts must see that a message got no reply (each failure was said on stderr)
 
 
-def _has_credentials(client: anthropic.Anthropic) -> bool:
+def _check_sendable(chat: Chat) -> None:
+    """A session the chat cannot continue would fail every turn: say so once, with the command that writes a
+    repaired copy."""
+    problem = why_not_continuable(chat.messages, chat.session_id)
+    if problem is not None:
+        raise CliError(
+            f"session {chat.session_id!r} cannot be continued: {problem}\n"
+            f"Write a copy the chat can continue with: claude-history sessions repair {shlex.quote(chat.session_id)}"
+        )
+
+
+def _has_credentials(client: anthropic.Anthropic) -> bool:  # the SDK is loaded by then
     """True when the SDK found some credential (key, token, profile or federation) to send."""
     return bool(client.api_key or client.auth_token or getattr(client, "credentials", None))
 
@@ -146,11 +175,24 @@ def _resolve_session(store: Store, session_id: str | None, continue_latest: bool
             raise CliError("there is no session to continue yet; start one with `claude-history chat`")
         return latest[0].id, latest[0].model
     if session_id is None:
-        return uuid.uuid4().hex[:12], None
+        return new_session_id(), None
     try:
-        return session_id, store.get_session(session_id).model
+        info = store.get_session(session_id)
     except SessionNotFound:
+        _say_new(store, session_id)
         return session_id, None
+    check_readable(info)
+    return session_id, info.model
+
+
+def _say_new(store: Store, session_id: str) -> None:
+    """``chat -s typo`` must not silently start a new session: say so, and name the sessions it may have meant."""
+    known = [info.id for info in store.list_sessions(limit=200)]
+    close = difflib.get_close_matches(session_id, known, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    err_console().print(
+        Text(f"No session {session_id!r} in this store{hint}: starting a new one with this id.", style="yellow")
+    )
 
 
 class _Repl:
@@ -162,6 +204,7 @@ class _Repl:
         self.err = err_console()
         self.out = out_console()
         self._labelled = False
+        self.failed_turns = 0
 
     def run(self) -> None:
         self._hello()
@@ -170,7 +213,7 @@ class _Repl:
                 line = self.reader.read()
             except KeyboardInterrupt:
                 break
-            if line is None:
+            if line is None or line.strip().lower() in EXIT_WORDS:
                 break
             if line.startswith("/") and not line.startswith("//"):
                 if not self._command(line.strip()):
@@ -185,35 +228,68 @@ class _Repl:
         started = False
         try:
             with self.chat.stream(text) as stream:
-                for chunk in stream.text_stream:
-                    started = True
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
+                try:
+                    for chunk in stream.text_stream:
+                        started = True
+                        self._write(chunk)
+                except KeyboardInterrupt:
+                    self._record_interrupted(stream)
+                    raise
             self._end_line(started)
         except KeyboardInterrupt:
             self._end_line(started)
             self.err.print(
-                "(interrupted: the reply was discarded and the session is unchanged)", style="yellow"
+                "(interrupted: the reply was discarded and the session is unchanged; what it cost stays on record)",
+                style="yellow",
             )
             return
-        except EXPECTED_ERRORS as exc:
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
             self._end_line(started)
+            self.failed_turns += 1
             if isinstance(exc, ConflictError):  # the chat has reloaded the session: go on from there
-                self.err.print(
-                    Text(f"Error: {describe_error(exc)}; continuing from the stored session", "red")
-                )
+                self.err.print(Text(f"Error: {describe_error(exc)}; continuing from the stored session", "red"))
             else:
                 self.err.print(Text(f"Error: {describe_error(exc)} (this turn was not saved)", "red"))
             return
         if self.chat.pending:
             # Without tools a turn stays open only when the reply was empty or paused: nothing to keep.
             self.chat.discard_pending()
+            self.failed_turns += 1
             self.err.print("(the reply was incomplete or empty; nothing was saved)", style="yellow")
             return
         try:
             self._label_session()
-        except EXPECTED_ERRORS as exc:  # labels are a convenience: never end the chat over them
+        except Exception as exc:  # labels are a convenience: never end the chat over them
+            if not is_expected(exc):
+                raise
             self.err.print(Text("Error: " + describe_error(exc), style="red"))
+
+    @staticmethod
+    def _write(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    def _record_interrupted(self, stream: Any) -> None:
+        """The part of a reply streamed before Ctrl-C was paid for: keep its usage on the session's record."""
+        try:
+            snapshot = stream.current_message_snapshot
+        except RuntimeError:  # no reply had started
+            return
+        usage = dict(snapshot.usage.model_dump(exclude_none=True)) if snapshot.usage else {}
+        streamed = "".join(getattr(b, "text", "") for b in snapshot.content)
+        if streamed:
+            from ..tokens import estimate_text
+
+            # The output count arrives only with the last event: estimate what was generated so far.
+            usage["output_tokens"] = max(int(usage.get("output_tokens") or 0), round(estimate_text(streamed)))
+        try:
+            record_spent(self.chat.store, self.chat.session_id, [(snapshot.model, usage)], "interrupted")
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
+            self.err.print(Text("Error: could not record the interrupted reply's cost: " + describe_error(exc), "red"))
 
     def _label_session(self) -> None:
         """Once per run: give an untitled session a title (its first message) for `sessions list`, and tag
@@ -225,7 +301,7 @@ class _Repl:
         info = store.get_session(session_id)
         changes: dict[str, Any] = {}
         if info.title is None and self.chat.messages:
-            changes["title"] = _title(content_text(self.chat.messages[0].get("content")))
+            changes["title"] = title_from(content_text(self.chat.messages[0].get("content")))
         if self.simulated and SIMULATED_TAG not in info.tags:
             changes["tags"] = [*info.tags, SIMULATED_TAG]
         if changes:
@@ -256,7 +332,9 @@ class _Repl:
             return True
         try:
             handler()
-        except EXPECTED_ERRORS as exc:
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
             self.err.print(Text("Error: " + describe_error(exc), style="red"))
         return True
 
@@ -264,19 +342,28 @@ class _Repl:
         self.out.print(HELP_TEXT, markup=False)
 
     def _usage(self) -> None:
-        self.out.print(f"tokens: {format_usage(self.chat.usage)}", markup=False)
-        cost = format_cost(self.chat.cost)
-        if not self.chat.cost_complete:
-            cost = f"at least {cost} (some replies are from models without a price)"
-        self.out.print(f"cost:   {cost}", markup=False)
+        try:
+            data = self.chat.store.load(self.chat.session_id)
+        except SessionNotFound:
+            self.out.print("Nothing spent yet.")
+            return
+        spent = spending(data.info, data.messages)
+        self.out.print(f"tokens: {format_usage(spent.usage)}", markup=False)
+        self.out.print(f"cost:   {format_spending(spent)}", markup=False)
 
     def _undo(self) -> None:
+        before = self.chat.store.load(self.chat.session_id).messages if self.chat.messages else []
         removed = self.chat.undo()
         if not removed:
             self.out.print("Nothing to undo.")
             return
         remaining = len(self.chat.messages)
-        self.out.print(f"Removed the last turn ({len(removed)} messages); {remaining} messages remain.")
+        paid = [(m.model, m.usage) for m in before[remaining:] if m.usage]
+        record_spent(self.chat.store, self.chat.session_id, paid, "undone")
+        self.out.print(
+            f"Removed the last turn ({len(removed)} messages); {remaining} messages remain. "
+            "Its cost stays in the session's totals."
+        )
 
     def _history(self) -> None:
         try:
@@ -314,6 +401,4 @@ class _Repl:
         return hint
 
 
-def _title(text: str) -> str:
-    words = " ".join(text.split())
-    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+

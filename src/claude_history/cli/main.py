@@ -10,8 +10,9 @@ import click
 from .. import __version__
 from ..errors import ConfigurationError
 from .chat_command import chat_command
-from .errors import EXPECTED_ERRORS, cli_error, describe_error
+from .errors import cli_error, describe_error, is_expected, is_store_error
 from .sessions_command import sessions_group
+from .store_access import where_from
 
 __all__ = ["cli", "main"]
 
@@ -20,9 +21,12 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except EXPECTED_ERRORS as exc:
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
             code = 2 if isinstance(exc, ConfigurationError) else 1
-            raise cli_error(describe_error(exc), code) from exc
+            where = where_from(ctx) if is_store_error(exc) else ""
+            raise cli_error(describe_error(exc) + where, code) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

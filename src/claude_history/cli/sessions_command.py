@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import ConfigurationError, ConflictError, InvalidHistory
-from ..history import validate
+from ..errors import ConfigurationError, ConflictError
+from ..history import turn_starts
+from .continuable import continuable_copy, why_not_continuable
 from .errors import CliError
+from .ids import new_session_id, title_from
 from .options import err_console, out_console, store_option
-from .render import render_hits, render_session, render_sessions
+from .render import content_text, render_hits, render_session, render_sessions
+from .spent import SPENT_KEY
+from .store_access import check_readable, opened, session_or_none
 
 if TYPE_CHECKING:
     from ..stores.base import SessionInfo, Store
@@ -22,17 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["sessions_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextlib.contextmanager
-def _opened(store_url: str | None) -> Iterator[Store]:
-    from ..stores import open_store
-
-    store = open_store(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
+_opened = opened
 
 
 @click.group("sessions")
@@ -72,6 +66,7 @@ def show_command(session_id: str, store_url: str | None) -> None:
     """Every message of a session, with the model, token usage and cost of each reply."""
     with _opened(store_url) as store:
         data = store.load(session_id)
+    check_readable(data.info)
     render_session(out_console(), data)
 
 
@@ -125,57 +120,154 @@ def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
 def export_command(session_id: str, output: IO[str], store_url: str | None) -> None:
     """Write a session as JSON Lines: a header line with the metadata, then one line per message."""
     with _opened(store_url) as store:
+        check_readable(store.get_session(session_id))
         text = store.export_jsonl(session_id)
     output.write(text if text.endswith("\n") or not text else text + "\n")
 
 
 @sessions_group.command("import")
-@click.argument("source", metavar="FILE", type=click.File("r", encoding="utf-8"))
-@click.option(
-    "--session", "session_id", metavar="ID", help="Store it under this id (default: the exported id)."
-)
+@click.argument("source", metavar="FILE", type=click.File("rb"))
+@click.option("--session", "session_id", metavar="ID", help="Store it under this id (default: the exported id).")
 @store_option
-def import_command(source: IO[str], session_id: str | None, store_url: str | None) -> None:
+def import_command(source: IO[bytes], session_id: str | None, store_url: str | None) -> None:
     """Import a session from JSON Lines (from `sessions export`) or from a JSON list of {"role", "content"}
-    messages as the guides store them. FILE may be - for stdin. Prints the session id."""
-    data = source.read()
+    messages as the guides store them. FILE may be - for stdin. Prints the session id.
+
+    \b
+    Examples:
+      claude-history sessions import trip.jsonl
+      claude-history sessions import - --session copy < trip.jsonl
+    """
+    name = _name(source)
+    try:
+        data = source.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"cannot import {name}: it is not UTF-8 text (byte {exc.start}); exports are UTF-8 JSON Lines"
+        ) from exc
     if not data.strip():
-        raise CliError(f"{_name(source)} is empty; nothing to import")
-    with _opened(store_url) as store:
+        raise CliError(f"{name} is empty; nothing to import")
+    with _opened(store_url, create=True) as store:
         try:
             new_id = store.import_jsonl(data, session_id=session_id)
         except ConfigurationError as exc:  # the file's content, not the user's settings
-            raise CliError(f"cannot import {_name(source)}: {exc}") from exc
+            raise CliError(f"cannot import {name}: {exc}") from exc
         except ConflictError as exc:  # an import only ever creates: the id is taken
             raise CliError(_taken(exc.session_id, "import it under another id with --session ID")) from exc
-        messages = store.load(new_id).message_params()
+        loaded = store.load(new_id)
+        _label(store, loaded.info, loaded.message_params(), [m.model for m in loaded.messages])
+    messages = loaded.message_params()
     click.echo(new_id)
     err = err_console()
     err.print(f"Imported {len(messages)} messages into session {new_id}.", markup=False)
-    try:
-        validate(messages, for_sending=False)
-    except InvalidHistory as exc:
-        # Imported as it is (the log is never rewritten behind the user's back), but say it cannot be sent.
+    problem = why_not_continuable(messages, new_id)
+    if problem is not None:
+        # Imported as it is (the log is never rewritten behind the user's back), but say the chat cannot go on.
         err.print(
-            f"Warning: imported as it is, but the API would reject this history: {exc}",
+            f"Warning: imported as it is, but the chat cannot continue it: {problem}\n"
+            f"Write a copy the chat can continue with: claude-history sessions repair {shlex.quote(new_id)}",
             style="yellow",
             markup=False,
         )
 
 
+def _label(store: Store, info: SessionInfo, messages: list[dict[str, Any]], models: list[str | None]) -> None:
+    """Give a session without title or model (imported, or written by the library) what `sessions list`
+    shows: its first user message as title, the model of its last reply."""
+    changes: dict[str, Any] = {}
+    if info.title is None:
+        first = next((m for m in messages if m.get("role") == "user"), None)
+        text = content_text(first.get("content")) if first else ""
+        if text.strip():
+            changes["title"] = title_from(text)
+    if info.model is None:
+        model = next((m for m in reversed(models) if m), None)
+        if model:
+            changes["model"] = model
+    if changes:
+        store.update_session(info.id, **changes)
+
+
 @sessions_group.command("fork")
 @click.argument("session_id", metavar="ID")
-@click.option("--at", type=click.IntRange(min=0), help="Keep messages before this index (default: all).")
+@click.option("--at", type=click.IntRange(min=0), help="Keep messages before this index, a turn start (default: all).")
 @click.option("--new-id", metavar="ID", help="Id of the new session (default: generated).")
 @store_option
 def fork_command(session_id: str, at: int | None, new_id: str | None, store_url: str | None) -> None:
-    """Start a new session that shares the beginning of an existing one. Prints the new id."""
+    """Start a new session that shares the beginning of an existing one. Prints the new id.
+
+    \b
+    Examples:
+      claude-history sessions fork trip             # a copy to take elsewhere
+      claude-history sessions fork trip --at 2      # keep the first turn only
+    """
     with _opened(store_url) as store:
+        data = store.load(session_id)
+        check_readable(data.info)
+        messages = data.message_params()
+        if at is not None and at < len(messages) and at not in turn_starts(messages):
+            raise CliError(_not_a_turn_start(at, messages))
         try:
-            forked = store.fork(session_id, at=at, new_id=new_id)
+            forked = store.fork(session_id, at=at, new_id=new_id or new_session_id())
         except ConflictError as exc:  # a fork only ever creates: the new id is taken
             raise CliError(_taken(exc.session_id, "choose another with --new-id ID")) from exc
+        kept = len(messages) if at is None else min(at, len(messages))
+        title = f"{data.info.title or title_from(content_text(messages[0]['content']) if messages else '')}"
+        metadata = {k: v for k, v in data.info.metadata.items() if k != SPENT_KEY}  # the parent's spending
+        store.update_session(forked, title=title_from(f"{title} (fork of {session_id} at {kept})"), metadata=metadata)
     click.echo(forked)
+
+
+def _not_a_turn_start(at: int, messages: list[dict[str, Any]]) -> str:
+    """A fork cut inside a turn could not be continued (it would end with an unanswered message)."""
+    starts = [*turn_starts(messages), len(messages)]
+    before = max((i for i in starts if i < at), default=0)
+    after = min(i for i in starts if i > at)
+    return (
+        f"--at {at} would cut a turn in two (message {at} is a {messages[at]['role']} message inside a turn); "
+        f"fork at a turn start: --at {before} or --at {after}"
+    )
+
+
+@sessions_group.command("repair")
+@click.argument("session_id", metavar="ID")
+@click.option("--new-id", metavar="ID", help="Id of the repaired copy (default: generated).")
+@store_option
+def repair_command(session_id: str, new_id: str | None, store_url: str | None) -> None:
+    """Write a copy of a session that the chat can continue (the original is kept). Prints the new id.
+
+    Empty messages are dropped, same-role runs merged, tool calls without results closed, and a last user
+    message without a reply left out, as `claude_history.repair()` does.
+
+    \b
+    Example:
+      claude-history sessions repair imported-42 && claude-history chat -c
+    """
+    from ..stores.base import Entry
+
+    with _opened(store_url) as store:
+        data = store.load(session_id)
+        check_readable(data.info)
+        messages = data.message_params()
+        if why_not_continuable(messages, session_id) is None:
+            err_console().print(f"Session {session_id} needs no repair; continue it as it is.", markup=False)
+            click.echo(session_id)
+            return
+        fixed = continuable_copy(messages)
+        target = new_id or new_session_id()
+        if session_or_none(store, target) is not None:
+            raise CliError(_taken(target, "choose another with --new-id ID"))
+        info = data.info
+        store.update_session(
+            target, create=True, title=info.title, model=info.model, system=info.system, tags=info.tags
+        )
+        if fixed:
+            store.append(target, [Entry(m) for m in fixed], expected_version=0)
+    click.echo(target)
+    err_console().print(
+        f"Wrote {len(fixed)} messages (of {len(messages)}) to session {target}; {session_id} is unchanged.",
+        markup=False,
+    )
 
 
 def _taken(session_id: str, advice: str) -> str:
@@ -197,6 +289,6 @@ def _info_json(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-def _name(stream: IO[str]) -> str:
+def _name(stream: IO[Any]) -> str:
     name = getattr(stream, "name", None)
-    return "stdin" if stream is sys.stdin or name in (None, "<stdin>") else str(name)
+    return "stdin" if stream in (sys.stdin, sys.stdin.buffer) or name in (None, "<stdin>") else str(name)
