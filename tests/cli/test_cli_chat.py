@@ -343,6 +343,6 @@ def test_a_rejected_key_is_reported_as_such(invoke: Invoke, sim: Any, api_env: d
 def test_an_unreachable_api_is_one_line(invoke: Invoke, api_env: dict[str, str | None]) -> None:
     env = {**api_env, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}  # nothing listens on the discard port
     result = invoke(["chat", "-s", "offline", "--max-tokens", "10"], input="hello\n", env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the message got no reply
     assert "Traceback" not in result.output
     assert "cannot reach http://127.0.0.1:9" in result.stderr

@@ -6,15 +6,18 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ..stores.base import SearchHit, SessionData, SessionInfo, StoredMessage
+from ..stores.base import SearchHit, SessionData, StoredMessage
 from .spent import Spending, priced, spending
+
+if TYPE_CHECKING:
+    from .overview import SessionRow
 
 __all__ = [
     "USAGE_FIELDS",
@@ -109,28 +112,39 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def render_sessions(console: Console, sessions: Sequence[SessionInfo]) -> None:
-    if not sessions:
+def render_sessions(console: Console, rows: Sequence[SessionRow]) -> None:
+    if not rows:
         console.print("No sessions.", style="dim")
         return
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("session", overflow="fold")
     table.add_column("updated", no_wrap=True)
-    table.add_column("msgs", justify="right")
+    table.add_column("turns", justify="right")
+    table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("model")
     table.add_column("title", overflow="ellipsis")
-    for info in sessions:
+    for row in rows:
+        info = row.info
         title = info.title or ""
         if info.tags:
             title = (title + " " if title else "") + " ".join(f"#{t}" for t in info.tags)
         table.add_row(
             Text(info.id),
             _when(info.updated_at),
-            str(info.message_count),
+            "?" if row.turns is None else str(row.turns),
+            _short_cost(row.spent),
             Text(info.model or ""),
             Text(title),
         )
     console.print(table)
+
+
+def _short_cost(spent: Spending | None) -> str:
+    if spent is None or not spent.replies:
+        return ""
+    if spent.unpriced == spent.replies:
+        return "?"
+    return ("≥" if spent.unpriced else "") + format_cost(spent.cost)
 
 
 def message_cost(message: StoredMessage) -> float | None:

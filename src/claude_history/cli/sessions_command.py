@@ -16,6 +16,7 @@ from .continuable import continuable_copy, why_not_continuable
 from .errors import CliError
 from .ids import new_session_id, title_from
 from .options import err_console, out_console, store_option
+from .overview import derived_labels, session_row
 from .render import content_text, render_hits, render_session, render_sessions
 from .spent import SPENT_KEY
 from .store_access import check_readable, opened, session_or_none
@@ -51,12 +52,16 @@ def list_command(
 ) -> None:
     """Sessions, most recently updated first."""
     with _opened(store_url) as store:
-        sessions = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
+        listed = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
+        rows = [session_row(store, info) for info in listed]
     if as_json:
-        for info in sessions:
-            click.echo(json.dumps(_info_json(info), ensure_ascii=False))
+        for row in rows:
+            record = _info_json(row.info)
+            record["turns"] = row.turns
+            record["cost"] = row.spent.cost if row.spent is not None and row.spent.complete else None
+            click.echo(json.dumps(record, ensure_ascii=False))
         return
-    render_sessions(out_console(), sessions)
+    render_sessions(out_console(), rows)
 
 
 @sessions_group.command("show")
@@ -172,18 +177,8 @@ def import_command(source: IO[bytes], session_id: str | None, store_url: str | N
 
 
 def _label(store: Store, info: SessionInfo, messages: list[dict[str, Any]], models: list[str | None]) -> None:
-    """Give a session without title or model (imported, or written by the library) what `sessions list`
-    shows: its first user message as title, the model of its last reply."""
-    changes: dict[str, Any] = {}
-    if info.title is None:
-        first = next((m for m in messages if m.get("role") == "user"), None)
-        text = content_text(first.get("content")) if first else ""
-        if text.strip():
-            changes["title"] = title_from(text)
-    if info.model is None:
-        model = next((m for m in reversed(models) if m), None)
-        if model:
-            changes["model"] = model
+    """Store the title and model `sessions list` would derive, so the imported session keeps them."""
+    changes = derived_labels(info, messages, models)
     if changes:
         store.update_session(info.id, **changes)
 
