@@ -346,3 +346,28 @@ def test_an_unreachable_api_is_one_line(invoke: Invoke, api_env: dict[str, str |
     assert result.exit_code == 1, result.output  # the message got no reply
     assert "Traceback" not in result.output
     assert "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_a_status_line_follows_each_reply(invoke: Invoke, sim: Any, api_env: dict[str, str | None]) -> None:
+    result = invoke(["chat", "-s", "status"], input="One.\nTwo.\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("in ")]
+    assert len(lines) == 2, result.stderr
+    shape = r"in [\d,]+.* · out [\d,]+ · turn \$[\d.]+ · session \$[\d.]+ · context \d+% of [\d,]+"
+    assert all(re.search(shape, line) for line in lines), lines
+    second_turn, second_session = re.findall(r"\$([\d.]+)", lines[1])
+    first_session = re.findall(r"\$([\d.]+)", lines[0])[1]
+    assert float(second_session) == pytest.approx(float(first_session) + float(second_turn), abs=2e-6)
+    assert "in " not in result.stdout  # stdout holds the replies only
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "said"), [("max_tokens", "cut at the max_tokens limit (50 tokens)"), ("refusal", "declined")]
+)
+def test_a_reply_that_did_not_end_normally_is_said(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], stop_reason: str, said: str
+) -> None:
+    sim.reply_with("Partial answer", stop_reason=stop_reason)
+    result = invoke(["chat", "-s", "stop", "--max-tokens", "50"], input="Tell me.\n", env=api_env)
+    assert "Traceback" not in result.output
+    assert said in result.stderr

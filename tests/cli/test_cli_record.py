@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import Invoke, assert_clean_failure
 
 from claude_history import Chat, open_store
-from claude_history.cli.chat_command import _Repl
+from claude_history.cli.reply_view import PlainView
 from claude_history.cli.spent import spending
 from claude_history.stores.base import Store
 
@@ -63,10 +63,10 @@ def test_a_reply_stopped_with_ctrl_c_is_counted(
 ) -> None:
     sim.reply_with("A long answer " * 50)
 
-    def press_ctrl_c(chunk: str) -> None:
-        raise KeyboardInterrupt
+    def press_ctrl_c(self: PlainView, chunk: str) -> None:
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the first words arrive
 
-    monkeypatch.setattr(_Repl, "_write", staticmethod(press_ctrl_c))
+    monkeypatch.setattr(PlainView, "add", press_ctrl_c)
     result = invoke(["chat", "-s", "stopped"], input="Tell me everything.\n", env=api_env)
     assert result.exit_code == 0, result.output
     assert "interrupted" in result.stderr and "stays on record" in result.stderr

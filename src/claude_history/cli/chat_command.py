@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import shlex
-import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from ..errors import ConflictError, SessionNotFound
+from ..models import model_info
 from ..pricing import PricingWarning
 from .continuable import why_not_continuable
 from .errors import CliError, CliSetupError, describe_error, is_expected
@@ -21,6 +21,7 @@ from .ids import new_session_id, title_from
 from .lines import LineReader, make_reader
 from .options import err_console, out_console, store_option
 from .render import content_text, format_spending, format_usage, render_session
+from .reply_view import ReplyView, make_view, status_line, stop_notice
 from .spent import record_spent, spending
 from .store_access import check_readable, opened
 
@@ -145,7 +146,8 @@ def chat_command(
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore", PricingWarning)
         _check_sendable(chat)
-        repl = _Repl(chat, reader=make_reader(store_url), simulated=simulator, store_url=store_url)
+        reader = make_reader(store_url)
+        repl = _Repl(chat, reader=reader, simulated=simulator, store_url=store_url, max_tokens=max_tokens)
         repl.run()
     if repl.failed_turns:
         raise SystemExit(1)  # scripts must see that a message got no reply (each failure was said on stderr)
@@ -196,13 +198,23 @@ def _say_new(store: Store, session_id: str) -> None:
 
 
 class _Repl:
-    def __init__(self, chat: Chat, *, reader: LineReader, simulated: bool, store_url: str | None) -> None:
+    def __init__(
+        self,
+        chat: Chat,
+        *,
+        reader: LineReader,
+        simulated: bool,
+        store_url: str | None,
+        max_tokens: int | None = None,
+    ) -> None:
         self.chat = chat
         self.reader = reader
         self.simulated = simulated
         self.store_url = store_url
         self.err = err_console()
         self.out = out_console()
+        self.view: ReplyView = make_view(self.out)
+        self.max_tokens = max_tokens
         self._labelled = False
         self.failed_turns = 0
 
@@ -225,19 +237,21 @@ class _Repl:
     # -- one turn --------------------------------------------------------------------------------------------
 
     def _turn(self, text: str) -> None:
-        started = False
+        view = self.view
+        final: Any = None
         try:
             with self.chat.stream(text) as stream:
                 try:
                     for chunk in stream.text_stream:
-                        started = True
-                        self._write(chunk)
+                        view.add(chunk)
                 except KeyboardInterrupt:
                     self._record_interrupted(stream)
                     raise
-            self._end_line(started)
+                with contextlib.suppress(RuntimeError):  # no final reply: an empty or paused turn
+                    final = stream.get_final_message()
+            view.finish()
         except KeyboardInterrupt:
-            self._end_line(started)
+            view.finish()
             self.err.print(
                 "(interrupted: the reply was discarded and the session is unchanged; what it cost stays on record)",
                 style="yellow",
@@ -246,7 +260,7 @@ class _Repl:
         except Exception as exc:
             if not is_expected(exc):
                 raise
-            self._end_line(started)
+            view.finish()
             self.failed_turns += 1
             if isinstance(exc, ConflictError):  # the chat has reloaded the session: go on from there
                 self.err.print(Text(f"Error: {describe_error(exc)}; continuing from the stored session", "red"))
@@ -259,6 +273,8 @@ class _Repl:
             self.failed_turns += 1
             self.err.print("(the reply was incomplete or empty; nothing was saved)", style="yellow")
             return
+        if final is not None:
+            self._after_reply(final)
         try:
             self._label_session()
         except Exception as exc:  # labels are a convenience: never end the chat over them
@@ -266,10 +282,19 @@ class _Repl:
                 raise
             self.err.print(Text("Error: " + describe_error(exc), style="red"))
 
-    @staticmethod
-    def _write(chunk: str) -> None:
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+    def _after_reply(self, message: Any) -> None:
+        """A notice when the reply did not end normally, then the status line: tokens, costs, context fill."""
+        notice = stop_notice(message.stop_reason, self.max_tokens)
+        if notice:
+            self.err.print(Text(notice, style="yellow"))
+        usage = message.usage.model_dump(exclude_none=True) if message.usage else {}
+        info = self.chat.store.get_session(self.chat.session_id)
+        off_log = spending(info)
+        total = self.chat.cost + off_log.cost
+        complete = self.chat.cost_complete and off_log.complete
+        known = model_info(message.model or self.chat.model)
+        window = known.context_window if known else None
+        self.err.print(status_line(usage, message.model or self.chat.model, total, complete, window))
 
     def _record_interrupted(self, stream: Any) -> None:
         """The part of a reply streamed before Ctrl-C was paid for: keep its usage on the session's record."""
@@ -306,12 +331,6 @@ class _Repl:
             changes["tags"] = [*info.tags, SIMULATED_TAG]
         if changes:
             store.update_session(session_id, **changes)
-
-    @staticmethod
-    def _end_line(started: bool) -> None:
-        if started:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
 
     # -- slash commands --------------------------------------------------------------------------------------
 
