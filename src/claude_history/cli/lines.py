@@ -7,26 +7,36 @@ needs a real terminal.
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
 __all__ = ["LineReader", "PipeReader", "TerminalReader", "history_file", "make_reader"]
 
+# Slash commands complete only as the first word of the line.
+_SLASH_WORD = re.compile(r"^/\w*")
+
 
 class LineReader(Protocol):
-    def read(self) -> str | None:
-        """The next message, or ``None`` at end of input (Ctrl-D, EOF). Ctrl-C raises KeyboardInterrupt."""
+    interactive: bool  # a person at a terminal (prompts can be prefilled), not a stream of lines
+
+    def read(self, default: str = "") -> str | None:
+        """The next message, or ``None`` at end of input (Ctrl-D, EOF). ``default``: text to start the prompt
+        with (ignored without a terminal)."""
         ...
 
 
 class PipeReader:
     """One message per line of a non-interactive stream; blank lines are skipped."""
 
+    interactive = False
+
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def read(self) -> str | None:
+    def read(self, default: str = "") -> str | None:
         while True:
             line = self._stream.readline()
             if not line:
@@ -41,8 +51,13 @@ class TerminalReader:
 
     Ctrl-C clears the line being typed; a second Ctrl-C on an empty line leaves (as Ctrl-D does)."""
 
-    def __init__(self, history_file: Path | None = None, prompt: str = "you> ") -> None:
+    interactive = True
+
+    def __init__(
+        self, history_file: Path | None = None, commands: Sequence[str] = (), prompt: str = "you> "
+    ) -> None:
         from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory, History, InMemoryHistory
         from prompt_toolkit.key_binding import KeyBindings
         from prompt_toolkit.key_binding.key_processor import KeyPressEvent
@@ -63,15 +78,18 @@ class TerminalReader:
         self._session: PromptSession[str] = PromptSession(
             history=history,
             key_bindings=bindings,
+            completer=WordCompleter(list(commands), sentence=True, pattern=_SLASH_WORD),
+            complete_while_typing=True,
+            enable_open_in_editor=True,  # Ctrl-X Ctrl-E: write a long message in $EDITOR
             prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ",
         )
         self._prompt = prompt
 
-    def read(self) -> str | None:
+    def read(self, default: str = "") -> str | None:
         interrupted = False
         while True:
             try:
-                text = self._session.prompt(self._prompt)
+                text = self._session.prompt(self._prompt, default=default)
             except EOFError:
                 return None
             except KeyboardInterrupt:
@@ -93,10 +111,12 @@ def history_file(store_url: str | None) -> Path:
     return Path(user_data_dir("claude-history", appauthor=False)) / "input-history" / digest
 
 
-def make_reader(store_url: str | None = None, stdin: TextIO | None = None) -> LineReader:
+def make_reader(
+    store_url: str | None = None, commands: Sequence[str] = (), stdin: TextIO | None = None
+) -> LineReader:
     stream = stdin if stdin is not None else sys.stdin
     if _is_tty(stream) and _is_tty(sys.stdout):
-        return TerminalReader(history_file(store_url))
+        return TerminalReader(history_file(store_url), commands)
     return PipeReader(stream)
 
 

@@ -11,14 +11,14 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..errors import ConfigurationError, ConflictError
-from ..history import turn_starts
 from .continuable import continuable_copy, why_not_continuable
 from .errors import CliError
-from .ids import new_session_id, title_from
+from .forking import fork_session, taken
+from .ids import new_session_id
+from .markdown_export import FORMATS, export_text
 from .options import err_console, out_console, store_option
 from .overview import derived_labels, session_row
-from .render import content_text, render_hits, render_session, render_sessions
-from .spent import SPENT_KEY
+from .render import render_hits, render_session, render_sessions
 from .store_access import check_readable, opened, session_or_none
 
 if TYPE_CHECKING:
@@ -121,13 +121,26 @@ def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
     default="-",
     help="File to write (default stdout).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: what `sessions import` reads back; markdown: for reading and sharing.",
+)
 @store_option
-def export_command(session_id: str, output: IO[str], store_url: str | None) -> None:
-    """Write a session as JSON Lines: a header line with the metadata, then one line per message."""
+def export_command(session_id: str, output: IO[str], fmt: str, store_url: str | None) -> None:
+    """Write a session as JSON Lines (a header line with the metadata, then one line per message) or Markdown.
+
+    \b
+    Examples:
+      claude-history sessions export trip -o trip.jsonl
+      claude-history sessions export trip --format markdown > trip.md
+    """
     with _opened(store_url) as store:
-        check_readable(store.get_session(session_id))
-        text = store.export_jsonl(session_id)
-    output.write(text if text.endswith("\n") or not text else text + "\n")
+        text = export_text(store, session_id, fmt)
+    output.write(text)
 
 
 @sessions_group.command("import")
@@ -158,7 +171,7 @@ def import_command(source: IO[bytes], session_id: str | None, store_url: str | N
         except ConfigurationError as exc:  # the file's content, not the user's settings
             raise CliError(f"cannot import {name}: {exc}") from exc
         except ConflictError as exc:  # an import only ever creates: the id is taken
-            raise CliError(_taken(exc.session_id, "import it under another id with --session ID")) from exc
+            raise CliError(taken(exc.session_id, "import it under another id with --session ID")) from exc
         loaded = store.load(new_id)
         _label(store, loaded.info, loaded.message_params(), [m.model for m in loaded.messages])
     messages = loaded.message_params()
@@ -197,31 +210,8 @@ def fork_command(session_id: str, at: int | None, new_id: str | None, store_url:
       claude-history sessions fork trip --at 2      # keep the first turn only
     """
     with _opened(store_url) as store:
-        data = store.load(session_id)
-        check_readable(data.info)
-        messages = data.message_params()
-        if at is not None and at < len(messages) and at not in turn_starts(messages):
-            raise CliError(_not_a_turn_start(at, messages))
-        try:
-            forked = store.fork(session_id, at=at, new_id=new_id or new_session_id())
-        except ConflictError as exc:  # a fork only ever creates: the new id is taken
-            raise CliError(_taken(exc.session_id, "choose another with --new-id ID")) from exc
-        kept = len(messages) if at is None else min(at, len(messages))
-        title = f"{data.info.title or title_from(content_text(messages[0]['content']) if messages else '')}"
-        metadata = {k: v for k, v in data.info.metadata.items() if k != SPENT_KEY}  # the parent's spending
-        store.update_session(forked, title=title_from(f"{title} (fork of {session_id} at {kept})"), metadata=metadata)
+        forked = fork_session(store, session_id, at, new_id)
     click.echo(forked)
-
-
-def _not_a_turn_start(at: int, messages: list[dict[str, Any]]) -> str:
-    """A fork cut inside a turn could not be continued (it would end with an unanswered message)."""
-    starts = [*turn_starts(messages), len(messages)]
-    before = max((i for i in starts if i < at), default=0)
-    after = min(i for i in starts if i > at)
-    return (
-        f"--at {at} would cut a turn in two (message {at} is a {messages[at]['role']} message inside a turn); "
-        f"fork at a turn start: --at {before} or --at {after}"
-    )
 
 
 @sessions_group.command("repair")
@@ -251,7 +241,7 @@ def repair_command(session_id: str, new_id: str | None, store_url: str | None) -
         fixed = continuable_copy(messages)
         target = new_id or new_session_id()
         if session_or_none(store, target) is not None:
-            raise CliError(_taken(target, "choose another with --new-id ID"))
+            raise CliError(taken(target, "choose another with --new-id ID"))
         info = data.info
         store.update_session(
             target, create=True, title=info.title, model=info.model, system=info.system, tags=info.tags
@@ -263,10 +253,6 @@ def repair_command(session_id: str, new_id: str | None, store_url: str | None) -
         f"Wrote {len(fixed)} messages (of {len(messages)}) to session {target}; {session_id} is unchanged.",
         markup=False,
     )
-
-
-def _taken(session_id: str, advice: str) -> str:
-    return f"session {session_id!r} already exists in this store; {advice}, or delete it first"
 
 
 def _info_json(info: SessionInfo) -> dict[str, Any]:
