@@ -1,10 +1,10 @@
-"""How the command line names and titles sessions: one id format and one title rule for chats, forks, imports."""
+"""How the command line names, titles and tags sessions: one id format, one title rule, one tag edit."""
 
 from __future__ import annotations
 
 import uuid
 
-__all__ = ["TITLE_LENGTH", "new_session_id", "title_from"]
+__all__ = ["TITLE_LENGTH", "edited_tags", "new_session_id", "title_from"]
 
 TITLE_LENGTH = 60
 
@@ -18,3 +18,14 @@ def title_from(text: str) -> str:
     """A one-line title from a message: its words, clipped to ``TITLE_LENGTH`` characters."""
     words = " ".join(text.split())
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def edited_tags(current: tuple[str, ...] | list[str], words: list[str]) -> list[str]:
+    """``current`` with each word added, or removed when written ``-TAG`` (``sessions tag``, ``/tag``)."""
+    tags = list(current)
+    for word in words:
+        if word.startswith("-"):
+            tags = [t for t in tags if t != word[1:]]
+        elif word not in tags:
+            tags.append(word)
+    return tags

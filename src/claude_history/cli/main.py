@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import ConfigurationError
 from .chat_command import chat_command
 from .errors import cli_error, describe_error, is_expected, is_store_error
+from .report_commands import cost_command, models_command
 from .sessions_command import sessions_group
 from .store_access import where_from
 
@@ -40,6 +41,8 @@ def cli() -> None:
 
 cli.add_command(chat_command)
 cli.add_command(sessions_group)
+cli.add_command(cost_command)
+cli.add_command(models_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

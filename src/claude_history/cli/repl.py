@@ -16,7 +16,7 @@ from ..models import model_info
 from .attachments import attachment_block, with_attachments
 from .errors import CliError, describe_error, is_expected
 from .forking import fork_session
-from .ids import new_session_id, title_from
+from .ids import edited_tags, new_session_id, title_from
 from .lines import LineReader
 from .markdown_export import export_text
 from .options import err_console, out_console
@@ -373,12 +373,7 @@ class Repl:
             self._say("tags: " + (", ".join(shown) if shown else "none"))
             return
         info = store.update_session(session_id, create=True)
-        tags = list(info.tags)
-        for word in arg.split():
-            if word.startswith("-"):
-                tags = [t for t in tags if t != word[1:]]
-            elif word not in tags:
-                tags.append(word)
+        tags = edited_tags(info.tags, arg.split())
         store.update_session(session_id, tags=tags)
         self._say("tags: " + (", ".join(tags) if tags else "none"))
 

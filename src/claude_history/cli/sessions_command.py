@@ -14,7 +14,7 @@ from ..errors import ConfigurationError, ConflictError
 from .continuable import continuable_copy, why_not_continuable
 from .errors import CliError
 from .forking import fork_session, taken
-from .ids import new_session_id
+from .ids import edited_tags, new_session_id
 from .markdown_export import FORMATS, export_text
 from .options import err_console, out_console, store_option
 from .overview import derived_labels, session_row
@@ -50,7 +50,13 @@ def _owner_option(description: str) -> Callable[[F], F]:
 def list_command(
     owner: str | None, tag: str | None, limit: int, offset: int, as_json: bool, store_url: str | None
 ) -> None:
-    """Sessions, most recently updated first."""
+    """Sessions, most recently updated first, with their turns and cost.
+
+    \b
+    Examples:
+      claude-history sessions list -n 5
+      claude-history sessions list --tag travel --json
+    """
     with _opened(store_url) as store:
         listed = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
         rows = [session_row(store, info) for info in listed]
@@ -68,7 +74,12 @@ def list_command(
 @click.argument("session_id", metavar="ID")
 @store_option
 def show_command(session_id: str, store_url: str | None) -> None:
-    """Every message of a session, with the model, token usage and cost of each reply."""
+    """Every message of a session, with the model, token usage and cost of each reply.
+
+    \b
+    Example:
+      claude-history sessions show trip
+    """
     with _opened(store_url) as store:
         data = store.load(session_id)
     check_readable(data.info)
@@ -85,7 +96,12 @@ def show_command(session_id: str, store_url: str | None) -> None:
 def search_command(
     query: str, session_id: str | None, owner: str | None, limit: int, as_json: bool, store_url: str | None
 ) -> None:
-    """Full-text search over the text of stored messages."""
+    """Full-text search over the text of stored messages.
+
+    \b
+    Example:
+      claude-history sessions search "lisbon hotel" -n 5
+    """
     with _opened(store_url) as store:
         hits = store.search(query, session_id=session_id, owner=owner, limit=limit)
     if as_json:
@@ -101,7 +117,12 @@ def search_command(
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @store_option
 def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
-    """Delete a session with its messages, summaries and search entries."""
+    """Delete a session with its messages, summaries and search entries.
+
+    \b
+    Example:
+      claude-history sessions delete trip --yes
+    """
     with _opened(store_url) as store:
         info = store.get_session(session_id)  # SessionNotFound -> one clear line
         if not yes:
@@ -212,6 +233,42 @@ def fork_command(session_id: str, at: int | None, new_id: str | None, store_url:
     with _opened(store_url) as store:
         forked = fork_session(store, session_id, at, new_id)
     click.echo(forked)
+
+
+@sessions_group.command("rename")
+@click.argument("session_id", metavar="ID")
+@click.argument("title")
+@store_option
+def rename_command(session_id: str, title: str, store_url: str | None) -> None:
+    """Give a session a new title (shown by `sessions list`).
+
+    \b
+    Example:
+      claude-history sessions rename 3f2a9c1b7d4e "Trip to Lisbon"
+    """
+    with _opened(store_url) as store:
+        store.get_session(session_id)  # SessionNotFound -> one clear line, nothing created
+        store.update_session(session_id, title=title)
+    err_console().print(f"Session {session_id} is now titled {title!r}.", markup=False)
+
+
+@sessions_group.command("tag")
+@click.argument("session_id", metavar="ID")
+@click.argument("tags", nargs=-1, required=True, metavar="TAG... | -TAG")
+@store_option
+def tag_command(session_id: str, tags: tuple[str, ...], store_url: str | None) -> None:
+    """Add tags to a session, or remove one written as -TAG (`sessions list --tag TAG` filters by them).
+
+    \b
+    Examples:
+      claude-history sessions tag trip travel 2026
+      claude-history sessions tag trip -- -2026      # remove a tag (-- ends the options)
+    """
+    with _opened(store_url) as store:
+        info = store.get_session(session_id)
+        new = edited_tags(info.tags, list(tags))
+        store.update_session(session_id, tags=new)
+    click.echo(" ".join(new))
 
 
 @sessions_group.command("repair")
