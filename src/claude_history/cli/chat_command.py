@@ -9,13 +9,13 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.panel import Panel
 from rich.text import Text
 
 from ..errors import SessionNotFound
 from ..pricing import PricingWarning
+from .client import open_client
 from .continuable import why_not_continuable
-from .errors import CliError, CliSetupError
+from .errors import CliError
 from .ids import new_session_id
 from .lines import make_reader
 from .options import err_console, store_option
@@ -23,29 +23,13 @@ from .repl import COMMANDS, Repl
 from .store_access import check_readable, opened
 
 if TYPE_CHECKING:
-    import anthropic
 
     from ..chat import Chat
     from ..stores.base import Store
 
-__all__ = ["MISSING_KEY_MESSAGE", "chat_command"]
+__all__ = ["DEFAULT_MODEL", "chat_command", "resolve_session"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
-
-OFFLINE_HINT = (
-    "Or try it offline: claude-history chat --simulator   (replies come from the built-in simulator)"
-)
-
-MISSING_KEY_MESSAGE = (
-    "ANTHROPIC_API_KEY is not set, so there is no way to reach Claude.\n"
-    "Set it:            export ANTHROPIC_API_KEY=sk-ant-...\n" + OFFLINE_HINT
-)
-
-SIMULATOR_BANNER = (
-    "SIMULATED REPLIES: you are talking to claude-history's built-in Messages API simulator, not to Claude.\n"
-    "Its answers are canned and deterministic (it can tell you what history it received). "
-    "Set ANTHROPIC_API_KEY and drop --simulator to talk to Claude."
-)
 
 @click.command("chat")
 @click.option(
@@ -91,29 +75,13 @@ def chat_command(
     """
     if session_id is not None and continue_latest:
         raise click.UsageError("use either --session ID or --continue, not both")
-    import anthropic
-
     with contextlib.ExitStack() as stack:
-        if simulator:
-            from ..testing import Simulator
-
-            sim = stack.enter_context(Simulator())
-            client = anthropic.Anthropic(api_key="simulator", base_url=sim.base_url)
-            banner = Panel(Text(SIMULATOR_BANNER), border_style="yellow", title="simulator")
-            err_console().print(banner, soft_wrap=False)  # wrap inside the box, never crop it
-        else:
-            try:
-                client = anthropic.Anthropic()
-            except anthropic.CredentialsError as exc:  # e.g. a profile that is selected but unreadable
-                raise CliSetupError(f"cannot load Anthropic credentials: {exc}\n{OFFLINE_HINT}") from exc
-            if not _has_credentials(client):
-                raise CliSetupError(MISSING_KEY_MESSAGE)
-        stack.callback(client.close)
+        client = open_client(stack, simulator)
 
         from ..chat import Chat
 
         store = stack.enter_context(opened(store_url, create=True))
-        session_id, stored_model = _resolve_session(store, session_id, continue_latest)
+        session_id, stored_model = resolve_session(store, session_id, continue_latest)
         options: dict[str, Any] = {}
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
@@ -153,12 +121,7 @@ def _check_sendable(chat: Chat) -> None:
         )
 
 
-def _has_credentials(client: anthropic.Anthropic) -> bool:  # the SDK is loaded by then
-    """True when the SDK found some credential (key, token, profile or federation) to send."""
-    return bool(client.api_key or client.auth_token or getattr(client, "credentials", None))
-
-
-def _resolve_session(store: Store, session_id: str | None, continue_latest: bool) -> tuple[str, str | None]:
+def resolve_session(store: Store, session_id: str | None, continue_latest: bool) -> tuple[str, str | None]:
     """The session id to use and the model it was last used with (None for a new session)."""
     if continue_latest:
         latest = store.list_sessions(limit=1)

@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import ConfigurationError
+from .ask_command import ask_command
 from .chat_command import chat_command
 from .errors import cli_error, describe_error, is_expected, is_store_error
 from .report_commands import cost_command, models_command
@@ -19,6 +20,12 @@ __all__ = ["cli", "main"]
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `claude-history "question"`: anything that is not a command or an option is a question to ask.
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["ask", *args]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -36,9 +43,16 @@ def cli() -> None:
     """Conversations with Claude that are kept, searchable and cheap.
 
     Start with `claude-history chat` (or `claude-history chat --simulator` without an API key).
+
+    \b
+    Examples:
+      claude-history chat --simulator
+      claude-history "What is the capital of France?"
+      claude-history sessions list
     """
 
 
+cli.add_command(ask_command)
 cli.add_command(chat_command)
 cli.add_command(sessions_group)
 cli.add_command(cost_command)
