@@ -12,6 +12,7 @@ from ..errors import ConfigurationError
 from .ask_command import ask_command
 from .chat_command import chat_command
 from .errors import cli_error, describe_error, is_expected, is_store_error
+from .logs_command import logs_group
 from .report_commands import cost_command, models_command
 from .sessions_command import sessions_group
 from .store_access import where_from
@@ -56,6 +57,7 @@ cli.add_command(ask_command)
 cli.add_command(chat_command)
 cli.add_command(sessions_group)
 cli.add_command(cost_command)
+cli.add_command(logs_group)
 cli.add_command(models_command)
 
 
