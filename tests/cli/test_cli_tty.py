@@ -138,3 +138,36 @@ def test_ctrl_c_clears_the_typed_line_and_input_history_survives_a_restart(termi
         again.wait_for(lambda s: "you> Remember the lighthouse." in s, "the remembered line")
     finally:
         again.kill()
+
+
+CAPTURES = Path(__file__).resolve().parents[2] / "docs" / "captures"
+
+
+def _keep_capture(name: str, screen: str) -> None:
+    """With CLAUDE_HISTORY_WRITE_CAPTURES=1, keep the screen for docs/cli.md (docs/captures/NAME.txt)."""
+    if os.environ.get("CLAUDE_HISTORY_WRITE_CAPTURES") == "1":
+        CAPTURES.mkdir(exist_ok=True)
+        lines = [line.rstrip() for line in screen.rstrip().splitlines()]
+        (CAPTURES / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_markdown_status_line_and_a_slash_command_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    terminal.start(_chat_command(store_url, "-s", "demo"))
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    terminal.type_line("Plan a **short** trip to Lisbon.")
+    # The simulator echoes the message: rendered as Markdown, the asterisks are gone.
+    screen = terminal.wait_for(lambda s: "session $" in s, "the status line")
+    assert 'You said: "Plan a short trip to Lisbon."' in screen
+    assert "**short**" not in screen.split("you> Plan a **short** trip to Lisbon.")[1]
+    assert "in " in screen and "context " in screen
+    terminal.tmux("send-keys", "-l", "/co")
+    terminal.send("Tab")  # completes the slash command
+    terminal.wait_for(lambda s: "you> /co" in s, "the completion")
+    terminal.send("C-u")
+    terminal.type_line("/cost")
+    screen = terminal.wait_for(lambda s: "cost:" in s, "the /cost output")
+    _keep_capture("chat", screen)
+    terminal.type_line("/quit")
+    screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
+    assert "EXITED=0" in screen and "Traceback" not in screen
