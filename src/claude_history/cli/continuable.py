@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidHistory
-from ..history import repair, validate
+from ..history import repair, turn_starts, validate
 from .errors import cli_advice
 
 __all__ = ["continuable_copy", "why_not_continuable"]
@@ -32,11 +32,24 @@ def why_not_continuable(messages: Sequence[dict[str, Any]], session_id: str) -> 
 
 def continuable_copy(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """What ``sessions repair`` stores: ``history.repair`` (dropped empties, merged runs, closed tool calls),
-    without a trailing user message that never got a reply (the original session keeps it)."""
-    fixed = repair(messages)
-    while fixed and _ends_unanswered(fixed):
-        fixed.pop()
-    return fixed
+    without a last turn that never got a reply (the original session keeps it). Never raises for content."""
+    current = list(messages)
+    for _ in range(len(messages) + 2):  # each round drops at least one message
+        while current and _ends_unanswered(current):
+            current.pop()
+        if not current:
+            return []
+        try:
+            fixed = repair(current)
+        except InvalidHistory:  # the newest user message holds nothing sendable: its turn goes
+            current = current[: max(i for i, m in enumerate(current) if m.get("role") == "user")]
+            continue
+        if not fixed or not _ends_unanswered(fixed):
+            return fixed
+        # repair closed a tool call with an "interrupted" result: that turn has no reply, so it goes too.
+        starts = turn_starts(fixed)
+        current = fixed[: starts[-1]] if starts else []
+    return []
 
 
 def _ends_unanswered(messages: Sequence[dict[str, Any]]) -> bool:
