@@ -284,3 +284,25 @@ def test_import_or_fork_onto_a_taken_id_says_it_exists(
     assert forked.exit_code == 1
     assert "session 'sailing' already exists" in forked.stderr and "--new-id ID" in forked.stderr
     assert store.load("sailing").message_params() == before
+
+
+def test_show_renders_replies_as_markdown_on_a_terminal(store: Store) -> None:
+    import io
+
+    from rich.console import Console
+
+    from claude_history.cli.render import render_session
+
+    reply = "Use **bold** here:\n\n```python\nprint('hi')\n```"
+    store.import_jsonl(
+        json.dumps([{"role": "user", "content": "Show **me**"}, {"role": "assistant", "content": reply}]),
+        session_id="md",
+    )
+    screen = io.StringIO()
+    render_session(Console(file=screen, force_terminal=True, width=80, color_system=None), store.load("md"))
+    shown = screen.getvalue()
+    assert "Show **me**" in shown  # the user's text as typed
+    assert "Use bold here:" in shown and "```" not in shown  # the reply rendered
+    piped = io.StringIO()
+    render_session(Console(file=piped, width=80), store.load("md"))
+    assert reply in piped.getvalue()  # into a pipe: exactly as stored

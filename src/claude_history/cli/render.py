@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
@@ -194,7 +194,7 @@ def render_session(console: Console, data: SessionData) -> None:
     for message in data.messages:
         console.print()
         console.print(_message_title(message, message_cost(message)))
-        console.print(Text(content_text(message.message.get("content"))))
+        console.print(_body(console, message))
     for summary in data.summaries:
         note = f"[summary of messages {summary.start}-{summary.end - 1}] {summary.text}"
         console.print(Text(note, style="dim"))
@@ -204,6 +204,17 @@ def render_session(console: Console, data: SessionData) -> None:
     if spent.replies:
         line += f" · {format_usage(spent.usage)} · {format_spending(spent)}"
     console.print(Text(line, style="bold"))
+
+
+def _body(console: Console, message: StoredMessage) -> RenderableType:
+    """A reply as Markdown on a terminal (as the chat showed it); everything else, and any text into a pipe,
+    exactly as stored."""
+    text = content_text(message.message.get("content"))
+    if message.role == "assistant" and console.is_terminal:
+        from rich.markdown import Markdown
+
+        return Markdown(text, code_theme="monokai")
+    return Text(text)
 
 
 def _message_title(message: StoredMessage, cost: float | None) -> Text:
