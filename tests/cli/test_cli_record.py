@@ -146,3 +146,15 @@ def test_imported_and_library_sessions_show_a_title_and_model(
     listed = invoke(["sessions", "list", "--store", store_url, "--json"])
     rows = {r["id"]: r for r in map(json.loads, listed.stdout.splitlines())}
     assert rows[demo]["title"] == "hello" and rows[demo]["model"] == "claude-sonnet-4-6"
+
+
+def test_a_forks_copied_replies_are_paid_once_in_the_totals(
+    invoke: Invoke, demo: str, store: Store, store_url: str
+) -> None:
+    before = json.loads(invoke(["cost", "--by", "model", "--json", "--store", store_url]).stdout)
+    forked = invoke(["sessions", "fork", demo, "--store", store_url]).stdout.strip()
+    after = json.loads(invoke(["cost", "--by", "model", "--json", "--store", store_url]).stdout)
+    assert after == before
+    assert spending(store.get_session(forked), store.load(forked).messages).replies == 0
+    logs = invoke(["logs", "--json", "-n", "9", "--store", store_url]).stdout.splitlines()
+    assert {json.loads(line)["session_id"] for line in logs} == {demo}

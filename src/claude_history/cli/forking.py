@@ -10,7 +10,7 @@ from ..history import turn_starts
 from .errors import CliError
 from .ids import new_session_id, title_from
 from .render import content_text
-from .spent import SPENT_KEY
+from .spent import FORK_KEY, SPENT_KEY
 from .store_access import check_readable
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ def fork_session(store: Store, session_id: str, at: int | None, new_id: str | No
     kept = len(messages) if at is None else min(at, len(messages))
     title = data.info.title or (title_from(content_text(messages[0]["content"])) if messages else "")
     metadata = {k: v for k, v in data.info.metadata.items() if k != SPENT_KEY}  # the parent's spending
+    # The copied replies were paid by the parent (for a fork of a fork: by whoever paid them first).
+    metadata[FORK_KEY] = {"session": session_id, "messages": kept}
     store.update_session(forked, title=title_from(f"{title} (fork of {session_id} at {kept})"), metadata=metadata)
     return forked
 

@@ -19,7 +19,7 @@ from ..history import turns
 from ..usage import TokenUsage
 from .options import out_console, store_option
 from .render import content_text, format_cost, format_usage
-from .spent import priced
+from .spent import inherited, priced
 from .store_access import ENCRYPTION_MARK, opened
 
 if TYPE_CHECKING:
@@ -71,7 +71,10 @@ def _since(value: str) -> datetime:
 def _turn_logs(store: Store, info: SessionInfo) -> Iterator[TurnLog]:
     data = store.load(info.id)
     params = data.message_params()
+    skip = inherited(info.metadata)  # a fork's copied turns are logged once, in the parent
     for span in turns(params):
+        if span.start < skip:
+            continue
         first = data.messages[span.start]
         replies = [data.messages[i] for i in span if data.messages[i].role == "assistant"]
         total = TokenUsage()

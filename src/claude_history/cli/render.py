@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..stores.base import SearchHit, SessionData, StoredMessage
-from .spent import Spending, priced, spending
+from .spent import Spending, inherited, priced, spending
 
 if TYPE_CHECKING:
     from .overview import SessionRow
@@ -203,6 +203,9 @@ def render_session(console: Console, data: SessionData) -> None:
     spent = spending(info, data.messages)
     if spent.replies:
         line += f" · {format_usage(spent.usage)} · {format_spending(spent)}"
+    skip = inherited(info.metadata)
+    if skip:
+        line += f" (messages 0-{skip - 1} were copied from the session this forks, and paid there)"
     console.print(Text(line, style="bold"))
 
 

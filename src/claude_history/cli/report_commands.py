@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .options import out_console, store_option
 from .render import format_cost
-from .spent import off_log, priced
+from .spent import inherited, off_log, priced
 from .store_access import ENCRYPTION_MARK, opened
 
 if TYPE_CHECKING:
@@ -121,10 +121,11 @@ def _totals(store: Store, by: str) -> tuple[dict[str, tuple[float, int]], int]:
             data_messages: Iterable[tuple[str | None, dict[str, object], str]] = []
         else:
             data = store.load(info.id)
+            skip = inherited(info.metadata)  # a fork's copied replies are counted with its parent
             data_messages = [
                 (m.model, m.usage, m.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d"))
                 for m in data.messages
-                if m.usage
+                if m.usage and m.seq >= skip
             ]
         records = [
             (r.get("model"), r["usage"], str(r.get("at", ""))[:10] or "unknown") for r in off_log(info.metadata)

@@ -20,9 +20,11 @@ from ..usage import TokenUsage
 if TYPE_CHECKING:
     from ..stores.base import SessionInfo, Store, StoredMessage
 
-__all__ = ["SPENT_KEY", "Spending", "off_log", "priced", "record_spent", "spending"]
+__all__ = ["FORK_KEY", "SPENT_KEY", "Spending", "inherited", "off_log", "priced", "record_spent", "spending"]
 
 SPENT_KEY = "claude_history_cli_off_log_usage"
+# A fork copies its parent's first messages with their usage: they were paid once, by the parent.
+FORK_KEY = "claude_history_cli_forked_from"  # {"session": parent id, "messages": how many were copied}
 
 
 def record_spent(
@@ -53,6 +55,13 @@ def off_log(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [r for r in records if isinstance(r, dict) and isinstance(r.get("usage"), dict)]
 
 
+def inherited(metadata: Mapping[str, Any]) -> int:
+    """How many of the first messages a fork copied from its parent (their cost is the parent's)."""
+    record = metadata.get(FORK_KEY)
+    count = record.get("messages") if isinstance(record, dict) else None
+    return count if isinstance(count, int) and count > 0 else 0
+
+
 @dataclass
 class Spending:
     """A session's token usage and cost: replies in the log plus those that left it."""
@@ -77,9 +86,13 @@ def priced(model: str | None, usage: Mapping[str, Any]) -> float | None:
 
 
 def spending(info: SessionInfo, messages: Sequence[StoredMessage] = ()) -> Spending:
-    """Totals of a session: ``messages`` (the log, when loaded) and the off-log record in ``info.metadata``."""
+    """Totals of a session: ``messages`` (the log, when loaded; a fork's copied prefix left out, the parent paid
+    for it) and the off-log record in ``info.metadata``."""
     total = Spending(TokenUsage(), 0.0, 0, 0, 0.0, 0)
+    skip = inherited(info.metadata)
     for message in messages:
+        if message.seq < skip:
+            continue
         if message.usage:
             _add(total, message.model, message.usage, off_log=False)
     for record in off_log(info.metadata):
