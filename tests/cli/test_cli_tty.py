@@ -171,3 +171,23 @@ def test_markdown_status_line_and_a_slash_command_in_a_terminal(terminal: Termin
     terminal.type_line("/quit")
     screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
     assert "EXITED=0" in screen and "Traceback" not in screen
+
+
+def test_multi_line_input_has_a_continuation_prompt(terminal: Terminal, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    terminal.start(_chat_command(store_url, "-s", "lines"))
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    terminal.tmux("send-keys", "-l", "first line")
+    terminal.send("Escape", "Enter")  # a new line, not sending
+    terminal.tmux("send-keys", "-l", "second line")
+    screen = terminal.wait_for(lambda s: "second line" in s, "the second line")
+    assert "you> first line\n.... second line" in screen
+    terminal.send("Enter")
+    terminal.wait_for(lambda s: s.count("you>") >= 2, "the reply")
+    terminal.type_line("exit")
+    terminal.wait_for(lambda s: "EXITED=0" in s, "the chat to exit")
+    store = open_store(store_url)
+    try:
+        assert store.load("lines").messages[0].message["content"] == "first line\nsecond line"
+    finally:
+        store.close()
