@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/abuse.py
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info \

@@ -231,13 +231,39 @@ def test_api_error_is_one_line_and_the_session_goes_on_intact(
 ) -> None:
     sim.fail_next(403)  # not retried by the SDK
     result = invoke(["chat", "-s", "err"], input="This one fails.\nThis one works.\n", env=api_env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a script sees that a message got no reply...
+    assert isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and "403" in error_lines[0]
     # The failed turn left nothing behind: no dangling user message.
     assert _user_texts(_message_requests(sim)[-1]["body"]) == ["This one works."]
-    assert _user_texts({"messages": _stored(store_url, "err")}) == ["This one works."]
+    assert _user_texts({"messages": _stored(store_url, "err")}) == ["This one works."]  # ...which went on
+
+
+def test_a_piped_chat_whose_turns_all_failed_exits_1(invoke: Invoke, sim: Any, api_env: dict[str, str | None]) -> None:
+    sim.fail_next(403)
+    result = invoke(["chat", "-s", "doomed"], input="This one fails.\n", env=api_env)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_a_mistyped_session_id_is_said_with_the_ids_it_may_mean(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None]
+) -> None:
+    assert invoke(["chat", "-s", "holiday-plans"], input="hi\n", env=api_env).exit_code == 0
+    result = invoke(["chat", "-s", "holiday-plan"], input="hi again\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    assert "No session 'holiday-plan' in this store (did you mean holiday-plans?)" in result.stderr
+
+
+@pytest.mark.parametrize("word", ["exit", "quit", "  Exit "])
+def test_exit_and_quit_leave_instead_of_being_sent(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], word: str
+) -> None:
+    result = invoke(["chat", "-s", "bye"], input=f"hello\n{word}\nnever sent\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    assert [_user_texts(r["body"])[-1] for r in _message_requests(sim)] == ["hello"]
 
 
 def test_unknown_store_scheme_is_a_clear_error(invoke: Invoke, api_env: dict[str, str | None]) -> None:
@@ -280,7 +306,7 @@ def test_a_conflicting_writer_is_reported_and_the_chat_goes_on(
 
     monkeypatch.setattr(SQLiteStore, "append", racing_append)
     result = invoke(["chat", "-s", "race"], input="Mine first.\nMine second.\nMine third.\n", env=api_env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # one message was not saved
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "changed by another writer" in errors[0]
@@ -299,7 +325,7 @@ def test_a_cut_stream_is_one_line_and_nothing_is_saved(
     sim.reply_with("A long answer that will never arrive in full.")
     sim.cut_next_stream(after_events=4)
     result = invoke(["chat", "-s", "cut"], input="First try.\nSecond try.\n", env=api_env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the first message got no reply
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "connection to the API broke" in errors[0] and "not saved" in errors[0]
@@ -309,7 +335,7 @@ def test_a_cut_stream_is_one_line_and_nothing_is_saved(
 def test_a_rejected_key_is_reported_as_such(invoke: Invoke, sim: Any, api_env: dict[str, str | None]) -> None:
     sim.fail_next(401)
     result = invoke(["chat", "-s", "auth"], input="hello\n", env=api_env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "rejected the credentials (401)" in result.stderr
     assert "ANTHROPIC_API_KEY" in result.stderr
 
@@ -317,7 +343,7 @@ def test_a_rejected_key_is_reported_as_such(invoke: Invoke, sim: Any, api_env: d
 def test_an_unreachable_api_is_one_line(invoke: Invoke, api_env: dict[str, str | None]) -> None:
     env = {**api_env, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}  # nothing listens on the discard port
     result = invoke(["chat", "-s", "offline", "--max-tokens", "10"], input="hello\n", env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the message got no reply
     assert "Traceback" not in result.output
     assert "cannot reach http://127.0.0.1:9" in result.stderr
 
@@ -338,3 +364,28 @@ def test_an_encrypted_store_gets_no_title_in_clear_from_the_first_message(
         plain.close()
     content = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("chats.db"))
     assert b"zebracorn" not in content
+
+
+def test_a_status_line_follows_each_reply(invoke: Invoke, sim: Any, api_env: dict[str, str | None]) -> None:
+    result = invoke(["chat", "-s", "status"], input="One.\nTwo.\n", env=api_env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("in ")]
+    assert len(lines) == 2, result.stderr
+    shape = r"in [\d,]+.* · out [\d,]+ · turn \$[\d.]+ · session \$[\d.]+ · context \d+% of [\d,]+"
+    assert all(re.search(shape, line) for line in lines), lines
+    second_turn, second_session = re.findall(r"\$([\d.]+)", lines[1])
+    first_session = re.findall(r"\$([\d.]+)", lines[0])[1]
+    assert float(second_session) == pytest.approx(float(first_session) + float(second_turn), abs=2e-6)
+    assert "in " not in result.stdout  # stdout holds the replies only
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "said"), [("max_tokens", "cut at the max_tokens limit (50 tokens)"), ("refusal", "declined")]
+)
+def test_a_reply_that_did_not_end_normally_is_said(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], stop_reason: str, said: str
+) -> None:
+    sim.reply_with("Partial answer", stop_reason=stop_reason)
+    result = invoke(["chat", "-s", "stop", "--max-tokens", "50"], input="Tell me.\n", env=api_env)
+    assert "Traceback" not in result.output
+    assert said in result.stderr

@@ -78,7 +78,7 @@ def test_store_comes_from_the_environment(invoke: Invoke, populated: Any, store_
     assert len(result.stdout.splitlines()) == 3
 
 
-def test_list_of_an_empty_store(invoke: Invoke, store_url: str) -> None:
+def test_list_of_an_empty_store(invoke: Invoke, store: Store, store_url: str) -> None:
     result = invoke(["sessions", "list", "--store", store_url])
     assert result.exit_code == 0, result.output
     assert "No sessions" in result.stdout
@@ -104,7 +104,7 @@ def test_show_renders_every_turn_with_usage_and_cost(
     assert "$" in out.splitlines()[-1]
 
 
-def test_show_unknown_session_is_one_line(invoke: Invoke, store_url: str) -> None:
+def test_show_unknown_session_is_one_line(invoke: Invoke, store: Store, store_url: str) -> None:
     result = invoke(["sessions", "show", "nope", "--store", store_url])
     assert_clean_failure(result, 1)
     assert "no session 'nope'" in result.stderr
@@ -255,7 +255,7 @@ def test_import_warns_about_a_history_the_api_would_reject(
     assert result.exit_code == 0 and "Warning" not in result.stderr
 
 
-def test_export_of_a_missing_session_is_one_line(invoke: Invoke, store_url: str) -> None:
+def test_export_of_a_missing_session_is_one_line(invoke: Invoke, store: Store, store_url: str) -> None:
     result = invoke(["sessions", "export", "ghost", "--store", store_url])
     assert_clean_failure(result, 1)
     assert result.stdout == ""
@@ -284,3 +284,25 @@ def test_import_or_fork_onto_a_taken_id_says_it_exists(
     assert forked.exit_code == 1
     assert "session 'sailing' already exists" in forked.stderr and "--new-id ID" in forked.stderr
     assert store.load("sailing").message_params() == before
+
+
+def test_show_renders_replies_as_markdown_on_a_terminal(store: Store) -> None:
+    import io
+
+    from rich.console import Console
+
+    from claude_history.cli.render import render_session
+
+    reply = "Use **bold** here:\n\n```python\nprint('hi')\n```"
+    store.import_jsonl(
+        json.dumps([{"role": "user", "content": "Show **me**"}, {"role": "assistant", "content": reply}]),
+        session_id="md",
+    )
+    screen = io.StringIO()
+    render_session(Console(file=screen, force_terminal=True, width=80, color_system=None), store.load("md"))
+    shown = screen.getvalue()
+    assert "Show **me**" in shown  # the user's text as typed
+    assert "Use bold here:" in shown and "```" not in shown  # the reply rendered
+    piped = io.StringIO()
+    render_session(Console(file=piped, width=80), store.load("md"))
+    assert reply in piped.getvalue()  # into a pipe: exactly as stored

@@ -77,8 +77,8 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     term.kill()
 
 
-@pytest.mark.parametrize("exit_key", ["C-d", "C-c"])
-def test_interactive_chat_in_a_terminal(terminal: Terminal, tmp_path: Path, exit_key: str) -> None:
+@pytest.mark.parametrize("exit_keys", [("C-d",), ("C-c", "C-c")])
+def test_interactive_chat_in_a_terminal(terminal: Terminal, tmp_path: Path, exit_keys: tuple[str, ...]) -> None:
     store_url = f"sqlite:///{tmp_path / 'tty.db'}"
     command = shlex.join(
         [sys.executable, "-m", "claude_history.cli", "chat", "--simulator", "--store", store_url, "-s", "tty"]
@@ -93,7 +93,7 @@ def test_interactive_chat_in_a_terminal(terminal: Terminal, tmp_path: Path, exit
     # The simulator answers with the first message it received: the name shows up a second time.
     terminal.wait_for(lambda s: s.count("My name is Alice.") >= 2 and s.count("you>") >= 3, "the answer")
 
-    terminal.send(exit_key)
+    terminal.send(*exit_keys)
     screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
     assert "EXITED=0" in screen
     assert "Traceback" not in screen
@@ -102,5 +102,92 @@ def test_interactive_chat_in_a_terminal(terminal: Terminal, tmp_path: Path, exit
     store = open_store(store_url)
     try:
         assert len(store.load("tty").messages) == 4
+    finally:
+        store.close()
+
+
+def _chat_command(store_url: str, *extra: str) -> str:
+    return shlex.join([sys.executable, "-m", "claude_history.cli", "chat", "--simulator", "--store", store_url, *extra])
+
+
+def test_ctrl_c_clears_the_typed_line_and_input_history_survives_a_restart(terminal: Terminal, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    terminal.start(_chat_command(store_url, "-s", "keys"))
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    terminal.tmux("send-keys", "-l", "half a thought")
+    terminal.wait_for(lambda s: "half a thought" in s, "the typed text")
+    terminal.send("C-c")  # clears the line; the chat stays
+    terminal.wait_for(lambda s: "Ctrl-C again" in s, "the hint")
+    terminal.type_line("Remember the lighthouse.")
+    terminal.wait_for(lambda s: s.count("you>") >= 3, "the reply")
+    terminal.type_line("exit")
+    screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
+    assert "EXITED=0" in screen and "Traceback" not in screen
+    store = open_store(store_url)
+    try:  # the cleared line was never sent, `exit` was not sent either
+        texts = [m.message["content"] for m in store.load("keys").messages if m.role == "user"]
+    finally:
+        store.close()
+    assert [t if isinstance(t, str) else t[0]["text"] for t in texts] == ["Remember the lighthouse."]
+
+    again = Terminal(tmp_path / "second.sock", terminal.env)  # a fresh tmux server: no race with the first
+    try:
+        again.start(_chat_command(store_url, "-s", "keys"))
+        again.wait_for(lambda s: "continuing, 2 messages" in s and "you>" in s, "the prompt of the second run")
+        again.send("Up", "Up")  # the previous run's lines: `exit`, then the message
+        again.wait_for(lambda s: "you> Remember the lighthouse." in s, "the remembered line")
+    finally:
+        again.kill()
+
+
+CAPTURES = Path(__file__).resolve().parents[2] / "docs" / "captures"
+
+
+def _keep_capture(name: str, screen: str) -> None:
+    """With CLAUDE_HISTORY_WRITE_CAPTURES=1, keep the screen for docs/cli.md (docs/captures/NAME.txt)."""
+    if os.environ.get("CLAUDE_HISTORY_WRITE_CAPTURES") == "1":
+        CAPTURES.mkdir(exist_ok=True)
+        lines = [line.rstrip() for line in screen.rstrip().splitlines()]
+        (CAPTURES / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_markdown_status_line_and_a_slash_command_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    terminal.start(_chat_command(store_url, "-s", "demo"))
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    terminal.type_line("Plan a **short** trip to Lisbon.")
+    # The simulator echoes the message: rendered as Markdown, the asterisks are gone.
+    screen = terminal.wait_for(lambda s: "session $" in s, "the status line")
+    assert 'You said: "Plan a short trip to Lisbon."' in screen
+    assert "**short**" not in screen.split("you> Plan a **short** trip to Lisbon.")[1]
+    assert "in " in screen and "context " in screen
+    terminal.tmux("send-keys", "-l", "/co")
+    terminal.send("Tab")  # completes the slash command
+    terminal.wait_for(lambda s: "you> /co" in s, "the completion")
+    terminal.send("C-u")
+    terminal.type_line("/cost")
+    screen = terminal.wait_for(lambda s: "cost:" in s, "the /cost output")
+    _keep_capture("chat", screen)
+    terminal.type_line("/quit")
+    screen = terminal.wait_for(lambda s: "EXITED=" in s, "the chat to exit")
+    assert "EXITED=0" in screen and "Traceback" not in screen
+
+
+def test_multi_line_input_has_a_continuation_prompt(terminal: Terminal, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'tty.db'}"
+    terminal.start(_chat_command(store_url, "-s", "lines"))
+    terminal.wait_for(lambda s: "you>" in s, "the prompt")
+    terminal.tmux("send-keys", "-l", "first line")
+    terminal.send("Escape", "Enter")  # a new line, not sending
+    terminal.tmux("send-keys", "-l", "second line")
+    screen = terminal.wait_for(lambda s: "second line" in s, "the second line")
+    assert "you> first line\n.... second line" in screen
+    terminal.send("Enter")
+    terminal.wait_for(lambda s: s.count("you>") >= 2, "the reply")
+    terminal.type_line("exit")
+    terminal.wait_for(lambda s: "EXITED=0" in s, "the chat to exit")
+    store = open_store(store_url)
+    try:
+        assert store.load("lines").messages[0].message["content"] == "first line\nsecond line"
     finally:
         store.close()

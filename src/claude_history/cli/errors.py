@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import anthropic
+import sys
+from typing import TYPE_CHECKING
+
 import click
 
-from ..connection import TRANSPORT_ERRORS, connection_failure
 from ..errors import (
     BudgetExceeded,
     ConfigurationError,
@@ -17,10 +18,40 @@ from ..errors import (
     StoreUnavailable,
 )
 
-__all__ = ["EXPECTED_ERRORS", "CliError", "CliSetupError", "cli_error", "describe_error"]
+if TYPE_CHECKING:
+    import anthropic
 
-# Exceptions a user can cause or meet in normal operation: shown as one line, never as a traceback.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HistoryError, anthropic.AnthropicError, *TRANSPORT_ERRORS)
+__all__ = ["CliError", "CliSetupError", "cli_advice", "cli_error", "describe_error", "is_expected", "is_store_error"]
+
+# Store drivers whose own errors (a refused connection, a database index out of range, a file that is not a
+# database) are the user's setup, not a bug: shown as one line. Told by module so they need not be imported.
+_DRIVER_MODULES = ("redis", "psycopg", "psycopg_pool", "sqlite3")
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True for failures a user can cause or meet in normal operation: shown as one line, never a traceback.
+
+    The SDK is imported only by the commands that call the API, so its errors are only looked for once it is
+    loaded (``claude-history --help`` must not pay for importing it)."""
+    if isinstance(exc, HistoryError) or _is_driver_error(exc):
+        return True
+    if "anthropic" not in sys.modules:
+        return False
+    import anthropic
+
+    from ..connection import TRANSPORT_ERRORS
+
+    return isinstance(exc, (anthropic.AnthropicError, *TRANSPORT_ERRORS))
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """A failure of the store itself (unreachable, misconfigured), as opposed to one of its sessions."""
+    return isinstance(exc, (StoreUnavailable, ConfigurationError)) or _is_driver_error(exc)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    module = type(exc).__module__.split(".")[0]
+    return module in _DRIVER_MODULES and isinstance(exc, Exception)
 
 
 class CliError(click.ClickException):
@@ -54,9 +85,17 @@ def describe_error(exc: BaseException) -> str:
         return f"the message does not fit in the context budget ({exc.needed} > {exc.budget} tokens): {exc}"
     if isinstance(exc, InvalidHistory):
         where = f" (message {exc.index})" if exc.index is not None else ""
-        return f"invalid history{where}: {exc}"
+        return f"invalid history{where}: {cli_advice(str(exc))}"
     if isinstance(exc, ConfigurationError):
         return f"configuration error: {exc}"
+    if _is_driver_error(exc):
+        return f"store error ({type(exc).__module__.split('.')[0]}): {exc}"
+    if "anthropic" not in sys.modules:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    import anthropic
+
+    from ..connection import connection_failure
+
     if isinstance(exc, anthropic.AuthenticationError):
         return f"the API rejected the credentials (401): {_api_message(exc)}; check ANTHROPIC_API_KEY"
     if isinstance(exc, anthropic.APIStatusError):
@@ -76,7 +115,14 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _api_message(exc: anthropic.APIStatusError) -> str:
+def cli_advice(text: str) -> str:
+    """The library's advice to call ``claude_history.repair()`` (a Python function a terminal user cannot reach)
+    turned into the command that does it."""
+    text = text.replace("call claude_history.repair()", "run `claude-history sessions repair ID`")
+    return text.replace("claude_history.repair()", "`claude-history sessions repair ID`")
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:  # only called once the SDK is loaded
     # ``api_message`` (the error body's own text) is newer than anthropic 2.0; older releases keep it in ``body``.
     found = getattr(exc, "api_message", None)
     if found is None and isinstance(exc.body, dict):

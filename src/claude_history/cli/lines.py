@@ -6,25 +6,37 @@ needs a real terminal.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, TextIO
 
-__all__ = ["LineReader", "PipeReader", "TerminalReader", "make_reader"]
+__all__ = ["LineReader", "PipeReader", "TerminalReader", "history_file", "make_reader"]
+
+# Slash commands complete only as the first word of the line.
+_SLASH_WORD = re.compile(r"^/\w*")
 
 
 class LineReader(Protocol):
-    def read(self) -> str | None:
-        """The next message, or ``None`` at end of input (Ctrl-D, EOF). Ctrl-C raises KeyboardInterrupt."""
+    interactive: bool  # a person at a terminal (prompts can be prefilled), not a stream of lines
+
+    def read(self, default: str = "") -> str | None:
+        """The next message, or ``None`` at end of input (Ctrl-D, EOF). ``default``: text to start the prompt
+        with (ignored without a terminal)."""
         ...
 
 
 class PipeReader:
     """One message per line of a non-interactive stream; blank lines are skipped."""
 
+    interactive = False
+
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def read(self) -> str | None:
+    def read(self, default: str = "") -> str | None:
         while True:
             line = self._stream.readline()
             if not line:
@@ -35,11 +47,18 @@ class PipeReader:
 
 
 class TerminalReader:
-    """An editable prompt with input history; Esc then Enter (or Alt-Enter) inserts a newline."""
+    """An editable prompt with input history kept between runs; Esc then Enter (or Alt-Enter) inserts a newline.
 
-    def __init__(self, prompt: str = "you> ") -> None:
+    Ctrl-C clears the line being typed; a second Ctrl-C on an empty line leaves (as Ctrl-D does)."""
+
+    interactive = True
+
+    def __init__(
+        self, history_file: Path | None = None, commands: Sequence[str] = (), prompt: str = "you> "
+    ) -> None:
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import InMemoryHistory
+        from prompt_toolkit.completion import WordCompleter
+        from prompt_toolkit.history import FileHistory, History, InMemoryHistory
         from prompt_toolkit.key_binding import KeyBindings
         from prompt_toolkit.key_binding.key_processor import KeyPressEvent
 
@@ -49,23 +68,55 @@ class TerminalReader:
         def _newline(event: KeyPressEvent) -> None:
             event.current_buffer.insert_text("\n")
 
-        self._session: PromptSession[str] = PromptSession(history=InMemoryHistory(), key_bindings=bindings)
+        history: History = InMemoryHistory()
+        if history_file is not None:
+            try:
+                history_file.parent.mkdir(parents=True, exist_ok=True)
+                history = FileHistory(str(history_file))
+            except OSError:  # a read-only home: the chat works, only without remembered input
+                pass
+        self._session: PromptSession[str] = PromptSession(
+            history=history,
+            key_bindings=bindings,
+            completer=WordCompleter(list(commands), sentence=True, pattern=_SLASH_WORD),
+            complete_while_typing=True,
+            enable_open_in_editor=True,  # Ctrl-X Ctrl-E: write a long message in $EDITOR
+            prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ",
+        )
         self._prompt = prompt
 
-    def read(self) -> str | None:
+    def read(self, default: str = "") -> str | None:
+        interrupted = False
         while True:
             try:
-                text = self._session.prompt(self._prompt)
+                text = self._session.prompt(self._prompt, default=default)
             except EOFError:
                 return None
+            except KeyboardInterrupt:
+                if interrupted:
+                    return None
+                interrupted = True
+                print("(Ctrl-C again, Ctrl-D or `exit` to leave)", file=sys.stderr)
+                continue
             if text.strip():
                 return text
+            interrupted = False
 
 
-def make_reader(stdin: TextIO | None = None) -> LineReader:
+def history_file(store_url: str | None) -> Path:
+    """Where the typed lines of chats on one store are remembered (one file per store URL)."""
+    from platformdirs import user_data_dir
+
+    digest = hashlib.sha256((store_url or "default").encode()).hexdigest()[:16]
+    return Path(user_data_dir("claude-history", appauthor=False)) / "input-history" / digest
+
+
+def make_reader(
+    store_url: str | None = None, commands: Sequence[str] = (), stdin: TextIO | None = None
+) -> LineReader:
     stream = stdin if stdin is not None else sys.stdin
     if _is_tty(stream) and _is_tty(sys.stdout):
-        return TerminalReader()
+        return TerminalReader(history_file(store_url), commands)
     return PipeReader(stream)
 
 

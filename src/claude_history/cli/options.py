@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-__all__ = ["STORE_ENV", "err_console", "out_console", "store_option"]
+from .store_access import STORE_ENV, remember_source
 
-STORE_ENV = "CLAUDE_HISTORY_STORE"
+__all__ = ["STORE_ENV", "err_console", "out_console", "store_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,15 +24,24 @@ def store_option(func: F) -> F:
         envvar=STORE_ENV,
         show_envvar=True,
         default=None,
+        callback=remember_source,
         help="Where sessions are kept: sqlite:///path.db, postgresql://..., redis://..., file:///dir, "
         "memory://. "
         "Default: a SQLite database in your user data directory.",
     )(func)
 
 
+# Wide enough for any row: piped output (``sessions list | grep``) is never wrapped at 80 columns.
+PIPE_WIDTH = 4096
+
+
 # Consoles are created per call: click's test runner swaps sys.stdout / sys.stderr for each invocation.
 def out_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    """stdout; on a terminal as wide as the terminal, into a pipe or a file one line per row."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
 
 
 def err_console() -> Console:

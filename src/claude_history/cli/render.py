@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ..pricing import PricingWarning, cost_of
-from ..stores.base import SearchHit, SessionData, SessionInfo, StoredMessage
-from ..usage import TokenUsage
+from ..stores.base import SearchHit, SessionData, StoredMessage
+from .spent import Spending, inherited, priced, spending
+
+if TYPE_CHECKING:
+    from .overview import SessionRow
 
 __all__ = [
     "USAGE_FIELDS",
     "content_text",
     "format_cost",
+    "format_spending",
     "format_usage",
     "message_cost",
     "render_hits",
@@ -110,38 +112,61 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def render_sessions(console: Console, sessions: Sequence[SessionInfo]) -> None:
-    if not sessions:
+def render_sessions(console: Console, rows: Sequence[SessionRow]) -> None:
+    if not rows:
         console.print("No sessions.", style="dim")
         return
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("session", overflow="fold")
     table.add_column("updated", no_wrap=True)
-    table.add_column("msgs", justify="right")
+    table.add_column("turns", justify="right")
+    table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("model")
     table.add_column("title", overflow="ellipsis")
-    for info in sessions:
+    for row in rows:
+        info = row.info
         title = info.title or ""
         if info.tags:
             title = (title + " " if title else "") + " ".join(f"#{t}" for t in info.tags)
         table.add_row(
             Text(info.id),
             _when(info.updated_at),
-            str(info.message_count),
+            "?" if row.turns is None else str(row.turns),
+            _short_cost(row.spent),
             Text(info.model or ""),
             Text(title),
         )
     console.print(table)
 
 
+def _short_cost(spent: Spending | None) -> str:
+    if spent is None or not spent.replies:
+        return ""
+    if spent.unpriced == spent.replies:
+        return "?"
+    return ("≥" if spent.unpriced else "") + format_cost(spent.cost)
+
+
 def message_cost(message: StoredMessage) -> float | None:
     """Cost of the API call that produced this reply; ``None`` when the model has no price (no warning noise:
     the display says "cost unknown")."""
-    if not message.usage:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PricingWarning)
-        return cost_of(message.usage, message.model)
+    return priced(message.model, message.usage) if message.usage else None
+
+
+def format_spending(spent: Spending) -> str:
+    """``$0.0123``, with what is uncertain or off the log said: ``at least ...`` when some replies have no
+    price, ``(of which $x for 2 undone or interrupted replies)`` when some were paid for and left the log."""
+    if spent.unpriced == spent.replies and spent.replies:
+        text = format_cost(None)
+    elif spent.unpriced:
+        text = f"at least {format_cost(spent.cost)} (+{spent.unpriced} of {spent.replies} replies from unpriced models)"
+    else:
+        text = format_cost(spent.cost)
+    if spent.off_log_replies:
+        count = spent.off_log_replies
+        replies = "1 undone or interrupted reply" if count == 1 else f"{count} undone or interrupted replies"
+        text += f" (of which {format_cost(spent.off_log_cost)} for {replies})"
+    return text
 
 
 def render_session(console: Console, data: SessionData) -> None:
@@ -166,38 +191,33 @@ def render_session(console: Console, data: SessionData) -> None:
         console.print()
         console.print(Text("system", style="bold magenta"))
         console.print(Text(content_text(info.system)))
-    totals = TokenUsage()
-    total_cost = 0.0
-    unpriced = 0
-    replies = 0
     for message in data.messages:
-        cost = message_cost(message)
         console.print()
-        console.print(_message_title(message, cost))
-        console.print(Text(content_text(message.message.get("content"))))
-        if message.usage:
-            replies += 1
-            totals = totals + TokenUsage.from_api(message.usage)
-            if cost is None:
-                unpriced += 1
-            else:
-                total_cost += cost
+        console.print(_message_title(message, message_cost(message)))
+        console.print(_body(console, message))
     for summary in data.summaries:
         note = f"[summary of messages {summary.start}-{summary.end - 1}] {summary.text}"
         console.print(Text(note, style="dim"))
     console.print(Rule(style="dim"))
     line = f"{len(data.messages)} messages"
-    if replies:
-        line += f" · {format_usage(totals)} · "
-        if unpriced == replies:
-            line += format_cost(None)
-        elif unpriced:
-            line += (
-                f"at least {format_cost(total_cost)} (+{unpriced} of {replies} replies from unpriced models)"
-            )
-        else:
-            line += format_cost(total_cost)
+    spent = spending(info, data.messages)
+    if spent.replies:
+        line += f" · {format_usage(spent.usage)} · {format_spending(spent)}"
+    skip = inherited(info.metadata)
+    if skip:
+        line += f" (messages 0-{skip - 1} were copied from the session this forks, and paid there)"
     console.print(Text(line, style="bold"))
+
+
+def _body(console: Console, message: StoredMessage) -> RenderableType:
+    """A reply as Markdown on a terminal (as the chat showed it); everything else, and any text into a pipe,
+    exactly as stored."""
+    text = content_text(message.message.get("content"))
+    if message.role == "assistant" and console.is_terminal:
+        from rich.markdown import Markdown
+
+        return Markdown(text, code_theme="monokai")
+    return Text(text)
 
 
 def _message_title(message: StoredMessage, cost: float | None) -> Text:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import ConfigurationError, ConflictError, InvalidHistory
-from ..history import validate
+from ..errors import ConfigurationError, ConflictError
+from .continuable import continuable_copy, why_not_continuable
 from .errors import CliError
+from .forking import fork_session, taken
+from .ids import edited_tags, new_session_id
+from .markdown_export import FORMATS, export_text
 from .options import err_console, out_console, store_option
+from .overview import derived_labels, session_row
 from .render import render_hits, render_session, render_sessions
+from .store_access import check_readable, opened, session_or_none
 
 if TYPE_CHECKING:
     from ..stores.base import SessionInfo, Store
@@ -22,17 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["sessions_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextlib.contextmanager
-def _opened(store_url: str | None) -> Iterator[Store]:
-    from ..stores import open_store
-
-    store = open_store(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
+_opened = opened
 
 
 @click.group("sessions")
@@ -55,23 +50,39 @@ def _owner_option(description: str) -> Callable[[F], F]:
 def list_command(
     owner: str | None, tag: str | None, limit: int, offset: int, as_json: bool, store_url: str | None
 ) -> None:
-    """Sessions, most recently updated first."""
+    """Sessions, most recently updated first, with their turns and cost.
+
+    \b
+    Examples:
+      claude-history sessions list -n 5
+      claude-history sessions list --tag travel --json
+    """
     with _opened(store_url) as store:
-        sessions = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
+        listed = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
+        rows = [session_row(store, info) for info in listed]
     if as_json:
-        for info in sessions:
-            click.echo(json.dumps(_info_json(info), ensure_ascii=False))
+        for row in rows:
+            record = _info_json(row.info)
+            record["turns"] = row.turns
+            record["cost"] = row.spent.cost if row.spent is not None and row.spent.complete else None
+            click.echo(json.dumps(record, ensure_ascii=False))
         return
-    render_sessions(out_console(), sessions)
+    render_sessions(out_console(), rows)
 
 
 @sessions_group.command("show")
 @click.argument("session_id", metavar="ID")
 @store_option
 def show_command(session_id: str, store_url: str | None) -> None:
-    """Every message of a session, with the model, token usage and cost of each reply."""
+    """Every message of a session, with the model, token usage and cost of each reply.
+
+    \b
+    Example:
+      claude-history sessions show trip
+    """
     with _opened(store_url) as store:
         data = store.load(session_id)
+    check_readable(data.info)
     render_session(out_console(), data)
 
 
@@ -85,7 +96,12 @@ def show_command(session_id: str, store_url: str | None) -> None:
 def search_command(
     query: str, session_id: str | None, owner: str | None, limit: int, as_json: bool, store_url: str | None
 ) -> None:
-    """Full-text search over the text of stored messages."""
+    """Full-text search over the text of stored messages.
+
+    \b
+    Example:
+      claude-history sessions search "lisbon hotel" -n 5
+    """
     with _opened(store_url) as store:
         hits = store.search(query, session_id=session_id, owner=owner, limit=limit)
     if as_json:
@@ -101,7 +117,12 @@ def search_command(
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @store_option
 def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
-    """Delete a session with its messages, summaries and search entries."""
+    """Delete a session with its messages, summaries and search entries.
+
+    \b
+    Example:
+      claude-history sessions delete trip --yes
+    """
     with _opened(store_url) as store:
         info = store.get_session(session_id)  # SessionNotFound -> one clear line
         if not yes:
@@ -121,65 +142,174 @@ def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
     default="-",
     help="File to write (default stdout).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: what `sessions import` reads back; markdown: for reading and sharing.",
+)
 @store_option
-def export_command(session_id: str, output: IO[str], store_url: str | None) -> None:
-    """Write a session as JSON Lines: a header line with the metadata, then one line per message."""
+def export_command(session_id: str, output: IO[str], fmt: str, store_url: str | None) -> None:
+    """Write a session as JSON Lines (a header line with the metadata, then one line per message) or Markdown.
+
+    \b
+    Examples:
+      claude-history sessions export trip -o trip.jsonl
+      claude-history sessions export trip --format markdown > trip.md
+    """
     with _opened(store_url) as store:
-        text = store.export_jsonl(session_id)
-    output.write(text if text.endswith("\n") or not text else text + "\n")
+        text = export_text(store, session_id, fmt)
+    output.write(text)
 
 
 @sessions_group.command("import")
-@click.argument("source", metavar="FILE", type=click.File("r", encoding="utf-8"))
-@click.option(
-    "--session", "session_id", metavar="ID", help="Store it under this id (default: the exported id)."
-)
+@click.argument("source", metavar="FILE", type=click.File("rb"))
+@click.option("--session", "session_id", metavar="ID", help="Store it under this id (default: the exported id).")
 @store_option
-def import_command(source: IO[str], session_id: str | None, store_url: str | None) -> None:
+def import_command(source: IO[bytes], session_id: str | None, store_url: str | None) -> None:
     """Import a session from JSON Lines (from `sessions export`) or from a JSON list of {"role", "content"}
-    messages as the guides store them. FILE may be - for stdin. Prints the session id."""
-    data = source.read()
+    messages as the guides store them. FILE may be - for stdin. Prints the session id.
+
+    \b
+    Examples:
+      claude-history sessions import trip.jsonl
+      claude-history sessions import - --session copy < trip.jsonl
+    """
+    name = _name(source)
+    try:
+        data = source.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"cannot import {name}: it is not UTF-8 text (byte {exc.start}); exports are UTF-8 JSON Lines"
+        ) from exc
     if not data.strip():
-        raise CliError(f"{_name(source)} is empty; nothing to import")
-    with _opened(store_url) as store:
+        raise CliError(f"{name} is empty; nothing to import")
+    with _opened(store_url, create=True) as store:
         try:
             new_id = store.import_jsonl(data, session_id=session_id)
         except ConfigurationError as exc:  # the file's content, not the user's settings
-            raise CliError(f"cannot import {_name(source)}: {exc}") from exc
+            raise CliError(f"cannot import {name}: {exc}") from exc
         except ConflictError as exc:  # an import only ever creates: the id is taken
-            raise CliError(_taken(exc.session_id, "import it under another id with --session ID")) from exc
-        messages = store.load(new_id).message_params()
+            raise CliError(taken(exc.session_id, "import it under another id with --session ID")) from exc
+        loaded = store.load(new_id)
+        _label(store, loaded.info, loaded.message_params(), [m.model for m in loaded.messages])
+    messages = loaded.message_params()
     click.echo(new_id)
     err = err_console()
     err.print(f"Imported {len(messages)} messages into session {new_id}.", markup=False)
-    try:
-        validate(messages, for_sending=False)
-    except InvalidHistory as exc:
-        # Imported as it is (the log is never rewritten behind the user's back), but say it cannot be sent.
+    problem = why_not_continuable(messages, new_id)
+    if problem is not None:
+        # Imported as it is (the log is never rewritten behind the user's back), but say the chat cannot go on.
         err.print(
-            f"Warning: imported as it is, but the API would reject this history: {exc}",
+            f"Warning: imported as it is, but the chat cannot continue it: {problem}\n"
+            f"Write a copy the chat can continue with: claude-history sessions repair {shlex.quote(new_id)}",
             style="yellow",
             markup=False,
         )
 
 
+def _label(store: Store, info: SessionInfo, messages: list[dict[str, Any]], models: list[str | None]) -> None:
+    """Store the title and model `sessions list` would derive, so the imported session keeps them."""
+    changes = derived_labels(info, messages, models)
+    if changes:
+        store.update_session(info.id, **changes)
+
+
 @sessions_group.command("fork")
 @click.argument("session_id", metavar="ID")
-@click.option("--at", type=click.IntRange(min=0), help="Keep messages before this index (default: all).")
+@click.option("--at", type=click.IntRange(min=0), help="Keep messages before this index, a turn start (default: all).")
 @click.option("--new-id", metavar="ID", help="Id of the new session (default: generated).")
 @store_option
 def fork_command(session_id: str, at: int | None, new_id: str | None, store_url: str | None) -> None:
-    """Start a new session that shares the beginning of an existing one. Prints the new id."""
+    """Start a new session that shares the beginning of an existing one. Prints the new id.
+
+    \b
+    Examples:
+      claude-history sessions fork trip             # a copy to take elsewhere
+      claude-history sessions fork trip --at 2      # keep the first turn only
+    """
     with _opened(store_url) as store:
-        try:
-            forked = store.fork(session_id, at=at, new_id=new_id)
-        except ConflictError as exc:  # a fork only ever creates: the new id is taken
-            raise CliError(_taken(exc.session_id, "choose another with --new-id ID")) from exc
+        forked = fork_session(store, session_id, at, new_id)
     click.echo(forked)
 
 
-def _taken(session_id: str, advice: str) -> str:
-    return f"session {session_id!r} already exists in this store; {advice}, or delete it first"
+@sessions_group.command("rename")
+@click.argument("session_id", metavar="ID")
+@click.argument("title")
+@store_option
+def rename_command(session_id: str, title: str, store_url: str | None) -> None:
+    """Give a session a new title (shown by `sessions list`).
+
+    \b
+    Example:
+      claude-history sessions rename 3f2a9c1b7d4e "Trip to Lisbon"
+    """
+    with _opened(store_url) as store:
+        store.get_session(session_id)  # SessionNotFound -> one clear line, nothing created
+        store.update_session(session_id, title=title)
+    err_console().print(f"Session {session_id} is now titled {title!r}.", markup=False)
+
+
+@sessions_group.command("tag")
+@click.argument("session_id", metavar="ID")
+@click.argument("tags", nargs=-1, required=True, metavar="TAG... | -TAG")
+@store_option
+def tag_command(session_id: str, tags: tuple[str, ...], store_url: str | None) -> None:
+    """Add tags to a session, or remove one written as -TAG (`sessions list --tag TAG` filters by them).
+
+    \b
+    Examples:
+      claude-history sessions tag trip travel 2026
+      claude-history sessions tag trip -- -2026      # remove a tag (-- ends the options)
+    """
+    with _opened(store_url) as store:
+        info = store.get_session(session_id)
+        new = edited_tags(info.tags, list(tags))
+        store.update_session(session_id, tags=new)
+    click.echo(" ".join(new))
+
+
+@sessions_group.command("repair")
+@click.argument("session_id", metavar="ID")
+@click.option("--new-id", metavar="ID", help="Id of the repaired copy (default: generated).")
+@store_option
+def repair_command(session_id: str, new_id: str | None, store_url: str | None) -> None:
+    """Write a copy of a session that the chat can continue (the original is kept). Prints the new id.
+
+    Empty messages are dropped, same-role runs merged, tool calls without results closed, and a last user
+    message without a reply left out, as `claude_history.repair()` does.
+
+    \b
+    Example:
+      claude-history sessions repair imported-42 && claude-history chat -c
+    """
+    from ..stores.base import Entry
+
+    with _opened(store_url) as store:
+        data = store.load(session_id)
+        check_readable(data.info)
+        messages = data.message_params()
+        if why_not_continuable(messages, session_id) is None:
+            err_console().print(f"Session {session_id} needs no repair; continue it as it is.", markup=False)
+            click.echo(session_id)
+            return
+        fixed = continuable_copy(messages)
+        target = new_id or new_session_id()
+        if session_or_none(store, target) is not None:
+            raise CliError(taken(target, "choose another with --new-id ID"))
+        info = data.info
+        store.update_session(
+            target, create=True, title=info.title, model=info.model, system=info.system, tags=info.tags
+        )
+        if fixed:
+            store.append(target, [Entry(m) for m in fixed], expected_version=0)
+    click.echo(target)
+    err_console().print(
+        f"Wrote {len(fixed)} messages (of {len(messages)}) to session {target}; {session_id} is unchanged.",
+        markup=False,
+    )
 
 
 def _info_json(info: SessionInfo) -> dict[str, Any]:
@@ -197,6 +327,6 @@ def _info_json(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-def _name(stream: IO[str]) -> str:
+def _name(stream: IO[Any]) -> str:
     name = getattr(stream, "name", None)
-    return "stdin" if stream is sys.stdin or name in (None, "<stdin>") else str(name)
+    return "stdin" if stream in (sys.stdin, sys.stdin.buffer) or name in (None, "<stdin>") else str(name)
