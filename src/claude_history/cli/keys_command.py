@@ -12,7 +12,13 @@ __all__ = ["keys_group"]
 
 @click.group("keys")
 def keys_group() -> None:
-    """API keys of the HTTP service (`claude-history serve`), one tenant per owner."""
+    """API keys of the HTTP service (`claude-history serve`), one tenant per owner.
+
+    \b
+    Examples:
+      claude-history keys create --owner alice
+      claude-history keys list
+    """
 
 
 @keys_group.command("create")
@@ -20,7 +26,12 @@ def keys_group() -> None:
 @click.option("--name", metavar="TEXT", help="A note to recognise the key by.")
 @store_option
 def create(owner: str, name: str | None, store_url: str | None) -> None:
-    """Make a key for OWNER. The key is printed once: only its hash is stored."""
+    """Make a key for OWNER. The key is printed once: only its hash is stored.
+
+    \b
+    Example:
+      claude-history keys create --owner alice
+    """
     from ..server.tenants import create_key
     from ..stores import open_store
 
@@ -37,7 +48,12 @@ def create(owner: str, name: str | None, store_url: str | None) -> None:
 @click.option("--owner", metavar="NAME", help="Only this tenant's keys.")
 @store_option
 def list_(owner: str | None, store_url: str | None) -> None:
-    """Key ids, tenants and notes (never the keys)."""
+    """Key ids, tenants and notes (never the keys).
+
+    \b
+    Example:
+      claude-history keys list
+    """
     from ..server.tenants import list_keys
     from ..stores import open_store
 
@@ -57,7 +73,12 @@ def list_(owner: str | None, store_url: str | None) -> None:
 @click.argument("key_id")
 @store_option
 def revoke(key_id: str, store_url: str | None) -> None:
-    """Revoke the key with KEY_ID (from `keys list`); it stops working within seconds on every server."""
+    """Revoke the key with KEY_ID (from `keys list`); it stops working within seconds on every server.
+
+    \b
+    Example:
+      claude-history keys revoke KEY_ID
+    """
     from ..server.tenants import revoke_key
     from ..stores import open_store
 

@@ -52,7 +52,13 @@ def serve_command(store_url: str | None, host: str, port: int, workers: int, ups
                   no_auth: bool, forward_client_key: bool, rate_limit: float | None, rate_burst: int,
                   max_body_bytes: int, cors_origins: tuple[str, ...]) -> None:  # fmt: skip
     """Run the HTTP service: an Anthropic-compatible stateful proxy (POST /v1/messages with x-session-id)
-    and the sessions API (/v1/sessions), on the store given by --store. See docs/server.md."""
+    and the sessions API (/v1/sessions), on the store given by --store. See docs/server.md.
+
+    \b
+    Examples:
+      claude-history serve --simulator --port 8080
+      claude-history serve --store postgresql://app@db/chats --workers 4
+    """
     try:
         import uvicorn
 
