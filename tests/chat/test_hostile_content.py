@@ -54,13 +54,23 @@ def test_hostile_content_is_refused_before_any_request(
     assert store.load("s").version == 2
 
 
-def test_the_deepest_accepted_block_goes_through_a_chat_and_back(client: anthropic.Anthropic, store: Store) -> None:
-    block = {"type": "text", "text": "deep", "citations": None, "k": nested(MAX_DEPTH - 4)}
-    chat = Chat(client, model=MODEL, store=store, session_id="s")
-    chat.send([block])
-    again = Chat(client, model=MODEL, store=store, session_id="s")
-    assert again.messages[0]["content"][0]["k"] == block["k"]
+def test_the_deepest_accepted_block_goes_through_a_chat_and_back(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
+    """A tool input nested near the depth limit (the one place a request takes free-form JSON) is stored, loaded
+    and sent back as it came."""
+    deep = nested(MAX_DEPTH - 6)
+    sim.reply_with(
+        [{"type": "tool_use", "id": "toolu_deep", "name": "echo", "input": {"k": deep}}], stop_reason="tool_use"
+    )
+    echo = {"name": "echo", "description": "Echo k.", "input_schema": {"type": "object", "properties": {"k": {}}}}
+    options: dict[str, Any] = {"tools": [echo], "tool_functions": {"echo": lambda k: "ok"}}
+    chat = Chat(client, model=MODEL, store=store, session_id="s", **options)
+    chat.send("call echo")
+    again = Chat(client, model=MODEL, store=store, session_id="s", **options)
+    assert again.messages[1]["content"][0]["input"]["k"] == deep
     again.send("and on")
+    assert bodies(sim)[-1]["messages"][1]["content"][0]["input"]["k"] == deep
 
 
 _TEXT = st.text(
