@@ -118,10 +118,13 @@ def allowed(norm: str, betas: Collection[str]) -> bool:
 
 @cache
 def known_betas() -> frozenset[str]:
-    """Every beta value the SDK knows (``anthropic.types.AnthropicBetaParam``): it moves with the SDK."""
+    """Every beta value the SDK knows (``anthropic.types.AnthropicBetaParam``: it moves with the SDK), and every
+    beta the simulator itself models (``GATES``), so an older SDK (``make test-lowest``) can still open them."""
     from anthropic.types import AnthropicBetaParam
 
     names: set[str] = set(_USED_BY_THE_SDK_EXAMPLES)
+    for gate in GATES.values():
+        names.update(gate.betas)
     for arm in get_args(AnthropicBetaParam):
         names.update(v for v in get_args(arm) if isinstance(v, str))
     return frozenset(names)
