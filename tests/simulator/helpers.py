@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +15,8 @@ import httpx2
 import pytest
 
 from claude_history.connection import TRANSPORT_ERRORS, connection_failure
+from claude_history.testing import Simulator
+from waiting import read_line, wait_exit
 
 HEADERS = {"x-api-key": "test", "anthropic-version": "2026-10-21", "content-type": "application/json"}
 MODEL = "claude-sonnet-4-6"
@@ -80,3 +84,35 @@ def image_block(width: int, height: int, fmt: str = "PNG", media_type: str | Non
     data = base64.b64encode(image_bytes(width, height, fmt)).decode()
     media = media_type or f"image/{fmt.lower()}"
     return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+
+
+# One simulator and client per test module, for modules of many short stateless requests (validation rules):
+# import both into the module (``from .helpers import shared_client, shared_sim``) to use them as ``sim`` and
+# ``client`` there.
+@pytest.fixture(scope="module", name="sim")
+def shared_sim() -> Iterator[Simulator]:
+    with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module", name="client")
+def shared_client(sim: Simulator) -> anthropic.Anthropic:
+    return sim.client(max_retries=0)
+
+
+@contextmanager
+def standalone_simulator(*args: str) -> Iterator[str]:
+    """``python -m claude_history.testing --port 0 ARGS`` as a user starts it; yields its base URL. Start-up and
+    shutdown wait under the tests' one readiness ceiling, so a busy machine is slower, never red."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_history.testing", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield read_line(process.stdout, "the standalone simulator to print its URL").strip()
+    finally:
+        process.terminate()
+        wait_exit(process, "the standalone simulator to stop")

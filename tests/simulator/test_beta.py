@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anthropic
 import pytest
 
@@ -11,21 +9,10 @@ from claude_history.testing import Simulator
 from claude_history.testing._betas import GATES, known_betas
 from claude_history.testing._schema import message_schema
 
-from .helpers import MODEL, assistant, body, error_of, post, user
+from .helpers import MODEL, assistant, body, error_of, post, shared_client, shared_sim, user  # noqa: F401 (fixtures)
 
 COMPACT = {"edits": [{"type": "compact_20260112"}]}
 CLEAR = {"edits": [{"type": "clear_tool_uses_20250919"}]}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def client(sim: Simulator) -> anthropic.Anthropic:
-    return sim.client(max_retries=0)
 
 
 def test_a_beta_field_without_its_header_is_an_unknown_field(client: anthropic.Anthropic) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from claude_history.testing import Simulator
 
-from .helpers import HEADERS, body, post, user
+from .helpers import HEADERS, body, post, standalone_simulator, user
 
 CLIENTS = 100
 
@@ -21,18 +21,8 @@ CLIENTS = 100
 @pytest.fixture
 def standalone() -> Iterator[str]:
     """``python -m claude_history.testing --port 0`` as a user starts it; its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claude_history.testing", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with standalone_simulator() as base_url:
+        yield base_url
 
 
 def hammer(base_url: str, clients: int, requests: int, new_connections: bool) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import random
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import anthropic
@@ -14,18 +13,7 @@ import pytest
 from claude_history.models import ALIASES, MODELS, model_info
 from claude_history.testing import Simulator
 
-from .helpers import MODEL, body, error_of, image_block, post, user
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def client(sim: Simulator) -> anthropic.Anthropic:
-    return sim.client(max_retries=0)
+from .helpers import MODEL, body, error_of, image_block, post, shared_client, shared_sim, user  # noqa: F401 (fixtures)
 
 
 def refused(client: anthropic.Anthropic, **kwargs: Any) -> str:

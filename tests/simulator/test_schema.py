@@ -4,7 +4,6 @@ Driven through the real ``anthropic`` SDK (``extra_body`` / raw dicts carry what
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -12,20 +11,9 @@ import pytest
 
 from claude_history.testing import Simulator
 
-from .helpers import MODEL, assistant, body, error_of, post, user
+from .helpers import MODEL, assistant, body, error_of, post, shared_client, shared_sim, user  # noqa: F401 (fixtures)
 
 TOOL = {"name": "lookup", "description": "Look up a word", "input_schema": {"type": "object", "properties": {}}}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def client(sim: Simulator) -> anthropic.Anthropic:
-    return sim.client(max_retries=0)
 
 
 def refused(client: anthropic.Anthropic, **kwargs: Any) -> str:

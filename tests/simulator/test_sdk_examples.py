@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from anthropic.lib.tools import BetaFunctionTool
 
 from claude_history.models import model_info
 
-from .helpers import image_bytes
+from .helpers import image_bytes, standalone_simulator
 
 MODEL = "claude-sonnet-5"  # the examples' model
 WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in SF?"}]
@@ -36,18 +34,8 @@ WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in SF?"}]
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claude_history.testing", "--port", "0", "--batch-seconds", "0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with standalone_simulator("--batch-seconds", "0.5") as url:
+        yield url
 
 
 @pytest.fixture

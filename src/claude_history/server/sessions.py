@@ -167,12 +167,7 @@ async def create_session(request: Request, body: SessionCreate) -> dict[str, Any
     service, who = _service(request), await caller(request)
     session_id = body.id or uuid.uuid4().hex
     store_id = scoped(who.tenant, session_id)
-    try:
-        await service.store.get_session(store_id)
-    except SessionNotFound:
-        pass
-    else:
-        raise ApiError(409, f"session {session_id!r} already exists")
+    await _refuse_taken(service, store_id, session_id)
     info = await service.store.update_session(
         store_id, title=body.title, tags=body.tags, metadata=body.metadata, model=body.model, system=body.system,
         owner=who.tenant if who.tenant is not None else UNSET, create=True,
@@ -381,12 +376,16 @@ async def import_session(request: Request, id: str | None = None) -> JSONRespons
             session_id = first["id"]
     session_id = session_id or uuid.uuid4().hex
     store_id = scoped(who.tenant, session_id)
-    try:
-        await service.store.get_session(store_id)
-    except SessionNotFound:
-        pass
-    else:
-        raise ApiError(409, f"session {session_id!r} already exists")
+    await _refuse_taken(service, store_id, session_id)
     await service.store.import_jsonl(text, session_id=store_id)
     info = await service.store.update_session(store_id, owner=who.tenant if who.tenant is not None else UNSET)
     return JSONResponse(session_json(who, info), status_code=201)
+
+
+async def _refuse_taken(service: Service, store_id: str, session_id: str) -> None:
+    """Creating and importing only ever make a new session: a taken id is a 409."""
+    try:
+        await service.store.get_session(store_id)
+    except SessionNotFound:
+        return
+    raise ApiError(409, f"session {session_id!r} already exists")
