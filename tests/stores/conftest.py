@@ -145,6 +145,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     yield from make_backend(request.param, request, tmp_path)
 
 
+@pytest.fixture(params=ENCRYPTED)
+def enc_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The encrypted variant of every backend."""
+    yield from make_backend(request.param, request, tmp_path)
+
+
 @pytest.fixture(params=[*MULTIPROCESS, "sqlite+enc"])
 def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Backends whose data is shared between processes."""

@@ -1,11 +1,13 @@
-"""Encryption at rest (stores/encrypted.py): what users rely on beyond the conformance suite, which runs every
+"""Encryption at rest (stores/encrypted/): what users rely on beyond the conformance suite, which runs every
 store behaviour over the encrypted variants too. Here: keys, what reaches the backend, wrong keys, tampering,
 rotation (including a crash at every step of it), fork/search/export semantics under encryption."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +25,7 @@ from claude_history.errors import (
     InvalidHistory,
     SessionNotFound,
 )
-from claude_history.stores import encrypted, open_store
+from claude_history.stores import open_store
 from claude_history.stores.base import Entry, SessionData, Summary
 from claude_history.stores.encrypted import (
     BACKUP_PREFIX,
@@ -32,6 +34,7 @@ from claude_history.stores.encrypted import (
     OLD_KEYS_ENV_VAR,
     RESERVED_METADATA_KEY,
     EncryptedStore,
+    _rotation,
     generate_key,
     key_id,
     parse_key,
@@ -359,8 +362,22 @@ def _raw_lines(inner: Any, sid: str) -> list[dict[str, Any]]:
 
 
 def _reimport(inner: Any, lines: list[dict[str, Any]], sid: str) -> None:
+    """Rewrite a session beneath the wrapper, keeping its incarnation as a restore in the database itself
+    would: an import is otherwise another session, to which no row an append wrote belongs, so every row
+    would fail and the test would show nothing."""
+    incarnation = inner.get_session(sid).incarnation
     inner.delete(sid)
     inner.import_jsonl("\n".join(json.dumps(line) for line in lines), session_id=sid)
+    if isinstance(inner, MemoryStore):
+        session = inner._sessions[sid]
+        session.info = dataclasses.replace(session.info, incarnation=incarnation)
+    else:
+        raw = sqlite3.connect(inner.path)
+        try:
+            raw.execute("UPDATE sessions SET incarnation = ? WHERE id = ?", (incarnation, sid))
+            raw.commit()
+        finally:
+            raw.close()
 
 
 def _flip(text: str) -> str:
@@ -705,7 +722,7 @@ def test_interrupted_rotation_loses_nothing_at_any_step(monkeypatch: pytest.Monk
             # Died between writing a backup and marking the session: indistinguishable from a rotation still
             # running elsewhere, so it is refused until the backup is stale. Then it goes through.
             assert "seems to be running" in str(exc)
-            monkeypatch.setattr(encrypted, "STALE_BACKUP_AFTER", timedelta(0))
+            monkeypatch.setattr(_rotation, "STALE_BACKUP_AFTER", timedelta(0))
             reader.rotate()
             monkeypatch.undo()
         only_new = wrap(base, KEY2)
@@ -729,12 +746,12 @@ def test_rotation_refuses_while_another_seems_to_run_and_retries_a_stale_backup(
         both.rotate("s1")
     assert _snapshot(both, "s1") == snapshots["s1"]
     # Much later, the leftover backup is recognised as stale and replaced.
-    original = encrypted.STALE_BACKUP_AFTER
-    encrypted.STALE_BACKUP_AFTER = timedelta(0)
+    original = _rotation.STALE_BACKUP_AFTER
+    _rotation.STALE_BACKUP_AFTER = timedelta(0)
     try:
         assert both.rotate("s1").rotated == ("s1",)
     finally:
-        encrypted.STALE_BACKUP_AFTER = original
+        _rotation.STALE_BACKUP_AFTER = original
     assert _snapshot(wrap(inner, KEY2), "s1") == snapshots["s1"]
 
 

@@ -69,11 +69,6 @@ def test_a_genuine_marker_copied_to_another_session_is_refused(enc: Any) -> None
         enc.load("alice")
 
 
-@pytest.fixture(params=ENCRYPTED)
-def enc_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from make_backend(request.param, request, tmp_path)
-
-
 def test_a_delete_and_re_create_racing_an_append_is_a_conflict_not_a_misplaced_ciphertext(
     enc_backend: Backend,
 ) -> None:
@@ -97,6 +92,67 @@ def test_a_delete_and_re_create_racing_an_append_is_a_conflict_not_a_misplaced_c
         with pytest.raises(ConflictError, match="deleted and created again") as caught:
             writer.append("s", turn("late"), expected_version=1)
         assert caught.value.unsaved[0].message["content"] == "question late"  # plaintext, ready to retry
+        writer.inner.append = inner_append
+        for store in (writer, other):
+            data = store.load("s")
+            assert [m.message["content"] for m in data.messages][::2] == ["question b", "question c"]
+    finally:
+        writer.close()
+        other.close()
+
+
+def test_an_append_that_found_the_session_deleted_cannot_land_in_its_re_creation(enc_backend: Backend) -> None:
+    # The race behind a CI failure (redis+enc): the caller read version 1; when the wrapper looks, the session
+    # is gone (so it seals the rows for positions 0, 1); before its append lands, the session is created again
+    # at version 1 with four messages. That append must fail, not put rows sealed for 0, 1 at 4, 5.
+    writer, other = enc_backend.open(), enc_backend.open()
+    try:
+        writer.append("s", turn("a"), expected_version=0)
+        other.delete("s")
+        inner_get = writer.inner.get_session
+        fired: list[bool] = []
+
+        def racing(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return inner_get(*args, **kwargs)
+            finally:
+                if not fired:  # after the wrapper's look, before its append
+                    fired.append(True)
+                    other.append("s", turn("b") + turn("c"), expected_version=0)
+
+        writer.inner.get_session = racing
+        with pytest.raises(ConflictError) as caught:
+            writer.append("s", turn("late"), expected_version=1)
+        assert fired and caught.value.unsaved[0].message["content"] == "question late"
+        writer.inner.get_session = inner_get
+        for store in (writer, other):
+            data = store.load("s")
+            assert [m.message["content"] for m in data.messages][::2] == ["question b", "question c"]
+    finally:
+        writer.close()
+        other.close()
+
+
+def test_an_append_that_found_a_newer_version_cannot_land_in_a_re_creation(enc_backend: Backend) -> None:
+    # The same race one step later: the wrapper finds version 2 (not the caller's 1) and seals for no position
+    # it can trust; the session is then created again at version 1. The append must fail there too.
+    writer, other = enc_backend.open(), enc_backend.open()
+    try:
+        writer.append("s", turn("a"), expected_version=0)
+        writer.append("s", turn("a2"), expected_version=1)
+        inner_append = writer.inner.append
+        fired: list[bool] = []
+
+        def racing(*args: Any, **kwargs: Any) -> Any:
+            if not fired:
+                fired.append(True)
+                other.delete("s")
+                other.append("s", turn("b") + turn("c"), expected_version=0)
+            return inner_append(*args, **kwargs)
+
+        writer.inner.append = racing
+        with pytest.raises(ConflictError):
+            writer.append("s", turn("late"), expected_version=1)
         writer.inner.append = inner_append
         for store in (writer, other):
             data = store.load("s")

@@ -3,6 +3,7 @@ the same values of the same types, floats to the bit, key order, and the same er
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import sys
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude_history.stores import _common
+from claude_history.stores import _json, _messages, _times
 from claude_history.stores.base import Entry, StoredMessage
 from claude_history.stores.sqlite import SQLiteStore
 
@@ -41,12 +42,12 @@ def outcome(decode: Any, text: Any) -> Any:
 def agrees(text: str) -> None:
     """decode_json, on the text and on its UTF-8, is json.loads: value or error."""
     expected = outcome(json.loads, text)
-    assert outcome(_common.decode_json, text) == expected, text
+    assert outcome(_json.decode_json, text) == expected, text
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # a raw lone surrogate: no UTF-8 form
         return
-    assert outcome(_common.decode_json, data) == expected, text
+    assert outcome(_json.decode_json, data) == expected, text
 
 
 json_values = st.recursive(
@@ -63,25 +64,25 @@ json_values = st.recursive(
 
 def test_jiter_is_there_and_used() -> None:
     # A dependency (ours and the anthropic SDK's): if it went missing, loads would silently be twice as slow.
-    assert _common._fast_decoder() is not None
+    assert _json.fast_decoder() is not None
 
 
 def test_only_jiter_0_5_or_newer_is_used() -> None:
     def from_json(data: bytes) -> None:
         return None
 
-    assert _common._jiter_decoder(None) is None
-    assert _common._jiter_decoder(SimpleNamespace(__version__="0.4.0", from_json=from_json)) is None
-    assert _common._jiter_decoder(SimpleNamespace(from_json=from_json)) is None
-    assert _common._jiter_decoder(SimpleNamespace(__version__="0.5.0", from_json=from_json)) is from_json
-    assert _common._jiter_decoder(SimpleNamespace(__version__="1.2.3", from_json=from_json)) is from_json
+    assert _json._jiter_decoder(None) is None
+    assert _json._jiter_decoder(SimpleNamespace(__version__="0.4.0", from_json=from_json)) is None
+    assert _json._jiter_decoder(SimpleNamespace(from_json=from_json)) is None
+    assert _json._jiter_decoder(SimpleNamespace(__version__="0.5.0", from_json=from_json)) is from_json
+    assert _json._jiter_decoder(SimpleNamespace(__version__="1.2.3", from_json=from_json)) is from_json
 
 
 @settings(max_examples=500)
 @given(json_values, st.booleans())
 def test_values_decode_as_json_loads_does(value: Any, ascii_only: bool) -> None:
     agrees(json.dumps(value, ensure_ascii=ascii_only))
-    agrees(_common.dumps(value))
+    agrees(_json.dumps(value))
 
 
 digits = st.text("0123456789", min_size=1, max_size=25)
@@ -157,11 +158,11 @@ def test_a_lower_int_digit_limit_is_obeyed() -> None:
     before = sys.get_int_max_str_digits()
     try:
         sys.set_int_max_str_digits(1000)
-        assert _common._fast_decoder() is None  # jiter would take 4,300 digits
+        assert _json.fast_decoder() is None  # jiter would take 4,300 digits
         agrees("7" * 1001)
         agrees("7" * 1000)
         sys.set_int_max_str_digits(0)  # no limit: jiter's refusal of long numbers sends them to json
-        assert _common._fast_decoder() is not None
+        assert _json.fast_decoder() is not None
         agrees("7" * 6000)
     finally:
         sys.set_int_max_str_digits(before)
@@ -182,31 +183,35 @@ rows_strategy = st.lists(
 def _encode(value: Any, how: str) -> str | bytes:
     if how == "ascii":
         return json.dumps(value)
-    text = _common.dumps(value)
+    text = _json.dumps(value)
     return text.encode("utf-8") if how == "bytes" else text
 
 
 @settings(max_examples=300)
+def _fields(message: StoredMessage) -> dict[str, Any]:
+    return {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+
+
 @given(rows_strategy)
 def test_decode_messages_is_the_same_with_and_without_jiter(rows: list[Any]) -> None:
     encoded = [
         (_encode(message, how), model, None if usage is None else _encode(usage, how), created)
         for message, model, usage, created, how in rows
     ]
-    fast = _common.decode_messages(encoded)
+    fast = _messages.decode_messages(encoded)
     expected = [
-        StoredMessage(seq, json.loads(json.dumps(message)), model, usage, _common.from_us(created))
+        StoredMessage(seq, json.loads(json.dumps(message)), model, usage, _times.from_us(created))
         for seq, (message, model, usage, created, _how) in enumerate(rows)
     ]
-    assert [exact(vars(m)) for m in fast] == [exact(vars(m)) for m in expected]
-    original = _common._jiter_from_json
+    assert [exact(_fields(m)) for m in fast] == [exact(_fields(m)) for m in expected]
+    original = _json._jiter_from_json
     try:
-        _common._jiter_from_json = None
-        assert _common._fast_decoder() is None
-        plain = _common.decode_messages(encoded)
+        _json._jiter_from_json = None
+        assert _json.fast_decoder() is None
+        plain = _messages.decode_messages(encoded)
     finally:
-        _common._jiter_from_json = original
-    assert [exact(vars(m)) for m in plain] == [exact(vars(m)) for m in fast]
+        _json._jiter_from_json = original
+    assert [exact(_fields(m)) for m in plain] == [exact(_fields(m)) for m in fast]
 
 
 def test_what_jiter_refuses_is_decoded_by_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,20 +221,20 @@ def test_what_jiter_refuses_is_decoded_by_json(monkeypatch: pytest.MonkeyPatch) 
         refused.append(data)
         raise ValueError("refused")
 
-    monkeypatch.setattr(_common, "_jiter_from_json", refuse_all)
+    monkeypatch.setattr(_json, "_jiter_from_json", refuse_all)
     rows = [
         (b'{"role":"user","content":"\\ud800"}', None, None, 0),
         ('{"role":"assistant","content":[]}', "m", b'{"input_tokens":1}', 0),
     ]
-    built = _common.decode_messages(rows)
+    built = _messages.decode_messages(rows)
     assert [(m.message, m.usage) for m in built] == [
         ({"role": "user", "content": "\ud800"}, None),
         ({"role": "assistant", "content": []}, {"input_tokens": 1}),
     ]
     assert len(refused) == 3
-    assert _common.decode_json('{"a": NaN}')["a"] != 0  # NaN, from json
+    assert _json.decode_json('{"a": NaN}')["a"] != 0  # NaN, from json
     with pytest.raises(json.JSONDecodeError, match="Expecting value"):
-        _common.decode_messages([(b"[1,]", None, None, 0)])
+        _messages.decode_messages([(b"[1,]", None, None, 0)])
 
 
 def test_sqlite_round_trips_what_takes_the_json_path(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from claude_history.errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from claude_history.stores import open_async_store, open_store
-from claude_history.stores._common import dumps, message_text, search_terms, text_matches
+from claude_history.stores._json import dumps
+from claude_history.stores._search_text import message_text, search_terms, text_matches
 from claude_history.stores.base import Entry, Summary
 from claude_history.stores.postgres import AsyncPostgresStore, PostgresStore
 from claude_history.stores.postgres._sql import MIGRATIONS, quote_ident

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from claude_history.errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from claude_history.stores import open_store
-from claude_history.stores._common import dumps
+from claude_history.stores._json import dumps
 from claude_history.stores.base import Entry, Summary
 from claude_history.stores.redis import AsyncRedisStore, RedisStore
 from claude_history.stores.redis._ops import MESSAGE_PAGE, SCAN_PAGE, message_record, stored_message

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from claude_history.errors import ConfigurationError, ConflictError
-from claude_history.stores import _common, memory, sqlite
+from claude_history.stores import _json, _rewind_fork, memory, sqlite
 from claude_history.stores.base import Entry
 
 from .samples import turn
@@ -40,7 +40,7 @@ def setup(
     def counting_decode(text: Any) -> Any:
         if isinstance(text, str) and text.startswith('{"role"'):  # a message (not session metadata)
             decoded.append(text)
-        return _common.decode_json(text)
+        return _json.decode_json(text)
 
     monkeypatch.setattr(module, "decode_json", counting_decode)
     yield store, decoded
@@ -50,9 +50,9 @@ def setup(
 def test_rewind_of_the_last_turn_decodes_only_the_tail(setup: tuple[Any, list[Any]]) -> None:
     store, decoded = setup
     assert store.rewind("s") == 2
-    assert len(decoded) <= _common.TAIL_CHUNK
+    assert len(decoded) <= _rewind_fork.TAIL_CHUNK
     assert store.rewind("s", expected_version=2) == 3
-    assert len(decoded) <= 2 * _common.TAIL_CHUNK
+    assert len(decoded) <= 2 * _rewind_fork.TAIL_CHUNK
     assert store.get_session("s").message_count == 2 * TURNS - 4
 
 

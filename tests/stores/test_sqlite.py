@@ -76,16 +76,24 @@ def test_a_missing_directory_is_explained(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "no" / "such" / "dir.db")
 
 
-def test_deleted_content_is_gone_from_the_file(path: Path) -> None:
-    store = SQLiteStore(path)
+@pytest.mark.parametrize("on_delete", [True, False], ids=["compact_on_delete", "compact"])
+def test_deleted_content_is_gone_from_the_file(path: Path, on_delete: bool) -> None:
+    # Long enough that the deleted session fills whole pages of its own: those are freed, not rewritten, by a
+    # delete, so only compaction (on delete, or the explicit call) zeroes them.
+    store = SQLiteStore(path, compact_on_delete=on_delete)
     for i in range(30):
         store.append(f"keep{i}", turn(f"keep {i} " * 20), expected_version=0)
     store.append("secret-id-zq", turn("zebracornword " * 30), expected_version=0)
+    for version in range(1, 40):
+        store.append("secret-id-zq", turn(f"zebraword{version} " * 300), expected_version=version)
     store.update_session("secret-id-zq", title="zebratitle", tags=["zebratag"], metadata={"zebrameta": 1})
     store.save_summary("secret-id-zq", Summary(0, 2, "zebrasummary"))
     for i in range(30, 60):
         store.append(f"keep{i}", turn(f"keep {i} " * 20), expected_version=0)
     assert store.delete("secret-id-zq")
+    assert store.search("zebracornword") == []
+    if not on_delete:
+        store.compact()
     store.close()  # the last connection checkpoints the WAL into the file
     files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
     content = b"".join(p.read_bytes() for p in files)
@@ -94,16 +102,66 @@ def test_deleted_content_is_gone_from_the_file(path: Path) -> None:
     assert b"keep 59" in content
 
 
-def test_compact_removes_what_deletes_left_when_compaction_on_delete_is_off(path: Path) -> None:
-    store = SQLiteStore(path, compact_on_delete=False)
+def test_compact_removes_what_deletes_left_and_search_still_finds_the_rest(path: Path) -> None:
+    store = SQLiteStore(path)
     for i in range(20):
-        store.append(f"keep{i}", turn(f"keep {i}"), expected_version=0)
+        store.append(f"keep{i}", turn(f"keep {i} quokkaword" if i == 7 else f"keep {i}"), expected_version=0)
     store.append("gone", turn("quokkaword"), expected_version=0)
     store.delete("gone")
-    assert store.search("quokkaword") == []
+    assert sorted((h.session_id, h.seq) for h in store.search("quokkaword")) == [("keep7", 0), ("keep7", 1)]
+    store.compact()
+    assert sorted((h.session_id, h.seq) for h in store.search("quokkaword")) == [("keep7", 0), ("keep7", 1)]
+    assert len(store.search("keep", limit=100)) == 40
+    store.delete("keep7")
     store.compact()
     store.close()
     assert b"quokkaword" not in path.read_bytes()
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        raw.close()
+
+
+def test_a_rewound_message_is_not_found_under_the_one_appended_in_its_place(path: Path) -> None:
+    store = SQLiteStore(path)
+    store.append("s", turn("first"), expected_version=0)
+    store.append("s", turn("platypusword"), expected_version=1)
+    store.rewind("s", to=2, expected_version=2)  # seq 2 and 3 are written again below, with other words
+    store.append("s", turn("echidnaword"), expected_version=3)
+    assert store.search("platypusword") == []
+    assert [h.seq for h in store.search("echidnaword")] == [2, 3]
+    store.close()
+
+
+def test_a_store_written_before_the_external_content_index_keeps_its_search(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Schemas 1 to 3 kept the searchable text inside the full-text table; schema 4 moves it to messages_text.
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:2])
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    for statements in MIGRATIONS[:2]:
+        for statement in statements:
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version=2")
+    raw.execute(
+        "INSERT INTO sessions (pk, id, version, message_count, created_at, updated_at) VALUES (1, 's', 1, 1, 0, 0)"
+    )
+    raw.execute(
+        "INSERT INTO messages (id, role, content, created_at) VALUES (?, 'user', ?, 0)",
+        (1 << 32, '{"role":"user","content":"old wombat"}'),
+    )
+    raw.execute("INSERT INTO messages_fts (rowid, role, text) VALUES (?, 'user', 'old wombat')", (1 << 32,))
+    raw.close()
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS)
+    store = SQLiteStore(path)
+    assert [(h.session_id, h.seq, h.snippet) for h in store.search("wombat")] == [("s", 0, "old wombat")]
+    store.append("s", [turn("new wombat")[0]], expected_version=1)
+    assert len(store.search("wombat")) == 2
+    store.rewind("s", to=0, expected_version=2)
+    assert store.search("wombat") == []
+    store.close()
 
 
 def test_a_writer_that_cannot_get_the_lock_gets_a_clear_error(path: Path) -> None:
@@ -120,6 +178,37 @@ def test_a_writer_that_cannot_get_the_lock_gets_a_clear_error(path: Path) -> Non
     assert store.append("s", turn("2"), expected_version=1) == 2
     assert store.load("s").version == 2  # reads were never blocked
     store.close()
+
+
+def test_many_openers_of_a_new_file_at_once_all_get_the_store(tmp_path: Path) -> None:
+    """Separate app servers starting together on one new file: switching it to WAL and migrating it fail at
+    once with "database is locked" for all but one opener unless the store waits its turn."""
+    openers, files = 8, 15
+    errors: list[BaseException] = []
+    for number in range(files):
+        path = tmp_path / f"new-{number}.db"
+        start = threading.Barrier(openers, timeout=30)
+
+        def open_and_append(who: int, path: Path = path, start: threading.Barrier = start) -> None:
+            try:
+                start.wait()
+                store = SQLiteStore(path)
+                try:
+                    store.append(f"s{who}", turn(str(who)), expected_version=0)
+                finally:
+                    store.close()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_append, args=(who,)) for who in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store = SQLiteStore(path)
+        assert sorted(info.id for info in store.list_sessions()) == sorted(f"s{w}" for w in range(openers))
+        store.close()
+    assert errors == []
 
 
 def test_a_closed_store_says_so(path: Path) -> None:
@@ -186,7 +275,7 @@ def test_expired_session_rows_are_removed_by_purge(path: Path) -> None:
     store.close()
     raw = sqlite3.connect(path)
     try:
-        for table in ("sessions", "messages", "messages_fts", "summaries", "session_tags"):
+        for table in ("sessions", "messages", "messages_text", "messages_fts", "summaries", "session_tags"):
             assert raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     finally:
         raw.close()
@@ -195,17 +284,51 @@ def test_expired_session_rows_are_removed_by_purge(path: Path) -> None:
 def test_the_search_index_survives_more_than_a_thousand_deletes(path: Path) -> None:
     # Each 'optimize' after a delete added levels to the FTS5 structure until SQLite called the index corrupt
     # (delete 998: "database disk image is malformed"; then "vtable constructor failed" on every write).
-    store = SQLiteStore(path, synchronous="OFF")
+    store = SQLiteStore(path, synchronous="OFF", compact_on_delete=True)
     for i in range(1_100):
         store.append(f"s{i}", turn(f"wombat {i}"), expected_version=0)
     for i in range(1_050):
         assert store.delete(f"s{i}")
     store.close()
-    reopened = SQLiteStore(path)
+    reopened = SQLiteStore(path, compact_on_delete=True)
     reopened.append("after", turn("wombat after"), expected_version=0)
     assert len(reopened.search("wombat", limit=500)) == 2 * 51
     assert reopened.delete("after")
     reopened.close()
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "oversized"])
+def test_a_damaged_search_index_is_rebuilt_on_open(path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    # A file an older release left with a corrupt index failed every append, search and delete ever after
+    # ("vtable constructor failed: messages_fts"); one whose index structure had grown near that point
+    # broke at its next delete. Opening it rebuilds the index from the stored text; the messages are intact.
+    store = SQLiteStore(path)
+    store.append("a", turn("wombat one"), expected_version=0)
+    store.append("b", turn("wombat two"), expected_version=0)
+    store.close()
+    raw = sqlite3.connect(path)
+    try:
+        block = b"\x01\x02\x03\x04\x05" if damage == "garbage" else b"\x00" * 4 + b"\x81\x00" + b"\x00" * 2_000
+        raw.execute("UPDATE messages_fts_data SET block = ? WHERE id = 10", (block,))
+        raw.commit()
+    finally:
+        raw.close()
+    reopened = SQLiteStore(path)
+    try:
+        assert "rebuilding its full-text search index" in caplog.text
+        assert {hit.session_id for hit in reopened.search("wombat")} == {"a", "b"}
+        reopened.append("a", turn("wombat three"), expected_version=1)
+        assert reopened.delete("b")
+        assert [hit.session_id for hit in reopened.search("wombat")] == ["a"] * 4
+        assert len(reopened.load("a").messages) == 4
+        reopened.compact()  # the delete left b's entries to compaction; the index is whole again after it
+    finally:
+        reopened.close()
     raw = sqlite3.connect(path)
     try:
         raw.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")

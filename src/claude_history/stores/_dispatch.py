@@ -14,8 +14,9 @@ from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from ._common import AsyncStoreBase, StoreBase, now_us, to_us
-from .base import Entry, SearchHit, SessionData, SessionInfo, Summary
+from ._base_classes import AsyncStoreBase, StoreBase
+from ._times import now_us, to_us
+from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 
 __all__ = ["AsyncOpsStore", "OpsStore", "StoreOps"]
 
@@ -30,6 +31,10 @@ class StoreOps(Protocol):
 
     def load(self, context: Any, session_id: str, now: int, /) -> Op[SessionData]: ...
     def get_session(self, context: Any, session_id: str, now: int, /) -> Op[SessionInfo]: ...
+    def load_messages(
+        self, context: Any, session_id: str, start: int, stop: int | None, now: int, /
+    ) -> Op[list[StoredMessage]]: ...
+    def usage_log(self, context: Any, session_id: str, now: int, /) -> Op[list[UsageRecord]]: ...
     def append(
         self,
         context: Any,
@@ -38,14 +43,25 @@ class StoreOps(Protocol):
         expected_version: int,
         incarnation: str | None,
         turn_id: str | None,
+        lease: int | None,
         now: int,
         /,
     ) -> Op[int]: ...
+    def acquire_lease(self, context: Any, session_id: str, ttl: float, now: int, /) -> Op[int | None]: ...
+    def release_lease(self, context: Any, session_id: str, token: int, now: int, /) -> Op[None]: ...
     def update_session(
         self, context: Any, session_id: str, changes: dict[str, Any], create: bool, now: int, /
     ) -> Op[SessionInfo]: ...
     def list_sessions(
-        self, context: Any, owner: str | None, tag: str | None, limit: int, offset: int, now: int, /
+        self,
+        context: Any,
+        owner: str | None,
+        tag: str | None,
+        limit: int,
+        offset: int,
+        after: SessionCursor | None,
+        now: int,
+        /,
     ) -> Op[list[SessionInfo]]: ...
     def delete(self, context: Any, session_id: str, /) -> Op[bool]: ...
     def fork(self, context: Any, session_id: str, at: int | None, new_id: str | None, now: int, /) -> Op[str]: ...
@@ -77,6 +93,12 @@ class OpsStore(StoreBase):
     def get_session(self, session_id: str) -> SessionInfo:
         return self._run(self._ops.get_session, session_id, now_us())
 
+    def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
+        return self._run(self._ops.load_messages, session_id, start, stop, now_us())
+
+    def usage_log(self, session_id: str) -> list[UsageRecord]:
+        return self._run(self._ops.usage_log, session_id, now_us())
+
     def append(
         self,
         session_id: str,
@@ -85,16 +107,31 @@ class OpsStore(StoreBase):
         expected_version: int,
         incarnation: str | None = None,
         turn_id: str | None = None,
+        lease: int | None = None,
     ) -> int:
-        return self._run(self._ops.append, session_id, entries, expected_version, incarnation, turn_id, now_us())
+        return self._run(
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
+        )
+
+    def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        return self._run(self._ops.acquire_lease, session_id, ttl, now_us())
+
+    def release_lease(self, session_id: str, token: int) -> None:
+        return self._run(self._ops.release_lease, session_id, token, now_us())
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return self._run(self._ops.update_session, session_id, changes, create, now_us())
 
     def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
-        return self._run(self._ops.list_sessions, owner, tag, limit, offset, now_us())
+        return self._run(self._ops.list_sessions, owner, tag, limit, offset, after, now_us())
 
     def delete(self, session_id: str) -> bool:
         return self._run(self._ops.delete, session_id)
@@ -138,6 +175,14 @@ class AsyncOpsStore(AsyncStoreBase):
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self._ops.get_session, session_id, now_us())
 
+    async def load_messages(
+        self, session_id: str, *, start: int = 0, stop: int | None = None
+    ) -> list[StoredMessage]:
+        return await self._run(self._ops.load_messages, session_id, start, stop, now_us())
+
+    async def usage_log(self, session_id: str) -> list[UsageRecord]:
+        return await self._run(self._ops.usage_log, session_id, now_us())
+
     async def append(
         self,
         session_id: str,
@@ -146,18 +191,31 @@ class AsyncOpsStore(AsyncStoreBase):
         expected_version: int,
         incarnation: str | None = None,
         turn_id: str | None = None,
+        lease: int | None = None,
     ) -> int:
         return await self._run(
-            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, now_us()
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
         )
+
+    async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        return await self._run(self._ops.acquire_lease, session_id, ttl, now_us())
+
+    async def release_lease(self, session_id: str, token: int) -> None:
+        return await self._run(self._ops.release_lease, session_id, token, now_us())
 
     async def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         return await self._run(self._ops.update_session, session_id, changes, create, now_us())
 
     async def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
-        return await self._run(self._ops.list_sessions, owner, tag, limit, offset, now_us())
+        return await self._run(self._ops.list_sessions, owner, tag, limit, offset, after, now_us())
 
     async def delete(self, session_id: str) -> bool:
         return await self._run(self._ops.delete, session_id)

@@ -27,14 +27,18 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "UNSET",
+    "AsyncLeaseStore",
     "AsyncStore",
     "Entry",
+    "LeaseStore",
     "SearchHit",
+    "SessionCursor",
     "SessionData",
     "SessionInfo",
     "Store",
     "StoredMessage",
     "Summary",
+    "UsageRecord",
 ]
 
 
@@ -67,9 +71,11 @@ class Entry:
     usage: Mapping[str, Any] | None = None  # Usage.model_dump(exclude_none=True) of the API call
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """One row of the log. ``seq`` is the 0-based position in the session."""
+    """One row of the log. ``seq`` is the 0-based position in the session. Slotted: a load builds one per
+    message, and an object without a ``__dict__`` is one allocation (and one object for the garbage collector
+    to walk) instead of two."""
 
     seq: int
     message: dict[str, Any]
@@ -80,6 +86,16 @@ class StoredMessage:
     @property
     def role(self) -> str:
         return str(self.message["role"])
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """The usage of one reply in the log, without its content: what a session's cost is added up from."""
+
+    seq: int
+    model: str | None
+    usage: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,22 @@ class SessionInfo:
     expires_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-serialisable
     incarnation: str | None = None  # new at each creation of the id (None: written before incarnations)
+
+
+@dataclass(frozen=True)
+class SessionCursor:
+    """Where a page of ``list_sessions`` ended, for keyset pagination: the next page holds the sessions strictly
+    after it in the listing's order (``updated_at`` newest first, then ``id`` in code-point order). A page
+    costs O(page) on every backend, where an offset costs O(offset) on PostgreSQL and Redis; a session
+    created or updated meanwhile moves to the front and is not repeated in later pages."""
+
+    updated_at: datetime
+    id: str
+
+    @classmethod
+    def after(cls, info: SessionInfo) -> SessionCursor:
+        """The cursor of the page that ends with ``info``."""
+        return cls(info.updated_at, info.id)
 
 
 @dataclass(frozen=True)
@@ -144,6 +176,17 @@ class Store(Protocol):
 
     def get_session(self, session_id: str) -> SessionInfo:
         """Session metadata without messages. Raises ``SessionNotFound``."""
+        ...
+
+    def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
+        """Messages ``[start, stop)`` of the log (``stop`` None: to its end; a range past the end is cut to
+        it), reading only those: the newest turns of a long session without loading all of it. Raises
+        ``SessionNotFound``."""
+        ...
+
+    def usage_log(self, session_id: str) -> list[UsageRecord]:
+        """The seq, model, usage and time of every message with a usage (the replies), in log order, without
+        their content: a session's cost without loading its conversation. Raises ``SessionNotFound``."""
         ...
 
     def append(
@@ -185,8 +228,11 @@ class Store(Protocol):
         tag: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
-        """Sessions, most recently updated first, filtered and paginated. Expired sessions are left out."""
+        """Sessions, most recently updated first (ties by id), filtered and paginated: ``after`` (the
+        ``SessionCursor.after`` of the previous page's last session) starts after it, in O(page); ``offset``
+        skips that many more. Expired sessions are left out."""
         ...
 
     def delete(self, session_id: str) -> bool:
@@ -229,11 +275,38 @@ class Store(Protocol):
 
 
 @runtime_checkable
+class LeaseStore(Protocol):
+    """A store that keeps turn leases (every store of ours; see ``stores/_leases.py`` for the rules):
+    ``Chat(on_concurrent="reject" | "enqueue")`` needs one. Its ``append`` also takes ``lease=token`` and
+    refuses the commit with ``LeaseLost`` once a newer lease was taken on the session."""
+
+    def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        """A lease on the session for ``ttl`` seconds: its fencing token, or None while another is held."""
+        ...
+
+    def release_lease(self, session_id: str, token: int) -> None:
+        """Free the lease ``token`` if it is still the one held (otherwise nothing happens)."""
+        ...
+
+
+@runtime_checkable
+class AsyncLeaseStore(Protocol):
+    """The asynchronous twin of ``LeaseStore``."""
+
+    async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None: ...
+    async def release_lease(self, session_id: str, token: int) -> None: ...
+
+
+@runtime_checkable
 class AsyncStore(Protocol):
     """The asynchronous twin of ``Store``: same methods, same semantics, awaitable, never blocks the loop."""
 
     async def load(self, session_id: str) -> SessionData: ...
     async def get_session(self, session_id: str) -> SessionInfo: ...
+    async def load_messages(
+        self, session_id: str, *, start: int = 0, stop: int | None = None
+    ) -> list[StoredMessage]: ...
+    async def usage_log(self, session_id: str) -> list[UsageRecord]: ...
     async def append(
         self,
         session_id: str,
@@ -245,7 +318,13 @@ class AsyncStore(Protocol):
     ) -> int: ...
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo: ...
     async def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]: ...
     async def delete(self, session_id: str) -> bool: ...
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str: ...

@@ -5,6 +5,8 @@ Layout of the directory::
     claude-history.json        marker: this is a store (no writing into any other non-empty directory)
     <sha256 of id>.jsonl       the log: one line per committed operation
     <sha256 of id>.meta.json   the sidecar: id, title, owner, tags, model, system, expiry, metadata
+    <sha256 of id>.lease       the turn lease: "<newest token> <expiry in µs>" (kept after a delete, so tokens
+                               keep growing; stores/_leases.py)
 
 File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
 fixed-length safe name inside the directory and never anywhere else; the real id lives in the sidecar.
@@ -37,34 +39,26 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
-from ._common import (
-    StoreBase,
-    append_allowed,
-    check_expected_version,
+from ._base_classes import StoreBase
+from ._cas import append_allowed, conflict, new_incarnation
+from ._checks import (
     check_filters,
+    check_message_range,
     check_page,
-    check_rewind_index,
     check_session_changes,
     check_session_id,
     check_summary,
-    check_token,
-    conflict,
-    decode_json,
-    dumps,
-    encode_entries,
-    from_us,
-    is_expired,
-    make_snippet,
-    message_text,
-    new_incarnation,
-    now_us,
-    search_terms,
-    stored_message,
-    text_matches,
-    to_us,
+    clip_range,
 )
+from ._json import decode_json, dumps
+from ._leases import check_lease, fence, ttl_us
+from ._messages import EncodedEntry, check_append, stored_message, usage_records
+from ._paging import check_cursor, sorted_page
+from ._rewind_fork import check_rewind_index
+from ._search_text import make_snippet, message_text, search_terms, text_matches
+from ._times import from_us, is_expired, now_us, to_us
 from ._validation import MAX_INTEGER
-from .base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 
 try:
     import fcntl
@@ -77,6 +71,7 @@ MARKER = "claude-history.json"
 FORMAT = "claude-history-files/1"
 LOG_SUFFIX = ".jsonl"
 META_SUFFIX = ".meta.json"
+LEASE_SUFFIX = ".lease"
 TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 3600
 _CHUNK = 1 << 16
@@ -483,6 +478,16 @@ class JsonFileStore(StoreBase):
         messages, summaries, state = self._read_log(name, data)
         return SessionData(info=self._info(meta, state), messages=messages, summaries=summaries)
 
+    def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
+        """A session's log is one file, read whole (appends go to its end): the range is cut from it."""
+        first, last = check_message_range(start, stop)
+        messages = self.load(session_id).messages
+        first, last = clip_range(first, last, len(messages))
+        return messages[first:last]
+
+    def usage_log(self, session_id: str) -> list[UsageRecord]:
+        return usage_records(self.load(session_id).messages)
+
     def get_session(self, session_id: str) -> SessionInfo:
         check_session_id(session_id)
         name = _name(session_id)
@@ -503,12 +508,25 @@ class JsonFileStore(StoreBase):
         expected_version: int,
         incarnation: str | None = None,
         turn_id: str | None = None,
+        lease: int | None = None,
     ) -> int:
-        check_session_id(session_id)
-        check_expected_version(expected_version)
-        check_token("incarnation", incarnation)
-        check_token("turn_id", turn_id)
-        encoded = encode_entries(entries)
+        encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
+        check_lease(lease)
+        with contextlib.ExitStack() as stack:
+            if lease is not None:  # held shared until the line is written: no lease is taken meanwhile
+                newest, _ = self._read_lease(stack.enter_context(self._lease_file(_name(session_id), fcntl.LOCK_SH)))
+                fence(session_id, lease, newest, expected_version, entries)
+            return self._append(session_id, entries, encoded, expected_version, incarnation, turn_id)
+
+    def _append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        encoded: list[EncodedEntry],
+        expected_version: int,
+        incarnation: str | None,
+        turn_id: str | None,
+    ) -> int:
         with self._session_lock(session_id, create=True) as (name, fd, meta):
             assert fd is not None
             state = self._state(fd, name, repair=True) if meta is not None else _State()
@@ -547,6 +565,49 @@ class JsonFileStore(StoreBase):
                 raise
         return expected_version + 1
 
+    @contextmanager
+    def _lease_file(self, name: str, mode: int) -> Iterator[int]:
+        """The session's lease file (created empty if missing), under ``flock`` ``mode``."""
+        fd = os.open(self.root / (name + LEASE_SUFFIX), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield fd
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _read_lease(fd: int) -> tuple[int | None, int]:
+        """(newest token or None, its expiry in µs) from a lease file."""
+        text = os.pread(fd, 64, 0).split()
+        try:
+            return int(text[0]), int(text[1])
+        except (IndexError, ValueError):
+            return None, 0  # a new file: no lease was ever taken
+
+    def _write_lease(self, fd: int, token: int, until: int) -> None:
+        os.pwrite(fd, f"{token:020d} {until:020d}\n".encode(), 0)  # fixed width: one small write in place
+        if self.fsync:
+            os.fsync(fd)
+
+    def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        check_session_id(session_id)
+        duration = ttl_us(ttl)
+        with self._lease_file(_name(session_id), fcntl.LOCK_EX) as fd:
+            token, until = self._read_lease(fd)
+            now = now_us()
+            if until > now:
+                return None
+            token = (token or 0) + 1
+            self._write_lease(fd, token, now + duration)
+            return token
+
+    def release_lease(self, session_id: str, token: int) -> None:
+        check_session_id(session_id)
+        check_lease(token)
+        with self._lease_file(_name(session_id), fcntl.LOCK_EX) as fd:
+            if self._read_lease(fd)[0] == token:
+                self._write_lease(fd, token, 0)
+
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
         changes = check_session_changes(changes)
@@ -571,10 +632,17 @@ class JsonFileStore(StoreBase):
         return info
 
     def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
         check_page(limit, offset)
         check_filters(owner, tag)
+        check_cursor(after)
         now = now_us()
         infos = []
         for name in self._names():
@@ -583,9 +651,7 @@ class JsonFileStore(StoreBase):
                 continue
             if (owner is None or info.owner == owner) and (tag is None or tag in info.tags):
                 infos.append(info)
-        infos.sort(key=lambda info: info.id)
-        infos.sort(key=lambda info: info.updated_at, reverse=True)
-        return infos[offset : offset + limit]
+        return sorted_page(infos, after, offset, limit)
 
     def delete(self, session_id: str) -> bool:
         check_session_id(session_id)

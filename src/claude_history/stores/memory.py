@@ -13,34 +13,25 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import SessionNotFound
-from ._common import (
-    StoreBase,
-    append_allowed,
-    check_expected_version,
+from ._base_classes import StoreBase
+from ._cas import append_allowed, conflict, new_incarnation
+from ._checks import (
     check_filters,
+    check_message_range,
     check_page,
-    check_rewind_index,
     check_session_changes,
     check_session_id,
     check_summary,
-    check_token,
-    conflict,
-    decode_json,
-    decode_messages,
-    dumps,
-    encode_entries,
-    find_last_turn,
-    from_us,
-    is_expired,
-    make_snippet,
-    message_text,
-    new_incarnation,
-    now_us,
-    search_terms,
-    text_matches,
-    to_us,
+    clip_range,
 )
-from .base import Entry, SearchHit, SessionData, SessionInfo, Summary
+from ._json import decode_json, dumps
+from ._leases import check_lease, fence, ttl_us
+from ._messages import check_append, decode_messages
+from ._paging import check_cursor, sorted_page
+from ._rewind_fork import check_rewind_index, find_last_turn
+from ._search_text import make_snippet, message_text, search_terms, text_matches
+from ._times import from_us, is_expired, now_us, to_us
+from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 
 __all__ = ["MemoryStore"]
 
@@ -72,6 +63,9 @@ class MemoryStore(StoreBase):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._sessions: dict[str, _Session] = {}
+        # Turn leases by session id: (newest token, its expiry in µs; 0 once released). Kept apart from the
+        # sessions so that tokens keep growing across a delete (stores/_leases.py).
+        self._leases: dict[str, tuple[int, int]] = {}
 
     # -- helpers (call with the lock held) ------------------------------------------------------------------
 
@@ -109,6 +103,25 @@ class MemoryStore(StoreBase):
         with self._lock:
             return self._get(session_id).info
 
+    def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
+        first, last = check_message_range(start, stop)
+        with self._lock:
+            rows = self._get(session_id).rows
+            first, last = clip_range(first, last, len(rows))
+            rows = rows[first:last]
+        return decode_messages(
+            ((row.message_json, row.model, row.usage_json, row.created_us) for row in rows), first_seq=first
+        )
+
+    def usage_log(self, session_id: str) -> list[UsageRecord]:
+        with self._lock:
+            rows = list(self._get(session_id).rows)
+        return [
+            UsageRecord(seq, row.model, decode_json(row.usage_json), from_us(row.created_us))
+            for seq, row in enumerate(rows)
+            if row.usage_json is not None
+        ]
+
     def append(
         self,
         session_id: str,
@@ -117,14 +130,13 @@ class MemoryStore(StoreBase):
         expected_version: int,
         incarnation: str | None = None,
         turn_id: str | None = None,
+        lease: int | None = None,
     ) -> int:
-        check_session_id(session_id)
-        check_expected_version(expected_version)
-        check_token("incarnation", incarnation)
-        check_token("turn_id", turn_id)
-        encoded = encode_entries(entries)
+        encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
+        check_lease(lease)
         with self._lock:
             now = now_us()
+            fence(session_id, lease, self._leases.get(session_id, (None, 0))[0], expected_version, entries)
             session = self._live(session_id, now)
             actual = session.info.version if session is not None else 0
             held = session.info.incarnation if session is not None else None
@@ -152,6 +164,24 @@ class MemoryStore(StoreBase):
             )
             return actual + 1
 
+    def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        check_session_id(session_id)
+        duration = ttl_us(ttl)
+        with self._lock:
+            now = now_us()
+            token, until = self._leases.get(session_id, (0, 0))
+            if until > now:
+                return None
+            self._leases[session_id] = (token + 1, now + duration)
+            return token + 1
+
+    def release_lease(self, session_id: str, token: int) -> None:
+        check_session_id(session_id)
+        check_lease(token)
+        with self._lock:
+            if self._leases.get(session_id, (None, 0))[0] == token:
+                self._leases[session_id] = (token, 0)
+
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
         changes = check_session_changes(changes)
@@ -169,10 +199,17 @@ class MemoryStore(StoreBase):
             return info
 
     def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
         check_page(limit, offset)
         check_filters(owner, tag)
+        check_cursor(after)
         with self._lock:
             now = now_us()
             infos = [
@@ -182,9 +219,7 @@ class MemoryStore(StoreBase):
                 and (owner is None or s.info.owner == owner)
                 and (tag is None or tag in s.info.tags)
             ]
-        infos.sort(key=lambda info: info.id)
-        infos.sort(key=lambda info: info.updated_at, reverse=True)
-        return infos[offset : offset + limit]
+        return sorted_page(infos, after, offset, limit)
 
     def delete(self, session_id: str) -> bool:
         check_session_id(session_id)

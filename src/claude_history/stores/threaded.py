@@ -15,8 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ._common import takes_append_tokens
-from .base import Entry, SearchHit, SessionData, SessionInfo, Store, Summary
+from ._cas import takes_append_tokens
+from ._leases import supports_leases
+from .base import (
+    Entry,
+    SearchHit,
+    SessionCursor,
+    SessionData,
+    SessionInfo,
+    Store,
+    StoredMessage,
+    Summary,
+    UsageRecord,
+)
 
 __all__ = ["ThreadedAsyncStore"]
 
@@ -29,6 +40,7 @@ class ThreadedAsyncStore:
 
     def __init__(self, store: Store, *, max_workers: int = 4) -> None:
         self.store = store
+        self.leases_supported = supports_leases(store)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -41,6 +53,14 @@ class ThreadedAsyncStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self._run(self.store.get_session, session_id)
 
+    async def load_messages(
+        self, session_id: str, *, start: int = 0, stop: int | None = None
+    ) -> list[StoredMessage]:
+        return await self._run(self.store.load_messages, session_id, start=start, stop=stop)
+
+    async def usage_log(self, session_id: str) -> list[UsageRecord]:
+        return await self._run(self.store.usage_log, session_id)
+
     async def append(
         self,
         session_id: str,
@@ -49,20 +69,40 @@ class ThreadedAsyncStore:
         expected_version: int,
         incarnation: str | None = None,
         turn_id: str | None = None,
+        lease: int | None = None,
     ) -> int:
         # The wrapped store may be a user's own, written before these parameters: it goes on without them.
-        tokens = {"incarnation": incarnation, "turn_id": turn_id} if takes_append_tokens(self.store) else {}
+        tokens: dict[str, Any] = (
+            {"incarnation": incarnation, "turn_id": turn_id} if takes_append_tokens(self.store) else {}
+        )
+        if lease is not None:
+            tokens["lease"] = lease
         return await self._run(
             self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
         )
+
+    async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
+        token: int | None = await self._run(self.store.acquire_lease, session_id, ttl=ttl)  # type: ignore[attr-defined]
+        return token
+
+    async def release_lease(self, session_id: str, token: int) -> None:
+        await self._run(self.store.release_lease, session_id, token)  # type: ignore[attr-defined]
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
         return await self._run(self.store.update_session, session_id, **changes)
 
     async def list_sessions(
-        self, *, owner: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: SessionCursor | None = None,
     ) -> list[SessionInfo]:
-        return await self._run(self.store.list_sessions, owner=owner, tag=tag, limit=limit, offset=offset)
+        return await self._run(
+            self.store.list_sessions, owner=owner, tag=tag, limit=limit, offset=offset, after=after
+        )
 
     async def delete(self, session_id: str) -> bool:
         return await self._run(self.store.delete, session_id)

@@ -12,6 +12,7 @@ that dispatch to them (``.._dispatch``); they differ only in how a query is sent
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,11 +125,21 @@ class _Progress:
 
 
 def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> T:
-    """Drive an operation: send each query, feed its rows back."""
+    """Drive an operation: send each query, feed its rows back (a chunked query's chunk by chunk, streamed)."""
     try:
         with conn.cursor() as cur:
             query = next(op)
             while True:
+                if query.chunked:
+                    progress.executed += 1
+                    rows_in = cur.stream(query.sql, query.params, size=_ops.CHUNK_ROWS)
+                    while True:
+                        chunk = list(itertools.islice(rows_in, _ops.CHUNK_ROWS))
+                        query = op.send(chunk)
+                        if not chunk:
+                            break
+                        _check_more(query)
+                    continue
                 cur.execute(query.sql, query.params)
                 progress.executed += 1
                 rows = cur.fetchall() if cur.description is not None else []
@@ -139,11 +150,28 @@ def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> 
         op.close()
 
 
+def _check_more(query: Query) -> None:
+    if query is not _ops.MORE:  # pragma: no cover - a bug in an operation
+        raise AssertionError("an operation must read a chunked query to its end before the next query")
+
+
 async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress) -> T:
     try:
         async with conn.cursor() as cur:
             query: Query = next(op)
             while True:
+                if query.chunked:
+                    progress.executed += 1
+                    chunk: list[Any] = []
+                    async for row in cur.stream(query.sql, query.params, size=_ops.CHUNK_ROWS):
+                        chunk.append(row)
+                        if len(chunk) == _ops.CHUNK_ROWS:
+                            _check_more(op.send(chunk))
+                            chunk = []
+                    if chunk:
+                        _check_more(op.send(chunk))
+                    query = op.send([])
+                    continue
                 await cur.execute(query.sql, query.params)
                 progress.executed += 1
                 rows = await cur.fetchall() if cur.description is not None else []

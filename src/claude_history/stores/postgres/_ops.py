@@ -15,31 +15,27 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._common import (
-    append_allowed,
+from .._cas import append_allowed, conflict, new_incarnation
+from .._checks import (
     check_expected_version,
     check_filters,
+    check_message_range,
     check_optional_str,
     check_page,
     check_session_changes,
     check_session_id,
     check_summary,
-    check_token,
-    conflict,
-    decode_json,
-    decode_messages,
-    dumps,
-    encode_entries,
-    from_us,
-    make_snippet,
-    message_text,
-    new_incarnation,
+    clip_range,
     new_session_id,
-    rewind_target,
-    search_terms,
-    to_us,
 )
-from ..base import Entry, SearchHit, SessionData, SessionInfo, Summary
+from .._json import decode_json, dumps
+from .._leases import check_lease, fence, ttl_us
+from .._messages import check_append, decode_messages
+from .._paging import check_cursor
+from .._rewind_fork import rewind_target
+from .._search_text import make_snippet, message_text, search_terms
+from .._times import from_us, to_us
+from ..base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 from ._sql import LATEST_VERSION, Statements, advisory_lock_key
 
 T = TypeVar("T")
@@ -48,9 +44,17 @@ Rows = list[tuple[Any, ...]]
 
 @dataclass(frozen=True)
 class Query:
+    """One statement. ``chunked``: the rows come in chunks of at most ``CHUNK_ROWS`` as the server sends them
+    (the operation yields ``MORE`` for each next one; an empty chunk is the end), so a long session is decoded
+    while it arrives and its raw rows never all sit in memory (100,000 messages of 5 KB: 500 MB of text)."""
+
     sql: str
     params: Mapping[str, Any] | None = None
+    chunked: bool = False
 
+
+MORE = Query("")  # the next chunk of the chunked query in progress
+CHUNK_ROWS = 500
 
 Op = Generator[Query, Rows, T]
 
@@ -61,7 +65,7 @@ MAX_INDEX_BYTES = 900_000
 
 
 def index_words(text: str) -> list[str]:
-    """The lexemes stored for a message: exactly the words ``_common.text_matches`` would compare, so search
+    """The lexemes stored for a message: exactly the words ``_search_text.text_matches`` would compare, so search
     matches on PostgreSQL as on every other backend (PostgreSQL's own parser splits e-mail addresses, URLs and
     hyphenated words differently, so it is not used)."""
     words: list[str] = []
@@ -165,9 +169,42 @@ def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
     rows = yield Query(st.get_session, args)
     if not rows:
         raise SessionNotFound(session_id)
-    messages = decode_messages((yield Query(st.messages, args)), stamp=_utc_stamp)
+    messages = yield from _decode_chunked(Query(st.messages, args, chunked=True), 0)
     summaries = [_summary_from_row(row) for row in (yield Query(st.summaries, args))]
     return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
+
+
+def load_messages(st: Statements, session_id: str, start: int, stop: int | None, now: int) -> Op[list[StoredMessage]]:
+    args = {"id": check_session_id(session_id), "now": from_us(now)}
+    first, last = check_message_range(start, stop)
+    yield Query(st.snapshot)  # the count and the rows from one view
+    rows = yield Query(st.get_session, args)
+    if not rows:
+        raise SessionNotFound(session_id)
+    first, last = clip_range(first, last, info_from_row(rows[0]).message_count)
+    if first == last:
+        return []
+    between = {"id": args["id"], "start": first, "end": last}
+    return (yield from _decode_chunked(Query(st.messages_between, between, chunked=True), first))
+
+
+def _decode_chunked(query: Query, first_seq: int) -> Op[list[StoredMessage]]:
+    """The messages a chunked query returns, decoded chunk by chunk as they arrive."""
+    messages: list[StoredMessage] = []
+    chunk = yield query
+    while chunk:
+        messages += decode_messages(chunk, stamp=_utc_stamp, first_seq=first_seq + len(messages))
+        chunk = yield MORE
+    return messages
+
+
+def usage_log(st: Statements, session_id: str, now: int) -> Op[list[UsageRecord]]:
+    args = {"id": check_session_id(session_id), "now": from_us(now)}
+    yield Query(st.snapshot)
+    if not (yield Query(st.get_session, args)):
+        raise SessionNotFound(session_id)
+    rows = yield Query(st.usage_log, args)
+    return [UsageRecord(seq, model, decode_json(usage), _utc_stamp(created)) for seq, model, usage, created in rows]
 
 
 def get_session(st: Statements, session_id: str, now: int) -> Op[SessionInfo]:
@@ -178,12 +215,22 @@ def get_session(st: Statements, session_id: str, now: int) -> Op[SessionInfo]:
 
 
 def list_sessions(
-    st: Statements, owner: str | None, tag: str | None, limit: int, offset: int, now: int
+    st: Statements,
+    owner: str | None,
+    tag: str | None,
+    limit: int,
+    offset: int,
+    after: SessionCursor | None,
+    now: int,
 ) -> Op[list[SessionInfo]]:
     check_page(limit, offset)
     check_filters(owner, tag)
-    args = {"owner": owner, "tag": tag, "limit": limit, "offset": offset, "now": from_us(now)}
-    rows = yield Query(st.list_sessions(owner=owner is not None, tag=tag is not None), args)
+    cursor = check_cursor(after)
+    args: dict[str, Any] = {"owner": owner, "tag": tag, "limit": limit, "offset": offset, "now": from_us(now)}
+    if cursor is not None:
+        args.update(after_at=from_us(cursor[0]), after_id=cursor[1])
+    statement = st.list_sessions(owner=owner is not None, tag=tag is not None, after=cursor is not None)
+    rows = yield Query(statement, args)
     return [info_from_row(row) for row in rows]
 
 
@@ -241,14 +288,15 @@ def append(
     expected_version: int,
     incarnation: str | None,
     turn_id: str | None,
+    lease: int | None,
     now: int,
 ) -> Op[int]:
-    check_session_id(session_id)
-    check_expected_version(expected_version)
-    check_token("incarnation", incarnation)
-    check_token("turn_id", turn_id)
-    encoded = encode_entries(entries)
+    encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
+    check_lease(lease)
     stamp = from_us(now)
+    if lease is not None:
+        newest = yield Query(st.newest_lease, {"id": session_id})
+        fence(session_id, lease, int(newest[0][0]) if newest else None, expected_version, entries)
     args = {
         "id": session_id,
         "n": len(encoded),
@@ -270,6 +318,18 @@ def append(
     message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
     yield Query(st.insert_messages, _message_rows(session_id, start, message_rows))
     return expected_version + 1
+
+
+def acquire_lease(st: Statements, session_id: str, ttl: float, now: int) -> Op[int | None]:
+    check_session_id(session_id)
+    rows = yield Query(st.acquire_lease, {"id": session_id, "ttl": ttl_us(ttl) / 1_000_000})
+    return int(rows[0][0]) if rows else None
+
+
+def release_lease(st: Statements, session_id: str, token: int, now: int) -> Op[None]:
+    check_session_id(session_id)
+    check_lease(token)
+    yield Query(st.release_lease, {"id": session_id, "token": token})
 
 
 def update_session(
@@ -344,7 +404,7 @@ TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the star
 
 def rewind(st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
     """Rewind in one transaction with the session row locked: no retry loop, and finding the last turn
-    reads the tail of the log, not all of it (the cut of ``_common.rewind_target``: the last turn start).
+    reads the tail of the log, not all of it (the cut of ``_rewind_fork.rewind_target``: the last turn start).
     """
     args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
     if expected_version is not None:
@@ -376,7 +436,7 @@ def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:
 
 
 def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
-    """Copy the prefix inside the server. Same result as ``_common.fork_session``: messages ``[0, at)`` with
+    """Copy the prefix inside the server. Same result as ``_rewind_fork.fork_session``: messages ``[0, at)`` with
     their timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
     args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
     rows = yield Query(st.get_session + " FOR SHARE", args)
@@ -403,7 +463,7 @@ CREATE_CHUNK = 2000  # messages per insert statement when creating a whole sessi
 
 
 def create(st: Statements, data: SessionData, now: int) -> Op[None]:
-    """Insert a whole session (import): ``_common.StoreBase._create``."""
+    """Insert a whole session (import): ``_base_classes.StoreBase._create``."""
     info = data.info
     session_id = check_session_id(info.id)
     for name in ("title", "owner", "model"):

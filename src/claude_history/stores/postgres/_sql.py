@@ -81,6 +81,17 @@ CREATE INDEX summaries_session_idx ON {s}.summaries (session_id, id);
 ALTER TABLE {s}.sessions ADD COLUMN IF NOT EXISTS incarnation text, ADD COLUMN IF NOT EXISTS last_turn text;
 """,
     ),
+    Migration(
+        3,
+        "turn leases",
+        """
+CREATE TABLE IF NOT EXISTS {s}.leases (
+    session_id text PRIMARY KEY,
+    token      bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -144,6 +155,18 @@ class Statements:
         self.get_session = fill(f"SELECT {SESSION_COLUMNS} FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
         self.lock_session = self.get_session + " FOR UPDATE"
         self.live_version = fill(f"SELECT version FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}")
+        # -- turn leases (stores/_leases.py): the database's clock decides expiry, the same for every server
+        self.acquire_lease = fill(
+            "INSERT INTO {s}.leases AS l (session_id, token, expires_at)"
+            " VALUES (%(id)s, 1, clock_timestamp() + make_interval(secs => %(ttl)s))"
+            " ON CONFLICT (session_id) DO UPDATE SET token = l.token + 1, expires_at = excluded.expires_at"
+            " WHERE l.expires_at <= clock_timestamp() RETURNING token"
+        )
+        self.release_lease = fill(
+            "UPDATE {s}.leases SET expires_at = '-infinity' WHERE session_id = %(id)s AND token = %(token)s"
+        )
+        # Held until the commit: a lease taken meanwhile waits for it, so it sees the turn committed.
+        self.newest_lease = fill("SELECT token FROM {s}.leases WHERE session_id = %(id)s FOR SHARE")
         self.append_state = fill(
             f"SELECT version, incarnation, last_turn FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}"
         )
@@ -165,7 +188,7 @@ class Statements:
 
         # -- append: compare-and-swap on the version (and the incarnation, when given), then one multi-row
         # insert (O(turn), not O(history)). Version 0 is a missing session (created here) or an empty one from
-        # update_session(create=True). When the swap fails, ``_common.append_allowed`` decides from
+        # update_session(create=True). When the swap fails, ``_cas.append_allowed`` decides from
         # ``append_state`` whether it is a conflict or this very turn committed already.
         same_incarnation = (
             "(%(incarnation)s::text IS NULL OR {t}incarnation IS NULL OR {t}incarnation = %(incarnation)s)"
@@ -195,11 +218,19 @@ class Statements:
         )
 
         # -- reads
-        # Rows as _common.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
+        # Rows as _messages.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
         # the seq.
         self.messages = fill(
             "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
             " WHERE session_id = %(id)s ORDER BY seq"
+        )
+        self.messages_between = fill(
+            "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
+            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq"
+        )
+        self.usage_log = fill(
+            "SELECT seq, model, usage::text, created_at FROM {s}.messages"
+            " WHERE session_id = %(id)s AND usage IS NOT NULL ORDER BY seq"
         )
         self.message_range = fill(
             "SELECT message::text FROM {s}.messages"
@@ -243,7 +274,7 @@ class Statements:
             " WHERE session_id = %(id)s AND end_seq <= %(at)s ORDER BY id"
         )
 
-        # -- search: the tsvector holds the words ``_common.search_terms`` sees; the query is their AND.
+        # -- search: the tsvector holds the words ``_search_text.search_terms`` sees; the query is their AND.
         # The owner filter is in the join, before LIMIT.
         self.search_all = self._search(session=False, owner=False)
         self.search_session = self._search(session=True, owner=False)
@@ -270,8 +301,12 @@ class Statements:
             f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s RETURNING {SESSION_COLUMNS}"
         )
 
-    def list_sessions(self, *, owner: bool, tag: bool) -> str:
+    def list_sessions(self, *, owner: bool, tag: bool, after: bool = False) -> str:
         conditions = [_LIVE]
+        if after:  # keyset: an index range scan that starts right after the cursor, O(page) not O(offset)
+            conditions.append(
+                '(updated_at < %(after_at)s OR (updated_at = %(after_at)s AND id COLLATE "C" > %(after_id)s))'
+            )
         if owner:
             conditions.append("owner = %(owner)s")
         if tag:

@@ -1,6 +1,6 @@
 """The Redis store's Lua scripts: every write is one script, so it is atomic and needs one round trip.
 
-Each script starts with ``PRELUDE``. Its first eight arguments are the key layout (``_ops.Layout.header``), so
+Each script starts with ``PRELUDE``. Its first ten arguments are the key layout (``_ops.Layout.header``), so
 key names are built in one place (Python) and the scripts only append ids. Timestamps are integer microseconds
 passed as strings by the client; the scripts compare them with ``tonumber`` (exact below 2**53) and never
 format them. Scripts compute key names from the layout, so they assume a single Redis node (not Cluster).
@@ -18,9 +18,9 @@ __all__ = ["SCRIPTS"]
 PRELUDE = r"""
 local L = {
   session = ARGV[1], messages = ARGV[2], summaries = ARGV[3], owner = ARGV[4], tag = ARGV[5],
-  index = ARGV[6], expiry = ARGV[7], refs = ARGV[8],
+  index = ARGV[6], expiry = ARGV[7], refs = ARGV[8], lease = ARGV[9], fence = ARGV[10],
 }
-local A = 9  -- first argument of the operation
+local A = 11  -- first argument of the operation
 
 local function hkey(id) return L.session .. id end
 local function mkey(id) return L.messages .. id end
@@ -160,11 +160,16 @@ local function keep_summaries_within(id, last)
 end
 """
 
-# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', record...)
+# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', lease or '', record...)
 #   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
+#      | {2, newest lease token or ''} (the lease was lost: stores/_leases.py)
 APPEND = r"""
 local id, expected, now = ARGV[A], tonumber(ARGV[A + 1]), ARGV[A + 2]
-local inc, new_inc, turn = ARGV[A + 3], ARGV[A + 4], ARGV[A + 5]
+local inc, new_inc, turn, lease = ARGV[A + 3], ARGV[A + 4], ARGV[A + 5], ARGV[A + 6]
+if lease ~= '' then
+  local newest = redis.call('GET', L.fence .. id)
+  if newest ~= lease then return {2, newest or ''} end
+end
 local version, held, last = 0, false, false
 local exists = live(id, now)
 if exists then
@@ -180,7 +185,7 @@ if not exists then
   redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
 end
 local start = redis.call('LLEN', mkey(id))
-push_all(mkey(id), ARGV, A + 6, #ARGV)
+push_all(mkey(id), ARGV, A + 7, #ARGV)
 if turn ~= '' then redis.call('HSET', hkey(id), 'turn', turn) else redis.call('HDEL', hkey(id), 'turn') end
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
@@ -313,17 +318,34 @@ DELETE = r"""
 return purge(ARGV[A])
 """
 
-# list(sorted_set, now, offset, limit, owner_filter_flag, owner) -> {{id, hash_fields, message_count}, ...}
+# list(sorted_set, now, offset, limit, owner_filter_flag, owner, after_score, after_id)
+#   -> {{id, hash_fields, message_count}, ...}
+# after_score '' lists from the start; else the walk starts at that score (keyset: O(log n + page)) and skips
+# the ties up to after_id. Ties are in byte order (ZSET); Lua's own string < follows the locale, so bytes
+# are compared one by one.
 LIST = r"""
 local zset, now, offset, limit = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), tonumber(ARGV[A + 3])
 local want_owner, owner = ARGV[A + 4] == '1', ARGV[A + 5]
+local after_score, after_id = ARGV[A + 6], ARGV[A + 7]
+local low, bound = '-inf', nil
+if after_score ~= '' then low, bound = after_score, tonumber(after_score) end
+local function bytes_after(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
 local out, stale = {}, {}
 local skipped, position, batch = 0, 0, 100
 while #out < limit do
-  local ids = redis.call('ZRANGE', zset, position, position + batch - 1)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    if state(id, now) ~= 'live' then
+  local rows = redis.call('ZRANGEBYSCORE', zset, low, '+inf', 'WITHSCORES', 'LIMIT', position, batch)
+  if #rows == 0 then break end
+  for i = 1, #rows, 2 do
+    local id = rows[i]
+    if bound ~= nil and tonumber(rows[i + 1]) == bound and not bytes_after(id, after_id) then
+      -- the cursor itself, or a tie before it
+    elseif state(id, now) ~= 'live' then
       stale[#stale + 1] = id
     elseif (not want_owner) or redis.call('HGET', hkey(id), 'owner') == owner then
       if skipped < offset then
@@ -347,6 +369,22 @@ for _, id in ipairs(ids) do purge(id) end
 return #ids
 """
 
+# acquire_lease(id, ttl_ms) -> the new fencing token | nil while a lease is held. The holder key expires by
+# itself (PX); the counter never does, so tokens keep growing across releases and deletes.
+ACQUIRE_LEASE = r"""
+local id, ttl = ARGV[A], ARGV[A + 1]
+if not redis.call('SET', L.lease .. id, '', 'NX', 'PX', ttl) then return false end
+local token = redis.call('INCR', L.fence .. id)
+redis.call('SET', L.lease .. id, token, 'PX', ttl)
+return token
+"""
+
+# release_lease(id, token): free the lease if it is still this token's.
+RELEASE_LEASE = r"""
+if redis.call('GET', L.lease .. ARGV[A]) == ARGV[A + 1] then redis.call('DEL', L.lease .. ARGV[A]) end
+return 1
+"""
+
 SCRIPTS: dict[str, str] = {
     name: PRELUDE + body
     for name, body in {
@@ -359,5 +397,7 @@ SCRIPTS: dict[str, str] = {
         "delete": DELETE,
         "list": LIST,
         "purge": PURGE,
+        "acquire_lease": ACQUIRE_LEASE,
+        "release_lease": RELEASE_LEASE,
     }.items()
 }

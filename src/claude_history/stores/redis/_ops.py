@@ -29,33 +29,26 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._common import (
-    REWIND_RETRIES,
-    append_allowed,
+from .._cas import append_allowed, conflict, new_incarnation
+from .._checks import (
     check_expected_version,
     check_filters,
+    check_message_range,
     check_page,
     check_session_changes,
     check_session_id,
     check_summary,
-    check_token,
-    conflict,
-    decode_json,
-    dumps,
-    encode_entries,
-    from_us,
-    is_expired,
-    make_snippet,
-    message_text,
-    new_incarnation,
     new_session_id,
-    rewind_target,
-    search_terms,
-    text_matches,
-    to_us,
 )
-from .._common import stored_message as _stored_message
-from ..base import Entry, SearchHit, SessionData, SessionInfo, StoredMessage, Summary
+from .._json import decode_json, dumps
+from .._leases import check_lease, fence, ttl_us
+from .._messages import check_append
+from .._messages import stored_message as _stored_message
+from .._paging import check_cursor
+from .._rewind_fork import REWIND_RETRIES, rewind_target
+from .._search_text import make_snippet, message_text, search_terms, text_matches
+from .._times import from_us, is_expired, to_us
+from ..base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 
 T = TypeVar("T")
 
@@ -99,6 +92,8 @@ class Layout:
         self.index = prefix + "index"
         self.expiry = prefix + "expiry"
         self.refs = prefix + "refs"
+        self.lease = prefix + "lease:"  # the holder of a session's turn lease (SET NX PX)
+        self.fence = prefix + "fence:"  # the newest fencing token taken on a session (INCR)
         # The first arguments of every Lua script, in the order ``_lua.PRELUDE`` reads them.
         self.header = [
             self.session,
@@ -109,6 +104,8 @@ class Layout:
             self.index,
             self.expiry,
             self.refs,
+            self.lease,
+            self.fence,
         ]
 
 
@@ -250,6 +247,35 @@ def load(keys: Layout, session_id: str, now: int) -> Op[SessionData]:
     )
 
 
+def load_messages(keys: Layout, session_id: str, start: int, stop: int | None, now: int) -> Op[list[StoredMessage]]:
+    sid = check_session_id(session_id)
+    first, last = check_message_range(start, stop)
+    if last is not None and last <= first:  # LRANGE would read to the end: only check the session exists
+        yield from get_session(keys, session_id, now)
+        return []
+    # LRANGE cuts a range past the end to the list, as clip_range does.
+    fields, records = yield Tx(
+        [("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, first, -1 if last is None else last - 1)]
+    )
+    if not _live(fields, now):
+        raise SessionNotFound(session_id)
+    return [stored_message(first + i, record) for i, record in enumerate(records)]
+
+
+def usage_log(keys: Layout, session_id: str, now: int) -> Op[list[UsageRecord]]:
+    """Each record's first line holds its time, model and usage: the message bodies are not decoded."""
+    sid = check_session_id(session_id)
+    fields, records = yield Tx([("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, 0, -1)])
+    if not _live(fields, now):
+        raise SessionNotFound(session_id)
+    found = []
+    for seq, record in enumerate(records):
+        created, model, usage = decode_json(record.partition("\n")[0])
+        if usage is not None:
+            found.append(UsageRecord(seq, model, usage, from_us(created)))
+    return found
+
+
 def get_session(keys: Layout, session_id: str, now: int) -> Op[SessionInfo]:
     sid = check_session_id(session_id)
     fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
@@ -259,15 +285,23 @@ def get_session(keys: Layout, session_id: str, now: int) -> Op[SessionInfo]:
 
 
 def list_sessions(
-    keys: Layout, owner: str | None, tag: str | None, limit: int, offset: int, now: int
+    keys: Layout,
+    owner: str | None,
+    tag: str | None,
+    limit: int,
+    offset: int,
+    after: SessionCursor | None,
+    now: int,
 ) -> Op[list[SessionInfo]]:
     check_page(limit, offset)
     check_filters(owner, tag)
+    cursor = check_cursor(after)
     if limit == 0:
         return []
     zset = keys.tag + tag if tag is not None else keys.owner + owner if owner is not None else keys.index
     want_owner = tag is not None and owner is not None
-    rows = yield Call("list", [zset, now, offset, limit, "1" if want_owner else "0", owner or ""])
+    bound = ["", ""] if cursor is None else [str(-cursor[0]), cursor[1]]  # scores are -updated
+    rows = yield Call("list", [zset, now, offset, limit, "1" if want_owner else "0", owner or "", *bound])
     return [info_from_hash(sid, _pairs(flat), count) for sid, flat, count in rows]
 
 
@@ -338,21 +372,35 @@ def append(
     expected_version: int,
     incarnation: str | None,
     turn_id: str | None,
+    lease: int | None,
     now: int,
 ) -> Op[int]:
-    check_session_id(session_id)
-    check_expected_version(expected_version)
-    check_token("incarnation", incarnation)
-    check_token("turn_id", turn_id)
-    records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encode_entries(entries)]
+    encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
+    records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encoded]
+    check_lease(lease)
     new = incarnation or new_incarnation()
-    reply = yield Call("append", [session_id, expected_version, now, incarnation or "", new, turn_id or "", *records])
+    tokens = [incarnation or "", new, turn_id or "", "" if lease is None else str(lease)]
+    reply = yield Call("append", [session_id, expected_version, now, *tokens, *records])
+    if reply[0] == 2:
+        fence(session_id, lease, int(reply[1]) if reply[1] else None, expected_version, entries)
     if reply[0] != 1:
         actual, held, last = int(reply[1]), reply[2] or None, reply[3] or None
         if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
             raise conflict(session_id, expected_version, actual, entries)  # not reached: the script decided
         return expected_version + 1
     return int(reply[1])
+
+
+def acquire_lease(keys: Layout, session_id: str, ttl: float, now: int) -> Op[int | None]:
+    check_session_id(session_id)
+    reply = yield Call("acquire_lease", [session_id, -(-ttl_us(ttl) // 1000)])
+    return None if reply is None else int(reply)
+
+
+def release_lease(keys: Layout, session_id: str, token: int, now: int) -> Op[None]:
+    check_session_id(session_id)
+    check_lease(token)
+    yield Call("release_lease", [session_id, token])
 
 
 def update_session(
@@ -462,7 +510,7 @@ def _last_turn_start(keys: Layout, session_id: str, count: int) -> Op[int]:
 
 
 def fork(keys: Layout, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
-    """Copy inside Redis, atomically. Same result as ``_common.fork_session``: messages ``[0, at)`` with their
+    """Copy inside Redis, atomically. Same result as ``_rewind_fork.fork_session``: messages ``[0, at)`` with their
     timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
     check_session_id(session_id)
     if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):

@@ -1,0 +1,86 @@
+"""Compare-and-swap of writes, written once for every backend: the tokens that name a session's incarnation
+and a turn, the one wording of a lost swap, and the rule that decides whether an append is written, is the
+very turn already committed (an idempotent retry), or conflicts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import ConfigurationError, ConflictError
+from ._validation import check_text
+
+__all__ = ["append_allowed", "check_token", "conflict", "new_incarnation", "takes_append_tokens"]
+
+
+def conflict(
+    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = (), *, replaced: bool = False
+) -> ConflictError:
+    """The one wording of a lost compare-and-swap (``replaced``: same version, another incarnation)."""
+    state = f"is at version {actual}" if actual else "does not exist (version 0)"
+    if replaced:
+        state = f"was deleted and created again since it was read (now version {actual}, another incarnation)"
+        hint = "the session you held is gone; reload the session and retry"
+    elif expected == 0 and actual:
+        hint = "it already exists; load it and append with its version, or choose another id"
+    else:
+        hint = "another writer committed first; reload the session and retry"
+    return ConflictError(
+        f"session {session_id!r} {state}, not {expected}: {hint}",
+        session_id=session_id,
+        expected_version=expected,
+        actual_version=actual,
+        unsaved=list(unsaved),
+    )
+
+
+def check_token(name: str, value: object) -> str | None:
+    """An ``incarnation`` or ``turn_id``: None, or text of 1 to 200 bytes (uuid4 hex is what we make)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string or None, got {value!r}")
+    return check_text(name, value, max_bytes=200)
+
+
+def new_incarnation() -> str:
+    return uuid.uuid4().hex
+
+
+def takes_append_tokens(store: Any) -> bool:
+    """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
+    ``Store`` written before them may not, and keeps working without them. Read at each call (microseconds,
+    beside a store write): a method may be replaced at run time."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(store.append).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
+        return False
+    return ("turn_id" in parameters and "incarnation" in parameters) or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def append_allowed(
+    session_id: str,
+    entries: Sequence[Any],
+    expected: int,
+    incarnation: str | None,
+    turn_id: str | None,
+    actual: int,
+    actual_incarnation: str | None,
+    last_turn: Callable[[], str | None],
+) -> bool:
+    """The compare-and-swap of ``append``, written once for every backend, against the session as it is
+    (``actual`` 0 and no incarnation when it does not exist). True: write the turn. False: this very turn
+    (``turn_id``) is what the last append committed, so the caller returns ``expected + 1`` and writes
+    nothing. Otherwise ``ConflictError``. ``last_turn`` reads the id the last append recorded (only called
+    when it can matter)."""
+    same = incarnation is None or actual_incarnation is None or actual_incarnation == incarnation
+    if actual == expected and same:
+        return True
+    if turn_id is not None and same and actual == expected + 1 and last_turn() == turn_id:
+        return False
+    raise conflict(session_id, expected, actual, entries, replaced=actual == expected)

@@ -1,0 +1,412 @@
+"""The encrypted store's operations as generators of backend calls (``_Call``), one implementation for the sync
+and the async wrapper: each seals on the way in, opens on the way out, and does in plaintext what the
+backend cannot see (finding the last turn, search)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from ...errors import ConfigurationError, ConflictError, DecryptionError, SessionNotFound
+from .. import _cas, _checks, _jsonl, _messages, _rewind_fork, _search_text, _times
+from .._leases import check_lease
+from ..base import (
+    Entry,
+    SearchHit,
+    SessionCursor,
+    SessionData,
+    SessionInfo,
+    StoredMessage,
+    Summary,
+    UsageRecord,
+)
+from . import _chain
+from ._codec import (
+    RESERVED_METADATA_KEY,
+    _Codec,
+    _conflict_with_plaintext,
+    _is_backup,
+    _is_envelope_block,
+    _record,
+    backup_id,
+    bindings,
+)
+
+SEARCH_PAGE = 200
+
+T = TypeVar("T")
+_log = logging.getLogger("claude_history.stores.encrypted")
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _call(method: str, *args: Any, **kwargs: Any) -> _Call:
+    return _Call(method, args, kwargs)
+
+
+_Op = Generator[_Call, Any, T]
+
+
+class _Ops:
+    def __init__(self, codec: _Codec) -> None:
+        self.codec = codec
+
+    # -- reads
+
+    def load(self, session_id: str) -> _Op[SessionData]:
+        raw: SessionData = yield _call("load", session_id)
+        rotation = self.codec.open_rotation(session_id, _record(raw.info))
+        if rotation is None:
+            return self.codec.open_data(raw)
+        # Mid-rotation: after the rewind the messages, and until they are re-saved the summaries, are in the
+        # backup; show the session as it was.
+        rewound = raw.version == rotation["version"] + 1 and not raw.messages
+        if not rewound and raw.version != rotation["version"] + 2:
+            return self.codec.open_data(raw)
+        try:
+            backup: SessionData = yield _call("load", backup_id(session_id))
+        except SessionNotFound:
+            return self.codec.open_data(raw)
+        saved = self.codec.open_data(backup, key_session=backup_id(session_id))
+        messages = saved.messages
+        if not rewound:
+            messages = self.codec.open_messages(session_id, raw.messages, bindings(raw.info))
+        info = replace(self.codec.open_info(raw.info), message_count=len(messages))
+        return SessionData(info=info, messages=messages, summaries=saved.summaries)
+
+    def get_session(self, session_id: str) -> _Op[SessionInfo]:
+        info: SessionInfo = yield _call("get_session", session_id)
+        return self.codec.open_info(info)
+
+    def load_messages(self, session_id: str, start: int, stop: int | None) -> _Op[list[StoredMessage]]:
+        """The range from the backend, decrypted; mid-rotation (messages partly in the backup) the session is
+        read whole, as ``load`` shows it."""
+        first, last = _checks.check_message_range(start, stop)
+        info: SessionInfo = yield _call("get_session", session_id)
+        if self.codec.open_rotation(session_id, _record(info)) is not None:
+            messages = (yield from self.load(session_id)).messages
+            first, last = _checks.clip_range(first, last, len(messages))
+            return messages[first:last]
+        raw: list[StoredMessage] = yield _call("load_messages", session_id, start=first, stop=last)
+        opened = self.codec.open_messages(session_id, raw, bindings(info))
+        if raw:  # the links inside the range (its end is checked by a whole load, from one snapshot)
+            _chain.check_links(session_id, self.codec.links(raw), raw[0].seq, end=None)
+        return opened
+
+    def usage_log(self, session_id: str) -> _Op[list[UsageRecord]]:
+        """Decrypted whole: a message's time may be sealed with its content (forks, imports)."""
+        data = yield from self.load(session_id)
+        return _messages.usage_records(data.messages)
+
+    def list_sessions(
+        self, owner: str | None, tag: str | None, limit: int, offset: int, after: SessionCursor | None
+    ) -> _Op[list[SessionInfo]]:
+        """The backend's page without the rotation backups; when some were left out, the page is filled up
+        from the backend's next page (by cursor), so a short page still means the end."""
+        opened: list[SessionInfo] = []
+        while True:
+            want = limit - len(opened)
+            infos: list[SessionInfo] = yield _call(
+                "list_sessions", owner=owner, tag=tag, limit=want, offset=offset, after=after
+            )
+            opened.extend(self.codec.open_info(info) for info in infos if not _is_backup(info))
+            if len(infos) < want or len(opened) >= limit:
+                return opened
+            after, offset = SessionCursor.after(infos[-1]), 0
+
+    def search(self, query: str, session_id: str | None, owner: str | None, limit: int) -> _Op[list[SearchHit]]:
+        """Decrypt and scan: the backend's index only ever sees ciphertext. Cost: reads every session (with
+        ``owner``, which is stored in clear, the backend lists only that owner's and only those are read)."""
+        terms = _search_text.search_terms(query)
+        _checks.check_page(limit, 0)
+        _checks.check_filters(owner)
+        if not terms or limit == 0:
+            return []
+        if session_id is not None:
+            ids = [session_id]
+        else:
+            ids = yield from self._all_ids(owner)
+        hits: list[SearchHit] = []
+        for sid in ids:
+            try:
+                data = yield from self.load(sid)
+            except SessionNotFound:
+                continue  # unknown, expired, or deleted while we searched: no hits, as in the backends
+            except DecryptionError as exc:
+                # One session another key wrote, or one tampered with, must not hide every other session's
+                # hits (its own load still raises); it is named in the log.
+                _log.warning("search skipped session %r: %s", sid, exc)
+                continue
+            if owner is not None and data.info.owner != owner:
+                continue  # another owner's, or given to another owner since the listing
+            for stored in data.messages:
+                text = _search_text.message_text(stored.message)
+                if _search_text.text_matches(text, terms):
+                    hits.append(SearchHit(sid, stored.seq, stored.role, _search_text.make_snippet(text, terms)))
+                    if len(hits) >= limit:
+                        return hits
+        return hits
+
+    def _all_ids(self, owner: str | None = None) -> _Op[list[str]]:
+        """Every live session id (of ``owner`` if given), most recently updated first, collected before
+        anything is changed."""
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page: list[SessionInfo] = yield _call("list_sessions", owner=owner, limit=SEARCH_PAGE, offset=offset)
+            ids.extend(info.id for info in page if not _is_backup(info))
+            if len(page) < SEARCH_PAGE:
+                return list(dict.fromkeys(ids))
+            offset += SEARCH_PAGE
+
+    def export_jsonl(self, session_id: str) -> _Op[str]:
+        data = yield from self.load(session_id)
+        return _jsonl.export_session(data)
+
+    def acquire_lease(self, session_id: str, ttl: float) -> _Op[int | None]:
+        token: int | None = yield _call("acquire_lease", session_id, ttl=ttl)  # leases hold no content
+        return token
+
+    def release_lease(self, session_id: str, token: int) -> _Op[None]:
+        yield _call("release_lease", session_id, token)
+
+    # -- writes
+
+    def append(
+        self,
+        session_id: str,
+        entries: Sequence[Entry],
+        expected_version: int,
+        incarnation: str | None = None,
+        turn_id: str | None = None,
+        lease: int | None = None,
+    ) -> _Op[int]:
+        # Bad input fails before any I/O, in the backend's own words.
+        encoded = _messages.check_append(session_id, entries, expected_version, incarnation, turn_id)
+        fenced = {} if check_lease(lease) is None else {"lease": lease}
+        try:
+            info: SessionInfo | None = yield _call("get_session", session_id)
+        except SessionNotFound:
+            info = None
+        count = prev = 0
+        record: dict[str, Any] = {}
+        if info is None:
+            # A session this append creates takes this incarnation, which its rows are bound to.
+            incarnation = incarnation or _cas.new_incarnation()
+        token = (incarnation or "") if info is None else (info.incarnation or "")
+        if info is None and expected_version != 0:
+            # Nothing to append to, and no incarnation to pin: a session created again at this version before
+            # the backend's append would take rows sealed for positions 0.. at its own positions.
+            raise _cas.conflict(session_id, expected_version, 0, entries)
+        if info is not None and info.version != expected_version:
+            # Doomed unless it is this very turn, already committed (``turn_id``): pinned to the incarnation
+            # read here, so that a session created again meanwhile at ``expected_version`` refuses it.
+            incarnation = incarnation or info.incarnation
+        if info is not None and info.version == expected_version:
+            # The rows are sealed for positions count.. of the session as read here: the append must land
+            # in that very incarnation (a delete and re-create at the same version would shift them).
+            incarnation = incarnation or info.incarnation
+            record = self.codec.check_writable(info)
+            try:
+                self._refuse_during_rotation(info, expected_version)
+            except ConflictError as exc:
+                raise _conflict_with_plaintext(exc, entries) from None
+            count = info.message_count
+            prev = _chain.append_prev(info.version, count, self.codec.open_rewind_note(session_id, info))
+            current = self.codec.keys.current
+            if record and current not in record.get("kids", []):
+                # Record the new key before writing under it, so the record always covers every key in use.
+                new_record = {**record, "kids": [*record.get("kids", []), current]}
+                yield _call(
+                    "update_session",
+                    session_id,
+                    metadata={**info.metadata, RESERVED_METADATA_KEY: new_record},
+                )
+                record = new_record
+        sealed = self.codec.seal_entries(
+            session_id, count, encoded, entries, incarnation=token, written=expected_version + 1, prev=prev
+        )
+        try:
+            version: int = yield _call(
+                "append",
+                session_id,
+                sealed,
+                expected_version=expected_version,
+                incarnation=incarnation,
+                turn_id=turn_id,
+                **fenced,
+            )
+        except ConflictError as exc:
+            raise _conflict_with_plaintext(exc, entries) from exc
+        if not record and (info is None or info.version == expected_version):
+            # A session created by this append (or written before records existed): record the key. Best
+            # effort: the data is already safe; the record only guards against writing with a wrong key later.
+            fresh: SessionInfo = yield _call("get_session", session_id)
+            if not _record(fresh):
+                yield _call(
+                    "update_session",
+                    session_id,
+                    metadata={**fresh.metadata, RESERVED_METADATA_KEY: self.codec.new_record()},
+                )
+        return version
+
+    def update_session(self, session_id: str, changes: Mapping[str, Any], create: bool) -> _Op[SessionInfo]:
+        checked = _checks.check_session_changes(changes)
+        if RESERVED_METADATA_KEY in checked.get("metadata", {}):
+            raise ConfigurationError(f"metadata key {RESERVED_METADATA_KEY!r} is reserved for encryption")
+        try:
+            info: SessionInfo | None = yield _call("get_session", session_id)
+        except SessionNotFound:
+            if not create:
+                raise
+            info = None
+        record = self.codec.new_record() if info is None else self.codec.check_writable(info)
+        sealing = "system" in checked or ("title" in checked and self.codec.encrypt_titles)
+        out: dict[str, Any] = {}
+        if "title" in checked:
+            out["title"] = self.codec.seal_title(session_id, checked["title"])
+        if "system" in checked:
+            out["system"] = self.codec.seal_system(session_id, checked["system"])
+        for name in ("owner", "tags", "model", "expires_at"):
+            if name in checked:
+                out[name] = checked[name]
+        current = self.codec.keys.current
+        needs_record = info is None or not _record(info) or (sealing and current not in record.get("kids", []))
+        if needs_record:
+            record = {**record, "kids": list(dict.fromkeys([*record.get("kids", []), current]))}
+        if "metadata" in checked or needs_record:
+            base = checked.get("metadata")
+            if base is None:
+                base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
+            out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
+        result: SessionInfo = yield _call("update_session", session_id, create=create, **out)
+        return self.codec.open_info(result)
+
+    def save_summary(self, session_id: str, summary: Summary) -> _Op[None]:
+        if not isinstance(summary, Summary):
+            raise ConfigurationError(f"expected a Summary, got {type(summary).__name__}")
+        if not isinstance(summary.text, str):
+            raise ConfigurationError("summary text must be a string")
+        if summary.start == summary.end:
+            # A summary of no messages could not be re-encrypted by rotate(): rewinding never drops [0, 0).
+            raise ConfigurationError(
+                f"summary range [{summary.start}, {summary.end}) is empty; a summary covers at least one message"
+            )
+        info: SessionInfo = yield _call("get_session", session_id)
+        self.codec.check_writable(info)
+        yield _call("save_summary", session_id, self.codec.seal_summary(session_id, summary))
+        return None
+
+    def rewind(self, session_id: str, to: int | None, expected_version: int | None) -> _Op[int]:
+        if expected_version is not None:
+            _checks.check_expected_version(expected_version)
+        for attempt in range(_rewind_fork.REWIND_RETRIES):
+            # The cut goes with a sealed note of what it leaves (``_chain``): the version it produces, the count
+            # and the version the last kept row was written at; so it is recognised, unlike a cut beneath the
+            # wrapper. Hence a compare-and-swap on the version read, looked at again if a writer slips in.
+            last: int | None = None
+            if to is not None:
+                info: SessionInfo = yield _call("get_session", session_id)
+                self._refuse_during_rotation(info, expected_version)
+                current = info.version if expected_version is None else expected_version
+                if info.version == current and _rewind_fork.check_rewind_index(to) <= info.message_count:
+                    kept: list[StoredMessage] = []
+                    if to > 0:
+                        kept = yield _call("load_messages", session_id, start=to - 1, stop=to)
+                    last = _chain.last_written(self.codec.links(kept))
+                target = to
+            else:
+                # The backend cannot see inside the messages: the last turn's start is found here, in
+                # plaintext, from a log whose links are checked (a cut must not hide one made beneath).
+                raw: SessionData = yield _call("load", session_id)
+                if expected_version is not None and raw.version != expected_version:
+                    raise _cas.conflict(session_id, expected_version, raw.version)
+                self._refuse_during_rotation(raw.info, expected_version)
+                opened = self.codec.open_data(raw)
+                target = _rewind_fork.rewind_target(opened.message_params(), None)
+                info, current = raw.info, raw.version
+                last = _chain.last_written(self.codec.links(raw.messages[:target]))
+            try:
+                version: int = yield from self._cut(info, target, current, last)
+                return version
+            except ConflictError:
+                if expected_version is not None or attempt == _rewind_fork.REWIND_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _cut(self, info: SessionInfo, to: int, current: int, last: int | None) -> _Op[int]:
+        """The backend's rewind of ``info``'s session at version ``current`` to ``to`` messages, with its note
+        (none when the row kept last is of format 1: such a log is not checked at its end). The note is
+        written first (a crash before the cut leaves a note no state will match) and, as metadata is last
+        writer wins, put right after the cut: a racing rewind that lost its compare-and-swap gives back the
+        note it replaced, the winner restores its own."""
+        if last is None:
+            version: int = yield _call("rewind", info.id, to=to, expected_version=current)
+            return version
+        note = self.codec.seal_rewind_note(info.id, info.incarnation, current + 1, to, last)
+        before = _record(info).get("rewind")
+        yield from self._put_note(info, note)
+        try:
+            version = yield _call("rewind", info.id, to=to, expected_version=current)
+        except ConflictError:
+            fresh: SessionInfo = yield _call("get_session", info.id)
+            if _record(fresh).get("rewind") == note:
+                yield from self._put_note(fresh, before)
+            raise
+        fresh = yield _call("get_session", info.id)
+        if fresh.version == version and _record(fresh).get("rewind") != note:
+            yield from self._put_note(fresh, note)
+        return version
+
+    @staticmethod
+    def _put_note(info: SessionInfo, note: object) -> _Op[None]:
+        record = {key: value for key, value in _record(info).items() if key != "rewind"}
+        if note is not None:
+            record["rewind"] = note
+        yield _call("update_session", info.id, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
+        return None
+
+    @staticmethod
+    def _refuse_during_rotation(info: SessionInfo, expected_version: int | None) -> None:
+        rotation = _record(info).get("rotation")
+        if isinstance(rotation, Mapping):
+            raise ConflictError(
+                f"session {info.id!r} is being re-encrypted (key rotation started at "
+                f"{rotation.get('started_at')}); retry shortly, or run rotate({info.id!r}) to finish "
+                "an interrupted rotation",
+                session_id=info.id,
+                expected_version=info.version if expected_version is None else expected_version,
+                actual_version=info.version,
+            )
+
+    def fork(self, session_id: str, at: int | None, new_id: str | None) -> _Op[str]:
+        data = yield from self.load(session_id)
+        forked = _rewind_fork.fork_session(data, at=at, new_id=new_id, now=_times.now_us())
+        sealed = self.codec.seal_data(forked, record=self.codec.new_record())
+        # One atomic create in the backend, with the rows re-encrypted under the new session's key.
+        created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=forked.info.id)
+        return created
+
+    def import_jsonl(self, data: str | Iterable[str], session_id: str | None) -> _Op[str]:
+        plain = _jsonl.parse_import(data, session_id=session_id, now=_times.now_us())
+        for stored in plain.messages:
+            if _is_envelope_block(stored.message.get("content")):
+                raise ConfigurationError(
+                    f"import message {stored.seq} is still encrypted: export through the encrypted store "
+                    "(which writes plaintext JSON Lines), not from the backend underneath it"
+                )
+        sealed = self.codec.seal_data(plain, record=self.codec.new_record())
+        created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=plain.info.id)
+        return created
+
+    def delete(self, session_id: str) -> _Op[bool]:
+        deleted: bool = yield _call("delete", session_id)
+        yield _call("delete", backup_id(session_id))  # a rotation backup must not outlive its session
+        return deleted
