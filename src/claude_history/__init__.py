@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "BudgetExceeded": "claude_history.errors",
     "DecryptionError": "claude_history.errors",
     "ConfigurationError": "claude_history.errors",
+    "TurnInProgress": "claude_history.errors",
+    "LeaseLost": "claude_history.errors",
     "validate": "claude_history.history",
     "repair": "claude_history.history",
 }
@@ -95,10 +97,16 @@ if TYPE_CHECKING:  # pragma: no cover - gives type checkers and IDEs the real na
         InvalidHistory as InvalidHistory,
     )
     from .errors import (
+        LeaseLost as LeaseLost,
+    )
+    from .errors import (
         SessionNotFound as SessionNotFound,
     )
     from .errors import (
         StoreUnavailable as StoreUnavailable,
+    )
+    from .errors import (
+        TurnInProgress as TurnInProgress,
     )
     from .history import (
         repair as repair,

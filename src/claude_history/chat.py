@@ -1,8 +1,9 @@
 """``Chat`` and ``AsyncChat``: load -> view -> call -> commit the turn -> record usage.
 
-Both are thin I/O shells over one pure core (``turn.py``): they load the session from the store, ask the core
-for each request, call the SDK, hand the reply to the core, run local tools, and commit the finished turn with
-ONE ``store.append(..., expected_version=v)``. A turn is atomic: an API error, a cut stream or an exception in
+Both are thin I/O shells over one pure core: the path of a turn (``turn_path.py``, over ``turn.py``) yields
+what it needs done (read the session, call the SDK, run local tools, commit the finished turn with ONE
+``store.append(..., expected_version=v)``...) and each front end's ``_loop`` does it, sync or async: the same
+loop with different I/O. A turn is atomic: an API error, a cut stream or an exception in
 user code before the commit leaves the chat and the store exactly as they were, and the SDK's exception passes
 through unchanged. See docs/chat.md.
 """
@@ -10,48 +11,65 @@ through unchanged. See docs/chat.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
 
 from .connection import IncompleteStream
+from .context.plan import RequestPlan
 from .context.report import ContextReport
-from .errors import ConfigurationError, ConflictError, HistoryError, SessionNotFound, StoreUnavailable
+from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
-from .stores._common import takes_append_tokens
-from .stores.base import AsyncStore, Entry, SessionInfo, Store, Summary
+from .stores._cas import takes_append_tokens
+from .stores._leases import check_ttl, supports_leases
+from .stores.base import AsyncStore, Entry, Store
 from .tokens import count_kwargs
 from .tools import ToolErrors, ToolSet, error_result, tool_result
 from .turn import (
     Ledger,
-    Op,
-    SaveSummary,
     SessionState,
     Settings,
-    Step,
-    Summarize,
     Turn,
-    begin_turn,
+    next_request_plan,
     next_request_report,
-    read_clock,
-    resume_turn,
     user_message,
     utc_now,
+)
+from .turn_path import ChatMemory, TurnPath, check_sync_tools, turn_path
+from .turn_requests import (
+    CallApi,
+    CheckVersion,
+    Commit,
+    CountTokens,
+    Finished,
+    LoadSession,
+    ReleaseLease,
+    Request,
+    RunTools,
+    SaveMetadata,
+    SaveSummary,
+    Summarize,
+    TakeLease,
+    Wait,
 )
 from .usage import TokenUsage
 
 if TYPE_CHECKING:
     from anthropic.types import Message
 
-__all__ = ["AsyncChat", "AsyncChatStream", "Chat", "ChatStream", "tool_results_content"]
+__all__ = ["AsyncChat", "AsyncChatStream", "Chat", "ChatStream", "OnConcurrent", "tool_results_content"]
+
+# What a chat does when another turn is running on its session (docs/chat.md "Concurrent turns").
+OnConcurrent = Literal["conflict", "reject", "enqueue"]
 
 
 def tool_results_content(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -66,10 +84,10 @@ def tool_results_content(results: Mapping[str, Any] | Sequence[Mapping[str, Any]
 
 
 class _ChatBase:
-    """What both front ends share: settings, the cached session state, the pending turn, the ledger."""
+    """What both front ends share: settings, and the chat's memory between turns (``turn_path.ChatMemory``:
+    the session state it last saw, the pending turn, the ledger)."""
 
-    _state: SessionState | None
-    _pending: Turn | None
+    _sync_tools = True  # tool functions are called, never awaited
 
     def __init__(
         self,
@@ -88,6 +106,9 @@ class _ChatBase:
         tool_errors: ToolErrors,
         commit_pending: bool,
         clock: Callable[[], datetime] | None,
+        on_concurrent: OnConcurrent,
+        lease_ttl: float,
+        lease_timeout: float,
         create_kwargs: Mapping[str, Any],
     ) -> None:
         if not isinstance(model, str) or not model:
@@ -105,6 +126,15 @@ class _ChatBase:
                 )
         if clock is not None and not callable(clock):
             raise ConfigurationError("clock= must be a function returning an aware datetime")
+        if on_concurrent not in ("conflict", "reject", "enqueue"):
+            raise ConfigurationError(
+                f"on_concurrent must be 'conflict', 'reject' or 'enqueue', got {on_concurrent!r}"
+            )
+        check_ttl(lease_ttl)
+        if isinstance(lease_timeout, bool) or not isinstance(lease_timeout, (int, float)) or not (
+            0 <= lease_timeout < float("inf")
+        ):
+            raise ConfigurationError(f"lease_timeout must be a number of seconds >= 0, got {lease_timeout!r}")
         self._client = client
         self._settings = Settings(
             model=model,
@@ -118,13 +148,35 @@ class _ChatBase:
             tool_errors=tool_errors,
             commit_pending=commit_pending,
             clock=clock if clock is not None else utc_now,
+            on_concurrent=on_concurrent,
+            lease_ttl=float(lease_ttl),
+            lease_timeout=float(lease_timeout),
         )
         self._prices = load_prices(prices)
-        self._ledger = Ledger(self._prices)
         self._session_id = session_id or uuid.uuid4().hex
-        self._pending = None
-        # A new session id is known to be empty: no load needed before using it.
-        self._state = SessionState(self._session_id) if session_id is None else None
+        self._memory = ChatMemory(self._session_id, Ledger(self._prices))
+        if session_id is None:  # a new session id is known to be empty: no load needed before using it
+            self._memory.adopt(SessionState(self._session_id))
+
+    @property
+    def _state(self) -> SessionState | None:
+        return self._memory.state
+
+    @_state.setter
+    def _state(self, state: SessionState | None) -> None:
+        self._memory.state = state
+
+    @property
+    def _pending(self) -> Turn | None:
+        return self._memory.pending
+
+    @_pending.setter
+    def _pending(self, turn: Turn | None) -> None:
+        self._memory.pending = turn
+
+    @property
+    def _ledger(self) -> Ledger:
+        return self._memory.ledger
 
     # -- properties (no I/O once loaded) ---------------------------------------------------------------------
 
@@ -201,6 +253,12 @@ class _ChatBase:
         On ``AsyncChat`` it is not awaited: it reads the loaded state (``await chat.load()`` first)."""
         return next_request_report(self._current(), self._pending, content, self._settings, overrides)
 
+    def next_request(self, content: Any = None, **overrides: Any) -> RequestPlan:
+        """The request ``send(content)`` would make now, as ``context_report`` plans it: the messages with their
+        cache markers, the system prompt and tools, where the window starts (``context.RequestPlan``; its
+        ``report`` is ``context_report``'s). No API call, nothing changes."""
+        return next_request_plan(self._current(), self._pending, content, self._settings, overrides)
+
     def stage(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Put ``messages`` ahead of the next ``send`` in the same turn: they are sent with it and committed
         with its reply, or not at all (a conversation handed over from elsewhere, as the HTTP proxy receives
@@ -230,68 +288,31 @@ class _ChatBase:
         raise NotImplementedError
 
     def _set_state(self, state: SessionState) -> None:
-        self._state = state
-        self._ledger.reset(state)
+        self._memory.adopt(state)
 
-    def _after_commit(
-        self,
-        turn: Turn,
-        entries: Sequence[Entry],
-        version: int,
-        info: SessionInfo | None,
-        now: datetime,
-        incarnation: str | None = None,
-    ) -> None:
-        state = turn.base.committed(entries, version, now)
-        if info is not None:
-            state = replace(state, info=info)
-        if incarnation is not None:
-            state = replace(state, incarnation=incarnation)
-        if self._state is turn.base:
-            self._state = state
-            self._ledger.add((e.model, e.usage) for e in entries)
-        else:
-            self._set_state(state)
+    def _check_leases(self) -> None:
+        store = self._store  # type: ignore[attr-defined]
+        if self._settings.on_concurrent != "conflict" and not supports_leases(store):
+            raise ConfigurationError(
+                f"on_concurrent={self._settings.on_concurrent!r} needs a store with turn leases "
+                f"(acquire_lease, release_lease); {type(store).__name__} has none: use one of the library's "
+                "stores, or on_concurrent='conflict'"
+            )
 
-    def _replaced_error(self, state: SessionState, info: SessionInfo) -> ConflictError:
-        """Before any request: the session this chat held was deleted and another created under its id."""
-        return ConflictError(
-            f"session {self._session_id!r} was deleted and created again since this chat read it; nothing was "
-            "sent or saved. The chat now shows the new session: send again to continue in it.",
-            session_id=self._session_id,
-            expected_version=state.version,
-            actual_version=info.version,
-        )
-
-    def _conflict(self, exc: ConflictError, message: Any, entries: Sequence[Entry]) -> ConflictError:
-        what = (
-            "was deleted and created again"
-            if exc.actual_version == exc.expected_version
-            else f"changed (expected version {exc.expected_version}, found {exc.actual_version})"
-        )
-        return ConflictError(
-            f"session {self._session_id!r} {what} while this turn ran; the turn was not saved. "
-            "It is in this error's .reply and .unsaved; the chat now shows the stored history.",
-            session_id=self._session_id,
-            expected_version=exc.expected_version,
-            actual_version=exc.actual_version,
-            unsaved=list(entries),
-            reply=message,
+    def _path(self, content: Any, overrides: Mapping[str, Any], *, resume: bool = False) -> TurnPath:
+        """The turn ``content`` starts (or ``resume`` continues), as the requests ``_loop`` carries out."""
+        return turn_path(
+            self._memory,
+            self._settings,
+            content,
+            overrides,
+            resume=resume,
+            sync_tools=self._sync_tools,
+            append_tokens=takes_append_tokens(self._store),  # type: ignore[attr-defined]
         )
 
     def _api(self, beta: bool) -> Any:
         return self._client.beta.messages if beta else self._client.messages
-
-    def _park(self, turn: Turn) -> None:
-        self._pending = turn
-
-    def _summary_saved(self, turn: Turn, summary: Summary) -> None:
-        """A summary was stored: the turn plans with it, and the chat's state (and cost) include it."""
-        base = replace(turn.base, summaries=(*turn.base.summaries, summary))
-        if self._state is turn.base:
-            self._state = base
-            self._ledger.add([(summary.model, summary.usage)])
-        turn.base = base
 
 
 def _is_async_client(client: Any) -> bool | None:
@@ -300,6 +321,9 @@ def _is_async_client(client: Any) -> bool | None:
     if create is None:
         return None
     return inspect.iscoroutinefunction(inspect.unwrap(create))
+
+
+_OPENED = object()  # a streamed call yields it once the response has begun (``ChatStream.__enter__`` waits for it)
 
 
 def _incomplete(stream: Any) -> IncompleteStream:
@@ -316,38 +340,6 @@ def _text_of(message: Any) -> str:
         kinds = ",".join(str(getattr(b, "type", "?")) for b in message.content)
         raise RuntimeError(f"the reply holds no text block (it holds: {kinds or 'nothing'})")
     return "".join(texts)
-
-
-def _attach(
-    exc: BaseException, message: Any, entries: Sequence[Entry], *, appending: bool = False, turn_id: str | None = None
-) -> None:
-    """A store failure at commit time: the reply and the unsaved messages ride on our own error, and a
-    ``StoreUnavailable`` says whether the turn may have been stored (``appending``: the append itself failed,
-    so the server may have committed before the connection dropped) and the ``turn_id`` that makes a retried
-    ``store.append(..., turn_id=...)`` safe."""
-    if isinstance(exc, HistoryError) and not isinstance(exc, ConflictError):
-        exc.reply = message  # type: ignore[attr-defined]
-        exc.unsaved = list(entries)  # type: ignore[attr-defined]
-    if isinstance(exc, StoreUnavailable):
-        exc.may_be_stored = appending
-        exc.turn_id = turn_id if appending else None
-
-
-def _replaced(state: SessionState, info: SessionInfo) -> bool:
-    """Is the stored session another incarnation than the one ``state`` was read from?"""
-    return state.incarnation is not None and info.incarnation is not None and state.incarnation != info.incarnation
-
-
-def _append_tokens(store: Any, turn: Turn, info: SessionInfo | None) -> dict[str, Any]:
-    """``incarnation`` and ``turn_id`` for ``store.append``: the incarnation the chat holds (a new session
-    takes the one ``update_session`` just gave it, or a fresh one), and a new turn id. Empty for a store
-    written before these parameters existed (a user's own ``Store``), which keeps working as it did."""
-    if not takes_append_tokens(store):
-        return {}
-    incarnation = turn.base.incarnation
-    if incarnation is None and turn.base.version == 0:
-        incarnation = info.incarnation if info is not None and info.incarnation else uuid.uuid4().hex
-    return {"incarnation": incarnation, "turn_id": uuid.uuid4().hex}
 
 
 # ================================================================================================== sync
@@ -384,6 +376,9 @@ class Chat(_ChatBase):
         tool_errors: ToolErrors = "report",
         commit_pending: bool = False,
         clock: Callable[[], datetime] | None = None,
+        on_concurrent: OnConcurrent = "conflict",
+        lease_ttl: float = 60.0,
+        lease_timeout: float = 60.0,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is True:
@@ -405,11 +400,15 @@ class Chat(_ChatBase):
             tool_errors=tool_errors,
             commit_pending=commit_pending,
             clock=clock,
+            on_concurrent=on_concurrent,
+            lease_ttl=lease_ttl,
+            lease_timeout=lease_timeout,
             create_kwargs=create_kwargs,
         )
-        self._check_sync_tools(self._settings.toolset)
+        check_sync_tools(self._settings.toolset)
         self._store: Store = _sync_store(store)
         self._owns_store = store is None or isinstance(store, str)
+        self._check_leases()
 
     @property
     def store(self) -> Store:
@@ -433,11 +432,7 @@ class Chat(_ChatBase):
     def reload(self) -> None:
         """Read the session from the store again (a pending turn is kept; it commits against the version it
         started from)."""
-        try:
-            state = SessionState.from_data(self._store.load(self._session_id))
-        except SessionNotFound:
-            state = SessionState(self._session_id)
-        self._set_state(state)
+        self._set_state(self._execute(LoadSession()))
 
     load = reload
 
@@ -447,33 +442,14 @@ class Chat(_ChatBase):
         assert self._state is not None
         return self._state
 
-    def _fresh(self) -> SessionState:
-        """The state, reloaded first if another writer moved the session on (one cheap metadata read)."""
-        state = self._current()
-        try:
-            info: SessionInfo | None = self._store.get_session(self._session_id)
-        except SessionNotFound:
-            info = None
-        if (0 if info is None else info.version) != state.version or (info is not None and _replaced(state, info)):
-            self.reload()
-            if info is not None and _replaced(state, info):
-                raise self._replaced_error(state, info)
-        return self._current()
-
     # -- turns -------------------------------------------------------------------------------------------
-
-    def _begin(self, content: Any, overrides: Mapping[str, Any]) -> Turn:
-        state = self._fresh() if self._pending is None else self._current()
-        turn = begin_turn(state, self._pending, content, self._settings, overrides)
-        self._check_sync_tools(turn.toolset)
-        return turn
 
     def send(self, content: Any, **overrides: Any) -> Message:
         """Send ``content`` (a string or content blocks) and return the reply, committing the whole turn.
 
         With tool functions the tool loop runs here, inside the turn. Without them a ``tool_use`` reply is
         returned and the turn stays pending until you send the results."""
-        return self._drive(self._begin(content, overrides))
+        return _reply(self._loop(self._path(content, overrides)))
 
     def send_tool_results(
         self, results: Mapping[str, Any] | Sequence[Mapping[str, Any]], **overrides: Any
@@ -485,114 +461,95 @@ class Chat(_ChatBase):
     def resume(self, **overrides: Any) -> Message:
         """Go on with the pending turn as it stands: after ``max_tool_rounds`` (runs the open tools again, or
         continues a pause), or to retry an empty reply; ``max_tool_rounds`` more automatic rounds follow."""
-        turn = resume_turn(self._pending, overrides)
-        if turn.awaiting:
-            turn.add_tool_results(self._run_tools(turn))
-        return self._drive(turn)
+        return _reply(self._loop(self._path(None, overrides, resume=True)))
 
     def stream(self, content: Any, **overrides: Any) -> ChatStream:
         """Like ``send``, streaming: ``with chat.stream(x) as s: for text in s.text_stream: ...``.
 
         The turn is committed once the stream has been read to the end; leaving the block earlier (break, an
         exception) discards it and the history stays as it was."""
-        return ChatStream(self, lambda: self._begin(content, overrides))
+        return ChatStream(self, lambda stream: self._loop(self._path(content, overrides), stream))
 
-    def _prepare(self, turn: Turn) -> tuple[dict[str, Any], bool]:
-        """Run the turn's request protocol, doing the I/O it asks for."""
-        steps = turn.prepare(self._settings)
+    def _loop(self, path: TurnPath, stream: ChatStream | None = None) -> Iterator[Any]:
+        """The one place a turn does I/O: carry out each request of ``path`` and send back its result, or
+        throw its error back in. Yields a streamed call's events (``stream``), and ``Finished`` last."""
         result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                op = steps.throw(error) if error is not None else steps.send(result)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                result = self._perform(op, turn)
-            except Exception as exc:
-                error = exc
-
-    def _perform(self, op: Op, turn: Turn) -> Any:
-        if isinstance(op, Summarize):
-            return self._client.messages.create(**op.params)
-        if isinstance(op, SaveSummary):
-            self._store.save_summary(self._session_id, op.summary)
-            self._summary_saved(turn, op.summary)
-            return None
-        count = self._api(op.beta).count_tokens
-        return count(**count_kwargs(count, op.kwargs)).input_tokens
-
-    def _drive(self, turn: Turn) -> Message:
-        while True:
-            kwargs, beta = self._prepare(turn)
-            message = self._api(beta).create(**kwargs)
-            step = turn.accept(message, self._settings)
-            if step is Step.RUN_TOOLS:
-                turn.add_tool_results(self._run_tools(turn))
-            elif step is not Step.CALL:
-                self._finish(turn, step, message)
-                return message  # type: ignore[no-any-return]
-
-    def _finish(self, turn: Turn, step: Step, message: Any) -> None:
-        if step is Step.DONE:
-            self._commit(turn, turn.entries, message)
-            self._pending = None
-            return
-        if self._settings.commit_pending and turn.awaiting:  # a tool_use turn handed back to the caller
-            entries = turn.committable()
-            if entries:
-                self._commit(turn, entries, message)
-                turn.rebased(self._current(), len(entries))
-        self._park(turn)
-
-    def _commit(self, turn: Turn, entries: Sequence[Entry], message: Any) -> None:
-        changes = self._settings.metadata_changes(turn.base)
-        now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
-        info: SessionInfo | None = None
-        tokens: dict[str, Any] = {}
-        appending = False
+        error: BaseException | None = None
         try:
-            if changes:
-                info = self._store.update_session(self._session_id, create=True, **changes)
-            tokens = _append_tokens(self._store, turn, info)
-            appending = True
-            version = self._store.append(
-                self._session_id, list(entries), expected_version=turn.base.version, **tokens
-            )
-        except ConflictError as exc:
-            self._pending = None
-            try:
-                self.reload()
-            except Exception:
-                self._state = None  # stale: the next use reloads
-            raise self._conflict(exc, message, entries) from exc
-        except BaseException as exc:
-            _attach(exc, message, entries, appending=appending, turn_id=tokens.get("turn_id"))
-            raise
-        self._after_commit(turn, entries, version, info, now, tokens.get("incarnation"))
+            while True:
+                request = path.throw(error) if error is not None else path.send(result)
+                result, error = None, None
+                if isinstance(request, Finished):
+                    yield request
+                    return
+                try:
+                    if stream is not None and isinstance(request, CallApi):
+                        yield from stream.call(request)
+                        result = stream.reply
+                    else:
+                        result = self._execute(request)
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # the path decides: a store error at commit carries the turn
+                    error = exc
+        finally:
+            path.close()
+            if self._memory.lease is not None:  # the turn was abandoned holding its lease
+                with contextlib.suppress(Exception):
+                    self._execute(ReleaseLease(self._memory.lease))
+                self._memory.lease = None
 
-    def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
+    def _execute(self, request: Request) -> Any:
+        """Do what one request asks (see ``turn_requests``) and return its result."""
+        store, session_id = self._store, self._session_id
+        if isinstance(request, TakeLease):
+            return store.acquire_lease(session_id, ttl=request.ttl)  # type: ignore[attr-defined]
+        if isinstance(request, Wait):
+            return time.sleep(request.seconds)
+        if isinstance(request, ReleaseLease):
+            return store.release_lease(session_id, request.token)  # type: ignore[attr-defined]
+        if isinstance(request, CallApi):
+            return self._api(request.beta).create(**request.kwargs)
+        if isinstance(request, RunTools):
+            return self._run_tools(request)
+        if isinstance(request, Commit):
+            entries = list(request.entries)
+            return store.append(session_id, entries, expected_version=request.expected_version, **request.tokens)
+        if isinstance(request, SaveMetadata):
+            return store.update_session(session_id, create=True, **request.changes)
+        if isinstance(request, CheckVersion):
+            try:
+                return store.get_session(session_id)
+            except SessionNotFound:
+                return None
+        if isinstance(request, LoadSession):
+            try:
+                return SessionState.from_data(store.load(session_id))
+            except SessionNotFound:
+                return SessionState(session_id)
+        if isinstance(request, Summarize):
+            return self._client.messages.create(**request.params)
+        if isinstance(request, SaveSummary):
+            return store.save_summary(session_id, request.summary)
+        if isinstance(request, CountTokens):
+            count = self._api(request.beta).count_tokens
+            return count(**count_kwargs(count, request.kwargs)).input_tokens
+        raise TypeError(f"unknown request {request!r}")  # pragma: no cover - turn_requests.Request is closed
+
+    def _run_tools(self, request: RunTools) -> list[dict[str, Any]]:
+        """The functions one after the other (see ``AsyncChat._run_tools``)."""
         results = []
-        for use in turn.awaiting:
-            runnable = turn.toolset.runnable(str(use.get("name")))
+        for use in request.uses:
+            runnable = request.toolset.runnable(str(use.get("name")))
             try:
                 value = runnable.call(use.get("input", {}))
             except Exception as exc:
-                if self._settings.tool_errors == "raise":
+                if request.raise_errors:
                     raise
                 results.append(error_result(str(use["id"]), exc))
             else:
                 results.append(tool_result(str(use["id"]), value))
         return results
-
-    @staticmethod
-    def _check_sync_tools(toolset: ToolSet) -> None:
-        coroutines = [name for name, r in toolset.runnables.items() if r.is_async]
-        if coroutines:
-            raise ConfigurationError(
-                f"async tool functions ({', '.join(coroutines)}) need AsyncChat; Chat runs plain functions"
-            )
 
     # -- undo --------------------------------------------------------------------------------------------
 
@@ -614,6 +571,14 @@ class Chat(_ChatBase):
         return copy.deepcopy(state.log[len(self._current().log) :])
 
 
+def _reply(loop: Iterator[Any]) -> Message:
+    """The reply of a turn run without streaming (its loop yields only ``Finished``)."""
+    for item in loop:
+        if isinstance(item, Finished):
+            return item.message  # type: ignore[no-any-return]
+    raise AssertionError("a turn path ends with Finished")  # pragma: no cover
+
+
 class ChatStream:
     """The context manager ``Chat.stream`` returns; mirrors the SDK's ``MessageStream``.
 
@@ -621,19 +586,22 @@ class ChatStream:
     message_start ... message_stop sequences), or ``text_stream`` for text deltas; ``get_final_message()``
     reads to the end and returns the final reply."""
 
-    def __init__(self, chat: Chat, begin: Callable[[], Turn]) -> None:
+    def __init__(self, chat: Chat, start: Callable[[ChatStream], Iterator[Any]]) -> None:
         self._chat = chat
-        self._begin = begin
-        self._turn: Turn | None = None
+        self._start = start
+        self._loop: Iterator[Any] | None = None
         self._manager: Any = None
         self._current: Any = None
         self._final: Any = None
+        self.reply: Any = None
         self._iterator: Iterator[Any] = iter(())
         self.text_stream: Iterator[str] = iter(())
 
     def __enter__(self) -> ChatStream:
-        self._turn = self._begin()
-        self._open()
+        self._loop = self._start(self)
+        for item in self._loop:  # the turn begins and its first request is sent, as the SDK's stream() does
+            if item is _OPENED:
+                break
         self._iterator = self._events()
         self.text_stream = self._texts()
         return self
@@ -643,12 +611,23 @@ class ChatStream:
     ) -> None:
         self.close()
 
-    def _open(self) -> None:
-        assert self._turn is not None
-        kwargs, beta = self._chat._prepare(self._turn)
-        manager = self._chat._api(beta).stream(**kwargs)
+    def call(self, request: CallApi) -> Iterator[Any]:
+        """One streamed API call of the turn (``Chat._loop`` runs it): ``_OPENED`` once the response has
+        begun, then the events; ``self.reply`` is the final message."""
+        manager = self._chat._api(request.beta).stream(**request.kwargs)
         self._current = manager.__enter__()
         self._manager = manager
+        try:
+            yield _OPENED
+            finished = False
+            for event in self._current:
+                finished = finished or event.type == "message_stop"
+                yield event
+            if not finished:
+                raise _incomplete(self._current)
+            self.reply = self._current.get_final_message()
+        finally:
+            self._close_current()
 
     def _close_current(self) -> None:
         manager, self._manager = self._manager, None
@@ -656,28 +635,13 @@ class ChatStream:
             manager.__exit__(None, None, None)
 
     def _events(self) -> Iterator[Any]:
-        assert self._turn is not None
-        turn, chat = self._turn, self._chat
-        try:
-            while True:
-                finished = False
-                for event in self._current:
-                    finished = finished or event.type == "message_stop"
-                    yield event
-                if not finished:
-                    raise _incomplete(self._current)
-                message = self._current.get_final_message()
-                self._close_current()
-                step = turn.accept(message, chat._settings)
-                if step is Step.RUN_TOOLS:
-                    turn.add_tool_results(chat._run_tools(turn))
-                elif step is not Step.CALL:
-                    chat._finish(turn, step, message)
-                    self._final = message
-                    return
-                self._open()
-        finally:
-            self._close_current()
+        assert self._loop is not None
+        for item in self._loop:
+            if isinstance(item, Finished):
+                self._final = item.message
+                return
+            if item is not _OPENED:
+                yield item
 
     def _texts(self) -> Iterator[str]:
         for event in self._iterator:
@@ -721,9 +685,10 @@ class ChatStream:
 
     def close(self) -> None:
         """Stop reading; an unfinished turn is discarded (nothing stored)."""
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            close()
+        for iterator in (self._iterator, self._loop):
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
         self._close_current()
 
 
@@ -752,6 +717,8 @@ class AsyncChat(_ChatBase):
     on the event loop thread, so make slow tools async.
     """
 
+    _sync_tools = False
+
     def __init__(
         self,
         client: anthropic.AsyncAnthropic | Any,
@@ -770,6 +737,9 @@ class AsyncChat(_ChatBase):
         tool_errors: ToolErrors = "report",
         commit_pending: bool = False,
         clock: Callable[[], datetime] | None = None,
+        on_concurrent: OnConcurrent = "conflict",
+        lease_ttl: float = 60.0,
+        lease_timeout: float = 60.0,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is False:
@@ -789,10 +759,14 @@ class AsyncChat(_ChatBase):
             tool_errors=tool_errors,
             commit_pending=commit_pending,
             clock=clock,
+            on_concurrent=on_concurrent,
+            lease_ttl=lease_ttl,
+            lease_timeout=lease_timeout,
             create_kwargs=create_kwargs,
         )
         self._store: AsyncStore = _async_store(store)
         self._owns_store = store is None or isinstance(store, str)
+        self._check_leases()
 
     @property
     def store(self) -> AsyncStore:
@@ -817,11 +791,7 @@ class AsyncChat(_ChatBase):
 
     async def reload(self) -> None:
         """Read the session from the store again (a pending turn is kept)."""
-        try:
-            state = SessionState.from_data(await self._store.load(self._session_id))
-        except SessionNotFound:
-            state = SessionState(self._session_id)
-        self._set_state(state)
+        self._set_state(await self._execute(LoadSession()))
 
     load = reload
 
@@ -838,27 +808,11 @@ class AsyncChat(_ChatBase):
             await self.reload()
         return self._current()
 
-    async def _fresh(self) -> SessionState:
-        state = await self._ensure()
-        try:
-            info: SessionInfo | None = await self._store.get_session(self._session_id)
-        except SessionNotFound:
-            info = None
-        if (0 if info is None else info.version) != state.version or (info is not None and _replaced(state, info)):
-            await self.reload()
-            if info is not None and _replaced(state, info):
-                raise self._replaced_error(state, info)
-        return self._current()
-
     # -- turns -------------------------------------------------------------------------------------------
-
-    async def _begin(self, content: Any, overrides: Mapping[str, Any]) -> Turn:
-        state = await self._fresh() if self._pending is None else await self._ensure()
-        return begin_turn(state, self._pending, content, self._settings, overrides)
 
     async def send(self, content: Any, **overrides: Any) -> Message:
         """See ``Chat.send``."""
-        return await self._drive(await self._begin(content, overrides))
+        return await _areply(self._loop(self._path(content, overrides)))
 
     async def send_tool_results(
         self, results: Mapping[str, Any] | Sequence[Mapping[str, Any]], **overrides: Any
@@ -868,106 +822,96 @@ class AsyncChat(_ChatBase):
 
     async def resume(self, **overrides: Any) -> Message:
         """See ``Chat.resume``."""
-        await self._ensure()
-        turn = resume_turn(self._pending, overrides)
-        if turn.awaiting:
-            turn.add_tool_results(await self._run_tools(turn))
-        return await self._drive(turn)
+        return await _areply(self._loop(self._path(None, overrides, resume=True)))
 
     def stream(self, content: Any, **overrides: Any) -> AsyncChatStream:
         """``async with chat.stream(x) as s: async for text in s.text_stream: ...`` (see ``Chat.stream``)."""
-        return AsyncChatStream(self, lambda: self._begin(content, overrides))
+        return AsyncChatStream(self, lambda stream: self._loop(self._path(content, overrides), stream))
 
-    async def _prepare(self, turn: Turn) -> tuple[dict[str, Any], bool]:
-        """See ``Chat._prepare``."""
-        steps = turn.prepare(self._settings)
+    async def _loop(self, path: TurnPath, stream: AsyncChatStream | None = None) -> AsyncIterator[Any]:
+        """See ``Chat._loop``: the same loop, awaiting."""
         result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                op = steps.throw(error) if error is not None else steps.send(result)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                result = await self._perform(op, turn)
-            except Exception as exc:
-                error = exc
-
-    async def _perform(self, op: Op, turn: Turn) -> Any:
-        if isinstance(op, Summarize):
-            return await self._client.messages.create(**op.params)
-        if isinstance(op, SaveSummary):
-            await self._store.save_summary(self._session_id, op.summary)
-            self._summary_saved(turn, op.summary)
-            return None
-        count = self._api(op.beta).count_tokens
-        return (await count(**count_kwargs(count, op.kwargs))).input_tokens
-
-    async def _drive(self, turn: Turn) -> Message:
-        while True:
-            kwargs, beta = await self._prepare(turn)
-            message = await self._api(beta).create(**kwargs)
-            step = turn.accept(message, self._settings)
-            if step is Step.RUN_TOOLS:
-                turn.add_tool_results(await self._run_tools(turn))
-            elif step is not Step.CALL:
-                await self._finish(turn, step, message)
-                return message  # type: ignore[no-any-return]
-
-    async def _finish(self, turn: Turn, step: Step, message: Any) -> None:
-        if step is Step.DONE:
-            await self._commit(turn, turn.entries, message)
-            self._pending = None
-            return
-        if self._settings.commit_pending and turn.awaiting:  # a tool_use turn handed back to the caller
-            entries = turn.committable()
-            if entries:
-                await self._commit(turn, entries, message)
-                turn.rebased(self._current(), len(entries))
-        self._park(turn)
-
-    async def _commit(self, turn: Turn, entries: Sequence[Entry], message: Any) -> None:
-        changes = self._settings.metadata_changes(turn.base)
-        now = read_clock(self._settings.clock)  # before the commit: a broken clock must not strand a turn
-        info: SessionInfo | None = None
-        tokens: dict[str, Any] = {}
-        appending = False
+        error: BaseException | None = None
         try:
-            if changes:
-                info = await self._store.update_session(self._session_id, create=True, **changes)
-            tokens = _append_tokens(self._store, turn, info)
-            appending = True
-            version = await self._store.append(
-                self._session_id, list(entries), expected_version=turn.base.version, **tokens
-            )
-        except ConflictError as exc:
-            self._pending = None
-            try:
-                await self.reload()
-            except Exception:
-                self._state = None
-            raise self._conflict(exc, message, entries) from exc
-        except BaseException as exc:
-            _attach(exc, message, entries, appending=appending, turn_id=tokens.get("turn_id"))
-            raise
-        self._after_commit(turn, entries, version, info, now, tokens.get("incarnation"))
+            while True:
+                request = path.throw(error) if error is not None else path.send(result)
+                result, error = None, None
+                if isinstance(request, Finished):
+                    yield request
+                    return
+                try:
+                    if stream is not None and isinstance(request, CallApi):
+                        async for event in stream.call(request):
+                            yield event
+                        result = stream.reply
+                    else:
+                        result = await self._execute(request)
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # the path decides: a store error at commit carries the turn
+                    error = exc
+        finally:
+            path.close()
+            if self._memory.lease is not None:  # the turn was abandoned holding its lease
+                with contextlib.suppress(Exception):
+                    await self._execute(ReleaseLease(self._memory.lease))
+                self._memory.lease = None
 
-    async def _run_tools(self, turn: Turn) -> list[dict[str, Any]]:
-        uses = turn.awaiting
+    async def _execute(self, request: Request) -> Any:
+        """See ``Chat._execute``."""
+        store, session_id = self._store, self._session_id
+        if isinstance(request, TakeLease):
+            return await store.acquire_lease(session_id, ttl=request.ttl)  # type: ignore[attr-defined]
+        if isinstance(request, Wait):
+            return await asyncio.sleep(request.seconds)
+        if isinstance(request, ReleaseLease):
+            return await store.release_lease(session_id, request.token)  # type: ignore[attr-defined]
+        if isinstance(request, CallApi):
+            return await self._api(request.beta).create(**request.kwargs)
+        if isinstance(request, RunTools):
+            return await self._run_tools(request)
+        if isinstance(request, Commit):
+            entries = list(request.entries)
+            return await store.append(
+                session_id, entries, expected_version=request.expected_version, **request.tokens
+            )
+        if isinstance(request, SaveMetadata):
+            return await store.update_session(session_id, create=True, **request.changes)
+        if isinstance(request, CheckVersion):
+            try:
+                return await store.get_session(session_id)
+            except SessionNotFound:
+                return None
+        if isinstance(request, LoadSession):
+            try:
+                return SessionState.from_data(await store.load(session_id))
+            except SessionNotFound:
+                return SessionState(session_id)
+        if isinstance(request, Summarize):
+            return await self._client.messages.create(**request.params)
+        if isinstance(request, SaveSummary):
+            return await store.save_summary(session_id, request.summary)
+        if isinstance(request, CountTokens):
+            count = self._api(request.beta).count_tokens
+            return (await count(**count_kwargs(count, request.kwargs))).input_tokens
+        raise TypeError(f"unknown request {request!r}")  # pragma: no cover - turn_requests.Request is closed
+
+    async def _run_tools(self, request: RunTools) -> list[dict[str, Any]]:
+        """The functions at once when there are several (async ones are awaited)."""
 
         async def run(use: Mapping[str, Any]) -> dict[str, Any]:
-            runnable = turn.toolset.runnable(str(use.get("name")))
+            runnable = request.toolset.runnable(str(use.get("name")))
             try:
                 value = runnable.call(use.get("input", {}))
                 if inspect.isawaitable(value):
                     value = await value
             except Exception as exc:
-                if self._settings.tool_errors == "raise":
+                if request.raise_errors:
                     raise
                 return error_result(str(use["id"]), exc)
             return tool_result(str(use["id"]), value)
 
+        uses = request.uses
         if len(uses) == 1:
             return [await run(uses[0])]
         tasks = [asyncio.ensure_future(run(u)) for u in uses]
@@ -997,22 +941,33 @@ class AsyncChat(_ChatBase):
         return copy.deepcopy(state.log[len(self._current().log) :])
 
 
+async def _areply(loop: AsyncIterator[Any]) -> Message:
+    """See ``_reply``."""
+    async for item in loop:
+        if isinstance(item, Finished):
+            return item.message  # type: ignore[no-any-return]
+    raise AssertionError("a turn path ends with Finished")  # pragma: no cover
+
+
 class AsyncChatStream:
     """The async context manager ``AsyncChat.stream`` returns; mirrors the SDK's ``AsyncMessageStream``."""
 
-    def __init__(self, chat: AsyncChat, begin: Callable[[], Any]) -> None:
+    def __init__(self, chat: AsyncChat, start: Callable[[AsyncChatStream], AsyncIterator[Any]]) -> None:
         self._chat = chat
-        self._begin = begin
-        self._turn: Turn | None = None
+        self._start = start
+        self._loop: AsyncIterator[Any] | None = None
         self._manager: Any = None
         self._current: Any = None
         self._final: Any = None
+        self.reply: Any = None
         self._iterator: AsyncIterator[Any] | None = None
         self.text_stream: AsyncIterator[str] = _empty()
 
     async def __aenter__(self) -> AsyncChatStream:
-        self._turn = await self._begin()
-        await self._open()
+        self._loop = self._start(self)
+        async for item in self._loop:  # see ChatStream.__enter__
+            if item is _OPENED:
+                break
         self._iterator = self._events()
         self.text_stream = self._texts()
         return self
@@ -1022,12 +977,22 @@ class AsyncChatStream:
     ) -> None:
         await self.close()
 
-    async def _open(self) -> None:
-        assert self._turn is not None
-        kwargs, beta = await self._chat._prepare(self._turn)
-        manager = self._chat._api(beta).stream(**kwargs)
+    async def call(self, request: CallApi) -> AsyncIterator[Any]:
+        """See ``ChatStream.call``."""
+        manager = self._chat._api(request.beta).stream(**request.kwargs)
         self._current = await manager.__aenter__()
         self._manager = manager
+        try:
+            yield _OPENED
+            finished = False
+            async for event in self._current:
+                finished = finished or event.type == "message_stop"
+                yield event
+            if not finished:
+                raise _incomplete(self._current)
+            self.reply = await self._current.get_final_message()
+        finally:
+            await self._close_current()
 
     async def _close_current(self) -> None:
         manager, self._manager = self._manager, None
@@ -1035,28 +1000,13 @@ class AsyncChatStream:
             await manager.__aexit__(None, None, None)
 
     async def _events(self) -> AsyncIterator[Any]:
-        assert self._turn is not None
-        turn, chat = self._turn, self._chat
-        try:
-            while True:
-                finished = False
-                async for event in self._current:
-                    finished = finished or event.type == "message_stop"
-                    yield event
-                if not finished:
-                    raise _incomplete(self._current)
-                message = await self._current.get_final_message()
-                await self._close_current()
-                step = turn.accept(message, chat._settings)
-                if step is Step.RUN_TOOLS:
-                    turn.add_tool_results(await chat._run_tools(turn))
-                elif step is not Step.CALL:
-                    await chat._finish(turn, step, message)
-                    self._final = message
-                    return
-                await self._open()
-        finally:
-            await self._close_current()
+        assert self._loop is not None
+        async for item in self._loop:
+            if isinstance(item, Finished):
+                self._final = item.message
+                return
+            if item is not _OPENED:
+                yield item
 
     async def _texts(self) -> AsyncIterator[str]:
         assert self._iterator is not None
@@ -1104,8 +1054,7 @@ class AsyncChatStream:
 
     async def close(self) -> None:
         """Stop reading; an unfinished turn is discarded (nothing stored)."""
-        iterator = self._iterator
-        if iterator is not None:
+        for iterator in (self._iterator, self._loop):
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()

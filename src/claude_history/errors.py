@@ -15,8 +15,10 @@ __all__ = [
     "DecryptionError",
     "HistoryError",
     "InvalidHistory",
+    "LeaseLost",
     "SessionNotFound",
     "StoreUnavailable",
+    "TurnInProgress",
 ]
 
 
@@ -60,6 +62,24 @@ class ConflictError(HistoryError):
         self.actual_version = actual_version
         self.unsaved = list(unsaved or [])
         self.reply = reply
+
+
+class LeaseLost(ConflictError):
+    """The turn's lease on the session expired and another turn took it before this one committed
+    (``Chat(on_concurrent="reject" | "enqueue")``): the store refused the commit (its fencing token is no
+    longer the newest), so two turns never commit out of order. Like any ``ConflictError`` it carries the
+    ``unsaved`` messages and the ``reply``; a longer ``lease_ttl`` avoids it."""
+
+
+class TurnInProgress(HistoryError):
+    """Another turn holds the session's lease: raised before any API call, with ``on_concurrent="reject"`` at
+    once, with ``"enqueue"`` after waiting ``waited`` seconds (``lease_timeout``). Nothing was sent or
+    saved; try again later."""
+
+    def __init__(self, message: str, *, session_id: str, waited: float = 0.0) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.waited = waited
 
 
 class StoreUnavailable(HistoryError):

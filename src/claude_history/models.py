@@ -26,9 +26,10 @@ what Opus 4.7 takes plus ``disabled``; Sonnet 5.5 and Haiku 5.5 ("Adaptive", not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "MODELS", "ModelInfo", "model_info"]
+__all__ = ["ALIASES", "DEPRECATED", "MODELS", "ModelInfo", "family_aliases", "model_info"]
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -214,6 +215,36 @@ MODELS: dict[str, ModelInfo] = {
 
 # Dated snapshot names resolve to their alias (anthropic.types.Model lists both).
 ALIASES: dict[str, str] = {m.dated_id: m.name for m in MODELS.values() if m.dated_id}
+
+
+# Deprecated models (still served until they retire; not what a short name should pick): the models the SDK
+# warns about, ``anthropic._data.deprecated_models.DEPRECATED_MODELS`` (anthropic 2.17.0: Mythos Preview
+# retiring June 30th, 2026, Opus 4.5 January 22nd, 2027). tests/cli/test_cli_models.py checks the two lists agree.
+DEPRECATED: frozenset[str] = frozenset({"claude-mythos-preview", "claude-opus-4-5"})
+
+
+def _version(name: str) -> tuple[str, tuple[int, ...]] | None:
+    """``claude-sonnet-4-6`` -> ``("sonnet", (4, 6))``; ``None`` for a name without a version number."""
+    parts = name.split("-")
+    if len(parts) < 3 or parts[0] != "claude" or not all(p.isdigit() for p in parts[2:]):
+        return None
+    return parts[1], tuple(int(p) for p in parts[2:])
+
+
+def family_aliases(
+    models: Mapping[str, ModelInfo] | None = None, deprecated: frozenset[str] = DEPRECATED
+) -> dict[str, str]:
+    """Short names as `llm` users type them: ``sonnet``, ``opus``, ``haiku`` (and every other family) name
+    the newest current (not deprecated) model of that family in the table, by version number."""
+    newest: dict[str, tuple[tuple[int, ...], str]] = {}
+    for info in (MODELS if models is None else models).values():
+        parsed = _version(info.name)
+        if parsed is None or info.name in deprecated or (info.dated_id or "") in deprecated:
+            continue
+        family, version = parsed
+        if family not in newest or version > newest[family][0]:
+            newest[family] = (version, info.name)
+    return {family: name for family, (_, name) in sorted(newest.items())}
 
 
 def model_info(name: str) -> ModelInfo | None:

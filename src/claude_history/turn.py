@@ -25,13 +25,15 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .context.plan import RequestPlan, context_report, plan_request
+from .context.plan import RequestPlan, plan_request
+from .context.planner import Planner
 from .context.report import ContextReport
 from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
 from .stores._validation import MAX_DEPTH, json_depth
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
 from .tools import ToolErrors, ToolSet
+from .turn_requests import CountTokens, Op, SaveSummary, Summarize
 from .usage import TokenUsage, combine_usage
 
 __all__ = [
@@ -52,29 +54,6 @@ __all__ = [
 _RESERVED = {"messages": "the history is the chat's; send new content instead", "stream": "use chat.stream()"}
 
 
-@dataclass(frozen=True)
-class Summarize:
-    """I/O step: call ``messages.create(**params)`` (the summariser) and send back the reply."""
-
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SaveSummary:
-    """I/O step: ``store.save_summary(session_id, summary)``."""
-
-    summary: Summary
-
-
-@dataclass(frozen=True)
-class CountTokens:
-    """I/O step: ``count_tokens`` for these request arguments; send back the ``input_tokens``."""
-
-    kwargs: dict[str, Any]
-    beta: bool
-
-
-Op = Summarize | SaveSummary | CountTokens
 
 
 Clock = Callable[[], datetime]
@@ -124,6 +103,9 @@ class SessionState:
     # The incarnation of the session this state belongs to (stores/base.py): appends are bound to it, so a
     # session deleted and created again under the same id is never written as if it were this one.
     incarnation: str | None = None
+    # The same object for every state derived from one load by commits (the log only grew): the planner's
+    # word that the messages it saw before are unchanged (context.Planner).
+    lineage: object = field(default_factory=object, compare=False, repr=False)
 
     @classmethod
     def from_data(cls, data: SessionData) -> SessionState:
@@ -145,9 +127,12 @@ class SessionState:
     def stored_system(self) -> str | list[dict[str, Any]] | None:
         return self.info.system if self.info is not None else None
 
-    def committed(self, entries: Sequence[Entry], version: int, now: datetime | None = None) -> SessionState:
+    def committed(
+        self, entries: Sequence[Entry], version: int, now: datetime | None = None, **changes: Any
+    ) -> SessionState:
         """The state after ``entries`` were appended and the store answered ``version``; the new records
-        are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps)."""
+        are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps).
+        ``changes``: other fields of the new state (``info``, ``incarnation``)."""
         now = now if now is not None else utc_now()
         start = len(self.records)
         new = tuple(
@@ -160,7 +145,10 @@ class SessionState:
             )
             for i, e in enumerate(entries)
         )
-        return replace(self, version=version, records=self.records + new)
+        state = replace(self, version=version, records=self.records + new, **changes)
+        if "log" in self.__dict__:  # the log so far is known: extend it (C speed) rather than rebuild it
+            state.__dict__["log"] = [*self.__dict__["log"], *(r.message for r in new)]
+        return state
 
     def awaiting_tool_uses(self) -> list[dict[str, Any]]:
         """tool_use blocks of a committed assistant message that still need results (``commit_pending``)."""
@@ -387,6 +375,11 @@ class Settings:
     tool_errors: ToolErrors
     commit_pending: bool
     clock: Clock = utc_now  # "now" for record stamps (the gaps between turns decide the cache TTL)
+    on_concurrent: str = "conflict"  # "conflict", "reject" or "enqueue" (turn_path.turn_path)
+    lease_ttl: float = 60.0  # seconds a turn's lease lasts if its holder dies
+    lease_timeout: float = 60.0  # seconds "enqueue" waits for the lease before TurnInProgress
+    # The planner's memory of this chat's session: a turn plans its new messages, not the whole log.
+    planner: Planner = field(default_factory=Planner, compare=False, repr=False)
 
     def system_for(self, state: SessionState) -> str | list[dict[str, Any]] | None:
         return self.system if self.system is not None else state.stored_system
@@ -486,6 +479,8 @@ class Turn:
             # caller chose it, so no breakpoints are added (together they could pass the API's limit of 4).
             "cache": False if opts.get("cache_control") is not None else settings.cache,
             "now": now,
+            "planner": settings.planner,
+            "lineage": self.base.lineage,
         }
         return self.base.log, self.messages, arguments
 
@@ -508,12 +503,15 @@ class Turn:
             kwargs["extra_headers"] = headers
         return kwargs, bool(betas)
 
-    def prepare(self, settings: Settings) -> Generator[Op, Any, tuple[dict[str, Any], bool]]:
+    def prepare(
+        self, settings: Settings, on_summary: Callable[[Summary], None] | None = None
+    ) -> Generator[Op, Any, tuple[dict[str, Any], bool]]:
         """The request for the next call, as a sans-I/O protocol: it yields the I/O it needs (a summary
         call, saving the summary, a token count) and the front end sends back each result (or throws the
         error into it). Returns the keyword arguments for ``messages.create``/``stream`` and whether they
-        are for ``client.beta.messages``. See ``context.plan`` for what each step is for."""
-        plan = yield from self._summarised(self.plan(settings), settings, None)
+        are for ``client.beta.messages``. See ``context.plan`` for what each step is for. ``on_summary``
+        takes a stored summary into ``self.base`` (default: only the turn sees it)."""
+        plan = yield from self._summarised(self.plan(settings), settings, None, on_summary)
         kwargs, beta = self._kwargs(plan, settings)
         budget = plan.report.budget if plan.report is not None else None
         if plan.check_count and budget is not None:
@@ -523,12 +521,16 @@ class Turn:
                 counted = None
             if isinstance(counted, int) and counted > budget:
                 again = self.plan(settings, measured=counted)
-                plan = yield from self._summarised(again, settings, counted)
+                plan = yield from self._summarised(again, settings, counted, on_summary)
                 kwargs, beta = self._kwargs(plan, settings)
         return kwargs, beta
 
     def _summarised(
-        self, plan: RequestPlan, settings: Settings, measured: int | None
+        self,
+        plan: RequestPlan,
+        settings: Settings,
+        measured: int | None,
+        on_summary: Callable[[Summary], None] | None,
     ) -> Generator[Op, Any, RequestPlan]:
         """``plan`` with the summary it asks for (Summarize, when the window just moved): written, stored,
         and planned again with it. A failed summary falls back to trimming, never to an error."""
@@ -539,9 +541,13 @@ class Turn:
         try:
             reply = yield Summarize(dict(request.params))
             summary = request.to_summary(reply)
-            yield SaveSummary(summary)  # the front end puts the summary into self.base
+            yield SaveSummary(summary)
         except Exception:
             return fallback
+        if on_summary is not None:
+            on_summary(summary)
+        else:
+            self.base = replace(self.base, summaries=(*self.base.summaries, summary))
         again = self.plan(settings, measured=measured)
         if again.summary_request is not None:  # not expected: the summary for this window now exists
             return again.fallback or replace(again, summary_request=None)
@@ -671,6 +677,20 @@ def next_request_report(
     """What the next request would hold (``context.context_report`` with the arguments a send would plan
     with): ``content`` as a new message (or added to the pending turn); ``None``: the pending turn as it
     stands, or a one-character placeholder message when there is none. No I/O, nothing changes."""
+    report = next_request_plan(state, pending, content, settings, overrides).report
+    assert report is not None
+    return report
+
+
+def next_request_plan(
+    state: SessionState,
+    pending: Turn | None,
+    content: Any,
+    settings: Settings,
+    overrides: Mapping[str, Any],
+) -> RequestPlan:
+    """The plan behind ``next_request_report``: the request itself (messages with their cache markers,
+    system, tools, window start), planned as a send would plan it. No I/O, nothing changes."""
     if content is None and pending is not None:
         turn = pending.copy()
         opts, toolset = split_overrides(settings, overrides)
@@ -680,4 +700,4 @@ def next_request_report(
     else:
         turn = begin_turn(state, pending, content if content is not None else "…", settings, overrides)
     log, messages, arguments = turn.plan_arguments(settings)
-    return context_report(log, messages, **arguments)
+    return plan_request(log, messages, **arguments)

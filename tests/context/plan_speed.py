@@ -1,8 +1,8 @@
 """How long ``plan_request`` takes as a conversation grows (not a test: speed belongs outside the suite).
 
 Run: ``.venv/bin/python -m tests.context.plan_speed [--turns 300]``. Plays a seeded synthetic conversation
-(text, tool loops, images) the way Chat calls the planner: fresh copies of the pending messages and a new
-usage list on every call, each reply billed a steady 10% under the raw estimate of
+(text, tool loops, images) the way Chat calls the planner (one ``Planner``, one lineage): fresh copies of the
+pending messages and a new usage list on every call, each reply billed a steady 10% under the raw estimate of
 what was sent. Prints the median time of
 the first plan of turns 10, 100 and 300 (the same call repeated), and the total over every request.
 """
@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from claude_history.context import CacheAwareWindow, KeepAll, plan_request
+from claude_history.context import CacheAwareWindow, KeepAll, Planner, plan_request
 from claude_history.context.plan import RequestPlan
 from claude_history.tokens import estimate_request
 
@@ -35,6 +35,7 @@ def play(policy: Any, turns: int, marks: set[int], repeats: int, seed: int = 5) 
     at: dict[int, float] = {}
     total = 0.0
     calls = 0
+    planner, lineage = Planner(), object()  # as a Chat keeps them: the log only grows
 
     def plan(pending: list[dict[str, Any]]) -> tuple[RequestPlan, float]:
         started = time.perf_counter()
@@ -46,6 +47,8 @@ def play(policy: Any, turns: int, marks: set[int], repeats: int, seed: int = 5) 
             tools=[LOOKUP_TOOL],
             policy=policy,
             usage_history=list(usage),
+            planner=planner,
+            lineage=lineage,
         )
         return result, time.perf_counter() - started
 

@@ -23,6 +23,7 @@ from claude_history.context import (
     KeepAll,
     LastTurns,
     OldImages,
+    Planner,
     ServerCompaction,
     Summarize,
     TokenBudget,
@@ -91,6 +92,9 @@ class Session:
         self.summaries: list[Summary] = []
         self.clock = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.checked = 0
+        self.planner = Planner()  # shared with a fork: one memory planning two sessions in turns
+        # As Chat does: the same object while the log only grows (None: the caller vouches for nothing).
+        self.lineage: object | None = object()
 
     def plan(
         self, pending: list[dict[str, Any]], *, policy: Any = None, usage: Any = None, **extra: Any
@@ -106,7 +110,9 @@ class Session:
         }
         cold_log, cold_pending, cold_arguments = copy.deepcopy((self.log, pending, arguments))
         try:
-            warm = plan_request(self.log, [dict(m) for m in pending], **arguments)
+            warm = plan_request(
+                self.log, [dict(m) for m in pending], **arguments, planner=self.planner, lineage=self.lineage
+            )
         except BudgetExceeded as error:
             with pytest.raises(BudgetExceeded) as cold_error:
                 plan_request(cold_log, cold_pending, **cold_arguments)
@@ -189,6 +195,7 @@ class Session:
         del self.log[cut:]
         self.usage = [u for u in self.usage if u["seq"] < cut]
         self.summaries = [s for s in self.summaries if s.end <= cut]
+        self.lineage = object()  # the log did not only grow
 
     def fork(self, turns_back: int) -> Session:
         """A new session holding the same message dicts up to an earlier turn (``store.fork``)."""
@@ -200,6 +207,7 @@ class Session:
         forked.usage = [u for u in self.usage if u["seq"] < cut]
         forked.summaries = [s for s in self.summaries if s.end <= cut]
         forked.rng = random.Random(self.rng.random())
+        forked.lineage = object()
         return forked
 
 
@@ -247,6 +255,7 @@ def test_forks_edits_and_changed_records_plan_the_same_warm_and_cold() -> None:
     ]
     pending = [{"role": "user", "content": "next"}]
     before = main.plan(pending)
+    main.lineage = None  # records replaced in the middle: nothing vouched for
     main.plan(pending, usage=rebilled)
     main.plan(pending, usage=[])  # no usage at all: estimates only
     assert main.plan(pending) == before
@@ -270,6 +279,7 @@ def test_forks_edits_and_changed_records_plan_the_same_warm_and_cold() -> None:
     for _ in range(14):
         unbilled.turn()
     unbilled.usage = []
+    unbilled.lineage = None  # a message is about to change in place
     first = unbilled.plan(pending)
     starts = [i for i, m in enumerate(unbilled.log) if is_turn_start(m)]
     unbilled.log[starts[-2]]["content"] = "much longer now " * 500
@@ -298,7 +308,12 @@ def test_a_shallow_copy_of_a_message_is_the_same_message_unless_its_role_or_keys
     are recognised, while a copy that changed its role or gained a key is checked again like a new message."""
     history = build_history(3, 12, thinking=True)
     log, pending = history[:-1], history[-1:]
-    arguments: dict[str, Any] = {"model": MODEL, "system": SYSTEM, "policy": POLICIES["cache-aware"]}
+    arguments: dict[str, Any] = {
+        "model": MODEL,
+        "system": SYSTEM,
+        "policy": POLICIES["cache-aware"],
+        "planner": Planner(),
+    }
     first = plan_request(log, pending, **arguments)
     copied = [log[0], *(dict(m) for m in log[1:])]
     assert_same(plan_request(copied, pending, **arguments), first)
@@ -326,10 +341,10 @@ def test_the_usage_index_follows_any_sequence_of_usage_histories(
     """The planner's parsed usage history, updated call after call (items kept by identity, dropped, added,
     seqs given twice), is always ``usage_points`` of the current list; and it names the first seq whose
     usage changed, which is what the replay's checkpoints are kept or dropped by."""
-    from claude_history.context.engine import _NEVER, _UsageIndex, usage_points
+    from claude_history.context.usage_index import NEVER, UsageIndex, usage_points
 
     pool: dict[tuple[int, int, bool], dict[str, Any]] = {}
-    index = _UsageIndex()
+    index = UsageIndex()
     previous: dict[int, Any] = {}
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     for history in histories:
@@ -349,6 +364,6 @@ def test_the_usage_index_follows_any_sequence_of_usage_histories(
         assert index.timed == sorted(s for s, p in expected.items() if p.created_at is not None)
         now = {seq: point.usage for seq, point in expected.items()}
         differs = [s for s in set(now) | set(previous) if now.get(s) != previous.get(s)]
-        assert changed == min(differs, default=_NEVER)
+        assert changed == min(differs, default=NEVER)
         assert all(index.prompt(s) == (now[s] or {}).get("input_tokens") for s in now)
         previous = now

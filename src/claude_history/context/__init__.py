@@ -5,6 +5,7 @@
 
 from .engine import UsagePoint, usage_points
 from .plan import RequestPlan, context_report, plan_request
+from .planner import Planner
 from .policies import (
     CacheAwareWindow,
     Combine,
@@ -26,6 +27,7 @@ __all__ = [
     "KeepAll",
     "LastTurns",
     "OldImages",
+    "Planner",
     "Policy",
     "RequestPlan",
     "ServerCompaction",

@@ -30,11 +30,12 @@ from typing import Any
 from ..history import sendable
 from ..stores.base import Summary
 from .engine import plan as _plan
+from .planner import Planner
 from .policies import KeepAll
 from .report import ContextReport
 from .summary import SummaryRequest
 
-__all__ = ["KeepAll", "RequestPlan", "context_report", "plan_request"]
+__all__ = ["KeepAll", "Planner", "RequestPlan", "context_report", "plan_request"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def plan_request(
     cache: bool | str = True,
     measured_input_tokens: int | None = None,
     now: datetime | None = None,
+    planner: Planner | None = None,
+    lineage: object | None = None,
 ) -> RequestPlan:
     """What to send for the next call: ``log`` is the committed history, ``pending`` the uncommitted messages
     of the current turn (the new user message, then any tool exchanges).
@@ -99,7 +102,11 @@ def plan_request(
     TTL. ``cache``: ``True`` (automatic breakpoints, TTL from the observed gaps), ``"5m"`` / ``"1h"`` (fixed
     TTL) or ``False`` (no automatic breakpoints; the caller's own markers are still sent). ``now`` (aware)
     tells whether the previous request's cache entries still live, for the TTL choice; without it they are
-    taken as live.
+    taken as live. ``planner``: what was derived for this session at earlier calls (pass the same ``Planner``
+    call after call for one session, as ``Chat`` does, and a request costs its new messages; without one the
+    whole log is replayed). ``lineage``: with a planner, an object that stays the same while ``log`` only grows
+    by appends, its messages and the usage records of the same positions never changed or replaced (``Chat``:
+    the session state it loaded); what was passed under it before is then not looked at again.
     Raises ``InvalidHistory`` for a broken log and ``BudgetExceeded`` when the newest turn alone cannot fit.
     """
     full = [*log, *pending]
@@ -113,6 +120,9 @@ def plan_request(
         "cache": cache,
         "measured_input_tokens": measured_input_tokens,
         "now": now,
+        "planner": planner,
+        "lineage": lineage,
+        "committed": len(log),
     }
     planned = _plan(full, **common)
     result = _as_plan(planned)
@@ -128,7 +138,7 @@ def _as_plan(planned: Any) -> RequestPlan:
         system=planned.system,
         extra=planned.extra,
         tools=planned.tools,
-        window_start=planned.decision.start,
+        window_start=planned.decision.window.cut,
         estimated_input_tokens=planned.decision.predicted,
         check_count=planned.check_count,
         cache_ttl=planned.ttl,

@@ -1,0 +1,167 @@
+"""``LogIndex``: per-message facts of a session's log (raw token estimates as prefix sums, turn starts,
+thinking and compaction positions), so that the size of any window is O(1) and a turn indexes only its new
+messages. It also holds what the planner derived from the log (the replays' checkpoints, the views of recent
+windows) and drops what depended on a message when that message changes."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..history import content_blocks, is_turn_start
+from ..tokens import ZERO, TokenEstimate, estimate_message
+from .transforms import THINKING, has_blocks, has_image, without_images
+
+if TYPE_CHECKING:
+    from .replay import Replays
+    from .view import View
+
+__all__ = ["LogIndex"]
+
+# The four size variants of each message: thinking kept/dropped x images kept/replaced.
+_DROP_THINKING = 1
+_REPLACE_IMAGES = 2
+
+
+class LogIndex:
+    """Per-message facts of a log, kept as prefix sums so the size of any view is O(1): raw estimates in four
+    variants (thinking kept/dropped x images kept/replaced), turn starts, thinking and compaction positions.
+
+    Extended in place as the log grows (a ``Planner`` keeps one per session), so a turn costs only its new
+    messages.
+    """
+
+    def __init__(self, model: str, placeholder: str) -> None:
+        self.model = model
+        self.placeholder = placeholder
+        self.messages: list[Mapping[str, Any]] = []
+        self.contents: list[Any] = []  # each message's content object, as indexed
+        self.lengths: list[int] = []  # and its length (-1: not a list or string)
+        self.roles: list[Any] = []
+        self.keys: list[int] = []  # how many keys the message has (validate refuses any but role and content)
+        self.text: list[list[float]] = [[0.0] for _ in range(4)]
+        self.fixed: list[list[int]] = [[0] for _ in range(4)]
+        self.starts: list[int] = []
+        self.thinking_count = [0]
+        self.compactions: list[int] = []
+        self.validated = 0  # messages [0, validated) are known to form a valid log
+        self.replays: dict[Any, Replays] = {}  # by settings: the replay's checkpoints
+        self.views: OrderedDict[tuple[int, int, int, bool], View] = OrderedDict()  # see view.view_for
+
+    def common_prefix(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> int:
+        """How many leading messages are the ones indexed: the same content object, of the same length (a
+        message edited in place since is indexed again). A shallow copy of an indexed message (Chat copies
+        the messages of the turn in progress on every call) is the same message if its role and keys are.
+
+        ``trusted``: how many leading messages the caller vouches are the very objects it passed before,
+        unchanged (``Planner.follow``): they are not looked at again, so a call costs what is new."""
+        messages, contents, lengths = self.messages, self.contents, self.lengths
+        n = min(len(messages), len(full))
+        if not (0 < trusted <= n and full[trusted - 1] is messages[trusted - 1]):
+            trusted = 0
+        # The usual case in C loops: the very dicts up to some point, their contents unchanged.
+        k = next(
+            itertools.compress(itertools.count(trusted), map(operator.is_not, messages[trusted:n], full[trusted:n])),
+            n,
+        )
+        try:
+            now = list(map(_CONTENT, full[trusted:k]))
+            same = all(map(operator.is_, contents[trusted:k], now)) and list(map(len, now)) == lengths[trusted:k]
+        except (KeyError, TypeError):  # a message without content, or content without a length
+            same = False
+        for i in range(k if same else trusted, n):
+            message = full[i]
+            content = message.get("content")
+            if content is not contents[i] or _length(content) != lengths[i]:
+                return i
+            if messages[i] is not message:
+                if message.get("role") != self.roles[i] or len(message) != self.keys[i]:
+                    return i
+                messages[i] = message  # found by identity next time
+        return n
+
+    def truncate(self, n: int) -> None:
+        """Forget messages from ``n`` on, and whatever was derived from them."""
+        if n >= len(self.messages):
+            return
+        del self.messages[n:]
+        del self.contents[n:]
+        del self.lengths[n:]
+        del self.roles[n:]
+        del self.keys[n:]
+        for v in range(4):
+            del self.text[v][n + 1 :]
+            del self.fixed[v][n + 1 :]
+        del self.thinking_count[n + 1 :]
+        del self.starts[bisect.bisect_left(self.starts, n) :]
+        del self.compactions[bisect.bisect_left(self.compactions, n) :]
+        self.validated = min(self.validated, n)
+        for replays in self.replays.values():
+            replays.forget_from(n)
+        for key in list(self.views):
+            if not self.views[key].truncate(n):
+                del self.views[key]
+
+    def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
+        """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
+        self.truncate(self.common_prefix(full, trusted))
+        for i in range(len(self.messages), len(full)):
+            self._append(i, full[i])
+
+    def _append(self, i: int, message: Mapping[str, Any]) -> None:
+        model = self.model
+        base = estimate_message(message, model)
+        variants = [base, base, base, base]
+        think = message.get("role") == "assistant" and has_blocks(message, THINKING)
+        if think:
+            variants[1] = variants[3] = estimate_message(message, model, drop_thinking=True)
+        if has_image(message):
+            replaced: dict[str, Any] = {
+                **message,
+                "content": without_images(list(content_blocks(message)), self.placeholder),
+            }
+            variants[2] = estimate_message(replaced, model)
+            variants[3] = estimate_message(replaced, model, drop_thinking=True) if think else variants[2]
+        for v in range(4):
+            self.text[v].append(self.text[v][-1] + variants[v].text)
+            self.fixed[v].append(self.fixed[v][-1] + variants[v].fixed)
+        self.messages.append(message)
+        content = message.get("content")
+        self.contents.append(content)
+        self.lengths.append(_length(content))
+        self.roles.append(message.get("role"))
+        self.keys.append(len(message))
+        self.thinking_count.append(self.thinking_count[-1] + int(think))
+        if is_turn_start(message):
+            self.starts.append(i)
+        if message.get("role") == "assistant" and has_blocks(message, ("compaction",)):
+            self.compactions.append(i)
+
+    def segment(self, a: int, b: int, variant: int) -> TokenEstimate:
+        """Raw size of messages ``[a, b)`` in one variant."""
+        if b <= a:
+            return ZERO
+        return TokenEstimate(
+            self.text[variant][b] - self.text[variant][a], self.fixed[variant][b] - self.fixed[variant][a]
+        )
+
+    def size(self, start: int, epoch: int, image_boundary: int, end: int) -> TokenEstimate:
+        """Raw size of messages ``[start, end)`` with thinking dropped before ``epoch`` and images replaced
+        before ``image_boundary``."""
+        bounds = sorted({start, min(max(epoch, start), end), min(max(image_boundary, start), end), end})
+        total = ZERO
+        for a, b in itertools.pairwise(bounds):
+            variant = (_DROP_THINKING if a < epoch else 0) + (_REPLACE_IMAGES if a < image_boundary else 0)
+            total = total + self.segment(a, b, variant)
+        return total
+
+
+_CONTENT = operator.itemgetter("content")
+
+
+def _length(content: Any) -> int:
+    return len(content) if isinstance(content, (list, str)) else -1

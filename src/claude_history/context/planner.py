@@ -1,0 +1,60 @@
+"""``Planner``: what the planner derived for one session (the log's index, the replays' checkpoints, the usage
+history as parsed, the views of recent windows), kept between calls so that a request costs its new messages.
+
+A ``Chat`` owns one; a caller of ``plan_request`` passes the same one call after call for a session. Nothing is
+kept at module level: a planner lives and dies with its owner. What was derived is matched to each call by
+identity (the same message dicts and content lists, the same usage records), so anything that changed drops
+what depended on it and the result is always the same as planning from scratch.
+
+Matching walks the log at C speed. With a ``lineage`` the owner vouches for more: while it passes the same
+lineage object, the log only grows by appends, so the messages (and as many leading usage records) it passed
+before are the very objects it passes now, unchanged; those are not looked at again and a call costs what is
+new. A Chat's lineage is the session state it loaded: a reload (a rewind, another writer) starts a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .log_index import LogIndex
+
+__all__ = ["Planner"]
+
+_LOGS = 4  # indexes kept (one per model and image placeholder the session is planned with)
+
+
+class Planner:
+    """The planner's memory of one session (see the module docstring). Thread-safe: calls are serialised."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._logs: OrderedDict[tuple[str, str], LogIndex] = OrderedDict()
+        self._lineage: object | None = None
+        self._committed = 0
+
+    def follow(self, lineage: object | None, committed: int) -> int:
+        """How many leading messages (and usage records) of this call are vouched for: those of the previous
+        call with the same ``lineage`` (0 without one). ``committed``: the length of this call's log."""
+        trusted = min(self._committed, committed) if lineage is not None and lineage is self._lineage else 0
+        self._lineage, self._committed = lineage, committed
+        return trusted
+
+    def log_for(self, full: Sequence[Mapping[str, Any]], model: str, placeholder: str, trusted: int = 0) -> LogIndex:
+        """The index of ``full`` for ``model`` and ``placeholder``, extended (call under ``lock``)."""
+        key = (model, placeholder)
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = LogIndex(model, placeholder)
+            while len(self._logs) > _LOGS:
+                self._logs.popitem(last=False)
+        else:
+            self._logs.move_to_end(key)
+        log.extend(full, trusted)
+        return log
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{model}: {len(log.messages)} messages" for (model, _), log in self._logs.items())
+        return f"Planner({sizes})"

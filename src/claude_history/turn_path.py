@@ -1,0 +1,341 @@
+"""The path of a turn in one place: a pure generator from the user's message to the commit.
+
+``turn_path`` is the whole of ``Chat.send`` / ``AsyncChat.send`` (and ``stream``, ``resume``) without the I/O,
+in the manner of sans-I/O libraries such as h11: it yields a request (``turn_requests``: read the session,
+count tokens, summarise, call the API, run tools, commit...) and the front end's one loop (``Chat._loop``,
+``AsyncChat._loop``) does it and sends back the result, or throws the error back in. So the two front ends are
+the same loop with different I/O, and every rule of a turn (when to reload, when to run tools, what to commit,
+what a conflict leaves behind) is written once, here and in ``turn.py``:
+
+    [take the lease] -> fresh session -> begin the turn -> [plan (summary, count) -> call the API
+    -> accept the reply -> run tools]* -> commit (metadata, append) or park -> [release the lease] -> Finished
+
+The lease (``Settings.on_concurrent``): "conflict" takes none (optimistic compare-and-swap; a turn that lost
+the race raises ``ConflictError`` after its API call); "reject" takes the session's lease or raises
+``TurnInProgress`` before any call; "enqueue" waits for it (up to ``lease_timeout``), then runs on the
+history as the previous turn left it. The commit carries the lease's fencing token (stores/_leases.py).
+
+``ChatMemory`` is what the chat holds between turns (the session state it last saw, the pending turn, the
+ledger); the path reads and updates it, and nothing else does I/O-free bookkeeping for a turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
+from .stores.base import Entry, SessionInfo, Summary
+from .tools import ToolSet
+from .turn import (
+    Ledger,
+    SessionState,
+    Settings,
+    Step,
+    Turn,
+    begin_turn,
+    read_clock,
+    resume_turn,
+)
+from .turn_requests import (
+    CallApi,
+    CheckVersion,
+    Commit,
+    Finished,
+    LoadSession,
+    ReleaseLease,
+    Request,
+    RunTools,
+    SaveMetadata,
+    TakeLease,
+    Wait,
+)
+
+__all__ = ["ChatMemory", "TurnPath", "check_sync_tools", "turn_path"]
+
+# The generator's type: it yields requests, is sent each one's result, and ends after ``Finished``.
+TurnPath = Generator[Request, Any, None]
+
+
+@dataclass
+class ChatMemory:
+    """What a chat holds between turns: the session state it last saw (``None``: not read yet), the turn in
+    progress that is not committed, and the running usage and cost. No I/O."""
+
+    session_id: str
+    ledger: Ledger
+    state: SessionState | None = None
+    pending: Turn | None = None
+    # The lease of the turn running now: set while held, so a front end whose turn was abandoned half-way (a
+    # stream closed early) releases it rather than leave the session locked until the lease expires.
+    lease: int | None = None
+
+    def adopt(self, state: SessionState) -> None:
+        """``state`` was read from the store: it replaces what the chat saw (usage and cost recounted)."""
+        self.state = state
+        self.ledger.reset(state)
+
+    def committed(
+        self,
+        turn: Turn,
+        entries: Sequence[Entry],
+        version: int,
+        info: SessionInfo | None,
+        now: datetime,
+        incarnation: str | None,
+    ) -> None:
+        """``entries`` of ``turn`` were appended and the store answered ``version``."""
+        changes = {key: value for key, value in (("info", info), ("incarnation", incarnation)) if value is not None}
+        state = turn.base.committed(entries, version, now, **changes)  # one new state: its log is extended
+        if self.state is turn.base:
+            self.state = state
+            self.ledger.add((e.model, e.usage) for e in entries)
+        else:
+            self.adopt(state)
+
+    def summary_saved(self, turn: Turn, summary: Summary) -> None:
+        """A summary was stored: the turn plans with it, and the chat's state (and cost) include it."""
+        base = replace(turn.base, summaries=(*turn.base.summaries, summary))
+        if self.state is turn.base:
+            self.state = base
+            self.ledger.add([(summary.model, summary.usage)])
+        turn.base = base
+
+
+def check_sync_tools(toolset: ToolSet) -> None:
+    """A sync chat cannot await tool functions: refused before any request."""
+    coroutines = [name for name, r in toolset.runnables.items() if r.is_async]
+    if coroutines:
+        raise ConfigurationError(
+            f"async tool functions ({', '.join(coroutines)}) need AsyncChat; Chat runs plain functions"
+        )
+
+
+def turn_path(
+    memory: ChatMemory,
+    settings: Settings,
+    content: Any,
+    overrides: Mapping[str, Any],
+    *,
+    resume: bool = False,
+    sync_tools: bool = False,
+    append_tokens: bool = True,
+) -> TurnPath:
+    """One turn: ``content`` sent as the user's message (added to the pending turn, if any), or with
+    ``resume`` the pending turn continued as it stands. ``sync_tools``: the front end cannot await tool
+    functions. ``append_tokens``: the store takes ``incarnation``/``turn_id`` in ``append``.
+
+    Ends with ``Finished(reply)``; a failure raises out of the generator with the chat and the store as they
+    were (after a conflict: the chat shows the stored session, the turn rides on the ``ConflictError``)."""
+    lease = (yield from _take_lease(memory, settings)) if settings.on_concurrent != "conflict" else None
+    try:
+        message = yield from _turn(memory, settings, content, overrides, resume, sync_tools, append_tokens, lease)
+    except GeneratorExit:  # abandoned: no more requests; the front end releases ``memory.lease``
+        raise
+    except BaseException:
+        if lease is not None:
+            yield from _release(memory, lease)
+        raise
+    if lease is not None:
+        yield from _release(memory, lease)
+    yield Finished(message)
+
+
+def _turn(
+    memory: ChatMemory,
+    settings: Settings,
+    content: Any,
+    overrides: Mapping[str, Any],
+    resume: bool,
+    sync_tools: bool,
+    append_tokens: bool,
+    lease: int | None,
+) -> Generator[Request, Any, Any]:
+    """The turn itself, from reading the session to the commit; returns the reply."""
+    if resume:
+        yield from _loaded(memory)
+        turn = resume_turn(memory.pending, overrides)
+    else:
+        state = yield from _fresh(memory) if memory.pending is None else _loaded(memory)
+        turn = begin_turn(state, memory.pending, content, settings, overrides)
+    if sync_tools:
+        check_sync_tools(turn.toolset)
+    if resume and turn.awaiting:  # tool rounds beyond max_tool_rounds: the open tools run first
+        turn.add_tool_results((yield _run_tools(turn, settings)))
+    while True:
+        kwargs, beta = yield from turn.prepare(settings, lambda summary: memory.summary_saved(turn, summary))
+        message = yield CallApi(kwargs, beta)
+        step = turn.accept(message, settings)
+        if step is Step.RUN_TOOLS:
+            turn.add_tool_results((yield _run_tools(turn, settings)))
+        elif step is not Step.CALL:
+            break
+    if step is Step.DONE:
+        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease)
+        memory.pending = None
+    else:  # WAIT: the caller acts next; with commit_pending a tool_use turn is stored up to its reply
+        entries = turn.committable() if settings.commit_pending and turn.awaiting else []
+        if entries:
+            yield from _commit(memory, turn, entries, message, settings, append_tokens, lease)
+            assert memory.state is not None
+            turn.rebased(memory.state, len(entries))
+        memory.pending = turn
+    return message
+
+
+# How "enqueue" asks again for a held lease: backing off from the first to the last delay, with jitter so
+# that waiting writers do not all ask at once.
+_FIRST_DELAY, _LAST_DELAY = 0.005, 0.1
+
+
+def _take_lease(memory: ChatMemory, settings: Settings) -> Generator[Request, Any, int]:
+    """The session's lease for this turn: at once ("reject") or waiting up to ``lease_timeout`` ("enqueue");
+    ``TurnInProgress`` otherwise."""
+    started = time.monotonic()
+    delay = _FIRST_DELAY
+    while True:
+        token: int | None = yield TakeLease(settings.lease_ttl)
+        if token is not None:
+            memory.lease = token
+            return token
+        waited = time.monotonic() - started
+        if settings.on_concurrent == "reject" or waited >= settings.lease_timeout:
+            how = "" if settings.on_concurrent == "reject" else f" (waited {waited:.1f}s, lease_timeout)"
+            raise TurnInProgress(
+                f"another turn is running on session {memory.session_id!r}{how}; nothing was sent or saved. "
+                "Try again when it has finished.",
+                session_id=memory.session_id,
+                waited=waited,
+            )
+        yield Wait(min(delay * random.uniform(0.5, 1.0), settings.lease_timeout - waited))
+        delay = min(delay * 2, _LAST_DELAY)
+
+
+def _release(memory: ChatMemory, lease: int) -> Generator[Request, Any, None]:
+    """Free the lease; if that fails it expires by itself (``lease_ttl``), so the turn's outcome stands."""
+    memory.lease = None
+    with contextlib.suppress(Exception):
+        yield ReleaseLease(lease)
+
+
+def _run_tools(turn: Turn, settings: Settings) -> RunTools:
+    return RunTools(tuple(turn.awaiting), turn.toolset, settings.tool_errors == "raise")
+
+
+def _loaded(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
+    """The state the chat holds, read from the store first if it has none."""
+    if memory.state is None:
+        memory.adopt((yield LoadSession()))
+    assert memory.state is not None
+    return memory.state
+
+
+def _fresh(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
+    """The state, read again first if another writer moved the session on (one cheap metadata read)."""
+    state = yield from _loaded(memory)
+    info: SessionInfo | None = yield CheckVersion()
+    replaced = info is not None and _replaced(state, info)
+    if (0 if info is None else info.version) != state.version or replaced:
+        memory.adopt((yield LoadSession()))
+        if info is not None and replaced:
+            raise _replaced_error(memory.session_id, state, info)
+    assert memory.state is not None
+    return memory.state
+
+
+def _commit(
+    memory: ChatMemory,
+    turn: Turn,
+    entries: Sequence[Entry],
+    message: Any,
+    settings: Settings,
+    append_tokens: bool,
+    lease: int | None,
+) -> Generator[Request, Any, None]:
+    """Store ``entries`` with ONE compare-and-swap append (after the session's metadata, when it changed),
+    fenced by the turn's ``lease`` when it holds one."""
+    changes = settings.metadata_changes(turn.base)
+    now = read_clock(settings.clock)  # before the commit: a broken clock must not strand a turn
+    info: SessionInfo | None = None
+    commit: Commit | None = None
+    try:
+        if changes:
+            info = yield SaveMetadata(changes)
+        tokens = _append_tokens(turn, info) if append_tokens else {}
+        if lease is not None:
+            tokens["lease"] = lease
+        commit = Commit(tuple(entries), turn.base.version, tokens)
+        version: int = yield commit
+    except ConflictError as exc:
+        memory.pending = None
+        try:
+            memory.adopt((yield LoadSession()))
+        except Exception:
+            memory.state = None  # stale: the next use reads it again
+        raise _conflict(memory.session_id, exc, message, entries) from exc
+    except BaseException as exc:
+        _attach(exc, message, entries, commit)
+        raise
+    memory.committed(turn, entries, version, info, now, commit.tokens.get("incarnation"))
+
+
+def _append_tokens(turn: Turn, info: SessionInfo | None) -> dict[str, Any]:
+    """``incarnation`` and ``turn_id`` for ``store.append``: the incarnation the chat holds (a new session
+    takes the one ``update_session`` just gave it, or a fresh one), and a new turn id."""
+    incarnation = turn.base.incarnation
+    if incarnation is None and turn.base.version == 0:
+        incarnation = info.incarnation if info is not None and info.incarnation else uuid.uuid4().hex
+    return {"incarnation": incarnation, "turn_id": uuid.uuid4().hex}
+
+
+def _replaced(state: SessionState, info: SessionInfo) -> bool:
+    """Is the stored session another incarnation than the one ``state`` was read from?"""
+    return state.incarnation is not None and info.incarnation is not None and state.incarnation != info.incarnation
+
+
+def _replaced_error(session_id: str, state: SessionState, info: SessionInfo) -> ConflictError:
+    """Before any request: the session this chat held was deleted and another created under its id."""
+    return ConflictError(
+        f"session {session_id!r} was deleted and created again since this chat read it; nothing was "
+        "sent or saved. The chat now shows the new session: send again to continue in it.",
+        session_id=session_id,
+        expected_version=state.version,
+        actual_version=info.version,
+    )
+
+
+def _conflict(session_id: str, exc: ConflictError, message: Any, entries: Sequence[Entry]) -> ConflictError:
+    if isinstance(exc, LeaseLost):
+        what = "was taken by another turn after this turn's lease expired (lease_ttl)"
+    elif exc.actual_version == exc.expected_version:
+        what = "was deleted and created again"
+    else:
+        what = f"changed (expected version {exc.expected_version}, found {exc.actual_version})"
+    return type(exc)(
+        f"session {session_id!r} {what} while this turn ran; the turn was not saved. "
+        "It is in this error's .reply and .unsaved; the chat now shows the stored history.",
+        session_id=session_id,
+        expected_version=exc.expected_version,
+        actual_version=exc.actual_version,
+        unsaved=list(entries),
+        reply=message,
+    )
+
+
+def _attach(exc: BaseException, message: Any, entries: Sequence[Entry], commit: Commit | None) -> None:
+    """A store failure at commit time: the reply and the unsaved messages ride on our own error, and a
+    ``StoreUnavailable`` says whether the turn may have been stored (``commit`` was asked for: the append
+    itself failed, so the server may have committed before the connection dropped) and the ``turn_id`` that
+    makes a retried ``store.append(..., turn_id=...)`` safe."""
+    if isinstance(exc, HistoryError) and not isinstance(exc, ConflictError):
+        exc.reply = message  # type: ignore[attr-defined]
+        exc.unsaved = list(entries)  # type: ignore[attr-defined]
+    if isinstance(exc, StoreUnavailable):
+        exc.may_be_stored = commit is not None
+        exc.turn_id = commit.tokens.get("turn_id") if commit is not None else None
