@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic
@@ -9,6 +10,7 @@ import httpx2
 import pytest
 
 from claude_history.errors import SessionNotFound
+from claude_history.server.usage_records import USAGE_TAG
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
 from waiting import wait_until
@@ -139,10 +141,39 @@ def test_without_a_session_header_the_request_passes_through(service: Service, s
     assert sim.requests[-1]["headers"].get("x-api-key") == "test"  # the server's key, never the tenant's
     with client.messages.stream(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hi"}]) as s:
         assert "".join(s.text_stream)
-    assert open_store(service.store_url).list_sessions(owner="acme") == []
+        streamed = s.get_final_message()
     metrics = httpx2.get(service.base_url + "/metrics").text
     assert 'claude_history_turns_total{mode="passthrough"' in metrics
     assert service.keys["acme"] not in metrics
+    # Its usage and cost are the tenant's, kept in the store (in the background: wait for it) ...
+    totals = wait_until(lambda: _totals_once(client, 2), "the pass-through usage in the tenant's totals", 30)
+    expected = reply.usage.output_tokens + streamed.usage.output_tokens
+    assert totals["passthrough"]["usage"]["output_tokens"] == expected
+    assert totals["usage"]["output_tokens"] == expected and totals["cost_usd"] > 0
+    assert totals["sessions"] == 0
+    # ... never in any session listing, search or another tenant's totals, and no content is kept.
+    assert client.get("/v1/sessions", cast_to=object)["data"] == []  # type: ignore[index]
+    assert client.get("/v1/search", options={"params": {"q": "pass-through"}}, cast_to=object)["data"] == []  # type: ignore[index]
+    other = service.client("globex").get("/v1/usage", cast_to=object)
+    assert other["passthrough"]["requests"] == 0 and other["usage"]["output_tokens"] == 0  # type: ignore[index]
+    store = open_store(service.store_url)
+    (record,) = store.list_sessions(owner="acme")
+    texts = json.dumps(store.load(record.id).message_params())
+    assert "Hi" not in texts and reply.content[0].text not in texts  # type: ignore[union-attr]
+
+
+def _totals_once(client: anthropic.Anthropic, requests: int) -> dict[str, Any] | None:
+    totals: dict[str, Any] = client.get("/v1/usage", cast_to=object)  # type: ignore[assignment]
+    return totals if totals["passthrough"]["requests"] == requests else None
+
+
+def test_pass_through_usage_is_kept_in_the_store_and_adds_up_over_servers(start_service: Any) -> None:
+    first, second = start_service(), start_service()
+    for service in (first, second):
+        service.client().messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
+    totals = wait_until(lambda: _totals_once(first.client(), 2), "both servers' pass-through usage", 30)
+    assert totals["passthrough"]["cost_usd"] > 0
+    assert len(open_store(first.store_url).list_sessions(owner="acme")) == 2  # one record per server process
 
 
 def test_an_upstream_error_keeps_its_status_and_body_and_stores_nothing(service: Service, sim: Simulator) -> None:
@@ -216,3 +247,14 @@ def test_a_body_over_the_limit_is_a_413(start_service: Any) -> None:
             model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x" * 5000}]
         )
     assert caught.value.status_code == 413
+
+
+def test_without_tenants_the_usage_record_is_hidden_too(start_service: Any) -> None:
+    service = start_service(auth=False)
+    client = anthropic.Anthropic(api_key="unused", base_url=service.base_url, max_retries=0)
+    client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
+    wait_until(lambda: _totals_once(client, 1), "the pass-through usage in the totals", 30)
+    assert client.get("/v1/sessions", cast_to=object)["data"] == []  # type: ignore[index]
+    (record,) = open_store(service.store_url).list_sessions(tag=USAGE_TAG)
+    with pytest.raises(anthropic.NotFoundError):
+        client.get(f"/v1/sessions/{record.id}", cast_to=object)

@@ -32,7 +32,7 @@ def test_create_send_read_update_and_delete_a_session(service: Service) -> None:
     assert got["version"] == 2 and got["message_count"] == 4  # type: ignore[index]
     page = client.get("/v1/sessions/s1/messages", options={"params": {"limit": 3}}, cast_to=object)
     assert [m["seq"] for m in page["data"]] == [0, 1, 2] and page["has_more"]  # type: ignore[index]
-    rest = client.get("/v1/sessions/s1/messages", options={"params": {"after": page["next_after"]}},  # type: ignore[index]
+    rest = client.get("/v1/sessions/s1/messages", options={"params": {"cursor": page["next_cursor"]}},  # type: ignore[index]
                       cast_to=object)  # fmt: skip
     assert [m["seq"] for m in rest["data"]] == [3] and not rest["has_more"]  # type: ignore[index]
     patched = client.patch("/v1/sessions/s1", body={"title": "Lisbon"}, cast_to=object)
@@ -66,6 +66,21 @@ def test_listing_filters_and_pages_with_a_cursor(service: Service) -> None:
     assert [s["id"] for s in meta["data"]] == ["l3"]  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError):
         client.get("/v1/sessions", options={"params": {"cursor": "garbage!"}}, cast_to=object)
+    with pytest.raises(anthropic.BadRequestError):
+        client.get("/v1/sessions/l0/messages", options={"params": {"cursor": "garbage!"}}, cast_to=object)
+
+
+def test_a_session_updated_while_a_client_pages_is_not_listed_twice(service: Service) -> None:
+    client = _api(service)
+    for i in range(4):
+        _post(client, "/v1/sessions", {"id": f"p{i}"})
+    first = client.get("/v1/sessions", options={"params": {"limit": 2}}, cast_to=object)
+    assert [s["id"] for s in first["data"]] == ["p3", "p2"]  # type: ignore[index]
+    client.patch("/v1/sessions/p3", body={"title": "seen already, now the newest"}, cast_to=object)
+    _post(client, "/v1/sessions", {"id": "late"})  # created meanwhile: the next pages do not show it
+    rest = client.get("/v1/sessions", options={"params": {"limit": 5, "cursor": first["next_cursor"]}},  # type: ignore[index]
+                      cast_to=object)  # fmt: skip
+    assert [s["id"] for s in rest["data"]] == ["p1", "p0"] and rest["next_cursor"] is None  # type: ignore[index]
 
 
 def test_undo_fork_context_usage_and_search(service: Service) -> None:
@@ -138,3 +153,26 @@ def test_health_readiness_and_openapi(service: Service) -> None:
     assert httpx2.get(service.base_url + "/readyz").json() == {"status": "ready"}
     spec = httpx2.get(service.base_url + "/openapi.json").json()
     assert "/v1/messages" in spec["paths"] and "/v1/sessions/{session_id}/fork" in spec["paths"]
+
+
+def test_the_openapi_page_shows_examples_for_the_main_endpoints(service: Service) -> None:
+    assert "swagger" in httpx2.get(service.base_url + "/docs").text.lower()
+    paths = httpx2.get(service.base_url + "/openapi.json").json()["paths"]
+
+    def example(path: str, method: str, status: str = "200") -> Any:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["example"]
+
+    proxy = paths["/v1/messages"]["post"]
+    assert {p["name"] for p in proxy["parameters"]} >= {"x-session-id", "x-session-version"}
+    bodies = proxy["requestBody"]["content"]["application/json"]["examples"]
+    assert all(len(b["value"]["messages"]) == 1 for b in bodies.values())  # only the new message is sent
+    assert example("/v1/messages", "post")["type"] == "message"
+    assert example("/v1/messages", "post", "409")["error"]["type"] == "conflict_error"
+    assert example("/v1/sessions", "get")["next_cursor"]
+    assert example("/v1/sessions", "post", "201")["id"]
+    assert paths["/v1/sessions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert example("/v1/sessions/{session_id}/messages", "get")["next_cursor"]
+    assert example("/v1/sessions/{session_id}/messages", "post")["role"] == "assistant"
+    assert example("/v1/sessions/{session_id}", "get", "404")["error"]["type"] == "not_found_error"
+    assert "passthrough" in example("/v1/usage", "get")
+    assert example("/v1/search", "get")["data"][0]["snippet"]

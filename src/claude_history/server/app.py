@@ -20,8 +20,10 @@ from .config import ServerConfig, config_from_env
 from .errors import error_response, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .proxy import router as proxy_router
+from .reports import router as reports_router
 from .service import Service
 from .sessions import router as sessions_router
+from .web import mount_web
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -60,6 +62,7 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
         )
     app.include_router(proxy_router)
     app.include_router(sessions_router)
+    app.include_router(reports_router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -82,6 +85,7 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
         service: Service = request.app.state.service
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    mount_web(app)
     return app
 
 

@@ -57,6 +57,7 @@ class ServerConfig:
     rate_burst: int = 20
     cors_origins: tuple[str, ...] = ()
     upstream_timeout: float = 600.0
+    max_continuations: int = 10  # pause_turn continuations of one turn (server tools) the service makes
 
 
 def config_from_env() -> ServerConfig:

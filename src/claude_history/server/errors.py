@@ -21,6 +21,7 @@ from ..errors import (
     InvalidHistory,
     SessionNotFound,
     StoreUnavailable,
+    TurnInProgress,
 )
 
 __all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "sse_error"]
@@ -73,6 +74,11 @@ def status_of(exc: BaseException) -> tuple[int, str]:
         return exc.status, exc.message
     if isinstance(exc, SessionNotFound):
         return 404, f"no session {exc.session_id!r}"
+    if isinstance(exc, TurnInProgress):
+        return 409, (
+            "another request is running a turn on this session; nothing of this request was sent or stored. "
+            "Send again when it has finished."
+        )
     if isinstance(exc, ConflictError):
         return 409, (
             "the session changed while this request ran (another request committed first); nothing of this "

@@ -3,7 +3,8 @@
 With ``x-session-id`` the service keeps the history: the client sends only its new message (or tool results),
 the service loads the session, builds the request through the library's ``AsyncChat`` (context policy, cache
 placement, tool pairing), calls the upstream and commits the turn atomically. Without it the request goes to
-the upstream unchanged and only its usage is recorded."""
+the upstream unchanged and only its usage is recorded: in the metrics and in the tenant's stored totals
+(``usage_records``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..errors import SessionNotFound
 from ..history import validate
 from .auth import Caller, caller
 from .errors import ApiError
+from .examples import MESSAGES_OPENAPI, responses
 from .resend import Diverged, new_part
 from .service import Service
 from .tenants import scoped
@@ -56,7 +58,8 @@ def _expected_version(request: Request) -> int | None:
         raise ApiError(400, f"x-session-version must be an integer, got {value!r}") from exc
 
 
-@router.post("/v1/messages", tags=["proxy"])
+@router.post("/v1/messages", tags=["proxy"], openapi_extra=MESSAGES_OPENAPI,
+             responses=responses("reply", conflict=True, not_found=False))  # fmt: skip
 async def messages(request: Request) -> Response:
     """The Messages API. With ``x-session-id: ID`` the service keeps the conversation (send only the new
     message); ``x-session-version: N`` makes the turn fail with 409 unless the session is at version N."""
@@ -82,7 +85,7 @@ async def messages(request: Request) -> Response:
     fresh = chat.version == 0
 
     async def committed(chat: AsyncChat, message: Any) -> None:
-        if fresh:
+        if fresh and chat.version:  # a turn still paused past max_continuations is not stored
             await claim(service, who, chat)
         record(service, who.tenant, message, "session")
 
@@ -140,8 +143,7 @@ async def passthrough(service: Service, request: Request, who: Caller, raw: byte
     if count and upstream.status_code == 200 and path == "/v1/messages":
         try:
             reply = json.loads(content)
-            service.metrics.record_usage(who.tenant, reply.get("model"), reply.get("usage"), service.prices,
-                                         "passthrough")  # fmt: skip
+            service.record_passthrough(who.tenant, reply.get("model"), reply.get("usage"))
         except (ValueError, AttributeError):
             pass
     return Response(content, status_code=upstream.status_code, headers=kept,
@@ -162,8 +164,7 @@ async def _relay(service: Service, who: Caller, upstream: Any, model: str | None
     finally:
         await upstream.aclose()
         if model is not None and usage:
-            service.metrics.record_usage(who.tenant, usage.pop("_model", model), usage, service.prices,
-                                         "passthrough")  # fmt: skip
+            service.record_passthrough(who.tenant, usage.pop("_model", model), usage)
 
 
 def _read_usage(line: bytes, usage: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from ..stores.base import AsyncStore
 from .config import ServerConfig
 from .metrics import Metrics
 from .tenants import resolve_key
+from .usage_records import UsageRecorder
 
 __all__ = ["Service"]
 
@@ -32,6 +33,7 @@ class Service:
         self.store: AsyncStore = store if store is not None else open_async_store(config.store_url)
         self.prices = load_prices()
         self.metrics = Metrics()
+        self.usage = UsageRecorder(self.store)
         self.upstream = anthropic.AsyncAnthropic(
             api_key=config.upstream_key or None,
             base_url=config.upstream_url,
@@ -78,6 +80,13 @@ class Service:
             return (1.0 - tokens) / rate
         self._buckets[tenant] = (tokens - 1.0, now)
         return None
+
+    def record_passthrough(self, tenant: str | None, model: str | None, usage: Any) -> None:
+        """A pass-through reply's usage: in the metrics now, in the tenant's stored totals in the background
+        (the client's reply does not wait for the store; shutdown does)."""
+        self.metrics.record_usage(tenant, model, usage, self.prices, "passthrough")
+        if isinstance(usage, dict) and usage:
+            self.spawn(self.usage.record(tenant, model, usage))
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run a turn as its own task: a client that disconnects does not cancel it (the turn is finished and

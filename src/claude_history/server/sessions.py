@@ -3,31 +3,38 @@ report, usage, search, export and import. Every id is the tenant's own (see ``te
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import ConflictError, SessionNotFound
-from ..stores.base import UNSET, SessionInfo
+from ..stores.base import UNSET, SessionCursor, SessionInfo
+from ..turn import Ledger
 from ..usage import TokenUsage
 from .auth import Caller, caller
 from .errors import ApiError
+from .examples import responses
+from .paging import decode_messages_cursor, decode_sessions_cursor, messages_cursor, sessions_cursor
+from .reports import costs_json, request_layout
 from .service import Service
 from .tenants import scoped, unscoped
 from .turns import open_chat, record, run_turn
+from .usage_records import is_usage_record
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
 
 _PAGE = 100  # store rows read per step while filtering a listing
+_DETAIL = "Add ``layout``: each stored message sent, cut or summarised, and where the cache breakpoints sit."
+_FORMAT = "``jsonl`` (what import takes back) or ``markdown`` (for reading and sharing)."
 
 
 class SessionCreate(BaseModel):
@@ -50,7 +57,7 @@ class SessionUpdate(BaseModel):
 
 class TurnRequest(BaseModel):
     content: str | list[dict[str, Any]] = Field(..., examples=["What is the capital of France?"])
-    stream: bool = False
+    stream: bool = Field(False, description="Answer with the API's SSE stream instead of JSON.")
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     system: str | list[dict[str, Any]] | None = None
@@ -95,28 +102,11 @@ def session_json(who: Caller, info: SessionInfo) -> dict[str, Any]:
     return data
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        kind, _, value = text.partition(":")
-        if kind != "o" or int(value) < 0:
-            raise ValueError(text)
-        return int(value)
-    except ValueError as exc:
-        raise ApiError(400, "cursor: not a cursor this service returned") from exc
-
-
 async def _info(service: Service, who: Caller, session_id: str) -> SessionInfo:
     return await service.store.get_session(scoped(who.tenant, session_id))
 
 
-@router.get("/sessions")
+@router.get("/sessions", responses=responses("sessions", not_found=False))
 async def list_sessions(
     request: Request,
     tag: str | None = None,
@@ -125,6 +115,7 @@ async def list_sessions(
     updated_since: datetime | None = None,
     limit: int = Query(20, ge=1, le=1000),
     cursor: str | None = None,
+    with_cost: bool = Query(False, description="Add each session's turns and cost (reads its usage records)."),
 ) -> dict[str, Any]:
     """The tenant's sessions, most recently updated first, filtered; ``next_cursor`` continues the list."""
     service, who = _service(request), await caller(request)
@@ -136,32 +127,50 @@ async def list_sessions(
         pairs[key] = value
     if updated_since is not None and updated_since.tzinfo is None:
         raise ApiError(400, "updated_since needs a time zone, e.g. 2026-12-01T00:00:00Z")
-    offset = _offset(cursor)
-    found: list[dict[str, Any]] = []
+    after = decode_sessions_cursor(who.tenant, cursor)
+    found: list[SessionInfo] = []
     done = False
     while len(found) <= limit and not done:
         page = await service.store.list_sessions(
-            owner=who.tenant if who.tenant is not None else owner, tag=tag, limit=_PAGE, offset=offset
+            owner=who.tenant if who.tenant is not None else owner, tag=tag, limit=_PAGE, after=after
         )
         done = len(page) < _PAGE
         for info in page:
             if updated_since is not None and info.updated_at < updated_since:
                 done = True  # newest first: the rest are older
                 break
-            offset += 1
             if unscoped(who.tenant, info.id) is None:
                 continue
             if any(str(info.metadata.get(k)) != v for k, v in pairs.items()):
                 continue
-            found.append(session_json(who, info))
+            found.append(info)
             if len(found) > limit:
-                offset -= 1
                 break
+        if page:
+            after = SessionCursor.after(page[-1])
     more = len(found) > limit
-    return {"data": found[:limit], "has_more": more, "next_cursor": _cursor(offset) if more else None}
+    shown = found[:limit]
+    data = [session_json(who, info) for info in shown]
+    if with_cost:
+        for row in data:
+            await _add_cost(service, who, row)
+    return {"data": data, "has_more": more,
+            "next_cursor": sessions_cursor(who.tenant, shown[-1]) if more else None}  # fmt: skip
 
 
-@router.post("/sessions", status_code=201)
+async def _add_cost(service: Service, who: Caller, item: dict[str, Any]) -> None:
+    """``turns`` (replies in the log) and ``cost_usd`` of a listed session, from its usage records."""
+    try:
+        records = await service.store.usage_log(scoped(who.tenant, item["id"]))
+    except SessionNotFound:  # deleted while listing
+        records = []
+    totals = costs_json(records, service.prices)["totals"]
+    item["turns"] = len(records)
+    item["cost_usd"] = totals["cost_usd"]
+    item["cost_complete"] = totals["cost_complete"]
+
+
+@router.post("/sessions", status_code=201, responses=responses("session", status=201, conflict=True, not_found=False))
 async def create_session(request: Request, body: SessionCreate) -> dict[str, Any]:
     """A new, empty session of the tenant; 409 if the id is taken."""
     service, who = _service(request), await caller(request)
@@ -175,7 +184,7 @@ async def create_session(request: Request, body: SessionCreate) -> dict[str, Any
     return session_json(who, info)
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", responses=responses("session"))
 async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     service, who = _service(request), await caller(request)
     return session_json(who, await _info(service, who, session_id))
@@ -204,22 +213,25 @@ async def delete_session(request: Request, session_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/sessions/{session_id}/messages")
+@router.get("/sessions/{session_id}/messages", responses=responses("messages"))
 async def messages(
-    request: Request, session_id: str, limit: int = Query(100, ge=1, le=10_000), after: int = Query(-1, ge=-1)
+    request: Request, session_id: str, limit: int = Query(100, ge=1, le=10_000), cursor: str | None = None
 ) -> dict[str, Any]:
-    """The stored messages after position ``after`` (``next_after`` continues)."""
+    """The stored messages, oldest first, ``limit`` at a time (only those are read from the store);
+    ``next_cursor`` continues."""
     service, who = _service(request), await caller(request)
-    data = await service.store.load(scoped(who.tenant, session_id))
-    rows = [m for m in data.messages if m.seq > after][: limit + 1]
+    store_id = scoped(who.tenant, session_id)
+    start = decode_messages_cursor(cursor)
+    info = await service.store.get_session(store_id)
+    rows = await service.store.load_messages(store_id, start=start, stop=start + limit + 1)
     items = [{"seq": m.seq, **m.message, "model": m.model, "usage": m.usage, "created_at": _iso(m.created_at)}
              for m in rows[:limit]]  # fmt: skip
     more = len(rows) > limit
-    return {"data": items, "version": data.version, "has_more": more,
-            "next_after": items[-1]["seq"] if more else None}  # fmt: skip
+    return {"data": items, "version": info.version, "has_more": more,
+            "next_cursor": messages_cursor(start + limit) if more else None}  # fmt: skip
 
 
-@router.post("/sessions/{session_id}/messages")
+@router.post("/sessions/{session_id}/messages", responses=responses("reply", conflict=True))
 async def send(request: Request, session_id: str, body: TurnRequest) -> Response:
     """Send a turn (the reply as JSON, or as the API's SSE stream with ``stream: true``); it is committed
     atomically. The session must exist (create it first)."""
@@ -284,11 +296,20 @@ async def fork(request: Request, session_id: str, body: ForkRequest) -> dict[str
 
 
 @router.get("/sessions/{session_id}/context")
-async def context(request: Request, session_id: str, content: str | None = None) -> dict[str, Any]:
+async def context(
+    request: Request,
+    session_id: str,
+    content: str | None = None,
+    detail: bool = Query(False, description=_DETAIL),
+) -> dict[str, Any]:
     """What the next request would hold (tokens by part, cache, budget, estimated cost); no API call."""
     who = await caller(request)
     chat = await _chat(request, who, session_id)
-    report: dict[str, Any] = chat.context_report(content).to_dict()
+    plan = chat.next_request(content)
+    assert plan.report is not None
+    report: dict[str, Any] = plan.report.to_dict()
+    if detail:
+        report["layout"] = request_layout(plan, len(chat.messages))
     return report
 
 
@@ -296,7 +317,7 @@ def _usage(usage: TokenUsage, cost: float, complete: bool) -> dict[str, Any]:
     return {"usage": usage.to_dict(), "cost_usd": cost, "cost_complete": complete}
 
 
-@router.get("/sessions/{session_id}/usage")
+@router.get("/sessions/{session_id}/usage", responses=responses("session_usage"))
 async def session_usage(request: Request, session_id: str) -> dict[str, Any]:
     """Tokens by kind and cost of every committed reply of the session."""
     who = await caller(request)
@@ -304,14 +325,22 @@ async def session_usage(request: Request, session_id: str) -> dict[str, Any]:
     return _usage(chat.usage, chat.cost, chat.cost_complete)
 
 
-@router.get("/usage")
+@router.get("/usage", responses=responses("tenant_usage", not_found=False))
 async def tenant_usage(request: Request) -> dict[str, Any]:
-    """Totals over the tenant's sessions (read session by session: for dashboards, not per request)."""
+    """Totals of the tenant: its sessions and its pass-through requests (those without ``x-session-id``),
+    also given apart under ``passthrough``. Read session by session: for dashboards, not per request."""
     service, who = _service(request), await caller(request)
-    total, cost, complete, offset, count = TokenUsage(), 0.0, True, 0, 0
+    total, cost, complete, count = TokenUsage(), 0.0, True, 0
+    passthrough, requests = Ledger(service.prices), 0
+    after: SessionCursor | None = None
     while True:
-        page = await service.store.list_sessions(owner=who.tenant, limit=_PAGE, offset=offset)
+        page = await service.store.list_sessions(owner=who.tenant, limit=_PAGE, after=after)
         for info in page:
+            if is_usage_record(who.tenant, info):
+                records = await service.store.usage_log(info.id)
+                passthrough.add((r.model, r.usage) for r in records)
+                requests += len(records)
+                continue
             session_id = unscoped(who.tenant, info.id)
             if session_id is None:
                 continue
@@ -320,11 +349,13 @@ async def tenant_usage(request: Request) -> dict[str, Any]:
             count += 1
         if len(page) < _PAGE:
             break
-        offset += _PAGE
-    return {**_usage(total, cost, complete), "sessions": count}
+        after = SessionCursor.after(page[-1])
+    sent = {**_usage(passthrough.usage, passthrough.cost, passthrough.cost_complete), "requests": requests}
+    total, cost = total + passthrough.usage, cost + passthrough.cost
+    return {**_usage(total, cost, complete and passthrough.cost_complete), "sessions": count, "passthrough": sent}
 
 
-@router.get("/search")
+@router.get("/search", responses=responses("search", not_found=False))
 async def search(request: Request, q: str = Query(..., min_length=1), limit: int = Query(20, ge=1, le=500),
                  session_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Messages holding every word of ``q``, in the tenant's sessions."""
@@ -339,9 +370,20 @@ async def search(request: Request, q: str = Query(..., min_length=1), limit: int
 
 
 @router.get("/sessions/{session_id}/export")
-async def export(request: Request, session_id: str) -> StreamingResponse:
-    """The session as JSON Lines (a header line, then one line per message): what import takes back."""
+async def export(
+    request: Request,
+    session_id: str,
+    format: Literal["jsonl", "markdown"] = Query("jsonl", description=_FORMAT),
+) -> Response:
+    """The session as JSON Lines (a header line, then one line per message): what import takes back; or as a
+    Markdown document with ``format=markdown``."""
     service, who = _service(request), await caller(request)
+    if format == "markdown":
+        from ..cli.markdown_export import session_markdown
+
+        data = await service.store.load(scoped(who.tenant, session_id))
+        shown = replace(data, info=replace(data.info, id=session_id))
+        return Response(session_markdown(shown), media_type="text/markdown; charset=utf-8")
     text = await service.store.export_jsonl(scoped(who.tenant, session_id))
     lines = text.splitlines()
     if lines:

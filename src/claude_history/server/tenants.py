@@ -20,9 +20,11 @@ from ..stores.base import AsyncStore, SessionInfo, Store
 
 __all__ = [
     "KEY_TAG",
+    "USAGE_PREFIX",
     "KeyInfo",
     "check_tenant",
     "create_key",
+    "is_internal",
     "list_keys",
     "resolve_key",
     "revoke_key",
@@ -33,6 +35,8 @@ __all__ = [
 KEY_TAG = "claude-history:api-key"
 _KEY_PREFIX = "chk_"
 _RESERVED = "~keys/"
+USAGE_PREFIX = "~usage/"  # pass-through usage records (see usage_records.py): nobody's session either
+_INTERNAL = (_RESERVED, USAGE_PREFIX)
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
@@ -61,15 +65,20 @@ def check_tenant(name: str) -> str:
 
 def scoped(tenant: str | None, session_id: str) -> str:
     """The store's id of a tenant's session (the id itself without tenants; the key records are nobody's)."""
-    if tenant is None and session_id.startswith(_RESERVED):
+    if tenant is None and session_id.startswith(_INTERNAL):
         raise SessionNotFound(session_id)
     return session_id if tenant is None else f"{tenant}/{session_id}"
+
+
+def is_internal(store_id: str) -> bool:
+    """Whether a stored id is one of the service's own records (keys, usage), never a conversation to list."""
+    return store_id.startswith(_INTERNAL)
 
 
 def unscoped(tenant: str | None, store_id: str) -> str | None:
     """The tenant's id of a stored session; None when it is not that tenant's (or is a reserved record)."""
     if tenant is None:
-        return None if store_id.startswith(_RESERVED) else store_id
+        return None if is_internal(store_id) else store_id
     prefix = f"{tenant}/"
     return store_id[len(prefix) :] if store_id.startswith(prefix) else None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anthropic
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ..chat import AsyncChat
 from ..errors import ConflictError, SessionNotFound
 from ..turn import usage_of
+from ..usage import combine_usage
 from .auth import Caller
 from .errors import ApiError, error_body, status_of
 from .service import Service
@@ -51,6 +52,69 @@ def reply_json(message: Any) -> dict[str, Any]:
     return data
 
 
+def _summed(usage: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in usage.items() if k != "requests"}
+
+
+def turn_json(chat: AsyncChat, message: Any) -> dict[str, Any]:
+    """The reply of a committed turn. A turn the service continued after ``pause_turn`` (server tools) took
+    several calls and is stored as one assistant message: the client gets that message (all the calls'
+    blocks, their usage summed) with the last call's stop reason, as if the API had not paused."""
+    data = reply_json(message)
+    if chat.pending:  # not committed (still paused after max_continuations): the reply as it came
+        return data
+    state = chat._current()  # the state after the commit; its last record is the stored reply
+    last = state.records[-1] if state.records else None
+    if last is not None and last.role == "assistant" and len(last.message["content"]) != len(data["content"]):
+        data["content"] = last.message["content"]
+        if last.usage:
+            data["usage"] = _summed(last.usage)
+    return data
+
+
+class JoinedEvents:
+    """The events of a turn the service continued after ``pause_turn``, as one message's stream: one
+    ``message_start``, content block indexes running on across the calls, and one ``message_delta`` (the
+    last call's stop reason, the calls' usage summed) followed by ``message_stop``, both sent by ``finish``
+    once the turn is committed. A turn of one call keeps its events unchanged."""
+
+    def __init__(self) -> None:
+        self._calls: list[dict[str, Any]] = []  # each call's usage
+        self._offset = 0
+        self._blocks = 0
+        self._delta: dict[str, Any] | None = None
+        self._stop: dict[str, Any] | None = None
+
+    def feed(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The event to send now (None: held back or dropped)."""
+        kind = data.get("type")
+        if kind == "message_start":
+            self._calls.append(dict((data.get("message") or {}).get("usage") or {}))
+            self._offset = self._blocks
+            return data if len(self._calls) == 1 else None
+        if kind in ("content_block_start", "content_block_delta", "content_block_stop"):
+            index = int(data.get("index", 0)) + self._offset
+            self._blocks = max(self._blocks, index + 1)
+            return {**data, "index": index} if self._offset else data
+        if kind == "message_delta":
+            if self._calls:
+                self._calls[-1].update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+            self._delta = data
+            return None
+        if kind == "message_stop":
+            self._stop = data
+            return None
+        return data
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The closing ``message_delta`` and ``message_stop``."""
+        delta = self._delta
+        if delta is not None and len(self._calls) > 1:
+            calls: list[Mapping[str, Any]] = list(self._calls)
+            delta = {**delta, "usage": _summed(combine_usage(calls))}
+        return [event for event in (delta, self._stop) if event is not None]
+
+
 def _error_event(exc: BaseException) -> bytes:
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else error_body(exc.status_code, str(exc))
@@ -77,7 +141,7 @@ async def run_turn(
         request_id = getattr(message, "_request_id", None)
         if request_id:
             headers["request-id"] = request_id
-        return JSONResponse(reply_json(message), headers=headers)
+        return JSONResponse(turn_json(chat, message), headers=headers)
     opened = chat.stream(content)
     try:
         await opened.__aenter__()  # errors before the first event are plain HTTP errors
@@ -87,20 +151,18 @@ async def run_turn(
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def produce() -> None:
-        held: bytes | None = None
+        joined = JoinedEvents()
         try:
             async for event in opened:
                 data = raw_event(event)
                 if data is None:
                     continue
-                chunk = sse(str(data.get("type")), data)
-                if data.get("type") == "message_stop":
-                    held = chunk
-                else:
-                    queue.put_nowait(chunk)
+                data = joined.feed(data)
+                if data is not None:
+                    queue.put_nowait(sse(str(data.get("type")), data))
             await committed(chat, await opened.get_final_message())
-            if held is not None:
-                queue.put_nowait(held)
+            for data in joined.finish():
+                queue.put_nowait(sse(str(data.get("type")), data))
         except Exception as exc:
             if isinstance(exc, ConflictError):
                 service.metrics.conflicts.labels(tenant or "-").inc()
@@ -193,7 +255,9 @@ async def open_chat(service: Service, who: Caller, session_id: str, body: dict[s
         cache=service.config.cache,
         prices=service.prices,
         tools=body.get("tools"),
-        max_tool_rounds=0,  # the client runs its tools and sends the results: the service never calls twice
+        # The client runs its tools and sends their results (the chat has no functions to run, so it never
+        # calls for them); a pause_turn (server tools) is continued here, as the API asks, up to this often.
+        max_tool_rounds=service.config.max_continuations,
         commit_pending=True,  # each request's messages and reply are one atomic commit
         **arguments,
     )

@@ -33,13 +33,14 @@ POLL_SECONDS = 0.25  # how often an idle connection checks whether its worker is
 @dataclass
 class Response:
     """What to send: a JSON ``body``, or ``events`` streamed as SSE (``cut_after``: drop the connection after
-    that many events, mid-body)."""
+    that many events, mid-body; ``event_delay``: seconds to wait before each event after the first)."""
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] | None = None
     cut_after: int | None = None
+    event_delay: float = 0.0
     content_type: str | None = None  # a body that is not JSON (``body`` is then its text), e.g. batch results
 
 
@@ -286,6 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
             if response.cut_after is not None and n >= response.cut_after:
                 self._cut()
                 return
+            if n and response.event_delay:
+                time.sleep(response.event_delay)
             data = f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()

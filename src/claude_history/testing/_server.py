@@ -124,6 +124,7 @@ class Simulator:
         self._replies: deque[Reply] = deque()
         self._faults: deque[Fault] = deque()
         self._stream_faults: deque[StreamFault] = deque()
+        self._stream_delays: deque[float] = deque()  # seconds between the SSE events of the next streams
         self._limits = RateLimiter(rate_limits, self.now())
         self._api_keys = None if api_keys is None else frozenset(api_keys)
         self._workers = workers
@@ -296,6 +297,17 @@ class Simulator:
         with self._lock:
             self._stream_faults.append(StreamFault(after_events, error_type))
 
+    def slow_next_stream(self, seconds_between_events: float, times: int = 1) -> None:
+        """Pace the next ``times`` *streamed* replies like a slow model: their headers come at once, then each
+        SSE event after the first waits ``seconds_between_events`` (wall time, not the simulator clock). Gives a
+        test time to act mid-reply (Ctrl-C, a timeout, a second writer); combines with a cut or an error."""
+        if not seconds_between_events >= 0:
+            raise ValueError("seconds_between_events must be >= 0")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._stream_delays.extend([float(seconds_between_events)] * times)
+
     def advance(self, seconds: float) -> None:
         """Move the simulator's clock forward (prompt-cache TTLs)."""
         if seconds < 0:
@@ -318,14 +330,15 @@ class Simulator:
             return next((b for b in reversed(self._billings) if b.request_id == request_id), None)
 
     def reset(self) -> None:
-        """Forget requests, billings, queued replies, faults, cuts, the prompt cache, message threads and
-        batches."""
+        """Forget requests, billings, queued replies, faults, cuts, slow streams, the prompt cache, message
+        threads and batches."""
         with self._lock:
             self._requests.clear()
             self._billings.clear()
             self._replies.clear()
             self._faults.clear()
             self._stream_faults.clear()
+            self._stream_delays.clear()
             self._limits = RateLimiter(self._limits.limits, self.now())
             self._cache.clear()
             self._signer.clear()
@@ -456,6 +469,7 @@ class Simulator:
             read = self._cache.account(*args)
             queued = self._replies.popleft() if self._replies else None
             stream_fault = self._stream_faults.popleft() if req.stream and self._stream_faults else None
+            event_delay = self._stream_delays.popleft() if req.stream and self._stream_delays else 0.0
             self._serial += 1
             serial = self._serial
             blocks, stop_reason = self._reply_blocks(req, counter, queued, digest)
@@ -493,7 +507,7 @@ class Simulator:
         if not req.stream:
             return Response(200, message)
         events, cut = broken_stream(list(stream_events(message)), stream_fault)
-        return Response(200, events=events, cut_after=cut)
+        return Response(200, events=events, cut_after=cut, event_delay=event_delay)
 
     def _run_batched(self, params: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, Any]:
         """One request of a message batch, answered as ``POST /v1/messages`` answers it: (status, body)."""

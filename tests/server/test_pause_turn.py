@@ -1,0 +1,76 @@
+"""``pause_turn`` through the proxy: a turn whose server tools (here the simulator's web search, which pauses
+after 10 calls in one reply, as the API's server-side loop does) make the API pause is continued by the
+service, as the API asks, and reaches the client as one message, JSON or stream; it is stored as one turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from claude_history.stores import open_store
+from claude_history.testing import Simulator
+
+from .conftest import MODEL, Service
+
+SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
+QUESTION = "What is the weather in Lisbon? search 13 times"  # 13 searches: a pause after 10, then 3 more
+
+
+def _ask(service: Service, session: str, stream: bool, content: str = QUESTION) -> Any:
+    client = service.client(session=session)
+    arguments: dict[str, Any] = {"model": MODEL, "max_tokens": 4000, "tools": [SEARCH_TOOL],
+                                 "messages": [{"role": "user", "content": content}]}  # fmt: skip
+    if not stream:
+        return client.messages.create(**arguments)
+    with client.messages.stream(**arguments) as s:
+        events = [e.type for e in s]
+        final = s.get_final_message()
+    assert events.count("message_start") == 1 and events.count("message_stop") == 1
+    return final
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_paused_turn_is_continued_and_reaches_the_client_as_one_message(
+    service: Service, sim: Simulator, stream: bool
+) -> None:
+    reply = _ask(service, "search", stream)
+    assert reply.stop_reason == "end_turn"
+    uses = [b for b in reply.content if b.type == "server_tool_use"]
+    assert len(uses) == 13 and reply.content[-1].type == "text"
+    # The service made two calls: the second sent the paused reply back as it was, as the last message.
+    first, second = sim.requests[-2]["body"], sim.requests[-1]["body"]
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant"]
+    paused = second["messages"][-1]["content"]
+    assert sum(1 for b in paused if b["type"] == "server_tool_use") == 10
+    assert first["messages"] == second["messages"][:1]
+    # The client's usage is both calls' together; the store keeps one turn with each call's figures.
+    stored = open_store(service.store_url).load("acme/search")
+    assert stored.version == 1 and [m.role for m in stored.messages] == ["user", "assistant"]
+    usage = stored.messages[1].usage
+    assert usage is not None and len(usage["requests"]) == 2
+    assert reply.usage.output_tokens == usage["output_tokens"] == sum(r["output_tokens"] for r in usage["requests"])
+    assert reply.usage.input_tokens == usage["input_tokens"]
+    assert stored.messages[1].message["content"] == [b.model_dump(mode="json", exclude_unset=True)
+                                                     for b in reply.content]  # fmt: skip
+
+
+def test_the_conversation_goes_on_after_a_continued_turn(service: Service, sim: Simulator) -> None:
+    reply = _ask(service, "on", stream=False)
+    # A client that sends only its new message, and one that resends everything (with the reply it got).
+    _ask(service, "on", stream=True, content="Thanks!")
+    stored = open_store(service.store_url).load("acme/on")
+    history = [*stored.message_params(), {"role": "user", "content": "And tomorrow?"}]
+    again = service.client(session="on").messages.create(model=MODEL, max_tokens=4000, tools=[SEARCH_TOOL],  # type: ignore[list-item]
+                                                         messages=history)  # type: ignore[arg-type]  # fmt: skip
+    assert again.stop_reason == "end_turn"
+    assert stored.messages[1].message["content"][-1]["text"] == reply.content[-1].text
+    assert [m.role for m in open_store(service.store_url).load("acme/on").messages] == ["user", "assistant"] * 3
+
+
+def test_past_max_continuations_the_paused_reply_is_returned_as_it_came(start_service: Any, sim: Simulator) -> None:
+    service = start_service(max_continuations=0)
+    reply = _ask(service, "limit", stream=False)
+    assert reply.stop_reason == "pause_turn" and len(sim.requests) == 1
+    assert sum(1 for b in reply.content if b.type == "server_tool_use") == 10
+    assert open_store(service.store_url).list_sessions(owner="acme") == []  # documented: not stored
