@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any
 
 from cli_helpers import Invoke, assert_clean_failure
 
 from claude_history import open_store
-from claude_history.cli.ask_command import resolve_model
+from claude_history.cli.options import resolve_model
 
 
 def _bodies(sim: Any) -> list[dict[str, Any]]:
@@ -67,3 +69,17 @@ def test_a_failed_question_exits_1_and_saves_nothing(
     assert_clean_failure(result, 1)
     assert "nothing was saved" in result.stderr
     assert_clean_failure(invoke(["ask"], input="", env=api_env), 2)  # no question at all
+
+
+def test_attach_a_pdf_to_a_question(invoke: Invoke, sim: Any, api_env: dict[str, str | None], tmp_path: Path) -> None:
+    pdf = tmp_path / "terms.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
+    result = invoke(["ask", "-a", str(pdf), "Summarise the terms."], env=api_env)
+    assert result.exit_code == 0, result.output
+    content = _bodies(sim)[-1]["messages"][-1]["content"]
+    assert [b["type"] for b in content] == ["document", "text"]
+    assert content[0]["source"]["media_type"] == "application/pdf" and content[0]["title"] == "terms.pdf"
+    assert base64.b64decode(content[0]["source"]["data"]) == pdf.read_bytes()
+    not_a_pdf = tmp_path / "terms.docx"
+    not_a_pdf.write_bytes(b"PK\x03\x04 a zip")
+    assert_clean_failure(invoke(["ask", "-a", str(not_a_pdf), "Summarise."], env=api_env), 1)

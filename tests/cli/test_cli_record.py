@@ -77,6 +77,23 @@ def test_a_reply_stopped_with_ctrl_c_is_counted(
     assert spent.usage.input_tokens > 0
 
 
+def test_a_one_shot_reply_stopped_with_ctrl_c_is_counted(
+    invoke: Invoke, sim: Any, api_env: dict[str, str | None], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.reply_with("A long answer " * 50)
+
+    def press_ctrl_c(self: PlainView, chunk: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PlainView, "add", press_ctrl_c)
+    result = invoke(["ask", "--session", "asked", "Tell me everything."], env=api_env)
+    assert result.exit_code == 1 and "interrupted" in result.stderr and "stays on record" in result.stderr
+    data = store.load("asked")
+    assert data.messages == []
+    spent = spending(data.info, data.messages)
+    assert spent.off_log_replies == 1 and spent.usage.input_tokens > 0 and spent.usage.output_tokens > 0
+
+
 def test_a_fork_gets_the_chat_id_format_its_own_title_and_not_the_parents_spending(
     invoke: Invoke, demo: str, store: Store, store_url: str
 ) -> None:
@@ -97,7 +114,7 @@ def test_fork_inside_a_turn_is_refused_with_the_turn_starts(
 ) -> None:
     result = invoke(["sessions", "fork", demo, "--at", "3", "--store", store_url])
     assert_clean_failure(result, 1)
-    assert "--at 2 or --at 4" in result.stderr
+    assert "--at 2 or --at 4" in result.stderr and "message 3 is an assistant message" in result.stderr
     assert [s.id for s in store.list_sessions()] == [demo]
 
 
@@ -131,6 +148,20 @@ def test_a_session_ending_with_an_unanswered_message_is_repaired_without_it(
     result = invoke(["sessions", "repair", "dangling", "--new-id", "ok", "--store", store_url])
     assert result.exit_code == 0, result.output
     assert store.load("ok").message_params() == log[:2]
+    assert "Left out" in result.stderr and "> three" in result.stderr  # said, not silently lost
+
+
+def test_a_repair_that_keeps_nothing_says_what_to_send_again(invoke: Invoke, store: Store, store_url: str) -> None:
+    log = [
+        {"role": "user", "content": "one"},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x", "input": {}}]},
+    ]
+    store.import_jsonl(json.dumps(log), session_id="stuck")
+    result = invoke(["sessions", "repair", "stuck", "--new-id", "unstuck", "--store", store_url])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 0 messages (of 3)" in result.stderr
+    assert "> one" in result.stderr and "two" in result.stderr and "chat --session unstuck" in result.stderr
 
 
 def test_imported_and_library_sessions_show_a_title_and_model(

@@ -178,6 +178,22 @@ def test_delete_asks_then_removes_everything(
     assert "no session 'cooking'" in again.stderr
 
 
+def test_compact_removes_a_deleted_session_from_the_file(
+    invoke: Invoke, populated: Any, store: Store, store_url: str
+) -> None:
+    path = Path(store_url.removeprefix("sqlite:///"))
+    assert invoke(["sessions", "delete", "cooking", "--yes", "--store", store_url]).exit_code == 0
+    compacted = invoke(["sessions", "compact", "--store", store_url])
+    assert compacted.exit_code == 0, compacted.output
+    assert "Compacted" in compacted.stderr
+    store.close()  # the last connection copies the WAL into the database file
+    files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
+    assert not any(b"boil an egg" in p.read_bytes() for p in files)
+    with open_store(store_url) as reopened:  # the index was rebuilt from the sessions that are left
+        assert {hit.session_id for hit in reopened.search("prime")} == {"maths"}
+        assert reopened.search("egg") == []
+
+
 def test_export_import_round_trip(
     invoke: Invoke, populated: Any, store: Store, store_url: str, tmp_path: Path
 ) -> None:
@@ -306,3 +322,16 @@ def test_show_renders_replies_as_markdown_on_a_terminal(store: Store) -> None:
     piped = io.StringIO()
     render_session(Console(file=piped, width=80), store.load("md"))
     assert reply in piped.getvalue()  # into a pipe: exactly as stored
+
+
+def test_list_hides_the_services_internal_records(invoke: Invoke, populated: Any, store: Store, store_url: str) -> None:
+    """Keys and pass-through usage records the HTTP service keeps in the same store are not conversations."""
+    from claude_history.server.tenants import USAGE_PREFIX, create_key
+
+    create_key(store, "acme")
+    store.update_session(f"{USAGE_PREFIX}acme/srv", metadata={"x": 1}, create=True)
+    result = invoke(["sessions", "list", "--store", store_url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["maths", "cooking", "sailing"]
+    paged = invoke(["sessions", "list", "--store", store_url, "--json", "-n", "1", "--offset", "1"])
+    assert [json.loads(line)["id"] for line in paged.stdout.splitlines()] == ["cooking"]

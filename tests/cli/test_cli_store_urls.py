@@ -89,6 +89,32 @@ def test_an_encrypted_session_read_without_the_key_says_the_key_is_missing(
         assert "[encrypted]" not in result.output and "invalid history" not in result.stderr
 
 
+def test_logs_and_cost_without_the_key_say_what_they_leave_out(invoke: Invoke, store_url: str) -> None:
+    pytest.importorskip("cryptography")
+    from claude_history.stores.base import Entry
+    from claude_history.stores.encrypted import generate_key
+
+    store = open_store(store_url, encryption_key=generate_key())
+    reply = Entry(
+        {"role": "assistant", "content": "secret answer"},
+        model="claude-sonnet-4-6",
+        usage={"input_tokens": 1000, "output_tokens": 100},
+    )
+    try:
+        store.append("locked", [Entry({"role": "user", "content": "secret"}), reply], expected_version=0)
+    finally:
+        store.close()
+    logs = invoke(["logs", "--store", store_url])
+    assert logs.exit_code == 0 and "No turns." in logs.stdout
+    assert "1 encrypted session(s) left out" in logs.stderr and "CLAUDE_HISTORY_ENCRYPTION_KEY" in logs.stderr
+    assert_clean_failure(invoke(["logs", "--session", "locked", "--store", store_url]), 1)
+    # Models and usage are kept in clear: what the session cost is counted without the key.
+    cost = invoke(["cost", "--json", "--store", store_url])
+    assert cost.exit_code == 0, cost.output
+    [row] = [json.loads(line) for line in cost.stdout.splitlines()]
+    assert row["session"] == "locked" and row["replies"] == 1 and row["cost"] == pytest.approx(0.0045)
+
+
 def test_piped_sessions_list_is_one_line_per_session(invoke: Invoke, store_url: str) -> None:
     store = open_store(store_url)
     try:

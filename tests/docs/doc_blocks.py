@@ -8,6 +8,8 @@ one session would. HTML comments just before a block steer the run; readers neve
   is written to the working directory instead of run (the test then runs pytest there).
 - ``<!-- doc-test: setup`` ... ``-->``: hidden code run first, for names the page assumes (the reader's own
   ``MyBot``, ``current_user``); it prepends to a ``file`` block.
+- ``<!-- doc-test: capture NAME -->``: the block is a real screen, ``docs/captures/NAME.txt``, which a terminal
+  test writes; tests/docs/test_doc_captures.py checks the block is that file verbatim.
 
 The runner prints ``ran N, wrote M`` on success; on a failure it names the page's line and exits 1.
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")  # a block inside a list item is indented
-_DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(skip|file|setup)\b:?\s*(.*?)\s*(-->)?\s*$")
+_DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(skip|file|setup|capture)\b:?\s*(.*?)\s*(-->)?\s*$")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Block:
     skip: str | None = None  # the reason, when the block is deliberately partial
     file: str | None = None
     setup: str = ""
+    capture: str | None = None  # the name of the screen capture the block shows
 
 
 def blocks(path: Path) -> list[Block]:
@@ -74,6 +77,7 @@ def blocks(path: Path) -> list[Block]:
                     skip=pending.get("skip"),
                     file=pending.get("file"),
                     setup=pending.get("setup", ""),
+                    capture=pending.get("capture"),
                 )
             )
             pending = {}

@@ -23,22 +23,12 @@ from .client import open_client
 from .continuable import why_not_continuable
 from .errors import CliError, describe_error, is_expected
 from .ids import title_from
-from .options import err_console, out_console, store_option
-from .reply_view import make_view, stop_notice
-from .spent import priced
+from .options import err_console, out_console, resolve_model, store_option
+from .reply_view import Interrupted, follow, make_view, stop_notice
+from .spent import priced, record_interrupted
 from .store_access import opened
 
-__all__ = ["ask_command", "resolve_model"]
-
-
-def resolve_model(name: str | None) -> str | None:
-    """A model id from an alias: ``sonnet``, ``opus``, ``haiku`` name the first (newest) of that family in
-    `claude-history models`; anything else is taken as it is."""
-    if name is None or "-" in name:
-        return name
-    from ..models import MODELS
-
-    return next((model for model in MODELS if f"-{name.lower()}-" in model), name)
+__all__ = ["ask_command"]
 
 
 @click.command("ask")
@@ -150,13 +140,14 @@ def _reply(chat: Any, content: Any, overrides: dict[str, Any], *, stream: bool) 
         view = make_view(out_console())
         try:
             with chat.stream(content, **overrides) as reply:
-                for chunk in reply.text_stream:
-                    view.add(chunk)
+                follow(reply, view)
                 return reply.get_final_message()
         finally:
             view.finish()
-    except KeyboardInterrupt:
-        raise CliError("interrupted: nothing was saved") from None
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Interrupted):
+            record_interrupted(chat.store, chat.session_id, stop.snapshot)
+        raise CliError("interrupted: the reply was discarded (what it cost stays on record)") from None
     except Exception as exc:
         if not is_expected(exc):
             raise

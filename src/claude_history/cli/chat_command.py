@@ -18,7 +18,7 @@ from .continuable import why_not_continuable
 from .errors import CliError
 from .ids import new_session_id
 from .lines import make_reader
-from .options import err_console, store_option
+from .options import err_console, resolve_model, store_option
 from .repl import COMMANDS, Repl
 from .store_access import check_readable, opened
 
@@ -43,7 +43,7 @@ DEFAULT_MODEL = "claude-sonnet-4-6"
     "-m",
     envvar="CLAUDE_HISTORY_MODEL",
     show_envvar=True,
-    help=f"Model id. Default: the session's model, else {DEFAULT_MODEL}.",
+    help=f"Model id or alias (sonnet, opus, haiku). Default: the session's model, else {DEFAULT_MODEL}.",
 )
 @click.option("--system", metavar="TEXT", help="System prompt; kept with the session.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens per reply.")
@@ -87,7 +87,7 @@ def chat_command(
             options["max_tokens"] = max_tokens
         chat = Chat(
             client,
-            model=model or stored_model or DEFAULT_MODEL,
+            model=resolve_model(model) or stored_model or DEFAULT_MODEL,
             store=store,
             session_id=session_id,
             system=system,  # None: the system prompt stored with the session, if any

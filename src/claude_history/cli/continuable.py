@@ -14,7 +14,7 @@ from ..errors import InvalidHistory
 from ..history import repair, turn_starts, validate
 from .errors import cli_advice
 
-__all__ = ["continuable_copy", "why_not_continuable"]
+__all__ = ["continuable_copy", "left_out", "why_not_continuable"]
 
 
 def why_not_continuable(messages: Sequence[dict[str, Any]], session_id: str) -> str | None:
@@ -50,6 +50,16 @@ def continuable_copy(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
         starts = turn_starts(fixed)
         current = fixed[: starts[-1]] if starts else []
     return []
+
+
+def left_out(original: Sequence[dict[str, Any]], copy: Sequence[dict[str, Any]]) -> list[str]:
+    """What the user said in ``original`` that ``copy`` no longer holds (a last turn that never got a reply
+    is left out of a repaired copy): said, so that the user can send it again instead of losing it."""
+    from .render import content_text
+
+    kept = "\n".join(content_text(m.get("content")) for m in copy if m.get("role") == "user")
+    said = [content_text(original[i].get("content")) for i in turn_starts(original)]
+    return [text for text in said if text.strip() and text not in kept]
 
 
 def _ends_unanswered(messages: Sequence[dict[str, Any]]) -> bool:

@@ -45,10 +45,14 @@ def _not_a_turn_start(at: int, messages: list[dict[str, Any]]) -> str:
     before = max((i for i in starts if i < at), default=0)
     after = min(i for i in starts if i > at)
     return (
-        f"--at {at} would cut a turn in two (message {at} is a {messages[at]['role']} message inside a turn); "
+        f"--at {at} would cut a turn in two (message {at} is {_article(messages[at]['role'])} message inside a turn); "
         f"fork at a turn start: --at {before} or --at {after}"
     )
 
 
 def taken(session_id: str, advice: str) -> str:
     return f"session {session_id!r} already exists in this store; {advice}, or delete it first"
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"

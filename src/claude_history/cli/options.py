@@ -11,7 +11,7 @@ from rich.console import Console
 
 from .store_access import STORE_ENV, remember_source
 
-__all__ = ["STORE_ENV", "err_console", "out_console", "store_option"]
+__all__ = ["STORE_ENV", "err_console", "out_console", "resolve_model", "store_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,3 +46,13 @@ def out_console() -> Console:
 
 def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def resolve_model(name: str | None) -> str | None:
+    """A model id from an alias: ``sonnet``, ``opus``, ``haiku`` name the newest current model of that family
+    (the alias map `claude-history models` shows); anything else is taken as it is."""
+    if name is None:
+        return None
+    from ..models import family_aliases
+
+    return family_aliases().get(name.lower(), name)

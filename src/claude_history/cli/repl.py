@@ -19,11 +19,11 @@ from .forking import fork_session
 from .ids import edited_tags, new_session_id, title_from
 from .lines import LineReader
 from .markdown_export import export_text
-from .options import err_console, out_console
+from .options import err_console, out_console, resolve_model
 from .overview import session_row
 from .render import content_text, format_spending, format_usage, render_session, render_sessions
-from .reply_view import ReplyView, make_view, status_line, stop_notice
-from .spent import record_spent, spending
+from .reply_view import Interrupted, ReplyView, follow, make_view, status_line, stop_notice
+from .spent import record_interrupted, record_spent, spending
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -146,17 +146,14 @@ class Repl:
         final: Any = None
         try:
             with self.chat.stream(content) as stream:
-                try:
-                    for chunk in stream.text_stream:
-                        view.add(chunk)
-                except KeyboardInterrupt:
-                    self._record_interrupted(stream)
-                    raise
+                follow(stream, view)
                 with contextlib.suppress(RuntimeError):  # no final reply: an empty or paused turn
                     final = stream.get_final_message()
             view.finish()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             view.finish()
+            if isinstance(stop, Interrupted):
+                self._record_interrupted(stop.snapshot)
             self.err.print(
                 "(interrupted: the reply was discarded and the session is unchanged; what it cost stays on record)",
                 style="yellow",
@@ -200,21 +197,10 @@ class Repl:
         known = model_info(model)
         self.err.print(status_line(usage, model, total, complete, known.context_window if known else None))
 
-    def _record_interrupted(self, stream: Any) -> None:
+    def _record_interrupted(self, snapshot: Any) -> None:
         """The part of a reply streamed before Ctrl-C was paid for: keep its usage on the session's record."""
         try:
-            snapshot = stream.current_message_snapshot
-        except RuntimeError:  # no reply had started
-            return
-        usage = dict(snapshot.usage.model_dump(exclude_none=True)) if snapshot.usage else {}
-        streamed = "".join(getattr(b, "text", "") for b in snapshot.content)
-        if streamed:
-            from ..tokens import estimate_text
-
-            # The output count arrives only with the last event: estimate what was generated so far.
-            usage["output_tokens"] = max(int(usage.get("output_tokens") or 0), round(estimate_text(streamed)))
-        try:
-            record_spent(self.chat.store, self.chat.session_id, [(snapshot.model, usage)], "interrupted")
+            record_interrupted(self.chat.store, self.chat.session_id, snapshot)
         except Exception as exc:
             if not is_expected(exc):
                 raise
@@ -341,6 +327,7 @@ class Repl:
         if not name:
             self._say(f"model {self.chat.model}")
             return
+        name = resolve_model(name) or name
         if model_info(name) is None:
             self.err.print(Text(f"(model {name!r} is not in the table of known models; using it anyway)", "yellow"))
         self._switch(self.chat.session_id, name)

@@ -16,7 +16,16 @@ from rich.text import Text
 from .render import format_cost
 from .spent import priced
 
-__all__ = ["MarkdownView", "PlainView", "ReplyView", "make_view", "status_line", "stop_notice"]
+__all__ = [
+    "Interrupted",
+    "MarkdownView",
+    "PlainView",
+    "ReplyView",
+    "follow",
+    "make_view",
+    "status_line",
+    "stop_notice",
+]
 
 # Re-rendering Markdown costs more as the reply grows; a few frames a second look live and stay cheap.
 REFRESHES_PER_SECOND = 8
@@ -73,6 +82,28 @@ class MarkdownView:
             self._live.stop()
         self._live = None
         self._text = ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a reply, with the last snapshot of the reply (``None`` before its first event): what
+    the API had billed so far, which stays on record though the reply is discarded."""
+
+    def __init__(self, snapshot: Any) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+def follow(stream: Any, view: ReplyView) -> None:
+    """Show the text of a ``ChatStream`` as it comes. Ctrl-C raises :class:`Interrupted`: the snapshot is
+    taken at every event, because the interrupted stream closes and its snapshot goes with it."""
+    snapshot = None
+    try:
+        for event in stream:
+            snapshot = stream.current_message_snapshot
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                view.add(event.delta.text)
+    except KeyboardInterrupt:
+        raise Interrupted(snapshot) from None
 
 
 def make_view(console: Console) -> ReplyView:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import timezone
 from typing import TYPE_CHECKING
 
@@ -13,10 +12,11 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import SessionNotFound
 from .options import out_console, store_option
 from .render import format_cost
 from .spent import inherited, off_log, priced
-from .store_access import ENCRYPTION_MARK, opened
+from .store_access import opened
 
 if TYPE_CHECKING:
     from ..stores.base import Store
@@ -30,7 +30,8 @@ MAX_SESSIONS = 10_000
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 def models_command(as_json: bool) -> None:
-    """Known models with their context window and prices (USD per million tokens).
+    """Known models with their context window and prices (USD per million tokens), and the short names
+    (sonnet, opus, haiku, ...) that -m accepts: each names the newest model of its family that is not deprecated.
 
     Prices come from the bundled table, overridden by $CLAUDE_HISTORY_PRICES when set.
 
@@ -38,16 +39,19 @@ def models_command(as_json: bool) -> None:
     Example:
       claude-history models
     """
-    from ..models import MODELS
+    from ..models import DEPRECATED, MODELS, family_aliases
     from ..pricing import load_prices
 
     prices = load_prices()
+    aliases = {model: alias for alias, model in family_aliases().items()}
     rows = []
     for name, info in MODELS.items():
         price = prices.price_for(name)
         rows.append(
             {
                 "model": name,
+                "alias": aliases.get(name),
+                "deprecated": name in DEPRECATED,
                 "context_window": info.context_window,
                 "max_output_tokens": info.max_output_tokens,
                 "input": float(price.input) if price else None,
@@ -61,12 +65,16 @@ def models_command(as_json: bool) -> None:
             click.echo(json.dumps(row))
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("model", "window", "max output", "input", "output", "cache write", "cache read"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    for column in ("model", "alias", "window", "max output", "input", "output", "cache write", "cache read"):
+        table.add_column(column, justify="left" if column in ("model", "alias") else "right")
     for row in rows:
         cells = [row[k] for k in ("input", "output", "cache_write_5m", "cache_read")]
+        label = Text(str(row["model"]))
+        if row["deprecated"]:
+            label.append(" (deprecated)", style="dim")
         table.add_row(
-            Text(str(row["model"])),
+            label,
+            Text(str(row["alias"] or "")),
             f"{row['context_window']:,}",
             f"{row['max_output_tokens']:,}",
             *("" if c is None else f"${c:g}" for c in cells),
@@ -117,16 +125,18 @@ def _totals(store: Store, by: str) -> tuple[dict[str, tuple[float, int]], int]:
     totals: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
     unpriced = 0
     for info in store.list_sessions(limit=MAX_SESSIONS):
-        if ENCRYPTION_MARK in info.metadata:
-            data_messages: Iterable[tuple[str | None, dict[str, object], str]] = []
-        else:
-            data = store.load(info.id)
-            skip = inherited(info.metadata)  # a fork's copied replies are counted with its parent
-            data_messages = [
-                (m.model, m.usage, m.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d"))
-                for m in data.messages
-                if m.usage and m.seq >= skip
-            ]
+        # The replies' usage only, never the conversations. An encrypted store keeps models and usage in
+        # clear, so its sessions are counted even without the key.
+        skip = inherited(info.metadata)  # a fork's copied replies are counted with its parent
+        try:
+            replies = store.usage_log(info.id)
+        except SessionNotFound:  # deleted since it was listed
+            continue
+        data_messages = [
+            (r.model, r.usage, r.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d"))
+            for r in replies
+            if r.usage and r.seq >= skip
+        ]
         records = [
             (r.get("model"), r["usage"], str(r.get("at", ""))[:10] or "unknown") for r in off_log(info.metadata)
         ]

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..errors import ConfigurationError, ConflictError
-from .continuable import continuable_copy, why_not_continuable
+from .continuable import continuable_copy, left_out, why_not_continuable
 from .errors import CliError
 from .forking import fork_session, taken
 from .ids import edited_tags, new_session_id
@@ -58,7 +58,7 @@ def list_command(
       claude-history sessions list --tag travel --json
     """
     with _opened(store_url) as store:
-        listed = store.list_sessions(owner=owner, tag=tag, limit=limit, offset=offset)
+        listed = _conversations(store, owner=owner, tag=tag, limit=limit, offset=offset)
         rows = [session_row(store, info) for info in listed]
     if as_json:
         for row in rows:
@@ -68,6 +68,25 @@ def list_command(
             click.echo(json.dumps(record, ensure_ascii=False))
         return
     render_sessions(out_console(), rows)
+
+
+def _conversations(store: Store, *, owner: str | None, tag: str | None, limit: int, offset: int) -> list[SessionInfo]:
+    """A page of conversations, without the service's internal records (``~keys/``, ``~usage/``).
+
+    The store pages over every record, so this pages on until ``offset + limit`` visible ones are seen.
+    Imported here: the server package loads FastAPI, which ``--help`` and listing must not pay for.
+    """
+    from ..server.tenants import is_internal
+
+    seen: list[SessionInfo] = []
+    at = 0
+    while len(seen) < offset + limit:
+        page = store.list_sessions(owner=owner, tag=tag, limit=offset + limit, offset=at)
+        seen.extend(info for info in page if not is_internal(info.id))
+        if len(page) < offset + limit:
+            break
+        at += len(page)
+    return seen[offset : offset + limit]
 
 
 @sessions_group.command("show")
@@ -131,6 +150,28 @@ def delete_command(session_id: str, yes: bool, store_url: str | None) -> None:
             )
         store.delete(session_id)
     err_console().print(f"Deleted session {session_id}.", markup=False)
+
+
+@sessions_group.command("compact")
+@store_option
+def compact_command(store_url: str | None) -> None:
+    """Remove what deletes left in the store's files (maintenance).
+
+    A SQLite delete is quick because it leaves the deleted words in the search index and the freed pages
+    as they were; this rebuilds the index and zeroes those pages, after which nothing of a deleted session
+    is left in the file. Writers wait while it runs. Other stores remove deleted data at once.
+
+    \b
+    Example:
+      claude-history sessions compact
+    """
+    with _opened(store_url) as store:
+        compact = getattr(store, "compact", None)
+        if compact is None:
+            err_console().print("Nothing to compact: this store removes deleted data at once.", markup=False)
+            return
+        compact()
+    err_console().print("Compacted the store.", markup=False)
 
 
 @sessions_group.command("export")
@@ -306,10 +347,19 @@ def repair_command(session_id: str, new_id: str | None, store_url: str | None) -
         if fixed:
             store.append(target, [Entry(m) for m in fixed], expected_version=0)
     click.echo(target)
-    err_console().print(
+    err = err_console()
+    err.print(
         f"Wrote {len(fixed)} messages (of {len(messages)}) to session {target}; {session_id} is unchanged.",
         markup=False,
     )
+    dropped = left_out(messages, fixed)
+    if dropped:
+        err.print(
+            f"Left out, as it never got a reply (send it again in: claude-history chat --session {target}):",
+            markup=False,
+        )
+        for text in dropped:
+            err.print("  > " + text.replace("\n", "\n    "), markup=False)
 
 
 def _info_json(info: SessionInfo) -> dict[str, Any]:

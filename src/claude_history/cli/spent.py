@@ -20,7 +20,17 @@ from ..usage import TokenUsage
 if TYPE_CHECKING:
     from ..stores.base import SessionInfo, Store, StoredMessage
 
-__all__ = ["FORK_KEY", "SPENT_KEY", "Spending", "inherited", "off_log", "priced", "record_spent", "spending"]
+__all__ = [
+    "FORK_KEY",
+    "SPENT_KEY",
+    "Spending",
+    "inherited",
+    "off_log",
+    "priced",
+    "record_interrupted",
+    "record_spent",
+    "spending",
+]
 
 SPENT_KEY = "claude_history_cli_off_log_usage"
 # A fork copies its parent's first messages with their usage: they were paid once, by the parent.
@@ -45,6 +55,20 @@ def record_spent(
         metadata = {}
     metadata[SPENT_KEY] = [*off_log(metadata), *new]
     store.update_session(session_id, metadata=metadata)
+
+
+def record_interrupted(store: Store, session_id: str, snapshot: Any) -> None:
+    """Keep on record what a reply stopped with Ctrl-C cost: its input as the API reported it at the start,
+    its output estimated from the text received (the count arrives only with the last event)."""
+    if snapshot is None:  # no reply had started: nothing known to be billed
+        return
+    usage = dict(snapshot.usage.model_dump(exclude_none=True)) if snapshot.usage else {}
+    streamed = "".join(getattr(b, "text", "") or getattr(b, "thinking", "") for b in snapshot.content)
+    if streamed:
+        from ..tokens import estimate_text
+
+        usage["output_tokens"] = max(int(usage.get("output_tokens") or 0), round(estimate_text(streamed)))
+    record_spent(store, session_id, [(snapshot.model, usage)], "interrupted")
 
 
 def off_log(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
