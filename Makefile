@@ -8,7 +8,7 @@ LOWEST := .venv-lowest
 LATEST := .venv-latest
 FAST := -m "not slow and not services"
 
-.PHONY: install run test test-lowest test-latest lint bench clean
+.PHONY: install run test test-lowest test-latest lint bench clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web page (docs/web.md): npm installs marked, DOMPurify, highlight.js, Chart.js and esbuild into web/node_modules
+# and build.mjs bundles them into src/claude_history/server/static/ (git-ignored), which the service serves at /.
+WEB_STAMP := src/claude_history/server/static/.built
+WEB_SOURCES := web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+
+$(WEB_STAMP): $(WEB_SOURCES)
+	@if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then \
+		cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs; \
+	else \
+		echo "npm was not found: the web page of claude-history serve is not built (the API works without it)."; \
+		echo "Install Node.js and npm, then run make install again (docs/web.md)."; \
+	fi
+
+install: $(STAMP) $(WEB_STAMP)
 
 # Uses the built-in simulator when ANTHROPIC_API_KEY is not set, so it works on a fresh machine.
 run: install
@@ -53,10 +66,20 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/store_ops.py
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/abuse.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/cli_history_reads.py
+	$(BIN)/python bench/webapp.py
+	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/contention.py
+
+# The screenshots in docs/web.md, made with the browser tests' setup (needs chromium, like the tests).
+screenshots: install
+	$(BIN)/python tests/web/screenshots.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info \
-		tests/node/node_modules
+		tests/node/node_modules web/node_modules src/claude_history/server/static

@@ -85,8 +85,11 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
                 "claude-sonnet-4-6",
                 "--only",
                 "naive",
+                "naive+bp",
+                "naive+auto",
                 "guides",
                 "guides20",
+                "guides20+bp",
                 "KeepAll",
                 "CacheAwareWindow",
                 "--results",
@@ -111,9 +114,20 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     assert naive["prompt_tokens"] == keep["prompt_tokens"]
     assert naive["read_tokens"] == 0 and keep["read_tokens"] > 0
     assert keep["cost"] < naive["cost"]
-    # The lower bound is a bound: nobody beats it.
+    # The strict bound is a bound: nobody beats it, not even a run that reads nearly everything from the cache.
     for run in runs.values():
         assert run["input_cost"] >= run["bound_input_cost"] - 1e-9
+        assert run["cost"] >= run["bound_input_cost"] + run["output_cost"] - 1e-9
+    # The careful baselines send the naive requests, with a breakpoint: same context, read from the cache, cheaper.
+    for key in ("naive+bp", "naive+auto"):
+        careful = runs[key]
+        assert careful["invalid"] == 0 and careful["prompt_tokens"] == naive["prompt_tokens"]
+        assert careful["read_tokens"] > 0 and careful["cost"] < naive["cost"]
+    assert runs["guides20+bp"]["invalid"] == 0
+    assert runs["guides20+bp"]["prompt_tokens"] == runs["guides20"]["prompt_tokens"]
+    # Each run is one seed's conversation, and the report compares ours with every baseline it ran.
+    assert {run["seed"] for run in runs.values()} == {1}
+    assert "full resend, breakpoint on the last message / KeepAll(): " in text
     # The guides' window cut at a user message is always accepted; neither baseline uses the cache.
     assert runs["guides20"]["invalid"] == 0 and runs["guides20"]["read_tokens"] == 0
     assert runs["guides"]["read_tokens"] == 0
