@@ -123,6 +123,7 @@ def test_every_example_is_tested_and_indexed() -> None:
         "saving_history_async.py",
         "streaming.py",
         "streaming_async.py",
+        "webapp.py",  # tests/examples/test_webapp.py
     }
     assert set(scripts) == tested
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import anthropic
 import pytest
 
+from claude_history.connection import TRANSPORT_ERRORS
 from claude_history.testing import Simulator
 
 from .helpers import body, post, user
@@ -158,3 +160,55 @@ def test_the_beta_stream_raises_the_error_event_and_keeps_a_refusal(sim: Simulat
 def test_refuse_next_takes_only_the_documented_categories(sim: Simulator) -> None:
     with pytest.raises(ValueError, match="category must be one of"):
         sim.refuse_next(category="spicy")
+
+
+def _event_times(client: anthropic.Anthropic) -> list[float]:
+    """When each text delta of one streamed reply reached the SDK (monotonic seconds)."""
+    import time
+
+    times = []
+    with client.messages.stream(model=MODEL, max_tokens=200, messages=HELLO) as stream:
+        for _ in stream.text_stream:
+            times.append(time.monotonic())
+    return times
+
+
+def test_slow_next_stream_paces_the_events_of_the_next_streamed_reply_only(sim: Simulator) -> None:
+    client = sim.client(max_retries=0)
+    sim.slow_next_stream(0.05, times=2)
+    # A request that does not stream neither waits nor uses it up.
+    assert client.messages.create(model=MODEL, max_tokens=200, messages=HELLO).stop_reason == "end_turn"
+    for _ in range(2):
+        times = _event_times(client)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert len(gaps) >= 5 and min(gaps) >= 0.04, gaps
+    times = _event_times(client)  # the third stream is not paced: it arrives in one piece
+    assert times[-1] - times[0] < 0.05 * (len(times) - 1)
+
+
+def test_a_slow_stream_abandoned_mid_reply_leaves_the_simulator_serving(sim: Simulator) -> None:
+    client = sim.client(max_retries=0)
+    sim.slow_next_stream(0.05)
+    sim.cut_next_stream(after_events=4)  # combines with a cut: the paced stream then drops
+    # anthropic 2.17+ wraps the cut in APIConnectionError; older releases let the HTTP library's error through.
+    with pytest.raises((anthropic.APIConnectionError, *TRANSPORT_ERRORS)), client.messages.stream(
+        model=MODEL, max_tokens=200, messages=HELLO
+    ) as stream:
+        stream.get_final_message()
+    sim.slow_next_stream(0.2)
+    with client.messages.stream(model=MODEL, max_tokens=200, messages=HELLO) as stream:
+        next(iter(stream.text_stream))  # the client leaves after the first words, as Ctrl-C does
+    assert client.messages.create(model=MODEL, max_tokens=200, messages=HELLO).stop_reason == "end_turn"
+
+
+def test_slow_next_stream_rejects_nonsense_and_reset_forgets_it(sim: Simulator) -> None:
+    with pytest.raises(ValueError, match="seconds_between_events"):
+        sim.slow_next_stream(-1)
+    with pytest.raises(ValueError, match="seconds_between_events"):
+        sim.slow_next_stream(float("nan"))
+    with pytest.raises(ValueError, match="times"):
+        sim.slow_next_stream(0.1, times=0)
+    sim.slow_next_stream(5)
+    sim.reset()
+    times = _event_times(sim.client(max_retries=0))
+    assert times[-1] - times[0] < 5
