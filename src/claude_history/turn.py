@@ -25,7 +25,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .context.plan import RequestPlan, plan_request
+from .context.checkpoint import Tail
+from .context.plan import RequestPlan, plan_request, settle
 from .context.planner import Planner
 from .context.report import ContextReport
 from .errors import ConfigurationError, InvalidHistory
@@ -106,6 +107,9 @@ class SessionState:
     # The same object for every state derived from one load by commits (the log only grew): the planner's
     # word that the messages it saw before are unchanged (context.Planner).
     lineage: object = field(default_factory=object, compare=False, repr=False)
+    # The seq of the first record held: 0 for a whole session; more when only the newest part was read from
+    # the session's planner checkpoint (turn_path._from_checkpoint): ``log`` is then a ``Tail``.
+    start: int = 0
 
     @classmethod
     def from_data(cls, data: SessionData) -> SessionState:
@@ -120,8 +124,20 @@ class SessionState:
 
     @cached_property
     def log(self) -> list[dict[str, Any]]:
-        """The committed messages (shared, never mutated: copy before handing them out)."""
-        return [r.message for r in self.records]
+        """The committed messages (shared, never mutated: copy before handing them out); a ``Tail`` (indexed
+        as the whole log, refusing what was not read) when ``start`` > 0."""
+        messages = [r.message for r in self.records]
+        return Tail(self.start, messages) if self.start else messages  # type: ignore[return-value]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole session was read (not only its newest part)."""
+        return self.start == 0
+
+    @property
+    def length(self) -> int:
+        """How many messages the session holds."""
+        return self.start + len(self.records)
 
     @property
     def stored_system(self) -> str | list[dict[str, Any]] | None:
@@ -134,7 +150,7 @@ class SessionState:
         are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps).
         ``changes``: other fields of the new state (``info``, ``incarnation``)."""
         now = now if now is not None else utc_now()
-        start = len(self.records)
+        start = self.length
         new = tuple(
             StoredMessage(
                 seq=start + i,
@@ -147,7 +163,9 @@ class SessionState:
         )
         state = replace(self, version=version, records=self.records + new, **changes)
         if "log" in self.__dict__:  # the log so far is known: extend it (C speed) rather than rebuild it
-            state.__dict__["log"] = [*self.__dict__["log"], *(r.message for r in new)]
+            log = self.__dict__["log"]
+            more = [r.message for r in new]
+            state.__dict__["log"] = log.extended(more) if isinstance(log, Tail) else [*log, *more]
         return state
 
     def awaiting_tool_uses(self) -> list[dict[str, Any]]:
@@ -176,6 +194,8 @@ class Ledger:
     def reset(self, state: SessionState) -> None:
         self._records, self._usage, self._priced, self._cost = [], TokenUsage(), 0, Decimal(0)
         self._unpriced = set()
+        if not state.complete:  # only the newest part was read: the front end reads all before telling totals
+            return
         self.add((r.model, r.usage) for r in state.records)
         self.add((s.model, s.usage) for s in state.summaries)
 
@@ -460,7 +480,7 @@ class Turn:
         settings and session become planner arguments."""
         opts = {**settings.create_kwargs, **self.overrides}
         now = read_clock(settings.clock)
-        offset = len(self.base.records)
+        offset = self.base.length
         # The replies of this turn so far: ``seq`` indexes log + pending, so the planner knows the exact size
         # of what was sent, calibrates its estimate and sees when each turn happened (the cache TTL).
         pending_usage = [
@@ -469,10 +489,7 @@ class Turn:
             if e.usage
         ]
         arguments = {
-            "model": opts.get("model", settings.model),
-            "system": opts.get("system", settings.system_for(self.base)),
-            "tools": list(self.toolset.params) or None,
-            "policy": settings.context,
+            **self._planned_with(settings, opts, self.base),
             "summaries": self.base.summaries,
             "usage_history": [*self.base.records, *pending_usage],
             # A top-level cache_control is the API's automatic caching (one breakpoint on the last block): the
@@ -483,6 +500,27 @@ class Turn:
             "lineage": self.base.lineage,
         }
         return self.base.log, self.messages, arguments
+
+    def _planned_with(self, settings: Settings, opts: Mapping[str, Any], state: SessionState) -> dict[str, Any]:
+        """The model, system prompt, tools and policy this turn's requests are planned with."""
+        return {
+            "model": opts.get("model", settings.model),
+            "system": opts.get("system", settings.system_for(state)),
+            "tools": list(self.toolset.params) or None,
+            "policy": settings.context,
+        }
+
+    def settle(self, settings: Settings, state: SessionState) -> None:
+        """This turn was committed into ``state``: the chat's planner is brought up to its end with the very
+        objects the next turn passes it (``context.plan.settle``), so its checkpoint holds the newest request."""
+        settle(
+            state.log,
+            **self._planned_with(settings, {**settings.create_kwargs, **self.overrides}, state),
+            summaries=state.summaries,
+            usage_history=state.records,
+            planner=settings.planner,
+            lineage=state.lineage,
+        )
 
     def _kwargs(self, plan: RequestPlan, settings: Settings) -> tuple[dict[str, Any], bool]:
         opts = {**settings.create_kwargs, **self.overrides}

@@ -28,15 +28,15 @@ from typing import Any
 from ..errors import InvalidHistory
 from ..history import validate
 from ..stores.base import Summary
-from ..tokens import estimate_system, estimate_tools
+from ..tokens import TokenEstimate, estimate_system, estimate_tools
 from .log_index import LogIndex
 from .planner import Planner
-from .policy_spec import policy_spec
+from .policy_spec import PolicySpec, policy_spec
 from .replay import Decision, Replay
 from .request import Planned, build
 from .usage_index import UsagePoint, usage_points
 
-__all__ = ["Decision", "Planned", "UsagePoint", "plan", "usage_points"]
+__all__ = ["Decision", "Planned", "UsagePoint", "advance", "plan", "usage_points"]
 
 
 def plan(
@@ -57,6 +57,44 @@ def plan(
 ) -> Planned:
     """The request for the newest point of ``full`` (``log + pending``, ``committed`` the length of ``log``);
     see ``plan.plan_request``."""
+    spec, replay, decision, sizes = _decide(
+        full, model, system, tools, policy, summaries, usage_history, measured_input_tokens, planner, lineage,
+        committed,
+    )  # fmt: skip
+    return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
+
+
+def advance(
+    full: Sequence[Mapping[str, Any]],
+    *,
+    model: str,
+    system: str | Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    policy: Any,
+    summaries: Sequence[Summary],
+    usage_history: Sequence[Any],
+    planner: Planner,
+    lineage: object | None = None,
+) -> None:
+    """Bring ``planner``'s replay up to the end of ``full``, a committed log whose replies all carry their
+    usage, without building a request: its newest request point then has a checkpoint too (what
+    ``checkpoint.snapshot`` keeps for the next fresh chat)."""
+    _decide(full, model, system, tools, policy, summaries, usage_history, None, planner, lineage, len(full))
+
+
+def _decide(
+    full: Sequence[Mapping[str, Any]],
+    model: str,
+    system: str | Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    policy: Any,
+    summaries: Sequence[Summary],
+    usage_history: Sequence[Any],
+    measured_input_tokens: int | None,
+    planner: Planner | None,
+    lineage: object | None,
+    committed: int,
+) -> tuple[PolicySpec, Replay, Decision, tuple[TokenEstimate, TokenEstimate]]:
     spec = policy_spec(policy)
     if not full:
         raise InvalidHistory("messages: nothing to send; a request needs at least one user message", index=None)
@@ -69,8 +107,10 @@ def plan(
         log = planner.log_for(full, model, placeholder, trusted)
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens)
         _validate(full, log)
-        decision = replay.run((spec.name, const.text, const.fixed), usage_history, trusted)
-        return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
+        key = (spec.name, const.text, const.fixed)
+        planner.last = ((model, placeholder), key, spec.summarize is not None)
+        decision = replay.run(key, usage_history, trusted)
+        return spec, replay, decision, sizes
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: LogIndex) -> None:
