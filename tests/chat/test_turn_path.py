@@ -23,9 +23,9 @@ from claude_history.turn_path import ChatMemory, TurnPath, turn_path
 from claude_history.turn_requests import (
     CallApi,
     CheckVersion,
-    LoadCheckpoint,
     Commit,
     Finished,
+    LoadCheckpoint,
     LoadSession,
     ReleaseLease,
     Request,

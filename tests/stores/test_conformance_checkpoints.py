@@ -14,7 +14,7 @@ from .conftest import Backend
 from .samples import turn
 
 # The backends that keep checkpoints; the others (the encrypted wrapper) keep none, which is always correct.
-KEEPING = {"memory", "sqlite"}
+KEEPING = {"memory", "sqlite", "file", "postgres"}
 
 DATA = {
     "format": 1,
