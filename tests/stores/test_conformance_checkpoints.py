@@ -82,7 +82,7 @@ def test_a_checkpoint_is_checked_before_it_is_kept(backend: Backend, store: Any)
     with pytest.raises(TypeError):
         store.save_checkpoint("s", version, ["not", "an", "object"])
     with pytest.raises(ValueError):
-        store.save_checkpoint("s", version, {"huge": "x" * 70_000})
+        store.save_checkpoint("s", version, {"huge": "x" * 300_000})
     assert store.load_checkpoint("s") is None
 
 

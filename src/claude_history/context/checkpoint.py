@@ -25,7 +25,7 @@ import bisect
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from ..tokens import Calibration, TokenEstimate, estimate_message
+from ..tokens import Calibration, TokenEstimate, bound_message, estimate_message
 from .cache import GAP_WINDOW
 from .log_index import LogIndex, NotLoaded
 from .planner import Planner
@@ -34,7 +34,7 @@ from .window import Window
 
 __all__ = ["FORMAT", "HISTORY", "NotLoaded", "Tail", "restore", "snapshot"]
 
-FORMAT = 1
+FORMAT = 2
 # Request points kept between the checkpoint and the newest point: the 1-hour anchor search looks back 64
 # (anchors.py), the TTL choice 20 gaps between turns (cache.py GAP_WINDOW).
 HISTORY = 64
@@ -86,7 +86,7 @@ class Tail(Sequence[Any]):
 
 def _fingerprint(model: str) -> list[Any]:
     probe = estimate_message(_PROBE, model)
-    return [probe.text, probe.fixed]
+    return [probe.text, probe.fixed, bound_message(_PROBE, model, placeholder="")]
 
 
 def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dict[str, Any] | None:
@@ -110,16 +110,19 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
         return None
     newest = done[-1]
     cut = newest.state.window.cut
-    # The 1-hour anchor search walks back from the newest request while the requests had its window: those
-    # requests, and the first of another window (where it stops), up to ``history`` in all.
+    # The requests made earlier, as far back as a later plan reads them: the bound of a request walks those
+    # of its window (from the cut on); the 1-hour anchor search walks back from the newest while they had its
+    # window, up to ``history``, and stops at the first of another.
     seen = newest.state.previous.window if newest.state.previous is not None else None
-    anchors: list[Checkpoint] = []
-    for checkpoint in reversed(done[-history:-1]):
-        anchors.append(checkpoint)
-        previous = checkpoint.state.previous
+    first = len(done) - 1
+    while first > 0 and done[first - 1].point >= cut:
+        first -= 1
+    for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
+        first = min(first, k)
+        previous = done[k].state.previous
         if previous is None or previous.window != seen:
             break
-    anchors.reverse()
+    anchors = done[first:-1]
     # The TTL choice reads the newest gaps between turns: the read starts where they do.
     usage = replays.usage
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
@@ -141,6 +144,7 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
         "starts_before": bisect.bisect_left(log.starts, start),
         "compaction": compactions[-1] if compactions else None,
         "thinking": log.thinking_count[start],
+        "bound": log.bounds[start],
         "text": [log.text[v][start] for v in range(4)],
         "fixed": [log.fixed[v][start] for v in range(4)],
         "timed_before": usage.earlier_timed or bisect.bisect_left(usage.timed, start) > 0,
@@ -168,11 +172,12 @@ def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
             starts_before=int(data["starts_before"]),
             compaction=None if data["compaction"] is None else int(data["compaction"]),
             thinking=int(data["thinking"]),
+            bound=int(data["bound"]),
             text=[float(x) for x in data["text"]],
             fixed=[int(x) for x in data["fixed"]],
         )
         replays = Replays()
-        # The requests the anchor search reads (only their point and window): never resumed from.
+        # The earlier requests (the bound of a request and the anchor search read them): never resumed from.
         for at, *previous in data["anchors"]:
             request = _previous_in(previous)
             window = request.window if request is not None else state.window
@@ -236,6 +241,7 @@ def _state_out(state: State) -> dict[str, Any]:
         "calibration": [calibration.ratio, calibration.observations, calibration.weight],
         "previous": _previous_out(state.previous),
         "cut_moved": state.cut_moved,
+        "smallest": state.smallest,
     }
 
 
@@ -246,4 +252,5 @@ def _state_in(data: Mapping[str, Any]) -> State:
         Calibration(float(ratio), int(observations), float(weight)),
         _previous_in(data["previous"]),
         bool(data["cut_moved"]),
+        None if data["smallest"] is None else int(data["smallest"]),
     )

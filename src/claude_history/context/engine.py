@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import InvalidHistory
 from ..history import validate
 from ..stores.base import Summary
-from ..tokens import TokenEstimate, estimate_system, estimate_tools
+from ..tokens import TokenEstimate, bound_system, bound_tools, estimate_system, estimate_tools
 from .log_index import LogIndex
 from .planner import Planner
 from .policy_spec import PolicySpec, policy_spec
@@ -105,7 +105,8 @@ def _decide(
     with planner.lock:
         trusted = planner.follow(lineage, committed)
         log = planner.log_for(full, model, placeholder, trusted)
-        replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens)
+        const_bound = bound_system(system, model) + bound_tools(tools)
+        replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)
         key = (spec.name, const.text, const.fixed)
         planner.last = ((model, placeholder), key, spec.summarize is not None)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HistoryError
 from ..history import content_blocks, is_turn_start
-from ..tokens import ZERO, TokenEstimate, estimate_message
+from ..tokens import UNBOUNDED, ZERO, TokenEstimate, bound_message, estimate_message
 from .transforms import THINKING, has_blocks, has_image, without_images
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class LogIndex:
         self.fixed: list[list[int]] = [[0] for _ in range(4)]
         self.starts: list[int] = []
         self.thinking_count = [0]
+        self.bounds = [0]  # prefix sums of each message's worst-case tokens (tokens.bound_message)
         self.compactions: list[int] = []
         self.validated = 0  # messages [0, validated) are known to form a valid log
         # Messages before the horizon were never read (restored from a checkpoint: checkpoint.py); their
@@ -111,6 +112,7 @@ class LogIndex:
             del self.text[v][n + 1 :]
             del self.fixed[v][n + 1 :]
         del self.thinking_count[n + 1 :]
+        del self.bounds[n + 1 :]
         del self.starts[bisect.bisect_left(self.starts, n) :]
         del self.compactions[bisect.bisect_left(self.compactions, n) :]
         self.validated = min(self.validated, n)
@@ -129,6 +131,7 @@ class LogIndex:
         starts_before: int,
         compaction: int | None,
         thinking: int,
+        bound: int,
         text: Sequence[float],
         fixed: Sequence[int],
     ) -> None:
@@ -145,6 +148,7 @@ class LogIndex:
             self.text[v] = [0.0] * start + [text[v]]
             self.fixed[v] = [0] * start + [fixed[v]]
         self.thinking_count = [0] * start + [thinking]
+        self.bounds = [0] * start + [bound]
         self.starts = [first] * starts_before
         self.unknown_starts = starts_before
         self.compactions = [] if compaction is None else [compaction]
@@ -179,6 +183,7 @@ class LogIndex:
         self.roles.append(message.get("role"))
         self.keys.append(len(message))
         self.thinking_count.append(self.thinking_count[-1] + int(think))
+        self.bounds.append(self.bounds[-1] + bound_message(message, model, placeholder=self.placeholder))
         if is_turn_start(message):
             self.starts.append(i)
         if message.get("role") == "assistant" and has_blocks(message, ("compaction",)):
@@ -191,6 +196,13 @@ class LogIndex:
         return TokenEstimate(
             self.text[variant][b] - self.text[variant][a], self.fixed[variant][b] - self.fixed[variant][a]
         )
+
+    def bound(self, a: int, b: int) -> int:
+        """Worst-case tokens of messages ``[a, b)`` in any view (thinking kept, the larger of each image and
+        its placeholder): never below what the API counts for them (see ``tokens.bound_message``)."""
+        if a < self.horizon and a < b:
+            raise NotLoaded(f"the bound of messages from {a} on: only those from {self.horizon} were read")
+        return min(UNBOUNDED, self.bounds[b] - self.bounds[a]) if b > a else 0
 
     def size(self, start: int, epoch: int, image_boundary: int, end: int) -> TokenEstimate:
         """Raw size of messages ``[start, end)`` with thinking dropped before ``epoch`` and images replaced

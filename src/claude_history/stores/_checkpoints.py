@@ -26,8 +26,9 @@ from ._json import decode_json, dumps
 
 __all__ = ["MAX_CHECKPOINT_BYTES", "check_checkpoint", "decode_checkpoint", "supports_checkpoints"]
 
-# A checkpoint is a few hundred bytes; a bigger one is refused rather than stored beside every session.
-MAX_CHECKPOINT_BYTES = 64 * 1024
+# A checkpoint is a few kilobytes (about 60 bytes per request of the window it describes); a bigger one is
+# refused rather than stored beside every session.
+MAX_CHECKPOINT_BYTES = 256 * 1024
 
 
 def supports_checkpoints(store: Any) -> bool:
