@@ -14,7 +14,7 @@ from .conftest import Backend
 from .samples import turn
 
 # The backends that keep checkpoints; the others (the encrypted wrapper) keep none, which is always correct.
-KEEPING = {"memory", "sqlite", "file", "postgres"}
+KEEPING = {"memory", "sqlite", "file", "postgres", "redis"}
 
 DATA = {
     "format": 1,
