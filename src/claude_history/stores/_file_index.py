@@ -112,6 +112,8 @@ class FileIndex:
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and self._local.pid != os.getpid():
+            db = None  # a connection inherited through fork() is not this process's to use
         if db is None:
             with contextlib.suppress(FileExistsError):  # private like the logs, before SQLite creates it
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -123,7 +125,7 @@ class FileIndex:
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA secure_delete=ON")
             db.executescript(_SCHEMA)
-            self._local.db = db
+            self._local.db, self._local.pid = db, os.getpid()
             with self._lock:
                 self._all.append(db)
         return db

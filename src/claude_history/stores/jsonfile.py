@@ -765,7 +765,11 @@ class JsonFileStore(StoreBase):
     ) -> list[SearchHit]:
         if session_id is None:
             logs = {}
-            for entry in os.scandir(self.root):
+            try:
+                entries = list(os.scandir(self.root))
+            except FileNotFoundError as exc:
+                raise StoreUnavailable(f"file store directory {str(self.root)!r} is gone") from exc
+            for entry in entries:
                 if entry.name.endswith(LOG_SUFFIX) and _NAME.match(entry.name[: -len(LOG_SUFFIX)]):
                     with contextlib.suppress(FileNotFoundError):
                         logs[entry.name[: -len(LOG_SUFFIX)]] = fingerprint(entry.stat())
