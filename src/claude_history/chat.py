@@ -287,8 +287,8 @@ class _ChatBase:
     def _current(self) -> SessionState:
         raise NotImplementedError
 
-    def _set_state(self, state: SessionState) -> None:
-        self._memory.adopt(state)
+    def _set_state(self, state: SessionState, *, trusted: bool = False) -> None:
+        self._memory.adopt(state, trusted=trusted)
 
     def _check_leases(self) -> None:
         store = self._store  # type: ignore[attr-defined]
@@ -429,10 +429,12 @@ class Chat(_ChatBase):
 
     # -- loading -----------------------------------------------------------------------------------------
 
-    def reload(self) -> None:
+    def reload(self, *, for_next_turn: bool = False) -> None:
         """Read the session from the store again (a pending turn is kept; it commits against the version it
-        started from)."""
-        self._set_state(self._execute(LoadSession()))
+        started from). ``for_next_turn``: the next turn follows at once (as in a request handler that loads
+        and sends), so it skips its own version check; a writer in between still makes the commit's
+        compare-and-swap fail (``ConflictError``), only after the API call instead of before it."""
+        self._set_state(self._execute(LoadSession()), trusted=for_next_turn)
 
     load = reload
 
@@ -789,9 +791,9 @@ class AsyncChat(_ChatBase):
 
     # -- loading -----------------------------------------------------------------------------------------
 
-    async def reload(self) -> None:
-        """Read the session from the store again (a pending turn is kept)."""
-        self._set_state(await self._execute(LoadSession()))
+    async def reload(self, *, for_next_turn: bool = False) -> None:
+        """Read the session from the store again (a pending turn is kept); ``for_next_turn``: see ``Chat.reload``."""
+        self._set_state(await self._execute(LoadSession()), trusted=for_next_turn)
 
     load = reload
 

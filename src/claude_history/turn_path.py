@@ -75,10 +75,14 @@ class ChatMemory:
     # The lease of the turn running now: set while held, so a front end whose turn was abandoned half-way (a
     # stream closed early) releases it rather than leave the session locked until the lease expires.
     lease: int | None = None
+    # The state was read for the turn that comes next (``reload(for_next_turn=True)``): that turn skips its
+    # version check (one metadata read). Any other change of state clears it.
+    trusted: bool = False
 
-    def adopt(self, state: SessionState) -> None:
+    def adopt(self, state: SessionState, *, trusted: bool = False) -> None:
         """``state`` was read from the store: it replaces what the chat saw (usage and cost recounted)."""
         self.state = state
+        self.trusted = trusted
         self.ledger.reset(state)
 
     def committed(
@@ -91,6 +95,7 @@ class ChatMemory:
         incarnation: str | None,
     ) -> None:
         """``entries`` of ``turn`` were appended and the store answered ``version``."""
+        self.trusted = False
         changes = {key: value for key, value in (("info", info), ("incarnation", incarnation)) if value is not None}
         state = turn.base.committed(entries, version, now, **changes)  # one new state: its log is extended
         if self.state is turn.base:
@@ -179,6 +184,12 @@ def _turn(
     if step is Step.DONE:
         yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease)
         memory.pending = None
+    elif settings.commit_pending and turn.paused and turn.entries and turn.entries[-1].message["role"] == "assistant":
+        # WAIT on a turn still paused past max_tool_rounds: with commit_pending it is stored as it stands (the
+        # user message and the paused reply, one commit), so a process that cannot keep it pending (the
+        # service, between requests) loses nothing; the next turn goes on after it.
+        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease)
+        memory.pending = None
     else:  # WAIT: the caller acts next; with commit_pending a tool_use turn is stored up to its reply
         entries = turn.committable() if settings.commit_pending and turn.awaiting else []
         if entries:
@@ -239,6 +250,9 @@ def _loaded(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
 def _fresh(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
     """The state, read again first if another writer moved the session on (one cheap metadata read)."""
     state = yield from _loaded(memory)
+    if memory.trusted:  # read for this very turn a moment ago: the commit's compare-and-swap still guards it
+        memory.trusted = False
+        return state
     info: SessionInfo | None = yield CheckVersion()
     replaced = info is not None and _replaced(state, info)
     if (0 if info is None else info.version) != state.version or replaced:

@@ -328,6 +328,24 @@ def test_pause_beyond_the_round_limit_can_be_resumed(sim: Simulator, client: ant
     assert len(chat.messages) == 2 and chat.version == 1
 
 
+def test_with_commit_pending_a_pause_beyond_the_round_limit_is_stored_as_it_stands(
+    sim: Simulator, client: anthropic.Anthropic, store: Store
+) -> None:
+    sim.reply_with([SEARCH, SEARCH_RESULT], stop_reason="pause_turn")
+    sim.reply_with("Paris is sunny.")
+    chat = Chat(client, model=PAUSE_MODEL, store=store, session_id="kept", max_tool_rounds=0, commit_pending=True)
+    reply = chat.send("search the weather in paris")
+    assert reply.stop_reason == "pause_turn" and chat.pending == []
+    # A process that cannot keep the turn pending (a server between requests) loses nothing of it.
+    stored = store.load("kept")
+    assert stored.version == 1 and stored.message_params() == [
+        {"role": "user", "content": "search the weather in paris"},
+        {"role": "assistant", "content": [SEARCH, SEARCH_RESULT]},
+    ]
+    Chat(client, model=PAUSE_MODEL, store=store, session_id="kept").send("And now?")
+    assert [m.role for m in store.load("kept").messages] == ["user", "assistant"] * 2
+
+
 def test_an_empty_reply_waits_for_more_content(
     sim: Simulator, client: anthropic.Anthropic, store: Store
 ) -> None:

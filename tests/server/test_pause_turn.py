@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
+import httpx2
 import pytest
 
 from claude_history.stores import open_store
@@ -68,9 +70,44 @@ def test_the_conversation_goes_on_after_a_continued_turn(service: Service, sim: 
     assert [m.role for m in open_store(service.store_url).load("acme/on").messages] == ["user", "assistant"] * 3
 
 
-def test_past_max_continuations_the_paused_reply_is_returned_as_it_came(start_service: Any, sim: Simulator) -> None:
+def test_a_turn_still_paused_past_max_continuations_is_stored_and_the_conversation_goes_on(
+    start_service: Any, sim: Simulator
+) -> None:
     service = start_service(max_continuations=0)
     reply = _ask(service, "limit", stream=False)
     assert reply.stop_reason == "pause_turn" and len(sim.requests) == 1
     assert sum(1 for b in reply.content if b.type == "server_tool_use") == 10
-    assert open_store(service.store_url).list_sessions(owner="acme") == []  # documented: not stored
+    # Nothing is lost: the user's message and the paused reply are one stored turn of the tenant's session.
+    store = open_store(service.store_url)
+    stored = store.load("acme/limit")
+    assert stored.version == 1 and stored.info.owner == "acme"
+    assert [m.role for m in stored.messages] == ["user", "assistant"]
+    assert stored.messages[0].message["content"] == QUESTION
+    assert stored.messages[1].message["content"] == [b.model_dump(mode="json", exclude_unset=True)
+                                                     for b in reply.content]  # fmt: skip
+    # Sending the paused reply back (the API's way to continue) cannot continue a stored turn: a clear 400,
+    # and the session is as it was.
+    client = service.client(session="limit")
+    paused = {"role": "assistant", "content": [b.model_dump(mode="json", exclude_unset=True) for b in reply.content]}
+    for messages in ([paused], [{"role": "user", "content": QUESTION}, paused]):
+        with pytest.raises(anthropic.BadRequestError, match="still paused"):
+            client.messages.create(model=MODEL, max_tokens=4000, tools=[SEARCH_TOOL],  # type: ignore[list-item]
+                                   messages=messages)  # type: ignore[arg-type]  # fmt: skip
+    assert store.load("acme/limit").version == 1
+    # The next user message goes on after the stored turn.
+    again = _ask(service, "limit", stream=True, content="Go on, please.")
+    assert again.stop_reason == "end_turn"
+    assert [m.role for m in store.load("acme/limit").messages] == ["user", "assistant"] * 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_metrics_count_every_call_of_a_continued_turn(service: Service, sim: Simulator, stream: bool) -> None:
+    _ask(service, "metered", stream)
+    usage = open_store(service.store_url).load("acme/metered").messages[1].usage
+    assert usage is not None and len(usage["requests"]) == 2
+    text = httpx2.get(service.base_url + "/metrics").text
+    for kind in ("input_tokens", "output_tokens"):
+        total = sum(r[kind] for r in usage["requests"])
+        assert total > usage["requests"][-1][kind]  # the last call alone is not the turn
+        line = f'claude_history_tokens_total{{kind="{kind}",model="{MODEL}",tenant="acme"}} {float(total)}'
+        assert line in text

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import InvalidHistory
 from ..history import validate
 from ..stores.base import Summary
-from ..tokens import estimate_system, estimate_tools
+from ..tokens import bound_system, bound_tools, estimate_system, estimate_tools
 from .log_index import LogIndex
 from .planner import Planner
 from .policy_spec import policy_spec
@@ -74,7 +74,8 @@ def plan(
         trusted = planner.follow(lineage, committed)
         log = planner.log_for(Joined(committed_log, pending), model, placeholder, trusted)
         full = log.messages  # the messages of committed_log + pending, the same objects (LogIndex.extend)
-        replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens)
+        const_bound = bound_system(system, model) + bound_tools(tools)
+        replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)
         decision = replay.run((spec.name, const.text, const.fixed), usage_history, trusted)
         return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)

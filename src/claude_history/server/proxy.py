@@ -21,7 +21,7 @@ from ..history import validate
 from .auth import Caller, caller
 from .errors import ApiError
 from .examples import MESSAGES_OPENAPI, responses
-from .resend import Diverged, new_part
+from .resend import Diverged, new_part, sends_back_last_reply
 from .service import Service
 from .tenants import scoped
 from .turns import claim, open_chat, record, required, run_turn
@@ -75,6 +75,12 @@ async def messages(request: Request) -> Response:
     if expected is not None and expected != chat.version:
         service.metrics.conflicts.labels(who.tenant or "-").inc()
         raise ApiError(409, f"session {session_id!r} is at version {chat.version}, not {expected}")
+    if sends_back_last_reply(chat.messages, sent):
+        raise ApiError(400, (
+            f"the messages sent add nothing to session {session_id!r}: it already ends with this reply. A reply "
+            f"still paused (stop_reason pause_turn) after the service's {service.config.max_continuations} "
+            "continuations is stored as it stood and is not continued by sending it back: send the next user "
+            "message (for example 'Please go on.') and the conversation continues after it."))  # fmt: skip
     try:
         new = new_part(chat.messages, sent)
     except Diverged as exc:
@@ -85,9 +91,9 @@ async def messages(request: Request) -> Response:
     fresh = chat.version == 0
 
     async def committed(chat: AsyncChat, message: Any) -> None:
-        if fresh and chat.version:  # a turn still paused past max_continuations is not stored
+        if fresh and chat.version:  # version 0: nothing was stored (an empty reply waits for the client)
             await claim(service, who, chat)
-        record(service, who.tenant, message, "session")
+        record(service, who.tenant, chat, message, "session")
 
     return await run_turn(service, chat, new[-1]["content"], stream=bool(body.get("stream")), tenant=who.tenant,
                           committed=committed)  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..history import as_blocks
 
-__all__ = ["Diverged", "new_part", "normal_form"]
+__all__ = ["Diverged", "new_part", "normal_form", "sends_back_last_reply"]
 
 
 class Diverged(ValueError):
@@ -51,3 +51,14 @@ def new_part(log: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]]
     pairs = enumerate(zip(log, sent, strict=False))
     first = next((i for i, (a, b) in pairs if normal_form(a) != normal_form(b)), len(log))
     raise Diverged(min(first, len(sent) - 1))
+
+
+def sends_back_last_reply(log: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]]) -> bool:
+    """``sent`` adds nothing to a log that ends with a reply: it is the stored log itself, or only its last
+    (assistant) message. That is how the API asks a client to continue a ``pause_turn`` reply; here the
+    reply is already stored, as it stood."""
+    if not log or log[-1].get("role") != "assistant" or not sent:
+        return False
+    if len(sent) == 1:
+        return bool(normal_form(sent[0]) == normal_form(log[-1]))
+    return len(sent) == len(log) and all(normal_form(a) == normal_form(b) for a, b in zip(log, sent, strict=True))

@@ -249,7 +249,7 @@ async def send(request: Request, session_id: str, body: TurnRequest) -> Response
     chat = await open_chat(service, who, session_id, request_body, request)
 
     async def committed(chat: Any, message: Any) -> None:
-        record(service, who.tenant, message, "session")
+        record(service, who.tenant, chat, message, "session")
 
     return await run_turn(service, chat, body.content, stream=body.stream, tenant=who.tenant, committed=committed)
 

@@ -61,7 +61,7 @@ def turn_json(chat: AsyncChat, message: Any) -> dict[str, Any]:
     several calls and is stored as one assistant message: the client gets that message (all the calls'
     blocks, their usage summed) with the last call's stop reason, as if the API had not paused."""
     data = reply_json(message)
-    if chat.pending:  # not committed (still paused after max_continuations): the reply as it came
+    if chat.pending:  # not committed (a turn waiting for its tool results): the reply as it came
         return data
     state = chat._current()  # the state after the commit; its last record is the stored reply
     last = state.records[-1] if state.records else None
@@ -194,8 +194,13 @@ async def _send(chat: AsyncChat, content: Any, committed: Committed, service: Se
     return message
 
 
-def record(service: Service, tenant: str | None, message: Any, mode: str) -> None:
-    service.metrics.record_usage(tenant, getattr(message, "model", None), usage_of(message), service.prices, mode)
+def record(service: Service, tenant: str | None, chat: AsyncChat, message: Any, mode: str) -> None:
+    """A committed turn in the metrics, with the usage of every upstream call it made: the stored reply's
+    (a turn continued after ``pause_turn`` keeps each call's figures there; ``message`` is the last call)."""
+    state = chat._current()
+    last = state.records[-1] if state.records else None
+    usage = last.usage if last is not None and last.role == "assistant" and last.usage else usage_of(message)
+    service.metrics.record_usage(tenant, getattr(message, "model", None), usage, service.prices, mode)
 
 
 def required(body: dict[str, Any]) -> tuple[str, int, list[dict[str, Any]]]:
@@ -261,7 +266,7 @@ async def open_chat(service: Service, who: Caller, session_id: str, body: dict[s
         commit_pending=True,  # each request's messages and reply are one atomic commit
         **arguments,
     )
-    await chat.load()
+    await chat.load(for_next_turn=True)  # the turn follows at once: no second read of its version
     return chat
 
 
