@@ -26,11 +26,12 @@ import random
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .context.checkpoint import NotLoaded, restore, snapshot
+from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
 from .stores.base import Entry, SessionInfo, Summary
 from .tools import ToolSet
@@ -110,7 +111,7 @@ class ChatMemory:
 
     def summary_saved(self, turn: Turn, summary: Summary) -> None:
         """A summary was stored: the turn plans with it, and the chat's state (and cost) include it."""
-        base = replace(turn.base, summaries=(*turn.base.summaries, summary))
+        base = turn.base.changed(summaries=(*turn.base.summaries, summary))
         if self.state is turn.base:
             self.state = base
             self.ledger.add([(summary.model, summary.usage)])
@@ -311,7 +312,7 @@ def _from_checkpoint(
     return SessionState(
         session_id=memory.session_id,
         version=info.version,
-        records=tuple(records),
+        records=Prefix(list(records)),
         info=info,
         incarnation=info.incarnation,
         start=start,

@@ -22,7 +22,7 @@ it is now (the session's version and incarnation, its length, its last message) 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 from ..tokens import Calibration, TokenEstimate, bound_message, estimate_message
@@ -30,6 +30,7 @@ from .cache import GAP_WINDOW
 from .log_index import LogIndex, NotLoaded
 from .planner import Planner
 from .replay import Checkpoint, Previous, Replays, State
+from .sequences import Prefix
 from .window import Window
 
 __all__ = ["FORMAT", "HISTORY", "NotLoaded", "Tail", "restore", "snapshot"]
@@ -49,7 +50,7 @@ class Tail(Sequence[Any]):
 
     __slots__ = ("items", "start")
 
-    def __init__(self, start: int, items: list[Any]) -> None:
+    def __init__(self, start: int, items: Sequence[Any]) -> None:
         self.start = start
         self.items = items
 
@@ -65,7 +66,7 @@ class Tail(Sequence[Any]):
             first, stop, step = index.indices(len(self))
             if first < self.start and first < stop:
                 raise NotLoaded(f"message {first} is before the part of the log that was read ({self.start})")
-            return self.items[max(0, first - self.start) : max(0, stop - self.start) : step]
+            return list(self.items[max(0, first - self.start) : max(0, stop - self.start) : step])
         if index < 0:
             index += len(self)
         if index < self.start:
@@ -77,8 +78,9 @@ class Tail(Sequence[Any]):
             raise NotLoaded("the whole log was asked for; only its tail was read")
         return iter(self.items)
 
-    def extended(self, more: Sequence[Any]) -> Tail:
-        return Tail(self.start, [*self.items, *more])
+    def grown(self, more: Iterable[Any]) -> Tail:
+        """This tail followed by ``more`` (``sequences.Prefix.grown``: O(new), the items shared)."""
+        return Tail(self.start, Prefix.of(self.items).grown(more))
 
     def __repr__(self) -> str:
         return f"Tail(start={self.start}, {len(self.items)} messages)"

@@ -34,13 +34,15 @@ from .planner import Planner
 from .policy_spec import PolicySpec, policy_spec
 from .replay import Decision, Replay
 from .request import Planned, build
+from .sequences import Joined
 from .usage_index import UsagePoint, usage_points
 
 __all__ = ["Decision", "Planned", "UsagePoint", "advance", "plan", "usage_points"]
 
 
 def plan(
-    full: Sequence[Mapping[str, Any]],
+    committed_log: Sequence[Mapping[str, Any]],
+    pending: Sequence[Mapping[str, Any]],
     *,
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
@@ -55,17 +57,21 @@ def plan(
     lineage: object | None = None,
     committed: int = 0,
 ) -> Planned:
-    """The request for the newest point of ``full`` (``log + pending``, ``committed`` the length of ``log``);
-    see ``plan.plan_request``."""
-    spec, replay, decision, sizes = _decide(
-        full, model, system, tools, policy, summaries, usage_history, measured_input_tokens, planner, lineage,
-        committed,
+    """The request for the newest point of ``committed_log + pending`` (``committed``: the length of
+    ``committed_log``); see ``plan.plan_request``.
+
+    The two are read as one (``Joined``) and never concatenated: the log index follows them (O(new) under a
+    lineage) and from then on holds the very same messages as a list of its own, which the replay and the
+    request builder read as ``full``. So a turn copies nothing of the length of the session."""
+    spec, full, replay, decision, sizes = _decide(
+        committed_log, pending, model, system, tools, policy, summaries, usage_history, measured_input_tokens,
+        planner, lineage, committed,
     )  # fmt: skip
     return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
 
 
 def advance(
-    full: Sequence[Mapping[str, Any]],
+    committed_log: Sequence[Mapping[str, Any]],
     *,
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
@@ -76,14 +82,18 @@ def advance(
     planner: Planner,
     lineage: object | None = None,
 ) -> None:
-    """Bring ``planner``'s replay up to the end of ``full``, a committed log whose replies all carry their
-    usage, without building a request: its newest request point then has a checkpoint too (what
+    """Bring ``planner``'s replay up to the end of ``committed_log``, whose replies all carry their usage,
+    without building a request: its newest request point then has a checkpoint too (what
     ``checkpoint.snapshot`` keeps for the next fresh chat)."""
-    _decide(full, model, system, tools, policy, summaries, usage_history, None, planner, lineage, len(full))
+    _decide(
+        committed_log, (), model, system, tools, policy, summaries, usage_history, None, planner, lineage,
+        len(committed_log),
+    )  # fmt: skip
 
 
 def _decide(
-    full: Sequence[Mapping[str, Any]],
+    committed_log: Sequence[Mapping[str, Any]],
+    pending: Sequence[Mapping[str, Any]],
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
     tools: Sequence[Mapping[str, Any]] | None,
@@ -94,9 +104,10 @@ def _decide(
     planner: Planner | None,
     lineage: object | None,
     committed: int,
-) -> tuple[PolicySpec, Replay, Decision, tuple[TokenEstimate, TokenEstimate]]:
+) -> tuple[PolicySpec, Sequence[Mapping[str, Any]], Replay, Decision, tuple[TokenEstimate, TokenEstimate]]:
+    """The replay's decision for the newest point, with what ``build`` needs besides."""
     spec = policy_spec(policy)
-    if not full:
+    if not committed_log and not pending:
         raise InvalidHistory("messages: nothing to send; a request needs at least one user message", index=None)
     sizes = (estimate_system(system, model), estimate_tools(tools, model))
     const = sizes[0] + sizes[1]
@@ -104,14 +115,15 @@ def _decide(
     planner = planner if planner is not None else Planner()
     with planner.lock:
         trusted = planner.follow(lineage, committed)
-        log = planner.log_for(full, model, placeholder, trusted)
+        log = planner.log_for(Joined(committed_log, pending), model, placeholder, trusted)
+        full = log.messages  # the messages of committed_log + pending, the same objects (LogIndex.extend)
         const_bound = bound_system(system, model) + bound_tools(tools)
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)
         key = (spec.name, const.text, const.fixed)
         planner.last = ((model, placeholder), key, spec.summarize is not None)
         decision = replay.run(key, usage_history, trusted)
-        return spec, replay, decision, sizes
+        return spec, full, replay, decision, sizes
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: LogIndex) -> None:

@@ -9,7 +9,7 @@ import bisect
 import itertools
 import operator
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HistoryError
@@ -139,7 +139,7 @@ class LogIndex:
         the first turn start and how many come before ``start``, the newest compaction block before it;
         ``validated``: a turn start from which on the log is validated again (what comes before is valid)."""
         self.horizon, self.validated = start, validated
-        self.messages = [None] * start  # type: ignore[list-item]
+        self.messages = _Read(start)
         self.contents = [None] * start
         self.lengths = [-2] * start
         self.roles = [None] * start
@@ -156,8 +156,9 @@ class LogIndex:
     def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
         """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
         self.truncate(self.common_prefix(full, trusted))
-        for i in range(len(self.messages), len(full)):
-            self._append(i, full[i])
+        start = len(self.messages)
+        for i, message in enumerate(full[start:], start):  # (one slice: ``full`` may be a ``Joined`` view)
+            self._append(i, message)
 
     def _append(self, i: int, message: Mapping[str, Any]) -> None:
         model = self.model
@@ -222,3 +223,25 @@ _CONTENT = operator.itemgetter("content")
 
 def _length(content: Any) -> int:
     return len(content) if isinstance(content, (list, str)) else -1
+
+
+class _Read(list):  # type: ignore[type-arg]
+    """The messages of an index restored from a checkpoint (``LogIndex.messages``, which the planner reads as
+    the log): placeholders before ``horizon``, which raise ``NotLoaded`` when read, so a plan never uses them.
+    Appends and truncation are the list's own."""
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__([None] * horizon)
+        self.horizon = horizon
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            first, stop, _ = index.indices(len(self))
+            if first < self.horizon and first < stop:
+                raise NotLoaded(f"messages from {first} on: only those from {self.horizon} were read")
+        elif (index + len(self) if index < 0 else index) < self.horizon:
+            raise NotLoaded(f"message {index}: only those from {self.horizon} were read")
+        return super().__getitem__(index)
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotLoaded(f"the whole log: only the messages from {self.horizon} were read")

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .log_index import LogIndex
+from .log_index import LogIndex, NotLoaded
 
 __all__ = ["Planner"]
 
@@ -53,7 +53,7 @@ class Planner:
             log = self._logs[key] = LogIndex(model, placeholder)
             while len(self._logs) > _LOGS:
                 self._logs.popitem(last=False)
-        elif log.horizon and getattr(full, "start", 0) < log.horizon:
+        elif log.horizon and _holds(full, log.horizon - 1):
             # Restored from a checkpoint, now given the messages before it too (the whole session was read):
             # an index built from them all, as if none had been restored.
             log = self._logs[key] = LogIndex(model, placeholder)
@@ -79,3 +79,12 @@ class Planner:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{model}: {len(log.messages)} messages" for (model, _), log in self._logs.items())
         return f"Planner({sizes})"
+
+
+def _holds(full: Sequence[Mapping[str, Any]], index: int) -> bool:
+    """Whether ``full`` holds message ``index`` (a ``checkpoint.Tail`` does not hold those before its start)."""
+    try:
+        full[index]
+    except (NotLoaded, IndexError):
+        return False
+    return True
