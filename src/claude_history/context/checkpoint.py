@@ -29,7 +29,7 @@ from ..tokens import Calibration, TokenEstimate, bound_message, estimate_message
 from .cache import GAP_WINDOW
 from .log_index import LogIndex, NotLoaded
 from .planner import Planner
-from .replay import Checkpoint, Previous, Replays, State
+from .replay import Checkpoint, Previous, Replays, State, _point
 from .sequences import Prefix
 from .window import Window
 
@@ -107,9 +107,12 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
     replays = log.replays.get(key)
     if replays is None:
         return None
-    done = [c for c in replays.checkpoints if c.point + 1 < committed]  # the reply of each is committed
-    if not done or done[-1].point < replays.floor:
+    # The checkpoints whose reply is committed (looked at from the newest back: O(the window), never the log).
+    checkpoints = replays.checkpoints
+    end = bisect.bisect_left(checkpoints, committed - 1, key=_point)
+    if end == 0 or checkpoints[end - 1].point < replays.floor:
         return None
+    done = _Upto(checkpoints, end)
     newest = done[-1]
     cut = newest.state.window.cut
     # The requests made earlier, as far back as a later plan reads them: the bound of a request walks those
@@ -124,7 +127,7 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
         previous = done[k].state.previous
         if previous is None or previous.window != seen:
             break
-    anchors = done[first:-1]
+    anchors = [done[k] for k in range(first, len(done) - 1)]
     # The TTL choice reads the newest gaps between turns: the read starts where they do.
     usage = replays.usage
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
@@ -133,7 +136,7 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
     start = max(min(cut, floor), log.horizon)
     if not log.starts or start <= log.starts[0] or cut >= len(log.text[0]):
         return None
-    compactions = [c for c in log.compactions if c < start]
+    compactions = log.compactions[: bisect.bisect_left(log.compactions, start)]
     return {
         "format": FORMAT,
         "model": model,
@@ -154,6 +157,21 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
         "state": _state_out(newest.state),
         "anchors": [[c.point, *_previous_out(c.state.previous)] for c in anchors],
     }
+
+
+class _Upto:
+    """The first ``end`` checkpoints, read by index without a copy."""
+
+    __slots__ = ("end", "items")
+
+    def __init__(self, items: list[Checkpoint], end: int) -> None:
+        self.items, self.end = items, end
+
+    def __len__(self) -> int:
+        return self.end
+
+    def __getitem__(self, k: int) -> Checkpoint:
+        return self.items[k + self.end if k < 0 else k]
 
 
 def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
