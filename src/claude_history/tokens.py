@@ -33,9 +33,15 @@ from .usage import TokenUsage
 
 __all__ = [
     "PDF_PAGE_TOKENS",
+    "UNBOUNDED",
     "Calibration",
     "TokenEstimate",
     "acount_tokens",
+    "bound_block",
+    "bound_message",
+    "bound_system",
+    "bound_text",
+    "bound_tools",
     "count_tokens",
     "estimate_block",
     "estimate_message",
@@ -195,6 +201,159 @@ def estimate_block(block: Mapping[str, Any], model: str | None = None) -> TokenE
         return TokenEstimate(BLOCK_OVERHEAD + head) + sum(parts, ZERO)
     # Server tool blocks and anything newer: their JSON.
     return TokenEstimate(BLOCK_OVERHEAD + _json_tokens(_without_cache_control(block)))
+
+
+# Worst-case bounds -------------------------------------------------------------------------------------------
+#
+# The estimate above is a best guess; a request planned on it alone can be larger than it looks (code, CJK,
+# base64-like or otherwise dense text tokenises far denser than prose). The bounds below are never below the
+# real count, so a request whose bound fits its limit needs no ``count_tokens``:
+#
+# - text: its UTF-8 bytes. Claude's tokenizers, like every byte-level subword tokenizer, spend at least one
+#   byte of input on each token (there is no public tokenizer, claude-api-facts.md "Tokens"; this holds for any
+#   vocabulary, the denser 4.7+ / 5.x ones included). Prose is about 4 bytes a token, so this bound is ~4x the
+#   count: it is used for what was never billed (the newest messages), never for what usage already measured;
+# - JSON (tool inputs, unknown blocks): the bytes of its most verbose form (ASCII-escaped, with spaces);
+# - images: the documented rule, which is exact (the size is read from the image bytes), or the model's cap
+#   when the image cannot be read (larger images are downscaled to it);
+# - PDFs: the top of the documented range per page plus the page image at the model's cap; a PDF whose pages
+#   cannot be counted (by URL or file id, or pages hidden in compressed object streams) is UNBOUNDED;
+# - framing: BOUND_BLOCK_OVERHEAD per block, BOUND_MESSAGE_OVERHEAD per message, BOUND_TOOLS_PREAMBLE for the
+#   hidden tool-use system prompt (the docs list 159-530 tokens per model).
+#
+# tests/context/test_token_bounds.py checks by property (hypothesis, adversarial content of every kind) that each
+# bound is at least the simulator's count, and at least three times the estimate for text.
+
+UNBOUNDED = 10**12
+BOUND_BLOCK_OVERHEAD = 8
+BOUND_MESSAGE_OVERHEAD = 8
+BOUND_TOOLS_PREAMBLE = 1_000
+_PDF_PAGE_BOUND = PDF_PAGE_TOKENS  # plus the page image at the model's cap
+
+
+def bound_text(text: str) -> int:
+    """Worst-case tokens of ``text``: its UTF-8 bytes (at least one byte per token)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _bound_json(value: Any) -> int:
+    try:
+        dumped = json.dumps(value, ensure_ascii=True, default=str)
+    except (TypeError, ValueError):
+        dumped = str(value)
+    return bound_text(dumped)
+
+
+@lru_cache(maxsize=128)
+def _pdf_pages_bound(data: str) -> int | None:
+    """Pages of a base64 PDF when they can be counted for sure (``None``: they cannot)."""
+    try:
+        raw = decode_base64(data)
+    except ValueError:
+        return None
+    if b"/ObjStm" in raw:  # page objects may hide in compressed object streams
+        return None
+    pages = len(_PDF_PAGE.findall(raw))
+    return pages if pages > 0 else None
+
+
+def _bound_document(block: Mapping[str, Any], model: str | None) -> int:
+    source = block.get("source")
+    extra = bound_text(str(block.get("title") or "")) + bound_text(str(block.get("context") or ""))
+    if not isinstance(source, Mapping):
+        return UNBOUNDED
+    kind = source.get("type")
+    if kind == "text":
+        return extra + bound_text(str(source.get("data") or ""))
+    if kind == "content":
+        inner = source.get("content")
+        if isinstance(inner, str):
+            return extra + bound_text(inner)
+        return extra + sum(bound_block(b, model) for b in inner or () if isinstance(b, Mapping))
+    if kind == "base64" and isinstance(source.get("data"), str):
+        pages = _pdf_pages_bound(source["data"])
+        if pages is None:
+            return UNBOUNDED
+        return extra + pages * (_PDF_PAGE_BOUND + image_limits(model or "")[1])
+    return UNBOUNDED
+
+
+def _bound_content(block: Mapping[str, Any], model: str | None) -> int:
+    kind = block.get("type")
+    if kind == "text":
+        return bound_text(str(block.get("text") or ""))
+    if kind == "image":
+        return _image_estimate(block, model).fixed
+    if kind == "document":
+        return _bound_document(block, model)
+    if kind == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, str):
+            return 2 * BOUND_BLOCK_OVERHEAD + bound_text(inner)
+        parts = sum(bound_block(b, model) for b in inner or () if isinstance(b, Mapping))
+        return 2 * BOUND_BLOCK_OVERHEAD + parts
+    if kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        return 2 * BOUND_BLOCK_OVERHEAD + bound_text(str(block.get("name") or "")) + _bound_json(block.get("input"))
+    if kind == "thinking":
+        return bound_text(str(block.get("thinking") or ""))
+    if kind == "redacted_thinking":
+        return bound_text(str(block.get("data") or ""))
+    if kind == "compaction":
+        return bound_text(str(block.get("content") or ""))
+    if kind == "search_result":
+        inner = block.get("content")
+        head = bound_text(str(block.get("title") or "")) + bound_text(str(block.get("source") or ""))
+        return head + sum(bound_block(b, model) for b in inner or () if isinstance(b, Mapping))
+    return _bound_json(_without_cache_control(block))
+
+
+def bound_block(block: Mapping[str, Any], model: str | None = None) -> int:
+    """Worst-case tokens of one content block (see "Worst-case bounds" above)."""
+    return min(UNBOUNDED, BOUND_BLOCK_OVERHEAD + _bound_content(block, model))
+
+
+def bound_message(message: Mapping[str, Any], model: str | None = None, *, placeholder: str | None = None) -> int:
+    """Worst-case tokens of one message as sent, whatever the planner does to it: with its thinking blocks (a
+    view may only drop them) and, given the ``placeholder`` that replaces old images, the larger of an image
+    and its placeholder."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return BOUND_MESSAGE_OVERHEAD + BOUND_BLOCK_OVERHEAD + bound_text(content)
+    total = BOUND_MESSAGE_OVERHEAD
+    for block in content or ():
+        if not isinstance(block, Mapping):
+            continue
+        total += bound_block(block, model)
+        if placeholder is not None:
+            total += _images_in(block) * (BOUND_BLOCK_OVERHEAD + bound_text(placeholder))
+    return min(UNBOUNDED, total)
+
+
+def _images_in(block: Mapping[str, Any]) -> int:
+    if block.get("type") == "image":
+        return 1
+    inner = block.get("content")
+    if block.get("type") == "tool_result" and isinstance(inner, list):
+        return sum(1 for b in inner if isinstance(b, Mapping) and b.get("type") == "image")
+    return 0
+
+
+def bound_system(system: str | Sequence[Mapping[str, Any]] | None, model: str | None = None) -> int:
+    """Worst-case tokens of a system prompt (a string or text blocks)."""
+    if not system:
+        return 0
+    if isinstance(system, str):
+        return BOUND_BLOCK_OVERHEAD + bound_text(system)
+    return min(UNBOUNDED, sum(bound_block(b, model) for b in system))
+
+
+def bound_tools(tools: Sequence[Mapping[str, Any]] | None) -> int:
+    """Worst-case tokens of tool definitions, the hidden tool-use system prompt included."""
+    if not tools:
+        return 0
+    return BOUND_TOOLS_PREAMBLE + sum(
+        BOUND_BLOCK_OVERHEAD + _bound_json(_without_cache_control(t)) for t in tools
+    )
 
 
 def _factor(model: str | None) -> float:

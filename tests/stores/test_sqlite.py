@@ -302,18 +302,48 @@ def test_the_search_index_survives_more_than_a_thousand_deletes(path: Path) -> N
         raw.close()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "oversized"])
+def _structure(raw: sqlite3.Connection, table: str = "messages_fts") -> bytes:
+    """The FTS5 structure record (row 10 of the index's _data table)."""
+    return bytes(raw.execute(f"SELECT block FROM {table}_data WHERE id = 10").fetchone()[0])
+
+
+def _empty_structure() -> bytes:
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute("CREATE VIRTUAL TABLE t USING fts5(role UNINDEXED, text)")
+        return _structure(scratch, "t")
+    finally:
+        scratch.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "oversized", "stale", "empty"])
 def test_a_damaged_search_index_is_rebuilt_on_open(path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     # A file an older release left with a corrupt index failed every append, search and delete ever after
     # ("vtable constructor failed: messages_fts"); one whose index structure had grown near that point
-    # broke at its next delete. Opening it rebuilds the index from the stored text; the messages are intact.
+    # broke at its next delete. A structure record that parses but is wrong ("stale": a copy from an earlier
+    # state of the file; "empty": an empty index's) hid messages from search and failed the next write
+    # ("constraint failed"). Opening it rebuilds the index from the stored text; the messages are intact.
     store = SQLiteStore(path)
     store.append("a", turn("wombat one"), expected_version=0)
+    store.close()
+    raw = sqlite3.connect(path)
+    try:
+        earlier = _structure(raw)
+    finally:
+        raw.close()
+    store = SQLiteStore(path)
     store.append("b", turn("wombat two"), expected_version=0)
     store.close()
     raw = sqlite3.connect(path)
     try:
-        block = b"\x01\x02\x03\x04\x05" if damage == "garbage" else b"\x00" * 4 + b"\x81\x00" + b"\x00" * 2_000
+        if damage == "garbage":
+            block = b"\x01\x02\x03\x04\x05"
+        elif damage == "oversized":
+            block = b"\x00" * 4 + b"\x81\x00" + b"\x00" * 2_000
+        elif damage == "stale":
+            block = earlier
+        else:
+            block = _empty_structure()
         raw.execute("UPDATE messages_fts_data SET block = ? WHERE id = 10", (block,))
         raw.commit()
     finally:
@@ -334,3 +364,27 @@ def test_a_damaged_search_index_is_rebuilt_on_open(path: Path, damage: str, capl
         raw.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
     finally:
         raw.close()
+
+
+def test_a_sound_search_index_is_not_rebuilt_on_open(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The check on open must not mistake a sound index for a damaged one, whatever the store did to it.
+    store = SQLiteStore(path, compact_on_delete=False)
+    for i in range(30):
+        store.append(f"s{i}", turn(f"wombat {i}"), expected_version=0)
+        store.append(f"s{i}", turn(f"numbat {i}"), expected_version=1)
+    store.rewind("s3", to=1)
+    for i in range(0, 30, 3):
+        store.delete(f"s{i}")
+    store.close()
+    for compact in (False, True):
+        reopened = SQLiteStore(path)
+        if compact:
+            reopened.compact()
+        reopened.close()
+    SQLiteStore(path).close()
+    assert "rebuilding" not in caplog.text
+    reopened = SQLiteStore(path)
+    try:
+        assert len(reopened.search("numbat", limit=100)) == 2 * 20
+    finally:
+        reopened.close()

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..history import content_blocks, is_turn_start
-from ..tokens import ZERO, TokenEstimate, estimate_message
+from ..tokens import UNBOUNDED, ZERO, TokenEstimate, bound_message, estimate_message
 from .transforms import THINKING, has_blocks, has_image, without_images
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class LogIndex:
         self.fixed: list[list[int]] = [[0] for _ in range(4)]
         self.starts: list[int] = []
         self.thinking_count = [0]
+        self.bounds = [0]  # prefix sums of each message's worst-case tokens (tokens.bound_message)
         self.compactions: list[int] = []
         self.validated = 0  # messages [0, validated) are known to form a valid log
         self.replays: dict[Any, Replays] = {}  # by settings: the replay's checkpoints
@@ -97,6 +98,7 @@ class LogIndex:
             del self.text[v][n + 1 :]
             del self.fixed[v][n + 1 :]
         del self.thinking_count[n + 1 :]
+        del self.bounds[n + 1 :]
         del self.starts[bisect.bisect_left(self.starts, n) :]
         del self.compactions[bisect.bisect_left(self.compactions, n) :]
         self.validated = min(self.validated, n)
@@ -109,8 +111,9 @@ class LogIndex:
     def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
         """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
         self.truncate(self.common_prefix(full, trusted))
-        for i in range(len(self.messages), len(full)):
-            self._append(i, full[i])
+        start = len(self.messages)
+        for i, message in enumerate(full[start:], start):  # (one slice: ``full`` may be a ``Joined`` view)
+            self._append(i, message)
 
     def _append(self, i: int, message: Mapping[str, Any]) -> None:
         model = self.model
@@ -136,6 +139,7 @@ class LogIndex:
         self.roles.append(message.get("role"))
         self.keys.append(len(message))
         self.thinking_count.append(self.thinking_count[-1] + int(think))
+        self.bounds.append(self.bounds[-1] + bound_message(message, model, placeholder=self.placeholder))
         if is_turn_start(message):
             self.starts.append(i)
         if message.get("role") == "assistant" and has_blocks(message, ("compaction",)):
@@ -148,6 +152,11 @@ class LogIndex:
         return TokenEstimate(
             self.text[variant][b] - self.text[variant][a], self.fixed[variant][b] - self.fixed[variant][a]
         )
+
+    def bound(self, a: int, b: int) -> int:
+        """Worst-case tokens of messages ``[a, b)`` in any view (thinking kept, the larger of each image and
+        its placeholder): never below what the API counts for them (see ``tokens.bound_message``)."""
+        return min(UNBOUNDED, self.bounds[b] - self.bounds[a]) if b > a else 0
 
     def size(self, start: int, epoch: int, image_boundary: int, end: int) -> TokenEstimate:
         """Raw size of messages ``[start, end)`` with thinking dropped before ``epoch`` and images replaced

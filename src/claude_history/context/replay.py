@@ -27,6 +27,7 @@ those after the first point whose inputs changed (an edited message, other usage
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,16 @@ from typing import Any
 from ..errors import InvalidHistory
 from ..models import model_info
 from ..stores.base import Summary
-from ..tokens import ZERO, Calibration, TokenEstimate, estimate_system
+from ..tokens import (
+    BOUND_BLOCK_OVERHEAD,
+    BOUND_MESSAGE_OVERHEAD,
+    UNBOUNDED,
+    ZERO,
+    Calibration,
+    TokenEstimate,
+    bound_system,
+    estimate_system,
+)
 from .log_index import LogIndex
 from .policy_spec import PolicySpec
 from .summary import summary_block
@@ -75,6 +85,8 @@ class State:
     calibration: Calibration = field(default_factory=Calibration)
     previous: Previous | None = None
     cut_moved: bool = False
+    # The smallest request billed so far: the system prompt and tools weigh no more than that.
+    smallest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ class Decision:
     calibration: Calibration
     previous: Previous | None  # the previous request of the same window, if any
     cut_moved: bool
+    upper: int = UNBOUNDED  # never below the request's real size (Replay.upper_bound)
 
 
 class Replay:
@@ -149,12 +162,14 @@ class Replay:
         const: TokenEstimate,
         summaries: Sequence[Summary],
         measured: int | None,
+        const_bound: int = UNBOUNDED,
     ) -> None:
         self.full = full
         self.log = log
         self.spec = spec
         self.model = model
         self.const = const  # system and tools
+        self.const_bound = const_bound  # their worst case (tokens.bound_system + bound_tools)
         self.summaries = summaries
         self.measured = measured
         self.starts = log.starts
@@ -223,6 +238,97 @@ class Replay:
             return previous.observed + max(0, (raw - previous.raw).tokens(ratio)), previous.observed
         return raw.tokens(ratio), 0
 
+    def summary_bound(self, cut: int) -> int:
+        """Worst-case tokens of the summary sent with a window cut at ``cut`` (0: none). A summary that does not
+        exist yet is asked for first and the request planned again with it, so what is bounded here is either
+        the summary that is sent or none (a failed summary)."""
+        if self.spec.summarize is None or not self.starts or cut <= self.starts[0]:
+            return 0
+        found = self.summary_for(cut)
+        return bound_system([summary_block(found)], self.model) if found is not None else 0
+
+    def upper_bound(self, state: State, window: Window, point: int) -> int:
+        """A size the request sending ``window`` at ``point`` cannot exceed, from what usage measured exactly
+        and the worst case (``tokens.bound_message``, ``new_bound``) of what it never measured:
+
+        - the window of the previous request, grown: that request's billed size plus the new messages' bound;
+        - a window cut at a turn start ``t`` (a request point): its messages are ``t`` and then the messages
+          between consecutive requests since ``t``. Two consecutive requests sent in the same window (the same
+          system, tools, summary and cut) were billed exactly those messages apart, and they can only be
+          lighter in the new view (thinking dropped, where the images are replaced at the same place); other
+          gaps, ``t`` itself, the system and tools and the summary count their bound;
+        - otherwise the bound of the whole request.
+
+        It assumes what every exact figure here assumes: the billed requests carried the same system prompt and
+        tools (the replay is per settings), and a request's usage is its own (``trusted``: billed close to its
+        prediction)."""
+        previous = state.previous
+        if (
+            previous is not None
+            and previous.window == window
+            and previous.observed is not None
+            and previous.trusted
+        ):
+            return previous.observed + self.new_bound(previous.point + 1, point + 1)
+        whole = self._whole_bound(window, point)
+        t = window.cut
+        checkpoints = self.replays.checkpoints
+        k = bisect.bisect_left(checkpoints, t, key=_point)
+        if previous is None or k == len(checkpoints) or checkpoints[k].point != t or t > previous.point:
+            return whole
+        # The request points t = p_0 < p_1 < ... < p_m = previous.point, each with its window and billed size.
+        const = self.const_bound if state.smallest is None else min(self.const_bound, state.smallest)
+        total = const + self.summary_bound(t) + self.log.bound(t, t + 1)
+        last = checkpoints[k].state.previous
+        for checkpoint in itertools.islice(checkpoints, k + 1, None):
+            request = checkpoint.state.previous
+            if request is None or last is None:
+                return whole
+            if self._exact_gap(last, request, window):
+                assert request.observed is not None and last.observed is not None
+                total += request.observed - last.observed
+            else:
+                total += self.new_bound(last.point + 1, request.point + 1)
+            last = request
+            if total >= whole:
+                return whole
+        return min(whole, total + self.new_bound(previous.point + 1, point + 1))
+
+    def _exact_gap(self, a: Previous, b: Previous, window: Window) -> bool:
+        """Requests ``a`` then ``b`` were billed exactly the messages between them apart, and those messages
+        weigh no more in ``window``."""
+        return (
+            a.window == b.window
+            and a.observed is not None
+            and b.observed is not None
+            and a.trusted
+            and b.trusted
+            and b.observed >= a.observed
+            and a.window.image_boundary == window.image_boundary
+            and a.window.compaction_start == window.compaction_start
+            and a.window.epoch <= window.epoch
+        )
+
+    def new_bound(self, a: int, b: int) -> int:
+        """Worst-case tokens of messages ``[a, b)``, the few that are new since the previous request. A reply
+        of the model weighs, sent back, what it was billed as output (the same tokens; thinking may only be
+        left out) plus its framing: the smaller of that and its content's bound."""
+        total = 0
+        log = self.log
+        for i in range(a, b):
+            size = log.bound(i, i + 1)
+            point = self.usage.get(i) if log.roles[i] == "assistant" else None
+            output = point.usage.get("output_tokens") if point is not None and point.usage is not None else None
+            if isinstance(output, int) and output >= 0:
+                blocks = log.lengths[i] if log.lengths[i] > 0 else 1
+                size = min(size, output + BOUND_MESSAGE_OVERHEAD + BOUND_BLOCK_OVERHEAD * blocks)
+            total += size
+        return min(UNBOUNDED, total)
+
+    def _whole_bound(self, window: Window, point: int) -> int:
+        first = max(window.cut, window.compaction_start) if self.spec.compaction is not None else window.cut
+        return min(UNBOUNDED, self.const_bound + self.summary_bound(window.cut) + self.log.bound(first, point + 1))
+
     # decisions -------------------------------------------------------------------------------------
     def image_boundary(self, turn_index: int) -> int:
         """Where images stop being replaced when turn ``turn_index`` (into ``starts``) is the newest."""
@@ -260,10 +366,12 @@ class Replay:
         if self.spec.last_turns is not None and not frozen:
             cut = max(cut, starts[max(0, turn_index - self.spec.last_turns + 1)])
         epoch = before.epoch if (cut == before.cut and boundary == before.image_boundary) else turn_start
+        turn_start_epoch = epoch  # the view as it stands, which ``measured`` counted
         if measured is not None:
-            # An exact count of the view as it stands corrects the calibration for this decision only.
+            # An exact count of the view as it stands corrects the calibration for this decision only (and
+            # that view weighs what was counted: the smoothed ratio alone could take it for one that fits).
             raw = self.raw_view(Window(cut, epoch, boundary, compaction), point)
-            state = State(before, state.calibration.observe(measured, raw), None)
+            state = State(before, state.calibration.observe(measured, raw), None, smallest=state.smallest)
         ratio = state.calibration.ratio
         safety = margin(state.calibration)
 
@@ -276,6 +384,8 @@ class Replay:
                 window = Window(cut, epoch, boundary, compaction)
                 size, exact = self.predict(state, window, self.raw_view(window, point))
                 size += math.ceil((size - exact) * safety)
+                if measured is not None and epoch == turn_start_epoch:
+                    size = max(size, measured)
             else:
                 size = fresh(cut, epoch)
             if size <= limit:
@@ -312,7 +422,8 @@ class Replay:
         here would not have asked for a count).
         """
         previous = state.previous
-        if previous is None or not worth_counting(predicted, exact, self.budget, state.calibration):
+        upper = self.upper_bound(state, window, point)
+        if previous is None or not worth_counting(upper, predicted, self.budget, state.calibration, self.guard[0]):
             return None
         starts, size = self.starts, self.log.size
         boundary = window.image_boundary
@@ -400,19 +511,36 @@ class Replay:
                     calibration=state.calibration,
                     previous=previous if previous is not None and previous.window == window else None,
                     cut_moved=moved,
+                    upper=self.upper_bound(state, window, point),
                 )
             trusted = observed is not None and predicted > 0 and 0.75 <= observed / predicted <= 1.34
             calibration = state.calibration.observe(observed, raw) if observed is not None else state.calibration
-            state = State(window, calibration, Previous(point, window, raw, predicted, observed, trusted), moved)
+            smallest = state.smallest
+            if observed is not None and trusted and (smallest is None or observed < smallest):
+                smallest = observed
+            request = Previous(point, window, raw, predicted, observed, trusted)
+            state = State(window, calibration, request, moved, smallest)
             checkpoints.append(Checkpoint(point, state))
             replays.summary_sizes[window.cut] = self.summary_raw(window.cut)
         raise InvalidHistory("messages: the list is empty; a request needs at least one user message", index=None)
 
 
-def worth_counting(predicted: int, exact: int, budget: int, calibration: Calibration) -> bool:
-    """``RequestPlan.check_count``: the estimate is close enough to the budget for an exact count to matter."""
+def worth_counting(
+    upper: int, predicted: int, budget: int, calibration: Calibration, context_guard: int | None = None
+) -> bool:
+    """``RequestPlan.check_count``: only an exact count can tell whether the request fits.
+
+    ``upper`` is a proven bound of the request (``Replay.upper_bound``): when it fits ``budget`` (the tightest
+    of the policy's budgets and the context window's guard) no count is needed, however close the estimate is.
+    Past the context window the API refuses the request, so there the bound alone decides. A policy's own
+    budget is a cost target: there a count is also asked only when the calibrated estimate is within its
+    uncertainty of the budget (the replay re-finds a window such a count moved from the usage it leaves)."""
+    if upper <= budget:
+        return False
+    if context_guard is not None and upper > context_guard:
+        return True
     uncertainty = 0.25 if calibration.observations == 0 else 0.1
-    return predicted > budget * (1 - uncertainty) and predicted - exact > 0
+    return predicted > budget * (1 - uncertainty)
 
 
 def margin(calibration: Calibration) -> float:

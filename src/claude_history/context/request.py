@@ -347,7 +347,9 @@ def build(
         calibration_ratio=decision.calibration.ratio,
         calibration_observations=decision.calibration.observations,
     )
-    check_count = worth_counting(total, decision.exact_prefix, replay.budget, decision.calibration)
+    check_count = worth_counting(
+        decision.upper, total, replay.budget, decision.calibration, replay.guard[0]
+    )
     return Planned(
         messages=view,
         system=out_system,

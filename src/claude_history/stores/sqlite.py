@@ -44,6 +44,7 @@ from ._checks import (
     check_summary,
     clip_range,
 )
+from ._fts5 import structure_is_sound
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import check_append, decode_messages
@@ -277,14 +278,16 @@ class SQLiteStore(StoreBase):
     def _check_index(self, conn: sqlite3.Connection) -> None:
         """Repair, on open, a full-text index that an older release let grow corrupt (see ``_optimize_index``:
         then every append, search and delete failed with "vtable constructor failed: messages_fts"), or that
-        is close to it. The index is derived data: it is rebuilt from the stored text (``messages_text``; before
-        schema 4, the text FTS5 kept beside it), and no message is touched. A cheap probe when the index is sound."""
+        is close to it, or whose structure record parses but does not describe the index on disk (``_fts5``: then
+        searches silently miss messages and the next write fails). The index is derived data: it is rebuilt from
+        the stored text (``messages_text``; before schema 4, the text FTS5 kept beside it), and no message is
+        touched. A few indexed lookups per index segment when the index is sound (bench/RESULTS.md)."""
         try:
             conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'probe' LIMIT 1").fetchall()
             row = conn.execute(
                 "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
             ).fetchone()
-            if row is None or row[0] <= _MAX_FTS_STRUCTURE:
+            if row is not None and row[0] <= _MAX_FTS_STRUCTURE and structure_is_sound(conn, "messages_fts"):
                 return
         except sqlite3.DatabaseError:
             pass
