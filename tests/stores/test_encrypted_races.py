@@ -120,3 +120,23 @@ def test_the_kept_rewind_note_is_hidden_and_goes_with_its_session(store: Any) ->
     assert texts(store) == ["question a"]
     assert store.delete("s")
     assert store.inner.list_sessions() == []
+
+
+def test_a_caller_cannot_take_the_id_of_the_wrappers_own_records(store: Any) -> None:
+    # A tenant that may name its sessions could take the id where alice's rewind note (or rotation backup) is
+    # kept: the wrapper would overwrite it, hide it from listings, and delete it with alice.
+    from claude_history.errors import ConfigurationError
+    from claude_history.stores.encrypted import backup_id
+    from claude_history.stores.encrypted._codec import note_id
+
+    store.append("own", turn("a"), expected_version=0)
+    for taken in (note_id("alice"), backup_id("alice")):
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.append(taken, turn("mine"), expected_version=0)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.update_session(taken, title="mine", create=True)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.import_jsonl(_export("mine"), session_id=taken)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.fork("own", new_id=taken)
+    assert [info.id for info in store.inner.list_sessions()] == ["own"]  # nothing was written
