@@ -179,7 +179,7 @@ def test_markdown_status_line_and_a_slash_command_in_a_terminal(terminal: Termin
     terminal.wait_for(lambda s: "you>" in s, "the prompt")
     terminal.type_line("Plan a **short** trip to Lisbon.")
     # The simulator echoes the message: rendered as Markdown, the asterisks are gone.
-    screen = terminal.wait_for(lambda s: "session $" in s, "the status line")
+    screen = terminal.wait_for(lambda s: "session $" in s and s.count("you>") >= 2, "the status and prompt")
     assert 'You said: "Plan a short trip to Lisbon."' in screen
     assert "**short**" not in screen.split("you> Plan a **short** trip to Lisbon.")[1]
     assert "in " in screen and "context " in screen

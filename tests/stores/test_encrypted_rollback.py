@@ -252,3 +252,73 @@ def test_two_racing_rewinds_leave_the_note_of_the_one_that_cut(enc_backend: Back
     finally:
         first.close()
         second.close()
+
+
+def _put_back_an_older_turn(store: Any) -> None:
+    """Turns a, b; the wrapper rewinds b; turn c; beneath the wrapper b's old rows replace c's, then a turn d is
+    appended beneath too (so neither the count nor the end alone gives it away): rows 0-1 a, 2-3 old b, 4-5 d."""
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    old = store.inner.load("s").messages[2:]
+    store.rewind("s")
+    store.append("s", turn("c"), expected_version=3)
+    store.append("s", turn("d"), expected_version=4)
+    rows = store.inner.load("s").messages
+    version = store.inner.rewind("s", to=2)
+    store.inner.append("s", entries(old + rows[4:]), expected_version=version)
+
+
+@pytest.mark.parametrize("start, stop", [(0, 2), (0, 1), (1, None), (2, 4), (3, 4), (4, None), (5, 6), (6, None)])
+def test_ranged_reads_refuse_what_whole_loads_refuse(store: Any, start: int, stop: int | None) -> None:
+    # load_messages (the CLI's and the service's paged reads) checked the links only inside the range: an older
+    # turn put back, or turns dropped, beneath the wrapper read silently through any range that did not cross
+    # the change. Each range is now tied to the log at both edges and to where the wrapper left its end.
+    _put_back_an_older_turn(store)
+    with pytest.raises(DecryptionError, match=BROKEN):
+        store.load("s")
+    with pytest.raises(DecryptionError, match=BROKEN):
+        store.load_messages("s", start=start, stop=stop)
+
+
+@pytest.mark.parametrize("start, stop", [(0, 2), (1, 3), (2, None), (4, None)])
+def test_ranged_reads_refuse_a_dropped_last_turn(store: Any, start: int, stop: int | None) -> None:
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    store.append("s", turn("c"), expected_version=2)
+    store.inner.rewind("s", to=4)
+    with pytest.raises(DecryptionError, match="does not end where the encrypted store left it"):
+        store.load_messages("s", start=start, stop=stop)
+
+
+def test_ranged_reads_of_a_sound_log_cost_at_most_two_more_rows(store: Any) -> None:
+    for n in range(5):
+        store.append("s", turn(str(n)), expected_version=n)
+    store.rewind("s", to=6)  # the log's end is explained by the wrapper's note
+    read: list[int] = []
+    real = store.inner.load_messages
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        rows = real(*args, **kwargs)
+        read.append(len(rows))
+        return rows
+
+    store.inner.load_messages = counting
+    whole = [m.message for m in store.load("s").messages]
+    for start, stop in [(0, 6), (0, 2), (2, 4), (5, None), (6, None), (9, None), (3, 3)]:
+        read.clear()
+        got = [m.message for m in store.load_messages("s", start=start, stop=stop)]
+        assert got == whole[start:stop]
+        assert sum(read) <= len(got) + 2, (start, stop, read)
+
+
+def test_a_rewind_to_an_index_does_not_vouch_for_a_turn_put_back_beneath(store: Any) -> None:
+    # The rewind read only the row it kept last and sealed a note naming it: a note that made an older turn
+    # put back beneath the wrapper load as if the store had written it.
+    _put_back_an_older_turn(store)
+    for to in (6, 4, 3, 2, None):  # each keeps or cuts rows of a log that no longer chains: refused
+        with pytest.raises(DecryptionError, match=BROKEN):
+            store.rewind("s", to=to)
+        with pytest.raises(DecryptionError, match=BROKEN):
+            store.load("s")
+    store.rewind("s", to=0)  # keeps nothing: the way back to a session the store vouches for
+    assert store.load("s").messages == []

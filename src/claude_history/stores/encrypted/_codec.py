@@ -355,12 +355,15 @@ class _Codec:
                 links.append(None)
         return links
 
+    def log_end(self, session_id: str, info: SessionInfo) -> tuple[int, Mapping[str, Any] | None, bool]:
+        """Where the wrapper left the session's log, for ``_chain.check_links``: its version, its rewind note
+        (sealed with the key) and whether it is chained."""
+        record = _record(info)
+        return info.version, self.open_rewind_note(session_id, info), "chain" in record or "epoch" in record
+
     def check_log(self, session_id: str, info: SessionInfo, links: Sequence[_chain.Link | None]) -> None:
         """The links of a session's whole log, as ``info`` describes it, checked by ``_chain``."""
-        note = self.open_rewind_note(session_id, info)
-        _chain.check_links(
-            session_id, links, 0, end=(info.version, note, "chain" in _record(info) or "epoch" in _record(info))
-        )
+        _chain.check_links(session_id, links, 0, end=self.log_end(session_id, info))
 
     # -- the rewind note: in clear metadata, so sealed like the rotation marker
 

@@ -86,19 +86,55 @@ class _Ops:
         return self.codec.open_info(info)
 
     def load_messages(self, session_id: str, start: int, stop: int | None) -> _Op[list[StoredMessage]]:
-        """The range from the backend, decrypted; mid-rotation (messages partly in the backup) the session is
-        read whole, as ``load`` shows it."""
+        """The range from the backend, decrypted and checked at its edges (``_checked_rows``); mid-rotation
+        (messages partly in the backup) the session is read whole, as ``load`` shows it."""
         first, last = _checks.check_message_range(start, stop)
         info: SessionInfo = yield _call("get_session", session_id)
         if self.codec.open_rotation(session_id, _record(info)) is not None:
             messages = (yield from self.load(session_id)).messages
             first, last = _checks.clip_range(first, last, len(messages))
             return messages[first:last]
-        raw: list[StoredMessage] = yield _call("load_messages", session_id, start=first, stop=last)
-        opened = self.codec.open_messages(session_id, raw, bindings(info))
-        if raw:  # the links inside the range (its end is checked by a whole load, from one snapshot)
-            _chain.check_links(session_id, self.codec.links(raw), raw[0].seq, end=None)
-        return opened
+        rows = yield from self._checked_rows(info, first, last)
+        if rows is None:  # the session changed between the reads: one snapshot decides
+            messages = (yield from self.load(session_id)).messages
+            first, last = _checks.clip_range(first, last, len(messages))
+            return messages[first:last]
+        return [opened for _, opened in rows if opened.seq >= first]
+
+    def _checked_rows(
+        self, info: SessionInfo, first: int, last: int | None
+    ) -> _Op[list[tuple[StoredMessage, StoredMessage]] | None]:
+        """Rows ``[first - 1, last)`` of ``info``'s session (the one before the range too), each raw and opened,
+        with the links that tie the range to the log checked (``_chain``): into the range (from the row before
+        it), inside it, and at the log's end (its last row, read as well when the range stops short of it)
+        against the version and the rewind note sealed with the key. So a ranged read, like a whole load, refuses
+        a turn dropped or put back beneath the wrapper, at the cost of at most two more rows. None when the
+        rows do not fit ``info`` (a writer came between the reads): the caller then reads one snapshot, which
+        raises if the log really was changed."""
+        sid, count = info.id, info.message_count
+        low = first - 1 if first > 0 else 0
+        raw: list[StoredMessage] = yield _call("load_messages", sid, start=low, stop=last)
+        tail: list[StoredMessage] = []
+        if count > 0 and (not raw or raw[-1].seq < count - 1):
+            tail = yield _call("load_messages", sid, start=count - 1, stop=count)
+            if [m.seq for m in tail] != [count - 1]:
+                return None
+        elif raw and raw[-1].seq != count - 1:
+            return None  # rows past the end the session had when read
+        if raw and [m.seq for m in raw] != list(range(raw[0].seq, raw[0].seq + len(raw))):
+            return None
+        try:
+            bound = bindings(info)
+            opened = self.codec.open_messages(sid, raw, bound)
+            self.codec.open_messages(sid, tail, bound)
+            end = self.codec.log_end(sid, info)
+            if raw:
+                _chain.check_links(sid, self.codec.links(raw), raw[0].seq, end=None if tail else end)
+            if tail or not raw:
+                _chain.check_links(sid, self.codec.links(tail), count - len(tail), end=end)
+        except DecryptionError:
+            return None
+        return list(zip(raw, opened, strict=True))
 
     def usage_log(self, session_id: str) -> _Op[list[UsageRecord]]:
         """Decrypted whole: a message's time may be sealed with its content (forks, imports)."""
@@ -317,10 +353,18 @@ class _Ops:
                 self._refuse_during_rotation(info, expected_version)
                 current = info.version if expected_version is None else expected_version
                 if info.version == current and _rewind_fork.check_rewind_index(to) <= info.message_count:
-                    kept: list[StoredMessage] = []
+                    last = 0
                     if to > 0:
-                        kept = yield _call("load_messages", session_id, start=to - 1, stop=to)
-                    last = _chain.last_written(self.codec.links(kept))
+                        # The row kept last and all that is cut, checked up to the log's end: a note must
+                        # never vouch for a row put back beneath the wrapper.
+                        rows = yield from self._checked_rows(info, to, None)
+                        if rows is None:
+                            whole: SessionData = yield _call("load", session_id)
+                            self.codec.open_data(whole)  # raises if the log was changed beneath the wrapper
+                            if expected_version is not None or attempt == _rewind_fork.REWIND_RETRIES - 1:
+                                raise _cas.conflict(session_id, current, whole.version)
+                            continue  # else a writer came in between: read again
+                        last = _chain.last_written(self.codec.links([raw for raw, _ in rows[:1]]))
                 target = to
             else:
                 # The backend cannot see inside the messages: the last turn's start is found here, in
