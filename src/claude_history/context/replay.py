@@ -390,7 +390,9 @@ class Replay:
                 size = fresh(cut, epoch)
             early = False
             if size <= limit:
-                if not self._cut_early(state, window, point, size, limit, target, index, frozen, measured):
+                if cut != before.cut or not self._cut_early(
+                    state, Window(cut, epoch, boundary, compaction), point, size, limit, target, index, frozen, measured
+                ):
                     continue
                 early = True
             if self.spec.compaction is not None or frozen:
