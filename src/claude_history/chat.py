@@ -200,7 +200,7 @@ class _ChatBase:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The committed history as ``MessageParam`` dicts (copies: changing them changes nothing)."""
-        return copy.deepcopy(self._current().log)
+        return copy.deepcopy(list(self._current().log))
 
     @property
     def version(self) -> int:
@@ -570,7 +570,7 @@ class Chat(_ChatBase):
             self.reload()
             raise
         self.reload()
-        return copy.deepcopy(state.log[len(self._current().log) :])
+        return copy.deepcopy(list(state.log[len(self._current().log) :]))
 
 
 def _reply(loop: Iterator[Any]) -> Message:
@@ -940,7 +940,7 @@ class AsyncChat(_ChatBase):
             await self.reload()
             raise
         await self.reload()
-        return copy.deepcopy(state.log[len(self._current().log) :])
+        return copy.deepcopy(list(state.log[len(self._current().log) :]))
 
 
 async def _areply(loop: AsyncIterator[Any]) -> Message:

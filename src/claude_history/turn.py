@@ -28,6 +28,7 @@ from typing import Any
 from .context.plan import RequestPlan, plan_request
 from .context.planner import Planner
 from .context.report import ContextReport
+from .context.sequences import Joined, Prefix
 from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
 from .stores._validation import MAX_DEPTH, json_depth
@@ -93,11 +94,15 @@ class Step(enum.Enum):
 
 @dataclass(frozen=True)
 class SessionState:
-    """An immutable snapshot of the stored session the chat last saw."""
+    """An immutable snapshot of the stored session the chat last saw.
+
+    ``records`` (and ``log``, the messages of the records) are ``Prefix`` views of lists shared by every state
+    derived from one load by commits: a commit appends to them and the new state sees a longer prefix, so a
+    turn costs its new messages, never a copy of the session (see ``context.sequences``)."""
 
     session_id: str
     version: int = 0
-    records: tuple[StoredMessage, ...] = ()
+    records: Sequence[StoredMessage] = ()
     summaries: tuple[Summary, ...] = ()
     info: SessionInfo | None = None
     # The incarnation of the session this state belongs to (stores/base.py): appends are bound to it, so a
@@ -112,30 +117,41 @@ class SessionState:
         return cls(
             session_id=data.info.id,
             version=data.version,
-            records=tuple(data.messages),
+            records=Prefix(list(data.messages)),
             summaries=tuple(data.summaries),
             info=data.info,
             incarnation=data.info.incarnation,
         )
 
     @cached_property
-    def log(self) -> list[dict[str, Any]]:
+    def log(self) -> Sequence[dict[str, Any]]:
         """The committed messages (shared, never mutated: copy before handing them out)."""
-        return [r.message for r in self.records]
+        return Prefix([r.message for r in self.records])
 
     @property
     def stored_system(self) -> str | list[dict[str, Any]] | None:
         return self.info.system if self.info is not None else None
+
+    def changed(self, **changes: Any) -> SessionState:
+        """This state with other ``summaries``, ``info``... (not the records): the log derived so far is kept
+        (``replace`` alone would leave it to be derived again from the records, a walk of the whole log)."""
+        if "records" in changes:
+            raise TypeError("changed() keeps the records; commit new ones with committed()")
+        state = replace(self, **changes)
+        if "log" in self.__dict__:
+            state.__dict__["log"] = self.__dict__["log"]
+        return state
 
     def committed(
         self, entries: Sequence[Entry], version: int, now: datetime | None = None, **changes: Any
     ) -> SessionState:
         """The state after ``entries`` were appended and the store answered ``version``; the new records
         are stamped ``now`` (the chat's clock: the cache TTL is chosen from the gaps between these stamps).
-        ``changes``: other fields of the new state (``info``, ``incarnation``)."""
+        ``changes``: other fields of the new state (``info``, ``incarnation``). O(new entries): the records
+        and the log are grown in place (``Prefix.grown``), this state still sees only its own."""
         now = now if now is not None else utc_now()
         start = len(self.records)
-        new = tuple(
+        new = [
             StoredMessage(
                 seq=start + i,
                 message=dict(e.message),
@@ -144,10 +160,10 @@ class SessionState:
                 created_at=now,
             )
             for i, e in enumerate(entries)
-        )
-        state = replace(self, version=version, records=self.records + new, **changes)
-        if "log" in self.__dict__:  # the log so far is known: extend it (C speed) rather than rebuild it
-            state.__dict__["log"] = [*self.__dict__["log"], *(r.message for r in new)]
+        ]
+        state = replace(self, version=version, records=Prefix.of(self.records).grown(new), **changes)
+        if "log" in self.__dict__:  # the log so far is known: grow it too rather than derive it again
+            state.__dict__["log"] = Prefix.of(self.__dict__["log"]).grown(r.message for r in new)
         return state
 
     def awaiting_tool_uses(self) -> list[dict[str, Any]]:
@@ -455,7 +471,7 @@ class Turn:
 
     def plan_arguments(
         self, settings: Settings
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[Sequence[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
         """``(log, pending, keywords)`` for ``plan_request`` / ``context_report``: the one place a chat's
         settings and session become planner arguments."""
         opts = {**settings.create_kwargs, **self.overrides}
@@ -474,7 +490,7 @@ class Turn:
             "tools": list(self.toolset.params) or None,
             "policy": settings.context,
             "summaries": self.base.summaries,
-            "usage_history": [*self.base.records, *pending_usage],
+            "usage_history": Joined(self.base.records, pending_usage),  # (not a copy of the records)
             # A top-level cache_control is the API's automatic caching (one breakpoint on the last block): the
             # caller chose it, so no breakpoints are added (together they could pass the API's limit of 4).
             "cache": False if opts.get("cache_control") is not None else settings.cache,
@@ -547,7 +563,7 @@ class Turn:
         if on_summary is not None:
             on_summary(summary)
         else:
-            self.base = replace(self.base, summaries=(*self.base.summaries, summary))
+            self.base = self.base.changed(summaries=(*self.base.summaries, summary))
         again = self.plan(settings, measured=measured)
         if again.summary_request is not None:  # not expected: the summary for this window now exists
             return again.fallback or replace(again, summary_request=None)

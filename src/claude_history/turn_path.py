@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,7 +106,7 @@ class ChatMemory:
 
     def summary_saved(self, turn: Turn, summary: Summary) -> None:
         """A summary was stored: the turn plans with it, and the chat's state (and cost) include it."""
-        base = replace(turn.base, summaries=(*turn.base.summaries, summary))
+        base = turn.base.changed(summaries=(*turn.base.summaries, summary))
         if self.state is turn.base:
             self.state = base
             self.ledger.add([(summary.model, summary.usage)])

@@ -4,9 +4,14 @@ from the store but the version check and estimates only its new messages, howeve
 
 from __future__ import annotations
 
+import gc
 import random
+import statistics
+import sys
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +19,16 @@ import anthropic
 import pytest
 
 from claude_history import Chat
-from claude_history.context import CacheAwareWindow
+from claude_history.context import CacheAwareWindow, LastTurns
 from claude_history.context import log_index as log_index_module
+from claude_history.pricing import load_prices
 from claude_history.stores import open_store
-from claude_history.stores.base import Entry, Store
+from claude_history.stores.base import Entry, SessionData, SessionInfo, Store, StoredMessage
+from claude_history.tokens import estimate_request
+from claude_history.tools import ToolSet
+from claude_history.turn import Ledger, SessionState, Settings
+from claude_history.turn_path import ChatMemory, turn_path
+from claude_history.turn_requests import CallApi, CheckVersion, Commit, CountTokens, Finished, SaveMetadata
 
 from .conftest import MODEL
 
@@ -104,3 +115,130 @@ def test_a_warm_turn_reads_only_the_version_and_estimates_only_its_new_messages(
     # Two new messages (the user's and the reply), each estimated once per size variant at most.
     assert short_estimates == long_estimates
     assert 1 <= long_estimates <= 2 * 4
+
+
+# ---------------------------------------------------------------------------------------------- nothing of n
+
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def tokenized(kwargs: dict[str, Any]) -> int:
+    """The request's size as a tokenizer 10% under the local estimate would count it."""
+    sent = estimate_request(kwargs["messages"], model=MODEL, system=kwargs.get("system"), tools=kwargs.get("tools"))
+    return int(sent * 0.9)
+
+
+def reply_to(kwargs: dict[str, Any]) -> anthropic.types.Message:
+    """A short answer, billed as ``tokenized``."""
+    return anthropic.types.Message.model_validate(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": [{"type": "text", "text": "A short answer of a few words."}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": tokenized(kwargs), "output_tokens": 20},
+        }
+    )
+
+
+def loaded_memory(length: int) -> ChatMemory:
+    """A chat's memory after loading a stored session of ``length`` text messages (no usage recorded: the
+    planner goes by its own estimates, so the budget cuts the same window at any length)."""
+    rng = random.Random(length)
+    records = []
+    for i in range(length):
+        text = " ".join(rng.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(rng.randint(20, 60)))
+        reply = i % 2 == 1
+        records.append(
+            StoredMessage(
+                seq=i,
+                message={"role": "assistant" if reply else "user", "content": text},
+                model=MODEL if reply else None,
+                usage=None,
+                created_at=NOW + timedelta(seconds=i),
+            )
+        )
+    info = SessionInfo(id="s", version=1, created_at=NOW, updated_at=NOW, model=MODEL, system="S", incarnation="i")
+    memory = ChatMemory("s", Ledger(load_prices(None)))
+    memory.adopt(SessionState.from_data(SessionData(info=info, messages=records)))
+    return memory
+
+
+def one_turn(memory: ChatMemory, settings: Settings, content: str) -> int:
+    """``turn_path`` driven as a front end would, the API and the store answered in memory (no I/O); the
+    number of messages the request sent."""
+    assert memory.state is not None
+    version = memory.state.version
+    path = turn_path(memory, settings, content, {}, append_tokens=False)
+    result: Any = None
+    sent = 0
+    while not isinstance(request := path.send(result), Finished):
+        if isinstance(request, (CheckVersion, SaveMetadata)):
+            result = SessionInfo(id="s", version=version, created_at=NOW, updated_at=NOW, incarnation="i")
+        elif isinstance(request, CallApi):
+            result, sent = reply_to(request.kwargs), len(request.kwargs["messages"])
+        elif isinstance(request, CountTokens):
+            result = tokenized(request.kwargs)
+        elif isinstance(request, Commit):
+            result = version + 1
+        else:
+            raise AssertionError(f"unexpected {type(request).__name__}")
+    return sent
+
+
+def warm_turn_work(length: int, policy: Any) -> tuple[int, int, int, list[int]]:
+    """What the warm turns of a chat on a session of ``length`` messages cost the library: (Python function
+    calls of one turn; the median over five more turns of the peak bytes allocated during the turn above
+    what was allocated before it, and of the bytes still held after it; the messages each turn sent)."""
+    memory = loaded_memory(length)
+    settings = Settings(model=MODEL, system="S", max_tokens=100, context=policy, cache=True,
+                        toolset=ToolSet.build(None, None), create_kwargs={}, max_tool_rounds=5,
+                        tool_errors="report", commit_pending=False, clock=lambda: NOW)  # fmt: skip
+    for k in range(5):  # the first turn replays the session; the next ones are warm
+        one_turn(memory, settings, f"turn {k}: " + "word " * 30)
+    calls = [0]
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        sent = [one_turn(memory, settings, "the counted turn: " + "word " * 30)]
+    finally:
+        sys.setprofile(None)
+    peaks, held = [], []
+    for k in range(5):  # (apart from the profiler: it makes a frame object for every call it sees)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            sent.append(one_turn(memory, settings, f"measured turn {k}: " + "word " * 30))
+            now, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        peaks.append(peak - start)
+        held.append(now - start)
+    assert memory.state is not None and len(memory.state.log) == length + 22  # eleven turns were committed
+    return calls[0], int(statistics.median(peaks)), int(statistics.median(held)), sent
+
+
+@pytest.mark.parametrize("policy", [LastTurns(20), CacheAwareWindow(6_000)], ids=repr)
+def test_a_warm_turn_neither_walks_nor_copies_the_session(policy: Any) -> None:
+    """Issue 14.2: a warm turn costs what is new. Counted, not timed: the Python calls the library makes for
+    a turn (a loop over the log would add one per message) and the memory it allocates (a copy of the log is
+    one pointer per message, 8 bytes each, whether it is kept or dropped) are the same for 1,000 and 8,000
+    messages. ``LastTurns`` sends the same window at both lengths; under ``CacheAwareWindow`` the window
+    moves at other turns, so the calls may differ by what the longer window sends."""
+    short, long = 1_000, 8_000
+    short_calls, short_peak, short_held, short_sent = warm_turn_work(short, policy)
+    long_calls, long_peak, long_held, long_sent = warm_turn_work(long, policy)
+    assert max(short_sent) < 200, "the budget cuts the session: the same kind of window at both lengths"
+    wider = max(0, max(long_sent) - min(short_sent))  # messages the longer session's window sends more
+    one_copy = 8 * (long - short)  # the bytes one copy of the longer log's pointers takes more
+    assert long_calls <= short_calls + 50 + 15 * wider, (short_calls, long_calls, short_sent, long_sent)
+    assert long_peak - short_peak < one_copy / 2, (short_peak, long_peak)
+    assert long_held - short_held < one_copy / 2, (short_held, long_held)

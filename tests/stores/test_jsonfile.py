@@ -107,7 +107,7 @@ def test_files_stay_inside_the_directory_whatever_the_id(tmp_path: Path) -> None
         store.fork(session_id, new_id=session_id[:990] + "/fork")
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and root not in p.parents]
     assert outside == []
-    names = {p.name for p in root.iterdir()} - {"claude-history.json"}
+    names = {p.name for p in root.iterdir()} - {"claude-history.json", "claude-history.index.sqlite"}
     assert len(names) == 2 * 2 * (len(NASTY_IDS) + 5)  # a log and a sidecar per session and per fork
     for name in names:
         stem = name.split(".")[0]
@@ -119,13 +119,17 @@ def test_rewind_and_delete_remove_the_content_from_disk(root: Path) -> None:
     store = JsonFileStore(root)
     store.append("s", turn("keep"), expected_version=0)
     store.append("s", turn("dropped-secret"), expected_version=1)
+    assert [h.seq for h in store.search("secret")] == [2, 3]  # its words are in the search index too
     assert store.rewind("s") == 3
     assert b"dropped-secret" not in all_bytes(root)
+    assert b"secret" not in all_bytes(root)  # nor any word of it, in the index or its journal
     assert b"question keep" in all_bytes(root)
     store.update_session("s", title="title-secret")
+    assert store.search("keep") != []
     assert store.delete("s") is True
-    remaining = [p.name for p in root.iterdir()]
-    assert remaining == ["claude-history.json"]
+    remaining = sorted(p.name for p in root.iterdir())
+    assert remaining == ["claude-history.index.sqlite", "claude-history.json"]
+    assert b"keep" not in all_bytes(root)
 
 
 def test_files_are_private_and_lines_are_json(root: Path) -> None:

@@ -76,9 +76,11 @@ def mentions(rd: RD, session_id: str) -> list[str]:
     """Every key or set/hash member under the prefix that still refers to ``session_id``."""
     found = []
     for key in rd.all_keys():
-        if key.endswith(":" + session_id):
+        if key.endswith(":" + session_id) or key.startswith(f"{rd.prefix}postings:{session_id}:"):
             found.append(key)
         kind = rd.client.type(key)
+        if kind == "set" and rd.client.sismember(key, session_id):
+            found.append(f"{key} member")
         if kind == "zset" and rd.client.zscore(key, session_id) is not None:
             found.append(f"{key} member")
         if kind == "hash" and key == rd.prefix + "refs" and rd.client.hexists(key, session_id):
@@ -110,7 +112,18 @@ def test_key_layout_is_as_documented(rd: RD) -> None:
         f"{p}index": "zset",
         f"{p}owner:ann": "zset",
         f"{p}tag:work": "zset",
+        # the word index
+        f"{p}word:hi": "set",
+        f"{p}word:hello": "set",
+        f"{p}postings:s:hi": "set",
+        f"{p}postings:s:hello": "set",
+        f"{p}terms:s": "list",
+        f"{p}vocab:s": "set",
+        f"{p}indexed": "set",
     }
+    assert rd.client.smembers(f"{p}word:hello") == {"s"}
+    assert rd.client.smembers(f"{p}postings:s:hello") == {"1"}
+    assert rd.client.lrange(f"{p}terms:s", 0, -1) == ["hi", "hello"]
     assert rd.client.hget(f"{p}session:s", "version") == "1"
     # The message text is stored verbatim after the metadata line.
     assert rd.client.lindex(f"{p}messages:s", 0).split("\n", 1)[1] == dumps(user("hi").message)
@@ -173,13 +186,17 @@ def test_expiry_is_a_native_ttl_on_every_key_and_kept_on_append(rd: RD) -> None:
     store.update_session("s", create=True, expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
     store.append("s", [user("first")], expected_version=0)  # creates the message list: it gets the TTL too
     store.save_summary("s", Summary(0, 1, "summary"))
-    keys = [f"{rd.prefix}{kind}:s" for kind in ("session", "messages", "summaries")]
+    keys = [f"{rd.prefix}{kind}:s" for kind in ("session", "messages", "summaries", "terms")]
+    keys.append(f"{rd.prefix}postings:s:first")
     deadlines = {rd.client.pexpiretime(key) for key in keys}
     assert len(deadlines) == 1 and deadlines.pop() > 0
+    # The vocabulary outlives the session until purged: it is what unindexes a session Redis expired.
+    assert rd.client.pttl(f"{rd.prefix}vocab:s") == -1
     store.update_session("s", expires_at=None)
-    assert [rd.client.pttl(key) for key in keys] == [-1, -1, -1]
+    assert [rd.client.pttl(key) for key in keys] == [-1] * len(keys)
     # No longer expiring: gone from the expiry set and refs, still listed.
-    assert set(mentions(rd, "s")) == {f"{rd.prefix}index member", *keys}
+    index = [f"{rd.prefix}{name} member" for name in ("index", "indexed", "word:first")]
+    assert set(mentions(rd, "s")) == {*index, f"{rd.prefix}vocab:s", *keys}
 
 
 def test_redis_drops_an_expired_session_by_itself_and_the_index_is_cleaned(rd: RD) -> None:
@@ -223,7 +240,14 @@ def test_delete_leaves_no_key_and_no_index_entry(rd: RD) -> None:
     store.append("kept", [user("other")], expected_version=0)
     assert store.delete("gone") is True
     assert mentions(rd, "gone") == []
-    assert rd.all_keys() == {f"{rd.prefix}session:kept", f"{rd.prefix}messages:kept", f"{rd.prefix}index"}
+    p = rd.prefix
+    assert rd.all_keys() == {
+        f"{p}session:kept",
+        f"{p}messages:kept",
+        f"{p}index",
+        *(f"{p}{kind}" for kind in ("word:other", "postings:kept:other", "terms:kept", "vocab:kept", "indexed")),
+    }
+    assert not any("secret" in key for key in rd.all_keys())  # no word of it is left, not even in a key name
 
 
 # -- scripts, scan, rewind ---------------------------------------------------------------------------------
@@ -357,3 +381,147 @@ def test_a_script_that_fails_leaves_no_partial_write_and_the_session_stays_delet
     assert client.llen(store.prefix + "messages:s") == 2
     assert store.delete("s")
     assert store.list_sessions() == []
+
+
+# -- the word index ----------------------------------------------------------------------------------------
+
+
+def index_of(rd: RD, session_id: str) -> dict[str, Any]:
+    """Everything the word index holds about one session, keyed by what it means (not by key name)."""
+    p, client = rd.prefix, rd.client
+    vocab = client.smembers(f"{p}vocab:{session_id}")
+    return {
+        "indexed": client.sismember(f"{p}indexed", session_id),
+        "terms": client.lrange(f"{p}terms:{session_id}", 0, -1),
+        "vocab": vocab,
+        "postings": {term: client.smembers(f"{p}postings:{session_id}:{term}") for term in vocab},
+        "stray postings": {
+            key for key in client.scan_iter(match=f"{p}postings:{session_id}:*") if key.rpartition(":")[2] not in vocab
+        },
+        "in word sets": {
+            key.removeprefix(f"{p}word:")
+            for key in client.scan_iter(match=f"{p}word:*")
+            if client.sismember(key, session_id)
+        },
+    }
+
+
+_history = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.lists(st.sampled_from(["oak", "Elm", "ash", "yew"]), max_size=3)),
+        st.tuples(st.just("rewind"), st.integers(0, 6)),
+        st.tuples(st.just("fork"), st.integers(0, 6)),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=_history)
+def test_the_word_index_after_any_history_is_the_one_a_fresh_import_builds(rd: RD, history: list[Any]) -> None:
+    store = rd.open()
+    for sid in ("s", "f", "fresh-s", "fresh-f"):
+        store.delete(sid)
+    for op, arg in history:
+        info = store.get_session("s") if store.list_sessions(limit=10) else None
+        version, count = (info.version, info.message_count) if info else (0, 0)
+        if op == "append":
+            store.append("s", [user(" ".join(arg)), reply("and " + " ".join(arg))], expected_version=version)
+        elif info is not None and arg <= count:
+            if op == "rewind":
+                store.rewind("s", to=arg)
+            else:
+                store.delete("f")
+                store.fork("s", at=arg, new_id="f")
+    for sid in ("s", "f"):
+        try:
+            exported = store.export_jsonl(sid)
+        except SessionNotFound:
+            assert index_of(rd, sid) == index_of(rd, "never-written")  # nothing left of it
+            continue
+        store.import_jsonl(exported, session_id=f"fresh-{sid}")
+        assert index_of(rd, sid) == index_of(rd, f"fresh-{sid}")
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the commands the store sends in transactions (its reads)."""
+    sent: list[str] = []
+    original = redis.client.Pipeline.execute_command
+
+    def record(self: Any, *args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute_command", record)
+    return sent
+
+
+def test_search_reads_only_the_messages_it_returns(rd: RD, commands: list[str]) -> None:
+    store = rd.open()
+    for i in range(30):
+        store.append(f"s{i}", [user(f"filler words {i}"), reply("more filler")] * 20, expected_version=0)
+    store.append("s7", [user("the needle is here")], expected_version=1)
+    commands.clear()
+    assert [(h.session_id, h.seq) for h in store.search("needle here")] == [("s7", 40)]
+    message_reads = [name for name in commands if name in ("LRANGE", "LINDEX")]
+    assert message_reads == ["LINDEX"]  # one message read, of the 1,201 stored
+    commands.clear()
+    assert store.search("absent") == []
+    assert not [name for name in commands if name in ("LRANGE", "LINDEX", "HGETALL")]  # nothing read
+    assert store.search("needle filler") == []  # both words in s7, never in one message: its hash, no message
+    assert [name for name in commands if name in ("LRANGE", "LINDEX", "HGETALL")] == ["HGETALL"]
+    commands.clear()
+    assert len(store.search("filler", limit=5)) == 5
+    assert commands.count("LINDEX") == 5
+
+
+def test_sessions_written_before_the_index_are_still_found_by_a_scan(rd: RD) -> None:
+    store = rd.open()
+    store.append("old", [user("legacy kiwi"), reply("kiwi again")], expected_version=0)
+    store.append("new", [user("indexed kiwi")], expected_version=0)
+    # What a store written by a version without the index holds: no index entries at all for "old".
+    p = rd.prefix
+    for key in rd.client.scan_iter(match=f"{p}postings:old:*"):
+        rd.client.delete(key)
+    rd.client.delete(f"{p}terms:old", f"{p}vocab:old")
+    rd.client.srem(f"{p}indexed", "old")
+    for key in rd.client.scan_iter(match=f"{p}word:*"):
+        rd.client.srem(key, "old")
+    store.append("old", [user("one more kiwi")], expected_version=1)  # not indexed: it stays scanned
+    assert [(h.session_id, h.seq) for h in store.search("kiwi")] == [("old", 0), ("old", 1), ("old", 2), ("new", 0)]
+    assert [h.seq for h in store.search("kiwi", session_id="old")] == [0, 1, 2]
+    store.rewind("old", to=1)
+    assert [(h.session_id, h.seq) for h in store.search("kiwi")] == [("old", 0), ("new", 0)]
+    assert index_of(rd, "old")["vocab"] == set()
+    # Rebuilding indexes it as an import would have, once; search then reads the index.
+    assert store.rebuild_search_index() == 1
+    assert store.rebuild_search_index() == 0
+    store.import_jsonl(store.export_jsonl("old"), session_id="fresh")
+    assert index_of(rd, "old") == index_of(rd, "fresh")
+    assert {(h.session_id, h.seq) for h in store.search("kiwi")} == {("fresh", 0), ("new", 0), ("old", 0)}
+    assert [(h.session_id, h.seq) for h in store.search("kiwi", session_id="old")] == [("old", 0)]
+
+
+def test_a_write_by_a_server_without_the_index_is_scanned_until_rebuilt(rd: RD) -> None:
+    """A rolling upgrade: an app server still on a version without the word index appends to an indexed
+    session (RPUSH and a version bump, as its script did). The index is then out of step with the log."""
+    store = rd.open()
+    store.append("s", [user("kiwi first")], expected_version=0)
+    p = rd.prefix
+    rd.client.rpush(f"{p}messages:s", message_record(1, None, None, dumps(user("kiwi mango").message)))
+    rd.client.hincrby(f"{p}session:s", "version", 1)
+    # A word the session had: it is a candidate, out of step, so it is scanned and the new message found.
+    assert [h.seq for h in store.search("kiwi")] == [0, 1]
+    # A word only the old server wrote is in no index set yet: found once the index is rebuilt...
+    assert store.rebuild_search_index() == 1
+    assert [h.seq for h in store.search("mango")] == [1]
+    # ...or once a current server writes to the session, which drops its index for a scan.
+    rd.client.rpush(f"{p}messages:s", message_record(1, None, None, dumps(user("papaya").message)))
+    rd.client.hincrby(f"{p}session:s", "version", 1)
+    store.append("s", [reply("and more")], expected_version=3)
+    assert [h.seq for h in store.search("papaya")] == [2]
+    assert store.rebuild_search_index() == 1
+    store.import_jsonl(store.export_jsonl("s"), session_id="fresh")
+    assert index_of(rd, "s") == index_of(rd, "fresh")
+    assert [h.seq for h in store.search("papaya", session_id="s")] == [2]

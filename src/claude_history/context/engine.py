@@ -34,13 +34,15 @@ from .planner import Planner
 from .policy_spec import policy_spec
 from .replay import Decision, Replay
 from .request import Planned, build
+from .sequences import Joined
 from .usage_index import UsagePoint, usage_points
 
 __all__ = ["Decision", "Planned", "UsagePoint", "plan", "usage_points"]
 
 
 def plan(
-    full: Sequence[Mapping[str, Any]],
+    committed_log: Sequence[Mapping[str, Any]],
+    pending: Sequence[Mapping[str, Any]],
     *,
     model: str,
     system: str | Sequence[Mapping[str, Any]] | None,
@@ -55,10 +57,14 @@ def plan(
     lineage: object | None = None,
     committed: int = 0,
 ) -> Planned:
-    """The request for the newest point of ``full`` (``log + pending``, ``committed`` the length of ``log``);
-    see ``plan.plan_request``."""
+    """The request for the newest point of ``committed_log + pending`` (``committed``: the length of
+    ``committed_log``); see ``plan.plan_request``.
+
+    The two are read as one (``Joined``) and never concatenated: the log index follows them (O(new) under a
+    lineage) and from then on holds the very same messages as a list of its own, which the replay and the
+    request builder read as ``full``. So a turn copies nothing of the length of the session."""
     spec = policy_spec(policy)
-    if not full:
+    if not committed_log and not pending:
         raise InvalidHistory("messages: nothing to send; a request needs at least one user message", index=None)
     sizes = (estimate_system(system, model), estimate_tools(tools, model))
     const = sizes[0] + sizes[1]
@@ -66,7 +72,8 @@ def plan(
     planner = planner if planner is not None else Planner()
     with planner.lock:
         trusted = planner.follow(lineage, committed)
-        log = planner.log_for(full, model, placeholder, trusted)
+        log = planner.log_for(Joined(committed_log, pending), model, placeholder, trusted)
+        full = log.messages  # the messages of committed_log + pending, the same objects (LogIndex.extend)
         const_bound = bound_system(system, model) + bound_tools(tools)
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)

@@ -111,8 +111,9 @@ class LogIndex:
     def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
         """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
         self.truncate(self.common_prefix(full, trusted))
-        for i in range(len(self.messages), len(full)):
-            self._append(i, full[i])
+        start = len(self.messages)
+        for i, message in enumerate(full[start:], start):  # (one slice: ``full`` may be a ``Joined`` view)
+            self._append(i, message)
 
     def _append(self, i: int, message: Mapping[str, Any]) -> None:
         model = self.model

@@ -109,7 +109,6 @@ def plan_request(
     the session state it loaded); what was passed under it before is then not looked at again.
     Raises ``InvalidHistory`` for a broken log and ``BudgetExceeded`` when the newest turn alone cannot fit.
     """
-    full = [*log, *pending]
     common: dict[str, Any] = {
         "model": model,
         "system": system,
@@ -124,7 +123,7 @@ def plan_request(
         "lineage": lineage,
         "committed": len(log),
     }
-    planned = _plan(full, **common)
+    planned = _plan(log, pending, **common)  # (log + pending, read without a copy of the log)
     result = _as_plan(planned)
     if planned.summary_request is not None:
         # The view already holds no summary for the new window: it is the trimming fallback as it stands.

@@ -98,8 +98,7 @@ class UsageIndex:
                 self._set(seq, previous)
         del old[same:]
         del self.undo[same:]
-        for i in range(same, len(items)):
-            item = items[i]
+        for item in items[same:]:  # (one slice: ``items`` may be a ``Joined`` view)
             old.append(item)
             point = usage_point(item)
             if point is None:

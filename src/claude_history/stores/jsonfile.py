@@ -7,6 +7,7 @@ Layout of the directory::
     <sha256 of id>.meta.json   the sidecar: id, title, owner, tags, model, system, expiry, metadata
     <sha256 of id>.lease       the turn lease: "<newest token> <expiry in µs>" (kept after a delete, so tokens
                                keep growing; stores/_leases.py)
+    claude-history.index.sqlite  the search index (``_file_index``): derived, rebuilt from the logs when missing
 
 File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
 fixed-length safe name inside the directory and never anywhere else; the real id lives in the sidecar.
@@ -19,16 +20,20 @@ no lock.
 
 Rewind and delete are documented non-append operations: a rewind writes the kept part to a new file and
 renames it over the log (the dropped messages are gone from disk, not hidden); a delete removes both files.
-Listing and search scan the directory (a full-text search reads every session, or with ``owner=`` every
-sidecar and that owner's logs): fine for thousands of sessions; for more, use SQLite or PostgreSQL.
+Listing scans the directory (every sidecar): fine for thousands of sessions; for more, use SQLite or
+PostgreSQL. Search reads a word index kept beside the logs (``_file_index``): the writers update it with the
+log, and a search checks it against every log in its scope and rebuilds what is stale, so it finds what a scan
+would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,10 +55,11 @@ from ._checks import (
     check_summary,
     clip_range,
 )
+from ._file_index import FileIndex, Fingerprint, Span, fingerprint, line_spans, words_of
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import EncodedEntry, check_append, stored_message, usage_records
-from ._paging import check_cursor, sorted_page
+from ._paging import check_cursor, listing_key, sorted_page
 from ._rewind_fork import check_rewind_index
 from ._search_text import make_snippet, message_text, search_terms, text_matches
 from ._times import from_us, is_expired, now_us, to_us
@@ -66,6 +72,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["JsonFileStore"]
+
+_log = logging.getLogger(__name__)
 
 MARKER = "claude-history.json"
 FORMAT = "claude-history-files/1"
@@ -98,6 +106,18 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _entries_line(head: str, rows: Iterable[str], tail: str) -> tuple[bytes, list[tuple[int, int]]]:
+    """``head`` + the rows joined by commas + ``tail``, as bytes, and each row's (offset, length) in them."""
+    start = head.encode("utf-8")
+    encoded = [row.encode("utf-8") for row in rows]
+    offsets = []
+    position = len(start)
+    for row in encoded:
+        offsets.append((position, len(row)))
+        position += len(row) + 1
+    return start + b",".join(encoded) + tail.encode("utf-8"), offsets
 
 
 def _parse_state(line: bytes, where: str) -> tuple[int, int, int]:
@@ -147,6 +167,7 @@ class JsonFileStore(StoreBase):
             raise StoreUnavailable("the file store needs POSIX file locks (fcntl); use sqlite:// on this system")
         self.root = Path(root)
         self.fsync = fsync
+        self._index = FileIndex(self.root)
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._check_marker()
@@ -199,14 +220,16 @@ class JsonFileStore(StoreBase):
         finally:
             os.close(fd)
 
-    def _replace(self, path: Path, data: bytes) -> None:
-        """Write a whole file atomically: a temporary file, fsync'd, renamed over ``path``."""
+    def _replace(self, path: Path, data: bytes) -> Fingerprint:
+        """Write a whole file atomically: a temporary file, fsync'd, renamed over ``path``. Returns the file's
+        fingerprint as written (a rename keeps it), which another writer's later change would not match."""
         tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             _write_all(fd, data)
             if self.fsync:
                 os.fsync(fd)
+            written = fingerprint(os.fstat(fd))
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
@@ -214,6 +237,7 @@ class JsonFileStore(StoreBase):
         os.close(fd)
         os.replace(tmp, path)
         self._sync_dir()
+        return written
 
     def _read_meta(self, name: str, session_id: str | None = None) -> dict[str, Any] | None:
         try:
@@ -228,6 +252,15 @@ class JsonFileStore(StoreBase):
 
     def _write_meta(self, name: str, meta: dict[str, Any]) -> None:
         self._replace(self._meta_path(name), dumps(meta).encode("utf-8"))
+
+    def _update_index(self, change: Any, *args: Any) -> None:
+        """Apply one change to the search index. The log is the record and is already written: if the index
+        cannot follow (locked past the timeout, disk full, corrupt), its stamp stays behind the log and the
+        next search rebuilds that session."""
+        try:
+            change(*args)
+        except sqlite3.Error as exc:
+            _log.warning("the search index of %s missed a change (the next search rebuilds it): %s", self.root, exc)
 
     @contextmanager
     def _locked(self, name: str, *, create: bool) -> Iterator[int | None]:
@@ -266,6 +299,7 @@ class JsonFileStore(StoreBase):
         self._meta_path(name).unlink(missing_ok=True)
         self._log(name).unlink(missing_ok=True)
         self._sync_dir()
+        self._update_index(self._index.removed, name)
 
     def _live_meta(self, name: str, session_id: str, now: int) -> dict[str, Any] | None:
         meta = self._read_meta(name, session_id)
@@ -361,14 +395,13 @@ class JsonFileStore(StoreBase):
         return messages, summaries, state
 
     @staticmethod
-    def _append_line(version: int, count: int, updated: int, rows: Iterable[str], turn_id: str | None = None) -> bytes:
-        return (
-            f'{{"v":{version},"n":{count},"u":{updated},"op":"append","t":{updated},"entries":['
-            + ",".join(rows)
-            + "]"
-            + ("" if turn_id is None else ',"turn":' + dumps(turn_id))
-            + "}\n"
-        ).encode("utf-8")
+    def _append_line(
+        version: int, count: int, updated: int, rows: Iterable[str], turn_id: str | None = None
+    ) -> tuple[bytes, list[tuple[int, int]]]:
+        """The line, and where each row lies in it (offset, length in bytes: the search index's spans)."""
+        head = f'{{"v":{version},"n":{count},"u":{updated},"op":"append","t":{updated},"entries":['
+        tail = "]" + ("" if turn_id is None else ',"turn":' + dumps(turn_id)) + "}\n"
+        return _entries_line(head, rows, tail)
 
     def _last_turn_id(self, fd: int, state: _State) -> str | None:
         """The ``turn_id`` the last append recorded: its line's ``"turn"``; None after a rewind (which ends
@@ -398,10 +431,11 @@ class JsonFileStore(StoreBase):
 
     def _snapshot(
         self, version: int, updated: int, messages: Sequence[StoredMessage], summaries: Sequence[Summary]
-    ) -> bytes:
-        """A whole log holding ``messages`` and ``summaries`` at ``version`` (what fork, import and rewind
-        write)."""
+    ) -> tuple[bytes, list[Span]]:
+        """A whole log holding ``messages`` and ``summaries`` at ``version`` (what fork and import write), and
+        its messages' spans."""
         parts = []
+        spans: list[Span] = []
         if messages:
             rows = (
                 '{"message":'
@@ -415,14 +449,19 @@ class JsonFileStore(StoreBase):
                 + "}"
                 for m in messages
             )
-            parts.append(self._append_line(version, len(messages), updated, rows))
+            line, offsets = self._append_line(version, len(messages), updated, rows)
+            parts.append(line)
+            spans = [
+                Span(m.seq, offset, length, words_of(m.message))
+                for m, (offset, length) in zip(messages, offsets, strict=True)
+            ]
         elif version:
             parts.append(f'{{"v":{version},"n":0,"u":{updated},"op":"mark"}}\n'.encode())
         state = _State(version, len(messages), updated)
         for summary in summaries:
             created = now_us() if summary.created_at is None else to_us(summary.created_at)
             parts.append(self._summary_line(state, summary, created))
-        return b"".join(parts)
+        return b"".join(parts), spans
 
     def _new_meta(self, session_id: str, now: int, incarnation: str | None = None) -> dict[str, Any]:
         return {
@@ -555,7 +594,8 @@ class JsonFileStore(StoreBase):
                 + "}"
                 for e in encoded
             )
-            line = self._append_line(expected_version + 1, state.count + len(encoded), now, rows, turn_id)
+            line, offsets = self._append_line(expected_version + 1, state.count + len(encoded), now, rows, turn_id)
+            before = fingerprint(os.fstat(fd))
             try:
                 _write_all(fd, line)
                 if self.fsync:
@@ -563,6 +603,11 @@ class JsonFileStore(StoreBase):
             except BaseException:
                 os.ftruncate(fd, state.end)  # a failed write (disk full) leaves the log as it was
                 raise
+            spans = [
+                Span(state.count + i, state.end + offset, length, search_terms(e.text))
+                for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
+            ]
+            self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
         return expected_version + 1
 
     @contextmanager
@@ -671,18 +716,36 @@ class JsonFileStore(StoreBase):
             state = self._state(fd, name, repair=True)
             check_summary(summary, state.count)
             created = now_us() if summary.created_at is None else to_us(summary.created_at)
+            before = fingerprint(os.fstat(fd))
             _write_all(fd, self._summary_line(state, summary, created))
             if self.fsync:
                 os.fsync(fd)
+            self._update_index(self._index.touched, name, before, fingerprint(os.fstat(fd)))
 
     def search(
         self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
     ) -> list[SearchHit]:
+        """The index (``_file_index``) names the sessions holding every word, their positions and the bytes of
+        each message: only those are read. Sessions most recently updated first (the listing's order), each
+        one's hits in order; a session whose log changed under the search is scanned instead. If the index
+        cannot be used at all (a read-only directory), every session is scanned, as before it existed."""
         terms = search_terms(query)
         check_page(limit, 0)
         check_filters(owner)
         if not terms or not limit:
             return []
+        if session_id is not None:
+            check_session_id(session_id)
+        for attempt in range(2):
+            try:
+                return self._indexed_search(terms, session_id, owner, limit)
+            except sqlite3.Error as exc:
+                if type(exc) is sqlite3.DatabaseError and attempt == 0:  # not a database, malformed: start anew
+                    _log.warning("the search index of %s is corrupt (%s): rebuilding it", self.root, exc)
+                    self._index.reset()
+                    continue
+                _log.warning("the search index of %s cannot be used (%s): scanning", self.root, exc)
+                break
         if session_id is not None:
             try:
                 infos = [self.get_session(session_id)]
@@ -692,19 +755,129 @@ class JsonFileStore(StoreBase):
             infos = self.list_sessions(owner=owner, limit=MAX_INTEGER)
         hits: list[SearchHit] = []
         for info in infos:
-            try:
-                data = self.load(info.id)
-            except SessionNotFound:
-                continue
-            if owner is not None and data.info.owner != owner:
-                continue  # another owner's, or given to another owner since the listing
-            for stored in data.messages:
-                text = message_text(stored.message)
-                if text_matches(text, terms):
-                    hits.append(SearchHit(info.id, stored.seq, stored.role, make_snippet(text, terms)))
-                    if len(hits) >= limit:
-                        return hits
+            self._scan(info.id, terms, owner, hits, limit)
+            if len(hits) >= limit:
+                break
         return hits
+
+    def _indexed_search(
+        self, terms: list[str], session_id: str | None, owner: str | None, limit: int
+    ) -> list[SearchHit]:
+        if session_id is None:
+            logs = {}
+            try:
+                entries = list(os.scandir(self.root))
+            except FileNotFoundError as exc:
+                raise StoreUnavailable(f"file store directory {str(self.root)!r} is gone") from exc
+            for entry in entries:
+                if entry.name.endswith(LOG_SUFFIX) and _NAME.match(entry.name[: -len(LOG_SUFFIX)]):
+                    with contextlib.suppress(FileNotFoundError):
+                        logs[entry.name[: -len(LOG_SUFFIX)]] = fingerprint(entry.stat())
+        else:
+            name = _name(session_id)
+            try:
+                logs = {name: fingerprint(os.stat(self._log(name)))}
+            except FileNotFoundError:
+                return []
+        unindexed, updated = self._index.refresh(logs, self._read_spans, whole=session_id is None)
+        now = now_us()
+        found: list[tuple[tuple[int, str], str]] = []  # (the listing's order, name)
+        for name in (self._index.candidates(terms) & logs.keys()) | unindexed:
+            # The sidecar and the index's time of the log's last line: what the listing orders by, without
+            # reading the log's tail (a long last line is a long backward read).
+            meta = self._read_meta(name)
+            if meta is None or is_expired(meta.get("expires_at"), now):
+                continue
+            if (session_id is None or meta["id"] == session_id) and (owner is None or meta.get("owner") == owner):
+                if name in unindexed:
+                    info = self._snapshot_info(name)
+                    if info is not None:
+                        found.append((listing_key(info), name))
+                else:
+                    found.append(((-max(meta["updated_at"], updated[name]), meta["id"]), name))
+        found.sort()
+        hits: list[SearchHit] = []
+        for (_, session), name in found:
+            if name in unindexed or not self._read_hits(name, logs[name], session, terms, hits, limit):
+                self._scan(session, terms, owner, hits, limit)
+            if len(hits) >= limit:
+                break
+        return hits
+
+    def _read_spans(self, name: str) -> tuple[Fingerprint, list[Span], int] | None:
+        """A log's fingerprint, the spans of its messages and the time of its last line, read without a lock;
+        None if it changed while being read (or vanished)."""
+        try:
+            fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            before = fingerprint(os.fstat(fd))
+            data = os.pread(fd, before[1], 0)
+            if fingerprint(os.fstat(fd)) != before:
+                return None
+        finally:
+            os.close(fd)
+        spans: list[Span] = []
+        offset = updated = 0
+        lines = data.split(b"\n")
+        lines.pop()  # a torn write after the last newline holds no committed message
+        for line in lines:
+            match = _STATE.match(line)
+            if match is None:
+                return None  # not a log this store can read: scanning it reports the corruption
+            if match.group(4) == b"append":
+                spans += line_spans(line, offset, len(spans))
+            offset += len(line) + 1
+            updated = int(match.group(3))
+        return before, spans, updated
+
+    def _read_hits(
+        self, name: str, indexed: Fingerprint, session_id: str, terms: list[str], hits: list[SearchHit], limit: int
+    ) -> bool:
+        """Add the hits of one session from the index and the bytes of its messages; False (adding nothing)
+        if the log is no longer the one indexed, for the caller to scan it."""
+        try:
+            fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return True  # deleted meanwhile: no hits, as a scan would find
+        found: list[SearchHit] = []
+        try:
+            if fingerprint(os.fstat(fd)) != indexed:
+                return False
+            seqs = self._index.positions(name, terms)
+            position = 0
+            while position < len(seqs) and len(hits) + len(found) < limit:
+                chunk = seqs[position : position + limit - len(hits) - len(found)]
+                position += len(chunk)
+                spans = self._index.spans(name, chunk)
+                for seq in chunk:
+                    offset, length = spans[seq]
+                    message = decode_json(os.pread(fd, length, offset))["message"]
+                    text = message_text(message)
+                    if text_matches(text, terms):
+                        found.append(SearchHit(session_id, seq, message["role"], make_snippet(text, terms)))
+        except (KeyError, TypeError, ValueError):
+            return False  # a span that does not hold its message: the index is wrong about this log
+        finally:
+            os.close(fd)
+        hits += found
+        return True
+
+    def _scan(self, session_id: str, terms: list[str], owner: str | None, hits: list[SearchHit], limit: int) -> None:
+        """Add the hits of one session by reading all of it (what search did before the index)."""
+        try:
+            data = self.load(session_id)
+        except SessionNotFound:
+            return
+        if owner is not None and data.info.owner != owner:
+            return  # another owner's, or given to another owner since the listing
+        for stored in data.messages:
+            text = message_text(stored.message)
+            if text_matches(text, terms):
+                hits.append(SearchHit(session_id, stored.seq, stored.role, make_snippet(text, terms)))
+                if len(hits) >= limit:
+                    return
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete expired sessions; also clears what crashed writers left: logs without a sidecar and stale
@@ -719,6 +892,7 @@ class JsonFileStore(StoreBase):
                     with self._locked(orphan, create=False) as fd:
                         if fd is not None and not self._meta_path(orphan).exists():
                             self._log(orphan).unlink(missing_ok=True)
+                            self._update_index(self._index.removed, orphan)
             elif entry.name.endswith(TMP_SUFFIX) and entry.name.startswith("."):
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - entry.stat().st_mtime > STALE_TMP_SECONDS:
@@ -735,7 +909,8 @@ class JsonFileStore(StoreBase):
         return purged
 
     def close(self) -> None:
-        """Nothing to release: every operation opens and closes its own files."""
+        """Every operation opens and closes its own files; only the search index's connections stay open."""
+        self._index.close()
 
     # -- primitives for the generic operations --------------------------------------------------------------
 
@@ -747,7 +922,8 @@ class JsonFileStore(StoreBase):
             if meta is not None:
                 raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
             updated = to_us(info.updated_at)
-            self._replace(self._log(name), self._snapshot(info.version, updated, data.messages, data.summaries))
+            log, spans = self._snapshot(info.version, updated, data.messages, data.summaries)
+            self._update_index(self._index.replaced, name, self._replace(self._log(name), log), spans, updated)
             self._write_meta(
                 name,
                 {
@@ -775,17 +951,21 @@ class JsonFileStore(StoreBase):
                 raise conflict(session_id, expected_version, state.version)
             check_rewind_index(to, state.count)
             now = max(now_us(), state.updated)
-            log = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
-            self._replace(self._log(name), log)
+            before = fingerprint(os.fstat(fd))
+            log, moved = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
+            written = self._replace(self._log(name), log)
+            self._update_index(self._index.cut, name, before, written, to, moved, now)
         return expected_version + 1
 
-    def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> bytes:
+    def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> tuple[bytes, list[Span]]:
         """The log without messages ``[to:]`` and the summaries that cover them, ending at ``version``. Lines
-        wholly before the cut are copied as they are; only the line that straddles it is re-encoded."""
+        wholly before the cut are copied as they are (the bytes of their messages stay where they were); only
+        the line that straddles it is re-encoded: the new spans of its messages are returned."""
         where = str(self._log(name))
         lines = data.split(b"\n")
         lines.pop()
         out: list[bytes] = []
+        moved: list[Span] = []
         count = 0
         for line in lines:
             match = _STATE.match(line)
@@ -800,14 +980,18 @@ class JsonFileStore(StoreBase):
             record = decode_json(line)
             if op == "append" and count < to:
                 entries = record["entries"][: to - count]
+                first = count
                 count += len(entries)
                 head = f'{{"v":{line_version},"n":{count},"u":{line_updated},"op":"append","t":{record["t"]},'
-                out.append((head + '"entries":[' + ",".join(map(dumps, entries)) + "]}\n").encode("utf-8"))
+                rewritten, offsets = _entries_line(head + '"entries":[', map(dumps, entries), "]}\n")
+                at = sum(map(len, out))
+                moved += [Span(first + i, at + offset, length, ()) for i, (offset, length) in enumerate(offsets)]
+                out.append(rewritten)
             elif op == "summary" and record["summary"]["end"] <= to:
                 record["n"] = count
                 out.append((dumps(record) + "\n").encode("utf-8"))
         out.append(f'{{"v":{version},"n":{count},"u":{now},"op":"mark"}}\n'.encode())
-        return b"".join(out)
+        return b"".join(out), moved
 
     def __repr__(self) -> str:
         return f"JsonFileStore({str(self.root)!r})"

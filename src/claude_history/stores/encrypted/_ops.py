@@ -303,7 +303,17 @@ class _Ops:
             if not create:
                 raise
             info = None
-        record = self.codec.new_record() if info is None else self.codec.check_writable(info)
+        if info is None:
+            # Created in one atomic create with its record, never by a write built from "no such session": an
+            # import (or fork) creating it meanwhile bound its rows to the epoch in its own record, which such
+            # a write would replace. If it exists by now, it is updated as found.
+            try:
+                created: SessionInfo = yield from self._create_empty(session_id, checked)
+                return created
+            except ConflictError:
+                info = yield _call("get_session", session_id)
+        assert info is not None
+        record = self.codec.check_writable(info)
         sealing = "system" in checked or ("title" in checked and self.codec.encrypt_titles)
         out: dict[str, Any] = {}
         if "title" in checked:
@@ -324,6 +334,29 @@ class _Ops:
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
         result: SessionInfo = yield _call("update_session", session_id, create=create, **out)
         return self.codec.open_info(result)
+
+    def _create_empty(self, session_id: str, checked: Mapping[str, Any]) -> _Op[SessionInfo]:
+        """A new session of no messages with ``checked``'s fields, created in one atomic import;
+        ``ConflictError`` if it exists."""
+        now = _times.from_us(_times.now_us())
+        names = ("title", "owner", "model", "system", "expires_at")
+        fields = {name: checked[name] for name in names if name in checked}
+        plain = SessionData(
+            info=SessionInfo(
+                id=session_id,
+                version=0,
+                created_at=now,
+                updated_at=now,
+                tags=tuple(checked.get("tags", ())),
+                metadata=dict(checked.get("metadata", {})),
+                **fields,
+            ),
+            messages=[],
+        )
+        sealed = self.codec.seal_data(plain, record=self.codec.new_record())
+        yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=session_id)
+        info: SessionInfo = yield _call("get_session", session_id)
+        return self.codec.open_info(info)
 
     def save_summary(self, session_id: str, summary: Summary) -> _Op[None]:
         if not isinstance(summary, Summary):

@@ -3,8 +3,8 @@
 Messages are a list per session, appended with RPUSH, so a turn costs the same at any history length; the
 session hash carries the version. Every write is one Lua script (atomic, compare-and-swap on the version).
 ``expires_at`` becomes a real Redis expiry (PEXPIREAT) on every key of the session, kept on each write; index
-entries of sessions Redis expired are cleaned by ``list_sessions`` and ``purge_expired``. Search is a scan of
-the stored messages (documented in docs/stores.md). The scripts assume one Redis node, not Redis Cluster.
+entries of sessions Redis expired are cleaned by ``list_sessions`` and ``purge_expired``. Search reads a word
+index the same scripts keep (``_lua``; docs/stores.md). The scripts assume one Redis node, not Redis Cluster.
 
 ``RedisStore`` and ``AsyncRedisStore`` share the scripts, key layout and record format (``_ops``, ``_lua``)
 and the methods that dispatch to them (``.._dispatch``); they differ only in how a command is sent (``_run``).
@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, StoreUnavailable
 from .._dispatch import AsyncOpsStore, OpsStore, StoreOps
+from .._times import now_us
 from . import _ops
 from ._lua import SCRIPTS
 from ._ops import Call, Layout, Op
@@ -114,6 +115,11 @@ class RedisStore(OpsStore):
         finally:
             op.close()
 
+    def rebuild_search_index(self) -> int:
+        """Add the sessions written before the word index existed to it (until then search scans them);
+        returns how many were indexed. Safe to run while the store is in use, and again."""
+        return self._run(_ops.rebuild_search_index, now_us())
+
     def close(self) -> None:
         self._client.close()
 
@@ -159,6 +165,10 @@ class AsyncRedisStore(AsyncOpsStore):
             return stop.value  # type: ignore[no-any-return]
         finally:
             op.close()
+
+    async def rebuild_search_index(self) -> int:
+        """``RedisStore.rebuild_search_index``."""
+        return await self._run(_ops.rebuild_search_index, now_us())
 
     async def __aenter__(self) -> AsyncRedisStore:
         return self

@@ -1,6 +1,6 @@
 """The Redis store's Lua scripts: every write is one script, so it is atomic and needs one round trip.
 
-Each script starts with ``PRELUDE``. Its first ten arguments are the key layout (``_ops.Layout.header``), so
+Each script starts with ``PRELUDE``. Its first fifteen arguments are the key layout (``_ops.Layout.header``), so
 key names are built in one place (Python) and the scripts only append ids. Timestamps are integer microseconds
 passed as strings by the client; the scripts compare them with ``tonumber`` (exact below 2**53) and never
 format them. Scripts compute key names from the layout, so they assume a single Redis node (not Cluster).
@@ -9,6 +9,16 @@ Redis does not roll a script back when it fails half-way: every script reads and
 (``filter_keys`` decodes the session's tags, ``check_fields`` the tags it is about to set) before its first
 write, so an error leaves nothing behind; and ``purge`` tolerates what it cannot decode, so a session can
 always be deleted.
+
+The word index (what ``search`` reads instead of scanning) is kept by the same scripts, so it changes with the
+messages or not at all. The client splits each message into its words (``_search_text.search_terms``, the one
+rule every backend matches by: Lua cannot split Unicode words) and sends them beside the message; the scripts
+keep ``word:<term>`` (the sessions using a word), ``postings:<id>:<term>`` (the positions of a word in a
+session; terms hold no ``:``, so the split is unambiguous), ``terms:<id>`` (each message's words, one list
+element per message, to unindex a rewound tail) and ``vocab:<id>`` (a session's words, to unindex it whole).
+``indexed`` lists the sessions indexed since their creation, and the hash's ``ix`` how many of their messages
+are: a session written before the index existed, or changed by a writer without it, is not in step (``in_step``)
+and is scanned, as before, until ``rebuild_search_index`` indexes it.
 """
 
 from __future__ import annotations
@@ -19,12 +29,16 @@ PRELUDE = r"""
 local L = {
   session = ARGV[1], messages = ARGV[2], summaries = ARGV[3], owner = ARGV[4], tag = ARGV[5],
   index = ARGV[6], expiry = ARGV[7], refs = ARGV[8], lease = ARGV[9], fence = ARGV[10],
+  word = ARGV[11], postings = ARGV[12], vocab = ARGV[13], terms = ARGV[14], indexed = ARGV[15],
 }
-local A = 11  -- first argument of the operation
+local A = 16  -- first argument of the operation
 
 local function hkey(id) return L.session .. id end
 local function mkey(id) return L.messages .. id end
 local function skey(id) return L.summaries .. id end
+local function pkey(id, term) return L.postings .. id .. ':' .. term end
+local function vkey(id) return L.vocab .. id end
+local function tkey(id) return L.terms .. id end
 
 local function push_all(key, items, first, last)
   -- RPUSH in slices: Lua's unpack cannot spread more than a few thousand values at once
@@ -33,6 +47,86 @@ local function push_all(key, items, first, last)
     local j = math.min(i + 999, last)
     redis.call('RPUSH', key, unpack(items, i, j))
     i = j + 1
+  end
+end
+
+-- Add messages to the word index: lines[first..last] are their words (space-separated, from the client), the
+-- first of them at position seq0. Postings get the session's remaining lifetime; the vocabulary does not, so
+-- purge can still unindex a session Redis expired.
+local function index_messages(id, lines, first, last, seq0)
+  if last < first then return end
+  local ttl = redis.call('PTTL', hkey(id))
+  for i = first, last do
+    local seq = seq0 + (i - first)
+    for term in string.gmatch(lines[i], '[^ ]+') do
+      local key = pkey(id, term)
+      redis.call('SADD', key, seq)
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+      if redis.call('SADD', vkey(id), term) == 1 then redis.call('SADD', L.word .. term, id) end
+    end
+  end
+  push_all(tkey(id), lines, first, last)
+  if ttl > 0 then redis.call('PEXPIRE', tkey(id), ttl) end
+end
+
+-- Remove messages [to, end) from the word index (before a truncate).
+local function unindex_from(id, to)
+  local i = to
+  while true do
+    local lines = redis.call('LRANGE', tkey(id), i, i + 999)
+    if #lines == 0 then break end
+    for offset, line in ipairs(lines) do
+      local seq = i + offset - 1
+      for term in string.gmatch(line, '[^ ]+') do
+        local key = pkey(id, term)
+        redis.call('SREM', key, seq)
+        if redis.call('SCARD', key) == 0 then
+          redis.call('SREM', vkey(id), term)
+          redis.call('SREM', L.word .. term, id)
+        end
+      end
+    end
+    i = i + #lines
+  end
+  if to == 0 then redis.call('DEL', tkey(id)) else redis.call('LTRIM', tkey(id), 0, to - 1) end
+end
+
+-- Remove a session from the word index entirely.
+local function unindex_all(id)
+  for _, term in ipairs(redis.call('SMEMBERS', vkey(id))) do
+    redis.call('DEL', pkey(id, term))
+    redis.call('SREM', L.word .. term, id)
+  end
+  redis.call('DEL', vkey(id), tkey(id))
+  redis.call('SREM', L.indexed, id)
+end
+
+-- Is the session's word index complete: indexed since it was created, and every message since then written
+-- by a script that kept the index (the hash's ``ix`` counts the messages indexed; a writer of a version
+-- without the index, during a rolling upgrade, leaves it behind)?
+local function in_step(id)
+  if redis.call('SISMEMBER', L.indexed, id) == 0 then return false end
+  return tonumber(redis.call('HGET', hkey(id), 'ix')) == redis.call('LLEN', mkey(id))
+end
+
+-- A new session: indexed from its first message.
+local function start_index(id)
+  redis.call('SADD', L.indexed, id)
+  redis.call('HSET', hkey(id), 'ix', 0)
+end
+
+-- A session whose index is not in step: drop it, so search scans the session until it is rebuilt.
+local function leave_index(id)
+  if redis.call('SISMEMBER', L.indexed, id) == 1 then unindex_all(id) end
+  redis.call('HDEL', hkey(id), 'ix')
+end
+
+-- Give the index keys of a session the hash's remaining lifetime (ttl > 0), or none.
+local function index_ttl(id, ttl)
+  local keys = {tkey(id)}
+  for _, term in ipairs(redis.call('SMEMBERS', vkey(id))) do keys[#keys + 1] = pkey(id, term) end
+  for _, key in ipairs(keys) do
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
   end
 end
 
@@ -79,6 +173,7 @@ local function purge(id)
     keys = refs and decode_tags(refs, false) or {}
   end
   local existed = redis.call('EXISTS', hkey(id))
+  unindex_all(id)
   redis.call('DEL', hkey(id), mkey(id), skey(id))
   redis.call('ZREM', L.index, id)
   redis.call('ZREM', L.expiry, id)
@@ -130,11 +225,13 @@ local function sync_expiry(id, expires_ms)
       for _, key in ipairs({mkey(id), skey(id)}) do
         if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
       end
+      index_ttl(id, ttl)
     end
   else
     redis.call('PERSIST', h)
     redis.call('PERSIST', mkey(id))
     redis.call('PERSIST', skey(id))
+    index_ttl(id, 0)
     redis.call('ZREM', L.expiry, id)
     redis.call('HDEL', L.refs, id)
   end
@@ -160,7 +257,8 @@ local function keep_summaries_within(id, last)
 end
 """
 
-# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', lease or '', record...)
+# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', lease or '', n, record (n
+#        of them)..., words of each record...)
 #   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 #      | {2, newest lease token or ''} (the lease was lost: stores/_leases.py)
 APPEND = r"""
@@ -183,9 +281,18 @@ end
 if exists then filter_keys(id) end  -- checked before the first write (reindex needs them)
 if not exists then
   redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
+  start_index(id)
 end
+local n = tonumber(ARGV[A + 7])
 local start = redis.call('LLEN', mkey(id))
-push_all(mkey(id), ARGV, A + 7, #ARGV)
+local indexing = in_step(id)
+push_all(mkey(id), ARGV, A + 8, A + 7 + n)
+if indexing then
+  index_messages(id, ARGV, A + 8 + n, A + 7 + 2 * n, start)
+  redis.call('HSET', hkey(id), 'ix', start + n)
+else
+  leave_index(id)
+end
 if turn ~= '' then redis.call('HSET', hkey(id), 'turn', turn) else redis.call('HDEL', hkey(id), 'turn') end
 local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
@@ -207,6 +314,7 @@ local before = exists and filter_keys(id) or {}
 if not exists then
   if create ~= '1' then return {0} end
   redis.call('HSET', hkey(id), 'version', 0, 'created', now, 'updated', now, 'inc', new_inc)
+  start_index(id)
 end
 if n_set > 0 then redis.call('HSET', hkey(id), unpack(ARGV, first_set, last_set)) end
 if last_set < #ARGV then redis.call('HDEL', hkey(id), unpack(ARGV, last_set + 1, #ARGV)) end
@@ -230,7 +338,8 @@ end
 return {1, fields, count}
 """
 
-# create(id, now, expires_ms, n_fields, field, value, ..., n_messages, record..., summary_record...)
+# create(id, now, expires_ms, n_fields, field, value, ..., n_messages, record..., words of each record...,
+#        summary_record...)
 #   -> {1} | {0, actual_version}
 CREATE = r"""
 local id, now, expires_ms = ARGV[A], ARGV[A + 1], ARGV[A + 2]
@@ -243,7 +352,10 @@ redis.call('HSET', hkey(id), unpack(ARGV, first_field, last_field))
 local n_messages = tonumber(ARGV[last_field + 1])
 local first_message = last_field + 2
 push_all(mkey(id), ARGV, first_message, first_message + n_messages - 1)
-push_all(skey(id), ARGV, first_message + n_messages, #ARGV)
+push_all(skey(id), ARGV, first_message + 2 * n_messages, #ARGV)
+start_index(id)
+index_messages(id, ARGV, first_message + n_messages, first_message + 2 * n_messages - 1, 0)
+redis.call('HSET', hkey(id), 'ix', n_messages)
 reindex(id)
 if expires_ms ~= '' then sync_expiry(id, expires_ms) end
 local expires = redis.call('HGET', hkey(id), 'expires')
@@ -258,6 +370,12 @@ if not live(id, now) then return {-1} end
 local version = tonumber(redis.call('HGET', hkey(id), 'version'))
 if version ~= expected then return {0, version} end
 filter_keys(id)  -- checked before the first write (reindex needs them)
+if in_step(id) then
+  unindex_from(id, to)
+  redis.call('HSET', hkey(id), 'ix', to)
+else
+  leave_index(id)
+end
 if to == 0 then
   redis.call('DEL', mkey(id))
 else
@@ -283,7 +401,7 @@ if live(new_id, now) then return {0, tonumber(redis.call('HGET', hkey(new_id), '
 filter_keys(id)  -- the copy's tags, checked before the first write
 redis.call('HSET', hkey(new_id), unpack(redis.call('HGETALL', hkey(id))))
 redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now, 'inc', new_inc)
-redis.call('HDEL', hkey(new_id), 'turn')
+redis.call('HDEL', hkey(new_id), 'turn', 'ix')
 local i = 0
 while i < at do
   local last = math.min(i + 999, at - 1)
@@ -298,6 +416,17 @@ push_all(skey(new_id), summaries, 1, #summaries)
 reindex(new_id)
 local ttl = redis.call('PTTL', hkey(id))
 if ttl > 0 then redis.call('PEXPIRE', hkey(new_id), ttl) end
+if in_step(id) then
+  -- the copy's words are the source's first ``at`` lines: indexed without asking the client again
+  start_index(new_id)
+  i = 0
+  while i < at do
+    local last = math.min(i + 999, at - 1)
+    index_messages(new_id, redis.call('LRANGE', tkey(id), i, last), 1, last - i + 1, i)
+    i = last + 1
+  end
+  redis.call('HSET', hkey(new_id), 'ix', at)
+end
 sync_expiry(new_id, false)
 return {1, at}
 """
@@ -361,6 +490,46 @@ for _, id in ipairs(stale) do purge(id) end  -- after the walk, so positions did
 return out
 """
 
+# search(sorted_set, session_id or '', term...) -> {{id, score or '', indexed 1/0}, ...}: the sessions that may
+# hold every term, for the client to order (score, then id) and read. A session of ``sorted_set`` not in the
+# index yet (written before it existed) is returned with indexed 0, for the client to scan. With a session id,
+# only that session, whatever the sorted set says (the client checks the hash).
+SEARCH = r"""
+local zset, only = ARGV[A], ARGV[A + 1]
+local words = {}
+for i = A + 2, #ARGV do words[#words + 1] = L.word .. ARGV[i] end
+if only ~= '' then
+  if not in_step(only) then return {{only, '', 0}} end
+  for _, key in ipairs(words) do
+    if redis.call('SISMEMBER', key, only) == 0 then return {} end
+  end
+  return {{only, '', 1}}
+end
+local out = {}
+for _, sid in ipairs(redis.call('SINTER', unpack(words))) do
+  local score = redis.call('ZSCORE', zset, sid)
+  if score then out[#out + 1] = {sid, score, in_step(sid) and 1 or 0} end
+end
+if redis.call('ZCARD', L.index) > redis.call('SCARD', L.indexed) then
+  local legacy = redis.call('ZDIFF', 2, zset, L.indexed, 'WITHSCORES')
+  for i = 1, #legacy, 2 do out[#out + 1] = {legacy[i], legacy[i + 1], 0} end
+end
+return out
+"""
+
+# index_session(id, now, version, n, words of each message...) -> 1 indexed | 0 nothing to do (gone, or
+#   indexed already) | -1 the session changed since the client read it (read it again)
+INDEX_SESSION = r"""
+local id, now, version, n = ARGV[A], ARGV[A + 1], ARGV[A + 2], tonumber(ARGV[A + 3])
+if state(id, now) ~= 'live' or in_step(id) then return 0 end
+if redis.call('HGET', hkey(id), 'version') ~= version or redis.call('LLEN', mkey(id)) ~= n then return -1 end
+unindex_all(id)  -- anything an index out of step left
+start_index(id)
+index_messages(id, ARGV, A + 4, A + 3 + n, 0)
+redis.call('HSET', hkey(id), 'ix', n)
+return 1
+"""
+
 # purge_expired(now, batch) -> how many sessions were purged in this batch
 PURGE = r"""
 local now, batch = ARGV[A], tonumber(ARGV[A + 1])
@@ -396,6 +565,8 @@ SCRIPTS: dict[str, str] = {
         "summary": SUMMARY,
         "delete": DELETE,
         "list": LIST,
+        "search": SEARCH,
+        "index_session": INDEX_SESSION,
         "purge": PURGE,
         "acquire_lease": ACQUIRE_LEASE,
         "release_lease": RELEASE_LEASE,

@@ -16,6 +16,11 @@ Key layout (``P`` is the configurable prefix, ``claude_history:`` by default)::
     P expiry           sorted set: sessions with an expiry, score expires_us (for purge_expired)
     P refs             hash: id -> the owner/tag sets of an expiring session, to clean them after Redis
                        expired the session itself
+    P word:<term>      set: the sessions with a message holding the word (the word index: ``_lua``)
+    P postings:<id>:<term>  set: the positions of the messages of one session holding the word
+    P terms:<id>       list: each message's words, space-separated (parallel to messages:<id>)
+    P vocab:<id>       set: every word of one session (no expiry: ``purge`` unindexes with it)
+    P indexed          set: the sessions whose word index is complete
 """
 
 from __future__ import annotations
@@ -72,7 +77,9 @@ Op = Generator[Call | Tx, Any, T]
 
 DEFAULT_PREFIX = "claude_history:"
 SCAN_PAGE = 200  # sessions per step when searching all sessions
-MESSAGE_PAGE = 256  # messages per step when searching one session
+MESSAGE_PAGE = 256  # messages per step when scanning one session (one written before the word index)
+INDEX_BATCH = 1  # sessions whose positions the first step of an indexed search reads (then 4x more each step)
+INDEX_TERMS = 64  # at most this many query words are looked up in the index; every hit is checked on all
 TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
 PURGE_BATCH = 500
 
@@ -94,6 +101,11 @@ class Layout:
         self.refs = prefix + "refs"
         self.lease = prefix + "lease:"  # the holder of a session's turn lease (SET NX PX)
         self.fence = prefix + "fence:"  # the newest fencing token taken on a session (INCR)
+        self.word = prefix + "word:"
+        self.postings = prefix + "postings:"
+        self.vocab = prefix + "vocab:"
+        self.terms = prefix + "terms:"
+        self.indexed = prefix + "indexed"
         # The first arguments of every Lua script, in the order ``_lua.PRELUDE`` reads them.
         self.header = [
             self.session,
@@ -106,6 +118,11 @@ class Layout:
             self.refs,
             self.lease,
             self.fence,
+            self.word,
+            self.postings,
+            self.vocab,
+            self.terms,
+            self.indexed,
         ]
 
 
@@ -137,6 +154,12 @@ def stored_messages(records: Sequence[str]) -> list[StoredMessage]:
             created_at = stamps[created] = from_us(created)
         messages.append(_stored_message(seq, decode_json(body), model, usage, created_at))
     return messages
+
+
+def words_line(text: str) -> str:
+    """A message's words for the word index, space-separated: the words ``text_matches`` compares (none holds
+    a space)."""
+    return " ".join(search_terms(text))
 
 
 def summary_record(summary: Summary, created_us: int) -> str:
@@ -308,9 +331,10 @@ def list_sessions(
 def search(
     keys: Layout, query: str, session_id: str | None, owner: str | None, limit: int, now: int
 ) -> Op[list[SearchHit]]:
-    """A scan (Redis has no full-text index without RediSearch): sessions most recently updated first, the
-    first page of each of ``SCAN_PAGE`` sessions read in one round trip; cost grows with the data searched,
-    so prefer ``session_id=`` or ``owner=`` (which scans that owner's sorted set only) on large stores."""
+    """The word index (``_lua``) names the sessions holding every word and, in each, the messages; sessions
+    are read most recently updated first (the listing's order), each one's hits in order, until ``limit``.
+    Only the hits are read and decoded, and each is checked with ``text_matches`` (so the hits are exactly
+    a scan's). Sessions written before the index existed are scanned, as before."""
     terms = search_terms(query)
     check_page(limit, 0)
     check_filters(owner)
@@ -319,46 +343,125 @@ def search(
     hits: list[SearchHit] = []
     if not terms or limit == 0:
         return hits
+    looked_up = terms[:INDEX_TERMS]
     zset = keys.index if owner is None else keys.owner + owner
+    rows = yield Call("search", [zset, session_id or "", *looked_up])
+    # The listing's order: score (-updated), ties by id in byte order (code-point order of the str).
+    candidates = sorted(rows, key=lambda row: (float(row[1]) if row[1] else 0.0, row[0]))
+    first, size = 0, INDEX_BATCH
+    while first < len(candidates):
+        # A few sessions first (a common word's positions are many), more at each step, up to SCAN_PAGE.
+        batch = candidates[first : first + size]
+        first, size = first + size, min(size * 4, SCAN_PAGE)
+        commands: list[tuple[str | int, ...]] = []
+        for sid, _, indexed in batch:
+            commands.append(("HGETALL", keys.session + sid))
+            if indexed:
+                commands.append(("SINTER", *(f"{keys.postings}{sid}:{term}" for term in looked_up)))
+            else:
+                commands.append(("LRANGE", keys.messages + sid, 0, MESSAGE_PAGE - 1))
+        replies = yield Tx(commands)
+        for (sid, _, indexed), fields, found in zip(batch, replies[::2], replies[1::2], strict=True):
+            # The hash decides, not the sorted set: it may list a session whose owner just changed.
+            if not _live(fields, now) or (owner is not None and fields.get("owner") != owner):
+                continue
+            if indexed:
+                done = yield from _read_hits(keys, sid, sorted(map(int, found)), terms, hits, limit)
+            else:
+                done = yield from _scan(keys, sid, fields, found, terms, owner, hits, limit, now)
+            if done:
+                return hits
+    return hits
+
+
+def _read_hits(
+    keys: Layout, sid: str, seqs: list[int], terms: list[str], hits: list[SearchHit], limit: int
+) -> Op[bool]:
+    """Read the messages at ``seqs`` (a few at a time: only as many as ``limit`` can still take) and keep
+    those that match; True once ``limit`` is reached."""
     position = 0
-    while True:
-        if session_id is not None:
-            ids = [session_id] if position == 0 else []
-        else:
-            (ids,) = yield Tx([("ZRANGE", zset, position, position + SCAN_PAGE - 1)])
-        if not ids:
-            return hits
-        position += len(ids)
-        first_pages = yield Tx(
+    while position < len(seqs):
+        chunk = seqs[position : position + limit - len(hits)]
+        position += len(chunk)
+        records = yield Tx([("LINDEX", keys.messages + sid, seq) for seq in chunk])
+        for seq, record in zip(chunk, records, strict=True):
+            if record is None:
+                continue  # rewound meanwhile
+            message = stored_message(seq, record).message
+            text = message_text(message)
+            if text_matches(text, terms):
+                hits.append(SearchHit(sid, seq, message["role"], make_snippet(text, terms)))
+                if len(hits) >= limit:
+                    return True
+    return False
+
+
+def _scan(
+    keys: Layout,
+    sid: str,
+    fields: Mapping[str, str],
+    records: Sequence[str],
+    terms: list[str],
+    owner: str | None,
+    hits: list[SearchHit],
+    limit: int,
+    now: int,
+) -> Op[bool]:
+    """Scan a session that is not in the word index, a page at a time from ``records`` (its first page)."""
+    start = 0
+    while _live(fields, now) and (owner is None or fields.get("owner") == owner):
+        for offset, record in enumerate(records):
+            message = stored_message(start + offset, record).message
+            text = message_text(message)
+            if text_matches(text, terms):
+                hits.append(SearchHit(sid, start + offset, message["role"], make_snippet(text, terms)))
+                if len(hits) >= limit:
+                    return True
+        if len(records) < MESSAGE_PAGE:
+            break
+        start += MESSAGE_PAGE
+        fields, records = yield Tx(
+            [
+                ("HGETALL", keys.session + sid),
+                ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
+            ]
+        )
+    return False
+
+
+def rebuild_search_index(keys: Layout, now: int) -> Op[int]:
+    """Index the sessions whose word index is not in step: written before the index existed, or changed by an
+    app server of a version without it (the hash's ``ix`` differs from the message count). Each is read, split
+    into words here, and indexed by ``index_session`` if it has not changed meanwhile (else read again).
+    Returns how many sessions were indexed."""
+    (sids,) = yield Tx([("ZRANGE", keys.index, 0, -1)])
+    done = 0
+    for first in range(0, len(sids), SCAN_PAGE):
+        page = sids[first : first + SCAN_PAGE]
+        replies = yield Tx(
             [
                 command
-                for sid in ids
+                for sid in page
                 for command in (
-                    ("HGETALL", keys.session + sid),
-                    ("LRANGE", keys.messages + sid, 0, MESSAGE_PAGE - 1),
+                    ("SISMEMBER", keys.indexed, sid),
+                    ("HGET", keys.session + sid, "ix"),
+                    ("LLEN", keys.messages + sid),
                 )
             ]
         )
-        for sid, fields, records in zip(ids, first_pages[::2], first_pages[1::2], strict=True):
-            start = 0
-            # The hash decides, not the sorted set: it may list a session whose owner just changed.
-            while _live(fields, now) and (owner is None or fields.get("owner") == owner):
-                for offset, record in enumerate(records):
-                    message = stored_message(start + offset, record).message
-                    text = message_text(message)
-                    if text_matches(text, terms):
-                        hits.append(SearchHit(sid, start + offset, message["role"], make_snippet(text, terms)))
-                        if len(hits) >= limit:
-                            return hits
-                if len(records) < MESSAGE_PAGE:
+        for sid, member, ix, count in zip(page, replies[::3], replies[1::3], replies[2::3], strict=True):
+            if member and ix is not None and int(ix) == count:
+                continue
+            for _ in range(REWIND_RETRIES):
+                fields, records = yield Tx([("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, 0, -1)])
+                if not _live(fields, now):
                     break
-                start += MESSAGE_PAGE
-                fields, records = yield Tx(
-                    [
-                        ("HGETALL", keys.session + sid),
-                        ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
-                    ]
-                )
+                words = [words_line(message_text(message.message)) for message in stored_messages(records)]
+                reply = yield Call("index_session", [sid, now, fields["version"], len(words), *words])
+                if reply != -1:
+                    done += reply
+                    break
+    return done
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -380,7 +483,8 @@ def append(
     check_lease(lease)
     new = incarnation or new_incarnation()
     tokens = [incarnation or "", new, turn_id or "", "" if lease is None else str(lease)]
-    reply = yield Call("append", [session_id, expected_version, now, *tokens, *records])
+    words = [words_line(e.text) for e in encoded]
+    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words])
     if reply[0] == 2:
         fence(session_id, lease, int(reply[1]) if reply[1] else None, expected_version, entries)
     if reply[0] != 1:
@@ -535,11 +639,12 @@ def create(keys: Layout, data: SessionData, now: int) -> Op[None]:
         message_record(to_us(m.created_at), m.model, None if m.usage is None else dumps(m.usage), dumps(m.message))
         for m in data.messages
     ]
+    words = [words_line(message_text(m.message)) for m in data.messages]
     summaries = [summary_record(s, now if s.created_at is None else to_us(s.created_at)) for s in data.summaries]
     expires_ms = "" if info.expires_at is None else str(_expires_ms(to_us(info.expires_at)))
     reply = yield Call(
         "create",
-        [sid, now, expires_ms, len(fields) // 2, *fields, len(records), *records, *summaries],
+        [sid, now, expires_ms, len(fields) // 2, *fields, len(records), *records, *words, *summaries],
     )
     if reply[0] != 1:
         raise conflict(sid, 0, int(reply[1]))

@@ -1,0 +1,309 @@
+"""The file store's search index: one SQLite file beside the logs (``claude-history.index.sqlite``) mapping
+each word to the messages holding it, so ``search`` reads the rows of the query's words and the hits' bytes
+instead of parsing every log.
+
+SQLite because it is in the standard library, its transactions are safe between the processes that share a
+store directory, and a lookup reads only the rows of one word. The index is derived data: the logs stay the
+record, readable with any text tool, and the index may be deleted at any time (the next search rebuilds it).
+
+Why a search can trust it: each session's rows are stamped with the fingerprint (inode, size, modification
+time) of the log they describe. Writers update the rows in the same step as the log, and only when the stamp
+matches the log they started from; a search compares every stamp in its scope with the log on disk and
+rebuilds the sessions that differ (a crash between a log write and its index update, an index deleted or
+older than the logs, a log edited by hand). A hit is read back from the log by its byte span and checked with
+``_search_text.text_matches``; if the log changed since the check, that session is scanned instead. So the
+results are those of a scan, whatever happened in between.
+
+Words are ``_search_text.search_terms`` of ``message_text`` (the one matching rule). A message's words are
+also kept with its span, to remove exactly its postings when a rewind or delete drops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ._search_text import message_text, search_terms
+
+__all__ = ["INDEX_NAME", "FileIndex", "Fingerprint", "Span", "fingerprint", "line_spans"]
+
+INDEX_NAME = "claude-history.index.sqlite"
+INDEX_TERMS = 64  # at most this many query words are looked up; every hit is checked on all of them
+
+Fingerprint = tuple[int, int, int]  # (inode, size, mtime in ns) of a log file
+SCHEMA_VERSION = 1  # PRAGMA user_version: an index of another layout is deleted and rebuilt
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs (
+  name TEXT PRIMARY KEY, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+  updated INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS spans (
+  name TEXT NOT NULL, seq INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, words TEXT NOT NULL,
+  PRIMARY KEY (name, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postings (
+  term TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, name, seq)
+) WITHOUT ROWID;
+"""
+
+
+class Span(NamedTuple):
+    """Where one message's entry (``{"message": ..., ...}``) lies in its log, and its words."""
+
+    seq: int
+    offset: int
+    length: int
+    words: Sequence[str]
+
+
+def fingerprint(stat: os.stat_result) -> Fingerprint:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def words_of(message: object) -> list[str]:
+    return search_terms(message_text(message)) if isinstance(message, Mapping) else []
+
+
+_DECODER = json.JSONDecoder()
+_ENTRIES = '"entries":['
+
+
+def line_spans(line: bytes, offset: int, first: int) -> list[Span]:
+    """The spans of the entries of one append line of a log (at byte ``offset``, its first message ``first``),
+    found by decoding the entries one by one: what a rebuild reads from disk."""
+    text = line.decode("utf-8")
+    position = text.index(_ENTRIES) + len(_ENTRIES)
+    ascii_only = text.isascii()
+    char_at, byte_at = 0, offset  # text[char_at] is at byte byte_at (moved forward as entries are found)
+
+    def byte_offset(char: int) -> int:
+        nonlocal char_at, byte_at
+        if ascii_only:
+            return offset + char
+        byte_at += len(text[char_at:char].encode("utf-8"))
+        char_at = char
+        return byte_at
+
+    spans: list[Span] = []
+    while text[position] != "]":
+        entry, end = _DECODER.raw_decode(text, position)
+        start = byte_offset(position)
+        message = entry.get("message") if isinstance(entry, dict) else None
+        spans.append(Span(first + len(spans), start, byte_offset(end) - start, words_of(message)))
+        position = end + 1 if text[end] == "," else end
+    return spans
+
+
+class FileIndex:
+    """The index of one store directory. Thread-safe (a connection per thread); processes share it through
+    SQLite's locking. Every method raises ``sqlite3.Error`` on failure; the store decides what that means
+    (writers leave the index stale for the next search to rebuild, searches fall back to a scan)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / INDEX_NAME
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and self._local.pid != os.getpid():
+            db = None  # a connection inherited through fork() is not this process's to use
+        if db is None:
+            with contextlib.suppress(FileExistsError):  # private like the logs, before SQLite creates it
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # A rollback journal, not WAL: a WAL file would keep a deleted session's words until a checkpoint,
+            # and secure_delete zeroes the freed pages, so nothing of a deleted session stays in the directory.
+            # No fsync: the index is derived data; if a power loss leaves it corrupt, ``reset`` starts it anew.
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA secure_delete=ON")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    db.close()  # written by another version of this module: start anew
+                    for suffix in ("", "-journal", "-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    return self._db()
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._local.db, self._local.pid = db, os.getpid()
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def reset(self) -> None:
+        """Delete the index (it is corrupt): the next search rebuilds it from the logs."""
+        self.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- writers (called with the session's log lock held) --------------------------------------------------
+
+    @staticmethod
+    def _stamp(db: sqlite3.Connection, name: str) -> Fingerprint | None:
+        row = db.execute("SELECT ino, size, mtime FROM logs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    @staticmethod
+    def _set_stamp(db: sqlite3.Connection, name: str, stamp: Fingerprint, updated: int | None = None) -> None:
+        """Stamp a session's rows with its log's fingerprint and the time of its last line (``updated``: kept
+        when None), which a search orders by without reading the log's tail."""
+        if updated is None:
+            db.execute("UPDATE logs SET ino = ?, size = ?, mtime = ? WHERE name = ?", (*stamp, name))
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO logs (name, ino, size, mtime, updated) VALUES (?, ?, ?, ?, ?)",
+                (name, *stamp, updated),
+            )
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, name: str, spans: Iterable[Span]) -> None:
+        rows = [(name, s.seq, s.offset, s.length, " ".join(s.words)) for s in spans]
+        db.executemany("INSERT OR REPLACE INTO spans (name, seq, offset, length, words) VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT OR IGNORE INTO postings (term, name, seq) VALUES (?, ?, ?)",
+            ((term, name, seq) for name, seq, _, _, words in rows for term in words.split()),
+        )
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, name: str, first: int = 0) -> None:
+        """Remove messages ``[first, ...)`` of a session."""
+        dropped = db.execute("SELECT seq, words FROM spans WHERE name = ? AND seq >= ?", (name, first)).fetchall()
+        db.executemany(
+            "DELETE FROM postings WHERE term = ? AND name = ? AND seq = ?",
+            ((term, name, seq) for seq, words in dropped for term in words.split()),
+        )
+        db.execute("DELETE FROM spans WHERE name = ? AND seq >= ?", (name, first))
+
+    def appended(
+        self, name: str, before: Fingerprint, after: Fingerprint, spans: Sequence[Span], updated: int
+    ) -> None:
+        """A line was appended to a log that was ``before`` and is now ``after``. A new (empty) log starts the
+        session's rows afresh; a log the index was not up to date with is left for a search to rebuild."""
+        with self._write() as db:
+            if before[1] == 0:
+                self._drop(db, name)
+            elif self._stamp(db, name) != before:
+                return
+            self._insert(db, name, spans)
+            self._set_stamp(db, name, after, updated)
+
+    def touched(self, name: str, before: Fingerprint, after: Fingerprint) -> None:
+        """A line without messages (a summary) was appended: only the stamp moves."""
+        with self._write() as db:
+            if self._stamp(db, name) == before:
+                self._set_stamp(db, name, after)
+
+    def cut(
+        self, name: str, before: Fingerprint, after: Fingerprint, to: int, moved: Sequence[Span], updated: int
+    ) -> None:
+        """A rewind kept messages ``[0, to)``; ``moved`` are the kept ones whose line was rewritten (their
+        bytes moved; the lines before it are copied as they were, so their spans hold)."""
+        with self._write() as db:
+            if self._stamp(db, name) != before:
+                return
+            self._drop(db, name, to)
+            db.executemany(
+                "UPDATE spans SET offset = ?, length = ? WHERE name = ? AND seq = ?",
+                ((s.offset, s.length, name, s.seq) for s in moved),
+            )
+            self._set_stamp(db, name, after, updated)
+
+    def replaced(self, name: str, after: Fingerprint, spans: Sequence[Span], updated: int) -> None:
+        """The log was written whole (an import or fork)."""
+        with self._write() as db:
+            self._drop(db, name)
+            self._insert(db, name, spans)
+            self._set_stamp(db, name, after, updated)
+
+    def removed(self, name: str) -> None:
+        with self._write() as db:
+            self._drop(db, name)
+            db.execute("DELETE FROM logs WHERE name = ?", (name,))
+
+    # -- search ---------------------------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        logs: Mapping[str, Fingerprint],
+        read: Callable[[str], tuple[Fingerprint, list[Span], int] | None],
+        *,
+        whole: bool,
+    ) -> tuple[set[str], dict[str, int]]:
+        """Bring the sessions of ``logs`` (name -> the log's fingerprint now) up to date: each one whose stamp
+        differs is read again (``read``: its fingerprint, spans and last line's time, or None if it changed
+        while being read). With ``whole`` (``logs`` is every log of the directory) rows of logs that are gone
+        are dropped. Returns the names that could not be indexed (the caller scans those) and, for the others,
+        the time of their log's last line."""
+        db = self._db()
+        query = "SELECT name, ino, size, mtime, updated FROM logs"
+        if whole:
+            rows = db.execute(query).fetchall()
+        else:
+            rows = [row for name in logs for row in db.execute(query + " WHERE name = ?", (name,))]
+        stamps = {row[0]: ((row[1], row[2], row[3]), row[4]) for row in rows}
+        unindexed: set[str] = set()
+        updated: dict[str, int] = {}
+        for name, now in logs.items():
+            stamp = stamps.get(name)
+            if stamp is not None and stamp[0] == now:
+                updated[name] = stamp[1]
+                continue
+            found = read(name)
+            if found is None:
+                unindexed.add(name)
+                continue
+            self.replaced(name, *found)
+            updated[name] = found[2]
+        for name in stamps.keys() - logs.keys() if whole else ():
+            self.removed(name)
+        return unindexed, updated
+
+    def candidates(self, terms: Sequence[str]) -> set[str]:
+        """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere: the ones worth
+        reading positions of."""
+        looked_up = list(terms[:INDEX_TERMS])
+        # DISTINCT: a common word has a row per message; only the sessions come back to Python.
+        query = " INTERSECT ".join("SELECT DISTINCT name FROM postings WHERE term = ?" for _ in looked_up)
+        return {row[0] for row in self._db().execute(query, looked_up)}
+
+    def positions(self, name: str, terms: Sequence[str]) -> list[int]:
+        """The messages of one session holding every term (the first ``INDEX_TERMS``), in order."""
+        looked_up = list(terms[:INDEX_TERMS])
+        query = " INTERSECT ".join("SELECT seq FROM postings WHERE term = ? AND name = ?" for _ in looked_up)
+        args = [value for term in looked_up for value in (term, name)]
+        return [row[0] for row in self._db().execute(query + " ORDER BY 1", args)]
+
+    def spans(self, name: str, seqs: Sequence[int]) -> dict[int, tuple[int, int]]:
+        marks = ",".join("?" * len(seqs))
+        rows = self._db().execute(
+            f"SELECT seq, offset, length FROM spans WHERE name = ? AND seq IN ({marks})", (name, *seqs)
+        )
+        return {seq: (offset, length) for seq, offset, length in rows}
