@@ -124,9 +124,9 @@ class Joined(Sequence[T]):
             if step != 1:
                 return [self[i] for i in range(start, stop, step)]
             if stop <= n:
-                return list(self._first[start:stop])
+                return _listed(self._first[start:stop])
             if start >= n:
-                return list(self._second[start - n : stop - n])
+                return _listed(self._second[start - n : stop - n])
             return [*self._first[start:], *self._second[: stop - n]]
         i = operator.index(index)
         if i < 0:
@@ -143,3 +143,8 @@ class Joined(Sequence[T]):
     def __repr__(self) -> str:
         return f"Joined({self._n} + {len(self._second)} items)"
 
+
+
+def _listed(items: Sequence[T]) -> list[T]:
+    """A slice as a list (a list's or a ``Prefix``'s slice already is one: not copied again)."""
+    return items if isinstance(items, list) else list(items)
