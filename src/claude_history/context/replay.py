@@ -46,7 +46,7 @@ from ..tokens import (
     bound_system,
     estimate_system,
 )
-from .log_index import LogIndex
+from .log_index import LogIndex, NotLoaded
 from .policy_spec import PolicySpec
 from .summary import summary_block
 from .usage_index import UsageIndex, UsagePoint
@@ -114,6 +114,10 @@ class Replays:
         self.usage = UsageIndex()
         self.summary_sizes: dict[int, TokenEstimate] = {}  # cut -> summary size the replay used
         self.summaries: dict[int, tuple[Summary, TokenEstimate]] = {}  # cut -> size, by record
+        # Restored from a checkpoint: the points before the first checkpoint are unknown, and those before
+        # ``floor`` hold only the request made there (for the 1-hour anchor search), not a state to resume.
+        self.partial = False
+        self.floor = 0
 
     def keep(self, count: int) -> None:
         """Keep the first ``count`` checkpoints."""
@@ -273,6 +277,8 @@ class Replay:
         whole = self._whole_bound(window, point)
         t = window.cut
         checkpoints = self.replays.checkpoints
+        if self.replays.partial and (not checkpoints or t < checkpoints[0].point):
+            raise NotLoaded("the requests of this window reach before the part of the log that was read")
         k = bisect.bisect_left(checkpoints, t, key=_point)
         if previous is None or k == len(checkpoints) or checkpoints[k].point != t or t > previous.point:
             return whole
@@ -337,6 +343,8 @@ class Replay:
             return 0
         n = images.after_turns
         batch = ((turn_index - n + 1) // n) * n if turn_index - n + 1 > 0 else 0
+        if 0 < batch < self.log.unknown_starts:
+            raise NotLoaded(f"turn start {batch} is before the part of the log that was read")
         return self.starts[batch] if batch > 0 else 0
 
     def size_fresh(self, cut: int, epoch: int, image_boundary: int, point: int, ratio: float) -> int:
@@ -388,8 +396,13 @@ class Replay:
                     size = max(size, measured)
             else:
                 size = fresh(cut, epoch)
+            early = False
             if size <= limit:
-                continue
+                if cut != before.cut or not self._cut_early(
+                    state, Window(cut, epoch, boundary, compaction), point, size, limit, target, index, frozen, measured
+                ):
+                    continue
+                early = True
             if self.spec.compaction is not None or frozen:
                 # Nothing may be cut: the soft budgets wait for the next turn; the context window cannot wait.
                 if self.spec.compaction is not None or index == len(self.limits) - 1:
@@ -405,10 +418,38 @@ class Replay:
                     b = mid
                 else:
                     a = mid + 1
+            if early and self.upper_bound(state, Window(starts[a], turn_start, boundary, compaction), point) > limit:
+                continue  # the cut view would need a count too: count the view as it stands instead
             cut, epoch = starts[a], turn_start
             if fresh(cut, epoch) > limit:
                 violated = limit if violated is None else min(violated, limit)
         return Window(cut, epoch, boundary, compaction), violated
+
+    def _cut_early(
+        self,
+        state: State,
+        window: Window,
+        point: int,
+        size: int,
+        limit: int,
+        target: int,
+        index: int,
+        frozen: bool,
+        measured: int | None,
+    ) -> bool:
+        """Cut a window with a low-water mark now, though its estimate fits, rather than count it: its bound
+        does not fit, so it would be counted, and it will be cut within a turn or so anyway. Only when what is
+        uncertain (bound less estimate) is small beside the room the low-water mark leaves (a quarter of it),
+        so an early cut costs little; a large new message of uncertain weight is counted instead. The caller
+        also keeps the window when the cut view's own bound does not fit (it would be counted as well)."""
+        if measured is not None or frozen or self.spec.compaction is not None or target >= limit:
+            return False
+        if index == len(self.limits) - 1 or window.cut != state.window.cut:
+            return False  # the context window's guard is always counted near its limit
+        upper = self.upper_bound(state, window, point)
+        if not worth_counting(upper, size, limit, state.calibration, self.guard[0]):
+            return False
+        return upper - size <= (limit - target) // 4
 
     def recut(
         self, state: State, point: int, window: Window, predicted: int, exact: int, observed: int
@@ -478,6 +519,8 @@ class Replay:
             resummarised = [cut for cut, size in replays.summary_sizes.items() if self.summary_raw(cut) != size]
             if resummarised:
                 replays.keep_before_cut(min(resummarised))
+        if self.log.horizon and (not checkpoints or checkpoints[-1].point < replays.floor):
+            raise NotLoaded("the replay must start before the part of the log that was read")
         if checkpoints:
             state = checkpoints[-1].state
         begin = checkpoints[-1].point + 1 if checkpoints else 0
