@@ -12,7 +12,10 @@ their requests would have been billed, see ``prepare``), then:
 
 Overhead is the wall time of ``Chat(...)`` + ``send`` less the time spent inside the HTTP transport (the request
 on the wire, the simulator's work, the response read): planning, the SDK's request building and parsing,
-the commit to SQLite, the bookkeeping. The policy is ``CacheAwareWindow(20,000)``, so the request sent has about
+the commit to SQLite, the bookkeeping. The warm turn is also given as the CPU time of the chat's own thread
+(``time.thread_time``, less the same inside the transport): the simulator's thread and the time spent waiting
+(SQLite's fsync, the scheduler of a shared machine) are not in it, so it moves much less with the machine's
+load than the wall time does. The policy is ``CacheAwareWindow(20,000)``, so the request sent has about
 the same size at every length and only the history behind it grows. The garbage collector stays on. Figures:
 median over the seeds of each seed's median, with the range of those medians.
 """
@@ -59,15 +62,17 @@ class TimedTransport(httpx.BaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
         self.spent = 0.0
+        self.cpu = 0.0  # the calling thread's CPU time inside it
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             response = self.inner.handle_request(request)
             response.read()
             return response
         finally:
             self.spent += time.perf_counter() - started
+            self.cpu += time.thread_time() - cpu
 
     def close(self) -> None:
         self.inner.close()
@@ -121,8 +126,9 @@ def client_for(sim: Simulator) -> Iterator[tuple[anthropic.Anthropic, TimedTrans
         http.close()
 
 
-def run_one(sim: Simulator, root: Path, length: int, seed: int, turns: int) -> tuple[float, list[float]]:
-    """(fresh-Chat overhead, warm overheads) in seconds for one session."""
+def run_one(sim: Simulator, root: Path, length: int, seed: int, turns: int) -> tuple[float, list[float], list[float]]:
+    """(fresh-Chat overhead, warm overheads, warm overheads in CPU time of the chat's thread) in seconds for
+    one session."""
     store = open_store(f"sqlite:///{root / f'planning-{length}-{seed}.db'}")
     session_id = f"planning-{length}-{seed}"
     try:
@@ -135,12 +141,14 @@ def run_one(sim: Simulator, root: Path, length: int, seed: int, turns: int) -> t
             chat.send(prose(rng, 200, 1_000))
             fresh = time.perf_counter() - started - transport.spent
             warm: list[float] = []
+            warm_cpu: list[float] = []
             for _ in range(turns):
-                transport.spent = 0.0
-                started = time.perf_counter()
+                transport.spent = transport.cpu = 0.0
+                started, cpu = time.perf_counter(), time.thread_time()
                 chat.send(prose(rng, 200, 1_000))
                 warm.append(time.perf_counter() - started - transport.spent)
-        return fresh, warm
+                warm_cpu.append(time.thread_time() - cpu - transport.cpu)
+        return fresh, warm, warm_cpu
     finally:
         store.close()
 
@@ -166,21 +174,27 @@ def main() -> None:
     results_path = args.results if args.results is not None else (None if args.quick else RESULTS)
     rows: list[list[str]] = []
     warm_medians: dict[int, float] = {}
+    cpu_medians: dict[int, float] = {}
     began = time.perf_counter()
     with Simulator() as sim, tempfile.TemporaryDirectory() as tmp:
         for length in lengths:
             fresh: list[float] = []
             warm: list[float] = []
+            warm_cpu: list[float] = []
             for seed in seeds:
-                one_fresh, one_warm = run_one(sim, Path(tmp), length, seed, args.turns)
+                one_fresh, one_warm, one_cpu = run_one(sim, Path(tmp), length, seed, args.turns)
                 fresh.append(one_fresh)
                 warm.append(statistics.median(one_warm))
+                warm_cpu.append(statistics.median(one_cpu))
                 print(f"{length:>7,} messages, seed {seed}: fresh {one_fresh * 1000:.2f} ms, warm median "
-                      f"{statistics.median(one_warm) * 1000:.2f} ms", flush=True)  # fmt: skip
+                      f"{statistics.median(one_warm) * 1000:.2f} ms (CPU {statistics.median(one_cpu) * 1000:.2f} ms)",
+                      flush=True)  # fmt: skip
             warm_medians[length] = statistics.median(warm)
-            rows.append([f"{length:,}", spread(warm), spread(fresh)])
+            cpu_medians[length] = statistics.median(warm_cpu)
+            rows.append([f"{length:,}", spread(warm), spread(warm_cpu), spread(fresh)])
     first, last = lengths[0], lengths[-1]
     ratio = warm_medians[last] / warm_medians[first]
+    cpu_ratio = cpu_medians[last] / cpu_medians[first]
     info = machine()
     command = "bench/planning.py" + (" --quick" if args.quick else "")
     body = "\n".join(
@@ -191,11 +205,12 @@ def main() -> None:
             f"SQLite, `CacheAwareWindow({BUDGET:,})`, {MODEL}, the simulator in the same process. The library's "
             "own time per turn (wall time less the time inside the HTTP transport); median over seeds "
             f"{', '.join(map(str, seeds))} of each seed's median over {args.turns} warm turns, range in brackets. "
+            "Warm CPU: the same turns in CPU time of the chat's thread (no simulator, no waiting). "
             "Fresh: `Chat(...)` and its first `send` on the stored session. Garbage collector on.",
             "",
-            table(["messages", "warm turn (ms)", "fresh Chat, first turn (ms)"], rows),
+            table(["messages", "warm turn (ms)", "warm turn, CPU (ms)", "fresh Chat, first turn (ms)"], rows),
             "",
-            f"Warm turn at {last:,} messages / at {first:,}: {ratio:.2f}x.",
+            f"Warm turn at {last:,} messages / at {first:,}: {ratio:.2f}x (CPU time: {cpu_ratio:.2f}x).",
         ]
     )
     print(body)
