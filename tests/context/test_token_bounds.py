@@ -10,9 +10,11 @@ import base64
 import json
 from typing import Any
 
+import anthropic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claude_history.context import plan_request
 from claude_history.testing._tokens import Counter, build_layout
 from claude_history.testing._validation import parse_request
 from claude_history.tokens import (
@@ -20,6 +22,7 @@ from claude_history.tokens import (
     bound_system,
     bound_text,
     bound_tools,
+    count_tokens,
     estimate_message,
     estimate_text,
 )
@@ -137,3 +140,28 @@ def test_the_text_bound_covers_a_message_three_times_denser_than_estimated(text:
     assert bound_message(message, "claude-sonnet-4-6") >= 2 * estimate_message(message, "claude-sonnet-4-6").tokens(
         factor
     )
+
+
+def test_a_history_denser_than_estimated_is_counted_and_never_sent_too_long(sim: Any) -> None:
+    """An imported log (no usage to go by) of many tiny blocks weighs about 1.5x its estimate in the simulator:
+    near the context window the estimate alone would not even have asked for a count, and sent as planned the
+    request would be refused ("prompt is too long"). Its bound does not fit, so the plan asks for a count, and
+    the plan made with that count is accepted."""
+    model = "claude-haiku-4-5"
+    client = anthropic.Anthropic(api_key="test", base_url=sim.base_url, max_retries=0)
+    log: list[dict[str, Any]] = []
+    for _ in range(52):
+        log.append({"role": "user", "content": [{"type": "text", "text": "ab"} for _ in range(1000)]})
+        log.append({"role": "assistant", "content": [{"type": "text", "text": "ok"}]})
+    pending = [{"role": "user", "content": "Go on."}]
+    plan = plan_request(log, pending, model=model)
+    assert plan.report is not None
+    assert plan.estimated_input_tokens < 0.75 * plan.report.budget
+    exact = count_tokens(client, model=model, **plan.request_kwargs())
+    assert exact > plan.report.context_window
+    assert plan.check_count
+    again = plan_request(log, pending, model=model, measured_input_tokens=exact)
+    assert again.window_start > plan.window_start
+    reply = client.messages.create(model=model, max_tokens=100, **again.request_kwargs())
+    billed = reply.usage.input_tokens + (reply.usage.cache_read_input_tokens or 0)
+    assert billed + (reply.usage.cache_creation_input_tokens or 0) <= plan.report.context_window

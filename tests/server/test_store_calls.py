@@ -5,12 +5,14 @@ compare-and-swap (a 409, nothing lost). Two servers on one store never serve eac
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import anthropic
+import httpx2
 import pytest
 
 from claude_history.server import ServerConfig, create_app
@@ -110,3 +112,17 @@ def test_two_servers_on_one_store_each_see_the_others_turns(
             f"turn {k}" for k in range(i + 1)
         ]
     assert open_store(first.store_url).load("acme/shared").version == 4
+
+
+def test_a_reply_of_one_call_reaches_the_client_byte_for_byte(service: Service, sim: Simulator) -> None:
+    """The service sends on the upstream's bytes, not a re-encoding of a parsed reply: the body is exactly the
+    simulator's serialisation of the reply, which is what the session stored."""
+    response = httpx2.post(service.base_url + "/v1/messages", headers={
+        "x-api-key": service.keys["acme"], "anthropic-version": "2023-06-01", "x-session-id": "bytes",
+    }, json={"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]})  # fmt: skip
+    assert response.status_code == 200
+    reply = response.json()
+    assert response.content == json.dumps(reply).encode()  # the simulator's separators, not a re-encoding
+    stored = open_store(service.store_url).load("acme/bytes")
+    assert stored.messages[1].message["content"] == reply["content"]
+    assert response.headers["request-id"].startswith("req_sim")

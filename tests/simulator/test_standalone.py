@@ -6,6 +6,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from typing import Any
 
 import anthropic
 import pytest
@@ -56,3 +58,29 @@ def test_standalone_reports_a_busy_port() -> None:
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.timeout(3 * STARTUP_CEILING)
+def test_reply_delay_holds_every_messages_reply() -> None:
+    """``--reply-delay S``: a benchmark's upstream that takes time, as a model's time to first token does."""
+    delay = 0.3
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_history.testing", "--port", "0", "--reply-delay", str(delay)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        base_url = read_line(process.stdout, "the simulator to print its URL").strip()
+        client = anthropic.Anthropic(api_key="test", base_url=base_url, max_retries=0)
+        arguments: dict[str, Any] = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
+        began = time.monotonic()
+        client.messages.create(max_tokens=10, **arguments)
+        assert time.monotonic() - began >= delay  # a lower bound only: a busy machine is slower, never faster
+        began = time.monotonic()
+        with client.messages.stream(max_tokens=10, **arguments) as stream:
+            stream.until_done()
+        assert time.monotonic() - began >= delay
+        client.close()
+    finally:
+        process.kill()
+        process.wait()

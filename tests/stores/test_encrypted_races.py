@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from claude_history.errors import SessionNotFound
+from claude_history.errors import DecryptionError, SessionNotFound
 from claude_history.stores.memory import MemoryStore
 
 from .conftest import Backend
@@ -69,3 +69,74 @@ def test_creating_a_session_with_update_session_still_creates_it(store: Any) -> 
     assert texts(store, "new") == ["question a"]
     with pytest.raises(SessionNotFound):
         store.update_session("missing", title="t")
+
+
+def test_a_metadata_write_racing_a_rewind_does_not_drop_its_note(store: Any) -> None:
+    # update_session(metadata=...) read the record, a rewind cut the last turn and left its note in the record,
+    # then the update wrote the record it had read: the note was gone, the session read as tampered with, and
+    # the next append chained onto the wrong row, so it stayed so for good.
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    real = store.inner.get_session
+    raced: list[int] = []
+
+    def racing(session_id: str) -> Any:
+        info = real(session_id)
+        if session_id == "s" and not raced:
+            store.inner.get_session = real
+            raced.append(store.rewind("s"))  # between the update's read and its write
+        return info
+
+    store.inner.get_session = racing
+    store.update_session("s", metadata={"k": 1})
+    store.inner.get_session = real
+    assert raced == [3]
+    assert "rewind" not in store.inner.get_session("s").metadata["_claude_history_encryption"]  # the race hit
+    assert texts(store) == ["question a"]
+    assert [m.message["content"] for m in store.load_messages("s", start=0, stop=1)] == ["question a"]
+    store.append("s", turn("c"), expected_version=3)
+    assert texts(store) == ["question a", "question c"]
+    assert store.get_session("s").metadata == {"k": 1}
+
+
+def test_an_append_onto_turns_dropped_beneath_the_wrapper_is_refused(store: Any) -> None:
+    # Chaining onto the log as found would make the truncation look like the store's own.
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    version = store.inner.rewind("s", to=2)
+    with pytest.raises(DecryptionError, match="does not end where the encrypted store left it"):
+        store.append("s", turn("c"), expected_version=version)
+    assert store.inner.get_session("s").message_count == 2  # nothing written
+
+
+def test_the_kept_rewind_note_is_hidden_and_goes_with_its_session(store: Any) -> None:
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    store.rewind("s")
+    assert [info.id for info in store.list_sessions()] == ["s"]
+    assert store.search("question") != [] and {h.session_id for h in store.search("question")} == {"s"}
+    assert len(store.inner.list_sessions()) == 2
+    store.rotate()  # rotation leaves it alone
+    assert texts(store) == ["question a"]
+    assert store.delete("s")
+    assert store.inner.list_sessions() == []
+
+
+def test_a_caller_cannot_take_the_id_of_the_wrappers_own_records(store: Any) -> None:
+    # A tenant that may name its sessions could take the id where alice's rewind note (or rotation backup) is
+    # kept: the wrapper would overwrite it, hide it from listings, and delete it with alice.
+    from claude_history.errors import ConfigurationError
+    from claude_history.stores.encrypted import backup_id
+    from claude_history.stores.encrypted._codec import note_id
+
+    store.append("own", turn("a"), expected_version=0)
+    for taken in (note_id("alice"), backup_id("alice")):
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.append(taken, turn("mine"), expected_version=0)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.update_session(taken, title="mine", create=True)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.import_jsonl(_export("mine"), session_id=taken)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.fork("own", new_id=taken)
+    assert [info.id for info in store.inner.list_sessions()] == ["own"]  # nothing was written

@@ -180,3 +180,34 @@ def test_a_rewind_inside_a_line_moves_the_spans_of_the_messages_it_keeps(tmp_pat
     counted.clear()
     assert [h.seq for h in store.search("kept")] == [0, 1, 2, 3, 4]
     assert len(counted) == 5  # read from the index's spans, not by scanning the log again
+
+
+def test_hits_come_in_the_listings_order_without_reading_the_logs_tails(tmp_path: Path) -> None:
+    from claude_history.stores.base import Summary
+
+    store = JsonFileStore(tmp_path / "s", fsync=False)
+    for sid in ("a", "b", "c", "d"):
+        store.append(sid, [say(f"lark in {sid}")], expected_version=0)
+    store.update_session("b", title="touched: the sidecar is newer than the log")
+    store.save_summary("c", Summary(0, 1, "a summary line does not move the time"))
+    store.append("a", [say("lark again")], expected_version=1)
+    listing = [s.id for s in store.list_sessions()]
+    assert listing[:2] == ["a", "b"]
+    expected = [sid for sid in listing for _ in range(2 if sid == "a" else 1)]  # "a" has two hits
+    assert [h.session_id for h in store.search("lark", limit=100)] == expected
+    store.rewind("d", to=1)  # a rewind is a write: d comes first
+    assert store.search("lark", limit=1)[0].session_id == "d"
+
+
+def test_an_index_of_another_layout_is_rebuilt(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    store = JsonFileStore(root, fsync=False)
+    store.append("a", [say("heron")], expected_version=0)
+    store.close()
+    (root / INDEX_NAME).unlink()
+    with contextlib.closing(sqlite3.connect(root / INDEX_NAME)) as db:  # an older layout, user_version 0
+        db.execute("CREATE TABLE logs (name TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime INTEGER)")
+        db.commit()
+    store = JsonFileStore(root, fsync=False)
+    assert [h.seq for h in store.search("heron")] == [0]
+    assert postings(root, "a") == {("heron", 0)}

@@ -388,8 +388,13 @@ class Replay:
                     size = max(size, measured)
             else:
                 size = fresh(cut, epoch)
+            early = False
             if size <= limit:
-                continue
+                if cut != before.cut or not self._cut_early(
+                    state, Window(cut, epoch, boundary, compaction), point, size, limit, target, index, frozen, measured
+                ):
+                    continue
+                early = True
             if self.spec.compaction is not None or frozen:
                 # Nothing may be cut: the soft budgets wait for the next turn; the context window cannot wait.
                 if self.spec.compaction is not None or index == len(self.limits) - 1:
@@ -405,10 +410,38 @@ class Replay:
                     b = mid
                 else:
                     a = mid + 1
+            if early and self.upper_bound(state, Window(starts[a], turn_start, boundary, compaction), point) > limit:
+                continue  # the cut view would need a count too: count the view as it stands instead
             cut, epoch = starts[a], turn_start
             if fresh(cut, epoch) > limit:
                 violated = limit if violated is None else min(violated, limit)
         return Window(cut, epoch, boundary, compaction), violated
+
+    def _cut_early(
+        self,
+        state: State,
+        window: Window,
+        point: int,
+        size: int,
+        limit: int,
+        target: int,
+        index: int,
+        frozen: bool,
+        measured: int | None,
+    ) -> bool:
+        """Cut a window with a low-water mark now, though its estimate fits, rather than count it: its bound
+        does not fit, so it would be counted, and it will be cut within a turn or so anyway. Only when what is
+        uncertain (bound less estimate) is small beside the room the low-water mark leaves (a quarter of it),
+        so an early cut costs little; a large new message of uncertain weight is counted instead. The caller
+        also keeps the window when the cut view's own bound does not fit (it would be counted as well)."""
+        if measured is not None or frozen or self.spec.compaction is not None or target >= limit:
+            return False
+        if index == len(self.limits) - 1 or window.cut != state.window.cut:
+            return False  # the context window's guard is always counted near its limit
+        upper = self.upper_bound(state, window, point)
+        if not worth_counting(upper, size, limit, state.calibration, self.guard[0]):
+            return False
+        return upper - size <= (limit - target) // 4
 
     def recut(
         self, state: State, point: int, window: Window, predicted: int, exact: int, observed: int

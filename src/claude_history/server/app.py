@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..stores.base import AsyncStore
@@ -51,7 +52,7 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.middleware("http")(_request_log)
+    app.add_middleware(RequestLog)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -92,38 +93,79 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
 def app_from_env() -> FastAPI:
     """The app for uvicorn's ``factory=True`` (one per worker process), configured by ``serve``."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The upstream client's own line per call ("HTTP Request: POST ...") is not JSON and repeats what the
+    # service's request line says; only its warnings are kept.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     return create_app(config_from_env())
 
 
-def _route_of(request: Request) -> str:
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
-
-
-async def _request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class RequestLog:
     """Each request gets an id (the caller's ``x-request-id``, else a new one), sent back and put on the
-    one JSON log line it writes. Keys and bodies are never logged."""
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    request.state.request_id = request_id
-    started = time.perf_counter()
-    response = await call_next(request)
-    elapsed = time.perf_counter() - started
-    response.headers["x-request-id"] = request_id
-    route = _route_of(request)
-    service: Service | None = getattr(request.app.state, "service", None)
+    one JSON log line it writes, with its route, status and time to the response's first byte; the same
+    figures go to the metrics. Keys and bodies are never logged.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs every request through a task group and a memory stream, a fixed cost per proxied turn that this
+    avoids (bench/RESULTS.md "Proxy")."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or os.urandom(16).hex()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        logged = False
+
+        def log() -> None:
+            nonlocal logged
+            logged = True
+            _record(scope, state, request_id, status, time.perf_counter() - started)
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                log()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not logged:  # the app raised before answering: the server answers 500
+                log()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _record(scope: Scope, state: dict[str, Any], request_id: str, status: int, elapsed: float) -> None:
+    route = str(getattr(scope.get("route"), "path", "unmatched"))
+    app = scope.get("app")
+    service: Service | None = getattr(getattr(app, "state", None), "service", None)
     if service is not None and route != "/metrics":
-        service.metrics.requests.labels(route, str(response.status_code)).inc()
+        service.metrics.requests.labels(route, str(status)).inc()
         service.metrics.latency.labels(route).observe(elapsed)
-        if response.status_code >= 400:
-            service.metrics.errors.labels(route, str(response.status_code)).inc()
-    fields: dict[str, Any] = {
-        "event": "request",
-        "request_id": request_id,
-        "method": request.method,
-        "path": request.url.path,
-        "status": response.status_code,
-        "ms": round(elapsed * 1000, 2),
-        "tenant": getattr(request.state, "tenant", None),
-    }
-    log.info(json.dumps(fields))
-    return response
+        if status >= 400:
+            service.metrics.errors.labels(route, str(status)).inc()
+    if log.isEnabledFor(logging.INFO):
+        fields: dict[str, Any] = {
+            "event": "request",
+            "request_id": request_id,
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "status": status,
+            "ms": round(elapsed * 1000, 2),
+            "tenant": state.get("tenant"),
+        }
+        log.info(json.dumps(fields))

@@ -16,6 +16,7 @@ from ..stores.base import AsyncStore
 from .config import ServerConfig
 from .metrics import Metrics
 from .tenants import resolve_key
+from .upstream import RawUpstream
 from .usage_records import UsageRecorder
 
 __all__ = ["Service"]
@@ -41,16 +42,20 @@ class Service:
             max_retries=0,  # the client's own SDK retries; retrying here too would multiply them
         )
         self.base_url = str(self.upstream.base_url).rstrip("/")
-        self.http = httpx2.AsyncClient(timeout=config.upstream_timeout)
+        # As the SDK's own pool: a service with many sessions in flight keeps its upstream connections alive.
+        limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+        self.http = httpx2.AsyncClient(timeout=config.upstream_timeout, limits=limits)
+        self.raw = RawUpstream(self.upstream, self.http)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def client_for(self, client_key: str | None) -> anthropic.AsyncAnthropic:
-        """The upstream client for one request: the server's key, or the client's with ``forward_client_key``."""
+    def client_for(self, client_key: str | None) -> RawUpstream:
+        """The upstream client for one request's turn: the server's key, or the client's with
+        ``forward_client_key``."""
         if self.config.forward_client_key and client_key:
-            return self.upstream.with_options(api_key=client_key)
-        return self.upstream
+            return RawUpstream(self.upstream.with_options(api_key=client_key), self.http)
+        return self.raw
 
     def upstream_key(self, client_key: str | None) -> str | None:
         if self.config.forward_client_key and client_key:

@@ -21,6 +21,7 @@ from .auth import Caller
 from .errors import ApiError, error_body, status_of
 from .service import Service
 from .tenants import scoped
+from .upstream import RawReply
 
 __all__ = ["claim", "open_chat", "record", "reply_json", "required", "run_turn", "sse"]
 
@@ -66,10 +67,19 @@ def turn_json(chat: AsyncChat, message: Any) -> dict[str, Any]:
     state = chat._current()  # the state after the commit; its last record is the stored reply
     last = state.records[-1] if state.records else None
     if last is not None and last.role == "assistant" and len(last.message["content"]) != len(data["content"]):
-        data["content"] = last.message["content"]
+        data = {**data, "content": last.message["content"]}
         if last.usage:
             data["usage"] = _summed(last.usage)
     return data
+
+
+def turn_response(chat: AsyncChat, message: Any, headers: dict[str, str]) -> Response:
+    """The reply of a committed turn as the client gets it: a reply of one call, read raw, is sent on byte for
+    byte as the upstream sent it."""
+    data = turn_json(chat, message)
+    if isinstance(message, RawReply) and data is message.data:
+        return Response(message.raw, media_type="application/json", headers=headers)
+    return JSONResponse(data, headers=headers)
 
 
 class JoinedEvents:
@@ -141,7 +151,7 @@ async def run_turn(
         request_id = getattr(message, "_request_id", None)
         if request_id:
             headers["request-id"] = request_id
-        return JSONResponse(turn_json(chat, message), headers=headers)
+        return turn_response(chat, message, headers)
     opened = chat.stream(content)
     try:
         await opened.__aenter__()  # errors before the first event are plain HTTP errors
@@ -219,11 +229,16 @@ def _betas(request: Request) -> list[str]:
     return [b.strip() for b in header.split(",") if b.strip()]
 
 
+_PARAMETERS: dict[type, frozenset[str]] = {}  # the keywords each SDK class's ``messages.create`` takes
+
+
 def _create_arguments(service: Service, beta: bool, body: dict[str, Any]) -> dict[str, Any]:
     """The request's other fields as ``messages.create`` keywords; fields this SDK does not know go in
     ``extra_body`` so they still reach the upstream."""
     api = service.upstream.beta.messages if beta else service.upstream.messages
-    known = set(inspect.signature(api.create).parameters)
+    known = _PARAMETERS.get(type(api))
+    if known is None:  # read once per SDK class: ``inspect.signature`` on every turn is slow
+        known = _PARAMETERS[type(api)] = frozenset(inspect.signature(api.create).parameters)
     arguments = {k: v for k, v in body.items() if k in known}
     extra = {k: v for k, v in body.items() if k not in known}
     if extra:

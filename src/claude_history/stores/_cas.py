@@ -4,7 +4,9 @@ very turn already committed (an idempotent retry), or conflicts."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,12 +52,29 @@ def new_incarnation() -> str:
 
 def takes_append_tokens(store: Any) -> bool:
     """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
-    ``Store`` written before them may not, and keeps working without them. Read at each call (microseconds,
-    beside a store write): a method may be replaced at run time."""
+    ``Store`` written before them may not, and keeps working without them. Read for each function that is
+    ``append`` (a method replaced at run time is read anew); the answer is kept per function, because
+    ``inspect.signature`` on every turn was a measurable share of a service's CPU (bench/RESULTS.md "Proxy")."""
+    append = store.append
+    function = getattr(append, "__func__", append)
+    try:
+        return _TAKES_TOKENS[function]
+    except (KeyError, TypeError):
+        pass
+    answer = _takes_tokens(append)
+    with contextlib.suppress(TypeError):  # not weakly referenceable: read each time
+        _TAKES_TOKENS[function] = answer
+    return answer
+
+
+_TAKES_TOKENS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _takes_tokens(append: Any) -> bool:
     import inspect
 
     try:
-        parameters = inspect.signature(store.append).parameters
+        parameters = inspect.signature(append).parameters
     except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
         return False
     return ("turn_id" in parameters and "incarnation" in parameters) or any(

@@ -37,10 +37,12 @@ INDEX_NAME = "claude-history.index.sqlite"
 INDEX_TERMS = 64  # at most this many query words are looked up; every hit is checked on all of them
 
 Fingerprint = tuple[int, int, int]  # (inode, size, mtime in ns) of a log file
+SCHEMA_VERSION = 1  # PRAGMA user_version: an index of another layout is deleted and rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
-  name TEXT PRIMARY KEY, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL
+  name TEXT PRIMARY KEY, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+  updated INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spans (
   name TEXT NOT NULL, seq INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, words TEXT NOT NULL,
@@ -124,7 +126,15 @@ class FileIndex:
             db.execute("PRAGMA journal_mode=DELETE")
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA secure_delete=ON")
-            db.executescript(_SCHEMA)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    db.close()  # written by another version of this module: start anew
+                    for suffix in ("", "-journal", "-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    return self._db()
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._local.db, self._local.pid = db, os.getpid()
             with self._lock:
                 self._all.append(db)
@@ -162,8 +172,16 @@ class FileIndex:
         return None if row is None else (row[0], row[1], row[2])
 
     @staticmethod
-    def _set_stamp(db: sqlite3.Connection, name: str, stamp: Fingerprint) -> None:
-        db.execute("INSERT OR REPLACE INTO logs (name, ino, size, mtime) VALUES (?, ?, ?, ?)", (name, *stamp))
+    def _set_stamp(db: sqlite3.Connection, name: str, stamp: Fingerprint, updated: int | None = None) -> None:
+        """Stamp a session's rows with its log's fingerprint and the time of its last line (``updated``: kept
+        when None), which a search orders by without reading the log's tail."""
+        if updated is None:
+            db.execute("UPDATE logs SET ino = ?, size = ?, mtime = ? WHERE name = ?", (*stamp, name))
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO logs (name, ino, size, mtime, updated) VALUES (?, ?, ?, ?, ?)",
+                (name, *stamp, updated),
+            )
 
     @staticmethod
     def _insert(db: sqlite3.Connection, name: str, spans: Iterable[Span]) -> None:
@@ -184,7 +202,9 @@ class FileIndex:
         )
         db.execute("DELETE FROM spans WHERE name = ? AND seq >= ?", (name, first))
 
-    def appended(self, name: str, before: Fingerprint, after: Fingerprint, spans: Sequence[Span]) -> None:
+    def appended(
+        self, name: str, before: Fingerprint, after: Fingerprint, spans: Sequence[Span], updated: int
+    ) -> None:
         """A line was appended to a log that was ``before`` and is now ``after``. A new (empty) log starts the
         session's rows afresh; a log the index was not up to date with is left for a search to rebuild."""
         with self._write() as db:
@@ -193,7 +213,7 @@ class FileIndex:
             elif self._stamp(db, name) != before:
                 return
             self._insert(db, name, spans)
-            self._set_stamp(db, name, after)
+            self._set_stamp(db, name, after, updated)
 
     def touched(self, name: str, before: Fingerprint, after: Fingerprint) -> None:
         """A line without messages (a summary) was appended: only the stamp moves."""
@@ -201,7 +221,9 @@ class FileIndex:
             if self._stamp(db, name) == before:
                 self._set_stamp(db, name, after)
 
-    def cut(self, name: str, before: Fingerprint, after: Fingerprint, to: int, moved: Sequence[Span]) -> None:
+    def cut(
+        self, name: str, before: Fingerprint, after: Fingerprint, to: int, moved: Sequence[Span], updated: int
+    ) -> None:
         """A rewind kept messages ``[0, to)``; ``moved`` are the kept ones whose line was rewritten (their
         bytes moved; the lines before it are copied as they were, so their spans hold)."""
         with self._write() as db:
@@ -212,14 +234,14 @@ class FileIndex:
                 "UPDATE spans SET offset = ?, length = ? WHERE name = ? AND seq = ?",
                 ((s.offset, s.length, name, s.seq) for s in moved),
             )
-            self._set_stamp(db, name, after)
+            self._set_stamp(db, name, after, updated)
 
-    def replaced(self, name: str, after: Fingerprint, spans: Sequence[Span]) -> None:
+    def replaced(self, name: str, after: Fingerprint, spans: Sequence[Span], updated: int) -> None:
         """The log was written whole (an import or fork)."""
         with self._write() as db:
             self._drop(db, name)
             self._insert(db, name, spans)
-            self._set_stamp(db, name, after)
+            self._set_stamp(db, name, after, updated)
 
     def removed(self, name: str) -> None:
         with self._write() as db:
@@ -231,37 +253,45 @@ class FileIndex:
     def refresh(
         self,
         logs: Mapping[str, Fingerprint],
-        read: Callable[[str], tuple[Fingerprint, list[Span]] | None],
+        read: Callable[[str], tuple[Fingerprint, list[Span], int] | None],
         *,
         whole: bool,
-    ) -> set[str]:
+    ) -> tuple[set[str], dict[str, int]]:
         """Bring the sessions of ``logs`` (name -> the log's fingerprint now) up to date: each one whose stamp
-        differs is read again (``read``: its fingerprint and spans, or None if it changed while being read).
-        With ``whole`` (``logs`` is every log of the directory) rows of logs that are gone are dropped.
-        Returns the names that could not be indexed: the caller scans those."""
+        differs is read again (``read``: its fingerprint, spans and last line's time, or None if it changed
+        while being read). With ``whole`` (``logs`` is every log of the directory) rows of logs that are gone
+        are dropped. Returns the names that could not be indexed (the caller scans those) and, for the others,
+        the time of their log's last line."""
         db = self._db()
+        query = "SELECT name, ino, size, mtime, updated FROM logs"
         if whole:
-            stamps = {row[0]: (row[1], row[2], row[3]) for row in db.execute("SELECT name, ino, size, mtime FROM logs")}
+            rows = db.execute(query).fetchall()
         else:
-            stamps = {name: stamp for name in logs if (stamp := self._stamp(db, name)) is not None}
+            rows = [row for name in logs for row in db.execute(query + " WHERE name = ?", (name,))]
+        stamps = {row[0]: ((row[1], row[2], row[3]), row[4]) for row in rows}
         unindexed: set[str] = set()
+        updated: dict[str, int] = {}
         for name, now in logs.items():
-            if stamps.get(name) == now:
+            stamp = stamps.get(name)
+            if stamp is not None and stamp[0] == now:
+                updated[name] = stamp[1]
                 continue
             found = read(name)
             if found is None:
                 unindexed.add(name)
                 continue
             self.replaced(name, *found)
+            updated[name] = found[2]
         for name in stamps.keys() - logs.keys() if whole else ():
             self.removed(name)
-        return unindexed
+        return unindexed, updated
 
     def candidates(self, terms: Sequence[str]) -> set[str]:
         """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere: the ones worth
         reading positions of."""
         looked_up = list(terms[:INDEX_TERMS])
-        query = " INTERSECT ".join("SELECT name FROM postings WHERE term = ?" for _ in looked_up)
+        # DISTINCT: a common word has a row per message; only the sessions come back to Python.
+        query = " INTERSECT ".join("SELECT DISTINCT name FROM postings WHERE term = ?" for _ in looked_up)
         return {row[0] for row in self._db().execute(query, looked_up)}
 
     def positions(self, name: str, terms: Sequence[str]) -> list[int]:

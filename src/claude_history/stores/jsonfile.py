@@ -607,7 +607,7 @@ class JsonFileStore(StoreBase):
                 Span(state.count + i, state.end + offset, length, search_terms(e.text))
                 for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
             ]
-            self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans)
+            self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
         return expected_version + 1
 
     @contextmanager
@@ -779,27 +779,34 @@ class JsonFileStore(StoreBase):
                 logs = {name: fingerprint(os.stat(self._log(name)))}
             except FileNotFoundError:
                 return []
-        unindexed = self._index.refresh(logs, self._read_spans, whole=session_id is None)
+        unindexed, updated = self._index.refresh(logs, self._read_spans, whole=session_id is None)
         now = now_us()
-        infos = []
+        found: list[tuple[tuple[int, str], str]] = []  # (the listing's order, name)
         for name in (self._index.candidates(terms) & logs.keys()) | unindexed:
-            info = self._snapshot_info(name)
-            if info is None or (info.expires_at is not None and is_expired(to_us(info.expires_at), now)):
+            # The sidecar and the index's time of the log's last line: what the listing orders by, without
+            # reading the log's tail (a long last line is a long backward read).
+            meta = self._read_meta(name)
+            if meta is None or is_expired(meta.get("expires_at"), now):
                 continue
-            if (session_id is None or info.id == session_id) and (owner is None or info.owner == owner):
-                infos.append((info, name))
-        infos.sort(key=lambda pair: listing_key(pair[0]))
+            if (session_id is None or meta["id"] == session_id) and (owner is None or meta.get("owner") == owner):
+                if name in unindexed:
+                    info = self._snapshot_info(name)
+                    if info is not None:
+                        found.append((listing_key(info), name))
+                else:
+                    found.append(((-max(meta["updated_at"], updated[name]), meta["id"]), name))
+        found.sort()
         hits: list[SearchHit] = []
-        for info, name in infos:
-            if name in unindexed or not self._read_hits(name, logs[name], info.id, terms, hits, limit):
-                self._scan(info.id, terms, owner, hits, limit)
+        for (_, session), name in found:
+            if name in unindexed or not self._read_hits(name, logs[name], session, terms, hits, limit):
+                self._scan(session, terms, owner, hits, limit)
             if len(hits) >= limit:
                 break
         return hits
 
-    def _read_spans(self, name: str) -> tuple[Fingerprint, list[Span]] | None:
-        """A log's fingerprint and the spans of its messages, read without a lock; None if it changed while
-        being read (or vanished)."""
+    def _read_spans(self, name: str) -> tuple[Fingerprint, list[Span], int] | None:
+        """A log's fingerprint, the spans of its messages and the time of its last line, read without a lock;
+        None if it changed while being read (or vanished)."""
         try:
             fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
@@ -812,7 +819,7 @@ class JsonFileStore(StoreBase):
         finally:
             os.close(fd)
         spans: list[Span] = []
-        offset = 0
+        offset = updated = 0
         lines = data.split(b"\n")
         lines.pop()  # a torn write after the last newline holds no committed message
         for line in lines:
@@ -822,7 +829,8 @@ class JsonFileStore(StoreBase):
             if match.group(4) == b"append":
                 spans += line_spans(line, offset, len(spans))
             offset += len(line) + 1
-        return before, spans
+            updated = int(match.group(3))
+        return before, spans, updated
 
     def _read_hits(
         self, name: str, indexed: Fingerprint, session_id: str, terms: list[str], hits: list[SearchHit], limit: int
@@ -915,7 +923,7 @@ class JsonFileStore(StoreBase):
                 raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
             updated = to_us(info.updated_at)
             log, spans = self._snapshot(info.version, updated, data.messages, data.summaries)
-            self._update_index(self._index.replaced, name, self._replace(self._log(name), log), spans)
+            self._update_index(self._index.replaced, name, self._replace(self._log(name), log), spans, updated)
             self._write_meta(
                 name,
                 {
@@ -945,7 +953,8 @@ class JsonFileStore(StoreBase):
             now = max(now_us(), state.updated)
             before = fingerprint(os.fstat(fd))
             log, moved = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
-            self._update_index(self._index.cut, name, before, self._replace(self._log(name), log), to, moved)
+            written = self._replace(self._log(name), log)
+            self._update_index(self._index.cut, name, before, written, to, moved, now)
         return expected_version + 1
 
     def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> tuple[bytes, list[Span]]:

@@ -1,4 +1,5 @@
-"""``python -m claude_history.testing [--host H] [--port P] [--keep-requests N]``: run the simulator until Ctrl-C."""
+"""``python -m claude_history.testing [--host H] [--port P] [--keep-requests N] [--reply-delay S]``: run the
+simulator until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -28,10 +29,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="simulated processing time of a message batch (default 60)",
     )
+    parser.add_argument(
+        "--reply-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before each Messages reply begins, as a model's time to first token (default 0)",
+    )
     args = parser.parse_args(argv)
     sim = Simulator(host=args.host, port=args.port, keep_requests=args.keep_requests)
     if args.batch_seconds is not None:
         sim.batch_seconds = args.batch_seconds
+    sim.reply_delay = args.reply_delay
     try:
         sim.start()
     except OSError as exc:

@@ -94,6 +94,9 @@ class Simulator:
 
     max_body_bytes = MAX_BODY_BYTES
     batch_seconds = BATCH_SECONDS  # simulated processing time of a message batch (advance() moves it)
+    # Wall-clock seconds every Messages reply waits before it begins (the model's time to first token), so a
+    # benchmark measures a proxy in front of an upstream that takes time, as the real one does. 0: at once.
+    reply_delay = 0.0
     thread_ttl = THREAD_TTL  # seconds a message thread is held after its latest response (assumed: undocumented)
 
     def __init__(
@@ -378,6 +381,8 @@ class Simulator:
                 raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
             self._authenticate(headers)
             response = self._route(method, path, headers, body, parse_error, request_id)
+            if self.reply_delay > 0 and method == "POST" and urlsplit(path).path == "/v1/messages":
+                time.sleep(self.reply_delay)  # outside the lock: replies in parallel wait in parallel
         except ApiError as error:
             response = Response(error.status, {**error.body(), "request_id": request_id}, dict(error.headers))
         except Exception as exc:  # never let a request kill the server: answer like the API's 500

@@ -7,8 +7,10 @@ one append, so:
 * a row put back from before a rewind (or from an earlier copy of the session) does not have the ``w`` the
   next row names as its ``p``: the chain breaks there;
 * the last row's ``w`` is the session's version, unless the wrapper's own rewind explains the difference: it
-  leaves a note sealed with the key in the session's encryption record (the version and message count the
-  rewind produced, and the ``w`` of the row it kept last). Dropping the last turn beneath the wrapper, or
+  leaves a note sealed with the key (the version and message count the rewind produced, and the ``w`` of the
+  row it kept last) in two places: the session's encryption record, where any later metadata write built from
+  an older read may drop it (metadata is last writer wins), and a record of its own that only rewinds write
+  (``note_id``), read when the first does not explain the end. Dropping the last turn beneath the wrapper, or
   putting back an older copy of it, bumps the version without such a note and is detected.
 
 Rows of format 1 (written before chaining) carry no link: the chain restarts after them, and a log that ends
@@ -21,21 +23,20 @@ from collections.abc import Mapping, Sequence
 
 from ...errors import DecryptionError
 
-__all__ = ["Link", "append_prev", "check_links", "last_written"]
+__all__ = ["Link", "LogEndError", "check_links", "explains", "last_written"]
 
 Link = tuple[int, int]  # (w, p) of a format 2 row
 
 
-def append_prev(version: int, count: int, note: Mapping[str, object] | None) -> int:
-    """The ``p`` of the first row an append writes to a session at ``version`` with ``count`` messages: the
-    ``w`` of its last row, which is the version itself unless the wrapper's rewind (``note``) came last."""
-    if count == 0:
-        return 0
-    if note is not None and note.get("version") == version and note.get("count") == count:
-        last = note.get("last")
-        if isinstance(last, int) and not isinstance(last, bool):
-            return last
-    return version
+class LogEndError(DecryptionError):
+    """The log does not end where the wrapper left it, as far as the rewind note at hand tells: the caller may
+    look for the note in its second place (the note's own record, which only rewinds write) before giving up."""
+
+
+def explains(note: Mapping[str, object] | None, version: int, count: int, last: int) -> bool:
+    """Does the (authentic) rewind ``note`` say the wrapper left the log at ``version`` with ``count`` rows, the
+    last written at ``last``?"""
+    return note is not None and (note.get("version"), note.get("count"), note.get("last")) == (version, count, last)
 
 
 def last_written(links: Sequence[Link | None]) -> int | None:
@@ -81,15 +82,9 @@ def check_links(
         last = 0
     else:
         return
-    if last == version:
+    if last == version or explains(note, version, first_seq + len(links), last):
         return
-    if note is not None and (note.get("version"), note.get("count"), note.get("last")) == (
-        version,
-        first_seq + len(links),
-        last,
-    ):
-        return
-    raise DecryptionError(
+    raise LogEndError(
         f"session {session_id!r} does not end where the encrypted store left it: its last message was written "
         f"at version {last} but the session is at version {version} with no rewind of the store's to explain "
         "it, so turns were dropped or replaced beneath the wrapper (rollback?). Nothing was changed."

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from ...errors import ConflictError, DecryptionError
+from ...errors import ConfigurationError, ConflictError, DecryptionError
 from .. import _json, _messages
 from ..base import (
     Entry,
@@ -39,6 +39,7 @@ BLOCK_TYPE = "encrypted"  # a stored message is {"role": ..., "content": [{"type
 STRING_PREFIX = "claude-history-encrypted:v1:"  # summary texts, system prompts and titles
 RESERVED_METADATA_KEY = "_claude_history_encryption"
 BACKUP_PREFIX = "_claude_history_rotation_backup:"
+NOTE_PREFIX = "_claude_history_rewind_note:"
 FORMAT_VERSION = 1  # records, strings, and the message rows written before format 2
 MESSAGE_FORMAT = 2  # message rows bound to the incarnation (or import epoch) and linked by version
 NONCE_BYTES = 12
@@ -108,6 +109,23 @@ def backup_id(session_id: str) -> str:
     return BACKUP_PREFIX + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
+def note_id(session_id: str) -> str:
+    """Where the wrapper's rewinds keep the second copy of their note (``_chain``): a record of its own, which
+    no other write touches, hidden like a rotation backup."""
+    return NOTE_PREFIX + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def check_own_id(session_id: object) -> None:
+    """Refuse a caller's write to an id of the form the wrapper's own records take (a rotation backup, a kept
+    rewind note): such a session would be hidden from listings, overwritten by the wrapper and deleted with
+    the session it seems to belong to."""
+    if isinstance(session_id, str) and session_id.startswith((BACKUP_PREFIX, NOTE_PREFIX)):
+        raise ConfigurationError(
+            f"session id {session_id[:40]!r}...: ids starting with {BACKUP_PREFIX!r} or {NOTE_PREFIX!r} are "
+            "reserved for the encrypted store's own records"
+        )
+
+
 def _parse_time(value: object) -> datetime | None:
     try:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -117,6 +135,11 @@ def _parse_time(value: object) -> datetime | None:
 
 def _is_backup(info: SessionInfo) -> bool:
     return info.id.startswith(BACKUP_PREFIX) and "backup_of" in _record(info)
+
+
+def _is_internal(info: SessionInfo) -> bool:
+    """A record of the wrapper's own (a rotation backup, a rewind note), hidden from listings and search."""
+    return _is_backup(info) or (info.id.startswith(NOTE_PREFIX) and "note_of" in _record(info))
 
 
 class _Codec:
@@ -331,15 +354,18 @@ class _Codec:
             metadata=metadata,
         )
 
-    def open_data(self, data: SessionData, *, key_session: str | None = None) -> SessionData:
+    def open_data(
+        self, data: SessionData, *, key_session: str | None = None, note: Mapping[str, Any] | None = None
+    ) -> SessionData:
         """Decrypt a loaded session; ``key_session`` is the id its rows were encrypted for (a rotation backup
-        holds another session's messages under its own id)."""
+        holds another session's messages under its own id); ``note``: a rewind note opened from its own record,
+        tried besides the one in the session's (``_chain.LogEndError`` if neither explains the log's end)."""
         sid = key_session or data.info.id
         links: list[_chain.Link | None] = []
         messages = self.open_messages(sid, data.messages, bindings(data.info), links)
         summaries = [self.open_summary(sid, s) for s in data.summaries]
         info = self.open_info(data.info)
-        self.check_log(sid, data.info, links)  # after every authentication: a change is named as such
+        self.check_log(sid, data.info, links, note)  # after every authentication: a change is named as such
         return SessionData(info=info, messages=messages, summaries=summaries)
 
     @staticmethod
@@ -355,15 +381,26 @@ class _Codec:
                 links.append(None)
         return links
 
-    def log_end(self, session_id: str, info: SessionInfo) -> tuple[int, Mapping[str, Any] | None, bool]:
+    def log_end(
+        self, session_id: str, info: SessionInfo, note: Mapping[str, Any] | None = None
+    ) -> tuple[int, Mapping[str, Any] | None, bool]:
         """Where the wrapper left the session's log, for ``_chain.check_links``: its version, its rewind note
-        (sealed with the key) and whether it is chained."""
+        (sealed with the key: ``note`` if given, else the one in the session's record) and whether it is
+        chained."""
         record = _record(info)
-        return info.version, self.open_rewind_note(session_id, info), "chain" in record or "epoch" in record
+        if note is None:
+            note = self.open_rewind_note(session_id, info)
+        return info.version, note, "chain" in record or "epoch" in record
 
-    def check_log(self, session_id: str, info: SessionInfo, links: Sequence[_chain.Link | None]) -> None:
+    def check_log(
+        self,
+        session_id: str,
+        info: SessionInfo,
+        links: Sequence[_chain.Link | None],
+        note: Mapping[str, Any] | None = None,
+    ) -> None:
         """The links of a session's whole log, as ``info`` describes it, checked by ``_chain``."""
-        _chain.check_links(session_id, links, 0, end=self.log_end(session_id, info))
+        _chain.check_links(session_id, links, 0, end=self.log_end(session_id, info, note))
 
     # -- the rewind note: in clear metadata, so sealed like the rotation marker
 
@@ -389,6 +426,25 @@ class _Codec:
             "the encrypted store",
             lambda note: self._rewind_aad(session_id, incarnation, note),
         )
+
+    def open_kept_note(self, info: SessionInfo, kept: SessionInfo) -> Mapping[str, Any] | None:
+        """The note in ``kept``, the session's note record (``note_id``), if it is one a rewind of this very
+        session and incarnation sealed with this key; else None (left by an earlier incarnation, or not
+        authentic: it then explains nothing, and the log's end is refused as without it)."""
+        record = _record(kept)
+        if kept.id != note_id(info.id) or record.get("note_of") != info.id:
+            return None
+        incarnation = info.incarnation or ""
+        try:
+            return self._open_marker(
+                info.id,
+                record.get("rewind"),
+                "rewind note",
+                "the encrypted store",
+                lambda note: self._rewind_aad(info.id, incarnation, note),
+            )
+        except DecryptionError:
+            return None
 
     def _open_marker(
         self, session_id: str, marker: object, what: str, writer: str, aad: Callable[[Mapping[str, Any]], bytes]

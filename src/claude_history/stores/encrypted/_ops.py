@@ -27,11 +27,13 @@ from ._codec import (
     RESERVED_METADATA_KEY,
     _Codec,
     _conflict_with_plaintext,
-    _is_backup,
     _is_envelope_block,
+    _is_internal,
     _record,
     backup_id,
     bindings,
+    check_own_id,
+    note_id,
 )
 
 SEARCH_PAGE = 200
@@ -64,7 +66,8 @@ class _Ops:
         raw: SessionData = yield _call("load", session_id)
         rotation = self.codec.open_rotation(session_id, _record(raw.info))
         if rotation is None:
-            return self.codec.open_data(raw)
+            opened: SessionData = yield from self._open(raw)
+            return opened
         # Mid-rotation: after the rewind the messages, and until they are re-saved the summaries, are in the
         # backup; show the session as it was.
         rewound = raw.version == rotation["version"] + 1 and not raw.messages
@@ -80,6 +83,53 @@ class _Ops:
             messages = self.codec.open_messages(session_id, raw.messages, bindings(raw.info))
         info = replace(self.codec.open_info(raw.info), message_count=len(messages))
         return SessionData(info=info, messages=messages, summaries=saved.summaries)
+
+    def _open(self, raw: SessionData) -> _Op[SessionData]:
+        """``codec.open_data``, the rewind note read from its own record (``note_id``) when the one in the
+        session's record does not explain the log's end (a metadata write built from an older read dropped it)."""
+        try:
+            return self.codec.open_data(raw)
+        except _chain.LogEndError:
+            note = yield from self._kept_note(raw.info)
+            if note is None:
+                raise
+            return self.codec.open_data(raw, note=note)
+
+    def _kept_note(self, info: SessionInfo) -> _Op[Mapping[str, Any] | None]:
+        """The rewind note kept in its own record for ``info``'s session and incarnation, None if none is."""
+        try:
+            kept: SessionInfo = yield _call("get_session", note_id(info.id))
+        except SessionNotFound:
+            return None
+        return self.codec.open_kept_note(info, kept)
+
+    def _chain_head(self, info: SessionInfo, entries: Sequence[Entry]) -> _Op[int]:
+        """What the first row of an append to ``info``'s session links to: the ``w`` of its last row, read and
+        checked against where the wrapper left the log (so an append never chains onto turns dropped or put
+        back beneath it: ``LogEndError``, nothing written). One more round trip for one row."""
+        count = info.message_count
+        rows: list[StoredMessage] = yield _call("load_messages", info.id, start=count - 1, stop=count)
+        if [m.seq for m in rows] != [count - 1]:
+            return info.version  # the session moved since it was read: the append's compare-and-swap refuses it
+        try:
+            self.codec.open_messages(info.id, rows, bindings(info))
+        except DecryptionError:
+            fresh: SessionInfo = yield _call("get_session", info.id)
+            if (fresh.version, fresh.incarnation) != (info.version, info.incarnation):
+                raise _cas.conflict(info.id, info.version, fresh.version, entries) from None
+            raise
+        link = self.codec.links(rows)[0]
+        if link is None:
+            return info.version  # format 1: not chained
+        end = self.codec.log_end(info.id, info)
+        try:
+            _chain.check_links(info.id, [link], count - 1, end=end)
+        except _chain.LogEndError:
+            note = yield from self._kept_note(info)
+            if note is None:
+                raise
+            _chain.check_links(info.id, [link], count - 1, end=(end[0], note, end[2]))
+        return link[0]
 
     def get_session(self, session_id: str) -> _Op[SessionInfo]:
         info: SessionInfo = yield _call("get_session", session_id)
@@ -152,7 +202,7 @@ class _Ops:
             infos: list[SessionInfo] = yield _call(
                 "list_sessions", owner=owner, tag=tag, limit=want, offset=offset, after=after
             )
-            opened.extend(self.codec.open_info(info) for info in infos if not _is_backup(info))
+            opened.extend(self.codec.open_info(info) for info in infos if not _is_internal(info))
             if len(infos) < want or len(opened) >= limit:
                 return opened
             after, offset = SessionCursor.after(infos[-1]), 0
@@ -197,7 +247,7 @@ class _Ops:
         offset = 0
         while True:
             page: list[SessionInfo] = yield _call("list_sessions", owner=owner, limit=SEARCH_PAGE, offset=offset)
-            ids.extend(info.id for info in page if not _is_backup(info))
+            ids.extend(info.id for info in page if not _is_internal(info))
             if len(page) < SEARCH_PAGE:
                 return list(dict.fromkeys(ids))
             offset += SEARCH_PAGE
@@ -226,6 +276,7 @@ class _Ops:
     ) -> _Op[int]:
         # Bad input fails before any I/O, in the backend's own words.
         encoded = _messages.check_append(session_id, entries, expected_version, incarnation, turn_id)
+        check_own_id(session_id)
         fenced = {} if check_lease(lease) is None else {"lease": lease}
         try:
             info: SessionInfo | None = yield _call("get_session", session_id)
@@ -255,7 +306,8 @@ class _Ops:
             except ConflictError as exc:
                 raise _conflict_with_plaintext(exc, entries) from None
             count = info.message_count
-            prev = _chain.append_prev(info.version, count, self.codec.open_rewind_note(session_id, info))
+            if count:
+                prev = yield from self._chain_head(info, entries)
             current = self.codec.keys.current
             if record and current not in record.get("kids", []):
                 # Record the new key before writing under it, so the record always covers every key in use.
@@ -295,6 +347,7 @@ class _Ops:
 
     def update_session(self, session_id: str, changes: Mapping[str, Any], create: bool) -> _Op[SessionInfo]:
         checked = _checks.check_session_changes(changes)
+        check_own_id(session_id)
         if RESERVED_METADATA_KEY in checked.get("metadata", {}):
             raise ConfigurationError(f"metadata key {RESERVED_METADATA_KEY!r} is reserved for encryption")
         try:
@@ -393,7 +446,7 @@ class _Ops:
                         rows = yield from self._checked_rows(info, to, None)
                         if rows is None:
                             whole: SessionData = yield _call("load", session_id)
-                            self.codec.open_data(whole)  # raises if the log was changed beneath the wrapper
+                            yield from self._open(whole)  # raises if the log was changed beneath the wrapper
                             if expected_version is not None or attempt == _rewind_fork.REWIND_RETRIES - 1:
                                 raise _cas.conflict(session_id, current, whole.version)
                             continue  # else a writer came in between: read again
@@ -406,7 +459,7 @@ class _Ops:
                 if expected_version is not None and raw.version != expected_version:
                     raise _cas.conflict(session_id, expected_version, raw.version)
                 self._refuse_during_rotation(raw.info, expected_version)
-                opened = self.codec.open_data(raw)
+                opened = yield from self._open(raw)
                 target = _rewind_fork.rewind_target(opened.message_params(), None)
                 info, current = raw.info, raw.version
                 last = _chain.last_written(self.codec.links(raw.messages[:target]))
@@ -430,6 +483,7 @@ class _Ops:
         note = self.codec.seal_rewind_note(info.id, info.incarnation, current + 1, to, last)
         before = _record(info).get("rewind")
         yield from self._put_note(info, note)
+        yield from self._keep_note(info, note)
         try:
             version = yield _call("rewind", info.id, to=to, expected_version=current)
         except ConflictError:
@@ -440,6 +494,12 @@ class _Ops:
         fresh = yield _call("get_session", info.id)
         if fresh.version == version and _record(fresh).get("rewind") != note:
             yield from self._put_note(fresh, note)
+        try:
+            kept: SessionInfo | None = yield _call("get_session", note_id(info.id))
+        except SessionNotFound:
+            kept = None
+        if fresh.version == version and (kept is None or _record(kept).get("rewind") != note):
+            yield from self._keep_note(fresh, note)
         return version
 
     @staticmethod
@@ -448,6 +508,22 @@ class _Ops:
         if note is not None:
             record["rewind"] = note
         yield _call("update_session", info.id, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
+        return None
+
+    @staticmethod
+    def _keep_note(info: SessionInfo, note: object) -> _Op[None]:
+        """The note's second copy, in a record of its own (``note_id``) that only rewinds write: a metadata
+        write of the session built from a read before the cut cannot drop it. It expires with the session as
+        it stands, and goes with ``delete``. A losing racer leaves its note there: it explains no state the
+        session reaches (another count or last row at that version), so it vouches for nothing."""
+        record = {"note_of": info.id, "rewind": note}
+        yield _call(
+            "update_session",
+            note_id(info.id),
+            metadata={RESERVED_METADATA_KEY: record},
+            expires_at=info.expires_at,
+            create=True,
+        )
         return None
 
     @staticmethod
@@ -466,6 +542,7 @@ class _Ops:
     def fork(self, session_id: str, at: int | None, new_id: str | None) -> _Op[str]:
         data = yield from self.load(session_id)
         forked = _rewind_fork.fork_session(data, at=at, new_id=new_id, now=_times.now_us())
+        check_own_id(forked.info.id)
         sealed = self.codec.seal_data(forked, record=self.codec.new_record())
         # One atomic create in the backend, with the rows re-encrypted under the new session's key.
         created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=forked.info.id)
@@ -473,6 +550,7 @@ class _Ops:
 
     def import_jsonl(self, data: str | Iterable[str], session_id: str | None) -> _Op[str]:
         plain = _jsonl.parse_import(data, session_id=session_id, now=_times.now_us())
+        check_own_id(plain.info.id)
         for stored in plain.messages:
             if _is_envelope_block(stored.message.get("content")):
                 raise ConfigurationError(
@@ -486,4 +564,5 @@ class _Ops:
     def delete(self, session_id: str) -> _Op[bool]:
         deleted: bool = yield _call("delete", session_id)
         yield _call("delete", backup_id(session_id))  # a rotation backup must not outlive its session
+        yield _call("delete", note_id(session_id))  # nor the rewind note kept for it
         return deleted
