@@ -6,9 +6,11 @@ For each length (100, 1,000, 10,000, 100,000 messages) and seed, a SQLite sessio
 written straight into the store (seeded prose, 200-2,000 characters a message, the replies with the usage
 their requests would have been billed, see ``prepare``), then:
 
-- **fresh**: a new ``Chat`` on that session sends one turn (what a web handler that builds a ``Chat`` per request
-  pays: the load and the planner's first look at the session);
-- **warm**: the same ``Chat`` sends ``--turns`` more turns, each timed.
+- **first**: a new ``Chat`` on that session sends one turn: the first chat on a session written without one (an
+  import) reads and replays all of it, and keeps the planner's checkpoint with the session;
+- **fresh**: ``--fresh`` more new ``Chat`` objects send one turn each (what a web handler that builds a ``Chat``
+  per request pays on a session its chats wrote: the checkpoint and the newest part of the log);
+- **warm**: the last ``Chat`` sends ``--turns`` more turns, each timed.
 
 Overhead is the wall time of ``Chat(...)`` + ``send`` less the time spent inside the HTTP transport (the request
 on the wire, the simulator's work, the response read): planning, the SDK's request building and parsing,
@@ -121,26 +123,32 @@ def client_for(sim: Simulator) -> Iterator[tuple[anthropic.Anthropic, TimedTrans
         http.close()
 
 
-def run_one(sim: Simulator, root: Path, length: int, seed: int, turns: int) -> tuple[float, list[float]]:
-    """(fresh-Chat overhead, warm overheads) in seconds for one session."""
+def run_one(
+    sim: Simulator, root: Path, length: int, seed: int, turns: int, fresh_turns: int
+) -> tuple[float, list[float], list[float]]:
+    """(first-Chat overhead, fresh-Chat overheads, warm overheads) in seconds for one session."""
     store = open_store(f"sqlite:///{root / f'planning-{length}-{seed}.db'}")
     session_id = f"planning-{length}-{seed}"
     try:
         prepare(store, session_id, length, seed)
         rng = random.Random(seed * 7919 + length)
         with client_for(sim) as (client, transport):
-            started = time.perf_counter()
-            chat = Chat(client, model=MODEL, store=store, session_id=session_id, system=SYSTEM,
-                        max_tokens=256, context=POLICY)  # fmt: skip
-            chat.send(prose(rng, 200, 1_000))
-            fresh = time.perf_counter() - started - transport.spent
+            opened: list[float] = []
+            for _ in range(1 + fresh_turns):
+                transport.spent = 0.0
+                started = time.perf_counter()
+                chat = Chat(client, model=MODEL, store=store, session_id=session_id, system=SYSTEM,
+                            max_tokens=256, context=POLICY)  # fmt: skip
+                chat.send(prose(rng, 200, 1_000))
+                opened.append(time.perf_counter() - started - transport.spent)
+            first, fresh = opened[0], opened[1:]
             warm: list[float] = []
             for _ in range(turns):
                 transport.spent = 0.0
                 started = time.perf_counter()
                 chat.send(prose(rng, 200, 1_000))
                 warm.append(time.perf_counter() - started - transport.spent)
-        return fresh, warm
+        return first, fresh, warm
     finally:
         store.close()
 
@@ -159,6 +167,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--turns", type=int, default=20, help="warm turns timed per session (default 20)")
+    parser.add_argument("--fresh", type=int, default=10, help="fresh Chats timed per session (default 10)")
     parser.add_argument("--results", type=Path, help="Markdown file to write the section into")
     args = parser.parse_args()
     lengths = args.lengths or ((100, 1_000) if args.quick else LENGTHS)
@@ -166,21 +175,27 @@ def main() -> None:
     results_path = args.results if args.results is not None else (None if args.quick else RESULTS)
     rows: list[list[str]] = []
     warm_medians: dict[int, float] = {}
+    fresh_medians: dict[int, float] = {}
     began = time.perf_counter()
     with Simulator() as sim, tempfile.TemporaryDirectory() as tmp:
         for length in lengths:
+            firsts: list[float] = []
             fresh: list[float] = []
             warm: list[float] = []
             for seed in seeds:
-                one_fresh, one_warm = run_one(sim, Path(tmp), length, seed, args.turns)
-                fresh.append(one_fresh)
+                one_first, one_fresh, one_warm = run_one(sim, Path(tmp), length, seed, args.turns, args.fresh)
+                firsts.append(one_first)
+                fresh.append(statistics.median(one_fresh))
                 warm.append(statistics.median(one_warm))
-                print(f"{length:>7,} messages, seed {seed}: fresh {one_fresh * 1000:.2f} ms, warm median "
+                print(f"{length:>7,} messages, seed {seed}: first {one_first * 1000:.2f} ms, fresh median "
+                      f"{statistics.median(one_fresh) * 1000:.2f} ms, warm median "
                       f"{statistics.median(one_warm) * 1000:.2f} ms", flush=True)  # fmt: skip
             warm_medians[length] = statistics.median(warm)
-            rows.append([f"{length:,}", spread(warm), spread(fresh)])
+            fresh_medians[length] = statistics.median(fresh)
+            rows.append([f"{length:,}", spread(warm), spread(fresh), spread(firsts)])
     first, last = lengths[0], lengths[-1]
     ratio = warm_medians[last] / warm_medians[first]
+    fresh_ratios = {n: fresh_medians[n] / fresh_medians[first] for n in lengths[1:]}
     info = machine()
     command = "bench/planning.py" + (" --quick" if args.quick else "")
     body = "\n".join(
@@ -190,12 +205,17 @@ def main() -> None:
             "",
             f"SQLite, `CacheAwareWindow({BUDGET:,})`, {MODEL}, the simulator in the same process. The library's "
             "own time per turn (wall time less the time inside the HTTP transport); median over seeds "
-            f"{', '.join(map(str, seeds))} of each seed's median over {args.turns} warm turns, range in brackets. "
-            "Fresh: `Chat(...)` and its first `send` on the stored session. Garbage collector on.",
+            f"{', '.join(map(str, seeds))} of each seed's median over {args.turns} warm turns (fresh: over "
+            f"{args.fresh} new Chats), range in brackets. Fresh: `Chat(...)` and its first `send` on a session "
+            "its chats wrote (they keep the planner's checkpoint with it: the chat reads that and the newest "
+            "part of the log). First: the same for the first Chat on a session written without one (an "
+            "import: it reads and replays all of it). Garbage collector on.",
             "",
-            table(["messages", "warm turn (ms)", "fresh Chat, first turn (ms)"], rows),
+            table(["messages", "warm turn (ms)", "fresh Chat, first turn (ms)", "first Chat on an import (ms)"], rows),
             "",
-            f"Warm turn at {last:,} messages / at {first:,}: {ratio:.2f}x.",
+            f"Warm turn at {last:,} messages / at {first:,}: {ratio:.2f}x. Fresh Chat at "
+            + ", ".join(f"{n:,} / at {first:,}: {r:.2f}x" for n, r in fresh_ratios.items())
+            + ".",
         ]
     )
     print(body)

@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import anthropic
 
 from .connection import IncompleteStream
+from .context.checkpoint import NotLoaded
 from .context.plan import RequestPlan
 from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores._cas import takes_append_tokens
+from .stores._checkpoints import supports_checkpoints
 from .stores._leases import check_ttl, supports_leases
 from .stores.base import AsyncStore, Entry, Store
 from .tokens import count_kwargs
@@ -51,10 +53,13 @@ from .turn_requests import (
     Commit,
     CountTokens,
     Finished,
+    LoadCheckpoint,
+    LoadMessages,
     LoadSession,
     ReleaseLease,
     Request,
     RunTools,
+    SaveCheckpoint,
     SaveMetadata,
     SaveSummary,
     Summarize,
@@ -200,7 +205,7 @@ class _ChatBase:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The committed history as ``MessageParam`` dicts (copies: changing them changes nothing)."""
-        return copy.deepcopy(list(self._current().log))
+        return copy.deepcopy(list(self._whole_state().log))
 
     @property
     def version(self) -> int:
@@ -210,25 +215,25 @@ class _ChatBase:
     @property
     def usage(self) -> TokenUsage:
         """Tokens of every committed reply (and stored summary) of the session, by kind."""
-        self._current()
+        self._whole_state()
         return self._ledger.usage
 
     @property
     def cost(self) -> float:
         """USD of every committed reply of the session. Replies on a model without a price are left out
         (with a one-time warning): then ``cost_complete`` is False."""
-        self._current()
+        self._whole_state()
         return self._ledger.cost
 
     @property
     def exact_cost(self) -> Decimal:
         """``cost`` as an exact ``Decimal``."""
-        self._current()
+        self._whole_state()
         return self._ledger.exact_cost
 
     @property
     def cost_complete(self) -> bool:
-        self._current()
+        self._whole_state()
         return self._ledger.cost_complete
 
     @property
@@ -251,13 +256,19 @@ class _ChatBase:
         Without ``content``: the pending turn as it stands, or a one-character placeholder message.
         ``overrides`` are ``send``'s per-call keywords (``model=``, ``system=``, ``tools=``...).
         On ``AsyncChat`` it is not awaited: it reads the loaded state (``await chat.load()`` first)."""
-        return next_request_report(self._current(), self._pending, content, self._settings, overrides)
+        try:
+            return next_request_report(self._current(), self._pending, content, self._settings, overrides)
+        except NotLoaded:  # the plan needs more of the session than a checkpointed read gave
+            return next_request_report(self._whole_state(), self._pending, content, self._settings, overrides)
 
     def next_request(self, content: Any = None, **overrides: Any) -> RequestPlan:
         """The request ``send(content)`` would make now, as ``context_report`` plans it: the messages with their
         cache markers, the system prompt and tools, where the window starts (``context.RequestPlan``; its
         ``report`` is ``context_report``'s). No API call, nothing changes."""
-        return next_request_plan(self._current(), self._pending, content, self._settings, overrides)
+        try:
+            return next_request_plan(self._current(), self._pending, content, self._settings, overrides)
+        except NotLoaded:
+            return next_request_plan(self._whole_state(), self._pending, content, self._settings, overrides)
 
     def stage(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Put ``messages`` ahead of the next ``send`` in the same turn: they are sent with it and committed
@@ -285,6 +296,11 @@ class _ChatBase:
     # -- shared helpers ----------------------------------------------------------------------------------
 
     def _current(self) -> SessionState:
+        raise NotImplementedError
+
+    def _whole_state(self) -> SessionState:
+        """The state with the whole session in it: a send may have read only the newest part (from the
+        session's planner checkpoint); what tells the whole history or its totals reads the rest first."""
         raise NotImplementedError
 
     def _set_state(self, state: SessionState, *, trusted: bool = False) -> None:
@@ -444,6 +460,13 @@ class Chat(_ChatBase):
         assert self._state is not None
         return self._state
 
+    def _whole_state(self) -> SessionState:
+        state = self._current()
+        if not state.complete:
+            self.reload()
+            state = self._current()
+        return state
+
     # -- turns -------------------------------------------------------------------------------------------
 
     def send(self, content: Any, **overrides: Any) -> Message:
@@ -529,6 +552,17 @@ class Chat(_ChatBase):
                 return SessionState.from_data(store.load(session_id))
             except SessionNotFound:
                 return SessionState(session_id)
+        if isinstance(request, LoadCheckpoint):
+            return store.load_checkpoint(session_id) if supports_checkpoints(store) else None  # type: ignore[attr-defined]
+        if isinstance(request, LoadMessages):
+            try:
+                return store.load_messages(session_id, start=request.start)
+            except SessionNotFound:
+                return []
+        if isinstance(request, SaveCheckpoint):
+            if supports_checkpoints(store):
+                store.save_checkpoint(session_id, request.version, request.data)  # type: ignore[attr-defined]
+            return None
         if isinstance(request, Summarize):
             return self._client.messages.create(**request.params)
         if isinstance(request, SaveSummary):
@@ -561,7 +595,7 @@ class Chat(_ChatBase):
         messages."""
         if self._pending is not None:
             return self.discard_pending()
-        state = self._current()
+        state = self._whole_state()
         if not state.log:
             return []
         try:
@@ -805,8 +839,17 @@ class AsyncChat(_ChatBase):
             )
         return self._state
 
+    def _whole_state(self) -> SessionState:
+        state = self._current()
+        if not state.complete:
+            raise RuntimeError(
+                f"only the newest part of session {self._session_id!r} was read (its planner checkpoint made a "
+                "send cheap): `await chat.load()` reads all of it before reading messages, usage or cost"
+            )
+        return state
+
     async def _ensure(self) -> SessionState:
-        if self._state is None:
+        if self._state is None or not self._state.complete:
             await self.reload()
         return self._current()
 
@@ -889,6 +932,19 @@ class AsyncChat(_ChatBase):
                 return SessionState.from_data(await store.load(session_id))
             except SessionNotFound:
                 return SessionState(session_id)
+        if isinstance(request, LoadCheckpoint):
+            if not supports_checkpoints(store):
+                return None
+            return await store.load_checkpoint(session_id)  # type: ignore[attr-defined]
+        if isinstance(request, LoadMessages):
+            try:
+                return await store.load_messages(session_id, start=request.start)
+            except SessionNotFound:
+                return []
+        if isinstance(request, SaveCheckpoint):
+            if supports_checkpoints(store):
+                await store.save_checkpoint(session_id, request.version, request.data)  # type: ignore[attr-defined]
+            return None
         if isinstance(request, Summarize):
             return await self._client.messages.create(**request.params)
         if isinstance(request, SaveSummary):

@@ -25,7 +25,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .context.plan import RequestPlan, plan_request
+from .context.checkpoint import Tail
+from .context.plan import RequestPlan, plan_request, settle
 from .context.planner import Planner
 from .context.report import ContextReport
 from .context.sequences import Joined, Prefix
@@ -111,6 +112,9 @@ class SessionState:
     # The same object for every state derived from one load by commits (the log only grew): the planner's
     # word that the messages it saw before are unchanged (context.Planner).
     lineage: object = field(default_factory=object, compare=False, repr=False)
+    # The seq of the first record held: 0 for a whole session; more when only the newest part was read from
+    # the session's planner checkpoint (turn_path._from_checkpoint): ``log`` is then a ``Tail``.
+    start: int = 0
 
     @classmethod
     def from_data(cls, data: SessionData) -> SessionState:
@@ -125,8 +129,20 @@ class SessionState:
 
     @cached_property
     def log(self) -> Sequence[dict[str, Any]]:
-        """The committed messages (shared, never mutated: copy before handing them out)."""
-        return Prefix([r.message for r in self.records])
+        """The committed messages (shared, never mutated: copy before handing them out); a ``Tail`` (indexed
+        as the whole log, refusing what was not read) when ``start`` > 0."""
+        messages = Prefix([r.message for r in self.records])
+        return Tail(self.start, messages) if self.start else messages
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole session was read (not only its newest part)."""
+        return self.start == 0
+
+    @property
+    def length(self) -> int:
+        """How many messages the session holds."""
+        return self.start + len(self.records)
 
     @property
     def stored_system(self) -> str | list[dict[str, Any]] | None:
@@ -150,7 +166,7 @@ class SessionState:
         ``changes``: other fields of the new state (``info``, ``incarnation``). O(new entries): the records
         and the log are grown in place (``Prefix.grown``), this state still sees only its own."""
         now = now if now is not None else utc_now()
-        start = len(self.records)
+        start = self.length
         new = [
             StoredMessage(
                 seq=start + i,
@@ -163,7 +179,9 @@ class SessionState:
         ]
         state = replace(self, version=version, records=Prefix.of(self.records).grown(new), **changes)
         if "log" in self.__dict__:  # the log so far is known: grow it too rather than derive it again
-            state.__dict__["log"] = Prefix.of(self.__dict__["log"]).grown(r.message for r in new)
+            log = self.__dict__["log"]
+            more = (r.message for r in new)
+            state.__dict__["log"] = log.grown(more) if isinstance(log, Tail) else Prefix.of(log).grown(more)
         return state
 
     def awaiting_tool_uses(self) -> list[dict[str, Any]]:
@@ -192,6 +210,8 @@ class Ledger:
     def reset(self, state: SessionState) -> None:
         self._records, self._usage, self._priced, self._cost = [], TokenUsage(), 0, Decimal(0)
         self._unpriced = set()
+        if not state.complete:  # only the newest part was read: the front end reads all before telling totals
+            return
         self.add((r.model, r.usage) for r in state.records)
         self.add((s.model, s.usage) for s in state.summaries)
 
@@ -476,7 +496,7 @@ class Turn:
         settings and session become planner arguments."""
         opts = {**settings.create_kwargs, **self.overrides}
         now = read_clock(settings.clock)
-        offset = len(self.base.records)
+        offset = self.base.length
         # The replies of this turn so far: ``seq`` indexes log + pending, so the planner knows the exact size
         # of what was sent, calibrates its estimate and sees when each turn happened (the cache TTL).
         pending_usage = [
@@ -485,10 +505,7 @@ class Turn:
             if e.usage
         ]
         arguments = {
-            "model": opts.get("model", settings.model),
-            "system": opts.get("system", settings.system_for(self.base)),
-            "tools": list(self.toolset.params) or None,
-            "policy": settings.context,
+            **self._planned_with(settings, opts, self.base),
             "summaries": self.base.summaries,
             "usage_history": Joined(self.base.records, pending_usage),  # (not a copy of the records)
             # A top-level cache_control is the API's automatic caching (one breakpoint on the last block): the
@@ -499,6 +516,27 @@ class Turn:
             "lineage": self.base.lineage,
         }
         return self.base.log, self.messages, arguments
+
+    def _planned_with(self, settings: Settings, opts: Mapping[str, Any], state: SessionState) -> dict[str, Any]:
+        """The model, system prompt, tools and policy this turn's requests are planned with."""
+        return {
+            "model": opts.get("model", settings.model),
+            "system": opts.get("system", settings.system_for(state)),
+            "tools": list(self.toolset.params) or None,
+            "policy": settings.context,
+        }
+
+    def settle(self, settings: Settings, state: SessionState) -> None:
+        """This turn was committed into ``state``: the chat's planner is brought up to its end with the very
+        objects the next turn passes it (``context.plan.settle``), so its checkpoint holds the newest request."""
+        settle(
+            state.log,
+            **self._planned_with(settings, {**settings.create_kwargs, **self.overrides}, state),
+            summaries=state.summaries,
+            usage_history=state.records,
+            planner=settings.planner,
+            lineage=state.lineage,
+        )
 
     def _kwargs(self, plan: RequestPlan, settings: Settings) -> tuple[dict[str, Any], bool]:
         opts = {**settings.create_kwargs, **self.overrides}

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .context.checkpoint import NotLoaded, restore, snapshot
+from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
 from .stores.base import Entry, SessionInfo, Summary
 from .tools import ToolSet
@@ -48,10 +50,13 @@ from .turn_requests import (
     CheckVersion,
     Commit,
     Finished,
+    LoadCheckpoint,
+    LoadMessages,
     LoadSession,
     ReleaseLease,
     Request,
     RunTools,
+    SaveCheckpoint,
     SaveMetadata,
     TakeLease,
     Wait,
@@ -167,14 +172,18 @@ def _turn(
         yield from _loaded(memory)
         turn = resume_turn(memory.pending, overrides)
     else:
-        state = yield from _fresh(memory) if memory.pending is None else _loaded(memory)
+        state = yield from _fresh(memory, settings) if memory.pending is None else _loaded(memory)
         turn = begin_turn(state, memory.pending, content, settings, overrides)
     if sync_tools:
         check_sync_tools(turn.toolset)
     if resume and turn.awaiting:  # tool rounds beyond max_tool_rounds: the open tools run first
         turn.add_tool_results((yield _run_tools(turn, settings)))
     while True:
-        kwargs, beta = yield from turn.prepare(settings, lambda summary: memory.summary_saved(turn, summary))
+        try:
+            kwargs, beta = yield from turn.prepare(settings, lambda summary: memory.summary_saved(turn, summary))
+        except NotLoaded:  # more of the log than the checkpointed read gave: read it all, plan again
+            yield from _whole(memory, turn)
+            continue
         message = yield CallApi(kwargs, beta)
         step = turn.accept(message, settings)
         if step is Step.RUN_TOOLS:
@@ -247,20 +256,107 @@ def _loaded(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
     return memory.state
 
 
-def _fresh(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
-    """The state, read again first if another writer moved the session on (one cheap metadata read)."""
-    state = yield from _loaded(memory)
-    if memory.trusted:  # read for this very turn a moment ago: the commit's compare-and-swap still guards it
+def _fresh(memory: ChatMemory, settings: Settings) -> Generator[Request, Any, SessionState]:
+    """The state, read again first if another writer moved the session on (one cheap metadata read). What is
+    read is the newest part of the session when its planner checkpoint holds (``_read``)."""
+    if memory.state is not None and memory.trusted:
+        # Read for this very turn a moment ago: the commit's compare-and-swap still guards it.
         memory.trusted = False
-        return state
+        return memory.state
     info: SessionInfo | None = yield CheckVersion()
+    state = memory.state
+    if state is None:
+        memory.adopt((yield from _read(memory, settings, info)))
+        assert memory.state is not None
+        return memory.state
     replaced = info is not None and _replaced(state, info)
     if (0 if info is None else info.version) != state.version or replaced:
-        memory.adopt((yield LoadSession()))
+        memory.adopt((yield from _read(memory, settings, info)))
         if info is not None and replaced:
             raise _replaced_error(memory.session_id, state, info)
     assert memory.state is not None
     return memory.state
+
+
+def _read(memory: ChatMemory, settings: Settings, info: SessionInfo | None) -> Generator[Request, Any, SessionState]:
+    """The session as ``info`` (just read) describes it: nothing for a session that does not exist, the part
+    from its checkpoint on when a checkpoint of this very version is kept, else all of it."""
+    if info is None:
+        return SessionState(memory.session_id)
+    partial = yield from _from_checkpoint(memory, settings, info)
+    return partial if partial is not None else (yield LoadSession())
+
+
+def _from_checkpoint(
+    memory: ChatMemory, settings: Settings, info: SessionInfo
+) -> Generator[Request, Any, SessionState | None]:
+    """The newest part of the session, read from where its planner checkpoint starts, with the chat's planner
+    seeded from that checkpoint (context/checkpoint.py); None when no checkpoint describes the session as it
+    is now: one of its version (a later commit by anyone makes it stale), its incarnation and its length."""
+    found = yield LoadCheckpoint()
+    if found is None:
+        return None
+    version, data = found
+    if (
+        version != info.version
+        or data.get("incarnation") != info.incarnation
+        or data.get("length") != info.message_count
+    ):
+        return None
+    start = restore(settings.planner, data)
+    if start is None or not 0 < start < info.message_count:
+        return None
+    records = yield LoadMessages(start)
+    if len(records) != info.message_count - start or records[0].seq != start:
+        return None  # a writer came in between the reads: read it all
+    return SessionState(
+        session_id=memory.session_id,
+        version=info.version,
+        records=Prefix(list(records)),
+        info=info,
+        incarnation=info.incarnation,
+        start=start,
+    )
+
+
+def _whole(memory: ChatMemory, turn: Turn) -> Generator[Request, Any, None]:
+    """The planner needs more of the log than the checkpointed read gave (``NotLoaded``): the whole session is
+    read and the turn goes on from it, unless it changed meanwhile (then nothing of the turn is kept)."""
+    state: SessionState = yield LoadSession()
+    base = turn.base
+    if state.version != base.version or state.incarnation != base.incarnation:
+        memory.pending = None
+        memory.adopt(state)
+        raise ConflictError(
+            f"session {memory.session_id!r} changed while this turn was being planned (expected version "
+            f"{base.version}, found {state.version}); the turn was not saved. The chat now shows the stored "
+            "history: send again to continue.",
+            session_id=memory.session_id,
+            expected_version=base.version,
+            actual_version=state.version,
+            unsaved=list(turn.entries),
+        )
+    if memory.state is base:
+        memory.adopt(state)
+    turn.base = state
+
+
+def _save_checkpoint(memory: ChatMemory, settings: Settings, turn: Turn) -> Generator[Request, Any, None]:
+    """After a commit: the planner's checkpoint of the session as this chat now holds it, for the next fresh
+    chat (best effort: a failure costs that chat a whole read, never this turn)."""
+    state = memory.state
+    if state is None or not state.records:
+        return
+    try:
+        turn.settle(settings, state)
+        data = snapshot(settings.planner, state.length)
+    except Exception:  # e.g. NotLoaded: the checkpoint of the next chat is then not this one's to make
+        data = None
+    if data is None:
+        return
+    data["incarnation"] = state.incarnation
+    with contextlib.suppress(Exception):
+        yield SaveCheckpoint(state.version, data)
 
 
 def _commit(
@@ -297,6 +393,7 @@ def _commit(
         _attach(exc, message, entries, commit)
         raise
     memory.committed(turn, entries, version, info, now, commit.tokens.get("incarnation"))
+    yield from _save_checkpoint(memory, settings, turn)
 
 
 def _append_tokens(turn: Turn, info: SessionInfo | None) -> dict[str, Any]:

@@ -21,11 +21,14 @@ __all__ = [
     "Commit",
     "CountTokens",
     "Finished",
+    "LoadCheckpoint",
+    "LoadMessages",
     "LoadSession",
     "Op",
     "ReleaseLease",
     "Request",
     "RunTools",
+    "SaveCheckpoint",
     "SaveMetadata",
     "SaveSummary",
     "Summarize",
@@ -60,6 +63,28 @@ class ReleaseLease:
 @dataclass(frozen=True)
 class LoadSession:
     """``store.load(session_id)``; send back a ``turn.SessionState`` (an empty one for an unknown session)."""
+
+
+@dataclass(frozen=True)
+class LoadCheckpoint:
+    """``store.load_checkpoint(session_id)`` when the store keeps planner checkpoints
+    (``stores._checkpoints.supports_checkpoints``); send back ``(version, data)`` or ``None``."""
+
+
+@dataclass(frozen=True)
+class LoadMessages:
+    """``store.load_messages(session_id, start=start)``; send back the list of ``StoredMessage``."""
+
+    start: int
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint:
+    """``store.save_checkpoint(session_id, version, data)`` when the store keeps planner checkpoints (else
+    nothing); send back ``None``."""
+
+    version: int
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,6 @@ class Finished:
 
 Op = Summarize | SaveSummary | CountTokens  # what planning a request may ask for (``Turn.prepare``)
 Request = (
-    TakeLease | Wait | LoadSession | CheckVersion | Op | CallApi | RunTools | SaveMetadata | Commit | ReleaseLease
-    | Finished
+    TakeLease | Wait | LoadSession | LoadCheckpoint | LoadMessages | CheckVersion | Op | CallApi | RunTools
+    | SaveMetadata | Commit | SaveCheckpoint | ReleaseLease | Finished
 )

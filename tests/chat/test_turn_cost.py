@@ -28,7 +28,15 @@ from claude_history.tokens import estimate_request
 from claude_history.tools import ToolSet
 from claude_history.turn import Ledger, SessionState, Settings
 from claude_history.turn_path import ChatMemory, turn_path
-from claude_history.turn_requests import CallApi, CheckVersion, Commit, CountTokens, Finished, SaveMetadata
+from claude_history.turn_requests import (
+    CallApi,
+    CheckVersion,
+    Commit,
+    CountTokens,
+    Finished,
+    SaveCheckpoint,
+    SaveMetadata,
+)
 
 from .conftest import MODEL
 
@@ -184,6 +192,8 @@ def one_turn(memory: ChatMemory, settings: Settings, content: str) -> int:
             result = tokenized(request.kwargs)
         elif isinstance(request, Commit):
             result = version + 1
+        elif isinstance(request, SaveCheckpoint):  # the planner's checkpoint, kept for the next fresh chat
+            result = None
         else:
             raise AssertionError(f"unexpected {type(request).__name__}")
     return sent

@@ -12,7 +12,7 @@ import pytest
 from claude_history.errors import DecryptionError, SessionNotFound
 from claude_history.stores.memory import MemoryStore
 
-from .conftest import Backend
+from .conftest import TEST_KEY, Backend
 from .samples import turn
 
 
@@ -120,3 +120,41 @@ def test_the_kept_rewind_note_is_hidden_and_goes_with_its_session(store: Any) ->
     assert texts(store) == ["question a"]
     assert store.delete("s")
     assert store.inner.list_sessions() == []
+
+
+def test_a_caller_cannot_take_the_id_of_the_wrappers_own_records(store: Any) -> None:
+    # A tenant that may name its sessions could take the id where alice's rewind note (or rotation backup) is
+    # kept: the wrapper would overwrite it, hide it from listings, and delete it with alice.
+    from claude_history.errors import ConfigurationError
+    from claude_history.stores.encrypted import backup_id
+    from claude_history.stores.encrypted._codec import note_id
+
+    store.append("own", turn("a"), expected_version=0)
+    for taken in (note_id("alice"), backup_id("alice")):
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.append(taken, turn("mine"), expected_version=0)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.update_session(taken, title="mine", create=True)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.import_jsonl(_export("mine"), session_id=taken)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            store.fork("own", new_id=taken)
+    assert [info.id for info in store.inner.list_sessions()] == ["own"]  # nothing was written
+
+
+def test_a_session_whose_first_copy_of_the_note_was_dropped_rotates(enc_backend: Backend) -> None:
+    from claude_history.stores.encrypted import RESERVED_METADATA_KEY, wrap
+
+    store = enc_backend.open()
+    try:
+        store.append("s", turn("a"), expected_version=0)
+        store.append("s", turn("b"), expected_version=1)
+        store.rewind("s")
+        info = store.inner.get_session("s")
+        record = {k: v for k, v in info.metadata[RESERVED_METADATA_KEY].items() if k != "rewind"}
+        store.inner.update_session("s", metadata={**info.metadata, RESERVED_METADATA_KEY: record})  # a stale write
+        rotated = wrap(store.inner, bytes(range(1, 33)), old_keys=[TEST_KEY])
+        assert rotated.rotate("s").rotated == ("s",)
+        assert texts(rotated) == ["question a"]
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..usage import TokenUsage
 from .cache import TTL_SECONDS
+from .log_index import NotLoaded
 from .replay import Decision, Replay
 from .transforms import has_image
 from .usage_index import NEVER, first_request_usage
@@ -87,9 +88,21 @@ def _newest_anchor(replay: Replay, window: Window) -> tuple[int, datetime, int] 
     later request of the view read less than that (it was gone, or invalidated). An entry is refreshed only
     when it is the one read, so its age runs from its write.
     """
-    points = replay.usage
+    found = _search(replay.usage, window, replay.replays.checkpoints)
+    if found is _EXHAUSTED:
+        if replay.replays.partial:  # the search ran past the first checkpoint kept (a checkpointed load)
+            raise NotLoaded("the 1-hour cache anchor search reaches before the part of the log that was read")
+        return None
+    return found  # type: ignore[no-any-return]
+
+
+_EXHAUSTED: Any = object()
+
+
+def _search(points: Mapping[int, Any], window: Window, checkpoints: Sequence[Any]) -> Any:
+    """The walk of ``_newest_anchor``; ``_EXHAUSTED`` when it ran out of checkpoints without an answer."""
     least_read = NEVER
-    for checkpoint in itertools.islice(reversed(replay.replays.checkpoints), _ANCHOR_LOOKBACK):
+    for checkpoint in itertools.islice(reversed(checkpoints), _ANCHOR_LOOKBACK):
         request = checkpoint.state.previous
         if request is None or request.window != window:
             return None
@@ -103,4 +116,4 @@ def _newest_anchor(replay: Replay, window: Window) -> tuple[int, datetime, int] 
                 return None
             return held, point.created_at, request.point
         least_read = min(least_read, usage.cache_read_input_tokens)
-    return None
+    return _EXHAUSTED if len(checkpoints) < _ANCHOR_LOOKBACK else None

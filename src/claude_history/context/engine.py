@@ -28,16 +28,16 @@ from typing import Any
 from ..errors import InvalidHistory
 from ..history import validate
 from ..stores.base import Summary
-from ..tokens import bound_system, bound_tools, estimate_system, estimate_tools
+from ..tokens import TokenEstimate, bound_system, bound_tools, estimate_system, estimate_tools
 from .log_index import LogIndex
 from .planner import Planner
-from .policy_spec import policy_spec
+from .policy_spec import PolicySpec, policy_spec
 from .replay import Decision, Replay
 from .request import Planned, build
 from .sequences import Joined
 from .usage_index import UsagePoint, usage_points
 
-__all__ = ["Decision", "Planned", "UsagePoint", "plan", "usage_points"]
+__all__ = ["Decision", "Planned", "UsagePoint", "advance", "plan", "usage_points"]
 
 
 def plan(
@@ -63,6 +63,49 @@ def plan(
     The two are read as one (``Joined``) and never concatenated: the log index follows them (O(new) under a
     lineage) and from then on holds the very same messages as a list of its own, which the replay and the
     request builder read as ``full``. So a turn copies nothing of the length of the session."""
+    spec, full, replay, decision, sizes = _decide(
+        committed_log, pending, model, system, tools, policy, summaries, usage_history, measured_input_tokens,
+        planner, lineage, committed,
+    )  # fmt: skip
+    return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
+
+
+def advance(
+    committed_log: Sequence[Mapping[str, Any]],
+    *,
+    model: str,
+    system: str | Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    policy: Any,
+    summaries: Sequence[Summary],
+    usage_history: Sequence[Any],
+    planner: Planner,
+    lineage: object | None = None,
+) -> None:
+    """Bring ``planner``'s replay up to the end of ``committed_log``, whose replies all carry their usage,
+    without building a request: its newest request point then has a checkpoint too (what
+    ``checkpoint.snapshot`` keeps for the next fresh chat)."""
+    _decide(
+        committed_log, (), model, system, tools, policy, summaries, usage_history, None, planner, lineage,
+        len(committed_log),
+    )  # fmt: skip
+
+
+def _decide(
+    committed_log: Sequence[Mapping[str, Any]],
+    pending: Sequence[Mapping[str, Any]],
+    model: str,
+    system: str | Sequence[Mapping[str, Any]] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    policy: Any,
+    summaries: Sequence[Summary],
+    usage_history: Sequence[Any],
+    measured_input_tokens: int | None,
+    planner: Planner | None,
+    lineage: object | None,
+    committed: int,
+) -> tuple[PolicySpec, Sequence[Mapping[str, Any]], Replay, Decision, tuple[TokenEstimate, TokenEstimate]]:
+    """The replay's decision for the newest point, with what ``build`` needs besides."""
     spec = policy_spec(policy)
     if not committed_log and not pending:
         raise InvalidHistory("messages: nothing to send; a request needs at least one user message", index=None)
@@ -77,8 +120,10 @@ def plan(
         const_bound = bound_system(system, model) + bound_tools(tools)
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)
-        decision = replay.run((spec.name, const.text, const.fixed), usage_history, trusted)
-        return build(full, spec, replay, decision, model, system, tools, sizes, cache, now)
+        key = (spec.name, const.text, const.fixed)
+        planner.last = ((model, placeholder), key, spec.summarize is not None)
+        decision = replay.run(key, usage_history, trusted)
+        return spec, full, replay, decision, sizes
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: LogIndex) -> None:

@@ -9,9 +9,10 @@ import bisect
 import itertools
 import operator
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import HistoryError
 from ..history import content_blocks, is_turn_start
 from ..tokens import UNBOUNDED, ZERO, TokenEstimate, bound_message, estimate_message
 from .transforms import THINKING, has_blocks, has_image, without_images
@@ -20,7 +21,12 @@ if TYPE_CHECKING:
     from .replay import Replays
     from .view import View
 
-__all__ = ["LogIndex"]
+__all__ = ["LogIndex", "NotLoaded"]
+
+
+class NotLoaded(HistoryError):
+    """The planner needs a part of the log that a checkpointed load did not read (checkpoint.py): load the
+    whole session and plan again (``turn_path`` does). Never escapes a ``Chat``."""
 
 # The four size variants of each message: thinking kept/dropped x images kept/replaced.
 _DROP_THINKING = 1
@@ -50,6 +56,10 @@ class LogIndex:
         self.bounds = [0]  # prefix sums of each message's worst-case tokens (tokens.bound_message)
         self.compactions: list[int] = []
         self.validated = 0  # messages [0, validated) are known to form a valid log
+        # Messages before the horizon were never read (restored from a checkpoint: checkpoint.py); their
+        # columns hold placeholders and anything that needs them raises NotLoaded.
+        self.horizon = 0
+        self.unknown_starts = 0  # turn starts [1, unknown_starts) are placeholders
         self.replays: dict[Any, Replays] = {}  # by settings: the replay's checkpoints
         self.views: OrderedDict[tuple[int, int, int, bool], View] = OrderedDict()  # see view.view_for
 
@@ -62,8 +72,10 @@ class LogIndex:
         unchanged (``Planner.follow``): they are not looked at again, so a call costs what is new."""
         messages, contents, lengths = self.messages, self.contents, self.lengths
         n = min(len(messages), len(full))
-        if not (0 < trusted <= n and full[trusted - 1] is messages[trusted - 1]):
-            trusted = 0
+        if n < self.horizon:
+            return n
+        if not (self.horizon < trusted <= n and full[trusted - 1] is messages[trusted - 1]):
+            trusted = self.horizon
         # The usual case in C loops: the very dicts up to some point, their contents unchanged.
         k = next(
             itertools.compress(itertools.count(trusted), map(operator.is_not, messages[trusted:n], full[trusted:n])),
@@ -89,6 +101,8 @@ class LogIndex:
         """Forget messages from ``n`` on, and whatever was derived from them."""
         if n >= len(self.messages):
             return
+        if n < self.horizon:
+            raise NotLoaded(f"the log changed at message {n}, before the part that was read ({self.horizon})")
         del self.messages[n:]
         del self.contents[n:]
         del self.lengths[n:]
@@ -107,6 +121,37 @@ class LogIndex:
         for key in list(self.views):
             if not self.views[key].truncate(n):
                 del self.views[key]
+
+    def restore_horizon(
+        self,
+        start: int,
+        *,
+        validated: int,
+        first: int,
+        starts_before: int,
+        compaction: int | None,
+        thinking: int,
+        bound: int,
+        text: Sequence[float],
+        fixed: Sequence[int],
+    ) -> None:
+        """An empty index made to go on from message ``start`` (a checkpoint): the prefix sums at ``start``,
+        the first turn start and how many come before ``start``, the newest compaction block before it;
+        ``validated``: a turn start from which on the log is validated again (what comes before is valid)."""
+        self.horizon, self.validated = start, validated
+        self.messages = _Read(start)
+        self.contents = [None] * start
+        self.lengths = [-2] * start
+        self.roles = [None] * start
+        self.keys = [0] * start
+        for v in range(4):
+            self.text[v] = [0.0] * start + [text[v]]
+            self.fixed[v] = [0] * start + [fixed[v]]
+        self.thinking_count = [0] * start + [thinking]
+        self.bounds = [0] * start + [bound]
+        self.starts = [first] * starts_before
+        self.unknown_starts = starts_before
+        self.compactions = [] if compaction is None else [compaction]
 
     def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
         """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
@@ -156,11 +201,15 @@ class LogIndex:
     def bound(self, a: int, b: int) -> int:
         """Worst-case tokens of messages ``[a, b)`` in any view (thinking kept, the larger of each image and
         its placeholder): never below what the API counts for them (see ``tokens.bound_message``)."""
+        if a < self.horizon and a < b:
+            raise NotLoaded(f"the bound of messages from {a} on: only those from {self.horizon} were read")
         return min(UNBOUNDED, self.bounds[b] - self.bounds[a]) if b > a else 0
 
     def size(self, start: int, epoch: int, image_boundary: int, end: int) -> TokenEstimate:
         """Raw size of messages ``[start, end)`` with thinking dropped before ``epoch`` and images replaced
         before ``image_boundary``."""
+        if start < self.horizon and start < end:
+            raise NotLoaded(f"the size of messages from {start} on: only those from {self.horizon} were read")
         bounds = sorted({start, min(max(epoch, start), end), min(max(image_boundary, start), end), end})
         total = ZERO
         for a, b in itertools.pairwise(bounds):
@@ -174,3 +223,25 @@ _CONTENT = operator.itemgetter("content")
 
 def _length(content: Any) -> int:
     return len(content) if isinstance(content, (list, str)) else -1
+
+
+class _Read(list):  # type: ignore[type-arg]
+    """The messages of an index restored from a checkpoint (``LogIndex.messages``, which the planner reads as
+    the log): placeholders before ``horizon``, which raise ``NotLoaded`` when read, so a plan never uses them.
+    Appends and truncation are the list's own."""
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__([None] * horizon)
+        self.horizon = horizon
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            first, stop, _ = index.indices(len(self))
+            if first < self.horizon and first < stop:
+                raise NotLoaded(f"messages from {first} on: only those from {self.horizon} were read")
+        elif (index + len(self) if index < 0 else index) < self.horizon:
+            raise NotLoaded(f"message {index}: only those from {self.horizon} were read")
+        return super().__getitem__(index)
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotLoaded(f"the whole log: only the messages from {self.horizon} were read")

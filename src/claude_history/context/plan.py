@@ -29,6 +29,7 @@ from typing import Any
 
 from ..history import sendable
 from ..stores.base import Summary
+from .engine import advance as _advance
 from .engine import plan as _plan
 from .planner import Planner
 from .policies import KeepAll
@@ -129,6 +130,35 @@ def plan_request(
         # The view already holds no summary for the new window: it is the trimming fallback as it stands.
         result = replace(result, summary_request=planned.summary_request, fallback=result)
     return result
+
+
+def settle(
+    log: Sequence[Mapping[str, Any]],
+    *,
+    model: str,
+    system: str | list[dict[str, Any]] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    policy: Any = None,
+    summaries: Sequence[Summary] = (),
+    usage_history: Sequence[Any] = (),
+    planner: Planner,
+    lineage: object | None = None,
+    **_: Any,
+) -> None:
+    """After a commit: bring ``planner`` up to the end of ``log`` (the committed log, every reply with its
+    usage) without planning a request, so that ``checkpoint.snapshot`` holds the newest request point. Takes
+    ``plan_request``'s keywords (the ones that only shape the request are ignored)."""
+    _advance(
+        log,
+        model=model,
+        system=system,
+        tools=tools,
+        policy=policy if policy is not None else KeepAll(),
+        summaries=summaries,
+        usage_history=usage_history,
+        planner=planner,
+        lineage=lineage,
+    )
 
 
 def _as_plan(planned: Any) -> RequestPlan:

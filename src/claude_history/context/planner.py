@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .log_index import LogIndex
+from .log_index import LogIndex, NotLoaded
 
 __all__ = ["Planner"]
 
@@ -34,6 +34,9 @@ class Planner:
         self._logs: OrderedDict[tuple[str, str], LogIndex] = OrderedDict()
         self._lineage: object | None = None
         self._committed = 0
+        # What the last call planned with: the index's key, the replay's settings key, and whether the policy
+        # summarises (checkpoint.snapshot reads them after a commit).
+        self.last: tuple[tuple[str, str], Any, bool] | None = None
 
     def follow(self, lineage: object | None, committed: int) -> int:
         """How many leading messages (and usage records) of this call are vouched for: those of the previous
@@ -50,11 +53,38 @@ class Planner:
             log = self._logs[key] = LogIndex(model, placeholder)
             while len(self._logs) > _LOGS:
                 self._logs.popitem(last=False)
+        elif log.horizon and _holds(full, log.horizon - 1):
+            # Restored from a checkpoint, now given the messages before it too (the whole session was read):
+            # an index built from them all, as if none had been restored.
+            log = self._logs[key] = LogIndex(model, placeholder)
         else:
             self._logs.move_to_end(key)
         log.extend(full, trusted)
         return log
 
+    def index(self, model: str, placeholder: str) -> LogIndex | None:
+        """The index kept for ``model`` and ``placeholder``, if any."""
+        return self._logs.get((model, placeholder))
+
+    def adopt(self, log: LogIndex) -> None:
+        """Take ``log`` (restored from a checkpoint) as the index for its model and placeholder; what was
+        vouched for by a lineage no longer holds."""
+        with self.lock:
+            self._logs[(log.model, log.placeholder)] = log
+            self._logs.move_to_end((log.model, log.placeholder))
+            while len(self._logs) > _LOGS:
+                self._logs.popitem(last=False)
+            self._lineage, self._committed = None, 0
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{model}: {len(log.messages)} messages" for (model, _), log in self._logs.items())
         return f"Planner({sizes})"
+
+
+def _holds(full: Sequence[Mapping[str, Any]], index: int) -> bool:
+    """Whether ``full`` holds message ``index`` (a ``checkpoint.Tail`` does not hold those before its start)."""
+    try:
+        full[index]
+    except (NotLoaded, IndexError):
+        return False
+    return True

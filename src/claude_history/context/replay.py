@@ -46,7 +46,7 @@ from ..tokens import (
     bound_system,
     estimate_system,
 )
-from .log_index import LogIndex
+from .log_index import LogIndex, NotLoaded
 from .policy_spec import PolicySpec
 from .summary import summary_block
 from .usage_index import UsageIndex, UsagePoint
@@ -114,6 +114,10 @@ class Replays:
         self.usage = UsageIndex()
         self.summary_sizes: dict[int, TokenEstimate] = {}  # cut -> summary size the replay used
         self.summaries: dict[int, tuple[Summary, TokenEstimate]] = {}  # cut -> size, by record
+        # Restored from a checkpoint: the points before the first checkpoint are unknown, and those before
+        # ``floor`` hold only the request made there (for the 1-hour anchor search), not a state to resume.
+        self.partial = False
+        self.floor = 0
 
     def keep(self, count: int) -> None:
         """Keep the first ``count`` checkpoints."""
@@ -273,6 +277,8 @@ class Replay:
         whole = self._whole_bound(window, point)
         t = window.cut
         checkpoints = self.replays.checkpoints
+        if self.replays.partial and (not checkpoints or t < checkpoints[0].point):
+            raise NotLoaded("the requests of this window reach before the part of the log that was read")
         k = bisect.bisect_left(checkpoints, t, key=_point)
         if previous is None or k == len(checkpoints) or checkpoints[k].point != t or t > previous.point:
             return whole
@@ -337,6 +343,8 @@ class Replay:
             return 0
         n = images.after_turns
         batch = ((turn_index - n + 1) // n) * n if turn_index - n + 1 > 0 else 0
+        if 0 < batch < self.log.unknown_starts:
+            raise NotLoaded(f"turn start {batch} is before the part of the log that was read")
         return self.starts[batch] if batch > 0 else 0
 
     def size_fresh(self, cut: int, epoch: int, image_boundary: int, point: int, ratio: float) -> int:
@@ -511,6 +519,8 @@ class Replay:
             resummarised = [cut for cut, size in replays.summary_sizes.items() if self.summary_raw(cut) != size]
             if resummarised:
                 replays.keep_before_cut(min(resummarised))
+        if self.log.horizon and (not checkpoints or checkpoints[-1].point < replays.floor):
+            raise NotLoaded("the replay must start before the part of the log that was read")
         if checkpoints:
             state = checkpoints[-1].state
         begin = checkpoints[-1].point + 1 if checkpoints else 0

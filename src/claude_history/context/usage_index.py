@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..tokens import observed_prompt_tokens
+from .log_index import NotLoaded
 
 __all__ = [
     "NEVER",
@@ -75,6 +76,10 @@ class UsageIndex:
         self.points: dict[int, UsagePoint] = {}
         self.timed: list[int] = []  # seqs of the points with a created_at, ascending
         self.prompts: dict[int, tuple[Mapping[str, Any], int | None]] = {}  # seq -> (usage, first request prompt)
+        # A checkpointed load (checkpoint.py) reads the records from some seq on: whether records with a time
+        # come before it (the gaps between turns would then be unknown if the walk reached them).
+        self.earlier_timed = False
+        self.settled = 0  # records before this seq are known to the restored checkpoint
 
     def update(self, items: Sequence[Any], trusted: int = 0) -> int:
         """Follow ``items``; returns the smallest seq whose usage changed (``NEVER`` when none did).
@@ -108,7 +113,12 @@ class UsageIndex:
             before.setdefault(point.seq, current)
             self.undo.append((point.seq, current))
             self._set(point.seq, point)
-        changed = [seq for seq, point in before.items() if not _same_usage(point, self.points.get(seq))]
+        settled = self.settled  # first seen, these records are the ones a restored checkpoint already holds
+        changed = [
+            seq
+            for seq, point in before.items()
+            if not _same_usage(point, self.points.get(seq)) and not (point is None and seq < settled)
+        ]
         return min(changed, default=NEVER)
 
     def _set(self, seq: int, point: UsagePoint | None) -> None:
@@ -137,8 +147,20 @@ class UsageIndex:
     def recent_gaps(self, starts: Sequence[int], limit: int) -> list[float]:
         """The newest ``limit`` non-negative gaps between turns, oldest first: from the last reply of a turn
         to the first reply of the next (what ``choose_ttl`` looks at), found from the newest reply back."""
+        gaps, floor = self._gaps(starts, limit)
+        if floor is None and self.earlier_timed:  # the gaps before the first record read are unknown
+            raise NotLoaded("the gaps between turns reach before the part of the log that was read")
+        return gaps
+
+    def gap_floor(self, starts: Sequence[int], limit: int) -> int | None:
+        """The oldest seq ``recent_gaps`` reads (None: it reads every timed record there is): a checkpoint's
+        read must start there for the gaps to be found in it (checkpoint.py)."""
+        return self._gaps(starts, limit)[1]
+
+    def _gaps(self, starts: Sequence[int], limit: int) -> tuple[list[float], int | None]:
         timed, points = self.timed, self.points
         gaps: list[float] = []
+        floor: int | None = None
         for j in range(len(timed) - 1, 0, -1):
             seq = timed[j]
             turn = bisect.bisect_left(starts, seq - 1)
@@ -150,9 +172,10 @@ class UsageIndex:
             if gap >= 0:
                 gaps.append(gap)
                 if len(gaps) == limit:
+                    floor = min(seq - 1, timed[j - 1])
                     break
         gaps.reverse()
-        return gaps
+        return gaps, floor
 
 
 def _seq(item: Any) -> int:

@@ -10,12 +10,16 @@
 
 and, optionally, ``_last_turn(session_id) -> (version, start)``: where the last turn starts, read in one
 snapshot. The default loads the whole session; a backend that can read the tail of its log overrides it, so
-``rewind()`` costs one turn, not one session."""
+``rewind()`` costs one turn, not one session.
+
+Planner checkpoints (``CheckpointStore``, ``_checkpoints.py``) are optional: the default keeps none, so a store
+written without them stays correct (a fresh ``Chat`` reads the whole session); a backend that keeps them
+overrides ``load_checkpoint`` and ``save_checkpoint``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +45,9 @@ class StoreBase(ABC):
     """Generic ``fork``, ``rewind``, ``export_jsonl``, ``import_jsonl`` and context-manager support for a sync
     backend. Backends implement the rest of ``Store`` plus ``_create`` and ``_truncate``; they may override
     any generic method with a faster native one."""
+
+    # Planner checkpoints (``_checkpoints.py``): a backend that keeps them says so and overrides both methods.
+    checkpoints_supported = False
 
     @abstractmethod
     def load(self, session_id: str) -> SessionData: ...
@@ -121,6 +128,14 @@ class StoreBase(ABC):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The planner checkpoint kept for the session: none by default (``_checkpoints.py``)."""
+        return None
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        """Keep a planner checkpoint: by default nothing is kept (``_checkpoints.py``)."""
+        return None
+
     def export_jsonl(self, session_id: str) -> str:
         return export_session(self.load(session_id))
 
@@ -138,6 +153,8 @@ class StoreBase(ABC):
 
 class AsyncStoreBase(ABC):
     """The async twin of ``StoreBase``: the same generic operations over awaitable primitives."""
+
+    checkpoints_supported = False
 
     @abstractmethod
     async def load(self, session_id: str) -> SessionData: ...
@@ -210,6 +227,12 @@ class AsyncStoreBase(ABC):
                 if expected_version is not None or attempt == REWIND_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        return None
+
+    async def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        return None
 
     async def export_jsonl(self, session_id: str) -> str:
         return export_session(await self.load(session_id))

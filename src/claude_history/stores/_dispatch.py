@@ -10,7 +10,7 @@ operations module and implements ``_run``, ``close`` / ``aclose`` and its own op
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -145,6 +145,20 @@ class OpsStore(StoreBase):
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary, session_id, summary, now_us())
 
+    @property
+    def checkpoints_supported(self) -> bool:  # type: ignore[override]
+        """Planner checkpoints are kept when the operations module has them (``_checkpoints.py``)."""
+        return hasattr(self._ops, "save_checkpoint")
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        if not self.checkpoints_supported:
+            return None
+        return self._run(self._ops.load_checkpoint, session_id, now_us())  # type: ignore[attr-defined,no-any-return]
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        if self.checkpoints_supported:
+            self._run(self._ops.save_checkpoint, session_id, version, data, now_us())  # type: ignore[attr-defined]
+
     def search(
         self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
     ) -> list[SearchHit]:
@@ -228,6 +242,19 @@ class AsyncOpsStore(AsyncStoreBase):
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary, session_id, summary, now_us())
+
+    @property
+    def checkpoints_supported(self) -> bool:  # type: ignore[override]
+        return hasattr(self._ops, "save_checkpoint")
+
+    async def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        if not self.checkpoints_supported:
+            return None
+        return await self._run(self._ops.load_checkpoint, session_id, now_us())  # type: ignore[attr-defined]
+
+    async def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        if self.checkpoints_supported:
+            await self._run(self._ops.save_checkpoint, session_id, version, data, now_us())  # type: ignore[attr-defined]
 
     async def search(
         self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20

@@ -27,8 +27,10 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "UNSET",
+    "AsyncCheckpointStore",
     "AsyncLeaseStore",
     "AsyncStore",
+    "CheckpointStore",
     "Entry",
     "LeaseStore",
     "SearchHit",
@@ -287,6 +289,30 @@ class LeaseStore(Protocol):
     def release_lease(self, session_id: str, token: int) -> None:
         """Free the lease ``token`` if it is still the one held (otherwise nothing happens)."""
         ...
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """A store that keeps one planner checkpoint per session (optional; see ``stores/_checkpoints.py`` for the
+    rules): a fresh ``Chat`` then reads only the part of a long session its next request sends. ``StoreBase``
+    keeps none by default, which is always correct (the chat reads the whole session)."""
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        """``(version, data)`` of the checkpoint kept for the session, or None."""
+        ...
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        """Keep ``data`` (a JSON object) as the checkpoint of session version ``version``, unless the one kept
+        is of a higher version; nothing for a session that does not exist."""
+        ...
+
+
+@runtime_checkable
+class AsyncCheckpointStore(Protocol):
+    """The asynchronous twin of ``CheckpointStore``."""
+
+    async def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None: ...
+    async def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None: ...
 
 
 @runtime_checkable

@@ -7,6 +7,8 @@ Layout of the directory::
     <sha256 of id>.meta.json   the sidecar: id, title, owner, tags, model, system, expiry, metadata
     <sha256 of id>.lease       the turn lease: "<newest token> <expiry in µs>" (kept after a delete, so tokens
                                keep growing; stores/_leases.py)
+    <sha256 of id>.checkpoint.json   the planner checkpoint (stores/_checkpoints.py): id, version, data;
+                               derived data, replaced by rename without fsync (a lost one costs a whole read)
     claude-history.index.sqlite  the search index (``_file_index``): derived, rebuilt from the logs when missing
 
 File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
@@ -36,7 +38,7 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +48,7 @@ from typing import Any
 from ..errors import SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
 from ._cas import append_allowed, conflict, new_incarnation
+from ._checkpoints import check_checkpoint
 from ._checks import (
     check_filters,
     check_message_range,
@@ -79,6 +82,7 @@ MARKER = "claude-history.json"
 FORMAT = "claude-history-files/1"
 LOG_SUFFIX = ".jsonl"
 META_SUFFIX = ".meta.json"
+CHECKPOINT_SUFFIX = ".checkpoint.json"
 LEASE_SUFFIX = ".lease"
 TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 3600
@@ -162,6 +166,8 @@ class JsonFileStore(StoreBase):
     """Sessions as JSON Lines files in one directory. ``fsync=False`` trades durability on power loss for
     speed (a process crash still loses nothing committed)."""
 
+    checkpoints_supported = True
+
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         if fcntl is None:  # pragma: no cover - Windows
             raise StoreUnavailable("the file store needs POSIX file locks (fcntl); use sqlite:// on this system")
@@ -210,6 +216,9 @@ class JsonFileStore(StoreBase):
 
     def _meta_path(self, name: str) -> Path:
         return self.root / (name + META_SUFFIX)
+
+    def _checkpoint_path(self, name: str) -> Path:
+        return self.root / (name + CHECKPOINT_SUFFIX)
 
     def _sync_dir(self) -> None:
         if not self.fsync:
@@ -297,6 +306,7 @@ class JsonFileStore(StoreBase):
     def _remove(self, name: str) -> None:
         """Delete a session's files (call with its lock held): the sidecar first, so it vanishes at once."""
         self._meta_path(name).unlink(missing_ok=True)
+        self._checkpoint_path(name).unlink(missing_ok=True)
         self._log(name).unlink(missing_ok=True)
         self._sync_dir()
         self._update_index(self._index.removed, name)
@@ -322,6 +332,7 @@ class JsonFileStore(StoreBase):
             meta = self._read_meta(name, session_id)
             if meta is not None and is_expired(meta.get("expires_at"), now_us()):
                 self._meta_path(name).unlink(missing_ok=True)
+                self._checkpoint_path(name).unlink(missing_ok=True)
                 meta = None
             if meta is None:
                 os.ftruncate(fd, 0)  # an expired session, or a log orphaned by a crash before its sidecar
@@ -707,6 +718,34 @@ class JsonFileStore(StoreBase):
             meta = self._read_meta(name, session_id)
             self._remove(name)
         return meta is not None and not is_expired(meta.get("expires_at"), now_us())
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        check_session_id(session_id)
+        name = _name(session_id)
+        if self._live_meta(name, session_id, now_us()) is None:
+            return None
+        try:
+            kept = decode_json(self._checkpoint_path(name).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(kept, dict) or kept.get("id") != session_id or not isinstance(kept.get("data"), dict):
+            return None
+        return int(kept["version"]), kept["data"]
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        text = check_checkpoint(session_id, version, data)
+        with self._session_lock(session_id, create=False) as (name, fd, meta):
+            if fd is None or meta is None:
+                return
+            path = self._checkpoint_path(name)
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                kept = decode_json(path.read_bytes())
+                if isinstance(kept, dict) and kept.get("id") == session_id and int(kept["version"]) > version:
+                    return
+            body = '{"id":' + dumps(session_id) + ',"version":' + str(version) + ',"data":' + text + "}"
+            tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+            tmp.write_bytes(body.encode("utf-8"))
+            os.replace(tmp, path)
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)

@@ -7,7 +7,7 @@ callers may mutate, and anything a real backend would refuse (non-JSON values) i
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
 from ._cas import append_allowed, conflict, new_incarnation
+from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
     check_message_range,
@@ -52,6 +53,7 @@ class _Session:
     rows: list[_Row] = field(default_factory=list)
     summaries: list[Summary] = field(default_factory=list)
     last_turn: str | None = None  # the turn_id of the last append (None after a rewind)
+    checkpoint: tuple[int, str] | None = None  # (version, JSON): the planner checkpoint (_checkpoints.py)
 
     def expires_us(self) -> int | None:
         return None if self.info.expires_at is None else to_us(self.info.expires_at)
@@ -59,6 +61,8 @@ class _Session:
 
 class MemoryStore(StoreBase):
     """A thread-safe dict of sessions behind one lock."""
+
+    checkpoints_supported = True
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -225,6 +229,20 @@ class MemoryStore(StoreBase):
         check_session_id(session_id)
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        check_session_id(session_id)
+        with self._lock:
+            session = self._live(session_id, now_us())
+            kept = session.checkpoint if session is not None else None
+        return None if kept is None else decode_checkpoint(*kept)
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        text = check_checkpoint(session_id, version, data)  # a JSON copy, as a database would keep
+        with self._lock:
+            session = self._live(session_id, now_us())
+            if session is not None and (session.checkpoint is None or session.checkpoint[0] <= version):
+                session.checkpoint = (version, text)
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         with self._lock:

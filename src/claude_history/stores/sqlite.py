@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
 from ._cas import append_allowed, conflict, new_incarnation
+from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
     check_message_range,
@@ -136,6 +137,13 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
     ],
+    [  # planner checkpoints (stores/_checkpoints.py): one per session, with the version it describes
+        """CREATE TABLE checkpoints (
+            session_pk INTEGER PRIMARY KEY,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL
+        )""",
+    ],
 ]
 
 _SESSION_COLUMNS = (
@@ -172,6 +180,8 @@ class SQLiteStore(StoreBase):
     crash). A delete leaves the deleted messages' words in the full-text index until ``compact()`` (run it from
     a maintenance job, or ``claude-history sessions compact``); ``compact_on_delete=True`` removes them in every
     delete, which then costs a rewrite of the index (about a second per 10,000 messages in the store)."""
+
+    checkpoints_supported = True
 
     def __init__(
         self,
@@ -378,6 +388,7 @@ class SQLiteStore(StoreBase):
             conn.execute("PRAGMA secure_delete=ON")
         conn.execute("DELETE FROM summaries WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
+        conn.execute("DELETE FROM checkpoints WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM sessions WHERE pk = ?", (pk,))
 
     def _unindex(self, conn: sqlite3.Connection, pk: int, start: int) -> None:
@@ -654,6 +665,31 @@ class SQLiteStore(StoreBase):
             self._delete_pk(conn, row[0])
             self._compact_index(conn)
         return not is_expired(row[11], now_us())
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        check_session_id(session_id)
+        row = (
+            self._conn()
+            .execute(
+                "SELECT c.version, c.data FROM checkpoints c JOIN sessions s ON s.pk = c.session_pk"
+                " WHERE s.id = ? AND (s.expires_at IS NULL OR s.expires_at > ?)",
+                (session_id, now_us()),
+            )
+            .fetchone()
+        )
+        return None if row is None else decode_checkpoint(row[0], row[1])
+
+    def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        text = check_checkpoint(session_id, version, data)
+        conn = self._conn()
+        with self._write(conn):
+            conn.execute(
+                "INSERT INTO checkpoints (session_pk, version, data)"
+                " SELECT pk, ?, ? FROM sessions WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
+                " ON CONFLICT (session_pk) DO UPDATE SET version = excluded.version, data = excluded.data"
+                " WHERE excluded.version >= checkpoints.version",
+                (version, text, session_id, now_us()),
+            )
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 from ._cas import takes_append_tokens
+from ._checkpoints import supports_checkpoints
 from ._leases import supports_leases
 from .base import (
     Entry,
@@ -41,6 +42,7 @@ class ThreadedAsyncStore:
     def __init__(self, store: Store, *, max_workers: int = 4) -> None:
         self.store = store
         self.leases_supported = supports_leases(store)
+        self.checkpoints_supported = supports_checkpoints(store)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -60,6 +62,15 @@ class ThreadedAsyncStore:
 
     async def usage_log(self, session_id: str) -> list[UsageRecord]:
         return await self._run(self.store.usage_log, session_id)
+
+    async def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        load = getattr(self.store, "load_checkpoint", None)  # a user's own store may keep none
+        return None if load is None else await self._run(load, session_id)
+
+    async def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
+        save = getattr(self.store, "save_checkpoint", None)
+        if save is not None:
+            await self._run(save, session_id, version, data)
 
     async def append(
         self,

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from ...errors import ConflictError, DecryptionError
+from ...errors import ConfigurationError, ConflictError, DecryptionError
 from .. import _json, _messages
 from ..base import (
     Entry,
@@ -113,6 +113,17 @@ def note_id(session_id: str) -> str:
     """Where the wrapper's rewinds keep the second copy of their note (``_chain``): a record of its own, which
     no other write touches, hidden like a rotation backup."""
     return NOTE_PREFIX + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def check_own_id(session_id: object) -> None:
+    """Refuse a caller's write to an id of the form the wrapper's own records take (a rotation backup, a kept
+    rewind note): such a session would be hidden from listings, overwritten by the wrapper and deleted with
+    the session it seems to belong to."""
+    if isinstance(session_id, str) and session_id.startswith((BACKUP_PREFIX, NOTE_PREFIX)):
+        raise ConfigurationError(
+            f"session id {session_id[:40]!r}...: ids starting with {BACKUP_PREFIX!r} or {NOTE_PREFIX!r} are "
+            "reserved for the encrypted store's own records"
+        )
 
 
 def _parse_time(value: object) -> datetime | None:

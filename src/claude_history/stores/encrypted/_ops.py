@@ -32,6 +32,7 @@ from ._codec import (
     _record,
     backup_id,
     bindings,
+    check_own_id,
     note_id,
 )
 
@@ -275,6 +276,7 @@ class _Ops:
     ) -> _Op[int]:
         # Bad input fails before any I/O, in the backend's own words.
         encoded = _messages.check_append(session_id, entries, expected_version, incarnation, turn_id)
+        check_own_id(session_id)
         fenced = {} if check_lease(lease) is None else {"lease": lease}
         try:
             info: SessionInfo | None = yield _call("get_session", session_id)
@@ -345,6 +347,7 @@ class _Ops:
 
     def update_session(self, session_id: str, changes: Mapping[str, Any], create: bool) -> _Op[SessionInfo]:
         checked = _checks.check_session_changes(changes)
+        check_own_id(session_id)
         if RESERVED_METADATA_KEY in checked.get("metadata", {}):
             raise ConfigurationError(f"metadata key {RESERVED_METADATA_KEY!r} is reserved for encryption")
         try:
@@ -539,6 +542,7 @@ class _Ops:
     def fork(self, session_id: str, at: int | None, new_id: str | None) -> _Op[str]:
         data = yield from self.load(session_id)
         forked = _rewind_fork.fork_session(data, at=at, new_id=new_id, now=_times.now_us())
+        check_own_id(forked.info.id)
         sealed = self.codec.seal_data(forked, record=self.codec.new_record())
         # One atomic create in the backend, with the rows re-encrypted under the new session's key.
         created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=forked.info.id)
@@ -546,6 +550,7 @@ class _Ops:
 
     def import_jsonl(self, data: str | Iterable[str], session_id: str | None) -> _Op[str]:
         plain = _jsonl.parse_import(data, session_id=session_id, now=_times.now_us())
+        check_own_id(plain.info.id)
         for stored in plain.messages:
             if _is_envelope_block(stored.message.get("content")):
                 raise ConfigurationError(

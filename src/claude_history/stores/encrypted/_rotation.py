@@ -94,7 +94,7 @@ class _RotatingOps(_Ops):
                 continue
             if not self.codec.needs_rotation(raw):
                 return "resumed" if resumed else "unchanged"
-            plain = self.codec.open_data(raw)  # a missing key fails here, before anything is written
+            plain = yield from self._open(raw)  # a missing key fails here, before anything is written
             if any(s.end == 0 and self.codec.summary_kid(s) != self.codec.keys.current for s in raw.summaries):
                 raise HistoryError(
                     f"session {session_id!r} has a summary of no messages (range [0, 0)) that rotation "

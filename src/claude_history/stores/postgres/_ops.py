@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._cas import append_allowed, conflict, new_incarnation
+from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
     check_filters,
@@ -378,6 +379,18 @@ def save_summary(st: Statements, session_id: str, summary: Summary, now: int) ->
         created_at=summary.created_at or from_us(now),
     )
     yield Query(st.insert_summary, args)
+
+
+def load_checkpoint(st: Statements, session_id: str, now: int) -> Op[tuple[int, dict[str, Any]] | None]:
+    rows = yield Query(st.load_checkpoint, {"id": check_session_id(session_id), "now": from_us(now)})
+    return decode_checkpoint(rows[0][0], rows[0][1]) if rows else None
+
+
+def save_checkpoint(
+    st: Statements, session_id: str, version: int, data: Mapping[str, Any], now: int
+) -> Op[None]:
+    text = check_checkpoint(session_id, version, data)
+    yield Query(st.save_checkpoint, {"id": session_id, "version": version, "data": text, "now": from_us(now)})
 
 
 def purge_expired(st: Statements, now: int) -> Op[int]:

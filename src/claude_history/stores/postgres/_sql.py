@@ -92,6 +92,17 @@ CREATE TABLE IF NOT EXISTS {s}.leases (
 );
 """,
     ),
+    Migration(
+        4,
+        "planner checkpoints",
+        """
+CREATE TABLE IF NOT EXISTS {s}.checkpoints (
+    session_id text PRIMARY KEY REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    version    bigint NOT NULL,
+    data       json NOT NULL
+);
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -239,6 +250,17 @@ class Statements:
         self.summaries = fill(
             "SELECT start_seq, end_seq, text::text, model, usage::text, created_at FROM {s}.summaries"
             " WHERE session_id = %(id)s ORDER BY id"
+        )
+        # -- planner checkpoints (stores/_checkpoints.py): one per live session, never replaced by an older one
+        self.load_checkpoint = fill(
+            "SELECT c.version, c.data::text FROM {s}.checkpoints c JOIN {s}.sessions ON sessions.id = c.session_id"
+            f" WHERE c.session_id = %(id)s AND {_LIVE}"
+        )
+        self.save_checkpoint = fill(
+            "INSERT INTO {s}.checkpoints AS c (session_id, version, data)"
+            f" SELECT id, %(version)s, %(data)s::json FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}"
+            " ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE c.version <= excluded.version"
         )
         self.insert_summary = fill(
             "INSERT INTO {s}.summaries (session_id, start_seq, end_seq, text, model, usage, created_at)"

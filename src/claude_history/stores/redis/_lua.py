@@ -554,6 +554,20 @@ if redis.call('GET', L.lease .. ARGV[A]) == ARGV[A + 1] then redis.call('DEL', L
 return 1
 """
 
+# checkpoint(key, id, now, version, data) -> 1 kept | 0 not (no such session, or a newer checkpoint kept). The
+# checkpoint names the incarnation it was kept for: one of a session deleted and created again is not read.
+CHECKPOINT = r"""
+local key, id, now, version, data = ARGV[A], ARGV[A + 1], ARGV[A + 2], tonumber(ARGV[A + 3]), ARGV[A + 4]
+if not live(id, now) then return 0 end
+local inc = redis.call('HGET', hkey(id), 'inc') or ''
+local kept = redis.call('HMGET', key, 'version', 'inc')
+if kept[1] and kept[2] == inc and tonumber(kept[1]) > version then return 0 end
+redis.call('DEL', key)
+redis.call('HSET', key, 'version', version, 'inc', inc, 'data', data)
+keep_ttl(id, key)
+return 1
+"""
+
 SCRIPTS: dict[str, str] = {
     name: PRELUDE + body
     for name, body in {
@@ -564,6 +578,7 @@ SCRIPTS: dict[str, str] = {
         "fork": FORK,
         "summary": SUMMARY,
         "delete": DELETE,
+        "checkpoint": CHECKPOINT,
         "list": LIST,
         "search": SEARCH,
         "index_session": INDEX_SESSION,

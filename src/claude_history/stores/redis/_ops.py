@@ -35,6 +35,7 @@ from typing import Any, TypeVar, cast
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
 from .._cas import append_allowed, conflict, new_incarnation
+from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
     check_filters,
@@ -101,6 +102,7 @@ class Layout:
         self.refs = prefix + "refs"
         self.lease = prefix + "lease:"  # the holder of a session's turn lease (SET NX PX)
         self.fence = prefix + "fence:"  # the newest fencing token taken on a session (INCR)
+        self.checkpoint = prefix + "checkpoint:"  # the planner checkpoint: version, incarnation, data
         self.word = prefix + "word:"
         self.postings = prefix + "postings:"
         self.vocab = prefix + "vocab:"
@@ -541,6 +543,26 @@ def update_session(
 def delete(keys: Layout, session_id: str) -> Op[bool]:
     reply = yield Call("delete", [check_session_id(session_id)])
     return bool(reply)
+
+
+def load_checkpoint(keys: Layout, session_id: str, now: int) -> Op[tuple[int, dict[str, Any]] | None]:
+    sid = check_session_id(session_id)
+    session, kept = yield Tx(
+        [
+            ("HMGET", keys.session + sid, "version", "expires", "inc"),
+            ("HMGET", keys.checkpoint + sid, "version", "inc", "data"),
+        ]
+    )
+    fields = {name: value for name, value in zip(("version", "expires"), session, strict=False) if value is not None}
+    version, inc, data = kept
+    if not _live(fields, now) or version is None or data is None or inc != (session[2] or ""):
+        return None
+    return decode_checkpoint(int(version), data)
+
+
+def save_checkpoint(keys: Layout, session_id: str, version: int, data: Mapping[str, Any], now: int) -> Op[None]:
+    text = check_checkpoint(session_id, version, data)
+    yield Call("checkpoint", [keys.checkpoint + session_id, session_id, now, version, text])
 
 
 def save_summary(keys: Layout, session_id: str, summary: Summary, now: int) -> Op[None]:

@@ -1,0 +1,62 @@
+"""Planner checkpoints kept beside a session (the optional ``CheckpointStore`` capability, stores/base.py).
+
+A checkpoint is a small JSON object the chat writes after a commit (context/checkpoint.py says what is in it)
+so that a fresh ``Chat`` reads only the newest part of a long session instead of all of it. The store keeps
+one per session with the session version it describes, and knows nothing else about it: whether it still
+describes the log is the reader's check (the version, the incarnation, the length), so a concurrent writer's
+commit makes it stale and it is then ignored and replaced, never trusted.
+
+The rules every backend follows, in one place:
+
+- ``save_checkpoint(session_id, version, data)`` keeps ``data`` unless the one kept has a higher version (a slow
+  writer never puts back an older one); nothing is kept for a session that does not exist;
+- ``load_checkpoint(session_id)`` gives ``(version, data)`` or None (none kept, no such session);
+- deleting a session deletes its checkpoint; a fork or an import starts without one;
+- a store without the capability (``StoreBase``'s default, a user's own store, the encrypted wrapper, which
+  would otherwise keep plaintext beside its ciphertext) keeps none: a fresh chat then reads the whole session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._checks import check_session_id
+from ._json import decode_json, dumps
+
+__all__ = ["MAX_CHECKPOINT_BYTES", "check_checkpoint", "decode_checkpoint", "supports_checkpoints"]
+
+# A checkpoint is a few kilobytes (about 60 bytes per request of the window it describes); a bigger one is
+# refused rather than stored beside every session.
+MAX_CHECKPOINT_BYTES = 256 * 1024
+
+
+def supports_checkpoints(store: Any) -> bool:
+    """Does ``store`` keep planner checkpoints (``load_checkpoint`` and ``save_checkpoint``)? A wrapper may say
+    so for itself with ``checkpoints_supported``."""
+    said = getattr(store, "checkpoints_supported", None)
+    if isinstance(said, bool):
+        return said
+    return callable(getattr(store, "load_checkpoint", None)) and callable(getattr(store, "save_checkpoint", None))
+
+
+def check_checkpoint(session_id: str, version: int, data: Mapping[str, Any]) -> str:
+    """The arguments of ``save_checkpoint`` checked; ``data`` as the JSON text to keep."""
+    check_session_id(session_id)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"a checkpoint describes a stored session: version must be an int >= 1, got {version!r}")
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a checkpoint is a JSON object, got {type(data).__name__}")
+    text = dumps(dict(data))
+    if len(text.encode("utf-8")) > MAX_CHECKPOINT_BYTES:
+        raise ValueError(f"a checkpoint is at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
+    return text
+
+
+def decode_checkpoint(version: int, text: str | bytes) -> tuple[int, dict[str, Any]] | None:
+    """What ``load_checkpoint`` returns for a kept row; None for one that is not a JSON object."""
+    try:
+        data = decode_json(text)
+    except ValueError:
+        return None
+    return (int(version), data) if isinstance(data, dict) else None

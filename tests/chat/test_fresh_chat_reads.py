@@ -1,0 +1,205 @@
+"""What a fresh ``Chat`` reads from its store (issue 14, items 1 and 9), pinned by counting reads, not by time.
+
+A web handler builds a new ``Chat`` per request: its first turn on a long session must read about what the
+request sends (the planner's checkpoint, kept with the session, stands for the rest), and a warm turn reads
+nothing but the version check. The request a checkpointed chat sends is the one a chat that read the whole
+session sends, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import anthropic
+import pytest
+
+from claude_history import AsyncChat, Chat
+from claude_history.context import CacheAwareWindow
+from claude_history.context.checkpoint import HISTORY
+from claude_history.stores.base import Entry, SessionData, SessionInfo, StoredMessage
+from claude_history.stores.memory import MemoryStore
+from claude_history.stores.threaded import ThreadedAsyncStore
+from claude_history.testing import Simulator
+
+from .conftest import MODEL, bodies
+
+POLICY = CacheAwareWindow(20_000)
+SYSTEM = "You answer briefly."
+WORDS = ["the", "of", "cache", "window", "session", "token", "turn", "reply", "plan", "store", "message", "user"]
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts its reads: calls by method, and the messages they returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+        self.messages_read = 0
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.messages_read = 0
+
+    def load(self, session_id: str) -> SessionData:
+        data = super().load(session_id)
+        self.calls["load"] += 1
+        self.messages_read += len(data.messages)
+        return data
+
+    def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
+        found = super().load_messages(session_id, start=start, stop=stop)
+        self.calls["load_messages"] += 1
+        self.messages_read += len(found)
+        return found
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        self.calls["get_session"] += 1
+        return super().get_session(session_id)
+
+    def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
+        self.calls["load_checkpoint"] += 1
+        return super().load_checkpoint(session_id)
+
+
+class WithoutCheckpoints:
+    """The same store seen through a wrapper that keeps no checkpoints (as a user's own store): every fresh
+    chat reads the whole session."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("load_checkpoint", "save_checkpoint", "checkpoints_supported"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def write_history(store: MemoryStore, session_id: str, length: int, seed: int = 1) -> None:
+    """``length`` messages of seeded prose written straight into the store, as an import writes them (no
+    usage: the planner sizes them by its estimates until the chats' own replies are billed)."""
+    rng = random.Random(seed)
+    chunk: list[Entry] = []
+    version = 0
+    for i in range(length):
+        text = " ".join(rng.choices(WORDS, k=rng.randint(20, 120)))
+        if i % 2 == 0:
+            chunk.append(Entry({"role": "user", "content": text}))
+        else:
+            chunk.append(Entry({"role": "assistant", "content": [{"type": "text", "text": text}]}, MODEL))
+        if len(chunk) == 1_000 or i == length - 1:
+            version = store.append(session_id, chunk, expected_version=version)
+            chunk = []
+
+
+def chat(client: anthropic.Anthropic, store: Any, session_id: str) -> Chat:
+    return Chat(client, model=MODEL, store=store, session_id=session_id, system=SYSTEM, max_tokens=64, context=POLICY)
+
+
+def test_a_fresh_chat_reads_the_window_it_sends_and_a_warm_turn_only_the_version(
+    client: anthropic.Anthropic, sim: Simulator
+) -> None:
+    store = CountingStore()
+    write_history(store, "long", 10_000)
+    chat(client, store, "long").send("First question after the import.")  # reads it all, keeps a checkpoint
+    assert store.load_checkpoint("long") is not None
+    for turn in range(3):  # a new Chat per request, as a web handler makes one
+        store.reset()
+        fresh = chat(client, store, "long")
+        fresh.send(f"Question {turn} from a new request handler.")
+        sent = len(bodies(sim)[-1]["messages"])
+        assert store.calls["load"] == 0
+        assert store.calls["load_messages"] == 1
+        assert store.calls["get_session"] + store.calls["load_checkpoint"] == 2
+        # At most the previous request's window (this request's window may have moved on), never the session.
+        assert store.messages_read < 600
+    # Once the window holds still: the window it sends, and the request points the planner looks back over
+    # (the gaps between turns for the cache TTL, the 1-hour cache anchors).
+    assert store.messages_read <= sent + 2 * HISTORY + 2
+
+    store.reset()
+    fresh.send("And a second one on the same chat.")
+    assert store.calls == Counter({"get_session": 1})
+    assert store.messages_read == 0
+
+
+def test_a_checkpointed_chat_sends_what_a_chat_that_read_everything_sends(
+    client: anthropic.Anthropic, sim: Simulator
+) -> None:
+    store = CountingStore()
+    for session_id in ("a", "b"):  # the same conversation twice
+        write_history(store, session_id, 1_200, seed=5)
+    whole = WithoutCheckpoints(store)
+    for step in range(4):
+        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=60))
+        store.reset()
+        chat(client, store, "a").send(question)
+        partial_read = store.messages_read
+        via_checkpoint = bodies(sim)[-1]
+        chat(client, whole, "b").send(question)
+        via_whole_read = bodies(sim)[-1]
+        assert via_checkpoint == via_whole_read
+        if step:  # a checkpoint was kept by the previous step's chat
+            assert partial_read < 600
+    assert [m.message for m in store.load("a").messages] == [m.message for m in store.load("b").messages]
+
+
+def test_a_checkpoint_made_stale_by_another_writer_is_not_used(client: anthropic.Anthropic, sim: Simulator) -> None:
+    store = CountingStore()
+    write_history(store, "s", 600)
+    chat(client, store, "s").send("one")
+    version, _ = store.load_checkpoint("s") or (0, {})
+    assert version == store.get_session("s").version
+    # Another writer appends without keeping a checkpoint (a user's own code, another library version).
+    store.append("s", [Entry({"role": "user", "content": "hi"}), Entry({"role": "assistant", "content": "yo"})],
+                 expected_version=version)  # fmt: skip
+    store.reset()
+    chat(client, store, "s").send("two")
+    assert store.calls["load"] == 1  # the stale checkpoint was ignored: the whole session was read
+    assert store.load_checkpoint("s") is not None and store.load_checkpoint("s")[0] == version + 2  # type: ignore[index]
+    # A rewind moves the version on too: the checkpoint kept is stale again.
+    store.rewind("s")
+    store.reset()
+    chat(client, store, "s").send("three")
+    assert store.calls["load"] == 1
+
+
+def test_a_fresh_chat_reads_the_whole_session_for_its_history_and_totals(client: anthropic.Anthropic) -> None:
+    store = CountingStore()
+    write_history(store, "s", 800)
+    first = chat(client, store, "s")
+    first.send("one")
+    fresh = chat(client, store, "s")
+    fresh.send("two")
+    assert store.calls["load"] == 1  # only the first chat read it all
+    assert len(fresh.messages) == 804  # reading the history reads the rest
+    whole = chat(client, store, "s")
+    assert fresh.usage == whole.usage and fresh.cost == whole.cost and fresh.cost_complete
+    assert fresh.usage.output_tokens > first.usage.output_tokens  # the fresh chat's own turn is counted
+
+
+def test_an_async_chat_reads_the_window_and_asks_for_a_load_before_the_whole_history(
+    aclient: anthropic.AsyncAnthropic,
+) -> None:
+    store = CountingStore()
+    write_history(store, "s", 3_000)
+
+    async def scenario() -> None:
+        threaded = ThreadedAsyncStore(store)
+        first = AsyncChat(aclient, model=MODEL, store=threaded, session_id="s", system=SYSTEM, max_tokens=64,
+                          context=POLICY)  # fmt: skip
+        await first.send("one")
+        store.reset()
+        fresh = AsyncChat(aclient, model=MODEL, store=threaded, session_id="s", system=SYSTEM, max_tokens=64,
+                          context=POLICY)  # fmt: skip
+        await fresh.send("two")
+        assert store.calls["load"] == 0 and store.messages_read < 400
+        with pytest.raises(RuntimeError, match=r"await chat\.load"):
+            _ = fresh.messages
+        await fresh.load()
+        assert len(fresh.messages) == 3_004
+        await threaded.aclose()
+
+    asyncio.run(scenario())

@@ -1,0 +1,173 @@
+"""A planner restored from a checkpoint (context/checkpoint.py) and given only the tail of the log must plan
+exactly what a full replay plans, byte for byte; when it cannot (the plan needs an older part of the log) it
+says so with ``NotLoaded`` and never plans anything else."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_history import BudgetExceeded
+from claude_history.context import CacheAwareWindow, LastTurns, OldImages, Planner, TokenBudget, plan_request
+from claude_history.context.checkpoint import HISTORY, NotLoaded, Tail, restore, snapshot
+from claude_history.context.plan import settle
+
+from .test_incremental import BINDING_MODEL, LOOKUP_TOOL, MODEL, POLICIES, SYSTEM, Session, assert_same
+
+CHECKPOINTED = {
+    "cache-aware": POLICIES["cache-aware"],
+    "token-budget": POLICIES["token-budget"],
+    "mixed": POLICIES["mixed"],
+    "last-turns": LastTurns(3),
+    "tight": CacheAwareWindow(3_000, low_water=1_500) & OldImages(after_turns=1),
+    "budget-images": TokenBudget(5_000) & OldImages(after_turns=3),
+}
+
+
+def restored_plan(
+    session: Session,
+    data: dict[str, Any],
+    pending: list[dict[str, Any]],
+    cache: bool | str = True,
+    planner: Planner | None = None,
+) -> Any:
+    """The plan of a fresh planner seeded with ``data`` (through JSON, as a store keeps it) and given the log
+    from the checkpoint's start on, with the usage records of that part: what a fresh Chat reads."""
+    planner = planner if planner is not None else Planner()
+    start = restore(planner, json.loads(json.dumps(data)))
+    assert start is not None
+    return plan_request(
+        Tail(start, session.log[start:]),
+        [dict(m) for m in pending],
+        **tail_arguments(session, start),
+        cache=cache,
+        planner=planner,
+        lineage=object(),
+    )
+
+
+def tail_arguments(session: Session, start: int) -> dict[str, Any]:
+    return {
+        "model": session.model,
+        "system": SYSTEM,
+        "tools": [LOOKUP_TOOL],
+        "policy": session.policy,
+        "summaries": list(session.summaries),
+        "usage_history": [u for u in session.usage if u["seq"] >= start],
+    }
+
+
+def cold_plan(session: Session, pending: list[dict[str, Any]], cache: bool | str = True) -> Any:
+    return plan_request(
+        [dict(m) for m in session.log],
+        [dict(m) for m in pending],
+        model=session.model,
+        system=SYSTEM,
+        tools=[LOOKUP_TOOL],
+        policy=session.policy,
+        summaries=list(session.summaries),
+        usage_history=list(session.usage),
+        cache=cache,
+    )
+
+
+def play(
+    seed: int, model: str, policy: Any, turns: int, history: int, cache: bool | str = True, chain: bool = False
+) -> tuple[int, int]:
+    """Plays a conversation; after each committed turn, plans the next message from a checkpoint and from a
+    full replay, with ``cache`` (True: the TTL is chosen from the gaps between turns and the 1-hour anchors,
+    which look back ``HISTORY`` points). ``chain``: each checkpoint is made by the planner restored from the
+    previous one, brought up to the end of the committed log (``settle``), as a web app's chats make them
+    turn after turn; otherwise by the session's own planner. Returns (plans compared, plans that needed the
+    whole log)."""
+    session = Session(seed, model, policy, thinking=model == BINDING_MODEL)
+    compared = needed_all = 0
+    data: dict[str, Any] | None = None
+    for t in range(turns):
+        pending = [{"role": "user", "content": f"and then? ({t})"}]
+        restored: Planner | None = None
+        if data is not None:
+            try:
+                cold = cold_plan(session, pending, cache)
+            except BudgetExceeded:
+                cold = None
+            if cold is not None:
+                restored = Planner()
+                try:
+                    warm = restored_plan(session, data, pending, cache, planner=restored)
+                except NotLoaded:
+                    needed_all += 1
+                    restored = None
+                else:
+                    assert_same(warm, cold)
+                    compared += 1
+        start = data["start"] if data is not None else 0
+        session.turn()
+        if chain and restored is not None:  # the chat that planned from the checkpoint commits and keeps one
+            try:
+                settle(Tail(start, session.log[start:]), **tail_arguments(session, start), planner=restored)
+                data = snapshot(restored, len(session.log), history=history)
+            except NotLoaded:
+                data = snapshot(session.planner, len(session.log), history=history)
+        else:
+            data = snapshot(session.planner, len(session.log), history=history)
+        if data is not None:
+            assert 0 < data["start"] < data["length"] == len(session.log)
+    return compared, needed_all
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    name=st.sampled_from(sorted(CHECKPOINTED)),
+    model=st.sampled_from([MODEL, BINDING_MODEL]),
+    history=st.integers(1, 12),
+    cache=st.sampled_from(["5m", "1h", False]),
+    chain=st.booleans(),
+)
+def test_a_checkpoint_plans_what_a_full_replay_plans(
+    seed: int, name: str, model: str, history: int, cache: str | bool, chain: bool
+) -> None:
+    """Random conversations and policies, checkpoints keeping a few requests back: with a fixed TTL (nothing
+    looks further back than the window) the restored plan is the full replay's, request bytes included."""
+    compared, needed_all = play(seed, model, CHECKPOINTED[name], 20, history, cache, chain)
+    assert needed_all <= compared // 2 + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "chain"),
+    [("cache-aware", MODEL, True), ("tight", BINDING_MODEL, False), ("mixed", MODEL, True), ("tight", MODEL, True)],
+)
+def test_a_checkpoint_with_the_ttl_chosen_from_the_history(name: str, model: str, chain: bool) -> None:
+    """The automatic TTL looks back at the gaps between turns and for 1-hour anchors: a default checkpoint
+    keeps what they read, so a long session plans from it, exactly, nearly every turn."""
+    compared, needed_all = play(zlib.crc32(name.encode()), model, CHECKPOINTED[name], 50, HISTORY, True, chain)
+    assert compared >= 10
+    assert needed_all <= compared // 4
+
+
+def test_a_checkpoint_of_other_settings_or_another_estimator_is_not_used() -> None:
+    session = Session(3, MODEL, CHECKPOINTED["tight"], thinking=False)
+    for _ in range(20):
+        session.turn()
+    data = snapshot(session.planner, len(session.log), history=4)
+    assert data is not None
+    assert restore(Planner(), {**data, "estimator": [1.0, 0]}) is None
+    assert restore(Planner(), {**data, "format": 0}) is None
+    assert restore(Planner(), {k: v for k, v in data.items() if k != "state"}) is None
+    session.policy = TokenBudget(4_000)  # other settings: the restored replay is not theirs
+    with pytest.raises(NotLoaded):
+        restored_plan(session, data, [{"role": "user", "content": "next"}])
+
+
+def test_the_tail_refuses_what_was_not_read() -> None:
+    tail = Tail(3, ["d", "e"])
+    assert len(tail) == 5 and tail[3] == "d" and tail[-1] == "e" and tail[3:] == ["d", "e"]
+    for reach in (lambda: tail[2], lambda: tail[1:4], lambda: list(tail), lambda: tail[-3]):
+        with pytest.raises(NotLoaded):
+            reach()

@@ -1,0 +1,97 @@
+"""Planner checkpoints over every backend, sync and async (stores/_checkpoints.py): one per session, kept with
+the version it describes, never replaced by an older one, gone with the session; the encrypted wrapper keeps
+none (a checkpoint in clear beside the ciphertext would tell what the session holds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from claude_history.stores._checkpoints import supports_checkpoints
+
+from .conftest import Backend
+from .samples import turn
+
+# The backends that keep checkpoints; the others (the encrypted wrapper) keep none, which is always correct.
+KEEPING = {"memory", "sqlite", "file", "postgres", "redis"}
+
+DATA = {
+    "format": 1,
+    "start": 9_560,
+    "text": [0.1, 1e-17, 12345.678901234567, 2.0**-40],  # floats come back bit for bit
+    "settings": ["CacheAwareWindow(max_input_tokens=20000, low_water=None)", 7.428571428571429, 0],
+    "note": "ünïcödé \u2028 and a \"quote\"",
+    "anchors": [[3, 1, [0, 0, 0, 0], 1.5, 0, 10, None, True]],
+}
+
+
+def keeps(backend: Backend) -> bool:
+    return backend.name in KEEPING
+
+
+def test_a_store_says_whether_it_keeps_checkpoints(backend: Backend) -> None:
+    opened = backend.open()
+    try:
+        assert supports_checkpoints(opened) is keeps(backend)
+    finally:
+        opened.close()
+
+
+def test_a_checkpoint_is_kept_with_its_version(backend: Backend, store: Any) -> None:
+    if not keeps(backend):
+        pytest.skip(f"{backend.name} keeps no checkpoints (a fresh chat reads the whole session)")
+    assert store.load_checkpoint("s") is None
+    store.save_checkpoint("s", 1, DATA)  # no such session: nothing is kept
+    assert store.load_checkpoint("s") is None
+    version = store.append("s", turn("one"), expected_version=0)
+    store.save_checkpoint("s", version, DATA)
+    assert store.load_checkpoint("s") == (version, DATA)
+    store.save_checkpoint("s", version, {"again": True})  # the same version: replaced
+    assert store.load_checkpoint("s") == (version, {"again": True})
+    newer = store.append("s", turn("two"), expected_version=version)
+    store.save_checkpoint("s", newer, {"newer": True})
+    store.save_checkpoint("s", version, {"older": True})  # a slow writer never puts back an older one
+    assert store.load_checkpoint("s") == (newer, {"newer": True})
+    assert store.load("s").version == newer and len(store.load("s").messages) == 4  # the log is untouched
+
+
+def test_a_checkpoint_goes_with_its_session(backend: Backend, store: Any) -> None:
+    if not keeps(backend):
+        pytest.skip(f"{backend.name} keeps no checkpoints")
+    version = store.append("s", turn("one"), expected_version=0)
+    store.save_checkpoint("s", version, DATA)
+    forked = store.fork("s")
+    assert store.load_checkpoint(forked) is None  # a fork starts without one
+    rewound = store.rewind("s")
+    assert store.load_checkpoint("s") == (version, DATA)  # kept, and stale: of another version
+    assert rewound != version
+    assert store.delete("s")
+    assert store.load_checkpoint("s") is None
+    store.append("s", turn("again"), expected_version=0)  # created again: the old one is not its
+    assert store.load_checkpoint("s") is None
+
+
+def test_a_checkpoint_is_checked_before_it_is_kept(backend: Backend, store: Any) -> None:
+    if not keeps(backend):
+        pytest.skip(f"{backend.name} keeps no checkpoints")
+    version = store.append("s", turn("one"), expected_version=0)
+    for bad_version in (0, -1, True, "1"):
+        with pytest.raises(ValueError):
+            store.save_checkpoint("s", bad_version, DATA)
+    with pytest.raises(TypeError):
+        store.save_checkpoint("s", version, ["not", "an", "object"])
+    with pytest.raises(ValueError):
+        store.save_checkpoint("s", version, {"huge": "x" * 300_000})
+    assert store.load_checkpoint("s") is None
+
+
+def test_an_encrypted_store_keeps_no_checkpoint_in_clear(enc_backend: Backend) -> None:
+    """The wrapper has no checkpoint methods, so a chat over it reads whole sessions, and the store under it
+    never gets one from it."""
+    opened = enc_backend.open()
+    try:
+        assert not supports_checkpoints(opened)
+        assert not hasattr(opened, "save_checkpoint")
+    finally:
+        opened.close()
