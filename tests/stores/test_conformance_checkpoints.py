@@ -68,6 +68,14 @@ def test_a_checkpoint_goes_with_its_session(backend: Backend, store: Any) -> Non
     assert rewound != version
     assert store.delete("s")
     assert store.load_checkpoint("s") is None
+    if backend.name == "redis":  # nothing of it is left behind either
+        import redis
+
+        client = redis.Redis.from_url(backend.url)
+        try:
+            assert not client.exists(backend.options["prefix"] + "checkpoint:s")
+        finally:
+            client.close()
     store.append("s", turn("again"), expected_version=0)  # created again: the old one is not its
     assert store.load_checkpoint("s") is None
 

@@ -30,8 +30,9 @@ local L = {
   session = ARGV[1], messages = ARGV[2], summaries = ARGV[3], owner = ARGV[4], tag = ARGV[5],
   index = ARGV[6], expiry = ARGV[7], refs = ARGV[8], lease = ARGV[9], fence = ARGV[10],
   word = ARGV[11], postings = ARGV[12], vocab = ARGV[13], terms = ARGV[14], indexed = ARGV[15],
+  checkpoint = ARGV[16],
 }
-local A = 16  -- first argument of the operation
+local A = 17  -- first argument of the operation
 
 local function hkey(id) return L.session .. id end
 local function mkey(id) return L.messages .. id end
@@ -174,7 +175,7 @@ local function purge(id)
   end
   local existed = redis.call('EXISTS', hkey(id))
   unindex_all(id)
-  redis.call('DEL', hkey(id), mkey(id), skey(id))
+  redis.call('DEL', hkey(id), mkey(id), skey(id), L.checkpoint .. id)
   redis.call('ZREM', L.index, id)
   redis.call('ZREM', L.expiry, id)
   redis.call('HDEL', L.refs, id)
@@ -554,10 +555,12 @@ if redis.call('GET', L.lease .. ARGV[A]) == ARGV[A + 1] then redis.call('DEL', L
 return 1
 """
 
-# checkpoint(key, id, now, version, data) -> 1 kept | 0 not (no such session, or a newer checkpoint kept). The
-# checkpoint names the incarnation it was kept for: one of a session deleted and created again is not read.
+# checkpoint(id, now, version, data) -> 1 kept | 0 not (no such session, or a newer checkpoint kept). The
+# checkpoint names the incarnation it was kept for (a purge deletes it with the session, and one left by a
+# session that Redis expired on its own is not read for the next session under that id).
 CHECKPOINT = r"""
-local key, id, now, version, data = ARGV[A], ARGV[A + 1], ARGV[A + 2], tonumber(ARGV[A + 3]), ARGV[A + 4]
+local id, now, version, data = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3]
+local key = L.checkpoint .. id
 if not live(id, now) then return 0 end
 local inc = redis.call('HGET', hkey(id), 'inc') or ''
 local kept = redis.call('HMGET', key, 'version', 'inc')

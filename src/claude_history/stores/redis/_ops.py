@@ -125,6 +125,7 @@ class Layout:
             self.vocab,
             self.terms,
             self.indexed,
+            self.checkpoint,
         ]
 
 
@@ -562,7 +563,7 @@ def load_checkpoint(keys: Layout, session_id: str, now: int) -> Op[tuple[int, di
 
 def save_checkpoint(keys: Layout, session_id: str, version: int, data: Mapping[str, Any], now: int) -> Op[None]:
     text = check_checkpoint(session_id, version, data)
-    yield Call("checkpoint", [keys.checkpoint + session_id, session_id, now, version, text])
+    yield Call("checkpoint", [session_id, now, version, text])
 
 
 def save_summary(keys: Layout, session_id: str, summary: Summary, now: int) -> Op[None]:
