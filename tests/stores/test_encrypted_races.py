@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from claude_history.errors import DecryptionError, SessionNotFound
+from claude_history.errors import ConflictError, DecryptionError, SessionNotFound
 from claude_history.stores.memory import MemoryStore
 
 from .conftest import TEST_KEY, Backend
@@ -158,3 +158,31 @@ def test_a_session_whose_first_copy_of_the_note_was_dropped_rotates(enc_backend:
         assert texts(rotated) == ["question a"]
     finally:
         store.close()
+
+
+def test_a_create_that_read_another_session_never_reuses_its_incarnation(store: Any) -> None:
+    # A writer that saw no session appends at version 0 and finds one (incarnation Y) in its own read; that
+    # session is deleted before the backend's append. Pinning the append to Y then created a new session under
+    # Y, so a third writer still holding the old session's length at the same version landed rows sealed for
+    # other positions in it, and every later load or append failed with DecryptionError (seen in a threaded
+    # delete/append race on Redis).
+    store.append("s", turn("r") + turn("r2"), expected_version=0)
+    old = store.inner.get_session("s").incarnation
+    real = store.inner.append
+
+    def deleted_first(session_id: str, *args: Any, **kwargs: Any) -> Any:
+        store.inner.delete(session_id)
+        return real(session_id, *args, **kwargs)
+
+    store.inner.append = deleted_first
+    try:
+        store.append("s", turn("w"), expected_version=0)
+    except ConflictError:
+        # Refused before any write: the session it read is not the one it meant to create, and stays as it was.
+        assert store.inner.get_session("s").incarnation == old
+        assert texts(store) == ["question r", "question r2"]
+        return
+    finally:
+        store.inner.append = real
+    assert store.inner.get_session("s").incarnation != old  # created, but as a session of its own
+    assert texts(store) == ["question w"]

@@ -293,6 +293,12 @@ class _Ops:
             # the backend's append would take rows sealed for positions 0.. at its own positions.
             raise _cas.conflict(session_id, expected_version, 0, entries)
         if info is not None and info.version != expected_version:
+            if expected_version == 0 and not (turn_id is not None and info.version == 1):
+                # A create that finds another session: doomed. Refused here, because pinned to that session's
+                # incarnation it would create a new session under it if that one were deleted before the
+                # backend's append, and a writer still holding the old session's length could then land rows
+                # sealed for other positions in it (every later load failing to decrypt).
+                raise _cas.conflict(session_id, expected_version, info.version, entries)
             # Doomed unless it is this very turn, already committed (``turn_id``): pinned to the incarnation
             # read here, so that a session created again meanwhile at ``expected_version`` refuses it.
             incarnation = incarnation or info.incarnation
