@@ -285,9 +285,10 @@ class _Ops:
         count = prev = 0
         record: dict[str, Any] = {}
         if info is None:
-            # A session this append creates takes this incarnation, which its rows are bound to.
-            incarnation = incarnation or _cas.new_incarnation()
-        token = (incarnation or "") if info is None else (info.incarnation or "")
+            # A session this append creates takes this incarnation, which its rows are bound to (a bare one
+            # from the caller names a session it read, now gone: the backend refuses to create under it).
+            incarnation = incarnation or _cas.creating()
+        token = (_cas.pinned_incarnation(incarnation) or "") if info is None else (info.incarnation or "")
         if info is None and expected_version != 0:
             # Nothing to append to, and no incarnation to pin: a session created again at this version before
             # the backend's append would take rows sealed for positions 0.. at its own positions.
