@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -40,10 +41,13 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service(config, store)
         app.state.service = service
+        frozen = _freeze_heap()
         try:
             yield
         finally:
             await service.close()  # waits for turns in flight: a graceful shutdown loses none
+            if frozen:
+                gc.unfreeze()
 
     app = FastAPI(
         title="claude-history",
@@ -88,6 +92,20 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
 
     mount_web(app)
     return app
+
+
+def _freeze_heap() -> bool:
+    """Move everything alive at startup (the modules, FastAPI's routes and models, the SDK's types: hundreds
+    of thousands of objects that live as long as the process) out of the collector's reach. A full
+    collection scans every tracked object, and it runs on the event loop: with the startup heap in it, one
+    took 130 ms and stalled every turn in flight (the proxy's p99, bench/RESULTS.md "Proxy"). Only objects
+    made after startup are scanned from then on. False when the heap was already frozen (another app in
+    this process did it; it unfreezes)."""
+    if gc.get_freeze_count():
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 def app_from_env() -> FastAPI:
