@@ -40,6 +40,9 @@ STRING_PREFIX = "claude-history-encrypted:v1:"  # summary texts, system prompts 
 RESERVED_METADATA_KEY = "_claude_history_encryption"
 BACKUP_PREFIX = "_claude_history_rotation_backup:"
 NOTE_PREFIX = "_claude_history_rewind_note:"
+# The tag of the wrapper's own records (a rotation backup, a kept rewind note): ``purge_expired`` finds those of
+# sessions that are gone by it, without listing every session.
+INTERNAL_TAG = "_claude_history_internal"
 FORMAT_VERSION = 1  # records, strings, and the message rows written before format 2
 MESSAGE_FORMAT = 2  # message rows bound to the incarnation (or import epoch) and linked by version
 NONCE_BYTES = 12
@@ -140,6 +143,16 @@ def _is_backup(info: SessionInfo) -> bool:
 def _is_internal(info: SessionInfo) -> bool:
     """A record of the wrapper's own (a rotation backup, a rewind note), hidden from listings and search."""
     return _is_backup(info) or (info.id.startswith(NOTE_PREFIX) and "note_of" in _record(info))
+
+
+def owner_of(info: SessionInfo) -> str | None:
+    """The session a record of the wrapper's own belongs to (None: not such a record): its id is where that
+    session's backup or note is kept, so a record that names another session is not trusted with it."""
+    record = _record(info)
+    owner = record.get("backup_of", record.get("note_of"))
+    if isinstance(owner, str) and _is_internal(info) and info.id in (backup_id(owner), note_id(owner)):
+        return owner
+    return None
 
 
 class _Codec:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ...errors import ConfigurationError, ConflictError, DecryptionError, SessionNotFound
@@ -24,6 +25,7 @@ from ..base import (
 )
 from . import _chain
 from ._codec import (
+    INTERNAL_TAG,
     RESERVED_METADATA_KEY,
     _Codec,
     _conflict_with_plaintext,
@@ -34,6 +36,7 @@ from ._codec import (
     bindings,
     check_own_id,
     note_id,
+    owner_of,
 )
 
 SEARCH_PAGE = 200
@@ -528,6 +531,7 @@ class _Ops:
             "update_session",
             note_id(info.id),
             metadata={RESERVED_METADATA_KEY: record},
+            tags=[INTERNAL_TAG],
             expires_at=info.expires_at,
             create=True,
         )
@@ -567,6 +571,25 @@ class _Ops:
         sealed = self.codec.seal_data(plain, record=self.codec.new_record())
         created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=plain.info.id)
         return created
+
+    def purge_expired(self, now: datetime | None) -> _Op[int]:
+        """The backend's purge, then the wrapper's own records (a kept rewind note, a rotation backup) of every
+        session that is gone: no record of an expired session is left, as after ``delete``."""
+        purged: int = yield _call("purge_expired", now)
+        after: SessionCursor | None = None
+        while True:
+            page: list[SessionInfo] = yield _call("list_sessions", tag=INTERNAL_TAG, limit=SEARCH_PAGE, after=after)
+            for info in page:
+                owner = owner_of(info)
+                if owner is None:
+                    continue
+                try:
+                    yield _call("get_session", owner)
+                except SessionNotFound:
+                    yield _call("delete", info.id)
+            if len(page) < SEARCH_PAGE:
+                return purged
+            after = SessionCursor.after(page[-1])
 
     def delete(self, session_id: str) -> _Op[bool]:
         deleted: bool = yield _call("delete", session_id)
