@@ -440,24 +440,44 @@ class _Codec:
             lambda note: self._rewind_aad(session_id, incarnation, note),
         )
 
-    def open_kept_note(self, info: SessionInfo, kept: SessionInfo) -> Mapping[str, Any] | None:
-        """The note in ``kept``, the session's note record (``note_id``), if it is one a rewind of this very
-        session and incarnation sealed with this key; else None (left by an earlier incarnation, or not
-        authentic: it then explains nothing, and the log's end is refused as without it)."""
+    def kept_notes(
+        self, info: SessionInfo, kept: SessionInfo, rows: Sequence[StoredMessage]
+    ) -> list[Mapping[str, Any]]:
+        """The notes kept in ``kept``, the session's note record (``note_id``: its log, one row per rewind, and
+        the one note an older release kept in its metadata), that rewinds of this very session and incarnation
+        sealed with this key and that are for the version and count ``info`` shows, newest first. Any other
+        (left by an earlier incarnation, by a rewind that lost its race, or not authentic) explains nothing."""
         record = _record(kept)
         if kept.id != note_id(info.id) or record.get("note_of") != info.id:
-            return None
+            return []
+        found: list[object] = [record.get("rewind")]
+        for row in reversed(rows):
+            content = row.message.get("content")
+            try:
+                found.append(json.loads(content) if isinstance(content, str) else None)
+            except ValueError:
+                continue
         incarnation = info.incarnation or ""
-        try:
-            return self._open_marker(
-                info.id,
-                record.get("rewind"),
-                "rewind note",
-                "the encrypted store",
-                lambda note: self._rewind_aad(info.id, incarnation, note),
-            )
-        except DecryptionError:
-            return None
+        notes: list[Mapping[str, Any]] = []
+        for marker in found:
+            if not isinstance(marker, Mapping) or (marker.get("version"), marker.get("count")) != (
+                info.version,
+                info.message_count,
+            ):
+                continue
+            try:
+                note = self._open_marker(
+                    info.id,
+                    marker,
+                    "rewind note",
+                    "the encrypted store",
+                    lambda note: self._rewind_aad(info.id, incarnation, note),
+                )
+            except DecryptionError:
+                continue
+            if note is not None:
+                notes.append(note)
+        return notes
 
     def _open_marker(
         self, session_id: str, marker: object, what: str, writer: str, aad: Callable[[Mapping[str, Any]], bytes]
