@@ -33,6 +33,7 @@ from typing import Any
 from .context.checkpoint import NotLoaded, restore, snapshot
 from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
+from .stores._cas import creating, pinned_incarnation
 from .stores.base import Entry, SessionInfo, Summary
 from .tools import ToolSet
 from .turn import (
@@ -392,16 +393,16 @@ def _commit(
     except BaseException as exc:
         _attach(exc, message, entries, commit)
         raise
-    memory.committed(turn, entries, version, info, now, commit.tokens.get("incarnation"))
+    memory.committed(turn, entries, version, info, now, pinned_incarnation(commit.tokens.get("incarnation")))
     yield from _save_checkpoint(memory, settings, turn)
 
 
 def _append_tokens(turn: Turn, info: SessionInfo | None) -> dict[str, Any]:
     """``incarnation`` and ``turn_id`` for ``store.append``: the incarnation the chat holds (a new session
-    takes the one ``update_session`` just gave it, or a fresh one), and a new turn id."""
+    takes the one ``update_session`` just gave it, or is created under a fresh one), and a new turn id."""
     incarnation = turn.base.incarnation
     if incarnation is None and turn.base.version == 0:
-        incarnation = info.incarnation if info is not None and info.incarnation else uuid.uuid4().hex
+        incarnation = info.incarnation if info is not None and info.incarnation else creating()
     return {"incarnation": incarnation, "turn_id": uuid.uuid4().hex}
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from claude_history.errors import ConfigurationError, ConflictError
+from claude_history.errors import ConfigurationError, ConflictError, SessionNotFound
+from claude_history.stores._cas import creating
 
 from .samples import turn
 
@@ -35,7 +36,7 @@ def test_a_session_created_again_is_another_incarnation(store: Any) -> None:
 
 
 def test_a_creating_append_takes_the_callers_incarnation_and_copies_get_their_own(store: Any) -> None:
-    store.append("s", turn("a"), expected_version=0, incarnation="chosen-by-the-writer")
+    store.append("s", turn("a"), expected_version=0, incarnation=creating("chosen-by-the-writer"))
     assert store.get_session("s").incarnation == "chosen-by-the-writer"
     forked = store.fork("s")
     imported = store.import_jsonl(store.export_jsonl("s"), session_id="copy")
@@ -66,15 +67,45 @@ def test_a_retried_commit_is_stored_once(store: Any) -> None:
 
 
 def test_a_retried_commit_is_not_recognised_in_another_incarnation(store: Any) -> None:
-    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="first")
+    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation=creating("first"))
     store.delete("s")
-    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="second")
+    store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation=creating("second"))
     with pytest.raises(ConflictError):
-        store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation="first")
+        store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation=creating("first"))
+    assert count(store, "s") == 2
+    # The create retried after a lost acknowledgement, in its own incarnation, is recognised.
+    assert store.append("s", turn("a"), expected_version=0, turn_id="t", incarnation=creating("second")) == 1
     assert count(store, "s") == 2
 
 
-@pytest.mark.parametrize("bad", ["", 5, "x" * 201, "a\x00b", "\ud800"])
+def test_an_append_never_creates_a_session_under_an_incarnation_read_from_an_earlier_one(store: Any) -> None:
+    # A writer read the empty session "s" (incarnation Y); it is deleted before the writer's first turn. Creating
+    # "s" under Y then made a new session that a writer still holding the deleted one (at the version the new
+    # one reaches) took for its own: its turn landed in the new conversation (with encryption, sealed for
+    # other positions, so every later load failed). A bare token names a session read: it never creates.
+    store.update_session("s", title="t", create=True)
+    read = store.get_session("s").incarnation
+    assert read and store.delete("s")
+    with pytest.raises(ConflictError, match="deleted since it was read") as caught:
+        store.append("s", turn("stale"), expected_version=0, incarnation=read)
+    assert len(caught.value.unsaved) == 2
+    with pytest.raises(SessionNotFound):
+        store.get_session("s")
+    # Same when the session had turns: nothing created under the token of the deleted one.
+    store.append("t", turn("a"), expected_version=0)
+    held = store.get_session("t").incarnation
+    store.delete("t")
+    with pytest.raises(ConflictError):
+        store.append("t", turn("stale"), expected_version=0, incarnation=held)
+    assert [info.id for info in store.list_sessions()] == []
+    # A create names its new incarnation explicitly; an empty session read is still appended to as read.
+    store.append("s", turn("a"), expected_version=0, incarnation=creating())
+    assert store.get_session("s").incarnation not in (None, read, held)
+    store.update_session("u", create=True)
+    assert store.append("u", turn("a"), expected_version=0, incarnation=store.get_session("u").incarnation) == 1
+
+
+@pytest.mark.parametrize("bad", ["", 5, "x" * 201, "a\x00b", "\ud800", "new:"])
 def test_bad_tokens_are_refused(store: Any, bad: Any) -> None:
     for name in ("incarnation", "turn_id"):
         with pytest.raises(ConfigurationError, match=name):

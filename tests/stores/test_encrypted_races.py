@@ -186,3 +186,75 @@ def test_a_create_that_read_another_session_never_reuses_its_incarnation(store: 
         store.inner.append = real
     assert store.inner.get_session("s").incarnation != old  # created, but as a session of its own
     assert texts(store) == ["question w"]
+
+
+@pytest.mark.parametrize("loser", ["conditional", "retrying"])
+def test_a_rewind_stalled_before_its_note_never_leaves_a_session_unreadable(enc_backend: Backend, loser: str) -> None:
+    # Rewind A reads the session, then stalls before writing its note; rewind B runs whole meanwhile (its note
+    # in both places, its cut). A then writes its note over B's in the session's record and in the kept one,
+    # loses its compare-and-swap, and puts back the note it had read: neither place explained B's cut, and the
+    # session read as tampered with (DecryptionError) until rewound to 0.
+    first, second = enc_backend.open(), enc_backend.open()
+    try:
+        first.append("s", turn("a") + turn("b") + turn("c"), expected_version=0)
+        first.append("s", turn("d"), expected_version=1)  # version 2, 8 messages
+        real = first.inner.update_session
+        stalled: list[int] = []
+
+        def stall(session_id: str, **changes: Any) -> Any:
+            record = (changes.get("metadata") or {}).get("_claude_history_encryption") or {}
+            if session_id == "s" and "rewind" in record and not stalled:
+                stalled.append(0)  # memory: both wrappers share the store, and so this hook
+                stalled[0] = second.rewind("s", to=6, expected_version=2)  # B, whole, between A's read and write
+            return real(session_id, **changes)
+
+        first.inner.update_session = stall
+        try:
+            if loser == "conditional":
+                with pytest.raises(ConflictError):
+                    first.rewind("s", to=4, expected_version=2)
+            else:  # no expected version: A reads again after losing, and cuts the session B left
+                assert first.rewind("s", to=4) == 4
+        finally:
+            first.inner.update_session = real
+        assert stalled == [3]
+        kept = ["question a", "question b", "question c"] if loser == "conditional" else ["question a", "question b"]
+        for store in (first, second):
+            assert texts(store) == kept
+            assert [m.seq for m in store.load_messages("s", start=1)] == list(range(1, 2 * len(kept)))
+        version = store.get_session("s").version
+        first.append("s", turn("e"), expected_version=version)
+        assert texts(second) == [*kept, "question e"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_rewind_racing_an_append_never_leaves_a_session_unreadable(enc_backend: Backend) -> None:
+    first, second = enc_backend.open(), enc_backend.open()
+    try:
+        first.append("s", turn("a") + turn("b"), expected_version=0)  # version 1, 4 messages
+        real = first.inner.update_session
+        raced: list[int] = []
+
+        def stall(session_id: str, **changes: Any) -> Any:
+            record = (changes.get("metadata") or {}).get("_claude_history_encryption") or {}
+            if session_id == "s" and "rewind" in record and not raced:
+                raced.append(0)
+                raced[0] = second.append("s", turn("c"), expected_version=1)
+            return real(session_id, **changes)
+
+        first.inner.update_session = stall
+        try:
+            with pytest.raises(ConflictError):
+                first.rewind("s", to=2, expected_version=1)
+        finally:
+            first.inner.update_session = real
+        assert raced == [2]
+        for store in (first, second):
+            assert texts(store) == ["question a", "question b", "question c"]
+        second.append("s", turn("d"), expected_version=2)
+        assert texts(first)[-1] == "question d"
+    finally:
+        first.close()
+        second.close()

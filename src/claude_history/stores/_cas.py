@@ -13,15 +13,40 @@ from typing import Any
 from ..errors import ConfigurationError, ConflictError
 from ._validation import check_text
 
-__all__ = ["append_allowed", "check_token", "conflict", "new_incarnation", "takes_append_tokens"]
+__all__ = [
+    "CREATE_PREFIX",
+    "append_allowed",
+    "check_token",
+    "conflict",
+    "created_incarnation",
+    "creating",
+    "new_incarnation",
+    "pinned_incarnation",
+    "takes_append_tokens",
+]
+
+# ``append(..., expected_version=0, incarnation=CREATE_PREFIX + token)`` creates the session under ``token``;
+# a bare token always names a session the caller read, which an append never creates (see ``append_allowed``).
+# Stored incarnations never start with it, so no token read from a session can pass for a create.
+CREATE_PREFIX = "new:"
 
 
 def conflict(
-    session_id: str, expected: int, actual: int | None, unsaved: Sequence[Any] = (), *, replaced: bool = False
+    session_id: str,
+    expected: int,
+    actual: int | None,
+    unsaved: Sequence[Any] = (),
+    *,
+    replaced: bool = False,
+    gone: bool = False,
 ) -> ConflictError:
-    """The one wording of a lost compare-and-swap (``replaced``: same version, another incarnation)."""
+    """The one wording of a lost compare-and-swap (``replaced``: same version, another incarnation; ``gone``:
+    the session the writer read no longer exists)."""
     state = f"is at version {actual}" if actual else "does not exist (version 0)"
-    if replaced:
+    if gone:
+        state = "was deleted since it was read (it does not exist now)"
+        hint = "the session you held is gone; reload the session and retry"
+    elif replaced:
         state = f"was deleted and created again since it was read (now version {actual}, another incarnation)"
         hint = "the session you held is gone; reload the session and retry"
     elif expected == 0 and actual:
@@ -41,13 +66,34 @@ def check_token(name: str, value: object) -> str | None:
     """An ``incarnation`` or ``turn_id``: None, or text of 1 to 200 bytes (uuid4 hex is what we make)."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value == CREATE_PREFIX:
         raise ConfigurationError(f"{name} must be a non-empty string or None, got {value!r}")
     return check_text(name, value, max_bytes=200)
 
 
 def new_incarnation() -> str:
     return uuid.uuid4().hex
+
+
+def creating(token: str | None = None) -> str:
+    """The ``incarnation`` argument of an append that creates its session under ``token`` (a new one if
+    None): the only way a caller names the incarnation of a session that does not exist yet."""
+    return CREATE_PREFIX + (token or new_incarnation())
+
+
+def pinned_incarnation(incarnation: str | None) -> str | None:
+    """What the session's stored incarnation is compared with: the token itself, or the one a create names."""
+    if incarnation is not None and incarnation.startswith(CREATE_PREFIX):
+        return incarnation[len(CREATE_PREFIX) :]
+    return incarnation
+
+
+def created_incarnation(incarnation: str | None) -> str:
+    """The incarnation a session created by an append takes: the one ``creating`` named, else a new one
+    (``append_allowed`` lets no bare token create)."""
+    if incarnation is not None and incarnation.startswith(CREATE_PREFIX):
+        return incarnation[len(CREATE_PREFIX) :]
+    return new_incarnation()
 
 
 def takes_append_tokens(store: Any) -> bool:
@@ -96,10 +142,17 @@ def append_allowed(
     (``actual`` 0 and no incarnation when it does not exist). True: write the turn. False: this very turn
     (``turn_id``) is what the last append committed, so the caller returns ``expected + 1`` and writes
     nothing. Otherwise ``ConflictError``. ``last_turn`` reads the id the last append recorded (only called
-    when it can matter)."""
-    same = incarnation is None or actual_incarnation is None or actual_incarnation == incarnation
-    if actual == expected and same:
+    when it can matter).
+
+    A create is its own case: a bare ``incarnation`` names a session the caller read, so when no session is
+    there (it was deleted since) nothing is created under it: a session made under a token read from an
+    earlier session would pass, to a writer still holding that earlier one, for the session it held. Only
+    ``creating(token)`` creates under a chosen token; ``None`` creates under a new one."""
+    token = pinned_incarnation(incarnation)
+    same = token is None or actual_incarnation is None or actual_incarnation == token
+    gone = token is not None and token == incarnation and actual == 0 and actual_incarnation is None
+    if actual == expected and same and not gone:
         return True
     if turn_id is not None and same and actual == expected + 1 and last_turn() == turn_id:
         return False
-    raise conflict(session_id, expected, actual, entries, replaced=actual == expected)
+    raise conflict(session_id, expected, actual, entries, replaced=actual == expected and not gone, gone=gone)

@@ -11,6 +11,8 @@ Incarnations: a session deleted and created again under the same id is another s
 it a new ``incarnation`` (an opaque token); ``append(..., incarnation=...)`` compares it with the version, so
 a writer holding the old session (a stale ``Chat``) gets a ``ConflictError``, never a silent append at the
 same version of the new one. Sessions written before incarnations existed have ``None`` (not compared).
+A bare ``incarnation`` names a session the writer read, so an append never creates a session under it (that
+session was deleted: ``ConflictError``); ``incarnation=_cas.creating(token)`` creates one under ``token``.
 
 Idempotent commits: ``append(..., turn_id=...)`` records the id of the turn it committed. When the
 acknowledgement of a commit is lost (the server committed, the connection dropped) the same append retried
@@ -201,7 +203,8 @@ class Store(Protocol):
         turn_id: str | None = None,
     ) -> int:
         """Append ``entries`` as one transaction if the session is at ``expected_version`` (and, when given,
-        is still ``incarnation``; a session this call creates takes it); returns the new version
+        is still ``incarnation``; a session this call creates takes the one ``creating(token)`` names, never
+        a bare one, which was read from a session now deleted); returns the new version
         (``expected_version + 1``), also when ``turn_id`` names the turn the last append already committed.
         Raises ``ConflictError`` (with ``unsaved=list(entries)``) otherwise."""
         ...

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
 from ._checkpoints import check_checkpoint
 from ._checks import (
     check_filters,
@@ -477,7 +477,7 @@ class JsonFileStore(StoreBase):
     def _new_meta(self, session_id: str, now: int, incarnation: str | None = None) -> dict[str, Any]:
         return {
             "id": session_id,
-            "incarnation": incarnation or new_incarnation(),
+            "incarnation": created_incarnation(incarnation),
             "created_at": now,
             "updated_at": now,
             "title": None,

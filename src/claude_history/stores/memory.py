@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -83,7 +83,7 @@ class MemoryStore(StoreBase):
     def _new(self, session_id: str, now: int, incarnation: str | None) -> _Session:
         stamp = from_us(now)
         info = SessionInfo(
-            id=session_id, version=0, created_at=stamp, updated_at=stamp, incarnation=incarnation or new_incarnation()
+            id=session_id, version=0, created_at=stamp, updated_at=stamp, incarnation=created_incarnation(incarnation)
         )
         session = self._sessions[session_id] = _Session(info)
         return session

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -545,7 +545,7 @@ class SQLiteStore(StoreBase):
                 pk = conn.execute(
                     "INSERT INTO sessions (id, version, message_count, created_at, updated_at, incarnation,"
                     " last_turn) VALUES (?, 1, ?, ?, ?, ?, ?) RETURNING pk",
-                    (session_id, len(encoded), now, now, incarnation or new_incarnation(), turn_id),
+                    (session_id, len(encoded), now, now, created_incarnation(incarnation), turn_id),
                 ).fetchone()[0]
                 start = 0
             else:

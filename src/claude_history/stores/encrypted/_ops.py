@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ...errors import ConfigurationError, ConflictError, DecryptionError, SessionNotFound
-from .. import _cas, _checks, _jsonl, _messages, _rewind_fork, _search_text, _times
+from .. import _cas, _checks, _json, _jsonl, _messages, _rewind_fork, _search_text, _times
 from .._leases import check_lease
 from ..base import (
     Entry,
@@ -24,6 +25,7 @@ from ..base import (
 )
 from . import _chain
 from ._codec import (
+    INTERNAL_TAG,
     RESERVED_METADATA_KEY,
     _Codec,
     _conflict_with_plaintext,
@@ -34,9 +36,11 @@ from ._codec import (
     bindings,
     check_own_id,
     note_id,
+    owner_of,
 )
 
 SEARCH_PAGE = 200
+_KEEP_RETRIES = 16
 
 T = TypeVar("T")
 _log = logging.getLogger("claude_history.stores.encrypted")
@@ -90,18 +94,24 @@ class _Ops:
         try:
             return self.codec.open_data(raw)
         except _chain.LogEndError:
-            note = yield from self._kept_note(raw.info)
-            if note is None:
-                raise
-            return self.codec.open_data(raw, note=note)
+            for note in (yield from self._kept_notes(raw.info)):
+                try:
+                    return self.codec.open_data(raw, note=note)
+                except _chain.LogEndError:
+                    continue
+            raise
 
-    def _kept_note(self, info: SessionInfo) -> _Op[Mapping[str, Any] | None]:
-        """The rewind note kept in its own record for ``info``'s session and incarnation, None if none is."""
+    def _kept_notes(self, info: SessionInfo) -> _Op[list[Mapping[str, Any]]]:
+        """The rewind notes kept in their own record (``note_id``) for ``info``'s session, incarnation,
+        version and count (``_codec.kept_notes``): read only when the session's record does not explain the
+        log's end."""
+        sid = note_id(info.id)
         try:
-            kept: SessionInfo = yield _call("get_session", note_id(info.id))
+            kept: SessionInfo = yield _call("get_session", sid)
+            rows: list[StoredMessage] = (yield _call("load_messages", sid)) if kept.message_count else []
         except SessionNotFound:
-            return None
-        return self.codec.open_kept_note(info, kept)
+            return []
+        return self.codec.kept_notes(info, kept, rows)
 
     def _chain_head(self, info: SessionInfo, entries: Sequence[Entry]) -> _Op[int]:
         """What the first row of an append to ``info``'s session links to: the ``w`` of its last row, read and
@@ -125,10 +135,9 @@ class _Ops:
         try:
             _chain.check_links(info.id, [link], count - 1, end=end)
         except _chain.LogEndError:
-            note = yield from self._kept_note(info)
-            if note is None:
+            notes = yield from self._kept_notes(info)
+            if not any(_chain.explains(note, info.version, count, link[0]) for note in notes):
                 raise
-            _chain.check_links(info.id, [link], count - 1, end=(end[0], note, end[2]))
         return link[0]
 
     def get_session(self, session_id: str) -> _Op[SessionInfo]:
@@ -179,12 +188,30 @@ class _Ops:
             self.codec.open_messages(sid, tail, bound)
             end = self.codec.log_end(sid, info)
             if raw:
-                _chain.check_links(sid, self.codec.links(raw), raw[0].seq, end=None if tail else end)
-            if tail or not raw:
-                _chain.check_links(sid, self.codec.links(tail), count - len(tail), end=end)
+                _chain.check_links(sid, self.codec.links(raw), raw[0].seq, end=None)
+            ending = self.codec.links(tail) if tail or not raw else self.codec.links(raw[-1:])
+            first_seq = count - len(ending)
+        except DecryptionError:
+            return None
+        try:
+            _chain.check_links(sid, ending, first_seq, end=end)
+        except _chain.LogEndError:
+            notes = yield from self._kept_notes(info)
+            if not any(self._ends(sid, ending, first_seq, (end[0], note, end[2])) for note in notes):
+                return None
         except DecryptionError:
             return None
         return list(zip(raw, opened, strict=True))
+
+    @staticmethod
+    def _ends(
+        sid: str, links: Sequence[_chain.Link | None], first_seq: int, end: tuple[int, Mapping[str, Any] | None, bool]
+    ) -> bool:
+        try:
+            _chain.check_links(sid, links, first_seq, end=end)
+        except DecryptionError:
+            return False
+        return True
 
     def usage_log(self, session_id: str) -> _Op[list[UsageRecord]]:
         """Decrypted whole: a message's time may be sealed with its content (forks, imports)."""
@@ -285,9 +312,10 @@ class _Ops:
         count = prev = 0
         record: dict[str, Any] = {}
         if info is None:
-            # A session this append creates takes this incarnation, which its rows are bound to.
-            incarnation = incarnation or _cas.new_incarnation()
-        token = (incarnation or "") if info is None else (info.incarnation or "")
+            # A session this append creates takes this incarnation, which its rows are bound to (a bare one
+            # from the caller names a session it read, now gone: the backend refuses to create under it).
+            incarnation = incarnation or _cas.creating()
+        token = (_cas.pinned_incarnation(incarnation) or "") if info is None else (info.incarnation or "")
         if info is None and expected_version != 0:
             # Nothing to append to, and no incarnation to pin: a session created again at this version before
             # the backend's append would take rows sealed for positions 0.. at its own positions.
@@ -480,9 +508,10 @@ class _Ops:
     def _cut(self, info: SessionInfo, to: int, current: int, last: int | None) -> _Op[int]:
         """The backend's rewind of ``info``'s session at version ``current`` to ``to`` messages, with its note
         (none when the row kept last is of format 1: such a log is not checked at its end). The note is
-        written first (a crash before the cut leaves a note no state will match) and, as metadata is last
-        writer wins, put right after the cut: a racing rewind that lost its compare-and-swap gives back the
-        note it replaced, the winner restores its own."""
+        written first, in both places (a crash before the cut leaves a note no state will match); the note
+        log (``_keep_note``) keeps it whatever happens to the session's record, which, as metadata is last
+        writer wins, is put right after the cut too: a racing rewind that lost its compare-and-swap gives back
+        the note it replaced, the winner restores its own (so loads rarely need the log)."""
         if last is None:
             version: int = yield _call("rewind", info.id, to=to, expected_version=current)
             return version
@@ -500,12 +529,6 @@ class _Ops:
         fresh = yield _call("get_session", info.id)
         if fresh.version == version and _record(fresh).get("rewind") != note:
             yield from self._put_note(fresh, note)
-        try:
-            kept: SessionInfo | None = yield _call("get_session", note_id(info.id))
-        except SessionNotFound:
-            kept = None
-        if fresh.version == version and (kept is None or _record(kept).get("rewind") != note):
-            yield from self._keep_note(fresh, note)
         return version
 
     @staticmethod
@@ -517,20 +540,45 @@ class _Ops:
         return None
 
     @staticmethod
-    def _keep_note(info: SessionInfo, note: object) -> _Op[None]:
-        """The note's second copy, in a record of its own (``note_id``) that only rewinds write: a metadata
-        write of the session built from a read before the cut cannot drop it. It expires with the session as
-        it stands, and goes with ``delete``. A losing racer leaves its note there: it explains no state the
-        session reaches (another count or last row at that version), so it vouches for nothing."""
-        record = {"note_of": info.id, "rewind": note}
-        yield _call(
-            "update_session",
-            note_id(info.id),
-            metadata={RESERVED_METADATA_KEY: record},
-            expires_at=info.expires_at,
-            create=True,
+    def _keep_note(info: SessionInfo, note: Mapping[str, Any]) -> _Op[None]:
+        """The note's second copy, appended to the log of a record of its own (``note_id``), before the cut.
+        A metadata write of the session built from a read before the cut can drop the first copy, and any
+        metadata write is last writer wins, so a rewind stalled between its read and its note's write could
+        replace a note that explains the session; an append is a compare-and-swap, so no rewind, however it
+        interleaves with others, ever removes another's note from this log (it goes with ``delete``, and with
+        its session's expiry). A losing racer's note stays: it explains no state the wrapper leaves (another
+        count or last row at that version). One small row per rewind."""
+        sid = note_id(info.id)
+        entry = Entry({"role": "user", "content": _json.dumps(dict(note))})
+        for _attempt in range(_KEEP_RETRIES):
+            try:
+                kept: SessionInfo | None = yield _call("get_session", sid)
+            except SessionNotFound:
+                kept = None
+            if kept is None or kept.expires_at != info.expires_at or INTERNAL_TAG not in kept.tags:
+                record = {**({} if kept is None else _record(kept)), "note_of": info.id}
+                kept = yield _call(
+                    "update_session",
+                    sid,
+                    metadata={RESERVED_METADATA_KEY: record},
+                    tags=[INTERNAL_TAG],
+                    expires_at=info.expires_at,
+                    create=True,
+                )
+            assert kept is not None
+            try:
+                # Pinned to the record read: never creates one (without its metadata) if it was deleted.
+                yield _call("append", sid, [entry], expected_version=kept.version, incarnation=kept.incarnation)
+                return None
+            except ConflictError:
+                continue  # another rewind kept its note first (or the record went): read it again
+        raise ConflictError(
+            f"session {info.id!r}: could not keep the rewind's note ({_KEEP_RETRIES} attempts); nothing was cut, "
+            "retry the rewind",
+            session_id=info.id,
+            expected_version=info.version,
+            actual_version=info.version,
         )
-        return None
 
     @staticmethod
     def _refuse_during_rotation(info: SessionInfo, expected_version: int | None) -> None:
@@ -566,6 +614,25 @@ class _Ops:
         sealed = self.codec.seal_data(plain, record=self.codec.new_record())
         created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=plain.info.id)
         return created
+
+    def purge_expired(self, now: datetime | None) -> _Op[int]:
+        """The backend's purge, then the wrapper's own records (a kept rewind note, a rotation backup) of every
+        session that is gone: no record of an expired session is left, as after ``delete``."""
+        purged: int = yield _call("purge_expired", now)
+        after: SessionCursor | None = None
+        while True:
+            page: list[SessionInfo] = yield _call("list_sessions", tag=INTERNAL_TAG, limit=SEARCH_PAGE, after=after)
+            for info in page:
+                owner = owner_of(info)
+                if owner is None:
+                    continue
+                try:
+                    yield _call("get_session", owner)
+                except SessionNotFound:
+                    yield _call("delete", info.id)
+            if len(page) < SEARCH_PAGE:
+                return purged
+            after = SessionCursor.after(page[-1])
 
     def delete(self, session_id: str) -> _Op[bool]:
         deleted: bool = yield _call("delete", session_id)

@@ -18,6 +18,7 @@ from ..base import (
 )
 from ._codec import (
     FORMAT_VERSION,
+    INTERNAL_TAG,
     RESERVED_METADATA_KEY,
     _is_envelope_string,
     _parse_time,
@@ -151,7 +152,9 @@ class _RotatingOps(_Ops):
         """Copy the session (atomically) to its backup id; False when a stale backup was cleared first."""
         backup = rotation["backup"]
         copy = SessionData(
-            info=replace(plain.info, id=backup, title=None, owner=None, tags=(), expires_at=None, metadata={}),
+            info=replace(
+                plain.info, id=backup, title=None, owner=None, tags=(INTERNAL_TAG,), expires_at=None, metadata={}
+            ),
             messages=plain.messages,
             summaries=plain.summaries,
         )

@@ -175,7 +175,7 @@ class EncryptedStore:
         return self._run(self._ops.search(query, session_id, owner, limit))
 
     def purge_expired(self, now: datetime | None = None) -> int:
-        return self.inner.purge_expired(now)
+        return self._run(self._ops.purge_expired(now))
 
     def export_jsonl(self, session_id: str) -> str:
         return self._run(self._ops.export_jsonl(session_id))
@@ -303,7 +303,7 @@ class AsyncEncryptedStore:
         return await self._run(self._ops.search(query, session_id, owner, limit))
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        return await self.inner.purge_expired(now)
+        return await self._run(self._ops.purge_expired(now))
 
     async def export_jsonl(self, session_id: str) -> str:
         return await self._run(self._ops.export_jsonl(session_id))

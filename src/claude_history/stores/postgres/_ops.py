@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, new_incarnation
+from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -317,12 +317,14 @@ def append(
         "n": len(encoded),
         "expected": expected_version,
         "now": stamp,
-        "incarnation": incarnation,
-        "new_incarnation": incarnation or new_incarnation(),
+        "incarnation": pinned_incarnation(incarnation),
+        "new_incarnation": created_incarnation(incarnation),
         "turn": turn_id,
     }
     yield Query(st.drop_expired, args, rows=False)
-    rows = yield Query(st.append_create if expected_version == 0 else st.append_update, args)
+    # A bare incarnation names a session read, which an append never creates (_cas.append_allowed).
+    creates = expected_version == 0 and (incarnation is None or pinned_incarnation(incarnation) != incarnation)
+    rows = yield Query(st.append_create if creates else st.append_update, args)
     if not rows:
         state = yield Query(st.append_state, args)
         actual, held, last = (int(state[0][0]), state[0][1], state[0][2]) if state else (0, None, None)

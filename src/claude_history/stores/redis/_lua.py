@@ -258,8 +258,8 @@ local function keep_summaries_within(id, last)
 end
 """
 
-# append(id, expected_version, now, incarnation or '', new_incarnation, turn_id or '', lease or '', n, record (n
-#        of them)..., words of each record...)
+# append(id, expected_version, now, incarnation or '', new_incarnation ('': never create), turn_id or '',
+#        lease or '', n, record (n of them)..., words of each record...)
 #   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 #      | {2, newest lease token or ''} (the lease was lost: stores/_leases.py)
 APPEND = r"""
@@ -276,7 +276,7 @@ if exists then
   held = redis.call('HGET', hkey(id), 'inc')
   last = redis.call('HGET', hkey(id), 'turn')
 end
-if version ~= expected or (inc ~= '' and held and held ~= inc) then
+if version ~= expected or (inc ~= '' and held and held ~= inc) or (not exists and new_inc == '') then
   return {0, version, held or '', last or ''}
 end
 if exists then filter_keys(id) end  -- checked before the first write (reindex needs them)

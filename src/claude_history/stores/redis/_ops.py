@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, new_incarnation
+from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -484,8 +484,11 @@ def append(
     encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
     records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encoded]
     check_lease(lease)
-    new = incarnation or new_incarnation()
-    tokens = [incarnation or "", new, turn_id or "", "" if lease is None else str(lease)]
+    # A bare incarnation names a session read, which an append never creates (_cas.append_allowed): no
+    # incarnation to create under ('') tells the script so.
+    pinned = pinned_incarnation(incarnation)
+    new = "" if pinned is not None and pinned == incarnation else created_incarnation(incarnation)
+    tokens = [pinned or "", new, turn_id or "", "" if lease is None else str(lease)]
     words = [words_line(e.text) for e in encoded]
     reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words])
     if reply[0] == 2:
