@@ -22,6 +22,7 @@ __all__ = [
     "creating",
     "new_incarnation",
     "pinned_incarnation",
+    "takes_append_arguments",
     "takes_append_tokens",
 ]
 
@@ -98,34 +99,39 @@ def created_incarnation(incarnation: str | None) -> str:
 
 def takes_append_tokens(store: Any) -> bool:
     """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
-    ``Store`` written before them may not, and keeps working without them. Read for each function that is
+    ``Store`` written before them may not, and keeps working without them."""
+    return takes_append_arguments(store, "incarnation", "turn_id")
+
+
+def takes_append_arguments(store: Any, *names: str) -> bool:
+    """Does ``store.append`` take every one of ``names`` as a keyword? Read for each function that is
     ``append`` (a method replaced at run time is read anew); the answer is kept per function, because
     ``inspect.signature`` on every turn was a measurable share of a service's CPU (bench/RESULTS.md "Proxy")."""
     append = store.append
     function = getattr(append, "__func__", append)
     try:
-        return _TAKES_TOKENS[function]
+        taken = _APPEND_KEYWORDS[function]
     except (KeyError, TypeError):
-        pass
-    answer = _takes_tokens(append)
-    with contextlib.suppress(TypeError):  # not weakly referenceable: read each time
-        _TAKES_TOKENS[function] = answer
-    return answer
+        taken = _keywords(append)
+        with contextlib.suppress(TypeError):  # not weakly referenceable: read each time
+            _APPEND_KEYWORDS[function] = taken
+    return taken is None or all(name in taken for name in names)
 
 
-_TAKES_TOKENS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_APPEND_KEYWORDS: weakref.WeakKeyDictionary[Any, frozenset[str] | None] = weakref.WeakKeyDictionary()
 
 
-def _takes_tokens(append: Any) -> bool:
+def _keywords(append: Any) -> frozenset[str] | None:
+    """The keywords ``append`` takes; None when it takes any (``**kwargs``)."""
     import inspect
 
     try:
         parameters = inspect.signature(append).parameters
     except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
-        return False
-    return ("turn_id" in parameters and "incarnation" in parameters) or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return frozenset(parameters)
 
 
 def append_allowed(

@@ -45,6 +45,7 @@ class StoreOps(Protocol):
         turn_id: str | None,
         lease: int | None,
         now: int,
+        checkpoint: Mapping[str, Any] | None = None,
         /,
     ) -> Op[int]: ...
     def acquire_lease(self, context: Any, session_id: str, ttl: float, now: int, /) -> Op[int | None]: ...
@@ -108,9 +109,11 @@ class OpsStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
         return self._run(
-            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -206,9 +209,11 @@ class AsyncOpsStore(AsyncStoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
         return await self._run(
-            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )
 
     async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:

@@ -298,7 +298,10 @@ class LeaseStore(Protocol):
 class CheckpointStore(Protocol):
     """A store that keeps one planner checkpoint per session (optional; see ``stores/_checkpoints.py`` for the
     rules): a fresh ``Chat`` then reads only the part of a long session its next request sends. ``StoreBase``
-    keeps none by default, which is always correct (the chat reads the whole session)."""
+    keeps none by default, which is always correct (the chat reads the whole session). Every store of ours
+    that keeps them also takes ``append(..., checkpoint=data)``: kept as the checkpoint of the version the
+    append makes, in the same write (a chat's commit does so); a store without it is given the checkpoint by
+    ``save_checkpoint`` after the append."""
 
     def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
         """``(version, data)`` of the checkpoint kept for the session, or None."""

@@ -559,14 +559,16 @@ class JsonFileStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         with contextlib.ExitStack() as stack:
             if lease is not None:  # held shared until the line is written: no lease is taken meanwhile
                 newest, _ = self._read_lease(stack.enter_context(self._lease_file(_name(session_id), fcntl.LOCK_SH)))
                 fence(session_id, lease, newest, expected_version, entries)
-            return self._append(session_id, entries, encoded, expected_version, incarnation, turn_id)
+            return self._append(session_id, entries, encoded, expected_version, incarnation, turn_id, kept)
 
     def _append(
         self,
@@ -576,6 +578,7 @@ class JsonFileStore(StoreBase):
         expected_version: int,
         incarnation: str | None,
         turn_id: str | None,
+        checkpoint: str | None = None,
     ) -> int:
         with self._session_lock(session_id, create=True) as (name, fd, meta):
             assert fd is not None
@@ -619,6 +622,9 @@ class JsonFileStore(StoreBase):
                 for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
             ]
             self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
+            if checkpoint is not None:  # under the session's lock, as the line (best effort: the turn is stored)
+                with contextlib.suppress(OSError):
+                    self._keep_checkpoint(name, session_id, expected_version + 1, checkpoint)
         return expected_version + 1
 
     @contextmanager
@@ -737,15 +743,19 @@ class JsonFileStore(StoreBase):
         with self._session_lock(session_id, create=False) as (name, fd, meta):
             if fd is None or meta is None:
                 return
-            path = self._checkpoint_path(name)
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                kept = decode_json(path.read_bytes())
-                if isinstance(kept, dict) and kept.get("id") == session_id and int(kept["version"]) > version:
-                    return
-            body = '{"id":' + dumps(session_id) + ',"version":' + str(version) + ',"data":' + text + "}"
-            tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-            tmp.write_bytes(body.encode("utf-8"))
-            os.replace(tmp, path)
+            self._keep_checkpoint(name, session_id, version, text)
+
+    def _keep_checkpoint(self, name: str, session_id: str, version: int, text: str) -> None:
+        """The checkpoint of the session at ``version``, unless a newer one is kept; under its lock."""
+        path = self._checkpoint_path(name)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            kept = decode_json(path.read_bytes())
+            if isinstance(kept, dict) and kept.get("id") == session_id and int(kept["version"]) > version:
+                return
+        body = '{"id":' + dumps(session_id) + ',"version":' + str(version) + ',"data":' + text + "}"
+        tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        tmp.write_bytes(body.encode("utf-8"))
+        os.replace(tmp, path)
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)

@@ -135,9 +135,11 @@ class MemoryStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         with self._lock:
             now = now_us()
             fence(session_id, lease, self._leases.get(session_id, (None, 0))[0], expected_version, entries)
@@ -166,6 +168,8 @@ class MemoryStore(StoreBase):
                 message_count=len(session.rows),
                 updated_at=from_us(max(now, to_us(session.info.updated_at))),
             )
+            if kept is not None:
+                session.checkpoint = (actual + 1, kept)
             return actual + 1
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:

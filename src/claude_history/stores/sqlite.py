@@ -524,9 +524,11 @@ class SQLiteStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
@@ -561,6 +563,8 @@ class SQLiteStore(StoreBase):
                 start,
                 ((e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded),
             )
+            if kept is not None:
+                self._keep_checkpoint(conn, pk, expected_version + 1, kept)
         return expected_version + 1
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -683,13 +687,19 @@ class SQLiteStore(StoreBase):
         text = check_checkpoint(session_id, version, data)
         conn = self._conn()
         with self._write(conn):
-            conn.execute(
-                "INSERT INTO checkpoints (session_pk, version, data)"
-                " SELECT pk, ?, ? FROM sessions WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
-                " ON CONFLICT (session_pk) DO UPDATE SET version = excluded.version, data = excluded.data"
-                " WHERE excluded.version >= checkpoints.version",
-                (version, text, session_id, now_us()),
-            )
+            row = self._live_row(conn, session_id, now_us(), purge=False)
+            if row is not None:
+                self._keep_checkpoint(conn, row[0], version, text)
+
+    @staticmethod
+    def _keep_checkpoint(conn: sqlite3.Connection, pk: int, version: int, text: str) -> None:
+        """The checkpoint of session ``pk`` at ``version``, unless a newer one is kept (_checkpoints.py)."""
+        conn.execute(
+            "INSERT INTO checkpoints (session_pk, version, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (session_pk) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE excluded.version >= checkpoints.version",
+            (pk, version, text),
+        )
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ._cas import takes_append_tokens
-from ._checkpoints import supports_checkpoints
+from ._checkpoints import append_checkpointed, supports_checkpoints
 from ._leases import supports_leases
 from .base import (
     Entry,
@@ -81,6 +81,7 @@ class ThreadedAsyncStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         # The wrapped store may be a user's own, written before these parameters: it goes on without them.
         tokens: dict[str, Any] = (
@@ -89,7 +90,8 @@ class ThreadedAsyncStore:
         if lease is not None:
             tokens["lease"] = lease
         return await self._run(
-            self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
+            append_checkpointed, self.store, session_id, list(entries), checkpoint, expected_version=expected_version,
+            **tokens,
         )
 
     async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:

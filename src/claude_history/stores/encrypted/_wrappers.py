@@ -3,7 +3,7 @@ operations of ``_ops`` / ``_rotation`` against the wrapped store, with or withou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -113,7 +113,9 @@ class EncryptedStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        del checkpoint  # none is kept: it would be plaintext beside the ciphertext (_checkpoints.py)
         return self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id, lease))
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -259,7 +261,9 @@ class AsyncEncryptedStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        del checkpoint  # none is kept: it would be plaintext beside the ciphertext (_checkpoints.py)
         return await self._run(
             self._ops.append(session_id, entries, expected_version, incarnation, turn_id, lease)
         )

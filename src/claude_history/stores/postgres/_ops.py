@@ -305,9 +305,11 @@ def append(
     turn_id: str | None,
     lease: int | None,
     now: int,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Op[int]:
     encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
     check_lease(lease)
+    kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
     stamp = from_us(now)
     if lease is not None:
         newest = yield Query(st.newest_lease, {"id": session_id})
@@ -333,7 +335,12 @@ def append(
         return expected_version + 1
     start = int(rows[0][0])
     message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
-    yield Query(st.insert_messages, _message_rows(session_id, start, message_rows), rows=False)
+    values = _message_rows(session_id, start, message_rows)
+    if kept is None:
+        yield Query(st.insert_messages, values, rows=False)
+    else:
+        yield Query(st.insert_messages_checkpoint, {**values, "cp_version": expected_version + 1, "cp_data": kept},
+                    rows=False)  # fmt: skip
     return expected_version + 1
 
 

@@ -219,13 +219,21 @@ class Statements:
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} AND {same_incarnation.replace('{t}', '')}"
             " RETURNING message_count - %(n)s"
         )
-        self.insert_messages = fill(
+        insert_messages = (
             "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
             " SELECT %(id)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
             " array_to_tsvector(m.words::text[])"
             " FROM unnest(%(seq)b::integer[], %(role)b::text[], %(message)b::text[], %(model)b::text[],"
             " %(usage)b::text[], %(created_at)b::timestamptz[], %(words)b::text[])"
             " AS m (seq, role, message, model, usage, created_at, words)"
+        )
+        self.insert_messages = fill(insert_messages)
+        # The same, with the planner checkpoint of the new version kept in the same statement (one round trip).
+        self.insert_messages_checkpoint = fill(
+            "WITH kept AS (INSERT INTO {s}.checkpoints AS c (session_id, version, data)"
+            " VALUES (%(id)s, %(cp_version)s, %(cp_data)s::json)"
+            " ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE c.version <= excluded.version) " + insert_messages
         )
 
         # -- reads

@@ -256,10 +256,23 @@ local function keep_summaries_within(id, last)
     keep_ttl(id, skey(id))
   end
 end
+
+-- Keep the planner checkpoint of a live session at version (stores/_checkpoints.py), unless a newer one of
+-- the same incarnation is kept: 1 kept | 0 not.
+local function keep_checkpoint(id, version, data)
+  local key = L.checkpoint .. id
+  local inc = redis.call('HGET', hkey(id), 'inc') or ''
+  local kept = redis.call('HMGET', key, 'version', 'inc')
+  if kept[1] and kept[2] == inc and tonumber(kept[1]) > version then return 0 end
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'version', version, 'inc', inc, 'data', data)
+  keep_ttl(id, key)
+  return 1
+end
 """
 
 # append(id, expected_version, now, incarnation or '', new_incarnation ('': never create), turn_id or '',
-#        lease or '', n, record (n of them)..., words of each record...)
+#        lease or '', n, record (n of them)..., words of each record..., checkpoint or '')
 #   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 #      | {2, newest lease token or ''} (the lease was lost: stores/_leases.py)
 APPEND = r"""
@@ -299,6 +312,8 @@ local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
 keep_ttl(id, mkey(id))
+local checkpoint = ARGV[A + 8 + 2 * n]
+if checkpoint and checkpoint ~= '' then keep_checkpoint(id, new_version, checkpoint) end
 return {1, new_version, start}
 """
 
@@ -560,15 +575,8 @@ return 1
 # session that Redis expired on its own is not read for the next session under that id).
 CHECKPOINT = r"""
 local id, now, version, data = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3]
-local key = L.checkpoint .. id
 if not live(id, now) then return 0 end
-local inc = redis.call('HGET', hkey(id), 'inc') or ''
-local kept = redis.call('HMGET', key, 'version', 'inc')
-if kept[1] and kept[2] == inc and tonumber(kept[1]) > version then return 0 end
-redis.call('DEL', key)
-redis.call('HSET', key, 'version', version, 'inc', inc, 'data', data)
-keep_ttl(id, key)
-return 1
+return keep_checkpoint(id, version, data)
 """
 
 SCRIPTS: dict[str, str] = {

@@ -480,17 +480,19 @@ def append(
     turn_id: str | None,
     lease: int | None,
     now: int,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Op[int]:
     encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
     records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encoded]
     check_lease(lease)
+    kept = "" if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
     # A bare incarnation names a session read, which an append never creates (_cas.append_allowed): no
     # incarnation to create under ('') tells the script so.
     pinned = pinned_incarnation(incarnation)
     new = "" if pinned is not None and pinned == incarnation else created_incarnation(incarnation)
     tokens = [pinned or "", new, turn_id or "", "" if lease is None else str(lease)]
     words = [words_line(e.text) for e in encoded]
-    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words])
+    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words, kept])
     if reply[0] == 2:
         fence(session_id, lease, int(reply[1]) if reply[1] else None, expected_version, entries)
     if reply[0] != 1:
