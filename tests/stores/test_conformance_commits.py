@@ -111,3 +111,17 @@ def test_bad_tokens_are_refused(store: Any, bad: Any) -> None:
         with pytest.raises(ConfigurationError, match=name):
             store.append("s", turn("a"), expected_version=0, **{name: bad})
     assert store.list_sessions() == []
+
+
+def test_a_rewind_given_an_incarnation_never_cuts_a_session_created_again(store: Any) -> None:
+    store.append("s", turn("old") + turn("old2"), expected_version=0)
+    old = store.get_session("s").incarnation
+    store.delete("s")
+    store.append("s", turn("new") + turn("new2"), expected_version=0)  # the same version, another session
+    for to in (0, None):
+        with pytest.raises(ConflictError, match="deleted and created again"):
+            store.rewind("s", to=to, expected_version=1, incarnation=old)
+    assert count(store, "s") == 4
+    new = store.get_session("s").incarnation
+    assert store.rewind("s", to=2, expected_version=1, incarnation=new) == 2
+    assert count(store, "s") == 2

@@ -258,3 +258,4 @@ def test_a_rewind_racing_an_append_never_leaves_a_session_unreadable(enc_backend
     finally:
         first.close()
         second.close()
+

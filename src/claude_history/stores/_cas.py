@@ -22,6 +22,7 @@ __all__ = [
     "creating",
     "new_incarnation",
     "pinned_incarnation",
+    "same_incarnation",
     "takes_append_arguments",
     "takes_append_tokens",
 ]
@@ -87,6 +88,13 @@ def pinned_incarnation(incarnation: str | None) -> str | None:
     if incarnation is not None and incarnation.startswith(CREATE_PREFIX):
         return incarnation[len(CREATE_PREFIX) :]
     return incarnation
+
+
+def same_incarnation(incarnation: str | None, held: str | None) -> bool:
+    """Is the session (of incarnation ``held``) the one a writer holding ``incarnation`` read? Unknown on
+    either side (None: not given, or written before incarnations) is not compared."""
+    token = pinned_incarnation(incarnation)
+    return token is None or held is None or held == token
 
 
 def created_incarnation(incarnation: str | None) -> str:
@@ -155,7 +163,7 @@ def append_allowed(
     earlier session would pass, to a writer still holding that earlier one, for the session it held. Only
     ``creating(token)`` creates under a chosen token; ``None`` creates under a new one."""
     token = pinned_incarnation(incarnation)
-    same = token is None or actual_incarnation is None or actual_incarnation == token
+    same = same_incarnation(incarnation, actual_incarnation)
     gone = token is not None and token == incarnation and actual == 0 and actual_incarnation is None
     if actual == expected and same and not gone:
         return True

@@ -248,9 +248,18 @@ class Store(Protocol):
         """A new session holding messages ``[0, at)`` (all when ``at`` is None) plus the metadata; returns its id."""
         ...
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
         """Drop messages from index ``to`` on (default: the last turn, see ``history.turn_starts``) and summaries
-        that cover them; a versioned operation (CAS when ``expected_version`` is given). Returns the new version."""
+        that cover them; a versioned operation (CAS when ``expected_version`` is given, and on the session's
+        incarnation when ``incarnation`` is: a session deleted and created again is not cut). Returns the new
+        version."""
         ...
 
     def save_summary(self, session_id: str, summary: Summary) -> None: ...
@@ -361,7 +370,12 @@ class AsyncStore(Protocol):
     async def delete(self, session_id: str) -> bool: ...
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str: ...
     async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
     ) -> int: ...
     async def save_summary(self, session_id: str, summary: Summary) -> None: ...
     async def search(

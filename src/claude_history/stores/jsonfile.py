@@ -47,7 +47,7 @@ from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
 from ._checkpoints import check_checkpoint
 from ._checks import (
     check_filters,
@@ -990,14 +990,16 @@ class JsonFileStore(StoreBase):
                 },
             )
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         check_session_id(session_id)
         with self._session_lock(session_id, create=False) as (name, fd, meta):
             if fd is None or meta is None:
                 raise SessionNotFound(session_id)
             state = self._state(fd, name, repair=True)
-            if state.version != expected_version:
-                raise conflict(session_id, expected_version, state.version)
+            if state.version != expected_version or not same_incarnation(incarnation, meta.get("incarnation")):
+                raise conflict(
+                    session_id, expected_version, state.version, replaced=state.version == expected_version
+                )
             check_rewind_index(to, state.count)
             now = max(now_us(), state.updated)
             before = fingerprint(os.fstat(fd))

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -328,11 +328,12 @@ class MemoryStore(StoreBase):
                 lambda start, end: [decode_json(row.message_json) for row in rows[start:end]], len(rows)
             )
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         with self._lock:
             session = self._get(session_id)
-            if session.info.version != expected_version:
-                raise conflict(session_id, expected_version, session.info.version)
+            actual = session.info.version
+            if actual != expected_version or not same_incarnation(incarnation, session.info.incarnation):
+                raise conflict(session_id, expected_version, actual, replaced=actual == expected_version)
             check_rewind_index(to, len(session.rows))
             del session.rows[to:]
             session.last_turn = None

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -878,7 +878,7 @@ class SQLiteStore(StoreBase):
 
             return row[2], find_last_turn(read, row[3])
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         check_session_id(session_id)
         conn = self._conn()
         with self._write(conn):
@@ -886,8 +886,8 @@ class SQLiteStore(StoreBase):
             row = self._live_row(conn, session_id, now, purge=True)
             if row is None:
                 raise SessionNotFound(session_id)
-            if row[2] != expected_version:
-                raise conflict(session_id, expected_version, row[2])
+            if row[2] != expected_version or not same_incarnation(incarnation, row[13]):
+                raise conflict(session_id, expected_version, row[2], replaced=row[2] == expected_version)
             check_rewind_index(to, row[3])
             pk = row[0]
             low, high = _range(pk, to)

@@ -123,8 +123,16 @@ class ThreadedAsyncStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self.store.fork, session_id, at=at, new_id=new_id)
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version)
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        tokens = {} if incarnation is None else {"incarnation": incarnation}  # a user's store may not take it
+        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version, **tokens)
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self.store.save_summary, session_id, summary)

@@ -61,8 +61,16 @@ _Op = Generator[_Call, Any, T]
 
 
 class _Ops:
-    def __init__(self, codec: _Codec) -> None:
+    def __init__(self, codec: _Codec, rewind_takes_incarnation: bool = True) -> None:
         self.codec = codec
+        # The wrapped store's rewind compares the incarnation (every store of ours; a user's may not).
+        self.rewind_takes_incarnation = rewind_takes_incarnation
+
+    def _rewind_call(self, info: SessionInfo, to: int, expected_version: int) -> _Call:
+        """The backend's rewind of the very session ``info`` describes: a session deleted and created again
+        at that version since is not cut (a ``ConflictError``)."""
+        pinned = {"incarnation": info.incarnation} if self.rewind_takes_incarnation and info.incarnation else {}
+        return _call("rewind", info.id, to=to, expected_version=expected_version, **pinned)
 
     # -- reads
 
@@ -460,9 +468,12 @@ class _Ops:
         yield _call("save_summary", session_id, self.codec.seal_summary(session_id, summary))
         return None
 
-    def rewind(self, session_id: str, to: int | None, expected_version: int | None) -> _Op[int]:
+    def rewind(
+        self, session_id: str, to: int | None, expected_version: int | None, incarnation: str | None = None
+    ) -> _Op[int]:
         if expected_version is not None:
             _checks.check_expected_version(expected_version)
+        _cas.check_token("incarnation", incarnation)
         for attempt in range(_rewind_fork.REWIND_RETRIES):
             # The cut goes with a sealed note of what it leaves (``_chain``): the version it produces, the count
             # and the version the last kept row was written at; so it is recognised, unlike a cut beneath the
@@ -497,6 +508,8 @@ class _Ops:
                 target = _rewind_fork.rewind_target(opened.message_params(), None)
                 info, current = raw.info, raw.version
                 last = _chain.last_written(self.codec.links(raw.messages[:target]))
+            if not _cas.same_incarnation(incarnation, info.incarnation):
+                raise _cas.conflict(session_id, current, info.version, replaced=True)
             try:
                 version: int = yield from self._cut(info, target, current, last)
                 return version
@@ -513,14 +526,14 @@ class _Ops:
         writer wins, is put right after the cut too: a racing rewind that lost its compare-and-swap gives back
         the note it replaced, the winner restores its own (so loads rarely need the log)."""
         if last is None:
-            version: int = yield _call("rewind", info.id, to=to, expected_version=current)
+            version: int = yield self._rewind_call(info, to, current)
             return version
         note = self.codec.seal_rewind_note(info.id, info.incarnation, current + 1, to, last)
         before = _record(info).get("rewind")
         yield from self._put_note(info, note)
         yield from self._keep_note(info, note)
         try:
-            version = yield _call("rewind", info.id, to=to, expected_version=current)
+            version = yield self._rewind_call(info, to, current)
         except ConflictError:
             fresh: SessionInfo = yield _call("get_session", info.id)
             if _record(fresh).get("rewind") == note:

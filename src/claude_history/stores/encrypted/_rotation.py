@@ -124,7 +124,8 @@ class _RotatingOps(_Ops):
                 metadata={**raw.info.metadata, RESERVED_METADATA_KEY: {**record, "rotation": rotation}},
             )
             try:
-                after_rewind: int = yield _call("rewind", session_id, to=0, expected_version=raw.version)
+                # Only the session read: one deleted and imported again meanwhile at this version is not cut.
+                after_rewind: int = yield self._rewind_call(raw.info, 0, raw.version)
             except ConflictError:
                 # Someone appended since we loaded: undo our marker and backup, then start over.
                 fresh: SessionInfo = yield _call("get_session", session_id)
@@ -198,8 +199,9 @@ class _RotatingOps(_Ops):
         entries = self.codec.reseal_messages(
             session_id, plain.messages, incarnation=plain.info.incarnation or "", written=version + 1
         )
+        pinned = {"incarnation": plain.info.incarnation} if plain.info.incarnation else {}
         try:
-            yield _call("append", session_id, entries, expected_version=version)
+            yield _call("append", session_id, entries, expected_version=version, **pinned)
         except ConflictError as exc:
             raise HistoryError(
                 f"rotation of session {session_id!r} was interrupted by a write that bypassed the encrypted "

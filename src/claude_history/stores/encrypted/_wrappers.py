@@ -40,6 +40,18 @@ def _make_codec(
     return _Codec(_Keyring(key, old_keys), encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext)
 
 
+def _takes_incarnation(rewind: Any) -> bool:
+    """Does the wrapped store's ``rewind`` take ``incarnation``? Every store of ours does; a user's own store
+    written before it may not, and is rewound without it."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(rewind).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
+        return False
+    return "incarnation" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def _refuse_encrypted(inner: object) -> None:
     # Encrypting ciphertext again would work, and make every row need two keys: surely not what was meant
     # (open_store already encrypts when CLAUDE_HISTORY_ENCRYPTION_KEY is set).
@@ -67,7 +79,9 @@ class EncryptedStore:
         _refuse_encrypted(inner)
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
-        self._ops = _RotatingOps(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
+        self._ops = _RotatingOps(
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext), _takes_incarnation(inner.rewind)
+        )
 
     @property
     def key_id(self) -> str:
@@ -165,8 +179,15 @@ class EncryptedStore:
     def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return self._run(self._ops.fork(session_id, at, new_id))
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return self._run(self._ops.rewind(session_id, to, expected_version))
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return self._run(self._ops.rewind(session_id, to, expected_version, incarnation))
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary(session_id, summary))
@@ -217,7 +238,9 @@ class AsyncEncryptedStore:
         _refuse_encrypted(inner)
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
-        self._ops = _RotatingOps(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
+        self._ops = _RotatingOps(
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext), _takes_incarnation(inner.rewind)
+        )
 
     @property
     def key_id(self) -> str:
@@ -295,8 +318,15 @@ class AsyncEncryptedStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self._ops.fork(session_id, at, new_id))
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(self._ops.rewind(session_id, to, expected_version))
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return await self._run(self._ops.rewind(session_id, to, expected_version, incarnation))
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary(session_id, summary))

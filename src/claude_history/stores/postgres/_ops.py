@@ -15,7 +15,14 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
+from .._cas import (
+    append_allowed,
+    check_token,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pinned_incarnation,
+)
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -421,15 +428,25 @@ def purge_expired(st: Statements, now: int) -> Op[int]:
     return len(rows)
 
 
-def truncate(st: Statements, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
-    """Keep messages ``[0, to)``: the compare-and-swap step of ``rewind`` (``StoreBase._truncate``)."""
-    args = {"id": session_id, "to": to, "expected": expected_version, "now": from_us(now)}
+def truncate(
+    st: Statements, session_id: str, to: int, expected_version: int, now: int, incarnation: str | None = None
+) -> Op[int]:
+    """Keep messages ``[0, to)``: the compare-and-swap step of ``rewind`` (``StoreBase._truncate``), on the
+    version and, when given, the incarnation."""
+    args = {
+        "id": session_id,
+        "to": to,
+        "expected": expected_version,
+        "now": from_us(now),
+        "incarnation": pinned_incarnation(check_token("incarnation", incarnation)),
+    }
     rows = yield Query(st.truncate_session, args)
     if not rows:
         actual = yield Query(st.live_version, args)
         if not actual:
             raise SessionNotFound(session_id)
-        raise conflict(session_id, expected_version, int(actual[0][0]))
+        version = int(actual[0][0])
+        raise conflict(session_id, expected_version, version, replaced=version == expected_version)
     yield Query(st.truncate_messages, args)
     yield Query(st.truncate_summaries, args)
     return int(rows[0][0])
@@ -438,7 +455,14 @@ def truncate(st: Statements, session_id: str, to: int, expected_version: int, no
 TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
 
 
-def rewind(st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
+def rewind(
+    st: Statements,
+    session_id: str,
+    to: int | None,
+    expected_version: int | None,
+    now: int,
+    incarnation: str | None = None,
+) -> Op[int]:
     """Rewind in one transaction with the session row locked: no retry loop, and finding the last turn
     reads the tail of the log, not all of it (the cut of ``_rewind_fork.rewind_target``: the last turn start).
     """
@@ -456,7 +480,7 @@ def rewind(st: Statements, session_id: str, to: int | None, expected_version: in
         to = yield from _last_turn_start(st, session_id, count)
     else:  # ``rewind_target`` only needs the length to check an explicit index
         to = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
-    return (yield from truncate(st, session_id, to, info.version, now))
+    return (yield from truncate(st, session_id, to, info.version, now, incarnation))
 
 
 def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:

@@ -275,7 +275,9 @@ class Statements:
         self.truncate_session = fill(
             "UPDATE {s}.sessions SET version = version + 1, message_count = %(to)s,"
             " updated_at = greatest(updated_at, %(now)s), last_turn = NULL"
-            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} RETURNING version"
+            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE}"
+            " AND (%(incarnation)s::text IS NULL OR incarnation IS NULL OR incarnation = %(incarnation)s)"
+            " RETURNING version"
         )
         self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
         self.truncate_summaries = fill("DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s")

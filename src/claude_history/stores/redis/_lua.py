@@ -379,12 +379,15 @@ if expires and tonumber(expires) <= tonumber(now) then purge(id) end
 return {1}
 """
 
-# truncate(id, to, expected_version, now) -> {1, new_version} | {0, actual_version} | {-1} (no such session)
+# truncate(id, to, expected_version, now, incarnation or '')
+#   -> {1, new_version} | {0, actual_version} | {-1} (no such session)
 TRUNCATE = r"""
 local id, to, expected, now = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
+local inc = ARGV[A + 4]
 if not live(id, now) then return {-1} end
 local version = tonumber(redis.call('HGET', hkey(id), 'version'))
-if version ~= expected then return {0, version} end
+local held = redis.call('HGET', hkey(id), 'inc')
+if version ~= expected or (inc ~= '' and held and held ~= inc) then return {0, version} end
 filter_keys(id)  -- checked before the first write (reindex needs them)
 if in_step(id) then
   unindex_from(id, to)

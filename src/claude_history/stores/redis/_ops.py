@@ -34,7 +34,14 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
+from .._cas import (
+    append_allowed,
+    check_token,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pinned_incarnation,
+)
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -591,22 +598,35 @@ def purge_expired(keys: Layout, now: int) -> Op[int]:
             return total
 
 
-def truncate(keys: Layout, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
-    """Keep messages ``[0, to)`` with compare-and-swap (``StoreBase._truncate``)."""
-    reply = yield Call("truncate", [session_id, to, expected_version, now])
+def truncate(
+    keys: Layout, session_id: str, to: int, expected_version: int, now: int, incarnation: str | None = None
+) -> Op[int]:
+    """Keep messages ``[0, to)`` with compare-and-swap on the version and, when given, the incarnation
+    (``StoreBase._truncate``)."""
+    token = pinned_incarnation(check_token("incarnation", incarnation)) or ""
+    reply = yield Call("truncate", [session_id, to, expected_version, now, token])
     if reply[0] == -1:
         raise SessionNotFound(session_id)
     if reply[0] == 0:
-        raise conflict(session_id, expected_version, int(reply[1]))
+        actual = int(reply[1])
+        raise conflict(session_id, expected_version, actual, replaced=actual == expected_version)
     return int(reply[1])
 
 
-def rewind(keys: Layout, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
+def rewind(
+    keys: Layout,
+    session_id: str,
+    to: int | None,
+    expected_version: int | None,
+    now: int,
+    incarnation: str | None = None,
+) -> Op[int]:
     """Find the cut from the tail of the log (not all of it), then truncate with compare-and-swap; without
     ``expected_version``, a writer slipping in between makes it look again, as ``StoreBase.rewind`` does."""
     sid = check_session_id(session_id)
     if expected_version is not None:
         check_expected_version(expected_version)
+    token = pinned_incarnation(check_token("incarnation", incarnation)) or ""
     for attempt in range(REWIND_RETRIES):
         fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
         if not _live(fields, now):
@@ -619,13 +639,14 @@ def rewind(keys: Layout, session_id: str, to: int | None, expected_version: int 
         else:
             # ``rewind_target`` only needs the length to check an explicit index.
             target = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
-        reply = yield Call("truncate", [sid, target, version, now])
+        reply = yield Call("truncate", [sid, target, version, now, token])
         if reply[0] == 1:
             return int(reply[1])
         if reply[0] == -1:
             raise SessionNotFound(session_id)
-        if expected_version is not None or attempt == REWIND_RETRIES - 1:
-            raise conflict(session_id, version, int(reply[1]))
+        actual = int(reply[1])
+        if expected_version is not None or attempt == REWIND_RETRIES - 1 or actual == version:
+            raise conflict(session_id, version, actual, replaced=actual == version)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
