@@ -239,13 +239,9 @@ class Statements:
         # -- reads
         # Rows as _messages.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
         # the seq.
-        self.messages = fill(
+        self.messages_page = fill(  # a page of at most %(limit)s messages, from the primary key's order
             "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s ORDER BY seq"
-        )
-        self.messages_between = fill(
-            "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq"
+            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq LIMIT %(limit)s"
         )
         self.usage_log = fill(
             "SELECT seq, model, usage::text, created_at FROM {s}.messages"
