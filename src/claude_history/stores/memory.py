@@ -14,7 +14,14 @@ from typing import Any
 
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -192,14 +199,17 @@ class MemoryStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         with self._lock:
             now = now_us()
             session = self._live(session_id, now)
             if session is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 session = self._new(session_id, now, None)
+            elif not same_incarnation(incarnation, session.info.incarnation):
+                raise conflict(session_id, session.info.version, session.info.version, replaced=True)
             session.info = replace(session.info, updated_at=from_us(now), **changes)
             info = session.info
             if is_expired(session.expires_us(), now):

@@ -34,7 +34,14 @@ from typing import Any
 
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -695,13 +702,16 @@ class SQLiteStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
             row = self._live_row(conn, session_id, now, purge=True)
+            if row is not None and not same_incarnation(incarnation, row[13]):
+                raise conflict(session_id, row[2], row[2], replaced=True)
             if row is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
                     "INSERT INTO sessions (id, version, created_at, updated_at, incarnation) VALUES (?, 0, ?, ?, ?)"
