@@ -435,6 +435,13 @@ class _Ops:
                 base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
         result: SessionInfo = yield self._update_call(info, **out)
+        if "expires_at" in checked:
+            # The kept rewind notes live exactly as long as their session: one expiring first could leave a
+            # session whose first copy of its note was dropped unreadable, one expiring later outlives it.
+            try:
+                yield _call("update_session", note_id(session_id), expires_at=checked["expires_at"])
+            except SessionNotFound:
+                pass
         return self.codec.open_info(result)
 
     def _create_empty(self, session_id: str, checked: Mapping[str, Any]) -> _Op[SessionInfo]:
