@@ -14,7 +14,15 @@ from ._times import from_us
 from ._validation import MAX_INTEGER
 from .base import SessionData
 
-__all__ = ["REWIND_RETRIES", "TAIL_CHUNK", "check_rewind_index", "find_last_turn", "fork_session", "rewind_target"]
+__all__ = [
+    "REWIND_RETRIES",
+    "TAIL_CHUNK",
+    "check_fork_point",
+    "check_rewind_index",
+    "find_last_turn",
+    "fork_session",
+    "rewind_target",
+]
 
 REWIND_RETRIES = 8  # a rewind of "the last turn as it is now" looks again this often when a writer slips in
 
@@ -60,14 +68,19 @@ def find_last_turn(read: Callable[[int, int], Sequence[Mapping[str, Any]]], coun
     raise ConfigurationError("the session has no turn to rewind")
 
 
+def check_fork_point(at: object, count: int) -> int:
+    """A fork point: an int from 0 to ``count`` (the session's message count), ``None`` meaning ``count``."""
+    if at is None:
+        return count
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
+        raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
+    return at
+
+
 def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: int) -> SessionData:
     """The session a fork creates: messages ``[0, at)`` with their timestamps, the metadata, and the summaries
     that lie inside the prefix. Its version is 1 if it holds messages (as if appended in one go), else 0."""
-    count = len(data.messages)
-    if at is None:
-        at = count
-    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
-        raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
+    at = check_fork_point(at, len(data.messages))
     target = check_session_id(new_id) if new_id is not None else new_session_id()
     stamp = from_us(now)
     info = replace(
