@@ -31,7 +31,7 @@ from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores._cas import takes_append_tokens
-from .stores._checkpoints import supports_checkpoints
+from .stores._checkpoints import append_checkpointed, supports_checkpoints, takes_append_checkpoint
 from .stores._leases import check_ttl, supports_leases
 from .stores.base import AsyncStore, Entry, Store
 from .tokens import count_kwargs
@@ -59,7 +59,6 @@ from .turn_requests import (
     ReleaseLease,
     Request,
     RunTools,
-    SaveCheckpoint,
     SaveMetadata,
     SaveSummary,
     Summarize,
@@ -325,6 +324,7 @@ class _ChatBase:
             resume=resume,
             sync_tools=self._sync_tools,
             append_tokens=takes_append_tokens(self._store),  # type: ignore[attr-defined]
+            checkpoints=supports_checkpoints(self._store),  # type: ignore[attr-defined]
         )
 
     def _api(self, beta: bool) -> Any:
@@ -539,7 +539,10 @@ class Chat(_ChatBase):
             return self._run_tools(request)
         if isinstance(request, Commit):
             entries = list(request.entries)
-            return store.append(session_id, entries, expected_version=request.expected_version, **request.tokens)
+            return append_checkpointed(
+                store, session_id, entries, request.checkpoint, expected_version=request.expected_version,
+                **request.tokens,
+            )
         if isinstance(request, SaveMetadata):
             return store.update_session(session_id, create=True, **request.changes)
         if isinstance(request, CheckVersion):
@@ -559,10 +562,6 @@ class Chat(_ChatBase):
                 return store.load_messages(session_id, start=request.start)
             except SessionNotFound:
                 return []
-        if isinstance(request, SaveCheckpoint):
-            if supports_checkpoints(store):
-                store.save_checkpoint(session_id, request.version, request.data)  # type: ignore[attr-defined]
-            return None
         if isinstance(request, Summarize):
             return self._client.messages.create(**request.params)
         if isinstance(request, SaveSummary):
@@ -916,10 +915,7 @@ class AsyncChat(_ChatBase):
         if isinstance(request, RunTools):
             return await self._run_tools(request)
         if isinstance(request, Commit):
-            entries = list(request.entries)
-            return await store.append(
-                session_id, entries, expected_version=request.expected_version, **request.tokens
-            )
+            return await self._append(request)
         if isinstance(request, SaveMetadata):
             return await store.update_session(session_id, create=True, **request.changes)
         if isinstance(request, CheckVersion):
@@ -941,10 +937,6 @@ class AsyncChat(_ChatBase):
                 return await store.load_messages(session_id, start=request.start)
             except SessionNotFound:
                 return []
-        if isinstance(request, SaveCheckpoint):
-            if supports_checkpoints(store):
-                await store.save_checkpoint(session_id, request.version, request.data)  # type: ignore[attr-defined]
-            return None
         if isinstance(request, Summarize):
             return await self._client.messages.create(**request.params)
         if isinstance(request, SaveSummary):
@@ -953,6 +945,23 @@ class AsyncChat(_ChatBase):
             count = self._api(request.beta).count_tokens
             return (await count(**count_kwargs(count, request.kwargs))).input_tokens
         raise TypeError(f"unknown request {request!r}")  # pragma: no cover - turn_requests.Request is closed
+
+    async def _append(self, request: Commit) -> int:
+        """The commit, with the planner's checkpoint in the same write when the store takes one there; a user's
+        own store that keeps checkpoints only through ``save_checkpoint`` is given it after (best effort; the
+        sync twin is ``stores._checkpoints.append_checkpointed``)."""
+        store, session_id, checkpoint = self._store, self._session_id, request.checkpoint
+        arguments = {"expected_version": request.expected_version, **request.tokens}
+        if checkpoint is None or not supports_checkpoints(store):
+            return await store.append(session_id, list(request.entries), **arguments)
+        if takes_append_checkpoint(store):
+            return await store.append(  # type: ignore[call-arg]
+                session_id, list(request.entries), checkpoint=checkpoint, **arguments
+            )
+        version: int = await store.append(session_id, list(request.entries), **arguments)
+        with contextlib.suppress(Exception):
+            await store.save_checkpoint(session_id, version, checkpoint)  # type: ignore[attr-defined]
+        return version
 
     async def _run_tools(self, request: RunTools) -> list[dict[str, Any]]:
         """The functions at once when there are several (async ones are awaited)."""

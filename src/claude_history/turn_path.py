@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,7 +57,6 @@ from .turn_requests import (
     ReleaseLease,
     Request,
     RunTools,
-    SaveCheckpoint,
     SaveMetadata,
     TakeLease,
     Wait,
@@ -91,19 +90,9 @@ class ChatMemory:
         self.trusted = trusted
         self.ledger.reset(state)
 
-    def committed(
-        self,
-        turn: Turn,
-        entries: Sequence[Entry],
-        version: int,
-        info: SessionInfo | None,
-        now: datetime,
-        incarnation: str | None,
-    ) -> None:
-        """``entries`` of ``turn`` were appended and the store answered ``version``."""
+    def committed(self, turn: Turn, entries: Sequence[Entry], state: SessionState) -> None:
+        """``entries`` of ``turn`` were appended: ``state`` is the session now (``turn_path._after``)."""
         self.trusted = False
-        changes = {key: value for key, value in (("info", info), ("incarnation", incarnation)) if value is not None}
-        state = turn.base.committed(entries, version, now, **changes)  # one new state: its log is extended
         if self.state is turn.base:
             self.state = state
             self.ledger.add((e.model, e.usage) for e in entries)
@@ -137,16 +126,20 @@ def turn_path(
     resume: bool = False,
     sync_tools: bool = False,
     append_tokens: bool = True,
+    checkpoints: bool = True,
 ) -> TurnPath:
     """One turn: ``content`` sent as the user's message (added to the pending turn, if any), or with
     ``resume`` the pending turn continued as it stands. ``sync_tools``: the front end cannot await tool
-    functions. ``append_tokens``: the store takes ``incarnation``/``turn_id`` in ``append``.
+    functions. ``append_tokens``: the store takes ``incarnation``/``turn_id`` in ``append``. ``checkpoints``: it
+    keeps planner checkpoints (the commit carries one).
 
     Ends with ``Finished(reply)``; a failure raises out of the generator with the chat and the store as they
     were (after a conflict: the chat shows the stored session, the turn rides on the ``ConflictError``)."""
     lease = (yield from _take_lease(memory, settings)) if settings.on_concurrent != "conflict" else None
     try:
-        message = yield from _turn(memory, settings, content, overrides, resume, sync_tools, append_tokens, lease)
+        message = yield from _turn(
+            memory, settings, content, overrides, resume, sync_tools, append_tokens, lease, checkpoints
+        )
     except GeneratorExit:  # abandoned: no more requests; the front end releases ``memory.lease``
         raise
     except BaseException:
@@ -167,6 +160,7 @@ def _turn(
     sync_tools: bool,
     append_tokens: bool,
     lease: int | None,
+    checkpoints: bool,
 ) -> Generator[Request, Any, Any]:
     """The turn itself, from reading the session to the commit; returns the reply."""
     if resume:
@@ -192,18 +186,18 @@ def _turn(
         elif step is not Step.CALL:
             break
     if step is Step.DONE:
-        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease)
+        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease, checkpoints)
         memory.pending = None
     elif settings.commit_pending and turn.paused and turn.entries and turn.entries[-1].message["role"] == "assistant":
         # WAIT on a turn still paused past max_tool_rounds: with commit_pending it is stored as it stands (the
         # user message and the paused reply, one commit), so a process that cannot keep it pending (the
         # service, between requests) loses nothing; the next turn goes on after it.
-        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease)
+        yield from _commit(memory, turn, turn.entries, message, settings, append_tokens, lease, checkpoints)
         memory.pending = None
     else:  # WAIT: the caller acts next; with commit_pending a tool_use turn is stored up to its reply
         entries = turn.committable() if settings.commit_pending and turn.awaiting else []
         if entries:
-            yield from _commit(memory, turn, entries, message, settings, append_tokens, lease)
+            yield from _commit(memory, turn, entries, message, settings, append_tokens, lease, checkpoints)
             assert memory.state is not None
             turn.rebased(memory.state, len(entries))
         memory.pending = turn
@@ -342,22 +336,29 @@ def _whole(memory: ChatMemory, turn: Turn) -> Generator[Request, Any, None]:
     turn.base = state
 
 
-def _save_checkpoint(memory: ChatMemory, settings: Settings, turn: Turn) -> Generator[Request, Any, None]:
-    """After a commit: the planner's checkpoint of the session as this chat now holds it, for the next fresh
-    chat (best effort: a failure costs that chat a whole read, never this turn)."""
-    state = memory.state
-    if state is None or not state.records:
-        return
+def _after(
+    turn: Turn, entries: Sequence[Entry], info: SessionInfo | None, now: datetime, tokens: Mapping[str, Any]
+) -> SessionState:
+    """The session as the commit of ``entries`` will leave it (the version an append makes is the one after
+    ``expected_version``): one new state, its log extended in place (``SessionState.committed``)."""
+    incarnation = pinned_incarnation(tokens.get("incarnation"))
+    changes = {key: value for key, value in (("info", info), ("incarnation", incarnation)) if value is not None}
+    return turn.base.committed(entries, turn.base.version + 1, now, **changes)
+
+
+def _checkpoint(settings: Settings, turn: Turn, after: SessionState) -> dict[str, Any] | None:
+    """The planner's checkpoint of ``after``, kept by the commit's own write for the next fresh chat (best
+    effort: without one that chat reads the whole session, never plans differently)."""
+    if not after.records:
+        return None
     try:
-        turn.settle(settings, state)
-        data = snapshot(settings.planner, state.length)
+        turn.settle(settings, after)
+        data = snapshot(settings.planner, after.length)
     except Exception:  # e.g. NotLoaded: the checkpoint of the next chat is then not this one's to make
-        data = None
-    if data is None:
-        return
-    data["incarnation"] = state.incarnation
-    with contextlib.suppress(Exception):
-        yield SaveCheckpoint(state.version, data)
+        return None
+    if data is not None:
+        data["incarnation"] = after.incarnation
+    return data
 
 
 def _commit(
@@ -368,6 +369,7 @@ def _commit(
     settings: Settings,
     append_tokens: bool,
     lease: int | None,
+    checkpoints: bool,
 ) -> Generator[Request, Any, None]:
     """Store ``entries`` with ONE compare-and-swap append (after the session's metadata, when it changed),
     fenced by the turn's ``lease`` when it holds one."""
@@ -381,7 +383,9 @@ def _commit(
         tokens = _append_tokens(turn, info) if append_tokens else {}
         if lease is not None:
             tokens["lease"] = lease
-        commit = Commit(tuple(entries), turn.base.version, tokens)
+        after = _after(turn, entries, info, now, tokens)
+        checkpoint = _checkpoint(settings, turn, after) if checkpoints else None
+        commit = Commit(tuple(entries), turn.base.version, tokens, checkpoint)
         version: int = yield commit
     except ConflictError as exc:
         memory.pending = None
@@ -393,8 +397,7 @@ def _commit(
     except BaseException as exc:
         _attach(exc, message, entries, commit)
         raise
-    memory.committed(turn, entries, version, info, now, pinned_incarnation(commit.tokens.get("incarnation")))
-    yield from _save_checkpoint(memory, settings, turn)
+    memory.committed(turn, entries, after if version == after.version else replace(after, version=version))
 
 
 def _append_tokens(turn: Turn, info: SessionInfo | None) -> dict[str, Any]:

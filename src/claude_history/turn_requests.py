@@ -28,7 +28,6 @@ __all__ = [
     "ReleaseLease",
     "Request",
     "RunTools",
-    "SaveCheckpoint",
     "SaveMetadata",
     "SaveSummary",
     "Summarize",
@@ -76,15 +75,6 @@ class LoadMessages:
     """``store.load_messages(session_id, start=start)``; send back the list of ``StoredMessage``."""
 
     start: int
-
-
-@dataclass(frozen=True)
-class SaveCheckpoint:
-    """``store.save_checkpoint(session_id, version, data)`` when the store keeps planner checkpoints (else
-    nothing); send back ``None``."""
-
-    version: int
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -147,11 +137,14 @@ class SaveMetadata:
 class Commit:
     """``store.append(session_id, entries, expected_version=..., **tokens)``: the one write that commits the
     turn; send back the new version. ``tokens``: ``incarnation`` and ``turn_id`` (none for a store written
-    before those parameters existed), and the ``lease`` the turn holds, if any."""
+    before those parameters existed), and the ``lease`` the turn holds, if any. ``checkpoint``: the planner's
+    checkpoint of the version the append makes, kept by the same write (``append(..., checkpoint=...)``;
+    ``stores._checkpoints.append_checkpointed``), so a fresh chat reads only the newest part of the session."""
 
     entries: tuple[Entry, ...]
     expected_version: int
     tokens: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,5 +158,5 @@ class Finished:
 Op = Summarize | SaveSummary | CountTokens  # what planning a request may ask for (``Turn.prepare``)
 Request = (
     TakeLease | Wait | LoadSession | LoadCheckpoint | LoadMessages | CheckVersion | Op | CallApi | RunTools
-    | SaveMetadata | Commit | SaveCheckpoint | ReleaseLease | Finished
+    | SaveMetadata | Commit | ReleaseLease | Finished
 )

@@ -34,7 +34,6 @@ from claude_history.turn_requests import (
     Commit,
     CountTokens,
     Finished,
-    SaveCheckpoint,
     SaveMetadata,
 )
 
@@ -192,8 +191,6 @@ def one_turn(memory: ChatMemory, settings: Settings, content: str) -> int:
             result = tokenized(request.kwargs)
         elif isinstance(request, Commit):
             result = version + 1
-        elif isinstance(request, SaveCheckpoint):  # the planner's checkpoint, kept for the next fresh chat
-            result = None
         else:
             raise AssertionError(f"unexpected {type(request).__name__}")
     return sent
@@ -252,3 +249,54 @@ def test_a_warm_turn_neither_walks_nor_copies_the_session(policy: Any) -> None:
     assert long_calls <= short_calls + 50 + 15 * wider, (short_calls, long_calls, short_sent, long_sent)
     assert long_peak - short_peak < one_copy / 2, (short_peak, long_peak)
     assert long_held - short_held < one_copy / 2, (short_held, long_held)
+
+
+def test_a_turn_keeps_the_planner_checkpoint_in_its_one_write(
+    client: anthropic.Anthropic, counting: CountingStore
+) -> None:
+    """Issue 14.1: the checkpoint a fresh chat plans from is written by the commit's own append (the same
+    transaction or script), not by a second write: one store write, one round trip per turn."""
+    stored_session(counting.inner, "cp", 3_000, seed=3)
+    first = Chat(client, model=MODEL, store=counting, session_id="cp", context=CacheAwareWindow(8_000))
+    first.send("first")  # read whole; its checkpoint is of the second request (the first has no earlier one)
+    first.send("second")
+    for turn in range(2):  # a fresh Chat per request (it plans from the checkpoint), then a warm turn
+        chat = Chat(client, model=MODEL, store=counting, session_id="cp", context=CacheAwareWindow(8_000))
+        counting.calls.clear()
+        chat.send(f"question {turn}")
+        writes = {name: n for name, n in counting.calls.items() if name not in READS | {"load_checkpoint"}}
+        assert writes == {"append": 1}, f"a turn wrote more than its append: {writes}"
+        assert counting.calls["load"] == 0, "the checkpoint let the fresh chat read only the window"
+        kept = counting.inner.load_checkpoint("cp")  # type: ignore[attr-defined]
+        assert kept is not None and kept[0] == counting.inner.get_session("cp").version
+
+
+def test_a_chat_sums_the_session_usage_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web handler makes a Chat per request and rarely reads ``chat.usage``: reading a session does no
+    per-message usage arithmetic (it showed as ``usage.from_api`` once per message per request in the web-app
+    profile of issue 14); the totals are summed when asked, and are the same."""
+    from claude_history.usage import TokenUsage
+
+    memory = loaded_memory(10)
+    records = [
+        StoredMessage(seq=i, message={"role": "assistant", "content": "x"}, model=MODEL,
+                      usage={"input_tokens": i, "output_tokens": 2, "cache_read_input_tokens": 3}, created_at=NOW)
+        for i in range(1_000)
+    ]  # fmt: skip
+    info = SessionInfo(id="s", version=1, created_at=NOW, updated_at=NOW, incarnation="i")
+    state = SessionState.from_data(SessionData(info=info, messages=records))
+    calls = [0]
+    real = TokenUsage.from_api.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, usage: Any) -> TokenUsage:
+        calls[0] += 1
+        return real(cls, usage)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(TokenUsage, "from_api", classmethod(counted))
+    memory.adopt(state)
+    assert calls[0] == 0, "reading the session summed its usage"
+    usage = memory.ledger.usage
+    assert usage == TokenUsage(input_tokens=sum(range(1_000)), output_tokens=2_000, cache_read_input_tokens=3_000)
+    assert calls[0] == 1_000
+    memory.ledger.add([(MODEL, {"input_tokens": 1})])
+    assert memory.ledger.usage.input_tokens == sum(range(1_000)) + 1 and calls[0] == 1_001

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from claude_history.errors import ConflictError
+from claude_history.stores._cas import creating
 from claude_history.stores._checkpoints import supports_checkpoints
 
 from .conftest import Backend
@@ -103,3 +105,27 @@ def test_an_encrypted_store_keeps_no_checkpoint_in_clear(enc_backend: Backend) -
         assert not hasattr(opened, "save_checkpoint")
     finally:
         opened.close()
+
+
+def test_an_append_keeps_the_checkpoint_of_the_version_it_makes(backend: Backend, store: Any) -> None:
+    """The chat's commit carries the planner checkpoint (issue 14.1): the append keeps it in its own
+    transaction or script, of the version it makes, and keeps nothing when it writes nothing."""
+    if not keeps(backend):
+        assert store.append("s", turn("one"), expected_version=0, checkpoint=DATA) == 1  # taken, not kept
+        return
+    version = store.append("s", turn("one"), expected_version=0, incarnation=creating("inc"), checkpoint=DATA)
+    assert store.load_checkpoint("s") == (version, DATA)
+    with pytest.raises(ConflictError):
+        store.append("s", turn("late"), expected_version=0, checkpoint={"late": True})
+    with pytest.raises(ValueError):  # refused before anything is written
+        store.append("s", turn("two"), expected_version=version, checkpoint={"huge": "x" * 300_000})
+    assert store.load_checkpoint("s") == (version, DATA)
+    assert store.load("s").version == version and len(store.load("s").messages) == 2
+    newer = store.append("s", turn("two"), expected_version=version, turn_id="t2", checkpoint={"newer": True})
+    assert store.load_checkpoint("s") == (newer, {"newer": True})
+    store.save_checkpoint("s", version, {"older": True})  # a slow writer never puts back an older one
+    assert store.load_checkpoint("s") == (newer, {"newer": True})
+    # The same turn sent again (a retry after a lost reply): already stored, nothing more is written.
+    assert store.append("s", turn("two"), expected_version=version, turn_id="t2", checkpoint={"retry": 1}) == newer
+    assert store.load_checkpoint("s") == (newer, {"newer": True})
+    assert len(store.load("s").messages) == 4

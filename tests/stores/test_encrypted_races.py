@@ -186,3 +186,112 @@ def test_a_create_that_read_another_session_never_reuses_its_incarnation(store: 
         store.inner.append = real
     assert store.inner.get_session("s").incarnation != old  # created, but as a session of its own
     assert texts(store) == ["question w"]
+
+
+@pytest.mark.parametrize("loser", ["conditional", "retrying"])
+def test_a_rewind_stalled_before_its_note_never_leaves_a_session_unreadable(enc_backend: Backend, loser: str) -> None:
+    # Rewind A reads the session, then stalls before writing its note; rewind B runs whole meanwhile (its note
+    # in both places, its cut). A then writes its note over B's in the session's record and in the kept one,
+    # loses its compare-and-swap, and puts back the note it had read: neither place explained B's cut, and the
+    # session read as tampered with (DecryptionError) until rewound to 0.
+    first, second = enc_backend.open(), enc_backend.open()
+    try:
+        first.append("s", turn("a") + turn("b") + turn("c"), expected_version=0)
+        first.append("s", turn("d"), expected_version=1)  # version 2, 8 messages
+        real = first.inner.update_session
+        stalled: list[int] = []
+
+        def stall(session_id: str, **changes: Any) -> Any:
+            record = (changes.get("metadata") or {}).get("_claude_history_encryption") or {}
+            if session_id == "s" and "rewind" in record and not stalled:
+                stalled.append(0)  # memory: both wrappers share the store, and so this hook
+                stalled[0] = second.rewind("s", to=6, expected_version=2)  # B, whole, between A's read and write
+            return real(session_id, **changes)
+
+        first.inner.update_session = stall
+        try:
+            if loser == "conditional":
+                with pytest.raises(ConflictError):
+                    first.rewind("s", to=4, expected_version=2)
+            else:  # no expected version: A reads again after losing, and cuts the session B left
+                assert first.rewind("s", to=4) == 4
+        finally:
+            first.inner.update_session = real
+        assert stalled == [3]
+        kept = ["question a", "question b", "question c"] if loser == "conditional" else ["question a", "question b"]
+        for store in (first, second):
+            assert texts(store) == kept
+            assert [m.seq for m in store.load_messages("s", start=1)] == list(range(1, 2 * len(kept)))
+        version = store.get_session("s").version
+        first.append("s", turn("e"), expected_version=version)
+        assert texts(second) == [*kept, "question e"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_rewind_racing_an_append_never_leaves_a_session_unreadable(enc_backend: Backend) -> None:
+    first, second = enc_backend.open(), enc_backend.open()
+    try:
+        first.append("s", turn("a") + turn("b"), expected_version=0)  # version 1, 4 messages
+        real = first.inner.update_session
+        raced: list[int] = []
+
+        def stall(session_id: str, **changes: Any) -> Any:
+            record = (changes.get("metadata") or {}).get("_claude_history_encryption") or {}
+            if session_id == "s" and "rewind" in record and not raced:
+                raced.append(0)
+                raced[0] = second.append("s", turn("c"), expected_version=1)
+            return real(session_id, **changes)
+
+        first.inner.update_session = stall
+        try:
+            with pytest.raises(ConflictError):
+                first.rewind("s", to=2, expected_version=1)
+        finally:
+            first.inner.update_session = real
+        assert raced == [2]
+        for store in (first, second):
+            assert texts(store) == ["question a", "question b", "question c"]
+        second.append("s", turn("d"), expected_version=2)
+        assert texts(first)[-1] == "question d"
+    finally:
+        first.close()
+        second.close()
+
+
+
+def test_a_rotation_never_lands_on_a_session_deleted_and_imported_again(enc_backend: Backend) -> None:
+    # rotate() read alice and copied her to the backup; alice was deleted and imported again (another session, at
+    # the same version) before the rotation marked and cut her: the marker landed on the new session, the rewind
+    # to 0 (a compare-and-swap on the version alone) cut it, and the old alice's turns were appended into it.
+    from claude_history.stores.encrypted import backup_id, wrap
+
+    store = enc_backend.open()
+    try:
+        store.import_jsonl(_export("old"), session_id="alice")
+        version = store.get_session("alice").version
+        rotating = wrap(store.inner, bytes(range(1, 33)), old_keys=[TEST_KEY])
+        real = store.inner.import_jsonl
+        raced: list[str] = []
+
+        def import_then_race(data: Any, *, session_id: str | None = None) -> Any:
+            created = real(data, session_id=session_id)
+            if session_id == backup_id("alice") and not raced:
+                raced.append("alice")
+                store.delete("alice")
+                store.import_jsonl(_export("new"), session_id="alice")
+                assert store.get_session("alice").version == version  # the race needs the same version
+            return created
+
+        store.inner.import_jsonl = import_then_race
+        try:
+            report = rotating.rotate("alice")
+        finally:
+            store.inner.import_jsonl = real
+        assert raced == ["alice"] and report.rotated == ("alice",)
+        assert texts(rotating, "alice") == ["question new"]
+        assert rotating.rotate("alice").unchanged == 1  # nothing left half-done
+        assert [info.id for info in store.inner.list_sessions()] == ["alice"]  # no backup left behind
+    finally:
+        store.close()

@@ -97,7 +97,7 @@ def _dropped_after_commit(backend: Backend, store: Any) -> Iterator[Callable[[],
     else:
         import psycopg
 
-        real_exit, real_run = psycopg.Transaction.__exit__, store._run
+        real_exit, real_run = psycopg.Pipeline.__exit__, store._run
         running: list[str] = []
 
         def run(operation: Any, *args: Any) -> Any:
@@ -108,18 +108,18 @@ def _dropped_after_commit(backend: Backend, store: Any) -> Iterator[Callable[[],
                 running.pop()
 
         def exit_then_drop(self: Any, *exc: Any) -> Any:
-            result = real_exit(self, *exc)  # COMMIT ran on the server
+            result = real_exit(self, *exc)  # the pipeline, COMMIT last, ran on the server
             if armed and running == ["append"] and exc[0] is None:
                 armed.clear()
                 raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
             return result
 
         store._run = run
-        psycopg.Transaction.__exit__ = exit_then_drop  # type: ignore[method-assign]
+        psycopg.Pipeline.__exit__ = exit_then_drop  # type: ignore[method-assign]
         try:
             yield lambda: armed.append(True)
         finally:
-            psycopg.Transaction.__exit__ = real_exit  # type: ignore[method-assign]
+            psycopg.Pipeline.__exit__ = real_exit  # type: ignore[method-assign]
             del store._run
 
 

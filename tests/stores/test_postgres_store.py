@@ -360,3 +360,25 @@ def test_search_index_covers_huge_messages_without_failing(pg: PG) -> None:
     store.append("dump", [user("needle " + dump)], expected_version=0)
     assert [h.seq for h in store.search("needle")] == [0]
     assert store.load("dump").messages[0].message["content"].endswith("findme")
+
+
+def test_a_session_longer_than_a_page_is_read_whole_and_in_order(pg: PG, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages are read in pages of ``CHUNK_ROWS`` inside one snapshot (a long session's raw rows never all in
+    memory); a session of several pages, and ranges across page edges, come back whole and in order."""
+    from claude_history.stores.postgres import _ops
+
+    monkeypatch.setattr(_ops, "CHUNK_ROWS", 7)
+    store = pg.open()
+    version = 0
+    for i in range(15):  # 30 messages: four pages and a short one
+        version = store.append("long", [user(f"q{i}"), reply(f"a{i}")], expected_version=version)
+    said = store.load("long").message_params()
+    assert said == [e.message for i in range(15) for e in (user(f"q{i}"), reply(f"a{i}"))]
+    assert [m.message for m in store.load_messages("long", start=5, stop=22)] == said[5:22]
+    assert [m.message for m in store.load_messages("long", start=7, stop=14)] == said[7:14]
+
+    async def read() -> list[Any]:
+        async with open_async_store(pg.url, schema=pg.schema) as async_store:
+            return (await async_store.load("long")).message_params()
+
+    assert asyncio.run(read()) == said

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ConflictError
-from ._cas import conflict
+from ._cas import check_token, conflict
 from ._checks import check_expected_version, check_session_id
 from ._jsonl import export_session, parse_import
 from ._rewind_fork import REWIND_RETRIES, check_rewind_index, fork_session, rewind_target
@@ -63,8 +63,9 @@ class StoreBase(ABC):
         """Insert a complete session atomically; ``ConflictError`` if a live session with that id exists."""
 
     @abstractmethod
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        """Keep messages ``[0, to)`` and summaries with ``end <= to``; version + 1, with CAS; new version."""
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
+        """Keep messages ``[0, to)`` and summaries with ``end <= to``; version + 1, with CAS on the version (and
+        the incarnation, when given: ``_cas.same_incarnation``); new version."""
 
     def update_session(
         self,
@@ -78,9 +79,11 @@ class StoreBase(ABC):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """The typed signature lives here once; a backend implements ``_update_session`` over the dict of the
-        arguments given (``UNSET`` ones included: ``check_session_changes`` drops them)."""
+        arguments given (``UNSET`` ones included: ``check_session_changes`` drops them; ``incarnation``, when
+        given, is taken out by ``_cas.pop_incarnation``)."""
         changes = {
             "title": title,
             "owner": owner,
@@ -90,6 +93,8 @@ class StoreBase(ABC):
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return self._update_session(session_id, changes, create)
 
     @abstractmethod
@@ -107,12 +112,20 @@ class StoreBase(ABC):
         data = self.load(session_id)
         return data.version, rewind_target(data.message_params(), None)
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
         # Never a whole load unless the backend cannot read its tail: an explicit ``to`` only needs the version
         # (and ``_truncate`` checks it against the count); the last turn is found from the tail. Without
         # expected_version the caller means "the last turn as it is now": look again if a writer slips in.
         check_session_id(session_id)
         _check_rewind_arguments(to, expected_version)
+        check_token("incarnation", incarnation)
         for attempt in range(REWIND_RETRIES):
             if to is None:
                 version, target = self._last_turn(session_id)
@@ -122,7 +135,7 @@ class StoreBase(ABC):
             if expected_version is not None and version != expected_version:
                 raise conflict(session_id, expected_version, version)
             try:
-                return self._truncate(session_id, target, version)
+                return self._truncate(session_id, target, version, incarnation)
             except ConflictError:
                 if expected_version is not None or attempt == REWIND_RETRIES - 1:
                     raise
@@ -169,7 +182,9 @@ class AsyncStoreBase(ABC):
     async def _create(self, data: SessionData) -> None: ...
 
     @abstractmethod
-    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int: ...
+    async def _truncate(
+        self, session_id: str, to: int, expected_version: int, incarnation: str | None = None
+    ) -> int: ...
 
     async def update_session(
         self,
@@ -183,6 +198,7 @@ class AsyncStoreBase(ABC):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """As ``StoreBase.update_session``: the typed signature once, over the backend's ``_update_session``."""
         changes = {
@@ -194,6 +210,8 @@ class AsyncStoreBase(ABC):
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return await self._update_session(session_id, changes, create)
 
     @abstractmethod
@@ -210,9 +228,17 @@ class AsyncStoreBase(ABC):
         data = await self.load(session_id)
         return data.version, rewind_target(data.message_params(), None)
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
         check_session_id(session_id)
         _check_rewind_arguments(to, expected_version)
+        check_token("incarnation", incarnation)
         for attempt in range(REWIND_RETRIES):
             if to is None:
                 version, target = await self._last_turn(session_id)
@@ -222,7 +248,7 @@ class AsyncStoreBase(ABC):
             if expected_version is not None and version != expected_version:
                 raise conflict(session_id, expected_version, version)
             try:
-                return await self._truncate(session_id, target, version)
+                return await self._truncate(session_id, target, version, incarnation)
             except ConflictError:
                 if expected_version is not None or attempt == REWIND_RETRIES - 1:
                     raise

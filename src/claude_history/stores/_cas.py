@@ -22,6 +22,9 @@ __all__ = [
     "creating",
     "new_incarnation",
     "pinned_incarnation",
+    "pop_incarnation",
+    "same_incarnation",
+    "takes_append_arguments",
     "takes_append_tokens",
 ]
 
@@ -88,6 +91,21 @@ def pinned_incarnation(incarnation: str | None) -> str | None:
     return incarnation
 
 
+def same_incarnation(incarnation: str | None, held: str | None) -> bool:
+    """Is the session (of incarnation ``held``) the one a writer holding ``incarnation`` read? Unknown on
+    either side (None: not given, or written before incarnations) is not compared."""
+    token = pinned_incarnation(incarnation)
+    return token is None or held is None or held == token
+
+
+def pop_incarnation(changes: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``update_session``'s ``incarnation`` (that of the session the write was built from: the write applies
+    only to it, never to a session deleted and created again since), apart from the fields it sets."""
+    rest = dict(changes)
+    token = rest.pop("incarnation", None)
+    return rest, pinned_incarnation(check_token("incarnation", token))
+
+
 def created_incarnation(incarnation: str | None) -> str:
     """The incarnation a session created by an append takes: the one ``creating`` named, else a new one
     (``append_allowed`` lets no bare token create)."""
@@ -98,34 +116,39 @@ def created_incarnation(incarnation: str | None) -> str:
 
 def takes_append_tokens(store: Any) -> bool:
     """Does ``store.append`` take ``incarnation`` and ``turn_id``? Every store of ours does; a user's own
-    ``Store`` written before them may not, and keeps working without them. Read for each function that is
+    ``Store`` written before them may not, and keeps working without them."""
+    return takes_append_arguments(store, "incarnation", "turn_id")
+
+
+def takes_append_arguments(store: Any, *names: str) -> bool:
+    """Does ``store.append`` take every one of ``names`` as a keyword? Read for each function that is
     ``append`` (a method replaced at run time is read anew); the answer is kept per function, because
     ``inspect.signature`` on every turn was a measurable share of a service's CPU (bench/RESULTS.md "Proxy")."""
     append = store.append
     function = getattr(append, "__func__", append)
     try:
-        return _TAKES_TOKENS[function]
+        taken = _APPEND_KEYWORDS[function]
     except (KeyError, TypeError):
-        pass
-    answer = _takes_tokens(append)
-    with contextlib.suppress(TypeError):  # not weakly referenceable: read each time
-        _TAKES_TOKENS[function] = answer
-    return answer
+        taken = _keywords(append)
+        with contextlib.suppress(TypeError):  # not weakly referenceable: read each time
+            _APPEND_KEYWORDS[function] = taken
+    return taken is None or all(name in taken for name in names)
 
 
-_TAKES_TOKENS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_APPEND_KEYWORDS: weakref.WeakKeyDictionary[Any, frozenset[str] | None] = weakref.WeakKeyDictionary()
 
 
-def _takes_tokens(append: Any) -> bool:
+def _keywords(append: Any) -> frozenset[str] | None:
+    """The keywords ``append`` takes; None when it takes any (``**kwargs``)."""
     import inspect
 
     try:
         parameters = inspect.signature(append).parameters
     except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
-        return False
-    return ("turn_id" in parameters and "incarnation" in parameters) or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return frozenset(parameters)
 
 
 def append_allowed(
@@ -149,7 +172,7 @@ def append_allowed(
     earlier session would pass, to a writer still holding that earlier one, for the session it held. Only
     ``creating(token)`` creates under a chosen token; ``None`` creates under a new one."""
     token = pinned_incarnation(incarnation)
-    same = token is None or actual_incarnation is None or actual_incarnation == token
+    same = same_incarnation(incarnation, actual_incarnation)
     gone = token is not None and token == incarnation and actual == 0 and actual_incarnation is None
     if actual == expected and same and not gone:
         return True

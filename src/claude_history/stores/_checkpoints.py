@@ -10,6 +10,9 @@ The rules every backend follows, in one place:
 
 - ``save_checkpoint(session_id, version, data)`` keeps ``data`` unless the one kept has a higher version (a slow
   writer never puts back an older one); nothing is kept for a session that does not exist;
+- ``append(..., checkpoint=data)`` keeps ``data`` as the checkpoint of the version the append makes, in the
+  append's own transaction or script (no second write per turn); an append that writes nothing (a conflict, a
+  retried turn already stored) keeps nothing;
 - ``load_checkpoint(session_id)`` gives ``(version, data)`` or None (none kept, no such session);
 - deleting a session deletes its checkpoint; a fork or an import starts without one;
 - a store without the capability (``StoreBase``'s default, a user's own store, the encrypted wrapper, which
@@ -18,13 +21,22 @@ The rules every backend follows, in one place:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from ._cas import takes_append_arguments
 from ._checks import check_session_id
 from ._json import decode_json, dumps
 
-__all__ = ["MAX_CHECKPOINT_BYTES", "check_checkpoint", "decode_checkpoint", "supports_checkpoints"]
+__all__ = [
+    "MAX_CHECKPOINT_BYTES",
+    "append_checkpointed",
+    "check_checkpoint",
+    "decode_checkpoint",
+    "supports_checkpoints",
+    "takes_append_checkpoint",
+]
 
 # A checkpoint is a few kilobytes (about 60 bytes per request of the window it describes); a bigger one is
 # refused rather than stored beside every session.
@@ -60,3 +72,23 @@ def decode_checkpoint(version: int, text: str | bytes) -> tuple[int, dict[str, A
     except ValueError:
         return None
     return (int(version), data) if isinstance(data, dict) else None
+
+
+def takes_append_checkpoint(store: Any) -> bool:
+    """Does ``store`` keep checkpoints and take one in ``append`` (every store of ours that keeps them)?"""
+    return supports_checkpoints(store) and takes_append_arguments(store, "checkpoint")
+
+
+def append_checkpointed(
+    store: Any, session_id: str, entries: Any, checkpoint: Mapping[str, Any] | None, **arguments: Any
+) -> int:
+    """``store.append`` with ``checkpoint`` in the same write when the store takes it; for a store that keeps
+    checkpoints only through ``save_checkpoint`` (a user's own), saved after the append, best effort."""
+    if checkpoint is None or not supports_checkpoints(store):
+        return int(store.append(session_id, entries, **arguments))
+    if takes_append_arguments(store, "checkpoint"):
+        return int(store.append(session_id, entries, checkpoint=checkpoint, **arguments))
+    version = int(store.append(session_id, entries, **arguments))
+    with contextlib.suppress(Exception):  # the turn is stored; a missing checkpoint costs a whole read
+        store.save_checkpoint(session_id, version, checkpoint)
+    return version

@@ -45,6 +45,7 @@ class StoreOps(Protocol):
         turn_id: str | None,
         lease: int | None,
         now: int,
+        checkpoint: Mapping[str, Any] | None = None,
         /,
     ) -> Op[int]: ...
     def acquire_lease(self, context: Any, session_id: str, ttl: float, now: int, /) -> Op[int | None]: ...
@@ -66,7 +67,14 @@ class StoreOps(Protocol):
     def delete(self, context: Any, session_id: str, /) -> Op[bool]: ...
     def fork(self, context: Any, session_id: str, at: int | None, new_id: str | None, now: int, /) -> Op[str]: ...
     def rewind(
-        self, context: Any, session_id: str, to: int | None, expected_version: int | None, now: int, /
+        self,
+        context: Any,
+        session_id: str,
+        to: int | None,
+        expected_version: int | None,
+        now: int,
+        incarnation: str | None,
+        /,
     ) -> Op[int]: ...
     def save_summary(self, context: Any, session_id: str, summary: Summary, now: int, /) -> Op[None]: ...
     def search(
@@ -74,7 +82,9 @@ class StoreOps(Protocol):
     ) -> Op[list[SearchHit]]: ...
     def purge_expired(self, context: Any, now: int, /) -> Op[int]: ...
     def create(self, context: Any, data: SessionData, now: int, /) -> Op[None]: ...
-    def truncate(self, context: Any, session_id: str, to: int, expected_version: int, now: int, /) -> Op[int]: ...
+    def truncate(
+        self, context: Any, session_id: str, to: int, expected_version: int, now: int, incarnation: str | None, /
+    ) -> Op[int]: ...
 
 
 class OpsStore(StoreBase):
@@ -108,9 +118,11 @@ class OpsStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
         return self._run(
-            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -139,8 +151,15 @@ class OpsStore(StoreBase):
     def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return self._run(self._ops.fork, session_id, at, new_id, now_us())
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return self._run(self._ops.rewind, session_id, to, expected_version, now_us())
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return self._run(self._ops.rewind, session_id, to, expected_version, now_us(), incarnation)
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary, session_id, summary, now_us())
@@ -170,8 +189,8 @@ class OpsStore(StoreBase):
     def _create(self, data: SessionData) -> None:
         self._run(self._ops.create, data, now_us())
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return self._run(self._ops.truncate, session_id, to, expected_version, now_us())
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
+        return self._run(self._ops.truncate, session_id, to, expected_version, now_us(), incarnation)
 
 
 class AsyncOpsStore(AsyncStoreBase):
@@ -206,9 +225,11 @@ class AsyncOpsStore(AsyncStoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
         return await self._run(
-            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us()
+            self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )
 
     async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -237,8 +258,15 @@ class AsyncOpsStore(AsyncStoreBase):
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self._ops.fork, session_id, at, new_id, now_us())
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(self._ops.rewind, session_id, to, expected_version, now_us())
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return await self._run(self._ops.rewind, session_id, to, expected_version, now_us(), incarnation)
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary, session_id, summary, now_us())
@@ -267,5 +295,7 @@ class AsyncOpsStore(AsyncStoreBase):
     async def _create(self, data: SessionData) -> None:
         await self._run(self._ops.create, data, now_us())
 
-    async def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
-        return await self._run(self._ops.truncate, session_id, to, expected_version, now_us())
+    async def _truncate(
+        self, session_id: str, to: int, expected_version: int, incarnation: str | None = None
+    ) -> int:
+        return await self._run(self._ops.truncate, session_id, to, expected_version, now_us(), incarnation)

@@ -221,9 +221,12 @@ class Store(Protocol):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """Change metadata (only the arguments given). With ``create=True`` a missing session is created empty
-        (version 0, it stays appendable with ``expected_version=0``); otherwise raises ``SessionNotFound``."""
+        (version 0, it stays appendable with ``expected_version=0``); otherwise raises ``SessionNotFound``.
+        ``incarnation``: that of the session the write was built from; a session deleted and created again
+        since is not written (``ConflictError``), nor created again."""
         ...
 
     def list_sessions(
@@ -248,9 +251,18 @@ class Store(Protocol):
         """A new session holding messages ``[0, at)`` (all when ``at`` is None) plus the metadata; returns its id."""
         ...
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
         """Drop messages from index ``to`` on (default: the last turn, see ``history.turn_starts``) and summaries
-        that cover them; a versioned operation (CAS when ``expected_version`` is given). Returns the new version."""
+        that cover them; a versioned operation (CAS when ``expected_version`` is given, and on the session's
+        incarnation when ``incarnation`` is: a session deleted and created again is not cut). Returns the new
+        version."""
         ...
 
     def save_summary(self, session_id: str, summary: Summary) -> None: ...
@@ -298,7 +310,10 @@ class LeaseStore(Protocol):
 class CheckpointStore(Protocol):
     """A store that keeps one planner checkpoint per session (optional; see ``stores/_checkpoints.py`` for the
     rules): a fresh ``Chat`` then reads only the part of a long session its next request sends. ``StoreBase``
-    keeps none by default, which is always correct (the chat reads the whole session)."""
+    keeps none by default, which is always correct (the chat reads the whole session). Every store of ours
+    that keeps them also takes ``append(..., checkpoint=data)``: kept as the checkpoint of the version the
+    append makes, in the same write (a chat's commit does so); a store without it is given the checkpoint by
+    ``save_checkpoint`` after the append."""
 
     def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
         """``(version, data)`` of the checkpoint kept for the session, or None."""
@@ -358,7 +373,12 @@ class AsyncStore(Protocol):
     async def delete(self, session_id: str) -> bool: ...
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str: ...
     async def rewind(
-        self, session_id: str, *, to: int | None = None, expected_version: int | None = None
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
     ) -> int: ...
     async def save_summary(self, session_id: str, summary: Summary) -> None: ...
     async def search(

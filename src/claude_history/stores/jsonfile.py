@@ -47,7 +47,14 @@ from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint
 from ._checks import (
     check_filters,
@@ -559,14 +566,16 @@ class JsonFileStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         with contextlib.ExitStack() as stack:
             if lease is not None:  # held shared until the line is written: no lease is taken meanwhile
                 newest, _ = self._read_lease(stack.enter_context(self._lease_file(_name(session_id), fcntl.LOCK_SH)))
                 fence(session_id, lease, newest, expected_version, entries)
-            return self._append(session_id, entries, encoded, expected_version, incarnation, turn_id)
+            return self._append(session_id, entries, encoded, expected_version, incarnation, turn_id, kept)
 
     def _append(
         self,
@@ -576,6 +585,7 @@ class JsonFileStore(StoreBase):
         expected_version: int,
         incarnation: str | None,
         turn_id: str | None,
+        checkpoint: str | None = None,
     ) -> int:
         with self._session_lock(session_id, create=True) as (name, fd, meta):
             assert fd is not None
@@ -619,6 +629,9 @@ class JsonFileStore(StoreBase):
                 for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
             ]
             self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
+            if checkpoint is not None:  # under the session's lock, as the line (best effort: the turn is stored)
+                with contextlib.suppress(OSError):
+                    self._keep_checkpoint(name, session_id, expected_version + 1, checkpoint)
         return expected_version + 1
 
     @contextmanager
@@ -666,12 +679,15 @@ class JsonFileStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
-        with self._session_lock(session_id, create=create) as (name, fd, meta):
-            if fd is None or (meta is None and not create):
+        with self._session_lock(session_id, create=create and incarnation is None) as (name, fd, meta):
+            if fd is None or (meta is None and (not create or incarnation is not None)):
                 raise SessionNotFound(session_id)
             now = now_us()
             state = self._state(fd, name, repair=True) if meta is not None else _State()
+            if meta is not None and not same_incarnation(incarnation, meta.get("incarnation")):
+                raise conflict(session_id, state.version, state.version, replaced=True)
             meta = dict(meta) if meta is not None else self._new_meta(session_id, now)
             for key, value in changes.items():
                 if key == "tags":
@@ -737,15 +753,19 @@ class JsonFileStore(StoreBase):
         with self._session_lock(session_id, create=False) as (name, fd, meta):
             if fd is None or meta is None:
                 return
-            path = self._checkpoint_path(name)
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                kept = decode_json(path.read_bytes())
-                if isinstance(kept, dict) and kept.get("id") == session_id and int(kept["version"]) > version:
-                    return
-            body = '{"id":' + dumps(session_id) + ',"version":' + str(version) + ',"data":' + text + "}"
-            tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-            tmp.write_bytes(body.encode("utf-8"))
-            os.replace(tmp, path)
+            self._keep_checkpoint(name, session_id, version, text)
+
+    def _keep_checkpoint(self, name: str, session_id: str, version: int, text: str) -> None:
+        """The checkpoint of the session at ``version``, unless a newer one is kept; under its lock."""
+        path = self._checkpoint_path(name)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            kept = decode_json(path.read_bytes())
+            if isinstance(kept, dict) and kept.get("id") == session_id and int(kept["version"]) > version:
+                return
+        body = '{"id":' + dumps(session_id) + ',"version":' + str(version) + ',"data":' + text + "}"
+        tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        tmp.write_bytes(body.encode("utf-8"))
+        os.replace(tmp, path)
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)
@@ -980,14 +1000,16 @@ class JsonFileStore(StoreBase):
                 },
             )
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         check_session_id(session_id)
         with self._session_lock(session_id, create=False) as (name, fd, meta):
             if fd is None or meta is None:
                 raise SessionNotFound(session_id)
             state = self._state(fd, name, repair=True)
-            if state.version != expected_version:
-                raise conflict(session_id, expected_version, state.version)
+            if state.version != expected_version or not same_incarnation(incarnation, meta.get("incarnation")):
+                raise conflict(
+                    session_id, expected_version, state.version, replaced=state.version == expected_version
+                )
             check_rewind_index(to, state.count)
             now = max(now_us(), state.updated)
             before = fingerprint(os.fstat(fd))

@@ -14,7 +14,14 @@ from typing import Any
 
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -135,9 +142,11 @@ class MemoryStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         with self._lock:
             now = now_us()
             fence(session_id, lease, self._leases.get(session_id, (None, 0))[0], expected_version, entries)
@@ -166,6 +175,8 @@ class MemoryStore(StoreBase):
                 message_count=len(session.rows),
                 updated_at=from_us(max(now, to_us(session.info.updated_at))),
             )
+            if kept is not None:
+                session.checkpoint = (actual + 1, kept)
             return actual + 1
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -188,14 +199,17 @@ class MemoryStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         with self._lock:
             now = now_us()
             session = self._live(session_id, now)
             if session is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 session = self._new(session_id, now, None)
+            elif not same_incarnation(incarnation, session.info.incarnation):
+                raise conflict(session_id, session.info.version, session.info.version, replaced=True)
             session.info = replace(session.info, updated_at=from_us(now), **changes)
             info = session.info
             if is_expired(session.expires_us(), now):
@@ -324,11 +338,12 @@ class MemoryStore(StoreBase):
                 lambda start, end: [decode_json(row.message_json) for row in rows[start:end]], len(rows)
             )
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         with self._lock:
             session = self._get(session_id)
-            if session.info.version != expected_version:
-                raise conflict(session_id, expected_version, session.info.version)
+            actual = session.info.version
+            if actual != expected_version or not same_incarnation(incarnation, session.info.incarnation):
+                raise conflict(session_id, expected_version, actual, replaced=actual == expected_version)
             check_rewind_index(to, len(session.rows))
             del session.rows[to:]
             session.last_turn = None

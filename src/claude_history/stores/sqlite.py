@@ -34,7 +34,14 @@ from typing import Any
 
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -524,9 +531,11 @@ class SQLiteStore(StoreBase):
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
         check_lease(lease)
+        kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
@@ -561,6 +570,8 @@ class SQLiteStore(StoreBase):
                 start,
                 ((e.role, e.message_json, e.model, e.usage_json, now, e.text) for e in encoded),
             )
+            if kept is not None:
+                self._keep_checkpoint(conn, pk, expected_version + 1, kept)
         return expected_version + 1
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -588,13 +599,16 @@ class SQLiteStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
             row = self._live_row(conn, session_id, now, purge=True)
+            if row is not None and not same_incarnation(incarnation, row[13]):
+                raise conflict(session_id, row[2], row[2], replaced=True)
             if row is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
                     "INSERT INTO sessions (id, version, created_at, updated_at, incarnation) VALUES (?, 0, ?, ?, ?)"
@@ -683,13 +697,19 @@ class SQLiteStore(StoreBase):
         text = check_checkpoint(session_id, version, data)
         conn = self._conn()
         with self._write(conn):
-            conn.execute(
-                "INSERT INTO checkpoints (session_pk, version, data)"
-                " SELECT pk, ?, ? FROM sessions WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
-                " ON CONFLICT (session_pk) DO UPDATE SET version = excluded.version, data = excluded.data"
-                " WHERE excluded.version >= checkpoints.version",
-                (version, text, session_id, now_us()),
-            )
+            row = self._live_row(conn, session_id, now_us(), purge=False)
+            if row is not None:
+                self._keep_checkpoint(conn, row[0], version, text)
+
+    @staticmethod
+    def _keep_checkpoint(conn: sqlite3.Connection, pk: int, version: int, text: str) -> None:
+        """The checkpoint of session ``pk`` at ``version``, unless a newer one is kept (_checkpoints.py)."""
+        conn.execute(
+            "INSERT INTO checkpoints (session_pk, version, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (session_pk) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE excluded.version >= checkpoints.version",
+            (pk, version, text),
+        )
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         check_session_id(session_id)
@@ -868,7 +888,7 @@ class SQLiteStore(StoreBase):
 
             return row[2], find_last_turn(read, row[3])
 
-    def _truncate(self, session_id: str, to: int, expected_version: int) -> int:
+    def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         check_session_id(session_id)
         conn = self._conn()
         with self._write(conn):
@@ -876,8 +896,8 @@ class SQLiteStore(StoreBase):
             row = self._live_row(conn, session_id, now, purge=True)
             if row is None:
                 raise SessionNotFound(session_id)
-            if row[2] != expected_version:
-                raise conflict(session_id, expected_version, row[2])
+            if row[2] != expected_version or not same_incarnation(incarnation, row[13]):
+                raise conflict(session_id, expected_version, row[2], replaced=row[2] == expected_version)
             check_rewind_index(to, row[3])
             pk = row[0]
             low, high = _range(pk, to)

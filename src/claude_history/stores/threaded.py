@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ._cas import takes_append_tokens
-from ._checkpoints import supports_checkpoints
+from ._checkpoints import append_checkpointed, supports_checkpoints
 from ._leases import supports_leases
 from .base import (
     Entry,
@@ -81,6 +81,7 @@ class ThreadedAsyncStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         # The wrapped store may be a user's own, written before these parameters: it goes on without them.
         tokens: dict[str, Any] = (
@@ -89,7 +90,8 @@ class ThreadedAsyncStore:
         if lease is not None:
             tokens["lease"] = lease
         return await self._run(
-            self.store.append, session_id, list(entries), expected_version=expected_version, **tokens
+            append_checkpointed, self.store, session_id, list(entries), checkpoint, expected_version=expected_version,
+            **tokens,
         )
 
     async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -121,8 +123,16 @@ class ThreadedAsyncStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self.store.fork, session_id, at=at, new_id=new_id)
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version)
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        tokens = {} if incarnation is None else {"incarnation": incarnation}  # a user's store may not take it
+        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version, **tokens)
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self.store.save_summary, session_id, summary)

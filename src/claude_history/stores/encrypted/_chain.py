@@ -9,8 +9,9 @@ one append, so:
 * the last row's ``w`` is the session's version, unless the wrapper's own rewind explains the difference: it
   leaves a note sealed with the key (the version and message count the rewind produced, and the ``w`` of the
   row it kept last) in two places: the session's encryption record, where any later metadata write built from
-  an older read may drop it (metadata is last writer wins), and a record of its own that only rewinds write
-  (``note_id``), read when the first does not explain the end. Dropping the last turn beneath the wrapper, or
+  an older read, or a racing rewind, may replace it (metadata is last writer wins), and the log of a record of
+  its own (``note_id``), which rewinds only append to (a compare-and-swap: no note there is ever lost), read
+  when the first does not explain the end. Dropping the last turn beneath the wrapper, or
   putting back an older copy of it, bumps the version without such a note and is detected.
 
 Rows of format 1 (written before chaining) carry no link: the chain restarts after them, and a log that ends

@@ -40,6 +40,9 @@ STRING_PREFIX = "claude-history-encrypted:v1:"  # summary texts, system prompts 
 RESERVED_METADATA_KEY = "_claude_history_encryption"
 BACKUP_PREFIX = "_claude_history_rotation_backup:"
 NOTE_PREFIX = "_claude_history_rewind_note:"
+# The tag of the wrapper's own records (a rotation backup, a kept rewind note): ``purge_expired`` finds those of
+# sessions that are gone by it, without listing every session.
+INTERNAL_TAG = "_claude_history_internal"
 FORMAT_VERSION = 1  # records, strings, and the message rows written before format 2
 MESSAGE_FORMAT = 2  # message rows bound to the incarnation (or import epoch) and linked by version
 NONCE_BYTES = 12
@@ -140,6 +143,16 @@ def _is_backup(info: SessionInfo) -> bool:
 def _is_internal(info: SessionInfo) -> bool:
     """A record of the wrapper's own (a rotation backup, a rewind note), hidden from listings and search."""
     return _is_backup(info) or (info.id.startswith(NOTE_PREFIX) and "note_of" in _record(info))
+
+
+def owner_of(info: SessionInfo) -> str | None:
+    """The session a record of the wrapper's own belongs to (None: not such a record): its id is where that
+    session's backup or note is kept, so a record that names another session is not trusted with it."""
+    record = _record(info)
+    owner = record.get("backup_of", record.get("note_of"))
+    if isinstance(owner, str) and _is_internal(info) and info.id in (backup_id(owner), note_id(owner)):
+        return owner
+    return None
 
 
 class _Codec:
@@ -427,24 +440,44 @@ class _Codec:
             lambda note: self._rewind_aad(session_id, incarnation, note),
         )
 
-    def open_kept_note(self, info: SessionInfo, kept: SessionInfo) -> Mapping[str, Any] | None:
-        """The note in ``kept``, the session's note record (``note_id``), if it is one a rewind of this very
-        session and incarnation sealed with this key; else None (left by an earlier incarnation, or not
-        authentic: it then explains nothing, and the log's end is refused as without it)."""
+    def kept_notes(
+        self, info: SessionInfo, kept: SessionInfo, rows: Sequence[StoredMessage]
+    ) -> list[Mapping[str, Any]]:
+        """The notes kept in ``kept``, the session's note record (``note_id``: its log, one row per rewind, and
+        the one note an older release kept in its metadata), that rewinds of this very session and incarnation
+        sealed with this key and that are for the version and count ``info`` shows, newest first. Any other
+        (left by an earlier incarnation, by a rewind that lost its race, or not authentic) explains nothing."""
         record = _record(kept)
         if kept.id != note_id(info.id) or record.get("note_of") != info.id:
-            return None
+            return []
+        found: list[object] = [record.get("rewind")]
+        for row in reversed(rows):
+            content = row.message.get("content")
+            try:
+                found.append(json.loads(content) if isinstance(content, str) else None)
+            except ValueError:
+                continue
         incarnation = info.incarnation or ""
-        try:
-            return self._open_marker(
-                info.id,
-                record.get("rewind"),
-                "rewind note",
-                "the encrypted store",
-                lambda note: self._rewind_aad(info.id, incarnation, note),
-            )
-        except DecryptionError:
-            return None
+        notes: list[Mapping[str, Any]] = []
+        for marker in found:
+            if not isinstance(marker, Mapping) or (marker.get("version"), marker.get("count")) != (
+                info.version,
+                info.message_count,
+            ):
+                continue
+            try:
+                note = self._open_marker(
+                    info.id,
+                    marker,
+                    "rewind note",
+                    "the encrypted store",
+                    lambda note: self._rewind_aad(info.id, incarnation, note),
+                )
+            except DecryptionError:
+                continue
+            if note is not None:
+                notes.append(note)
+        return notes
 
     def _open_marker(
         self, session_id: str, marker: object, what: str, writer: str, aad: Callable[[Mapping[str, Any]], bytes]

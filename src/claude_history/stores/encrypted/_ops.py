@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ...errors import ConfigurationError, ConflictError, DecryptionError, SessionNotFound
-from .. import _cas, _checks, _jsonl, _messages, _rewind_fork, _search_text, _times
+from .. import _cas, _checks, _json, _jsonl, _messages, _rewind_fork, _search_text, _times
 from .._leases import check_lease
 from ..base import (
     Entry,
@@ -24,6 +25,7 @@ from ..base import (
 )
 from . import _chain
 from ._codec import (
+    INTERNAL_TAG,
     RESERVED_METADATA_KEY,
     _Codec,
     _conflict_with_plaintext,
@@ -34,9 +36,11 @@ from ._codec import (
     bindings,
     check_own_id,
     note_id,
+    owner_of,
 )
 
 SEARCH_PAGE = 200
+_KEEP_RETRIES = 16
 
 T = TypeVar("T")
 _log = logging.getLogger("claude_history.stores.encrypted")
@@ -57,8 +61,27 @@ _Op = Generator[_Call, Any, T]
 
 
 class _Ops:
-    def __init__(self, codec: _Codec) -> None:
+    def __init__(
+        self, codec: _Codec, rewind_takes_incarnation: bool = True, update_takes_incarnation: bool = True
+    ) -> None:
         self.codec = codec
+        # The wrapped store's rewind and update_session compare the incarnation (every store of ours; a user's
+        # may not).
+        self.rewind_takes_incarnation = rewind_takes_incarnation
+        self.update_takes_incarnation = update_takes_incarnation
+
+    def _update_call(self, info: SessionInfo, **changes: Any) -> _Call:
+        """A metadata write built from ``info``: metadata is last writer wins, so it is pinned to the very
+        session read, never written over one deleted and created (imported) again since, whose record (its
+        import epoch) it would replace."""
+        pinned = {"incarnation": info.incarnation} if self.update_takes_incarnation and info.incarnation else {}
+        return _call("update_session", info.id, **changes, **pinned)
+
+    def _rewind_call(self, info: SessionInfo, to: int, expected_version: int) -> _Call:
+        """The backend's rewind of the very session ``info`` describes: a session deleted and created again
+        at that version since is not cut (a ``ConflictError``)."""
+        pinned = {"incarnation": info.incarnation} if self.rewind_takes_incarnation and info.incarnation else {}
+        return _call("rewind", info.id, to=to, expected_version=expected_version, **pinned)
 
     # -- reads
 
@@ -90,18 +113,24 @@ class _Ops:
         try:
             return self.codec.open_data(raw)
         except _chain.LogEndError:
-            note = yield from self._kept_note(raw.info)
-            if note is None:
-                raise
-            return self.codec.open_data(raw, note=note)
+            for note in (yield from self._kept_notes(raw.info)):
+                try:
+                    return self.codec.open_data(raw, note=note)
+                except _chain.LogEndError:
+                    continue
+            raise
 
-    def _kept_note(self, info: SessionInfo) -> _Op[Mapping[str, Any] | None]:
-        """The rewind note kept in its own record for ``info``'s session and incarnation, None if none is."""
+    def _kept_notes(self, info: SessionInfo) -> _Op[list[Mapping[str, Any]]]:
+        """The rewind notes kept in their own record (``note_id``) for ``info``'s session, incarnation,
+        version and count (``_codec.kept_notes``): read only when the session's record does not explain the
+        log's end."""
+        sid = note_id(info.id)
         try:
-            kept: SessionInfo = yield _call("get_session", note_id(info.id))
+            kept: SessionInfo = yield _call("get_session", sid)
+            rows: list[StoredMessage] = (yield _call("load_messages", sid)) if kept.message_count else []
         except SessionNotFound:
-            return None
-        return self.codec.open_kept_note(info, kept)
+            return []
+        return self.codec.kept_notes(info, kept, rows)
 
     def _chain_head(self, info: SessionInfo, entries: Sequence[Entry]) -> _Op[int]:
         """What the first row of an append to ``info``'s session links to: the ``w`` of its last row, read and
@@ -125,10 +154,9 @@ class _Ops:
         try:
             _chain.check_links(info.id, [link], count - 1, end=end)
         except _chain.LogEndError:
-            note = yield from self._kept_note(info)
-            if note is None:
+            notes = yield from self._kept_notes(info)
+            if not any(_chain.explains(note, info.version, count, link[0]) for note in notes):
                 raise
-            _chain.check_links(info.id, [link], count - 1, end=(end[0], note, end[2]))
         return link[0]
 
     def get_session(self, session_id: str) -> _Op[SessionInfo]:
@@ -179,12 +207,30 @@ class _Ops:
             self.codec.open_messages(sid, tail, bound)
             end = self.codec.log_end(sid, info)
             if raw:
-                _chain.check_links(sid, self.codec.links(raw), raw[0].seq, end=None if tail else end)
-            if tail or not raw:
-                _chain.check_links(sid, self.codec.links(tail), count - len(tail), end=end)
+                _chain.check_links(sid, self.codec.links(raw), raw[0].seq, end=None)
+            ending = self.codec.links(tail) if tail or not raw else self.codec.links(raw[-1:])
+            first_seq = count - len(ending)
+        except DecryptionError:
+            return None
+        try:
+            _chain.check_links(sid, ending, first_seq, end=end)
+        except _chain.LogEndError:
+            notes = yield from self._kept_notes(info)
+            if not any(self._ends(sid, ending, first_seq, (end[0], note, end[2])) for note in notes):
+                return None
         except DecryptionError:
             return None
         return list(zip(raw, opened, strict=True))
+
+    @staticmethod
+    def _ends(
+        sid: str, links: Sequence[_chain.Link | None], first_seq: int, end: tuple[int, Mapping[str, Any] | None, bool]
+    ) -> bool:
+        try:
+            _chain.check_links(sid, links, first_seq, end=end)
+        except DecryptionError:
+            return False
+        return True
 
     def usage_log(self, session_id: str) -> _Op[list[UsageRecord]]:
         """Decrypted whole: a message's time may be sealed with its content (forks, imports)."""
@@ -319,11 +365,7 @@ class _Ops:
             if record and current not in record.get("kids", []):
                 # Record the new key before writing under it, so the record always covers every key in use.
                 new_record = {**record, "kids": [*record.get("kids", []), current]}
-                yield _call(
-                    "update_session",
-                    session_id,
-                    metadata={**info.metadata, RESERVED_METADATA_KEY: new_record},
-                )
+                yield self._update_call(info, metadata={**info.metadata, RESERVED_METADATA_KEY: new_record})
                 record = new_record
         sealed = self.codec.seal_entries(
             session_id, count, encoded, entries, incarnation=token, written=expected_version + 1, prev=prev
@@ -345,22 +387,20 @@ class _Ops:
             # effort: the data is already safe; the record only guards against writing with a wrong key later.
             fresh: SessionInfo = yield _call("get_session", session_id)
             if not _record(fresh):
-                yield _call(
-                    "update_session",
-                    session_id,
-                    metadata={**fresh.metadata, RESERVED_METADATA_KEY: self.codec.new_record()},
-                )
+                record = self.codec.new_record()
+                yield self._update_call(fresh, metadata={**fresh.metadata, RESERVED_METADATA_KEY: record})
         return version
 
     def update_session(self, session_id: str, changes: Mapping[str, Any], create: bool) -> _Op[SessionInfo]:
-        checked = _checks.check_session_changes(changes)
+        rest, held = _cas.pop_incarnation(dict(changes))
+        checked = _checks.check_session_changes(rest)
         check_own_id(session_id)
         if RESERVED_METADATA_KEY in checked.get("metadata", {}):
             raise ConfigurationError(f"metadata key {RESERVED_METADATA_KEY!r} is reserved for encryption")
         try:
             info: SessionInfo | None = yield _call("get_session", session_id)
         except SessionNotFound:
-            if not create:
+            if not create or held is not None:  # a write built from a session read: it is gone
                 raise
             info = None
         if info is None:
@@ -373,6 +413,8 @@ class _Ops:
             except ConflictError:
                 info = yield _call("get_session", session_id)
         assert info is not None
+        if not _cas.same_incarnation(held, info.incarnation):
+            raise _cas.conflict(session_id, info.version, info.version, replaced=True)
         record = self.codec.check_writable(info)
         sealing = "system" in checked or ("title" in checked and self.codec.encrypt_titles)
         out: dict[str, Any] = {}
@@ -392,7 +434,7 @@ class _Ops:
             if base is None:
                 base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
-        result: SessionInfo = yield _call("update_session", session_id, create=create, **out)
+        result: SessionInfo = yield self._update_call(info, **out)
         return self.codec.open_info(result)
 
     def _create_empty(self, session_id: str, checked: Mapping[str, Any]) -> _Op[SessionInfo]:
@@ -433,9 +475,12 @@ class _Ops:
         yield _call("save_summary", session_id, self.codec.seal_summary(session_id, summary))
         return None
 
-    def rewind(self, session_id: str, to: int | None, expected_version: int | None) -> _Op[int]:
+    def rewind(
+        self, session_id: str, to: int | None, expected_version: int | None, incarnation: str | None = None
+    ) -> _Op[int]:
         if expected_version is not None:
             _checks.check_expected_version(expected_version)
+        _cas.check_token("incarnation", incarnation)
         for attempt in range(_rewind_fork.REWIND_RETRIES):
             # The cut goes with a sealed note of what it leaves (``_chain``): the version it produces, the count
             # and the version the last kept row was written at; so it is recognised, unlike a cut beneath the
@@ -470,6 +515,8 @@ class _Ops:
                 target = _rewind_fork.rewind_target(opened.message_params(), None)
                 info, current = raw.info, raw.version
                 last = _chain.last_written(self.codec.links(raw.messages[:target]))
+            if not _cas.same_incarnation(incarnation, info.incarnation):
+                raise _cas.conflict(session_id, current, info.version, replaced=True)
             try:
                 version: int = yield from self._cut(info, target, current, last)
                 return version
@@ -481,18 +528,19 @@ class _Ops:
     def _cut(self, info: SessionInfo, to: int, current: int, last: int | None) -> _Op[int]:
         """The backend's rewind of ``info``'s session at version ``current`` to ``to`` messages, with its note
         (none when the row kept last is of format 1: such a log is not checked at its end). The note is
-        written first (a crash before the cut leaves a note no state will match) and, as metadata is last
-        writer wins, put right after the cut: a racing rewind that lost its compare-and-swap gives back the
-        note it replaced, the winner restores its own."""
+        written first, in both places (a crash before the cut leaves a note no state will match); the note
+        log (``_keep_note``) keeps it whatever happens to the session's record, which, as metadata is last
+        writer wins, is put right after the cut too: a racing rewind that lost its compare-and-swap gives back
+        the note it replaced, the winner restores its own (so loads rarely need the log)."""
         if last is None:
-            version: int = yield _call("rewind", info.id, to=to, expected_version=current)
+            version: int = yield self._rewind_call(info, to, current)
             return version
         note = self.codec.seal_rewind_note(info.id, info.incarnation, current + 1, to, last)
         before = _record(info).get("rewind")
         yield from self._put_note(info, note)
         yield from self._keep_note(info, note)
         try:
-            version = yield _call("rewind", info.id, to=to, expected_version=current)
+            version = yield self._rewind_call(info, to, current)
         except ConflictError:
             fresh: SessionInfo = yield _call("get_session", info.id)
             if _record(fresh).get("rewind") == note:
@@ -501,37 +549,55 @@ class _Ops:
         fresh = yield _call("get_session", info.id)
         if fresh.version == version and _record(fresh).get("rewind") != note:
             yield from self._put_note(fresh, note)
-        try:
-            kept: SessionInfo | None = yield _call("get_session", note_id(info.id))
-        except SessionNotFound:
-            kept = None
-        if fresh.version == version and (kept is None or _record(kept).get("rewind") != note):
-            yield from self._keep_note(fresh, note)
         return version
 
-    @staticmethod
-    def _put_note(info: SessionInfo, note: object) -> _Op[None]:
+    def _put_note(self, info: SessionInfo, note: object) -> _Op[None]:
         record = {key: value for key, value in _record(info).items() if key != "rewind"}
         if note is not None:
             record["rewind"] = note
-        yield _call("update_session", info.id, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
+        yield self._update_call(info, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
         return None
 
     @staticmethod
-    def _keep_note(info: SessionInfo, note: object) -> _Op[None]:
-        """The note's second copy, in a record of its own (``note_id``) that only rewinds write: a metadata
-        write of the session built from a read before the cut cannot drop it. It expires with the session as
-        it stands, and goes with ``delete``. A losing racer leaves its note there: it explains no state the
-        session reaches (another count or last row at that version), so it vouches for nothing."""
-        record = {"note_of": info.id, "rewind": note}
-        yield _call(
-            "update_session",
-            note_id(info.id),
-            metadata={RESERVED_METADATA_KEY: record},
-            expires_at=info.expires_at,
-            create=True,
+    def _keep_note(info: SessionInfo, note: Mapping[str, Any]) -> _Op[None]:
+        """The note's second copy, appended to the log of a record of its own (``note_id``), before the cut.
+        A metadata write of the session built from a read before the cut can drop the first copy, and any
+        metadata write is last writer wins, so a rewind stalled between its read and its note's write could
+        replace a note that explains the session; an append is a compare-and-swap, so no rewind, however it
+        interleaves with others, ever removes another's note from this log (it goes with ``delete``, and with
+        its session's expiry). A losing racer's note stays: it explains no state the wrapper leaves (another
+        count or last row at that version). One small row per rewind."""
+        sid = note_id(info.id)
+        entry = Entry({"role": "user", "content": _json.dumps(dict(note))})
+        for _attempt in range(_KEEP_RETRIES):
+            try:
+                kept: SessionInfo | None = yield _call("get_session", sid)
+            except SessionNotFound:
+                kept = None
+            if kept is None or kept.expires_at != info.expires_at or INTERNAL_TAG not in kept.tags:
+                record = {**({} if kept is None else _record(kept)), "note_of": info.id}
+                kept = yield _call(
+                    "update_session",
+                    sid,
+                    metadata={RESERVED_METADATA_KEY: record},
+                    tags=[INTERNAL_TAG],
+                    expires_at=info.expires_at,
+                    create=True,
+                )
+            assert kept is not None
+            try:
+                # Pinned to the record read: never creates one (without its metadata) if it was deleted.
+                yield _call("append", sid, [entry], expected_version=kept.version, incarnation=kept.incarnation)
+                return None
+            except ConflictError:
+                continue  # another rewind kept its note first (or the record went): read it again
+        raise ConflictError(
+            f"session {info.id!r}: could not keep the rewind's note ({_KEEP_RETRIES} attempts); nothing was cut, "
+            "retry the rewind",
+            session_id=info.id,
+            expected_version=info.version,
+            actual_version=info.version,
         )
-        return None
 
     @staticmethod
     def _refuse_during_rotation(info: SessionInfo, expected_version: int | None) -> None:
@@ -567,6 +633,25 @@ class _Ops:
         sealed = self.codec.seal_data(plain, record=self.codec.new_record())
         created: str = yield _call("import_jsonl", _jsonl.export_session(sealed), session_id=plain.info.id)
         return created
+
+    def purge_expired(self, now: datetime | None) -> _Op[int]:
+        """The backend's purge, then the wrapper's own records (a kept rewind note, a rotation backup) of every
+        session that is gone: no record of an expired session is left, as after ``delete``."""
+        purged: int = yield _call("purge_expired", now)
+        after: SessionCursor | None = None
+        while True:
+            page: list[SessionInfo] = yield _call("list_sessions", tag=INTERNAL_TAG, limit=SEARCH_PAGE, after=after)
+            for info in page:
+                owner = owner_of(info)
+                if owner is None:
+                    continue
+                try:
+                    yield _call("get_session", owner)
+                except SessionNotFound:
+                    yield _call("delete", info.id)
+            if len(page) < SEARCH_PAGE:
+                return purged
+            after = SessionCursor.after(page[-1])
 
     def delete(self, session_id: str) -> _Op[bool]:
         deleted: bool = yield _call("delete", session_id)

@@ -18,6 +18,7 @@ from ..base import (
 )
 from ._codec import (
     FORMAT_VERSION,
+    INTERNAL_TAG,
     RESERVED_METADATA_KEY,
     _is_envelope_string,
     _parse_time,
@@ -117,24 +118,24 @@ class _RotatingOps(_Ops):
             )
             if not (yield from self._write_backup(session_id, plain, rotation)):
                 continue
-            yield _call(
-                "update_session",
-                session_id,
-                metadata={**raw.info.metadata, RESERVED_METADATA_KEY: {**record, "rotation": rotation}},
-            )
             try:
-                after_rewind: int = yield _call("rewind", session_id, to=0, expected_version=raw.version)
+                yield self._update_call(
+                    raw.info, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: {**record, "rotation": rotation}}
+                )
+            except (ConflictError, SessionNotFound):
+                # Deleted (and perhaps imported again) since it was read: no marker lands on another session.
+                yield from self._drop_backup(backup, rotation["token"])
+                continue
+            try:
+                # Only the session read: one deleted and imported again meanwhile at this version is not cut.
+                after_rewind: int = yield self._rewind_call(raw.info, 0, raw.version)
             except ConflictError:
                 # Someone appended since we loaded: undo our marker and backup, then start over.
                 fresh: SessionInfo = yield _call("get_session", session_id)
                 fresh_record = _record(fresh)
                 if fresh_record.get("rotation") == rotation:
                     fresh_record.pop("rotation")
-                    yield _call(
-                        "update_session",
-                        session_id,
-                        metadata={**fresh.metadata, RESERVED_METADATA_KEY: fresh_record},
-                    )
+                    yield self._update_call(fresh, metadata={**fresh.metadata, RESERVED_METADATA_KEY: fresh_record})
                 yield from self._drop_backup(backup, rotation["token"])
                 continue
             yield from self._finish(session_id, backup, after_rewind, plain, record)
@@ -151,7 +152,9 @@ class _RotatingOps(_Ops):
         """Copy the session (atomically) to its backup id; False when a stale backup was cleared first."""
         backup = rotation["backup"]
         copy = SessionData(
-            info=replace(plain.info, id=backup, title=None, owner=None, tags=(), expires_at=None, metadata={}),
+            info=replace(
+                plain.info, id=backup, title=None, owner=None, tags=(INTERNAL_TAG,), expires_at=None, metadata={}
+            ),
             messages=plain.messages,
             summaries=plain.summaries,
         )
@@ -195,8 +198,9 @@ class _RotatingOps(_Ops):
         entries = self.codec.reseal_messages(
             session_id, plain.messages, incarnation=plain.info.incarnation or "", written=version + 1
         )
+        pinned = {"incarnation": plain.info.incarnation} if plain.info.incarnation else {}
         try:
-            yield _call("append", session_id, entries, expected_version=version)
+            yield _call("append", session_id, entries, expected_version=version, **pinned)
         except ConflictError as exc:
             raise HistoryError(
                 f"rotation of session {session_id!r} was interrupted by a write that bypassed the encrypted "
@@ -239,7 +243,7 @@ class _RotatingOps(_Ops):
         }
         if plain.info.title is not None and (self.codec.encrypt_titles or _is_envelope_string(info.title)):
             changes["title"] = self.codec.seal_title(session_id, plain.info.title)
-        yield _call("update_session", session_id, **changes)
+        yield self._update_call(info, **changes)
         return None
 
     def _resume(self, session_id: str, raw: SessionData, record: dict[str, Any]) -> _Op[None]:
@@ -248,7 +252,7 @@ class _RotatingOps(_Ops):
         if raw.version == version:
             # Crashed before the rewind: the session is intact; drop the marker and the backup.
             record.pop("rotation")
-            yield _call("update_session", session_id, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record})
+            yield self._update_call(raw.info, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record})
             yield from self._drop_backup(backup, rotation.get("token"))
             return None
         try:

@@ -3,7 +3,7 @@ operations of ``_ops`` / ``_rotation`` against the wrapped store, with or withou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,6 +40,18 @@ def _make_codec(
     return _Codec(_Keyring(key, old_keys), encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext)
 
 
+def _takes_incarnation(method: Any) -> bool:
+    """Does the wrapped store's ``rewind`` (``update_session``) take ``incarnation``? Every store of ours does; a
+    user's own store written before it may not, and is written without it."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
+        return False
+    return "incarnation" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def _refuse_encrypted(inner: object) -> None:
     # Encrypting ciphertext again would work, and make every row need two keys: surely not what was meant
     # (open_store already encrypts when CLAUDE_HISTORY_ENCRYPTION_KEY is set).
@@ -67,7 +79,11 @@ class EncryptedStore:
         _refuse_encrypted(inner)
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
-        self._ops = _RotatingOps(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
+        self._ops = _RotatingOps(
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext),
+            _takes_incarnation(inner.rewind),
+            _takes_incarnation(inner.update_session),
+        )
 
     @property
     def key_id(self) -> str:
@@ -113,7 +129,9 @@ class EncryptedStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        del checkpoint  # none is kept: it would be plaintext beside the ciphertext (_checkpoints.py)
         return self._run(self._ops.append(session_id, entries, expected_version, incarnation, turn_id, lease))
 
     def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
@@ -134,6 +152,7 @@ class EncryptedStore:
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         changes = {
             "title": title,
@@ -144,6 +163,8 @@ class EncryptedStore:
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return self._run(self._ops.update_session(session_id, changes, create))
 
     def list_sessions(
@@ -163,8 +184,15 @@ class EncryptedStore:
     def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return self._run(self._ops.fork(session_id, at, new_id))
 
-    def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return self._run(self._ops.rewind(session_id, to, expected_version))
+    def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return self._run(self._ops.rewind(session_id, to, expected_version, incarnation))
 
     def save_summary(self, session_id: str, summary: Summary) -> None:
         self._run(self._ops.save_summary(session_id, summary))
@@ -175,7 +203,7 @@ class EncryptedStore:
         return self._run(self._ops.search(query, session_id, owner, limit))
 
     def purge_expired(self, now: datetime | None = None) -> int:
-        return self.inner.purge_expired(now)
+        return self._run(self._ops.purge_expired(now))
 
     def export_jsonl(self, session_id: str) -> str:
         return self._run(self._ops.export_jsonl(session_id))
@@ -215,7 +243,11 @@ class AsyncEncryptedStore:
         _refuse_encrypted(inner)
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
-        self._ops = _RotatingOps(_make_codec(key, old_keys, encrypt_titles, allow_plaintext))
+        self._ops = _RotatingOps(
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext),
+            _takes_incarnation(inner.rewind),
+            _takes_incarnation(inner.update_session),
+        )
 
     @property
     def key_id(self) -> str:
@@ -259,7 +291,9 @@ class AsyncEncryptedStore:
         incarnation: str | None = None,
         turn_id: str | None = None,
         lease: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
+        del checkpoint  # none is kept: it would be plaintext beside the ciphertext (_checkpoints.py)
         return await self._run(
             self._ops.append(session_id, entries, expected_version, incarnation, turn_id, lease)
         )
@@ -291,8 +325,15 @@ class AsyncEncryptedStore:
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         return await self._run(self._ops.fork(session_id, at, new_id))
 
-    async def rewind(self, session_id: str, *, to: int | None = None, expected_version: int | None = None) -> int:
-        return await self._run(self._ops.rewind(session_id, to, expected_version))
+    async def rewind(
+        self,
+        session_id: str,
+        *,
+        to: int | None = None,
+        expected_version: int | None = None,
+        incarnation: str | None = None,
+    ) -> int:
+        return await self._run(self._ops.rewind(session_id, to, expected_version, incarnation))
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
         await self._run(self._ops.save_summary(session_id, summary))
@@ -303,7 +344,7 @@ class AsyncEncryptedStore:
         return await self._run(self._ops.search(query, session_id, owner, limit))
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        return await self.inner.purge_expired(now)
+        return await self._run(self._ops.purge_expired(now))
 
     async def export_jsonl(self, session_id: str) -> str:
         return await self._run(self._ops.export_jsonl(session_id))

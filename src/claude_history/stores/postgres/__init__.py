@@ -4,6 +4,10 @@ psycopg 3 with a connection pool. One row per message (``json`` columns that kee
 ``_sql``), a ``sessions`` row carrying the version, numbered migrations applied under an advisory lock,
 full-text search over a GIN-indexed ``tsvector``. Appending a turn is one transaction: compare-and-swap on the
 session version, then one multi-row insert, so its cost depends on the size of the turn, not of the history.
+Each operation runs pipelined: a statement whose result it ignores (BEGIN, COMMIT, the expiry check, the
+insert) goes with the next one it waits for, so reading a session waits for the server twice and appending a
+turn twice, whatever their number of statements (each wait is a wake-up of the server's backend and of the
+caller: milliseconds on a busy machine).
 
 ``PostgresStore`` and ``AsyncPostgresStore`` share every statement and every rule (``_ops``) and the methods
 that dispatch to them (``.._dispatch``); they differ only in how a query is sent (``_run``).
@@ -12,7 +16,7 @@ that dispatch to them (``.._dispatch``); they differ only in how a query is sent
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,12 +26,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ...errors import ConfigurationError, StoreUnavailable
 from .._dispatch import AsyncOpsStore, OpsStore, StoreOps
 from . import _ops
-from ._ops import Op, Query
+from ._ops import Batch, Op, Query, Rows
 from ._sql import Statements
 
 try:
     import psycopg
     from psycopg import conninfo as _conninfo
+    from psycopg import pq
     from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise StoreUnavailable(
@@ -124,62 +129,108 @@ class _Progress:
     executed = 0
 
 
-def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> T:
-    """Drive an operation: send each query, feed its rows back (a chunked query's chunk by chunk, streamed)."""
+def _rows_of(cursor: psycopg.Cursor[Any]) -> Rows:
+    return cursor.fetchall() if cursor.description is not None else []
+
+
+def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress,
+              pipeline: psycopg.Pipeline | None = None) -> T:  # fmt: skip
+    """Drive an operation: send each query, feed its rows back. With ``pipeline`` (the connection in pipeline
+    mode), a query whose rows the operation ignores is sent without waiting for it: it goes with the next
+    query that is waited for (or the commit), and a ``Batch`` is one wait for all its queries."""
+    pending = 0  # sent in the pipeline, not yet waited for
     try:
-        with conn.cursor() as cur:
-            query = next(op)
-            while True:
-                if query.chunked:
-                    progress.executed += 1
-                    rows_in = cur.stream(query.sql, query.params, size=_ops.CHUNK_ROWS)
-                    while True:
-                        chunk = list(itertools.islice(rows_in, _ops.CHUNK_ROWS))
-                        query = op.send(chunk)
-                        if not chunk:
-                            break
-                        _check_more(query)
-                    continue
-                cur.execute(query.sql, query.params)
-                progress.executed += 1
-                rows = cur.fetchall() if cur.description is not None else []
-                query = op.send(rows)
+        query = next(op)
+        while True:
+            batch = query.queries if isinstance(query, Batch) else (query,)
+            cursors = [conn.execute(q.sql, q.params) for q in batch]
+            if pipeline is None:
+                progress.executed += len(batch)
+            elif any(q.rows for q in batch):
+                pipeline.sync()
+                progress.executed += pending + len(batch)
+                pending = 0
+            else:
+                pending += len(batch)
+                query = op.send([] if isinstance(query, Query) else [[] for _ in batch])
+                continue
+            results = [_rows_of(cursor) for cursor in cursors]
+            query = op.send(results[0] if isinstance(query, Query) else results)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
         op.close()
 
 
-def _check_more(query: Query) -> None:
-    if query is not _ops.MORE:  # pragma: no cover - a bug in an operation
-        raise AssertionError("an operation must read a chunked query to its end before the next query")
+async def _async_rows_of(cursor: psycopg.AsyncCursor[Any]) -> Rows:
+    return await cursor.fetchall() if cursor.description is not None else []
 
 
-async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress) -> T:
+async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress,
+                     pipeline: psycopg.AsyncPipeline | None = None) -> T:  # fmt: skip
+    """``_run_sync`` on an async connection."""
+    pending = 0
     try:
-        async with conn.cursor() as cur:
-            query: Query = next(op)
-            while True:
-                if query.chunked:
-                    progress.executed += 1
-                    chunk: list[Any] = []
-                    async for row in cur.stream(query.sql, query.params, size=_ops.CHUNK_ROWS):
-                        chunk.append(row)
-                        if len(chunk) == _ops.CHUNK_ROWS:
-                            _check_more(op.send(chunk))
-                            chunk = []
-                    if chunk:
-                        _check_more(op.send(chunk))
-                    query = op.send([])
-                    continue
-                await cur.execute(query.sql, query.params)
-                progress.executed += 1
-                rows = await cur.fetchall() if cur.description is not None else []
-                query = op.send(rows)
+        query = next(op)
+        while True:
+            batch = query.queries if isinstance(query, Batch) else (query,)
+            cursors = [await conn.execute(q.sql, q.params) for q in batch]
+            if pipeline is None:
+                progress.executed += len(batch)
+            elif any(q.rows for q in batch):
+                await pipeline.sync()
+                progress.executed += pending + len(batch)
+                pending = 0
+            else:
+                pending += len(batch)
+                query = op.send([] if isinstance(query, Query) else [[] for _ in batch])
+                continue
+            results = [await _async_rows_of(cursor) for cursor in cursors]
+            query = op.send(results[0] if isinstance(query, Query) else results)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
         op.close()
+
+
+# Pooled connections are in autocommit mode and an operation's transaction is framed by these statements,
+# sent in the pipeline with the operation's first and last statements: psycopg's own ``transaction()`` waits
+# for its BEGIN and its COMMIT on their own (two more round trips per operation).
+_BEGIN = "BEGIN"
+_COMMIT = "COMMIT"
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def _transaction_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> T:
+    """``op`` in one transaction, pipelined: BEGIN goes with its first statements, COMMIT with its last."""
+    try:
+        with conn.pipeline() as pipeline:
+            conn.execute(_BEGIN)
+            result = _run_sync(conn, op, progress, pipeline)
+            conn.execute(_COMMIT)
+            progress.executed += 1  # the commit: from here on a failure may have stored the operation
+        return result
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status in _OPEN:
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool drops it
+                conn.execute("ROLLBACK")
+        raise
+
+
+async def _transaction_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress) -> T:
+    """``_transaction_sync`` on an async connection."""
+    try:
+        async with conn.pipeline() as pipeline:
+            await conn.execute(_BEGIN)
+            result = await _run_async(conn, op, progress, pipeline)
+            await conn.execute(_COMMIT)
+            progress.executed += 1
+        return result
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status in _OPEN:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 def _retryable(exc: StoreUnavailable, progress: _Progress) -> bool:
@@ -213,6 +264,7 @@ class PostgresStore(OpsStore):
             min_size=self._config.pool_min_size,
             max_size=self._config.pool_max_size,
             timeout=self._config.pool_timeout,
+            kwargs={"autocommit": True},  # each operation frames its own transaction (``_transaction_*``)
             name=f"claude-history {self._config.where}",
             open=False,
         )
@@ -227,8 +279,8 @@ class PostgresStore(OpsStore):
         for attempt in range(2):
             progress = _Progress()
             try:
-                with _unavailable(self._config), self._pool.connection() as conn, conn.transaction():
-                    return _run_sync(conn, operation(self._st, *args), progress)
+                with _unavailable(self._config), self._pool.connection() as conn:
+                    return _transaction_sync(conn, operation(self._st, *args), progress)
             except StoreUnavailable as exc:
                 if attempt or not _retryable(exc, progress):
                     raise
@@ -258,6 +310,7 @@ class AsyncPostgresStore(AsyncOpsStore):
             min_size=self._config.pool_min_size,
             max_size=self._config.pool_max_size,
             timeout=self._config.pool_timeout,
+            kwargs={"autocommit": True},  # each operation frames its own transaction (``_transaction_*``)
             name=f"claude-history {self._config.where}",
             open=False,
         )
@@ -293,8 +346,8 @@ class AsyncPostgresStore(AsyncOpsStore):
             progress = _Progress()
             try:
                 with _unavailable(self._config):
-                    async with self._pool.connection() as conn, conn.transaction():
-                        return await _run_async(conn, operation(self._st, *args), progress)
+                    async with self._pool.connection() as conn:
+                        return await _transaction_async(conn, operation(self._st, *args), progress)
             except StoreUnavailable as exc:
                 if attempt or not _retryable(exc, progress):
                     raise

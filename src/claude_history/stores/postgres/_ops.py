@@ -15,7 +15,15 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
+from .._cas import (
+    append_allowed,
+    check_token,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pinned_incarnation,
+    pop_incarnation,
+)
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -45,19 +53,27 @@ Rows = list[tuple[Any, ...]]
 
 @dataclass(frozen=True)
 class Query:
-    """One statement. ``chunked``: the rows come in chunks of at most ``CHUNK_ROWS`` as the server sends them
-    (the operation yields ``MORE`` for each next one; an empty chunk is the end), so a long session is decoded
-    while it arrives and its raw rows never all sit in memory (100,000 messages of 5 KB: 500 MB of text)."""
+    """One statement. ``rows=False``: the operation ignores its result, so the runner does not wait for it: it
+    goes to the server with the statements after it (the store runs an operation pipelined, and each wait is
+    a round trip to the server: a wake-up of its backend and of the caller, milliseconds on a busy machine)."""
 
     sql: str
     params: Mapping[str, Any] | None = None
-    chunked: bool = False
+    rows: bool = True
 
 
-MORE = Query("")  # the next chunk of the chunked query in progress
+@dataclass(frozen=True)
+class Batch:
+    """Statements sent together, waited for once; the operation gets the rows of each, in order."""
+
+    queries: tuple[Query, ...]
+
+
+# Messages are read in pages of this many rows (by ``seq``, inside the operation's snapshot), each decoded as
+# it comes: a long session's raw rows never all sit in memory (100,000 messages of 5 KB: 500 MB of text).
 CHUNK_ROWS = 500
 
-Op = Generator[Query, Rows, T]
+Op = Generator[Query | Batch, Any, T]  # a Query gets its Rows, a Batch a list of them
 
 # A tsvector holds at most 1 MiB and a lexeme at most 2047 bytes; a message whose distinct words exceed this
 # (a pasted data dump) is indexed up to the limit.
@@ -166,42 +182,48 @@ def migrate(st: Statements) -> Op[int]:
 
 def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
     args = {"id": check_session_id(session_id), "now": from_us(now)}
-    yield Query(st.snapshot)  # one consistent view of the session row, its messages and summaries
-    rows = yield Query(st.get_session, args)
+    yield Query(st.snapshot, rows=False)  # one consistent view of the session row, its messages and summaries
+    first = {"id": args["id"], "start": 0, "end": _NO_END, "limit": CHUNK_ROWS}
+    rows, page, summary_rows = yield Batch((Query(st.get_session, args), Query(st.messages_page, first),
+                                            Query(st.summaries, args)))  # fmt: skip
     if not rows:
         raise SessionNotFound(session_id)
-    messages = yield from _decode_chunked(Query(st.messages, args, chunked=True), 0)
-    summaries = [_summary_from_row(row) for row in (yield Query(st.summaries, args))]
+    messages = yield from _decode_pages(st, first, page)
+    summaries = [_summary_from_row(row) for row in summary_rows]
     return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
 
 
 def load_messages(st: Statements, session_id: str, start: int, stop: int | None, now: int) -> Op[list[StoredMessage]]:
     args = {"id": check_session_id(session_id), "now": from_us(now)}
     first, last = check_message_range(start, stop)
-    yield Query(st.snapshot)  # the count and the rows from one view
+    yield Query(st.snapshot, rows=False)  # the count and the rows from one view
     rows = yield Query(st.get_session, args)
     if not rows:
         raise SessionNotFound(session_id)
     first, last = clip_range(first, last, info_from_row(rows[0]).message_count)
     if first == last:
         return []
-    between = {"id": args["id"], "start": first, "end": last}
-    return (yield from _decode_chunked(Query(st.messages_between, between, chunked=True), first))
+    between = {"id": args["id"], "start": first, "end": last, "limit": CHUNK_ROWS}
+    return (yield from _decode_pages(st, between, (yield Query(st.messages_page, between))))
 
 
-def _decode_chunked(query: Query, first_seq: int) -> Op[list[StoredMessage]]:
-    """The messages a chunked query returns, decoded chunk by chunk as they arrive."""
-    messages: list[StoredMessage] = []
-    chunk = yield query
-    while chunk:
-        messages += decode_messages(chunk, stamp=_utc_stamp, first_seq=first_seq + len(messages))
-        chunk = yield MORE
+_NO_END = 2**31 - 1  # past the last ``seq`` of any session
+
+
+def _decode_pages(st: Statements, args: Mapping[str, Any], page: Rows) -> Op[list[StoredMessage]]:
+    """The messages from ``args["start"]`` to ``args["end"]``: ``page`` (the first page, read already) and
+    the pages after it, each decoded as it arrives."""
+    first_seq = int(args["start"])
+    messages = decode_messages(page, stamp=_utc_stamp, first_seq=first_seq)
+    while len(page) == CHUNK_ROWS:
+        page = yield Query(st.messages_page, {**args, "start": first_seq + len(messages)})
+        messages += decode_messages(page, stamp=_utc_stamp, first_seq=first_seq + len(messages))
     return messages
 
 
 def usage_log(st: Statements, session_id: str, now: int) -> Op[list[UsageRecord]]:
     args = {"id": check_session_id(session_id), "now": from_us(now)}
-    yield Query(st.snapshot)
+    yield Query(st.snapshot, rows=False)
     if not (yield Query(st.get_session, args)):
         raise SessionNotFound(session_id)
     rows = yield Query(st.usage_log, args)
@@ -291,9 +313,11 @@ def append(
     turn_id: str | None,
     lease: int | None,
     now: int,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Op[int]:
     encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
     check_lease(lease)
+    kept = None if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
     stamp = from_us(now)
     if lease is not None:
         newest = yield Query(st.newest_lease, {"id": session_id})
@@ -307,7 +331,7 @@ def append(
         "new_incarnation": created_incarnation(incarnation),
         "turn": turn_id,
     }
-    yield Query(st.drop_expired, args)
+    yield Query(st.drop_expired, args, rows=False)
     # A bare incarnation names a session read, which an append never creates (_cas.append_allowed).
     creates = expected_version == 0 and (incarnation is None or pinned_incarnation(incarnation) != incarnation)
     rows = yield Query(st.append_create if creates else st.append_update, args)
@@ -319,7 +343,12 @@ def append(
         return expected_version + 1
     start = int(rows[0][0])
     message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
-    yield Query(st.insert_messages, _message_rows(session_id, start, message_rows))
+    values = _message_rows(session_id, start, message_rows)
+    if kept is None:
+        yield Query(st.insert_messages, values, rows=False)
+    else:
+        yield Query(st.insert_messages_checkpoint, {**values, "cp_version": expected_version + 1, "cp_data": kept},
+                    rows=False)  # fmt: skip
     return expected_version + 1
 
 
@@ -339,9 +368,10 @@ def update_session(
     st: Statements, session_id: str, changes: Mapping[str, Any], create: bool, now: int
 ) -> Op[SessionInfo]:
     check_session_id(session_id)
-    fields = check_session_changes(changes)
+    rest, incarnation = pop_incarnation(dict(changes))
+    fields = check_session_changes(rest)
     stamp = from_us(now)
-    args: dict[str, Any] = {"id": session_id, "now": stamp}
+    args: dict[str, Any] = {"id": session_id, "now": stamp, "pinned": incarnation}
     args.update(fields)
     if "tags" in fields:
         args["tags"] = list(fields["tags"])
@@ -350,10 +380,13 @@ def update_session(
     if "metadata" in fields:
         args["metadata"] = dumps(fields["metadata"])
     yield Query(st.drop_expired, args)
-    if create:
+    if create and incarnation is None:  # a write built from a session read never creates one
         yield Query(st.create_empty, {**args, "incarnation": new_incarnation()})
     rows = yield Query(st.update_session(fields), args)
     if not rows:
+        actual = yield Query(st.live_version, args)
+        if actual:  # there, but another incarnation than the one the write was built from
+            raise conflict(session_id, int(actual[0][0]), int(actual[0][0]), replaced=True)
         raise SessionNotFound(session_id)
     info = info_from_row(rows[0])
     if info.expires_at is not None and to_us(info.expires_at) <= now:
@@ -400,15 +433,25 @@ def purge_expired(st: Statements, now: int) -> Op[int]:
     return len(rows)
 
 
-def truncate(st: Statements, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
-    """Keep messages ``[0, to)``: the compare-and-swap step of ``rewind`` (``StoreBase._truncate``)."""
-    args = {"id": session_id, "to": to, "expected": expected_version, "now": from_us(now)}
+def truncate(
+    st: Statements, session_id: str, to: int, expected_version: int, now: int, incarnation: str | None = None
+) -> Op[int]:
+    """Keep messages ``[0, to)``: the compare-and-swap step of ``rewind`` (``StoreBase._truncate``), on the
+    version and, when given, the incarnation."""
+    args = {
+        "id": session_id,
+        "to": to,
+        "expected": expected_version,
+        "now": from_us(now),
+        "incarnation": pinned_incarnation(check_token("incarnation", incarnation)),
+    }
     rows = yield Query(st.truncate_session, args)
     if not rows:
         actual = yield Query(st.live_version, args)
         if not actual:
             raise SessionNotFound(session_id)
-        raise conflict(session_id, expected_version, int(actual[0][0]))
+        version = int(actual[0][0])
+        raise conflict(session_id, expected_version, version, replaced=version == expected_version)
     yield Query(st.truncate_messages, args)
     yield Query(st.truncate_summaries, args)
     return int(rows[0][0])
@@ -417,7 +460,14 @@ def truncate(st: Statements, session_id: str, to: int, expected_version: int, no
 TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
 
 
-def rewind(st: Statements, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
+def rewind(
+    st: Statements,
+    session_id: str,
+    to: int | None,
+    expected_version: int | None,
+    now: int,
+    incarnation: str | None = None,
+) -> Op[int]:
     """Rewind in one transaction with the session row locked: no retry loop, and finding the last turn
     reads the tail of the log, not all of it (the cut of ``_rewind_fork.rewind_target``: the last turn start).
     """
@@ -435,7 +485,7 @@ def rewind(st: Statements, session_id: str, to: int | None, expected_version: in
         to = yield from _last_turn_start(st, session_id, count)
     else:  # ``rewind_target`` only needs the length to check an explicit index
         to = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
-    return (yield from truncate(st, session_id, to, info.version, now))
+    return (yield from truncate(st, session_id, to, info.version, now, incarnation))
 
 
 def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:

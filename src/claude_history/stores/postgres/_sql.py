@@ -219,7 +219,7 @@ class Statements:
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} AND {same_incarnation.replace('{t}', '')}"
             " RETURNING message_count - %(n)s"
         )
-        self.insert_messages = fill(
+        insert_messages = (
             "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
             " SELECT %(id)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
             " array_to_tsvector(m.words::text[])"
@@ -227,17 +227,21 @@ class Statements:
             " %(usage)b::text[], %(created_at)b::timestamptz[], %(words)b::text[])"
             " AS m (seq, role, message, model, usage, created_at, words)"
         )
+        self.insert_messages = fill(insert_messages)
+        # The same, with the planner checkpoint of the new version kept in the same statement (one round trip).
+        self.insert_messages_checkpoint = fill(
+            "WITH kept AS (INSERT INTO {s}.checkpoints AS c (session_id, version, data)"
+            " VALUES (%(id)s, %(cp_version)s, %(cp_data)s::json)"
+            " ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE c.version <= excluded.version) " + insert_messages
+        )
 
         # -- reads
         # Rows as _messages.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
         # the seq.
-        self.messages = fill(
+        self.messages_page = fill(  # a page of at most %(limit)s messages, from the primary key's order
             "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s ORDER BY seq"
-        )
-        self.messages_between = fill(
-            "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq"
+            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq LIMIT %(limit)s"
         )
         self.usage_log = fill(
             "SELECT seq, model, usage::text, created_at FROM {s}.messages"
@@ -271,7 +275,9 @@ class Statements:
         self.truncate_session = fill(
             "UPDATE {s}.sessions SET version = version + 1, message_count = %(to)s,"
             " updated_at = greatest(updated_at, %(now)s), last_turn = NULL"
-            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} RETURNING version"
+            f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE}"
+            " AND (%(incarnation)s::text IS NULL OR incarnation IS NULL OR incarnation = %(incarnation)s)"
+            " RETURNING version"
         )
         self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
         self.truncate_summaries = fill("DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s")
@@ -320,7 +326,9 @@ class Statements:
         assignments = ["updated_at = greatest(updated_at, %(now)s)"]
         assignments += [UPDATE_ASSIGNMENTS[name] for name in fields]
         return self.fill(
-            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s RETURNING {SESSION_COLUMNS}"
+            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s"
+            " AND (%(pinned)s::text IS NULL OR incarnation IS NULL OR incarnation = %(pinned)s)"
+            f" RETURNING {SESSION_COLUMNS}"
         )
 
     def list_sessions(self, *, owner: bool, tag: bool, after: bool = False) -> str:

@@ -256,10 +256,23 @@ local function keep_summaries_within(id, last)
     keep_ttl(id, skey(id))
   end
 end
+
+-- Keep the planner checkpoint of a live session at version (stores/_checkpoints.py), unless a newer one of
+-- the same incarnation is kept: 1 kept | 0 not.
+local function keep_checkpoint(id, version, data)
+  local key = L.checkpoint .. id
+  local inc = redis.call('HGET', hkey(id), 'inc') or ''
+  local kept = redis.call('HMGET', key, 'version', 'inc')
+  if kept[1] and kept[2] == inc and tonumber(kept[1]) > version then return 0 end
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'version', version, 'inc', inc, 'data', data)
+  keep_ttl(id, key)
+  return 1
+end
 """
 
 # append(id, expected_version, now, incarnation or '', new_incarnation ('': never create), turn_id or '',
-#        lease or '', n, record (n of them)..., words of each record...)
+#        lease or '', n, record (n of them)..., words of each record..., checkpoint or '')
 #   -> {1, new_version, first_seq} | {0, actual_version, actual_incarnation or '', last_turn or ''}
 #      | {2, newest lease token or ''} (the lease was lost: stores/_leases.py)
 APPEND = r"""
@@ -299,11 +312,14 @@ local new_version = redis.call('HINCRBY', hkey(id), 'version', 1)
 bump_updated(id, now)
 reindex(id)
 keep_ttl(id, mkey(id))
+local checkpoint = ARGV[A + 8 + 2 * n]
+if checkpoint and checkpoint ~= '' then keep_checkpoint(id, new_version, checkpoint) end
 return {1, new_version, start}
 """
 
 # update(id, now, create, expires_ms, new_incarnation, n_set, field, value, ..., field_to_delete, ...)
-#   -> {1, hash_fields, message_count} | {0}
+#   -> {1, hash_fields, message_count} | {0} | {2, version} (create '2': only the session whose incarnation is
+#   new_incarnation, and it is another)
 # expires_ms: '' unchanged, '0' cleared, else the new expiry in ms since the epoch.
 UPDATE = r"""
 local id, now, create, expires_ms, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
@@ -311,6 +327,10 @@ local n_set = tonumber(ARGV[A + 5])
 local first_set, last_set = A + 6, A + 5 + 2 * n_set
 check_fields(first_set, last_set)
 local exists = live(id, now)
+if exists and create == '2' then
+  local held = redis.call('HGET', hkey(id), 'inc')
+  if held and held ~= new_inc then return {2, redis.call('HGET', hkey(id), 'version')} end
+end
 local before = exists and filter_keys(id) or {}
 if not exists then
   if create ~= '1' then return {0} end
@@ -364,12 +384,15 @@ if expires and tonumber(expires) <= tonumber(now) then purge(id) end
 return {1}
 """
 
-# truncate(id, to, expected_version, now) -> {1, new_version} | {0, actual_version} | {-1} (no such session)
+# truncate(id, to, expected_version, now, incarnation or '')
+#   -> {1, new_version} | {0, actual_version} | {-1} (no such session)
 TRUNCATE = r"""
 local id, to, expected, now = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
+local inc = ARGV[A + 4]
 if not live(id, now) then return {-1} end
 local version = tonumber(redis.call('HGET', hkey(id), 'version'))
-if version ~= expected then return {0, version} end
+local held = redis.call('HGET', hkey(id), 'inc')
+if version ~= expected or (inc ~= '' and held and held ~= inc) then return {0, version} end
 filter_keys(id)  -- checked before the first write (reindex needs them)
 if in_step(id) then
   unindex_from(id, to)
@@ -560,15 +583,8 @@ return 1
 # session that Redis expired on its own is not read for the next session under that id).
 CHECKPOINT = r"""
 local id, now, version, data = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3]
-local key = L.checkpoint .. id
 if not live(id, now) then return 0 end
-local inc = redis.call('HGET', hkey(id), 'inc') or ''
-local kept = redis.call('HMGET', key, 'version', 'inc')
-if kept[1] and kept[2] == inc and tonumber(kept[1]) > version then return 0 end
-redis.call('DEL', key)
-redis.call('HSET', key, 'version', version, 'inc', inc, 'data', data)
-keep_ttl(id, key)
-return 1
+return keep_checkpoint(id, version, data)
 """
 
 SCRIPTS: dict[str, str] = {

@@ -34,7 +34,15 @@ from typing import Any, TypeVar, cast
 
 from ...errors import ConfigurationError, SessionNotFound
 from ...history import last_turn_start
-from .._cas import append_allowed, conflict, created_incarnation, new_incarnation, pinned_incarnation
+from .._cas import (
+    append_allowed,
+    check_token,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pinned_incarnation,
+    pop_incarnation,
+)
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
     check_expected_version,
@@ -480,17 +488,19 @@ def append(
     turn_id: str | None,
     lease: int | None,
     now: int,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Op[int]:
     encoded = check_append(session_id, entries, expected_version, incarnation, turn_id)
     records = [message_record(now, e.model, e.usage_json, e.message_json) for e in encoded]
     check_lease(lease)
+    kept = "" if checkpoint is None else check_checkpoint(session_id, expected_version + 1, checkpoint)
     # A bare incarnation names a session read, which an append never creates (_cas.append_allowed): no
     # incarnation to create under ('') tells the script so.
     pinned = pinned_incarnation(incarnation)
     new = "" if pinned is not None and pinned == incarnation else created_incarnation(incarnation)
     tokens = [pinned or "", new, turn_id or "", "" if lease is None else str(lease)]
     words = [words_line(e.text) for e in encoded]
-    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words])
+    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words, kept])
     if reply[0] == 2:
         fence(session_id, lease, int(reply[1]) if reply[1] else None, expected_version, entries)
     if reply[0] != 1:
@@ -517,7 +527,8 @@ def update_session(
     keys: Layout, session_id: str, changes: Mapping[str, Any], create: bool, now: int
 ) -> Op[SessionInfo]:
     check_session_id(session_id)
-    fields = check_session_changes(changes)
+    rest, pinned = pop_incarnation(dict(changes))
+    fields = check_session_changes(rest)
     to_set: list[str] = []
     to_delete: list[str] = []
     expires_ms = ""
@@ -535,10 +546,11 @@ def update_session(
             expires_ms = str(_expires_ms(expires_us))
         else:
             to_set += [field, value]
-    reply = yield Call(
-        "update",
-        [session_id, now, "1" if create else "0", expires_ms, new_incarnation(), len(to_set) // 2, *to_set, *to_delete],
-    )
+    # '2': a write built from the session of incarnation ``pinned`` (passed where a created one's would be).
+    mode, inc = ("2", pinned) if pinned is not None else ("1" if create else "0", new_incarnation())
+    reply = yield Call("update", [session_id, now, mode, expires_ms, inc, len(to_set) // 2, *to_set, *to_delete])
+    if reply[0] == 2:
+        raise conflict(session_id, int(reply[1]), int(reply[1]), replaced=True)
     if reply[0] != 1:
         raise SessionNotFound(session_id)
     return info_from_hash(session_id, _pairs(reply[1]), reply[2])
@@ -589,22 +601,35 @@ def purge_expired(keys: Layout, now: int) -> Op[int]:
             return total
 
 
-def truncate(keys: Layout, session_id: str, to: int, expected_version: int, now: int) -> Op[int]:
-    """Keep messages ``[0, to)`` with compare-and-swap (``StoreBase._truncate``)."""
-    reply = yield Call("truncate", [session_id, to, expected_version, now])
+def truncate(
+    keys: Layout, session_id: str, to: int, expected_version: int, now: int, incarnation: str | None = None
+) -> Op[int]:
+    """Keep messages ``[0, to)`` with compare-and-swap on the version and, when given, the incarnation
+    (``StoreBase._truncate``)."""
+    token = pinned_incarnation(check_token("incarnation", incarnation)) or ""
+    reply = yield Call("truncate", [session_id, to, expected_version, now, token])
     if reply[0] == -1:
         raise SessionNotFound(session_id)
     if reply[0] == 0:
-        raise conflict(session_id, expected_version, int(reply[1]))
+        actual = int(reply[1])
+        raise conflict(session_id, expected_version, actual, replaced=actual == expected_version)
     return int(reply[1])
 
 
-def rewind(keys: Layout, session_id: str, to: int | None, expected_version: int | None, now: int) -> Op[int]:
+def rewind(
+    keys: Layout,
+    session_id: str,
+    to: int | None,
+    expected_version: int | None,
+    now: int,
+    incarnation: str | None = None,
+) -> Op[int]:
     """Find the cut from the tail of the log (not all of it), then truncate with compare-and-swap; without
     ``expected_version``, a writer slipping in between makes it look again, as ``StoreBase.rewind`` does."""
     sid = check_session_id(session_id)
     if expected_version is not None:
         check_expected_version(expected_version)
+    token = pinned_incarnation(check_token("incarnation", incarnation)) or ""
     for attempt in range(REWIND_RETRIES):
         fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
         if not _live(fields, now):
@@ -617,13 +642,14 @@ def rewind(keys: Layout, session_id: str, to: int | None, expected_version: int 
         else:
             # ``rewind_target`` only needs the length to check an explicit index.
             target = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
-        reply = yield Call("truncate", [sid, target, version, now])
+        reply = yield Call("truncate", [sid, target, version, now, token])
         if reply[0] == 1:
             return int(reply[1])
         if reply[0] == -1:
             raise SessionNotFound(session_id)
-        if expected_version is not None or attempt == REWIND_RETRIES - 1:
-            raise conflict(session_id, version, int(reply[1]))
+        actual = int(reply[1])
+        if expected_version is not None or attempt == REWIND_RETRIES - 1 or actual == version:
+            raise conflict(session_id, version, actual, replaced=actual == version)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
