@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import claude_history.context.request as request_module
 from claude_history.context import CacheAwareWindow, OldImages, Summarize, TokenBudget
+from claude_history.errors import BudgetExceeded
 
 from .conversation import LOOKUP_TOOL, Driver, random_turn
 
@@ -44,7 +45,7 @@ def billed(response: Any) -> int:
     seed=st.integers(0, 2**32 - 1),
     model=st.sampled_from(["claude-sonnet-4-6", "claude-opus-5-5"]),
     name=st.sampled_from(sorted(POLICIES)),
-    budget=st.sampled_from([3_000, 5_000, 8_000]),
+    budget=st.sampled_from([6_000, 9_000, 12_000]),
     turns=st.integers(8, 30),
 )
 def test_the_bound_of_every_request_is_never_below_what_it_was_billed(
@@ -74,7 +75,11 @@ def test_the_bound_of_every_request_is_never_below_what_it_was_billed(
     driver.plans = Sent()
     counter = [0]
     for _ in range(turns):
-        driver.turn(random_turn(rng, counter, thinking=thinking, images=True))
+        try:
+            driver.turn(random_turn(rng, counter, thinking=thinking, images=True))
+        except BudgetExceeded:  # a turn larger than a small budget: refused before any call
+            break
     for k, (bound, response) in enumerate(zip(bounds, driver.responses, strict=True)):
         assert billed(response) <= bound, (k, billed(response), bound)
-    assert any(bound < billed(response) * 2 for bound, response in zip(bounds, driver.responses, strict=True))
+    pairs = list(zip(bounds, driver.responses, strict=True))
+    assert not pairs or any(bound < billed(response) * 2 for bound, response in pairs)
