@@ -300,3 +300,26 @@ def test_a_chat_sums_the_session_usage_only_when_asked(monkeypatch: pytest.Monke
     assert calls[0] == 1_000
     memory.ledger.add([(MODEL, {"input_tokens": 1})])
     assert memory.ledger.usage.input_tokens == sum(range(1_000)) + 1 and calls[0] == 1_001
+
+
+@pytest.mark.parametrize("policy", [None, LastTurns(20)], ids=["KeepAll", "LastTurns"])
+def test_a_fresh_chat_reads_a_whole_log_policy_session_in_one_read(
+    client: anthropic.Anthropic, counting: CountingStore, policy: Any
+) -> None:
+    """A web handler's fresh Chat under ``KeepAll`` (the default: its window is the whole log, so no
+    checkpoint can spare any of the read) reads the session once and writes the turn once: no version check
+    and no checkpoint lookup before the load (two round trips fewer per request). A windowed policy still
+    looks for its checkpoint first."""
+    stored_session(counting.inner, "whole", 400, seed=4)
+    Chat(client, model=MODEL, store=counting, session_id="whole", context=policy).send("first")  # (+ metadata)
+    for turn in range(2):
+        chat = Chat(client, model=MODEL, store=counting, session_id="whole", context=policy)
+        counting.calls.clear()
+        chat.send(f"question {turn}")
+        if policy is None:
+            assert counting.calls == Counter({"load": 1, "append": 1}), counting.calls
+        else:
+            assert counting.calls["get_session"] == 1 and counting.calls["load_checkpoint"] == 1
+    chat = Chat(client, model=MODEL, store=counting, session_id="new-session", context=policy)
+    chat.send("hello")  # a session that does not exist yet is created by the turn's append
+    assert len(chat.messages) == 2 and counting.inner.get_session("new-session").version >= 1
