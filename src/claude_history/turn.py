@@ -196,19 +196,21 @@ def _open_tool_uses(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 class Ledger:
-    """Running usage and cost of a session. Usage is summed as records arrive; cost is priced lazily, so an
-    unknown model only warns when someone asks for the cost."""
+    """Running usage and cost of a session. Both are summed lazily, when someone asks (so an unknown model
+    only warns then): a web handler that makes a ``Chat`` per request and never reads ``chat.usage`` does no
+    per-message work for them."""
 
     def __init__(self, prices: PriceTable) -> None:
         self._prices = prices
         self._records: list[tuple[str | None, Mapping[str, Any]]] = []
         self._usage = TokenUsage()
+        self._summed = 0
         self._priced = 0
         self._cost = Decimal(0)
         self._unpriced: set[str | None] = set()
 
     def reset(self, state: SessionState) -> None:
-        self._records, self._usage, self._priced, self._cost = [], TokenUsage(), 0, Decimal(0)
+        self._records, self._usage, self._summed, self._priced, self._cost = [], TokenUsage(), 0, 0, Decimal(0)
         self._unpriced = set()
         if not state.complete:  # only the newest part was read: the front end reads all before telling totals
             return
@@ -216,13 +218,15 @@ class Ledger:
         self.add((s.model, s.usage) for s in state.summaries)
 
     def add(self, records: Iterable[tuple[str | None, Mapping[str, Any] | None]]) -> None:
-        for model, usage in records:
-            if usage:
-                self._records.append((model, usage))
-                self._usage = self._usage + TokenUsage.from_api(usage)
+        self._records.extend((model, usage) for model, usage in records if usage)
 
     @property
     def usage(self) -> TokenUsage:
+        if self._summed < len(self._records):
+            self._usage = sum(
+                (TokenUsage.from_api(usage) for _, usage in self._records[self._summed :]), self._usage
+            )
+            self._summed = len(self._records)
         return self._usage
 
     def _price_new(self) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .context.checkpoint import NotLoaded, restore, snapshot
+from .context.checkpoint import NotLoaded, may_keep, restore, snapshot
 from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
 from .stores._cas import creating, pinned_incarnation
@@ -167,7 +167,7 @@ def _turn(
         yield from _loaded(memory)
         turn = resume_turn(memory.pending, overrides)
     else:
-        state = yield from _fresh(memory, settings) if memory.pending is None else _loaded(memory)
+        state = yield from _fresh(memory, settings, checkpoints) if memory.pending is None else _loaded(memory)
         turn = begin_turn(state, memory.pending, content, settings, overrides)
     if sync_tools:
         check_sync_tools(turn.toolset)
@@ -251,12 +251,17 @@ def _loaded(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
     return memory.state
 
 
-def _fresh(memory: ChatMemory, settings: Settings) -> Generator[Request, Any, SessionState]:
+def _fresh(memory: ChatMemory, settings: Settings, checkpoints: bool) -> Generator[Request, Any, SessionState]:
     """The state, read again first if another writer moved the session on (one cheap metadata read). What is
     read is the newest part of the session when its planner checkpoint holds (``_read``)."""
     if memory.state is not None and memory.trusted:
         # Read for this very turn a moment ago: the commit's compare-and-swap still guards it.
         memory.trusted = False
+        return memory.state
+    if memory.state is None and not (checkpoints and may_keep(settings.context)):
+        # Nothing held and no checkpoint to look for: the session is read at once (its version comes with it).
+        memory.adopt((yield LoadSession()))
+        assert memory.state is not None
         return memory.state
     info: SessionInfo | None = yield CheckVersion()
     state = memory.state

@@ -53,6 +53,8 @@ class TokenUsage:
 
         Counts every billed part (see ``billed_parts``): compaction iterations, which the API leaves out of
         the top-level figures, and each request of a stored reply that took several."""
+        if isinstance(usage, Mapping) and "requests" not in usage and "iterations" not in usage:
+            return cls._from_fields(usage)  # the usual stored record: one part (read once per message per load)
         return sum(billed_parts(usage), cls())
 
     @classmethod
@@ -87,13 +89,31 @@ class TokenUsage:
     def __add__(self, other: object) -> TokenUsage:
         if not isinstance(other, TokenUsage):
             return NotImplemented
-        return TokenUsage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return TokenUsage(  # field by field, spelled out: ``dataclasses.fields`` per addition showed in profiles
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.ephemeral_5m_input_tokens + other.ephemeral_5m_input_tokens,
+            self.ephemeral_1h_input_tokens + other.ephemeral_1h_input_tokens,
+        )
 
     def __radd__(self, other: object) -> TokenUsage:
         # sum(usages) starts from 0.
         if other == 0:
             return self
         return NotImplemented
+
+
+# ``__add__`` spells the fields out: a field added to TokenUsage must be added there too.
+assert [f.name for f in fields(TokenUsage)] == [
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens",
+]
 
 
 def billed_parts(usage: Any) -> list[TokenUsage]:

@@ -269,3 +269,57 @@ def test_a_turn_keeps_the_planner_checkpoint_in_its_one_write(
         assert counting.calls["load"] == 0, "the checkpoint let the fresh chat read only the window"
         kept = counting.inner.load_checkpoint("cp")  # type: ignore[attr-defined]
         assert kept is not None and kept[0] == counting.inner.get_session("cp").version
+
+
+def test_a_chat_sums_the_session_usage_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web handler makes a Chat per request and rarely reads ``chat.usage``: reading a session does no
+    per-message usage arithmetic (it showed as ``usage.from_api`` once per message per request in the web-app
+    profile of issue 14); the totals are summed when asked, and are the same."""
+    from claude_history.usage import TokenUsage
+
+    memory = loaded_memory(10)
+    records = [
+        StoredMessage(seq=i, message={"role": "assistant", "content": "x"}, model=MODEL,
+                      usage={"input_tokens": i, "output_tokens": 2, "cache_read_input_tokens": 3}, created_at=NOW)
+        for i in range(1_000)
+    ]  # fmt: skip
+    info = SessionInfo(id="s", version=1, created_at=NOW, updated_at=NOW, incarnation="i")
+    state = SessionState.from_data(SessionData(info=info, messages=records))
+    calls = [0]
+    real = TokenUsage.from_api.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, usage: Any) -> TokenUsage:
+        calls[0] += 1
+        return real(cls, usage)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(TokenUsage, "from_api", classmethod(counted))
+    memory.adopt(state)
+    assert calls[0] == 0, "reading the session summed its usage"
+    usage = memory.ledger.usage
+    assert usage == TokenUsage(input_tokens=sum(range(1_000)), output_tokens=2_000, cache_read_input_tokens=3_000)
+    assert calls[0] == 1_000
+    memory.ledger.add([(MODEL, {"input_tokens": 1})])
+    assert memory.ledger.usage.input_tokens == sum(range(1_000)) + 1 and calls[0] == 1_001
+
+
+@pytest.mark.parametrize("policy", [None, LastTurns(20)], ids=["KeepAll", "LastTurns"])
+def test_a_fresh_chat_reads_a_whole_log_policy_session_in_one_read(
+    client: anthropic.Anthropic, counting: CountingStore, policy: Any
+) -> None:
+    """A web handler's fresh Chat under ``KeepAll`` (the default: its window is the whole log, so no
+    checkpoint can spare any of the read) reads the session once and writes the turn once: no version check
+    and no checkpoint lookup before the load (two round trips fewer per request). A windowed policy still
+    looks for its checkpoint first."""
+    stored_session(counting.inner, "whole", 400, seed=4)
+    Chat(client, model=MODEL, store=counting, session_id="whole", context=policy).send("first")  # (+ metadata)
+    for turn in range(2):
+        chat = Chat(client, model=MODEL, store=counting, session_id="whole", context=policy)
+        counting.calls.clear()
+        chat.send(f"question {turn}")
+        if policy is None:
+            assert counting.calls == Counter({"load": 1, "append": 1}), counting.calls
+        else:
+            assert counting.calls["get_session"] == 1 and counting.calls["load_checkpoint"] == 1
+    chat = Chat(client, model=MODEL, store=counting, session_id="new-session", context=policy)
+    chat.send("hello")  # a session that does not exist yet is created by the turn's append
+    assert len(chat.messages) == 2 and counting.inner.get_session("new-session").version >= 1

@@ -133,8 +133,9 @@ def _store_like(replies: list[anthropic.types.Message], version: int = 0) -> Ans
 def test_a_turn_reads_the_session_calls_once_and_commits_the_whole_turn_with_one_append() -> None:
     memory = _memory()
     made, reply = _drive(turn_path(memory, _settings(), "Capital of France?", {}), _store_like([ANSWER]))
-    # A session that does not exist yet is known from the one metadata read: nothing more is read.
-    assert [type(r) for r in made] == [CheckVersion, CallApi, SaveMetadata, Commit, Finished]
+    # A session that does not exist yet is known from the one read (KeepAll keeps no checkpoint to look for,
+    # so the session is read at once, without a version check first): nothing more is read.
+    assert [type(r) for r in made] == [LoadSession, CallApi, SaveMetadata, Commit, Finished]
     call = made[1]
     assert isinstance(call, CallApi) and call.kwargs["messages"][-1]["content"] == "Capital of France?"
     commit = made[3]

@@ -125,3 +125,20 @@ def test_a_rewind_given_an_incarnation_never_cuts_a_session_created_again(store:
     new = store.get_session("s").incarnation
     assert store.rewind("s", to=2, expected_version=1, incarnation=new) == 2
     assert count(store, "s") == 2
+
+
+def test_a_metadata_write_given_an_incarnation_never_lands_on_a_session_created_again(store: Any) -> None:
+    store.append("s", turn("old"), expected_version=0)
+    old = store.get_session("s").incarnation
+    store.delete("s")
+    store.append("s", turn("new"), expected_version=0)
+    with pytest.raises(ConflictError, match="deleted and created again"):
+        store.update_session("s", title="stale", metadata={"k": 1}, incarnation=old)
+    info = store.get_session("s")
+    assert (info.title, info.metadata) == (None, {})
+    store.delete("s")
+    with pytest.raises(SessionNotFound):  # nor created again by a write built from the deleted one
+        store.update_session("s", title="stale", create=True, incarnation=old)
+    assert store.list_sessions() == []
+    store.append("s", turn("newer"), expected_version=0)
+    assert store.update_session("s", title="t", incarnation=store.get_session("s").incarnation).title == "t"

@@ -259,3 +259,60 @@ def test_a_rewind_racing_an_append_never_leaves_a_session_unreadable(enc_backend
         first.close()
         second.close()
 
+
+
+def test_a_rotation_never_lands_on_a_session_deleted_and_imported_again(enc_backend: Backend) -> None:
+    # rotate() read alice and copied her to the backup; alice was deleted and imported again (another session, at
+    # the same version) before the rotation marked and cut her: the marker landed on the new session, the rewind
+    # to 0 (a compare-and-swap on the version alone) cut it, and the old alice's turns were appended into it.
+    from claude_history.stores.encrypted import backup_id, wrap
+
+    store = enc_backend.open()
+    try:
+        store.import_jsonl(_export("old"), session_id="alice")
+        version = store.get_session("alice").version
+        rotating = wrap(store.inner, bytes(range(1, 33)), old_keys=[TEST_KEY])
+        real = store.inner.import_jsonl
+        raced: list[str] = []
+
+        def import_then_race(data: Any, *, session_id: str | None = None) -> Any:
+            created = real(data, session_id=session_id)
+            if session_id == backup_id("alice") and not raced:
+                raced.append("alice")
+                store.delete("alice")
+                store.import_jsonl(_export("new"), session_id="alice")
+                assert store.get_session("alice").version == version  # the race needs the same version
+            return created
+
+        store.inner.import_jsonl = import_then_race
+        try:
+            report = rotating.rotate("alice")
+        finally:
+            store.inner.import_jsonl = real
+        assert raced == ["alice"] and report.rotated == ("alice",)
+        assert texts(rotating, "alice") == ["question new"]
+        assert rotating.rotate("alice").unchanged == 1  # nothing left half-done
+        assert [info.id for info in store.inner.list_sessions()] == ["alice"]  # no backup left behind
+    finally:
+        store.close()
+
+
+def test_the_kept_rewind_notes_expire_with_their_session(store: Any) -> None:
+    # The note record took the session's expiry at the rewind; moving the session's expiry later left it to
+    # expire first (and a session whose first copy of the note a stale write dropped then read as tampered
+    # with), moving it earlier left it behind the session.
+    from datetime import datetime, timedelta, timezone
+
+    from claude_history.stores.encrypted._codec import note_id
+
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    store.update_session("s", expires_at=soon, create=True)
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    store.rewind("s")
+    assert store.inner.get_session(note_id("s")).expires_at == soon
+    later = soon + timedelta(days=1)
+    store.update_session("s", expires_at=later)
+    assert store.inner.get_session(note_id("s")).expires_at == later
+    store.update_session("s", expires_at=None)
+    assert store.inner.get_session(note_id("s")).expires_at is None

@@ -388,3 +388,28 @@ def test_a_sound_search_index_is_not_rebuilt_on_open(path: Path, caplog: pytest.
         assert len(reopened.search("numbat", limit=100)) == 2 * 20
     finally:
         reopened.close()
+
+
+def test_a_store_written_before_copy_on_write_forks_keeps_working(path: Path) -> None:
+    # Schema 6 adds the fork pointer (parent_pk, fork_at): a store at schema 5 is upgraded on open, and its
+    # sessions load, search and fork as before.
+    store = SQLiteStore(path)
+    store.append("s", turn("old wombat") + turn("two"), expected_version=0)
+    store.close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("DROP INDEX sessions_by_parent")
+    raw.execute("ALTER TABLE sessions DROP COLUMN fork_at")
+    raw.execute("ALTER TABLE sessions DROP COLUMN parent_pk")
+    raw.execute("PRAGMA user_version=5")
+    raw.close()
+    store = SQLiteStore(path)
+    assert len(store.load("s").messages) == 4
+    store.fork("s", at=2, new_id="f")
+    assert store.load("f").message_params() == store.load("s").message_params()[:2]
+    assert sorted(h.session_id for h in store.search("wombat")) == ["f", "f", "s", "s"]
+    store.delete("s")
+    assert len(store.load("f").messages) == 2
+    store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 6
+    raw.close()

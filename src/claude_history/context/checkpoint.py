@@ -29,11 +29,12 @@ from ..tokens import Calibration, TokenEstimate, bound_message, estimate_message
 from .cache import GAP_WINDOW
 from .log_index import LogIndex, NotLoaded
 from .planner import Planner
+from .policy_spec import policy_spec
 from .replay import Checkpoint, Previous, Replays, State, _point
 from .sequences import Prefix
 from .window import Window
 
-__all__ = ["FORMAT", "HISTORY", "NotLoaded", "Tail", "restore", "snapshot"]
+__all__ = ["FORMAT", "HISTORY", "NotLoaded", "Tail", "may_keep", "restore", "snapshot"]
 
 FORMAT = 2
 # Request points kept between the checkpoint and the newest point: the 1-hour anchor search looks back 64
@@ -89,6 +90,15 @@ class Tail(Sequence[Any]):
 def _fingerprint(model: str) -> list[Any]:
     probe = estimate_message(_PROBE, model)
     return [probe.text, probe.fixed, bound_message(_PROBE, model, placeholder="")]
+
+
+def may_keep(policy: Any) -> bool:
+    """Can ``snapshot`` ever give a checkpoint for ``policy``? Not for a summarising one, nor for one whose
+    window is always the whole log (``KeepAll``, with or without ``OldImages``: its cut never leaves the first
+    turn). A fresh chat under such a policy then reads the session at once, asking for no checkpoint and no
+    version first (two store round trips fewer per request in a web handler)."""
+    spec = policy_spec(policy)
+    return spec.summarize is None and bool(spec.windows or spec.last_turns is not None or spec.compaction)
 
 
 def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dict[str, Any] | None:

@@ -210,6 +210,8 @@ class LogIndex:
         before ``image_boundary``."""
         if start < self.horizon and start < end:
             raise NotLoaded(f"the size of messages from {start} on: only those from {self.horizon} were read")
+        if epoch <= start and image_boundary <= start:  # nothing dropped or replaced: one segment (the usual case)
+            return self.segment(start, end, 0)
         bounds = sorted({start, min(max(epoch, start), end), min(max(image_boundary, start), end), end})
         total = ZERO
         for a, b in itertools.pairwise(bounds):

@@ -79,9 +79,11 @@ class StoreBase(ABC):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """The typed signature lives here once; a backend implements ``_update_session`` over the dict of the
-        arguments given (``UNSET`` ones included: ``check_session_changes`` drops them)."""
+        arguments given (``UNSET`` ones included: ``check_session_changes`` drops them; ``incarnation``, when
+        given, is taken out by ``_cas.pop_incarnation``)."""
         changes = {
             "title": title,
             "owner": owner,
@@ -91,6 +93,8 @@ class StoreBase(ABC):
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return self._update_session(session_id, changes, create)
 
     @abstractmethod
@@ -194,6 +198,7 @@ class AsyncStoreBase(ABC):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """As ``StoreBase.update_session``: the typed signature once, over the backend's ``_update_session``."""
         changes = {
@@ -205,6 +210,8 @@ class AsyncStoreBase(ABC):
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return await self._update_session(session_id, changes, create)
 
     @abstractmethod

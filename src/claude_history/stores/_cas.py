@@ -22,6 +22,7 @@ __all__ = [
     "creating",
     "new_incarnation",
     "pinned_incarnation",
+    "pop_incarnation",
     "same_incarnation",
     "takes_append_arguments",
     "takes_append_tokens",
@@ -95,6 +96,14 @@ def same_incarnation(incarnation: str | None, held: str | None) -> bool:
     either side (None: not given, or written before incarnations) is not compared."""
     token = pinned_incarnation(incarnation)
     return token is None or held is None or held == token
+
+
+def pop_incarnation(changes: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``update_session``'s ``incarnation`` (that of the session the write was built from: the write applies
+    only to it, never to a session deleted and created again since), apart from the fields it sets."""
+    rest = dict(changes)
+    token = rest.pop("incarnation", None)
+    return rest, pinned_incarnation(check_token("incarnation", token))
 
 
 def created_incarnation(incarnation: str | None) -> str:

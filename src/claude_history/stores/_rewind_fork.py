@@ -12,9 +12,18 @@ from ._cas import new_incarnation
 from ._checks import check_session_id, new_session_id
 from ._times import from_us
 from ._validation import MAX_INTEGER
-from .base import SessionData
+from .base import SessionData, SessionInfo
 
-__all__ = ["REWIND_RETRIES", "TAIL_CHUNK", "check_rewind_index", "find_last_turn", "fork_session", "rewind_target"]
+__all__ = [
+    "REWIND_RETRIES",
+    "TAIL_CHUNK",
+    "check_fork_point",
+    "check_rewind_index",
+    "find_last_turn",
+    "fork_info",
+    "fork_session",
+    "rewind_target",
+]
 
 REWIND_RETRIES = 8  # a rewind of "the last turn as it is now" looks again this often when a writer slips in
 
@@ -60,27 +69,38 @@ def find_last_turn(read: Callable[[int, int], Sequence[Mapping[str, Any]]], coun
     raise ConfigurationError("the session has no turn to rewind")
 
 
-def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: int) -> SessionData:
-    """The session a fork creates: messages ``[0, at)`` with their timestamps, the metadata, and the summaries
-    that lie inside the prefix. Its version is 1 if it holds messages (as if appended in one go), else 0."""
-    count = len(data.messages)
+def check_fork_point(at: object, count: int) -> int:
+    """A fork point: an int from 0 to ``count`` (the session's message count), ``None`` meaning ``count``."""
     if at is None:
-        at = count
+        return count
     if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:
         raise ConfigurationError(f"fork point must be an index from 0 to {count}, got {at!r}")
-    target = check_session_id(new_id) if new_id is not None else new_session_id()
+    return at
+
+
+def fork_info(info: SessionInfo, *, at: int, new_id: str, now: int) -> SessionInfo:
+    """The session record of a fork of ``info`` at ``at`` (checked) under ``new_id`` (checked): the metadata, a
+    new incarnation, version 1 if it holds messages (as if appended in one go), else 0."""
     stamp = from_us(now)
-    info = replace(
-        data.info,
-        id=target,
+    return replace(
+        info,
+        id=new_id,
         version=1 if at else 0,
         created_at=stamp,
         updated_at=stamp,
         message_count=at,
-        tags=tuple(data.info.tags),
-        metadata=dict(data.info.metadata),
+        tags=tuple(info.tags),
+        metadata=dict(info.metadata),
         incarnation=new_incarnation(),
     )
+
+
+def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: int) -> SessionData:
+    """The session a fork creates: messages ``[0, at)`` with their timestamps, the metadata, and the summaries
+    that lie inside the prefix. Its version is 1 if it holds messages (as if appended in one go), else 0."""
+    at = check_fork_point(at, len(data.messages))
+    target = check_session_id(new_id) if new_id is not None else new_session_id()
+    info = fork_info(data.info, at=at, new_id=target, now=now)
     return SessionData(
         info=info,
         messages=list(data.messages[:at]),

@@ -221,9 +221,12 @@ class Store(Protocol):
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         """Change metadata (only the arguments given). With ``create=True`` a missing session is created empty
-        (version 0, it stays appendable with ``expected_version=0``); otherwise raises ``SessionNotFound``."""
+        (version 0, it stays appendable with ``expected_version=0``); otherwise raises ``SessionNotFound``.
+        ``incarnation``: that of the session the write was built from; a session deleted and created again
+        since is not written (``ConflictError``), nor created again."""
         ...
 
     def list_sessions(

@@ -47,7 +47,14 @@ from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint
 from ._checks import (
     check_filters,
@@ -672,12 +679,15 @@ class JsonFileStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
-        with self._session_lock(session_id, create=create) as (name, fd, meta):
-            if fd is None or (meta is None and not create):
+        with self._session_lock(session_id, create=create and incarnation is None) as (name, fd, meta):
+            if fd is None or (meta is None and (not create or incarnation is not None)):
                 raise SessionNotFound(session_id)
             now = now_us()
             state = self._state(fd, name, repair=True) if meta is not None else _State()
+            if meta is not None and not same_incarnation(incarnation, meta.get("incarnation")):
+                raise conflict(session_id, state.version, state.version, replaced=True)
             meta = dict(meta) if meta is not None else self._new_meta(session_id, now)
             for key, value in changes.items():
                 if key == "tags":

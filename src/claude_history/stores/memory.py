@@ -14,7 +14,14 @@ from typing import Any
 
 from ..errors import SessionNotFound
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -24,12 +31,13 @@ from ._checks import (
     check_session_id,
     check_summary,
     clip_range,
+    new_session_id,
 )
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import check_append, decode_messages
 from ._paging import check_cursor, sorted_page
-from ._rewind_fork import check_rewind_index, find_last_turn
+from ._rewind_fork import check_fork_point, check_rewind_index, find_last_turn, fork_info
 from ._search_text import make_snippet, message_text, search_terms, text_matches
 from ._times import from_us, is_expired, now_us, to_us
 from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
@@ -37,8 +45,8 @@ from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, Sto
 __all__ = ["MemoryStore"]
 
 
-@dataclass
-class _Row:
+@dataclass(frozen=True, slots=True)
+class _Row:  # never changed once written: a fork shares its parent's rows (MemoryStore.fork)
     role: str
     message_json: str
     model: str | None
@@ -192,14 +200,17 @@ class MemoryStore(StoreBase):
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         with self._lock:
             now = now_us()
             session = self._live(session_id, now)
             if session is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 session = self._new(session_id, now, None)
+            elif not same_incarnation(incarnation, session.info.incarnation):
+                raise conflict(session_id, session.info.version, session.info.version, replaced=True)
             session.info = replace(session.info, updated_at=from_us(now), **changes)
             info = session.info
             if is_expired(session.expires_us(), now):
@@ -294,6 +305,24 @@ class MemoryStore(StoreBase):
 
     def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        """Copy-on-write: the fork's log holds the parent's row objects (immutable), so no message is copied or
+        encoded again; the two lists then change apart (a rewind or append of one leaves the other alone)."""
+        target = check_session_id(new_id) if new_id is not None else new_session_id()
+        with self._lock:
+            now = now_us()
+            session = self._get(session_id)
+            at = check_fork_point(at, len(session.rows))
+            existing = self._live(target, now)
+            if existing is not None:
+                raise conflict(target, 0, existing.info.version)
+            self._sessions[target] = _Session(
+                fork_info(session.info, at=at, new_id=target, now=now),
+                session.rows[:at],
+                [summary for summary in session.summaries if summary.end <= at],
+            )
+        return target
 
     # -- primitives for the generic operations --------------------------------------------------------------
 

@@ -34,7 +34,14 @@ from typing import Any
 
 from ..errors import ConfigurationError, SessionNotFound, StoreUnavailable
 from ._base_classes import StoreBase
-from ._cas import append_allowed, conflict, created_incarnation, new_incarnation, same_incarnation
+from ._cas import (
+    append_allowed,
+    conflict,
+    created_incarnation,
+    new_incarnation,
+    pop_incarnation,
+    same_incarnation,
+)
 from ._checkpoints import check_checkpoint, decode_checkpoint
 from ._checks import (
     check_filters,
@@ -44,13 +51,14 @@ from ._checks import (
     check_session_id,
     check_summary,
     clip_range,
+    new_session_id,
 )
 from ._fts5 import structure_is_sound
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import check_append, decode_messages
 from ._paging import check_cursor
-from ._rewind_fork import check_rewind_index, find_last_turn
+from ._rewind_fork import check_fork_point, check_rewind_index, find_last_turn
 from ._search_text import make_snippet, message_text, search_terms
 from ._times import from_us, is_expired, now_us, to_us
 from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
@@ -144,12 +152,20 @@ MIGRATIONS: list[list[str]] = [
             data TEXT NOT NULL
         )""",
     ],
+    [  # copy-on-write forks: a fork's messages [0, fork_at) are its parent's (read through parent_pk, see
+        # SQLiteStore._segments); its own rows hold [fork_at, message_count). NULL / 0 for every other session.
+        "ALTER TABLE sessions ADD COLUMN parent_pk INTEGER",
+        "ALTER TABLE sessions ADD COLUMN fork_at INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX sessions_by_parent ON sessions (parent_pk) WHERE parent_pk IS NOT NULL",
+    ],
 ]
 
 _SESSION_COLUMNS = (
     "pk, id, version, message_count, created_at, updated_at, title, owner, tags, model, system, expires_at, metadata,"
-    " incarnation, last_turn"
+    " incarnation, last_turn, parent_pk, fork_at"
 )
+_PARENT, _FORK_AT = 15, 16  # where a row of _SESSION_COLUMNS holds the fork's parent pk and fork point
+_MESSAGE_COLUMNS = "CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at"  # what decode_messages reads
 
 
 def _info(row: Sequence[Any]) -> SessionInfo:
@@ -375,7 +391,16 @@ class SQLiteStore(StoreBase):
     def _delete_pk(self, conn: sqlite3.Connection, pk: int) -> None:
         """Remove a session. Its index entries are left to ``compact()`` unless ``compact_on_delete``: taking
         them out means tokenizing all its text again (120 ms for 10,000 messages). Left, they point at rows that
-        no longer exist in a session pk that is never used again (AUTOINCREMENT), so no search finds them."""
+        no longer exist in a session pk that is never used again (AUTOINCREMENT), so no search finds them. Forks
+        reading this session's rows get the rows they need as their own first, and read the rest from this
+        session's parent."""
+        parent, at = conn.execute("SELECT parent_pk, fork_at FROM sessions WHERE pk = ?", (pk,)).fetchone()
+        self._release(conn, pk, at)
+        conn.execute(
+            "UPDATE sessions SET parent_pk = ?, fork_at = CASE WHEN ? IS NULL THEN 0 ELSE fork_at END"
+            " WHERE parent_pk = ?",
+            (parent, parent, pk),
+        )
         low, high = _range(pk)
         if self.compact_on_delete:
             self._unindex(conn, pk, 0)
@@ -390,6 +415,113 @@ class SQLiteStore(StoreBase):
         conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM checkpoints WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM sessions WHERE pk = ?", (pk,))
+
+    # -- copy-on-write forks ----------------------------------------------------------------------------------
+    # A fork's row points at its parent (parent_pk) and says up to where it reads the parent (fork_at): its
+    # messages [0, fork_at) are the parent's, read through the parent's own pointer in turn, and its own rows hold
+    # [fork_at, message_count). A fork costs a few rows whatever the length. Before a session's rows change under
+    # a fork (a rewind of the parent below the fork point, a delete), the fork copies the rows it needs
+    # (_release): the parent is then free to go, and its rows leave no trace but the fork's own copy.
+
+    @staticmethod
+    def _segments(
+        conn: sqlite3.Connection, pk: int, parent: int | None, at: int, first: int, last: int
+    ) -> list[tuple[int, int, int]]:
+        """Where messages ``[first, last)`` of session ``pk`` are stored: ``(pk, start, end)`` runs, in order."""
+        runs = []
+        while first < last:
+            low = max(first, at) if parent is not None else first
+            if low < last:
+                runs.append((pk, low, last))
+            if parent is None or first >= at:
+                break
+            last = min(last, at)
+            pk = parent
+            parent, at = conn.execute("SELECT parent_pk, fork_at FROM sessions WHERE pk = ?", (pk,)).fetchone()
+        runs.reverse()
+        return runs
+
+    def _rows(self, conn: sqlite3.Connection, row: Sequence[Any], first: int, last: int, columns: str) -> Iterator[Any]:
+        """``columns`` of messages ``[first, last)`` of the session of ``row``, in order, across its forks' runs."""
+        for pk, low, high in self._segments(conn, row[0], row[_PARENT], row[_FORK_AT], first, last):
+            base = pk << _SEQ_BITS
+            yield from conn.execute(
+                f"SELECT {columns} FROM messages WHERE id BETWEEN ? AND ? ORDER BY id", (base | low, base | (high - 1))
+            )
+
+    def _release(self, conn: sqlite3.Connection, pk: int, keep: int) -> None:
+        """Messages from ``keep`` on of session ``pk`` are about to change or go: every fork reading them copies
+        them into its own rows (inside SQLite, no decoding) and reads only ``[0, keep)`` of ``pk`` from now on."""
+        forks = conn.execute(
+            "SELECT pk, fork_at FROM sessions WHERE parent_pk = ? AND fork_at > ?", (pk, keep)
+        ).fetchall()
+        if not forks:
+            return
+        parent, at = conn.execute("SELECT parent_pk, fork_at FROM sessions WHERE pk = ?", (pk,)).fetchone()
+        for fork_pk, fork_at in forks:
+            for source, low, high in self._segments(conn, pk, parent, at, keep, fork_at):
+                shift = (fork_pk - source) << _SEQ_BITS
+                span = ((source << _SEQ_BITS) | low, (source << _SEQ_BITS) | (high - 1))
+                conn.execute(
+                    "INSERT INTO messages (id, role, content, model, usage, created_at)"
+                    " SELECT id + ?, role, content, model, usage, created_at FROM messages WHERE id BETWEEN ? AND ?",
+                    (shift, *span),
+                )
+                conn.execute(
+                    "INSERT INTO messages_text (id, role, text)"
+                    " SELECT id + ?, role, text FROM messages_text WHERE id BETWEEN ? AND ?",
+                    (shift, *span),
+                )
+                conn.execute(
+                    "INSERT INTO messages_fts (rowid, role, text)"
+                    " SELECT id, role, text FROM messages_text WHERE id BETWEEN ? AND ?",
+                    (span[0] + shift, span[1] + shift),
+                )
+            conn.execute(
+                "UPDATE sessions SET fork_at = ?, parent_pk = CASE WHEN ? = 0 THEN NULL ELSE parent_pk END"
+                " WHERE pk = ?",
+                (keep, keep, fork_pk),
+            )
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        """Copy-on-write: the fork's row points at the session (or, when ``at`` lies in what the session itself
+        reads from its parent, at that parent); only metadata, tags and summaries are copied."""
+        check_session_id(session_id)
+        target = check_session_id(new_id) if new_id is not None else new_session_id()
+        conn = self._conn()
+        with self._write(conn):
+            now = now_us()
+            row = self._live_row(conn, session_id, now, purge=False)
+            if row is None:
+                raise SessionNotFound(session_id)
+            at = check_fork_point(at, row[3])
+            existing = self._live_row(conn, target, now, purge=True)
+            if existing is not None:
+                raise conflict(target, 0, existing[2])
+            source, parent, parent_at = row[0], row[_PARENT], row[_FORK_AT]
+            while parent is not None and at <= parent_at:  # read straight from the session that holds the rows
+                source = parent
+                parent, parent_at = conn.execute(
+                    "SELECT parent_pk, fork_at FROM sessions WHERE pk = ?", (parent,)
+                ).fetchone()
+            pk = conn.execute(
+                "INSERT INTO sessions (id, version, message_count, created_at, updated_at, title, owner, tags, model,"
+                " system, expires_at, metadata, incarnation, parent_pk, fork_at)"
+                " SELECT ?, ?, ?, ?, ?, title, owner, tags, model, system, expires_at, metadata, ?, ?, ?"
+                " FROM sessions WHERE pk = ? RETURNING pk",
+                (target, 1 if at else 0, at, now, now, new_incarnation(), source if at else None, at, row[0]),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO session_tags (session_pk, tag) SELECT ?, tag FROM session_tags WHERE session_pk = ?",
+                (pk, row[0]),
+            )
+            conn.execute(
+                'INSERT INTO summaries (session_pk, start, "end", text, model, usage, created_at)'
+                ' SELECT ?, start, "end", text, model, usage, created_at FROM summaries'
+                ' WHERE session_pk = ? AND "end" <= ? ORDER BY id',
+                (pk, row[0], at),
+            )
+        return target
 
     def _unindex(self, conn: sqlite3.Connection, pk: int, start: int) -> None:
         """Take messages ``start..`` of a session out of the full-text index; before their text is deleted, which
@@ -451,19 +583,12 @@ class SQLiteStore(StoreBase):
                 'SELECT start, "end", text, model, usage, created_at FROM summaries WHERE session_pk = ? ORDER BY id',
                 (row[0],),
             ).fetchall()
-            low, high = _range(row[0])
-            # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail), so
-            # the seq is the position and the rowid need not be read. Rows are decoded as the cursor yields
-            # them: each row's text is used while it is still in the CPU cache, and freed at once. The JSON is
-            # read as its stored UTF-8 bytes (CAST AS BLOB): jiter parses them as they are, where a str would
-            # cost a UTF-8 decode in sqlite3 and an encode back.
-            messages = decode_messages(
-                conn.execute(
-                    "SELECT CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at FROM messages"
-                    " WHERE id BETWEEN ? AND ? ORDER BY id",
-                    (low, high),
-                )
-            )
+            # A session's rows are seq 0, 1, ... with no gap (appends add at the end, rewinds cut the tail; a
+            # fork's runs follow each other), so the seq is the position and the rowid need not be read. Rows are
+            # decoded as the cursor yields them: each row's text is used while it is still in the CPU cache, and
+            # freed at once. The JSON is read as its stored UTF-8 bytes (CAST AS BLOB): jiter parses them as they
+            # are, where a str would cost a UTF-8 decode in sqlite3 and an encode back.
+            messages = decode_messages(self._rows(conn, row, 0, row[3], _MESSAGE_COLUMNS))
         summaries = [
             Summary(start=s, end=e, text=t, model=m, usage=decode_json(u), created_at=from_us(c))
             for s, e, t, m, u, c in summary_rows
@@ -480,15 +605,7 @@ class SQLiteStore(StoreBase):
             first, last = clip_range(first, last, row[3])
             if first == last:
                 return []
-            base = row[0] << _SEQ_BITS
-            return decode_messages(
-                conn.execute(
-                    "SELECT CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at FROM messages"
-                    " WHERE id BETWEEN ? AND ? ORDER BY id",
-                    (base | first, base | (last - 1)),
-                ),
-                first_seq=first,
-            )
+            return decode_messages(self._rows(conn, row, first, last, _MESSAGE_COLUMNS), first_seq=first)
 
     def usage_log(self, session_id: str) -> list[UsageRecord]:
         check_session_id(session_id)
@@ -496,12 +613,7 @@ class SQLiteStore(StoreBase):
             row = self._live_row(conn, session_id, now_us(), purge=False)
             if row is None:
                 raise SessionNotFound(session_id)
-            low, high = _range(row[0])
-            rows = conn.execute(
-                "SELECT id, model, usage, created_at FROM messages"
-                " WHERE id BETWEEN ? AND ? AND usage IS NOT NULL ORDER BY id",
-                (low, high),
-            ).fetchall()
+            rows = [r for r in self._rows(conn, row, 0, row[3], "id, model, usage, created_at") if r[2] is not None]
         return [
             UsageRecord(rowid & _SEQ_MASK, model, decode_json(usage), from_us(created))
             for rowid, model, usage, created in rows
@@ -586,19 +698,20 @@ class SQLiteStore(StoreBase):
         check_lease(token)
         conn = self._conn()
         with self._write(conn):
-            conn.execute(
-                "UPDATE leases SET expires_at = 0 WHERE session_id = ? AND token = ?", (session_id, token)
-            )
+            conn.execute("UPDATE leases SET expires_at = 0 WHERE session_id = ? AND token = ?", (session_id, token))
 
     def _update_session(self, session_id: str, changes: dict[str, Any], create: bool) -> SessionInfo:
         check_session_id(session_id)
+        changes, incarnation = pop_incarnation(changes)
         changes = check_session_changes(changes)
         conn = self._conn()
         with self._write(conn):
             now = now_us()
             row = self._live_row(conn, session_id, now, purge=True)
+            if row is not None and not same_incarnation(incarnation, row[13]):
+                raise conflict(session_id, row[2], row[2], replaced=True)
             if row is None:
-                if not create:
+                if not create or incarnation is not None:  # a write built from a session read: it is gone
                     raise SessionNotFound(session_id)
                 pk = conn.execute(
                     "INSERT INTO sessions (id, version, created_at, updated_at, incarnation) VALUES (?, 0, ?, ?, ?)"
@@ -733,24 +846,39 @@ class SQLiteStore(StoreBase):
         if not terms or not limit:
             return []
         match = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        sql = (
-            "SELECT s.id, f.rowid, f.role, f.text FROM messages_fts f"
-            " JOIN sessions s ON s.pk = (f.rowid >> 32)"
-            " WHERE messages_fts MATCH ? AND (s.expires_at IS NULL OR s.expires_at > ?)"
-        )
-        values: list[Any] = [match, now_us()]
-        if owner is not None:  # in the join, so that LIMIT counts this owner's hits only
-            sql += " AND s.owner = ?"
-            values.append(owner)
+        # A hit in a session's row is also a hit of every fork that reads that row (fork_at above its seq), and of
+        # their forks in turn: the recursive part walks down from the row's session.
+        where = ""
+        values: list[Any] = [match]
         with self._read() as conn:
             if session_id is not None:
                 row = self._row(conn, check_session_id(session_id))
                 if row is None:
                     return []
-                low, high = _range(row[0])
-                sql += " AND f.rowid BETWEEN ? AND ?"
-                values += [low, high]
-            rows = conn.execute(sql + " ORDER BY f.rank, f.rowid LIMIT ?", (*values, limit)).fetchall()
+                runs = self._segments(conn, row[0], row[_PARENT], row[_FORK_AT], 0, row[3])
+                if not runs:
+                    return []
+                where = " AND (" + " OR ".join(["rowid BETWEEN ? AND ?"] * len(runs)) + ")"
+                for pk, low, high in runs:
+                    values += [(pk << _SEQ_BITS) | low, (pk << _SEQ_BITS) | (high - 1)]
+            sql = (
+                "WITH RECURSIVE hit (rowid, rank) AS"
+                f" (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?{where}),"
+                " holder (pk, rowid, rank) AS (SELECT rowid >> 32, rowid, rank FROM hit"
+                " UNION ALL SELECT s.pk, h.rowid, h.rank FROM holder h"
+                f" JOIN sessions s ON s.parent_pk = h.pk AND s.fork_at > (h.rowid & {_SEQ_MASK}))"
+                " SELECT s.id, h.rowid, t.role, t.text FROM holder h JOIN sessions s ON s.pk = h.pk"
+                " JOIN messages_text t ON t.id = h.rowid"
+                " WHERE (s.expires_at IS NULL OR s.expires_at > ?)"
+            )
+            values.append(now_us())
+            if owner is not None:  # in the join, so that LIMIT counts this owner's hits only
+                sql += " AND s.owner = ?"
+                values.append(owner)
+            if session_id is not None:
+                sql += " AND s.pk = ?"
+                values.append(row[0])
+            rows = conn.execute(sql + " ORDER BY h.rank, h.rowid, s.id LIMIT ?", (*values, limit)).fetchall()
         return [SearchHit(sid, rowid & _SEQ_MASK, role, make_snippet(text, terms)) for sid, rowid, role, text in rows]
 
     def purge_expired(self, now: datetime | None = None) -> int:
@@ -867,14 +995,9 @@ class SQLiteStore(StoreBase):
             row = self._live_row(conn, session_id, now_us(), purge=False)
             if row is None:
                 raise SessionNotFound(session_id)
-            base = row[0] << _SEQ_BITS
 
             def read(start: int, end: int) -> list[Any]:
-                rows = conn.execute(
-                    "SELECT content FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
-                    (base | start, base | (end - 1)),
-                )
-                return [decode_json(content) for (content,) in rows]
+                return [decode_json(content) for (content,) in self._rows(conn, row, start, end, "content")]
 
             return row[2], find_last_turn(read, row[3])
 
@@ -891,6 +1014,13 @@ class SQLiteStore(StoreBase):
             check_rewind_index(to, row[3])
             pk = row[0]
             low, high = _range(pk, to)
+            self._release(conn, pk, to)
+            if to < row[_FORK_AT]:  # the session now reads less of its parent (nothing: no parent)
+                conn.execute(
+                    "UPDATE sessions SET fork_at = ?, parent_pk = CASE WHEN ? = 0 THEN NULL ELSE parent_pk END"
+                    " WHERE pk = ?",
+                    (to, to, pk),
+                )
             # The cut rows' ids come back with the next append: their index entries go now, not at compact().
             self._unindex(conn, pk, to)
             conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (low, high))

@@ -4,6 +4,7 @@ backend cannot see (finding the last turn, search)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,10 +62,21 @@ _Op = Generator[_Call, Any, T]
 
 
 class _Ops:
-    def __init__(self, codec: _Codec, rewind_takes_incarnation: bool = True) -> None:
+    def __init__(
+        self, codec: _Codec, rewind_takes_incarnation: bool = True, update_takes_incarnation: bool = True
+    ) -> None:
         self.codec = codec
-        # The wrapped store's rewind compares the incarnation (every store of ours; a user's may not).
+        # The wrapped store's rewind and update_session compare the incarnation (every store of ours; a user's
+        # may not).
         self.rewind_takes_incarnation = rewind_takes_incarnation
+        self.update_takes_incarnation = update_takes_incarnation
+
+    def _update_call(self, info: SessionInfo, **changes: Any) -> _Call:
+        """A metadata write built from ``info``: metadata is last writer wins, so it is pinned to the very
+        session read, never written over one deleted and created (imported) again since, whose record (its
+        import epoch) it would replace."""
+        pinned = {"incarnation": info.incarnation} if self.update_takes_incarnation and info.incarnation else {}
+        return _call("update_session", info.id, **changes, **pinned)
 
     def _rewind_call(self, info: SessionInfo, to: int, expected_version: int) -> _Call:
         """The backend's rewind of the very session ``info`` describes: a session deleted and created again
@@ -354,11 +366,7 @@ class _Ops:
             if record and current not in record.get("kids", []):
                 # Record the new key before writing under it, so the record always covers every key in use.
                 new_record = {**record, "kids": [*record.get("kids", []), current]}
-                yield _call(
-                    "update_session",
-                    session_id,
-                    metadata={**info.metadata, RESERVED_METADATA_KEY: new_record},
-                )
+                yield self._update_call(info, metadata={**info.metadata, RESERVED_METADATA_KEY: new_record})
                 record = new_record
         sealed = self.codec.seal_entries(
             session_id, count, encoded, entries, incarnation=token, written=expected_version + 1, prev=prev
@@ -380,22 +388,20 @@ class _Ops:
             # effort: the data is already safe; the record only guards against writing with a wrong key later.
             fresh: SessionInfo = yield _call("get_session", session_id)
             if not _record(fresh):
-                yield _call(
-                    "update_session",
-                    session_id,
-                    metadata={**fresh.metadata, RESERVED_METADATA_KEY: self.codec.new_record()},
-                )
+                record = self.codec.new_record()
+                yield self._update_call(fresh, metadata={**fresh.metadata, RESERVED_METADATA_KEY: record})
         return version
 
     def update_session(self, session_id: str, changes: Mapping[str, Any], create: bool) -> _Op[SessionInfo]:
-        checked = _checks.check_session_changes(changes)
+        rest, held = _cas.pop_incarnation(dict(changes))
+        checked = _checks.check_session_changes(rest)
         check_own_id(session_id)
         if RESERVED_METADATA_KEY in checked.get("metadata", {}):
             raise ConfigurationError(f"metadata key {RESERVED_METADATA_KEY!r} is reserved for encryption")
         try:
             info: SessionInfo | None = yield _call("get_session", session_id)
         except SessionNotFound:
-            if not create:
+            if not create or held is not None:  # a write built from a session read: it is gone
                 raise
             info = None
         if info is None:
@@ -408,6 +414,8 @@ class _Ops:
             except ConflictError:
                 info = yield _call("get_session", session_id)
         assert info is not None
+        if not _cas.same_incarnation(held, info.incarnation):
+            raise _cas.conflict(session_id, info.version, info.version, replaced=True)
         record = self.codec.check_writable(info)
         sealing = "system" in checked or ("title" in checked and self.codec.encrypt_titles)
         out: dict[str, Any] = {}
@@ -427,7 +435,12 @@ class _Ops:
             if base is None:
                 base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
-        result: SessionInfo = yield _call("update_session", session_id, create=create, **out)
+        result: SessionInfo = yield self._update_call(info, **out)
+        if "expires_at" in checked:
+            # The kept rewind notes live exactly as long as their session: one expiring first could leave a
+            # session whose first copy of its note was dropped unreadable, one expiring later outlives it.
+            with contextlib.suppress(SessionNotFound):  # thrown in at the yield
+                yield _call("update_session", note_id(session_id), expires_at=checked["expires_at"])
         return self.codec.open_info(result)
 
     def _create_empty(self, session_id: str, checked: Mapping[str, Any]) -> _Op[SessionInfo]:
@@ -544,12 +557,11 @@ class _Ops:
             yield from self._put_note(fresh, note)
         return version
 
-    @staticmethod
-    def _put_note(info: SessionInfo, note: object) -> _Op[None]:
+    def _put_note(self, info: SessionInfo, note: object) -> _Op[None]:
         record = {key: value for key, value in _record(info).items() if key != "rewind"}
         if note is not None:
             record["rewind"] = note
-        yield _call("update_session", info.id, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
+        yield self._update_call(info, metadata={**info.metadata, RESERVED_METADATA_KEY: record})
         return None
 
     @staticmethod

@@ -118,11 +118,14 @@ class _RotatingOps(_Ops):
             )
             if not (yield from self._write_backup(session_id, plain, rotation)):
                 continue
-            yield _call(
-                "update_session",
-                session_id,
-                metadata={**raw.info.metadata, RESERVED_METADATA_KEY: {**record, "rotation": rotation}},
-            )
+            try:
+                yield self._update_call(
+                    raw.info, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: {**record, "rotation": rotation}}
+                )
+            except (ConflictError, SessionNotFound):
+                # Deleted (and perhaps imported again) since it was read: no marker lands on another session.
+                yield from self._drop_backup(backup, rotation["token"])
+                continue
             try:
                 # Only the session read: one deleted and imported again meanwhile at this version is not cut.
                 after_rewind: int = yield self._rewind_call(raw.info, 0, raw.version)
@@ -132,11 +135,7 @@ class _RotatingOps(_Ops):
                 fresh_record = _record(fresh)
                 if fresh_record.get("rotation") == rotation:
                     fresh_record.pop("rotation")
-                    yield _call(
-                        "update_session",
-                        session_id,
-                        metadata={**fresh.metadata, RESERVED_METADATA_KEY: fresh_record},
-                    )
+                    yield self._update_call(fresh, metadata={**fresh.metadata, RESERVED_METADATA_KEY: fresh_record})
                 yield from self._drop_backup(backup, rotation["token"])
                 continue
             yield from self._finish(session_id, backup, after_rewind, plain, record)
@@ -244,7 +243,7 @@ class _RotatingOps(_Ops):
         }
         if plain.info.title is not None and (self.codec.encrypt_titles or _is_envelope_string(info.title)):
             changes["title"] = self.codec.seal_title(session_id, plain.info.title)
-        yield _call("update_session", session_id, **changes)
+        yield self._update_call(info, **changes)
         return None
 
     def _resume(self, session_id: str, raw: SessionData, record: dict[str, Any]) -> _Op[None]:
@@ -253,7 +252,7 @@ class _RotatingOps(_Ops):
         if raw.version == version:
             # Crashed before the rewind: the session is intact; drop the marker and the backup.
             record.pop("rotation")
-            yield _call("update_session", session_id, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record})
+            yield self._update_call(raw.info, metadata={**raw.info.metadata, RESERVED_METADATA_KEY: record})
             yield from self._drop_backup(backup, rotation.get("token"))
             return None
         try:

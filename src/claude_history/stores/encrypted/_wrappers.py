@@ -40,13 +40,13 @@ def _make_codec(
     return _Codec(_Keyring(key, old_keys), encrypt_titles=encrypt_titles, allow_plaintext=allow_plaintext)
 
 
-def _takes_incarnation(rewind: Any) -> bool:
-    """Does the wrapped store's ``rewind`` take ``incarnation``? Every store of ours does; a user's own store
-    written before it may not, and is rewound without it."""
+def _takes_incarnation(method: Any) -> bool:
+    """Does the wrapped store's ``rewind`` (``update_session``) take ``incarnation``? Every store of ours does; a
+    user's own store written before it may not, and is written without it."""
     import inspect
 
     try:
-        parameters = inspect.signature(rewind).parameters
+        parameters = inspect.signature(method).parameters
     except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock without a signature
         return False
     return "incarnation" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -80,7 +80,9 @@ class EncryptedStore:
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
         self._ops = _RotatingOps(
-            _make_codec(key, old_keys, encrypt_titles, allow_plaintext), _takes_incarnation(inner.rewind)
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext),
+            _takes_incarnation(inner.rewind),
+            _takes_incarnation(inner.update_session),
         )
 
     @property
@@ -150,6 +152,7 @@ class EncryptedStore:
         expires_at: datetime | None = UNSET,
         metadata: dict[str, Any] = UNSET,
         create: bool = False,
+        incarnation: str | None = None,
     ) -> SessionInfo:
         changes = {
             "title": title,
@@ -160,6 +163,8 @@ class EncryptedStore:
             "expires_at": expires_at,
             "metadata": metadata,
         }
+        if incarnation is not None:
+            changes["incarnation"] = incarnation
         return self._run(self._ops.update_session(session_id, changes, create))
 
     def list_sessions(
@@ -239,7 +244,9 @@ class AsyncEncryptedStore:
         self.inner = inner
         self.leases_supported = supports_leases(inner)  # a lease holds no content: the inner store keeps it
         self._ops = _RotatingOps(
-            _make_codec(key, old_keys, encrypt_titles, allow_plaintext), _takes_incarnation(inner.rewind)
+            _make_codec(key, old_keys, encrypt_titles, allow_plaintext),
+            _takes_incarnation(inner.rewind),
+            _takes_incarnation(inner.update_session),
         )
 
     @property

@@ -22,6 +22,7 @@ from .._cas import (
     created_incarnation,
     new_incarnation,
     pinned_incarnation,
+    pop_incarnation,
 )
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
@@ -367,9 +368,10 @@ def update_session(
     st: Statements, session_id: str, changes: Mapping[str, Any], create: bool, now: int
 ) -> Op[SessionInfo]:
     check_session_id(session_id)
-    fields = check_session_changes(changes)
+    rest, incarnation = pop_incarnation(dict(changes))
+    fields = check_session_changes(rest)
     stamp = from_us(now)
-    args: dict[str, Any] = {"id": session_id, "now": stamp}
+    args: dict[str, Any] = {"id": session_id, "now": stamp, "pinned": incarnation}
     args.update(fields)
     if "tags" in fields:
         args["tags"] = list(fields["tags"])
@@ -378,10 +380,13 @@ def update_session(
     if "metadata" in fields:
         args["metadata"] = dumps(fields["metadata"])
     yield Query(st.drop_expired, args)
-    if create:
+    if create and incarnation is None:  # a write built from a session read never creates one
         yield Query(st.create_empty, {**args, "incarnation": new_incarnation()})
     rows = yield Query(st.update_session(fields), args)
     if not rows:
+        actual = yield Query(st.live_version, args)
+        if actual:  # there, but another incarnation than the one the write was built from
+            raise conflict(session_id, int(actual[0][0]), int(actual[0][0]), replaced=True)
         raise SessionNotFound(session_id)
     info = info_from_row(rows[0])
     if info.expires_at is not None and to_us(info.expires_at) <= now:

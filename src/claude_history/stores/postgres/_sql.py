@@ -326,7 +326,9 @@ class Statements:
         assignments = ["updated_at = greatest(updated_at, %(now)s)"]
         assignments += [UPDATE_ASSIGNMENTS[name] for name in fields]
         return self.fill(
-            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s RETURNING {SESSION_COLUMNS}"
+            f"UPDATE {{s}}.sessions SET {', '.join(assignments)} WHERE id = %(id)s"
+            " AND (%(pinned)s::text IS NULL OR incarnation IS NULL OR incarnation = %(pinned)s)"
+            f" RETURNING {SESSION_COLUMNS}"
         )
 
     def list_sessions(self, *, owner: bool, tag: bool, after: bool = False) -> str:

@@ -318,7 +318,8 @@ return {1, new_version, start}
 """
 
 # update(id, now, create, expires_ms, new_incarnation, n_set, field, value, ..., field_to_delete, ...)
-#   -> {1, hash_fields, message_count} | {0}
+#   -> {1, hash_fields, message_count} | {0} | {2, version} (create '2': only the session whose incarnation is
+#   new_incarnation, and it is another)
 # expires_ms: '' unchanged, '0' cleared, else the new expiry in ms since the epoch.
 UPDATE = r"""
 local id, now, create, expires_ms, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
@@ -326,6 +327,10 @@ local n_set = tonumber(ARGV[A + 5])
 local first_set, last_set = A + 6, A + 5 + 2 * n_set
 check_fields(first_set, last_set)
 local exists = live(id, now)
+if exists and create == '2' then
+  local held = redis.call('HGET', hkey(id), 'inc')
+  if held and held ~= new_inc then return {2, redis.call('HGET', hkey(id), 'version')} end
+end
 local before = exists and filter_keys(id) or {}
 if not exists then
   if create ~= '1' then return {0} end

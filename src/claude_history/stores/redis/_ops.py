@@ -41,6 +41,7 @@ from .._cas import (
     created_incarnation,
     new_incarnation,
     pinned_incarnation,
+    pop_incarnation,
 )
 from .._checkpoints import check_checkpoint, decode_checkpoint
 from .._checks import (
@@ -526,7 +527,8 @@ def update_session(
     keys: Layout, session_id: str, changes: Mapping[str, Any], create: bool, now: int
 ) -> Op[SessionInfo]:
     check_session_id(session_id)
-    fields = check_session_changes(changes)
+    rest, pinned = pop_incarnation(dict(changes))
+    fields = check_session_changes(rest)
     to_set: list[str] = []
     to_delete: list[str] = []
     expires_ms = ""
@@ -544,10 +546,11 @@ def update_session(
             expires_ms = str(_expires_ms(expires_us))
         else:
             to_set += [field, value]
-    reply = yield Call(
-        "update",
-        [session_id, now, "1" if create else "0", expires_ms, new_incarnation(), len(to_set) // 2, *to_set, *to_delete],
-    )
+    # '2': a write built from the session of incarnation ``pinned`` (passed where a created one's would be).
+    mode, inc = ("2", pinned) if pinned is not None else ("1" if create else "0", new_incarnation())
+    reply = yield Call("update", [session_id, now, mode, expires_ms, inc, len(to_set) // 2, *to_set, *to_delete])
+    if reply[0] == 2:
+        raise conflict(session_id, int(reply[1]), int(reply[1]), replaced=True)
     if reply[0] != 1:
         raise SessionNotFound(session_id)
     return info_from_hash(session_id, _pairs(reply[1]), reply[2])
