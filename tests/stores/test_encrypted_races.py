@@ -295,3 +295,24 @@ def test_a_rotation_never_lands_on_a_session_deleted_and_imported_again(enc_back
         assert [info.id for info in store.inner.list_sessions()] == ["alice"]  # no backup left behind
     finally:
         store.close()
+
+
+def test_the_kept_rewind_notes_expire_with_their_session(store: Any) -> None:
+    # The note record took the session's expiry at the rewind; moving the session's expiry later left it to
+    # expire first (and a session whose first copy of the note a stale write dropped then read as tampered
+    # with), moving it earlier left it behind the session.
+    from datetime import datetime, timedelta, timezone
+
+    from claude_history.stores.encrypted._codec import note_id
+
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    store.update_session("s", expires_at=soon, create=True)
+    store.append("s", turn("a"), expected_version=0)
+    store.append("s", turn("b"), expected_version=1)
+    store.rewind("s")
+    assert store.inner.get_session(note_id("s")).expires_at == soon
+    later = soon + timedelta(days=1)
+    store.update_session("s", expires_at=later)
+    assert store.inner.get_session(note_id("s")).expires_at == later
+    store.update_session("s", expires_at=None)
+    assert store.inner.get_session(note_id("s")).expires_at is None

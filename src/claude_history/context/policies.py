@@ -99,7 +99,9 @@ class CacheAwareWindow(_Composable):
 @dataclass(frozen=True)
 class TokenBudget(CacheAwareWindow):
     """The newest turns that fit in ``max_input_tokens``: cuts as little as possible each time the budget is
-    exceeded (so once full, nearly every turn moves the window: prefer ``CacheAwareWindow``)."""
+    exceeded (so once full, nearly every turn moves the window: prefer ``CacheAwareWindow``). When the window is
+    due to move within a turn or two, it moves to where the request provably fits (a turn or so further than
+    the estimate asks) rather than ask ``count_tokens`` whether it does."""
 
     @property
     def target(self) -> int:

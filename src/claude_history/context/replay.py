@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,11 @@ DEFAULT_WINDOW = 200_000
 # How much smaller than the view's billed part a request must have been billed to tell a cut: prefixes bill
 # the same, but some models leave earlier thinking out of the count, and a cut worth telling drops more.
 _SHRUNK = 0.9
+# A window may be cut further than the estimate asks, so that it provably fits (no count), down to this share
+# of its budget.
+_PROVABLE_FLOOR = 0.5
+# A window without a low-water mark is cut early (see ``Replay._cut_early``) when its room is this many turns.
+_EARLY_TURNS = 2
 
 
 @dataclass
@@ -256,6 +261,8 @@ class Replay:
         and the worst case (``tokens.bound_message``, ``new_bound``) of what it never measured:
 
         - the window of the previous request, grown: that request's billed size plus the new messages' bound;
+        - a window whose cut only moved forward since the previous request: that request's billed size, less a
+          lower bound of what the move dropped, plus the bound of what is new (``_slide_bound``);
         - a window cut at a turn start ``t`` (a request point): its messages are ``t`` and then the messages
           between consecutive requests since ``t``. Two consecutive requests sent in the same window (the same
           system, tools, summary and cut) were billed exactly those messages apart, and they can only be
@@ -274,7 +281,7 @@ class Replay:
             and previous.trusted
         ):
             return previous.observed + self.new_bound(previous.point + 1, point + 1)
-        whole = self._whole_bound(window, point)
+        whole = min(self._whole_bound(window, point), self._slide_bound(state, window, point))
         t = window.cut
         checkpoints = self.replays.checkpoints
         if self.replays.partial and (not checkpoints or t < checkpoints[0].point):
@@ -299,6 +306,86 @@ class Replay:
             if total >= whole:
                 return whole
         return min(whole, total + self.new_bound(previous.point + 1, point + 1))
+
+    def _slide_bound(self, state: State, window: Window, point: int) -> int:
+        """The bound of a window that only moved its cut forward since the previous request: that request's
+        billed size, less a proven lower bound (``lower_span``) of what the move drops, plus the bound of the
+        summary of the new cut and of the new messages. The kept messages weigh no more than they did (the
+        same images; thinking may only be dropped), the old summary at least nothing."""
+        previous = state.previous
+        if previous is None or previous.observed is None or not previous.trusted or self.spec.compaction is not None:
+            return UNBOUNDED
+        before = previous.window
+        if not (
+            before.cut < window.cut <= previous.point
+            and before.image_boundary == window.image_boundary
+            and before.compaction_start == window.compaction_start
+            and before.epoch <= window.epoch
+        ):
+            return UNBOUNDED
+        dropped = self.lower_span(before.cut, window.cut, before.image_boundary)
+        added = self.summary_bound(window.cut) + self.new_bound(previous.point + 1, point + 1)
+        return min(UNBOUNDED, max(0, previous.observed - dropped) + added)
+
+    def lower_span(self, s: int, e: int, image_boundary: int, depth: int = 2) -> int:
+        """A size messages ``[s, e)`` (request points) cannot be below in any later view replacing images up to
+        ``image_boundary``: the billed difference of consecutive requests where it is known (``_lower_gap``),
+        each reply's output tokens elsewhere (``_lower_messages``), nothing for the rest."""
+        if s < self.log.horizon:
+            return 0
+        checkpoints = self.replays.checkpoints
+        k = bisect.bisect_left(checkpoints, s, key=_point)
+        if k == len(checkpoints) or checkpoints[k].point != s:
+            return self._lower_messages(s, e)
+        total = self._lower_messages(s, s + 1)
+        last = checkpoints[k].state.previous
+        at = s + 1
+        for checkpoint in itertools.islice(checkpoints, k + 1, None):
+            request = checkpoint.state.previous
+            if checkpoint.point >= e or request is None:
+                break
+            gap = self._lower_messages(at, request.point + 1)
+            if last is not None and depth > 0:
+                gap = max(gap, self._lower_gap(last, request, image_boundary, depth))
+            total += gap
+            at, last = request.point + 1, request
+        return total + self._lower_messages(at, e)
+
+    def _lower_gap(self, a: Previous, b: Previous, image_boundary: int, depth: int) -> int:
+        """A lower bound of messages ``(a.point, b.point]`` in a later view, from the sizes requests ``a`` and
+        ``b`` were billed: exactly their difference in one window; across a move of the cut, that difference
+        plus a lower bound of what the move dropped, less the bound of ``b``'s summary (``a``'s kept part
+        weighs at least what it does in ``b``). Messages with thinking may weigh less later: none."""
+        log = self.log
+        if a.observed is None or b.observed is None or not (a.trusted and b.trusted) or a.point + 1 < log.horizon:
+            return 0
+        if log.thinking_count[b.point + 1] != log.thinking_count[a.point + 1]:
+            return 0
+        wa, wb = a.window, b.window
+        same_images = wa.image_boundary == wb.image_boundary == image_boundary
+        if not same_images or wa.compaction_start != wb.compaction_start:
+            return 0
+        gap = b.observed - a.observed
+        if wa == wb:
+            return max(0, gap)
+        if wa.cut < wb.cut <= a.point and wa.epoch <= wb.epoch:
+            dropped = self.lower_span(wa.cut, wb.cut, image_boundary, depth - 1)
+            return max(0, gap + dropped - self.summary_bound(wb.cut))
+        return 0
+
+    def _lower_messages(self, a: int, b: int) -> int:
+        """A lower bound of messages ``[a, b)`` from what was billed of them: a reply without thinking weighs,
+        sent back, at least the output it was billed (the same tokens, plus framing); the rest nothing."""
+        total = 0
+        log = self.log
+        for i in range(max(a, log.horizon), b):
+            if log.roles[i] != "assistant" or log.thinking_count[i + 1] != log.thinking_count[i]:
+                continue
+            point = self.usage.get(i)
+            output = point.usage.get("output_tokens") if point is not None and point.usage is not None else None
+            if isinstance(output, int) and output > 0:
+                total += output
+        return total
 
     def _exact_gap(self, a: Previous, b: Previous, window: Window) -> bool:
         """Requests ``a`` then ``b`` were billed exactly the messages between them apart, and those messages
@@ -418,6 +505,7 @@ class Replay:
                     b = mid
                 else:
                     a = mid + 1
+            a = self._provable_cut(state, a, turn_index, turn_start, boundary, compaction, point, limit, fresh)
             if early and self.upper_bound(state, Window(starts[a], turn_start, boundary, compaction), point) > limit:
                 continue  # the cut view would need a count too: count the view as it stands instead
             cut, epoch = starts[a], turn_start
@@ -437,19 +525,51 @@ class Replay:
         frozen: bool,
         measured: int | None,
     ) -> bool:
-        """Cut a window with a low-water mark now, though its estimate fits, rather than count it: its bound
-        does not fit, so it would be counted, and it will be cut within a turn or so anyway. Only when what is
-        uncertain (bound less estimate) is small beside the room the low-water mark leaves (a quarter of it),
+        """Cut a window now, though its estimate fits, rather than count it: its bound does not fit, so it
+        would be counted, and it will be cut within a turn or so anyway. With a low-water mark, only when what is
+        uncertain (bound less estimate) is small beside the room the low-water mark leaves (half of it),
         so an early cut costs little; a large new message of uncertain weight is counted instead. The caller
         also keeps the window when the cut view's own bound does not fit (it would be counted as well)."""
-        if measured is not None or frozen or self.spec.compaction is not None or target >= limit:
+        if measured is not None or frozen or self.spec.compaction is not None:
             return False
         if index == len(self.limits) - 1 or window.cut != state.window.cut:
             return False  # the context window's guard is always counted near its limit
         upper = self.upper_bound(state, window, point)
         if not worth_counting(upper, size, limit, state.calibration, self.guard[0]):
             return False
-        return upper - size <= (limit - target) // 4
+        if target >= limit:
+            # No low-water mark (TokenBudget): the window is cut by a turn or so whenever it is full. Cut it now,
+            # to where it provably fits (``_provable_cut``), when it would be cut within about two turns anyway;
+            # with more room a cut would rewrite a cached window that could still grow: count instead.
+            turns = max(1, bisect.bisect_right(self.starts, point) - bisect.bisect_left(self.starts, window.cut))
+            return limit - size <= _EARLY_TURNS * size / turns
+        return upper - size <= (limit - target) // 2
+
+    def _provable_cut(
+        self,
+        state: State,
+        a: int,
+        turn_index: int,
+        turn_start: int,
+        boundary: int,
+        compaction: int,
+        point: int,
+        limit: int,
+        fresh: Callable[[int, int], int],
+    ) -> int:
+        """The turn start (index into ``starts``) to cut at, from ``a``, the earliest whose estimate fits: a
+        few turns later when that is where the request provably fits (``upper_bound``) and at ``a`` it would
+        need a count (``worth_counting``); ``a`` itself when no cut within reach does."""
+        starts = self.starts
+        for j in range(a, turn_index + 1):
+            size = fresh(starts[j], turn_start)
+            if size < limit * _PROVABLE_FLOOR:
+                break
+            window = Window(starts[j], turn_start, boundary, compaction)
+            upper = self.upper_bound(state, window, point)
+            if not worth_counting(upper, size, limit, state.calibration, self.guard[0]):
+                return j
+        return a
 
     def recut(
         self, state: State, point: int, window: Window, predicted: int, exact: int, observed: int

@@ -12,7 +12,7 @@ from ._cas import new_incarnation
 from ._checks import check_session_id, new_session_id
 from ._times import from_us
 from ._validation import MAX_INTEGER
-from .base import SessionData
+from .base import SessionData, SessionInfo
 
 __all__ = [
     "REWIND_RETRIES",
@@ -20,6 +20,7 @@ __all__ = [
     "check_fork_point",
     "check_rewind_index",
     "find_last_turn",
+    "fork_info",
     "fork_session",
     "rewind_target",
 ]
@@ -77,23 +78,29 @@ def check_fork_point(at: object, count: int) -> int:
     return at
 
 
+def fork_info(info: SessionInfo, *, at: int, new_id: str, now: int) -> SessionInfo:
+    """The session record of a fork of ``info`` at ``at`` (checked) under ``new_id`` (checked): the metadata, a
+    new incarnation, version 1 if it holds messages (as if appended in one go), else 0."""
+    stamp = from_us(now)
+    return replace(
+        info,
+        id=new_id,
+        version=1 if at else 0,
+        created_at=stamp,
+        updated_at=stamp,
+        message_count=at,
+        tags=tuple(info.tags),
+        metadata=dict(info.metadata),
+        incarnation=new_incarnation(),
+    )
+
+
 def fork_session(data: SessionData, *, at: int | None, new_id: str | None, now: int) -> SessionData:
     """The session a fork creates: messages ``[0, at)`` with their timestamps, the metadata, and the summaries
     that lie inside the prefix. Its version is 1 if it holds messages (as if appended in one go), else 0."""
     at = check_fork_point(at, len(data.messages))
     target = check_session_id(new_id) if new_id is not None else new_session_id()
-    stamp = from_us(now)
-    info = replace(
-        data.info,
-        id=target,
-        version=1 if at else 0,
-        created_at=stamp,
-        updated_at=stamp,
-        message_count=at,
-        tags=tuple(data.info.tags),
-        metadata=dict(data.info.metadata),
-        incarnation=new_incarnation(),
-    )
+    info = fork_info(data.info, at=at, new_id=target, now=now)
     return SessionData(
         info=info,
         messages=list(data.messages[:at]),

@@ -31,12 +31,13 @@ from ._checks import (
     check_session_id,
     check_summary,
     clip_range,
+    new_session_id,
 )
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import check_append, decode_messages
 from ._paging import check_cursor, sorted_page
-from ._rewind_fork import check_rewind_index, find_last_turn
+from ._rewind_fork import check_fork_point, check_rewind_index, find_last_turn, fork_info
 from ._search_text import make_snippet, message_text, search_terms, text_matches
 from ._times import from_us, is_expired, now_us, to_us
 from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
@@ -44,8 +45,8 @@ from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, Sto
 __all__ = ["MemoryStore"]
 
 
-@dataclass
-class _Row:
+@dataclass(frozen=True, slots=True)
+class _Row:  # never changed once written: a fork shares its parent's rows (MemoryStore.fork)
     role: str
     message_json: str
     model: str | None
@@ -304,6 +305,24 @@ class MemoryStore(StoreBase):
 
     def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        """Copy-on-write: the fork's log holds the parent's row objects (immutable), so no message is copied or
+        encoded again; the two lists then change apart (a rewind or append of one leaves the other alone)."""
+        target = check_session_id(new_id) if new_id is not None else new_session_id()
+        with self._lock:
+            now = now_us()
+            session = self._get(session_id)
+            at = check_fork_point(at, len(session.rows))
+            existing = self._live(target, now)
+            if existing is not None:
+                raise conflict(target, 0, existing.info.version)
+            self._sessions[target] = _Session(
+                fork_info(session.info, at=at, new_id=target, now=now),
+                session.rows[:at],
+                [summary for summary in session.summaries if summary.end <= at],
+            )
+        return target
 
     # -- primitives for the generic operations --------------------------------------------------------------
 

@@ -4,6 +4,7 @@ backend cannot see (finding the last turn, search)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -435,6 +436,11 @@ class _Ops:
                 base = {} if info is None else {k: v for k, v in info.metadata.items() if k != RESERVED_METADATA_KEY}
             out["metadata"] = {**base, RESERVED_METADATA_KEY: record}
         result: SessionInfo = yield self._update_call(info, **out)
+        if "expires_at" in checked:
+            # The kept rewind notes live exactly as long as their session: one expiring first could leave a
+            # session whose first copy of its note was dropped unreadable, one expiring later outlives it.
+            with contextlib.suppress(SessionNotFound):  # thrown in at the yield
+                yield _call("update_session", note_id(session_id), expires_at=checked["expires_at"])
         return self.codec.open_info(result)
 
     def _create_empty(self, session_id: str, checked: Mapping[str, Any]) -> _Op[SessionInfo]:
