@@ -9,8 +9,8 @@ then, median of --runs (GC on):
 - fork: ``store.fork`` of the whole session, as the store does it now;
 - copying fork: the generic fork every store had before (``load`` the session, create the fork with a copy of
   every message), timed in the same run as the baseline (stores that still copy do this in ``fork`` itself);
-- parent delete: ``store.delete`` of the parent while its fork still reads all of it (a copy-on-write store copies
-  the rows the fork needs then: the cost of the copy moves from the fork to the parent's delete).
+- parent delete: ``store.delete`` of the parent while its fork still reads all of it (the SQLite store keeps the
+  rows as the fork's data rather than copying them then, so the copy is not merely moved to the delete).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
             " figures are inflated, the ratios are from the same run).",
             f"Command: `{command}`. Median of the runs; GC on. `fork` is each store's fork now; `copying fork` the"
             " generic load-and-copy fork every store had before (the baseline, same run); `parent delete` deletes"
-            " the parent while its fork still reads every message (where a copy-on-write store copies them).",
+            " the parent while its fork still reads every message (SQLite keeps them as the fork's data, no copy).",
             "",
             table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
         ]
