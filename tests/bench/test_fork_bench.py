@@ -23,5 +23,5 @@ def test_quick_run_reports_fork_and_its_baseline() -> None:
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     labels = [row.strip("|").split("|")[0].strip() for row in rows[1:]]
     assert "fork, sqlite" in labels and "copying fork, sqlite" in labels and "copying / fork, sqlite" in labels
-    assert "fork (copies, unchanged), memory" in labels
+    assert "copying / fork, memory" in labels
     assert "Load average" in done.stdout
