@@ -527,7 +527,7 @@ class Replay:
     ) -> bool:
         """Cut a window now, though its estimate fits, rather than count it: its bound does not fit, so it
         would be counted, and it will be cut within a turn or so anyway. With a low-water mark, only when what is
-        uncertain (bound less estimate) is small beside the room the low-water mark leaves (a quarter of it),
+        uncertain (bound less estimate) is small beside the room the low-water mark leaves (half of it),
         so an early cut costs little; a large new message of uncertain weight is counted instead. The caller
         also keeps the window when the cut view's own bound does not fit (it would be counted as well)."""
         if measured is not None or frozen or self.spec.compaction is not None:
@@ -543,7 +543,7 @@ class Replay:
             # with more room a cut would rewrite a cached window that could still grow: count instead.
             turns = max(1, bisect.bisect_right(self.starts, point) - bisect.bisect_left(self.starts, window.cut))
             return limit - size <= _EARLY_TURNS * size / turns
-        return upper - size <= (limit - target) // 4
+        return upper - size <= (limit - target) // 2
 
     def _provable_cut(
         self,
