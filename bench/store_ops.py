@@ -200,12 +200,21 @@ def bench_loads(sizes: list[int], runs: int) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, results not written")
+    parser.add_argument(
+        "--loads", action="store_true", help="only the loads against openai-agents (10,000 and 100,000); printed"
+    )
     parser.add_argument("--pg-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pg_child:
         _pg_child(args.pg_child)
         return 0
     runs = 3 if args.quick else 7
+    if args.loads:
+        before = os.getloadavg()[0]
+        rows = bench_loads([1_000] if args.quick else [10_000, 100_000], runs)
+        print(table(["what", "measured", "target / compared to", "result"], rows))
+        print(f"load average before / after: {before:.2f} / {os.getloadavg()[0]:.2f}; {machine()['date']}")
+        return 0
     size = 1_000 if args.quick else 10_000
     before = os.getloadavg()[0]
     rows = bench_delete(runs, size)

@@ -413,3 +413,28 @@ def test_a_store_written_before_copy_on_write_forks_keeps_working(path: Path) ->
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 6
     raw.close()
+
+
+def test_a_deleted_parent_stays_only_as_its_forks_data_and_costs_no_copy(path: Path) -> None:
+    store = SQLiteStore(path)
+    store.append("p", [entry for i in range(100) for entry in turn(f"w{i}")], expected_version=0)
+    store.fork("p", new_id="f")
+    store.fork("p", at=20, new_id="g")
+    raw = sqlite3.connect(path)
+
+    def count(table: str) -> int:
+        return int(raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    assert count("messages") == 200
+    assert store.delete("p")
+    assert count("messages") == 200  # nothing copied: the rows stay, as the forks' data
+    assert sorted(info.id for info in store.list_sessions()) == ["f", "g"]
+    assert sorted(hit.session_id for hit in store.search("w5")) == ["f", "f", "g", "g"]
+    assert raw.execute("SELECT count(*) FROM sessions WHERE id = 'p'").fetchone()[0] == 0
+    assert store.delete("f")
+    assert count("messages") == 20  # what g still reads
+    assert len(store.load("g").messages) == 20
+    assert store.delete("g")
+    assert (count("messages"), count("messages_text"), count("sessions")) == (0, 0, 0)
+    raw.close()
+    store.close()

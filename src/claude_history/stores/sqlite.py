@@ -165,6 +165,7 @@ _SESSION_COLUMNS = (
     " incarnation, last_turn, parent_pk, fork_at"
 )
 _PARENT, _FORK_AT = 15, 16  # where a row of _SESSION_COLUMNS holds the fork's parent pk and fork point
+_GHOST = -1  # the version of a deleted session kept only as its forks' data (SQLiteStore._ghost)
 _MESSAGE_COLUMNS = "CAST(content AS BLOB), model, CAST(usage AS BLOB), created_at"  # what decode_messages reads
 
 
@@ -391,16 +392,13 @@ class SQLiteStore(StoreBase):
     def _delete_pk(self, conn: sqlite3.Connection, pk: int) -> None:
         """Remove a session. Its index entries are left to ``compact()`` unless ``compact_on_delete``: taking
         them out means tokenizing all its text again (120 ms for 10,000 messages). Left, they point at rows that
-        no longer exist in a session pk that is never used again (AUTOINCREMENT), so no search finds them. Forks
-        reading this session's rows get the rows they need as their own first, and read the rest from this
-        session's parent."""
-        parent, at = conn.execute("SELECT parent_pk, fork_at FROM sessions WHERE pk = ?", (pk,)).fetchone()
-        self._release(conn, pk, at)
-        conn.execute(
-            "UPDATE sessions SET parent_pk = ?, fork_at = CASE WHEN ? IS NULL THEN 0 ELSE fork_at END"
-            " WHERE parent_pk = ?",
-            (parent, parent, pk),
-        )
+        no longer exist in a session pk that is never used again (AUTOINCREMENT), so no search finds them.
+
+        A session that forks still read becomes their data instead (_ghost), and goes with the last of them."""
+        if conn.execute("SELECT 1 FROM sessions WHERE parent_pk = ? LIMIT 1", (pk,)).fetchone() is not None:
+            self._ghost(conn, pk)
+            return
+        parent = conn.execute("SELECT parent_pk FROM sessions WHERE pk = ?", (pk,)).fetchone()[0]
         low, high = _range(pk)
         if self.compact_on_delete:
             self._unindex(conn, pk, 0)
@@ -415,13 +413,15 @@ class SQLiteStore(StoreBase):
         conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM checkpoints WHERE session_pk = ?", (pk,))
         conn.execute("DELETE FROM sessions WHERE pk = ?", (pk,))
+        if parent is not None:
+            self._collect(conn, parent)
 
     # -- copy-on-write forks ----------------------------------------------------------------------------------
     # A fork's row points at its parent (parent_pk) and says up to where it reads the parent (fork_at): its
     # messages [0, fork_at) are the parent's, read through the parent's own pointer in turn, and its own rows hold
-    # [fork_at, message_count). A fork costs a few rows whatever the length. Before a session's rows change under
-    # a fork (a rewind of the parent below the fork point, a delete), the fork copies the rows it needs
-    # (_release): the parent is then free to go, and its rows leave no trace but the fork's own copy.
+    # [fork_at, message_count). A fork costs a few rows whatever the length. Before a rewind cuts rows a fork
+    # reads, the fork copies them (_release). A deleted session that forks read stays as their data under no id
+    # (_ghost) until the last of them is gone (_collect).
 
     @staticmethod
     def _segments(
@@ -482,6 +482,43 @@ class SQLiteStore(StoreBase):
                 " WHERE pk = ?",
                 (keep, keep, fork_pk),
             )
+
+    def _ghost(self, conn: sqlite3.Connection, pk: int) -> None:
+        """Delete a session that forks still read: what makes it a session (its id, metadata, tags, summaries,
+        checkpoint) goes now; the rows its forks read stay under an id no caller can give (a NUL, refused by
+        ``check_session_id``) and version -1, which no listing or search reports, until the last fork that
+        reads them is gone (_collect). A delete so costs what it did before forks shared rows."""
+        conn.execute("DELETE FROM summaries WHERE session_pk = ?", (pk,))
+        conn.execute("DELETE FROM session_tags WHERE session_pk = ?", (pk,))
+        conn.execute("DELETE FROM checkpoints WHERE session_pk = ?", (pk,))
+        conn.execute(
+            "UPDATE sessions SET id = ?, version = ?, title = NULL, owner = NULL, tags = '[]', model = NULL,"
+            " system = NULL, expires_at = NULL, metadata = '{}', incarnation = NULL, last_turn = NULL WHERE pk = ?",
+            (f"\x00{pk}", _GHOST, pk),
+        )
+        self._collect(conn, pk)
+
+    def _collect(self, conn: sqlite3.Connection, pk: int) -> None:
+        """After a fork of ``pk`` went or reads less of it: if ``pk`` is a deleted session kept for its forks,
+        drop the rows none of them reads any more, and the whole session when none is left."""
+        row = conn.execute(
+            "SELECT version, message_count, parent_pk, fork_at FROM sessions WHERE pk = ?", (pk,)
+        ).fetchone()
+        if row is None or row[0] != _GHOST:
+            return
+        keep = conn.execute("SELECT MAX(fork_at) FROM sessions WHERE parent_pk = ?", (pk,)).fetchone()[0] or 0
+        if keep == 0:
+            self._delete_pk(conn, pk)  # no fork left: gone, and its own parent collected in turn
+            return
+        if keep < row[1]:
+            self._unindex(conn, pk, keep)
+            conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", _range(pk, keep))
+            conn.execute("DELETE FROM messages_text WHERE id BETWEEN ? AND ?", _range(pk, keep))
+            conn.execute(
+                "UPDATE sessions SET message_count = ?, fork_at = MIN(fork_at, ?) WHERE pk = ?", (keep, keep, pk)
+            )
+            if row[2] is not None and keep < row[3]:
+                self._collect(conn, row[2])
 
     def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
         """Copy-on-write: the fork's row points at the session (or, when ``at`` lies in what the session itself
@@ -754,7 +791,7 @@ class SQLiteStore(StoreBase):
         check_page(limit, offset)
         check_filters(owner, tag)
         cursor = check_cursor(after)
-        clauses = ["(expires_at IS NULL OR expires_at > ?)"]
+        clauses = ["(expires_at IS NULL OR expires_at > ?)", f"version <> {_GHOST}"]
         values: list[Any] = [now_us()]
         if cursor is not None:  # keyset: the index on (updated_at DESC, id) starts right after the cursor
             clauses.append("(updated_at < ? OR (updated_at = ? AND id > ?))")
@@ -869,7 +906,7 @@ class SQLiteStore(StoreBase):
                 f" JOIN sessions s ON s.parent_pk = h.pk AND s.fork_at > (h.rowid & {_SEQ_MASK}))"
                 " SELECT s.id, h.rowid, t.role, t.text FROM holder h JOIN sessions s ON s.pk = h.pk"
                 " JOIN messages_text t ON t.id = h.rowid"
-                " WHERE (s.expires_at IS NULL OR s.expires_at > ?)"
+                f" WHERE (s.expires_at IS NULL OR s.expires_at > ?) AND s.version <> {_GHOST}"
             )
             values.append(now_us())
             if owner is not None:  # in the join, so that LIMIT counts this owner's hits only
@@ -1021,6 +1058,7 @@ class SQLiteStore(StoreBase):
                     " WHERE pk = ?",
                     (to, to, pk),
                 )
+                self._collect(conn, row[_PARENT])
             # The cut rows' ids come back with the next append: their index entries go now, not at compact().
             self._unindex(conn, pk, to)
             conn.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (low, high))

@@ -1,0 +1,141 @@
+"""Fork benchmark (issue 14.4): what ``store.fork`` of a whole session costs as the session grows, on every store.
+
+    .venv/bin/python bench/fork.py                    # 100, 10,000 and 100,000 messages; writes RESULTS.md
+    .venv/bin/python bench/fork.py --quick            # 100 and 1,000 messages, one run; prints only
+    .venv/bin/python bench/fork.py --only sqlite      # some stores only
+
+For each store and length N a session is filled to N messages in one append (untimed; 200-600 characters each),
+then, median of --runs (GC on):
+- fork: ``store.fork`` of the whole session, as the store does it now;
+- copying fork: the generic fork every store had before (``load`` the session, create the fork with a copy of
+  every message), timed in the same run as the baseline (stores that still copy do this in ``fork`` itself);
+- parent delete: ``store.delete`` of the parent while its fork still reads all of it (a copy-on-write store copies
+  the rows the fork needs then: the cost of the copy moves from the fork to the parent's delete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _common import machine, reachable, replace_section, table
+from scaling import cleanup, entries, stores
+
+from claude_history.stores import open_store
+from claude_history.stores._base_classes import StoreBase
+
+LENGTHS = (100, 10_000, 100_000)
+QUICK_LENGTHS = (100, 1_000)
+SECTION = "Fork (copy-on-write)"
+SHARING = {"memory", "sqlite"}  # the stores whose fork shares the parent's rows; the others copy them (unchanged)
+ROWS = ("fork", "copying fork", "parent delete")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def copying_fork(store: Any, sid: str) -> str:
+    """The fork the store had before copy-on-write: the generic load-and-copy for the local stores, the
+    server-side copy (the store's own fork, unchanged) for PostgreSQL and Redis."""
+    if isinstance(store, StoreBase):
+        return StoreBase.fork(store, sid)
+    result: str = store.fork(sid)
+    return result
+
+
+def one_run(store: Any, history: list[Any], samples: dict[str, list[float]]) -> None:
+    sid = f"fork-{uuid.uuid4().hex[:10]}"
+    store.append(sid, history, expected_version=0)
+    made: list[str] = []
+    samples["copying fork"].append(timed(lambda: made.append(copying_fork(store, sid))))
+    samples["fork"].append(timed(lambda: made.append(store.fork(sid))))
+    samples["parent delete"].append(timed(lambda: store.delete(sid)))
+    assert len(store.load(made[1]).messages) == len(history)
+    for fork in made:
+        store.delete(fork)
+
+
+def measure(store: Any, n: int, runs: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {row: [] for row in ROWS}
+    history = entries(n)
+    for _ in range(runs):
+        one_run(store, history, samples)
+    return {row: statistics.median(values) for row, values in samples.items()}
+
+
+def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, ...], command: str) -> str:
+    info = machine()
+    rows = []
+    for name, by_length in results.items():
+        for row in ROWS if name in SHARING else ("fork", "parent delete"):
+            figures = [by_length[n][row] for n in lengths]
+            cells = [f"{value:,.1f} ms" for value in figures]
+            label = row if name in SHARING or row != "fork" else "fork (copies, unchanged)"
+            rows.append([f"{label}, {name}", *cells, f"{figures[-1] / max(figures[0], 1e-9):,.1f}x"])
+        if name not in SHARING:
+            continue
+        ratios = [by_length[n]["copying fork"] / max(by_length[n]["fork"], 1e-9) for n in lengths]
+        rows.append([f"copying / fork, {name}", *[f"{r:,.1f}x" for r in ratios], ""])
+    return "\n".join(
+        [
+            f"Machine: {info['cpu']}, Python {info['python']}, {info['date']}. Load average at the end:"
+            f" {' '.join(open('/proc/loadavg').read().split()[:3])} (2 cores shared with other jobs: absolute"
+            " figures are inflated, the ratios are from the same run).",
+            f"Command: `{command}`. Median of the runs; GC on. `fork` is each store's fork now; `copying fork` the"
+            " generic load-and-copy fork every store had before (the baseline, same run); `parent delete` deletes"
+            " the parent while its fork still reads every message (where a copy-on-write store copies them).",
+            "",
+            table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 messages, one run; prints only")
+    parser.add_argument("--lengths", type=int, nargs="+")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--only", nargs="+", help="stores: memory sqlite file postgres redis")
+    args = parser.parse_args(argv)
+    lengths = tuple(args.lengths or (QUICK_LENGTHS if args.quick else LENGTHS))
+    runs = args.runs or (1 if args.quick else 3)
+    tag = "benchfork" + uuid.uuid4().hex[:8]
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for name, url in stores(Path(tmp), tag).items():
+                if args.only and name not in args.only:
+                    continue
+                store = open_store(url)
+                try:
+                    for n in lengths:
+                        print(f"{name} {n:,} ...", file=sys.stderr, flush=True)
+                        results.setdefault(name, {})[n] = measure(store, n, runs)
+                finally:
+                    store.close()
+        finally:
+            if reachable("127.0.0.1", 5432) or reachable("127.0.0.1", 6379):
+                cleanup(tag)
+    command = "python bench/fork.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    body = render(results, lengths, command.strip())
+    print(f"## {SECTION}\n\n{body}")
+    if not args.quick:
+        replace_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
