@@ -389,7 +389,7 @@ def _commit(
         if lease is not None:
             tokens["lease"] = lease
         after = _after(turn, entries, info, now, tokens)
-        checkpoint = _checkpoint(settings, turn, after) if checkpoints else None
+        checkpoint = _checkpoint(settings, turn, after) if checkpoints and may_keep(settings.context) else None
         commit = Commit(tuple(entries), turn.base.version, tokens, checkpoint)
         version: int = yield commit
     except ConflictError as exc:
