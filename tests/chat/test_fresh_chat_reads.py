@@ -207,9 +207,11 @@ def test_an_async_chat_reads_the_window_and_asks_for_a_load_before_the_whole_his
 
 class PlannerWork:
     """What the planner walked during a turn: messages validated, message blocks trimmed for sending,
-    messages estimated (``tokens.estimate_message``, per message indexed)."""
+    messages estimated (``tokens.estimate_message``, per message indexed), earlier requests encoded into the
+    checkpoint kept with the commit."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import claude_history.context.checkpoint as checkpoint
         import claude_history.context.engine as engine
         import claude_history.context.log_index as log_index
         import claude_history.history as history
@@ -229,6 +231,13 @@ class PlannerWork:
             self.counts["estimated"] += 1
             return estimate(*args, **kwargs)
 
+        encode = checkpoint._previous_out
+
+        def counted_encode(previous: Any) -> Any:
+            self.counts["encoded"] += 1
+            return encode(previous)
+
+        monkeypatch.setattr(checkpoint, "_previous_out", counted_encode)
         monkeypatch.setattr(engine, "validate", counted_validate)
         monkeypatch.setattr(history, "_sendable_block", counted_trim)
         monkeypatch.setattr(log_index, "estimate_message", counted_estimate)
@@ -254,3 +263,5 @@ def test_a_warm_turn_walks_only_its_new_messages_and_a_fresh_one_validates_only_
     assert work.counts["validated"] <= 4
     assert work.counts["trimmed"] <= 4
     assert work.counts["estimated"] <= 4
+    # The checkpoint carries the requests of the window (hundreds here): only the newest is encoded anew.
+    assert work.counts["encoded"] <= 2
