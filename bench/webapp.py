@@ -5,17 +5,20 @@ and resent whole, written back) in the same run. Writes the "## Web app" section
     .venv/bin/python bench/webapp.py            # the full run (a few minutes)
     .venv/bin/python bench/webapp.py --quick    # a smoke run with tiny sizes, nothing written
 
-Method. The Messages API simulator runs in its own process; each server is its own process (uvicorn, one
-worker) and the clients (httpx, keep-alive) run in this one, all on the same cores. For each server, in order:
-1. throughput: CLIENTS clients, each on its own session, send TURNS turns each as fast as answered; turns per
-   second over the phase, the server's CPU time per request (from /proc), its RSS after a warm-up request and
-   after the phase;
-2. contention: 5 sessions with 10 clients each, 8 turns per client, no retry; a turn is acknowledged when the
-   answer is 200; afterwards each session is read back: lost = acknowledged but not stored, doubled = stored
-   more than once (the library's answer to a lost race is a 409, counted apart);
-3. a long session: filled directly in the store to LONG_TURNS - 1 turns (untimed), then LONG_SAMPLES more turns
-   through the endpoint one after another: the median latency at turn LONG_TURNS, and the RSS afterwards.
-The garbage collector is on everywhere (the servers are ordinary processes).
+Method. The Messages API simulator runs in its own process; every server is its own process (uvicorn, one
+worker), all started at once; the clients (httpx, keep-alive) run in this one, all on the same (shared) cores.
+The phases run in ROUNDS rounds; in each, every store's server is paired with the naive one back to back (ours
+first in even rounds, naive first in odd ones), so each ratio compares two runs under the same load:
+1. throughput: CLIENTS clients, each on its own new session, send TURNS turns each as fast as answered; turns
+   per second, the server's CPU time per request (from /proc) and the p50 latency;
+2. a long session (one per server and pairing, filled in the store to LONG_TURNS - 1 turns, untimed): SAMPLES
+   turns through the endpoint, ours and naive alternating one request at a time; the median per round.
+The figures are the median (min-max) over the rounds, the ratios taken per round. Then, once per server,
+contention: 5 sessions with 10 clients each, 8 turns per client, no retry; a turn is acknowledged when the
+answer is 200; each session is read back: lost = acknowledged but not stored, doubled = stored more than once
+(the library's answer to a lost race is a 409, counted apart). RSS after a warm-up request and at the end.
+The garbage collector is on everywhere (the servers are ordinary processes). The 1-minute load average is
+taken around each pairing.
 """
 
 from __future__ import annotations
@@ -193,65 +196,139 @@ def prefill(kind: str, store_url: str, prefix: str, session: str, turns: int) ->
     store.close()
 
 
-async def measure(kind: str, store_url: str, prefix: str, upstream: str, sizes: dict[str, int]) -> dict[str, Any]:
-    import httpx2
+def loadavg() -> float:
+    """The 1-minute load average now (the machine is shared: each phase says what it ran beside)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
-    port = free_port()
-    cmd = [sys.executable, __file__, "--serve", kind, "--store", store_url, "--prefix", prefix]
-    cmd += ["--upstream", upstream, "--port", str(port)]
-    server = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    out: dict[str, Any] = {"kind": kind}
-    try:
-        deadline = time.monotonic() + 30
-        while not reachable("127.0.0.1", port):
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"the {kind} server did not start")
+
+class Server:
+    """One server process (uvicorn, one worker) and a keep-alive client pool to it."""
+
+    def __init__(self, kind: str, store_url: str, prefix: str, upstream: str, clients: int) -> None:
+        import httpx2
+
+        self.kind, self.store_url, self.prefix = kind, store_url, prefix
+        self.port = free_port()
+        cmd = [sys.executable, __file__, "--serve", kind, "--store", store_url, "--prefix", prefix]
+        cmd += ["--upstream", upstream, "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        limits = httpx2.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
+        self.http = httpx2.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", limits=limits, timeout=120)
+
+    async def started(self) -> None:
+        deadline = time.monotonic() + 60
+        while not reachable("127.0.0.1", self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the {self.kind} server did not start")
             await asyncio.sleep(0.1)
-        limits = httpx2.Limits(max_connections=sizes["clients"] + 10, max_keepalive_connections=sizes["clients"] + 10)
-        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=120) as http:
-            tag = uuid.uuid4().hex[:8]
-            await http.post(f"/chat/warm-{tag}", json={"message": "warm up"})
-            out["rss_start"] = rss_mb(server.pid)
-            # 1. throughput, one session per client
-            jobs = [(f"own-{tag}-{c}", c, t) for t in range(sizes["turns"]) for c in range(sizes["clients"])]
-            cpu0, started = cpu_seconds(server.pid), time.perf_counter()
-            latencies, statuses, _ = await phase(http, jobs, sizes["clients"])
-            elapsed = time.perf_counter() - started
-            out["throughput"] = statuses.get(200, 0) / elapsed
-            out["cpu_ms"] = (cpu_seconds(server.pid) - cpu0) / len(jobs) * 1000
-            out["p50"] = percentile(latencies, 50) * 1000
-            out["errors"] = len(jobs) - statuses.get(200, 0)
-            out["rss_after"] = rss_mb(server.pid)
-            out["turns"] = len(jobs)
-            # 2. contention: 10 clients per session
-            writers, sessions, each = 10, max(1, sizes["clients"] // 10), sizes["contended"]
-            jobs = [(f"shared-{tag}-{c % sessions}", c, t) for t in range(each) for c in range(writers * sessions)]
-            _, statuses, acked = await phase(http, jobs, writers * sessions)
-            stored: dict[str, list[str]] = {}
-            for s in range(sessions):
-                stored[f"shared-{tag}-{s}"] = await stored_user_texts(http, f"shared-{tag}-{s}")
-            out["attempts"] = len(jobs)
-            out["acked"] = len(acked)
-            out["conflicts"] = statuses.get(409, 0)
-            out["lost"] = sum(1 for session, text in acked if text not in stored[session])
-            out["doubled"] = sum(1 for texts in stored.values() for t in set(texts) if texts.count(t) > 1)
-            # 3. the long session
-            long_id = f"long-{tag}"
-            prefill(kind, store_url, prefix, long_id, sizes["long"] - 1)
-            samples = []
-            for k in range(sizes["samples"]):
-                started = time.perf_counter()
-                answer = await http.post(f"/chat/{long_id}", json={"message": message(998, k)})
-                samples.append(time.perf_counter() - started)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"{kind}: turn {k} of the long session answered {answer.status_code}")
-            out["long_p50"] = statistics.median(samples) * 1000
-            out["long_range"] = (min(samples) * 1000, max(samples) * 1000)
-            out["rss_end"] = rss_mb(server.pid)
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+async def throughput(server: Server, sessions: str, sizes: dict[str, int]) -> dict[str, float]:
+    """CLIENTS clients, each on its own new session, TURNS turns each as fast as answered."""
+    jobs = [(f"{sessions}-{c}", c, t) for t in range(sizes["turns"]) for c in range(sizes["clients"])]
+    cpu0, started = cpu_seconds(server.proc.pid), time.perf_counter()
+    latencies, statuses, _ = await phase(server.http, jobs, sizes["clients"])
+    elapsed = time.perf_counter() - started
+    if statuses.get(200, 0) != len(jobs):
+        raise RuntimeError(f"{server.kind}: throughput phase answered {statuses}")
+    return {
+        "throughput": len(jobs) / elapsed,
+        "cpu_ms": (cpu_seconds(server.proc.pid) - cpu0) / len(jobs) * 1000,
+        "p50": percentile(latencies, 50) * 1000,
+        "load": loadavg(),
+    }
+
+
+async def long_turn(server: Server, session: str, k: int) -> float:
+    started = time.perf_counter()
+    answer = await server.http.post(f"/chat/{session}", json={"message": message(998, k)})
+    took = time.perf_counter() - started
+    if answer.status_code != 200:
+        raise RuntimeError(f"{server.kind}: turn {k} of the long session answered {answer.status_code}")
+    return took * 1000
+
+
+async def contention(server: Server, tag: str, sizes: dict[str, int]) -> dict[str, int]:
+    """10 clients per session, no retry; then each session read back: acknowledged turns lost or stored twice."""
+    writers, sessions, each = 10, max(1, sizes["clients"] // 10), sizes["contended"]
+    jobs = [(f"shared-{tag}-{c % sessions}", c, t) for t in range(each) for c in range(writers * sessions)]
+    _, statuses, acked = await phase(server.http, jobs, writers * sessions)
+    stored = {f"shared-{tag}-{s}": await stored_user_texts(server.http, f"shared-{tag}-{s}") for s in range(sessions)}
+    return {
+        "attempts": len(jobs),
+        "acked": len(acked),
+        "conflicts": statuses.get(409, 0),
+        "lost": sum(1 for session, text in acked if text not in stored[session]),
+        "doubled": sum(1 for texts in stored.values() for t in set(texts) if texts.count(t) > 1),
+    }
+
+
+async def measure(
+    stores: dict[str, str], naive_url: str, prefix: str, upstream: str, sizes: dict[str, int]
+) -> dict[str, Any]:
+    """All servers up at once; then ROUNDS rounds, each running every store's phases paired with the naive
+    version's (ours then naive in even rounds, naive then ours in odd ones), so each ratio compares two runs
+    taken back to back under the same load. The long-session turns alternate one request at a time."""
+    tag = uuid.uuid4().hex[:8]
+    servers = {kind: Server(kind, url, prefix, upstream, sizes["clients"]) for kind, url in stores.items()}
+    servers["naive"] = Server("naive", naive_url, prefix, upstream, sizes["clients"])
+    out: dict[str, Any] = {kind: {"kind": kind, "rounds": []} for kind in servers}
+    pairs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in stores}
+    try:
+        for server in servers.values():
+            await server.started()
+        for kind, server in servers.items():
+            await server.http.post(f"/chat/warm-{tag}", json={"message": "warm up"})
+            out[kind]["rss_start"] = rss_mb(server.proc.pid)
+        for kind, server in servers.items():  # the long sessions, filled in the store (untimed)
+            targets = [kind] if kind != "naive" else list(stores)
+            for target in targets:
+                prefill(kind, server.store_url, prefix, f"long-{tag}-{target}", sizes["long"] - 1)
+        naive = servers["naive"]
+        turn = 0
+        for r in range(sizes["rounds"]):
+            for kind in stores:
+                ours = servers[kind]
+                order = [ours, naive] if r % 2 == 0 else [naive, ours]
+                load0 = loadavg()
+                got = {}
+                for server in order:
+                    got[server.kind] = await throughput(server, f"own-{tag}-{kind}-r{r}-{server.kind}", sizes)
+                long: dict[str, list[float]] = {"ours": [], "naive": []}
+                for k in range(sizes["samples"]):
+                    for server in order:
+                        who = "naive" if server is naive else "ours"
+                        long[who].append(await long_turn(server, f"long-{tag}-{kind}", turn + k))
+                turn += sizes["samples"]
+                pairs[kind].append(
+                    {
+                        "round": r,
+                        "ours": got[kind],
+                        "naive": got["naive"],
+                        "long_ours": long["ours"],
+                        "long_naive": long["naive"],
+                        "load": (load0, loadavg()),
+                    }
+                )
+                print(
+                    f"round {r} {kind}: {got[kind]['throughput']:.0f} vs {got['naive']['throughput']:.0f} turns/s, "
+                    f"long {statistics.median(long['ours']):.0f} vs {statistics.median(long['naive']):.0f} ms, "
+                    f"load {load0:.1f} -> {loadavg():.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for kind, server in servers.items():
+            out[kind]["contention"] = await contention(server, tag, sizes)
+            out[kind]["rss_end"] = rss_mb(server.proc.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return out
+        for server in servers.values():
+            await server.stop()
+    return {"servers": out, "pairs": pairs}
 
 
 def cleanup(schema: str, prefix: str) -> None:
@@ -271,81 +348,124 @@ def cleanup(schema: str, prefix: str) -> None:
     r.close()
 
 
-def render(results: list[dict[str, Any]], sizes: dict[str, int], command: str, info: dict[str, str]) -> str:
-    labels = {
-        "sqlite": "examples/webapp.py, SQLite",
-        "postgres": "examples/webapp.py, PostgreSQL",
-        "redis": "examples/webapp.py, Redis",
-        "naive": "*guides' naive version, Redis JSON list*",
+LABELS = {
+    "sqlite": "examples/webapp.py, SQLite",
+    "postgres": "examples/webapp.py, PostgreSQL",
+    "redis": "examples/webapp.py, Redis",
+    "naive": "*guides' naive version, Redis JSON list*",
+}
+
+
+def spread(values: list[float], fmt: str = ".0f", unit: str = "") -> str:
+    """Median (min-max) of per-round values."""
+    return f"{statistics.median(values):{fmt}}{unit} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def summary(pairs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-round figures of one store's pairs: ours, the naive version's, and their ratios."""
+    return {
+        "thr_ours": [p["ours"]["throughput"] for p in pairs],
+        "thr_naive": [p["naive"]["throughput"] for p in pairs],
+        "thr_ratio": [p["ours"]["throughput"] / p["naive"]["throughput"] for p in pairs],
+        "long_ours": [statistics.median(p["long_ours"]) for p in pairs],
+        "long_naive": [statistics.median(p["long_naive"]) for p in pairs],
+        "long_ratio": [statistics.median(p["long_ours"]) / statistics.median(p["long_naive"]) for p in pairs],
+        "cpu_ours": [p["ours"]["cpu_ms"] for p in pairs],
+        "cpu_naive": [p["naive"]["cpu_ms"] for p in pairs],
+        "p50_ours": [p["ours"]["p50"] for p in pairs],
+        "p50_naive": [p["naive"]["p50"] for p in pairs],
+        "load": [x for p in pairs for x in p["load"]],
     }
-    naive = next((r for r in results if r["kind"] == "naive"), None)
+
+
+def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: dict[str, str]) -> str:
+    servers, pairs = results["servers"], results["pairs"]
     rows = []
-    for r in results:
-        vs = ""
-        if naive and r is not naive:
-            vs = f"{r['throughput'] / naive['throughput']:.2f}x / {r['long_p50'] / naive['long_p50']:.2f}x"
+    for kind, its in pairs.items():
+        f, srv = summary(its), servers[kind]
+        c = srv["contention"]
         rows.append(
             [
-                labels[r["kind"]],
-                f"{r['throughput']:.0f}",
-                f"{r['cpu_ms']:.1f}",
-                f"{r['p50']:.0f}",
-                f"{r['long_p50']:.0f} ({r['long_range'][0]:.0f}-{r['long_range'][1]:.0f})",
-                f"{r['rss_start']:.0f} / {r['rss_after']:.0f} / {r['rss_end']:.0f}",
-                f"{r['acked']} / {r['conflicts']} / {r['lost']} / {r['doubled']}",
-                vs,
+                LABELS[kind],
+                spread(f["thr_ours"]),
+                spread(f["thr_naive"]),
+                spread(f["thr_ratio"], ".2f", "x"),
+                spread(f["long_ours"]),
+                spread(f["long_naive"]),
+                spread(f["long_ratio"], ".2f", "x"),
+                f"{statistics.median(f['cpu_ours']):.1f} / {statistics.median(f['cpu_naive']):.1f}",
+                f"{statistics.median(f['p50_ours']):.0f} / {statistics.median(f['p50_naive']):.0f}",
+                f"{srv['rss_start']:.0f} / {srv['rss_end']:.0f}",
+                f"{c['acked']} / {c['conflicts']} / {c['lost']} / {c['doubled']}",
+                f"{min(f['load']):.1f}-{max(f['load']):.1f}",
             ]
         )
+    naive = servers["naive"]
+    c = naive["contention"]
+    rows.append(
+        [
+            LABELS["naive"],
+            *[""] * 8,
+            f"{naive['rss_start']:.0f} / {naive['rss_end']:.0f}",
+            f"{c['acked']} / {c['conflicts']} / {c['lost']} / {c['doubled']}",
+            "",
+        ]
+    )
+    header = [
+        "server",
+        "turns / s",
+        "naive turns / s",
+        "throughput vs naive",
+        f"ms at turn ~{sizes['long']:,}",
+        "naive ms",
+        "vs naive",
+        "server CPU ms / request: ours / naive",
+        "p50 ms under load: ours / naive",
+        "RSS MB: start / end",
+        "contention: acked / 409 / lost / doubled",
+        "load (1 min) during the pairs",
+    ]
     lines = [
         f"Command: `{command}` ({info['date']}).",
         "",
         f"- Machine: `{info['uname']}`; CPU: {info['cpu']}; Python {info['python']}",
-        f"- Each server: uvicorn, one worker, its own process; the simulator in another; {sizes['clients']} "
-        f"clients (httpx, keep-alive) in a third. Throughput phase: {sizes['clients']} clients x "
-        f"{sizes['turns']} turns, each client on its own session. Contention: "
-        f"{max(1, sizes['clients'] // 10)} sessions x 10 clients x {sizes['contended']} turns, no retry. Long "
-        f"session: filled to {sizes['long'] - 1:,} turns in the store, then {sizes['samples']} turns through the "
-        "endpoint one at a time (median and range). Model claude-sonnet-4-6, the library's default context "
-        "(KeepAll): both versions send the whole history. GC on.",
+        f"- All four servers run at once (uvicorn, one worker, each its own process); the simulator in another; "
+        f"{sizes['clients']} clients (httpx, keep-alive) in this one. {sizes['rounds']} rounds; in each, every "
+        "store's server is measured paired with the naive one, back to back (ours first in even rounds, naive "
+        "first in odd ones), so each ratio compares two runs under the same load. Throughput: "
+        f"{sizes['clients']} clients x {sizes['turns']} turns, each client on its own new session. Long session: "
+        f"filled to {sizes['long'] - 1:,} turns in the store (untimed), then {sizes['samples']} turns per round, "
+        "ours and naive alternating one request at a time (each pairing has its own naive session). Figures: "
+        "median (min-max) over the rounds of each round's figure (the long turn: the median of its requests); "
+        f"ratios per round. After the rounds, contention: {max(1, sizes['clients'] // 10)} sessions x 10 clients "
+        f"x {sizes['contended']} turns, no retry, then read back. Model claude-sonnet-4-6, the library's "
+        "default context (KeepAll): both versions send the whole history. GC on.",
         "",
-        table(
-            [
-                "server",
-                "turns / s",
-                "server CPU ms / request",
-                "p50 ms (throughput phase)",
-                f"p50 ms at turn {sizes['long']:,}",
-                "RSS MB: start / after throughput / end",
-                "contention: acked / 409 / lost / doubled",
-                "vs naive: throughput / p50 at long turn",
-            ],
-            rows,
-        ),
+        table(header, rows),
         "",
         f"Targets (issue 14): throughput at least the naive version's; p50 at turn {sizes['long']:,} within 1.2x "
-        "of the naive version's; RSS after the run within 1.2x of the start; 0 lost or doubled turns.",
+        "of the naive version's; RSS after the run within 1.2x of the start; 0 lost or doubled turns (the "
+        "median per-round ratio is checked).",
         "",
     ]
-    for r in results:
-        if r is naive or naive is None:
-            continue
+    for kind, its in pairs.items():
+        f, srv = summary(its), servers[kind]
+        c = srv["contention"]
         checks = [
-            ("throughput >= naive", r["throughput"] >= naive["throughput"]),
-            (f"p50 at turn {sizes['long']:,} <= 1.2x naive", r["long_p50"] <= 1.2 * naive["long_p50"]),
-            ("RSS end <= 1.2x start", r["rss_end"] <= 1.2 * r["rss_start"]),
-            ("0 lost, 0 doubled", r["lost"] == 0 and r["doubled"] == 0),
+            ("throughput >= naive", statistics.median(f["thr_ratio"]) >= 1),
+            (f"p50 at turn {sizes['long']:,} <= 1.2x naive", statistics.median(f["long_ratio"]) <= 1.2),
+            ("RSS end <= 1.2x start", srv["rss_end"] <= 1.2 * srv["rss_start"]),
+            ("0 lost, 0 doubled", c["lost"] == 0 and c["doubled"] == 0),
         ]
-        lines.append(
-            f"- {labels[r['kind']]}: " + "; ".join(f"{'PASS' if ok else 'FAIL'} {what}" for what, ok in checks)
-        )
+        lines.append(f"- {LABELS[kind]}: " + "; ".join(f"{'PASS' if ok else 'FAIL'} {what}" for what, ok in checks))
     return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:
     sizes = (
-        {"clients": 10, "turns": 2, "contended": 2, "long": 50, "samples": 3}
+        {"clients": 10, "turns": 2, "contended": 2, "long": 50, "samples": 2, "rounds": 2}
         if args.quick
-        else {"clients": 50, "turns": 40, "contended": 8, "long": 2_000, "samples": 15}
+        else {"clients": 50, "turns": 20, "contended": 8, "long": 2_000, "samples": 5, "rounds": args.rounds}
     )
     sim = subprocess.Popen(
         [sys.executable, "-m", "claude_history.testing", "--port", "0", "--keep-requests", "0"],
@@ -357,31 +477,31 @@ async def run(args: argparse.Namespace) -> int:
     assert sim.stdout is not None
     upstream = sim.stdout.readline().strip()
     tag = "benchweb" + uuid.uuid4().hex[:8]
-    stores = {
+    urls = {
         "sqlite": f"sqlite:///{Path('/tmp') / (tag + '.db')}",
         "postgres": f"{POSTGRES_URL}?schema={tag}",
         "redis": f"{REDIS_URL}?prefix={tag}:",
-        "naive": REDIS_URL,
     }
-    results = []
+    stores = {kind: urls[kind] for kind in (args.only or list(urls))}
+    if "postgres" in stores and not reachable("127.0.0.1", 5432):
+        print("PostgreSQL is not running: skipped", file=sys.stderr)
+        del stores["postgres"]
+    before = Path("/proc/loadavg").read_text().split()[:3]
     try:
-        for kind in args.only or list(stores):
-            if kind in ("postgres",) and not reachable("127.0.0.1", 5432):
-                print("PostgreSQL is not running: skipped", file=sys.stderr)
-                continue
-            print(f"{kind} ...", file=sys.stderr, flush=True)
-            results.append(await measure(kind, stores[kind], f"{tag}:naive:", upstream, sizes))
+        results = await measure(stores, REDIS_URL, f"{tag}:naive:", upstream, sizes)
     finally:
         sim.terminate()
         sim.wait(timeout=30)
         cleanup(tag, tag)
         for suffix in ("", "-wal", "-shm"):
             Path(f"/tmp/{tag}.db{suffix}").unlink(missing_ok=True)
+    after = Path("/proc/loadavg").read_text().split()[:3]
     command = " ".join(["python bench/webapp.py", *sys.argv[1:]])
     text = render(results, sizes, command, machine())
+    text += f"\n\nLoad average (1 / 5 / 15 min) before / after the run: {' / '.join(before)}; {' / '.join(after)}."
     print(f"## {SECTION}\n\n{text}")
     if args.json:
-        args.json.write_text(json.dumps({"sizes": sizes, "results": results}, indent=1))
+        args.json.write_text(json.dumps({"sizes": sizes, **results}, indent=1))
     if not args.quick:
         replace_section(SECTION, text)
     return 0
@@ -390,7 +510,8 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes; prints only")
-    parser.add_argument("--only", nargs="+", choices=("sqlite", "postgres", "redis", "naive"))
+    parser.add_argument("--only", nargs="+", choices=("sqlite", "postgres", "redis"), help="stores to pair")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of paired phases (default 3)")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
     parser.add_argument("--serve", dest="kind", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)

@@ -15,6 +15,7 @@ Run (needs the server extra: pip install 'claude-history[server]'):
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,14 @@ def create_app(store_url: str | None = None, client: anthropic.AsyncAnthropic | 
         # One store (a connection pool) and one API client for the whole process, shared by every request.
         app.state.store = open_async_store(store_url or os.environ.get("CHAT_STORE", "sqlite:///chats.db"))
         app.state.client = client or anthropic.AsyncAnthropic()
+        # Everything alive now lives as long as the process (modules, FastAPI's routes, the SDK's types: some
+        # 200,000 objects). Frozen, a full garbage collection (which runs on the event loop and holds up every
+        # request in flight) no longer scans them, only what requests made since: on a long session most of
+        # the collector's time per request (docs/webapp.md). Skipped when something else in the process froze
+        # its heap already.
+        if not gc.get_freeze_count():
+            gc.collect()
+            gc.freeze()
         yield
         await app.state.store.aclose()
         if client is None:

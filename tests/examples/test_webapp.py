@@ -109,3 +109,29 @@ async def test_errors_are_statuses_and_leave_the_history_alone(
         history = (await http.get("/chat/alice")).json()
         assert history["version"] == 1 and len(history["messages"]) == 2
         assert "lost to" not in json.dumps(history)
+
+
+async def test_the_startup_heap_is_frozen_once_and_a_frozen_one_left_alone(
+    api: anthropic.AsyncAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection on the event loop stalls every request in flight; with the start-up heap frozen it
+    scans only what requests made (docs/webapp.md). A heap something else froze is not frozen again."""
+    import gc
+
+    freezes: list[int] = []
+    real_freeze = gc.freeze
+
+    def freeze() -> None:
+        freezes.append(1)
+        real_freeze()
+
+    monkeypatch.setattr(gc, "freeze", freeze)
+    gc.unfreeze()
+    try:
+        async for _ in _serve(webapp.create_app(f"sqlite:///{tmp_path / 'a.db'}", api)):
+            assert gc.get_freeze_count() > 10_000  # the modules, FastAPI's routes, the SDK's types
+        async for _ in _serve(webapp.create_app(f"sqlite:///{tmp_path / 'b.db'}", api)):
+            pass
+        assert len(freezes) == 1  # the second app found the heap frozen and left it alone
+    finally:
+        gc.unfreeze()

@@ -68,6 +68,8 @@ _SHRUNK = 0.9
 _PROVABLE_FLOOR = 0.5
 # A window without a low-water mark is cut early (see ``Replay._cut_early``) when its room is this many turns.
 _EARLY_TURNS = 2
+# Chained sums of the bound kept per replay (``Replay.chain``): the cut and a few candidate cuts after it.
+_CHAINS = 32
 
 
 @dataclass
@@ -110,6 +112,18 @@ def _cut(checkpoint: Checkpoint) -> int:
     return checkpoint.state.window.cut
 
 
+@dataclass
+class _Chain:
+    """``Replay.chain``'s running sum for one start checkpoint and window fields: the checkpoints summed up to
+    ``reached``, the newest request among them, the latest epoch an exact gap in the sum needs."""
+
+    reached: int
+    last: Previous | None
+    total: int = 0
+    epoch: int = 0
+    broken: bool = False
+
+
 class Replays:
     """The replay of one set of settings over a log: the state after each request point, valid for the usage
     history and the summaries it was computed with (kept here to tell what changed at the next call)."""
@@ -123,12 +137,16 @@ class Replays:
         # ``floor`` hold only the request made there (for the 1-hour anchor search), not a state to resume.
         self.partial = False
         self.floor = 0
+        # (start checkpoint, image boundary, compaction start) -> the bound's chained sum so far
+        self.chains: dict[tuple[int, int, int], _Chain] = {}
 
     def keep(self, count: int) -> None:
         """Keep the first ``count`` checkpoints."""
         if count >= len(self.checkpoints):
             return
         del self.checkpoints[count:]
+        for key in [key for key, chain in self.chains.items() if chain.reached > count]:
+            del self.chains[key]
         last = self.checkpoints[-1].state.window.cut if self.checkpoints else -1
         for cut in [cut for cut in self.summary_sizes if cut > last]:
             del self.summary_sizes[cut]
@@ -292,20 +310,62 @@ class Replay:
         # The request points t = p_0 < p_1 < ... < p_m = previous.point, each with its window and billed size.
         const = self.const_bound if state.smallest is None else min(self.const_bound, state.smallest)
         total = const + self.summary_bound(t) + self.log.bound(t, t + 1)
+        gaps = self.chain(k, window)
+        if gaps is None:
+            return whole
+        # Every gap is >= 0, so the sum only grows: its minimum with ``whole`` is what stopping early gives.
+        return min(whole, total + gaps + self.new_bound(previous.point + 1, point + 1))
+
+    def chain(self, k: int, window: Window) -> int | None:
+        """The sum over the consecutive requests of checkpoints ``k``, ``k + 1``, ... (to the newest) of what
+        the messages between them weigh at most in ``window`` (``upper_bound``); None when one of them made no
+        request. Kept per cut and the window fields ``_exact_gap`` reads (``Replays.chains``) and extended by
+        the checkpoints added since, so a replay of n points costs O(n), not O(n^2): every decision asks it."""
+        checkpoints = self.replays.checkpoints
+        key = (k, window.image_boundary, window.compaction_start)
+        found = self.replays.chains.get(key)
+        if found is None:
+            chains = self.replays.chains
+            while len(chains) >= _CHAINS:  # the oldest cut first: the window's cut only moves forward
+                del chains[min(chains)]
+            found = chains[key] = _Chain(k + 1, checkpoints[k].state.previous)
+        if found.broken:
+            return None
+        for at in range(found.reached, len(checkpoints)):
+            request = checkpoints[at].state.previous
+            last = found.last
+            if request is None or last is None:
+                found.broken = True
+                return None
+            if self._exact_in(last, request, window.image_boundary, window.compaction_start):
+                assert request.observed is not None and last.observed is not None
+                found.total += request.observed - last.observed
+                found.epoch = max(found.epoch, last.window.epoch)
+            else:
+                found.total += self.new_bound(last.point + 1, request.point + 1)
+            found.last, found.reached = request, at + 1
+        if window.epoch < found.epoch:
+            # An exact gap counted above does not hold in a window of an earlier epoch (never met by the
+            # replay, whose epochs only move forward): walk the chain for this window alone.
+            return self._chain_walk(k, window)
+        return found.total
+
+    def _chain_walk(self, k: int, window: Window) -> int | None:
+        """``chain`` without the kept sums (the definition)."""
+        checkpoints = self.replays.checkpoints
+        total = 0
         last = checkpoints[k].state.previous
         for checkpoint in itertools.islice(checkpoints, k + 1, None):
             request = checkpoint.state.previous
             if request is None or last is None:
-                return whole
+                return None
             if self._exact_gap(last, request, window):
                 assert request.observed is not None and last.observed is not None
                 total += request.observed - last.observed
             else:
                 total += self.new_bound(last.point + 1, request.point + 1)
             last = request
-            if total >= whole:
-                return whole
-        return min(whole, total + self.new_bound(previous.point + 1, point + 1))
+        return total
 
     def _slide_bound(self, state: State, window: Window, point: int) -> int:
         """The bound of a window that only moved its cut forward since the previous request: that request's
@@ -390,6 +450,11 @@ class Replay:
     def _exact_gap(self, a: Previous, b: Previous, window: Window) -> bool:
         """Requests ``a`` then ``b`` were billed exactly the messages between them apart, and those messages
         weigh no more in ``window``."""
+        return self._exact_in(a, b, window.image_boundary, window.compaction_start) and a.window.epoch <= window.epoch
+
+    @staticmethod
+    def _exact_in(a: Previous, b: Previous, image_boundary: int, compaction_start: int) -> bool:
+        """``_exact_gap`` for any window with these fields whose epoch is not before ``a``'s."""
         return (
             a.window == b.window
             and a.observed is not None
@@ -397,9 +462,8 @@ class Replay:
             and a.trusted
             and b.trusted
             and b.observed >= a.observed
-            and a.window.image_boundary == window.image_boundary
-            and a.window.compaction_start == window.compaction_start
-            and a.window.epoch <= window.epoch
+            and a.window.image_boundary == image_boundary
+            and a.window.compaction_start == compaction_start
         )
 
     def new_bound(self, a: int, b: int) -> int:
