@@ -197,7 +197,9 @@ def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
         log = LogIndex(model, placeholder)
         log.restore_horizon(
             start,
-            validated=state.window.cut,
+            # The planner that made it validated the log to its end (the chat's commit checks the log did
+            # not change since): only the newest turn is validated again, as on a warm chat.
+            validated=int(data["length"]),
             first=int(data["first"]),
             starts_before=int(data["starts_before"]),
             compaction=None if data["compaction"] is None else int(data["compaction"]),
