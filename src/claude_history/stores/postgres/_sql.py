@@ -180,7 +180,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM {s}.sessions s WHERE s.parent_key = k) THEN
         DELETE FROM {s}.summaries WHERE session_id = r.id;
         DELETE FROM {s}.checkpoints WHERE session_id = r.id;
-        UPDATE {s}.sessions SET id = 'ghost:' || k || repeat('~', 1001), version = -1, title = NULL,
+        UPDATE {s}.sessions SET id = 'ghost:' || md5(k) || repeat('~', 1001), version = -1, title = NULL,
             owner = NULL, tags = '{}', model = NULL, system = NULL, expires_at = NULL, metadata = '{}',
             incarnation = NULL, last_turn = NULL WHERE key = k;
         PERFORM {s}.collect(k);
