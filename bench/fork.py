@@ -117,11 +117,15 @@ def one_run(store: Any, history: list[Any], samples: dict[str, list[float]]) -> 
 
 
 def measure(store: Any, n: int, runs: int) -> dict[str, float]:
+    """Median of each row over ``runs``, with its range under ``<row> min`` / ``<row> max``."""
     samples: dict[str, list[float]] = {row: [] for row in ROWS}
     history = entries(n)
     for _ in range(runs):
         one_run(store, history, samples)
-    return {row: statistics.median(values) for row, values in samples.items()}
+    figures = {row: statistics.median(values) for row, values in samples.items()}
+    figures.update({f"{row} min": min(values) for row, values in samples.items()})
+    figures.update({f"{row} max": max(values) for row, values in samples.items()})
+    return figures
 
 
 def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, ...], command: str) -> str:
@@ -130,7 +134,10 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
     for name, by_length in results.items():
         for row in ROWS if name in SHARING else ("fork", "parent delete"):
             figures = [by_length[n][row] for n in lengths]
-            cells = [f"{value:,.1f} ms" for value in figures]
+            cells = [
+                f"{by_length[n][row]:,.1f} ms ({by_length[n][row + ' min']:,.1f}-{by_length[n][row + ' max']:,.1f})"
+                for n in lengths
+            ]
             label = row if name in SHARING or row != "fork" else "fork (copies, unchanged)"
             rows.append([f"{label}, {name}", *cells, f"{figures[-1] / max(figures[0], 1e-9):,.1f}x"])
         if name not in SHARING:
@@ -142,11 +149,10 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
             f"Machine: {info['cpu']}, Python {info['python']}, {info['date']}. Load average at the end:"
             f" {' '.join(open('/proc/loadavg').read().split()[:3])} (2 cores shared with other jobs: absolute"
             " figures are inflated, the ratios are from the same run).",
-            f"Command: `{command}`. Median of the runs; GC on. `fork` is each store's fork now; `copying fork` the"
-            " fork the store had before (the baseline, same run: the generic load-and-copy for memory and SQLite,"
-            " the copy inside the server for PostgreSQL); `parent delete` deletes"
-            " the parent while its fork still reads every message (SQLite and PostgreSQL keep them as the fork's data,"
-            " no copy).",
+            f"Command: `{command}`. Median of the runs (range in brackets); GC on. `fork` is each store's fork"
+            " now; `copying fork` the fork the store had before (the baseline, same run: the generic load-and-copy"
+            " for memory and SQLite, the copy inside the server for PostgreSQL); `parent delete` deletes the parent"
+            " while its fork still reads every message (SQLite and PostgreSQL keep them as the fork's data, no copy).",
             "",
             table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
         ]

@@ -127,7 +127,9 @@ def test_concurrent_first_start_from_several_processes_is_safe(pg: PG) -> None:
 
 def test_sessions_written_before_copy_on_write_forks_migrate_and_fork(pg: PG) -> None:
     """A schema at migration 4 (every message row keyed by the session id) opened by this release: its
-    sessions keep their messages, fork without a copy, and a deleted old parent stays as its fork's data."""
+    sessions keep their messages, fork without a copy, and a deleted old parent stays as its fork's data (its
+    storage key is its id, here one of 1,998 bytes: the ghost id it then takes still fits PostgreSQL's index)."""
+    old = "".join(chr(0x4E00 + i * 7919 % 20_000) for i in range(666))  # incompressible
     pg.sql("CREATE SCHEMA {s}")
     pg.sql(
         "CREATE TABLE {s}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
@@ -138,23 +140,24 @@ def test_sessions_written_before_copy_on_write_forks_migrate_and_fork(pg: PG) ->
         pg.sql("INSERT INTO {s}.schema_migrations (version, name) VALUES (%s, %s)", (migration.version, migration.name))
     pg.sql(
         "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at)"
-        " VALUES ('old', 1, 2, now(), now())"
+        " VALUES (%s, 1, 2, now(), now())",
+        (old,),
     )
     for seq, text in enumerate(["ancient words", "older reply"]):
         pg.sql(
             "INSERT INTO {s}.messages (session_id, seq, role, message, created_at, words)"
-            " VALUES ('old', %s, 'user', %s, now(), array_to_tsvector(%s::text[]))",
-            (seq, dumps({"role": "user", "content": text}), search_terms(text)),
+            " VALUES (%s, %s, 'user', %s, now(), array_to_tsvector(%s::text[]))",
+            (old, seq, dumps({"role": "user", "content": text}), search_terms(text)),
         )
     store = pg.open()
-    assert [m.message["content"] for m in store.load("old").messages] == ["ancient words", "older reply"]
-    store.fork("old", at=1, new_id="new")
+    assert [m.message["content"] for m in store.load(old).messages] == ["ancient words", "older reply"]
+    store.fork(old, at=1, new_id="new")
     assert pg.sql("SELECT count(*) FROM {s}.messages") == [(2,)]  # shared, not copied
-    assert store.delete("old")
+    assert store.delete(old)
     assert [m.message["content"] for m in store.load("new").messages] == ["ancient words"]
     assert [hit.session_id for hit in store.search("ancient")] == ["new"]
-    store.append("old", [user("a new session under the old id")], expected_version=0)
-    assert [m.message["content"] for m in store.load("old").messages] == ["a new session under the old id"]
+    store.append(old, [user("a new session under the old id")], expected_version=0)
+    assert [m.message["content"] for m in store.load(old).messages] == ["a new session under the old id"]
     assert store.delete("new")
     assert pg.sql("SELECT count(*) FROM {s}.messages") == [(1,)]
 

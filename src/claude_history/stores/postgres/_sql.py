@@ -180,7 +180,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM {s}.sessions s WHERE s.parent_key = k) THEN
         DELETE FROM {s}.summaries WHERE session_id = r.id;
         DELETE FROM {s}.checkpoints WHERE session_id = r.id;
-        UPDATE {s}.sessions SET id = 'ghost:' || k || repeat('~', 1001), version = -1, title = NULL,
+        UPDATE {s}.sessions SET id = 'ghost:' || md5(k) || repeat('~', 1001), version = -1, title = NULL,
             owner = NULL, tags = '{}', model = NULL, system = NULL, expires_at = NULL, metadata = '{}',
             incarnation = NULL, last_turn = NULL WHERE key = k;
         PERFORM {s}.collect(k);
@@ -449,15 +449,19 @@ class Statements:
                 " ORDER BY m.seq LIMIT %(limit)s"
             )
         # A hit in a row is also a hit of every fork that reads the row (fork_at above its seq), and of their
-        # forks in turn: the recursive part walks down from the key that stores the row.
+        # forks in turn: the recursive part walks down from the key that stores the row (``src``). Only the
+        # positions travel until the page is chosen; then the page's messages are read.
+        order = 'updated_at DESC, id COLLATE "C", seq'
         return self.fill(
-            "WITH RECURSIVE holder (key, seq, role, message) AS ("
-            " SELECT m.session_id, m.seq, m.role, m.message FROM {s}.messages m WHERE m.words @@ %(query)s::tsquery"
-            " UNION ALL SELECT c.key, h.seq, h.role, h.message FROM holder h"
-            " JOIN {s}.sessions c ON c.parent_key = h.key AND c.fork_at > h.seq)"
-            " SELECT s.id, h.seq, h.role, h.message::text FROM holder h JOIN {s}.sessions s ON s.key = h.key"
-            f" WHERE s.version <> {GHOST} AND {' AND '.join(conditions)}"
-            ' ORDER BY s.updated_at DESC, s.id COLLATE "C", h.seq LIMIT %(limit)s'
+            "WITH RECURSIVE holder (key, seq, src) AS ("
+            " SELECT m.session_id, m.seq, m.session_id FROM {s}.messages m WHERE m.words @@ %(query)s::tsquery"
+            " UNION ALL SELECT c.key, h.seq, h.src FROM holder h"
+            " JOIN {s}.sessions c ON c.parent_key = h.key AND c.fork_at > h.seq),"
+            " page AS (SELECT s.id, s.updated_at, h.seq, h.src FROM holder h JOIN {s}.sessions s ON s.key = h.key"
+            f" WHERE s.version <> {GHOST} AND {' AND '.join(conditions)} ORDER BY {order} LIMIT %(limit)s)"
+            " SELECT p.id, p.seq, m.role, m.message::text FROM page p"
+            " JOIN {s}.messages m ON m.session_id = p.src AND m.seq = p.seq"
+            ' ORDER BY p.updated_at DESC, p.id COLLATE "C", p.seq'
         )
 
     def update_session(self, fields: Iterable[str]) -> str:
