@@ -40,6 +40,7 @@ from _common import machine, reachable, replace_section, table, text
 
 import claude_history.turn as turn_module
 from claude_history import CacheAwareWindow, Chat
+from claude_history.errors import StoreUnavailable
 from claude_history.stores import open_store
 from claude_history.stores.base import Entry
 from claude_history.testing import Simulator
@@ -200,13 +201,17 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
     for op in OPERATIONS:
         for name, by_length in results.items():
             cells = [f"{by_length[n][op]:.3g}" if n in by_length else "" for n in lengths]
+            if not by_length:
+                continue
             first, last = min(by_length), max(by_length)
             rows.append([f"{op}, {name}", *cells, f"{by_length[last][op] / by_length[first][op]:.1f}x"])
     return "\n".join(
         [
             f"Command: `python bench/scaling.py {' '.join(sys.argv[1:])}` ({info['date']}).",
             "",
-            f"- Machine: `{info['uname']}`; CPU: {info['cpu']}; Python {info['python']}",
+            f"- Machine: `{info['uname']}`; CPU: {info['cpu']}; Python {info['python']}; load average (1 min) "
+            f"before / after: {args.load[0]:.2f} / {args.load[1]:.2f} (the machine is shared)",
+            *[f"- Not measured: {failure}" for failure in args.failed],
             f"- Median of {args.runs} runs per cell, ms, GC on; a new session per run, filled in one append "
             "(untimed). Turns include the in-process simulator's answer and the HTTP body of the window they send; "
             "'fresh turn, plan' is the fresh turn's plan_request alone, 'warm turn, library' the warm turn less "
@@ -233,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     turn_module.plan_request = timing("plan", turn_module.plan_request)  # type: ignore[assignment]
     tag = "benchscale" + uuid.uuid4().hex[:8]
     results: dict[str, dict[int, dict[str, float]]] = {}
+    failed: list[str] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, Simulator(keep_requests=0) as sim:
         try:
             for name, url in stores(Path(tmp), tag).items():
@@ -242,11 +249,17 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for n in lengths:
                         print(f"{name} {n:,} ...", file=sys.stderr, flush=True)
-                        results.setdefault(name, {})[n] = measure(store, sim, n, args.runs)
+                        try:
+                            results.setdefault(name, {})[n] = measure(store, sim, n, args.runs)
+                        except StoreUnavailable as exc:  # e.g. a shared server's timeout: the cell stays empty
+                            print(f"{name} {n:,}: {exc}", file=sys.stderr, flush=True)
+                            failed.append(f"{name} at {n:,} messages: {exc}")
                 finally:
                     store.close()
         finally:
             cleanup(tag)
+    args.load = (load_before, os.getloadavg()[0])
+    args.failed = failed
     body = render(results, lengths, args)
     print(f"## {SECTION}\n\n{body}")
     target = args.plot or (None if args.quick else PLOT)
