@@ -7,8 +7,10 @@
 For each store and length N a session is filled to N messages in one append (untimed; 200-600 characters each),
 then, median of --runs (GC on):
 - fork: ``store.fork`` of the whole session, as the store does it now;
-- copying fork: the generic fork every store had before (``load`` the session, create the fork with a copy of
-  every message), timed in the same run as the baseline (stores that still copy do this in ``fork`` itself);
+- copying fork: the fork each store had before, timed in the same run as the baseline: the generic load-and-copy
+  (``load`` the session, create the fork with a copy of every message) for the memory and SQLite stores, and for
+  PostgreSQL the copy inside the server its fork made before (the same three statements, in one transaction);
+  stores that still copy do it in ``fork`` itself;
 - parent delete: ``store.delete`` of the parent while its fork still reads all of it (the SQLite store keeps the
   rows as the fork's data rather than copying them then, so the copy is not merely moved to the delete).
 """
@@ -29,15 +31,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _common import machine, reachable, replace_section, table
-from scaling import cleanup, entries, stores
+from scaling import POSTGRES_URL, cleanup, entries, stores
 
 from claude_history.stores import open_store
 from claude_history.stores._base_classes import StoreBase
 
+try:
+    from claude_history.stores.postgres import PostgresStore
+except Exception:  # without the extra: no PostgreSQL rows
+    PostgresStore = type(None)  # type: ignore[misc,assignment]
+try:
+    from claude_history.stores.redis import RedisStore
+except Exception:
+    RedisStore = type(None)  # type: ignore[misc,assignment]
+
 LENGTHS = (100, 10_000, 100_000)
 QUICK_LENGTHS = (100, 1_000)
 SECTION = "Fork (copy-on-write)"
-SHARING = {"memory", "sqlite"}  # the stores whose fork shares the parent's rows; the others copy them (unchanged)
+SHARING = {"memory", "sqlite", "postgres"}  # the stores whose fork shares the parent's rows; the others copy them
 ROWS = ("fork", "copying fork", "parent delete")
 
 
@@ -48,12 +59,49 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def copying_fork(store: Any, sid: str) -> str:
-    """The fork the store had before copy-on-write: the generic load-and-copy for the local stores, the
-    server-side copy (the store's own fork, unchanged) for PostgreSQL and Redis."""
-    if isinstance(store, StoreBase):
+    """The fork the store had before copy-on-write: the server-side copy for PostgreSQL (``_pg_copying_fork``),
+    the generic load-and-copy for the local stores, the store's own (copying) fork for Redis."""
+    if isinstance(store, PostgresStore):
+        return _pg_copying_fork(store, sid)
+    if isinstance(store, StoreBase) and not isinstance(store, RedisStore):
         return StoreBase.fork(store, sid)
     result: str = store.fork(sid)
     return result
+
+
+def _pg_copying_fork(store: Any, sid: str) -> str:
+    """PostgreSQL's fork before copy-on-write, in one transaction inside the server: the session row, every
+    message row (under the new row's storage key, as the store now keys them) and the summaries."""
+    import psycopg
+
+    new_id = uuid.uuid4().hex
+    fill = store._st.fill
+    with psycopg.connect(POSTGRES_URL, autocommit=False) as conn:
+        (key,) = conn.execute(
+            fill(
+                "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner, tags,"
+                " model, system, expires_at, metadata) SELECT %(new)s, 1, message_count, now(), now(), title, owner,"
+                " tags, model, system, expires_at, metadata FROM {s}.sessions WHERE id = %(id)s RETURNING key"
+            ),
+            {"new": new_id, "id": sid},
+        ).fetchone()
+        conn.execute(
+            fill(
+                "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
+                " SELECT %(key)s, seq, role, message, model, usage, created_at, words FROM {s}.messages"
+                " WHERE session_id = (SELECT key FROM {s}.sessions WHERE id = %(id)s)"
+            ),
+            {"key": key, "id": sid},
+        )
+        conn.execute(
+            fill(
+                "INSERT INTO {s}.summaries (session_id, start_seq, end_seq, text, model, usage, created_at)"
+                " SELECT %(new)s, start_seq, end_seq, text, model, usage, created_at FROM {s}.summaries"
+                " WHERE session_id = %(id)s ORDER BY id"
+            ),
+            {"new": new_id, "id": sid},
+        )
+    return new_id
 
 
 def one_run(store: Any, history: list[Any], samples: dict[str, list[float]]) -> None:
@@ -69,11 +117,15 @@ def one_run(store: Any, history: list[Any], samples: dict[str, list[float]]) -> 
 
 
 def measure(store: Any, n: int, runs: int) -> dict[str, float]:
+    """Median of each row over ``runs``, with its range under ``<row> min`` / ``<row> max``."""
     samples: dict[str, list[float]] = {row: [] for row in ROWS}
     history = entries(n)
     for _ in range(runs):
         one_run(store, history, samples)
-    return {row: statistics.median(values) for row, values in samples.items()}
+    figures = {row: statistics.median(values) for row, values in samples.items()}
+    figures.update({f"{row} min": min(values) for row, values in samples.items()})
+    figures.update({f"{row} max": max(values) for row, values in samples.items()})
+    return figures
 
 
 def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, ...], command: str) -> str:
@@ -82,7 +134,10 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
     for name, by_length in results.items():
         for row in ROWS if name in SHARING else ("fork", "parent delete"):
             figures = [by_length[n][row] for n in lengths]
-            cells = [f"{value:,.1f} ms" for value in figures]
+            cells = [
+                f"{by_length[n][row]:,.1f} ms ({by_length[n][row + ' min']:,.1f}-{by_length[n][row + ' max']:,.1f})"
+                for n in lengths
+            ]
             label = row if name in SHARING or row != "fork" else "fork (copies, unchanged)"
             rows.append([f"{label}, {name}", *cells, f"{figures[-1] / max(figures[0], 1e-9):,.1f}x"])
         if name not in SHARING:
@@ -94,9 +149,10 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
             f"Machine: {info['cpu']}, Python {info['python']}, {info['date']}. Load average at the end:"
             f" {' '.join(open('/proc/loadavg').read().split()[:3])} (2 cores shared with other jobs: absolute"
             " figures are inflated, the ratios are from the same run).",
-            f"Command: `{command}`. Median of the runs; GC on. `fork` is each store's fork now; `copying fork` the"
-            " generic load-and-copy fork every store had before (the baseline, same run); `parent delete` deletes"
-            " the parent while its fork still reads every message (SQLite keeps them as the fork's data, no copy).",
+            f"Command: `{command}`. Median of the runs (range in brackets); GC on. `fork` is each store's fork"
+            " now; `copying fork` the fork the store had before (the baseline, same run: the generic load-and-copy"
+            " for memory and SQLite, the copy inside the server for PostgreSQL); `parent delete` deletes the parent"
+            " while its fork still reads every message (SQLite and PostgreSQL keep them as the fork's data, no copy).",
             "",
             table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
         ]

@@ -268,13 +268,21 @@ def sendable(messages: Sequence[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for message in messages:
         content = message.get("content")
-        if isinstance(content, list):
-            blocks = [_sendable_block(b) for b in content]
-            if any(a is not b for a, b in zip(blocks, content, strict=True)):
-                out.append({**message, "content": blocks})
-                continue
+        blocks = sendable_content(content)
+        if blocks is not content:
+            out.append({**message, "content": blocks})
+            continue
         out.append(message if isinstance(message, dict) else dict(message))
     return out
+
+
+def sendable_content(content: Any) -> Any:
+    """One message's ``content`` as ``sendable`` trims it: the very object when nothing needs trimming."""
+    if isinstance(content, list):
+        blocks = [_sendable_block(b) for b in content]
+        if any(a is not b for a, b in zip(blocks, content, strict=True)):
+            return blocks
+    return content
 
 
 # -------------------------------------------------------------------------------------------------- validate

@@ -7,6 +7,8 @@ once its last fork is gone."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -16,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_history.errors import SessionNotFound
+from claude_history.errors import ConfigurationError, ConflictError, SessionNotFound
 
 from .conftest import Backend
 from .samples import turn
 from .test_no_trace import _everything
 
 # The backends whose fork shares the parent's rows (the others copy them, which is also correct).
-SHARING = {"memory", "sqlite"}
+SHARING = {"memory", "sqlite", "postgres"}
 
 
 def texts(store: Any, session_id: str) -> list[str]:
@@ -168,6 +170,82 @@ def test_a_fork_does_not_copy_the_prefix(backend: Backend, length: int) -> None:
         assert len(store.load("f").messages) == 2 * length
     finally:
         store.close()
+
+
+def test_forks_racing_rewinds_appends_and_deletes_keep_what_they_read(backend: Backend) -> None:
+    """Threads fork a session, rewind it below the fork point and write it again, and delete forks, all at once:
+    every fork keeps the messages it read when it was made, and once every session is deleted nothing of them
+    is left. (On PostgreSQL a rewind copying into a fork while the fork's delete updates their parent is a
+    deadlock the store retries.)"""
+    store = backend.open()
+    errors: list[BaseException] = []
+    made: dict[str, list[str]] = {}
+    lock = threading.Lock()
+    forked = threading.Event()
+    try:
+        build(store, "p", ["a", "b", "c"])
+
+        def forker() -> None:
+            for i in range(12):
+                while True:
+                    try:
+                        store.fork("p", at=4, new_id=f"f{i}")
+                        break
+                    except ConfigurationError:  # p is at 2 messages now: wait for the rewinder's append
+                        time.sleep(0.001)
+                try:
+                    seen = texts(store, f"f{i}")
+                except SessionNotFound:  # deleted already
+                    continue
+                with lock:
+                    made[f"f{i}"] = seen
+            forked.set()
+
+        def rewinder() -> None:
+            i = 0
+            while not forked.is_set():
+                i += 1
+                try:
+                    store.rewind("p", to=2)
+                    version = store.get_session("p").version
+                    store.append("p", turn(f"r{i}") + turn(f"s{i}"), expected_version=version)
+                except ConflictError:
+                    continue
+
+        def deleter() -> None:
+            for i in range(0, 12, 2):  # every other fork, as soon as it exists
+                while not store.delete(f"f{i}") and not forked.is_set():
+                    time.sleep(0.001)
+
+        threads = [threading.Thread(target=_catching(work, errors)) for work in (forker, rewinder, deleter)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        alive = {info.id for info in store.list_sessions()} - {"p"}
+        assert alive
+        for sid in alive:
+            assert texts(store, sid) == made[sid]
+            assert len(made[sid]) == 4
+        for info in store.list_sessions():
+            assert store.delete(info.id)
+        if hasattr(store, "compact"):
+            store.compact()
+        left = " ".join(_everything(backend, store))
+        assert "answer a" not in left and "question" not in left
+    finally:
+        store.close()
+
+
+def _catching(work: Any, errors: list[BaseException]) -> Any:
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    return run
 
 
 # -- a random sequence of appends, forks, rewinds and deletes against plain lists -------------------------------

@@ -64,7 +64,7 @@ def redis_prefix(redis_url: str) -> Iterator[tuple[str, str]]:
     prefix = "test:enc:" + uuid.uuid4().hex[:12] + ":"
     yield redis_url, prefix
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
+    keys = list(client.scan_iter(match=prefix + "*", count=10_000))
     if keys:
         client.delete(*keys)
     client.close()
@@ -94,7 +94,7 @@ def test_postgres_rows_and_search_vectors_hold_no_plaintext(postgres: tuple[str,
 
 def _redis_values(client: Any, prefix: str) -> list[str]:
     values: list[str] = []
-    for key in client.scan_iter(match=prefix + "*"):
+    for key in client.scan_iter(match=prefix + "*", count=10_000):
         kind = client.type(key)
         if kind == "string":
             values.append(client.get(key))

@@ -125,6 +125,43 @@ def test_concurrent_first_start_from_several_processes_is_safe(pg: PG) -> None:
     assert ids == sorted([f"p{i}" for i in range(4)] + [f"t{i}" for i in range(4)])
 
 
+def test_sessions_written_before_copy_on_write_forks_migrate_and_fork(pg: PG) -> None:
+    """A schema at migration 4 (every message row keyed by the session id) opened by this release: its
+    sessions keep their messages, fork without a copy, and a deleted old parent stays as its fork's data (its
+    storage key is its id, here one of 1,998 bytes: the ghost id it then takes still fits PostgreSQL's index)."""
+    old = "".join(chr(0x4E00 + i * 7919 % 20_000) for i in range(666))  # incompressible
+    pg.sql("CREATE SCHEMA {s}")
+    pg.sql(
+        "CREATE TABLE {s}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for migration in MIGRATIONS[:4]:
+        pg.sql(migration.sql)
+        pg.sql("INSERT INTO {s}.schema_migrations (version, name) VALUES (%s, %s)", (migration.version, migration.name))
+    pg.sql(
+        "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at)"
+        " VALUES (%s, 1, 2, now(), now())",
+        (old,),
+    )
+    for seq, text in enumerate(["ancient words", "older reply"]):
+        pg.sql(
+            "INSERT INTO {s}.messages (session_id, seq, role, message, created_at, words)"
+            " VALUES (%s, %s, 'user', %s, now(), array_to_tsvector(%s::text[]))",
+            (old, seq, dumps({"role": "user", "content": text}), search_terms(text)),
+        )
+    store = pg.open()
+    assert [m.message["content"] for m in store.load(old).messages] == ["ancient words", "older reply"]
+    store.fork(old, at=1, new_id="new")
+    assert pg.sql("SELECT count(*) FROM {s}.messages") == [(2,)]  # shared, not copied
+    assert store.delete(old)
+    assert [m.message["content"] for m in store.load("new").messages] == ["ancient words"]
+    assert [hit.session_id for hit in store.search("ancient")] == ["new"]
+    store.append(old, [user("a new session under the old id")], expected_version=0)
+    assert [m.message["content"] for m in store.load(old).messages] == ["a new session under the old id"]
+    assert store.delete("new")
+    assert pg.sql("SELECT count(*) FROM {s}.messages") == [(1,)]
+
+
 def test_schema_newer_than_the_code_is_refused(pg: PG) -> None:
     pg.open()
     pg.sql("INSERT INTO {s}.schema_migrations (version, name) VALUES (999, 'from the future')")
@@ -255,7 +292,8 @@ def test_message_is_kept_as_the_exact_json_text_and_stays_queryable(pg: PG) -> N
     message = {"content": [{"text": "Zürich", "type": "text", "citations": None}], "role": "user", "a": 1.50}
     store.append("exact", [Entry(message)], expected_version=0)
     stored, first_text = pg.sql(
-        "SELECT message::text, message->'content'->0->>'text' FROM {s}.messages WHERE session_id = 'exact'"
+        "SELECT message::text, message->'content'->0->>'text' FROM {s}.messages"
+        " WHERE session_id = (SELECT key FROM {s}.sessions WHERE id = 'exact')"
     )[0]
     assert stored == dumps(message)  # key order as given; jsonb would have reordered them
     assert first_text == "Zürich"
@@ -266,13 +304,22 @@ def test_delete_leaves_no_rows_behind(pg: PG) -> None:
     store = pg.open()
     store.append("gone", [user("secret words"), reply("more secrets")], expected_version=0)
     store.save_summary("gone", Summary(0, 2, "a summary of secrets"))
+    (key,) = pg.sql("SELECT key FROM {s}.sessions WHERE id = 'gone'")[0]
     store.fork("gone", new_id="kept")
     assert store.delete("gone") is True
-    for table in ("sessions", "messages", "summaries"):
-        column = "id" if table == "sessions" else "session_id"
-        assert pg.sql(f"SELECT count(*) FROM {{s}}.{table} WHERE {column} = 'gone'") == [(0,)]
+    for table in ("sessions", "summaries"):
+        assert pg.sql(
+            f"SELECT count(*) FROM {{s}}.{table} WHERE id = 'gone' OR id::text LIKE '%gone%'"
+            if table == "sessions"
+            else "SELECT count(*) FROM {s}.summaries WHERE session_id = 'gone'"
+        ) == [(0,)]
     assert [hit.session_id for hit in store.search("secrets")] == ["kept"]
     assert store.delete("gone") is False
+    # the rows the fork reads stay, under no id, until the fork goes too
+    assert pg.sql("SELECT count(*) FROM {s}.messages WHERE session_id = %s", (key,)) == [(2,)]
+    assert store.delete("kept") is True
+    assert pg.sql("SELECT count(*) FROM {s}.messages") == [(0,)]
+    assert pg.sql("SELECT count(*) FROM {s}.sessions") == [(0,)]
 
 
 def test_expired_sessions_vanish_and_purge_removes_their_rows(pg: PG) -> None:

@@ -44,7 +44,7 @@ class RD:
         return store
 
     def all_keys(self) -> set[str]:
-        return set(self.client.scan_iter(match=self.prefix + "*", count=1000))
+        return set(self.client.scan_iter(match=self.prefix + "*", count=10_000))
 
     def drop(self) -> None:
         for store in self.stores:
@@ -396,11 +396,13 @@ def index_of(rd: RD, session_id: str) -> dict[str, Any]:
         "vocab": vocab,
         "postings": {term: client.smembers(f"{p}postings:{session_id}:{term}") for term in vocab},
         "stray postings": {
-            key for key in client.scan_iter(match=f"{p}postings:{session_id}:*") if key.rpartition(":")[2] not in vocab
+            key
+            for key in client.scan_iter(match=f"{p}postings:{session_id}:*", count=10_000)
+            if key.rpartition(":")[2] not in vocab
         },
         "in word sets": {
             key.removeprefix(f"{p}word:")
-            for key in client.scan_iter(match=f"{p}word:*")
+            for key in client.scan_iter(match=f"{p}word:*", count=10_000)
             if client.sismember(key, session_id)
         },
     }
@@ -482,11 +484,11 @@ def test_sessions_written_before_the_index_are_still_found_by_a_scan(rd: RD) -> 
     store.append("new", [user("indexed kiwi")], expected_version=0)
     # What a store written by a version without the index holds: no index entries at all for "old".
     p = rd.prefix
-    for key in rd.client.scan_iter(match=f"{p}postings:old:*"):
+    for key in rd.client.scan_iter(match=f"{p}postings:old:*", count=10_000):
         rd.client.delete(key)
     rd.client.delete(f"{p}terms:old", f"{p}vocab:old")
     rd.client.srem(f"{p}indexed", "old")
-    for key in rd.client.scan_iter(match=f"{p}word:*"):
+    for key in rd.client.scan_iter(match=f"{p}word:*", count=10_000):
         rd.client.srem(key, "old")
     store.append("old", [user("one more kiwi")], expected_version=1)  # not indexed: it stays scanned
     assert [(h.session_id, h.seq) for h in store.search("kiwi")] == [("old", 0), ("old", 1), ("old", 2), ("new", 0)]

@@ -137,7 +137,8 @@ class LogIndex:
     ) -> None:
         """An empty index made to go on from message ``start`` (a checkpoint): the prefix sums at ``start``,
         the first turn start and how many come before ``start``, the newest compaction block before it;
-        ``validated``: a turn start from which on the log is validated again (what comes before is valid)."""
+        ``validated``: messages before it are known to form a valid log (validated again from the turn start
+        before it on)."""
         self.horizon, self.validated = start, validated
         self.messages = _Read(start)
         self.contents = [None] * start

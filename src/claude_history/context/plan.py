@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from ..history import sendable
 from ..stores.base import Summary
 from .engine import advance as _advance
 from .engine import plan as _plan
@@ -163,7 +162,7 @@ def settle(
 
 def _as_plan(planned: Any) -> RequestPlan:
     return RequestPlan(
-        messages=sendable(planned.messages),
+        messages=planned.messages,  # trimmed as a request carries them (history.sendable) by the view
         system=planned.system,
         extra=planned.extra,
         tools=planned.tools,

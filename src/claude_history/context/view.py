@@ -1,5 +1,6 @@
 """``View``: the messages one window sends (``transform`` applied, thinking-only replies merged away), before
-any cache breakpoint, with what the request builder needs per message: where its blocks start, the block a
+any cache breakpoint and trimmed as a request may carry it (``history.sendable``, once per message, not per
+request), with what the request builder needs per message: where its blocks start, the block a
 breakpoint goes on, the caller's own markers and the running raw size. Kept per window on the ``LogIndex`` and
 extended as the log grows, so a request costs its new messages plus one shallow copy of the view."""
 
@@ -9,7 +10,7 @@ import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..history import content_blocks
+from ..history import content_blocks, sendable_content
 from ..tokens import ZERO, TokenEstimate
 from .cache import marker_ttl
 from .log_index import LogIndex
@@ -61,13 +62,14 @@ class View:
             )
             if message is None:
                 continue
+            content = sendable_content(message["content"])
             if self.roles and self.roles[-1] == message["role"]:
                 # A thinking-only reply was dropped: merge the users.
-                merged = [*content_blocks({"content": self.contents[-1]}), *content_blocks(message)]
+                merged = [*content_blocks({"content": self.contents[-1]}), *content_blocks({"content": content})]
                 self._pop()
                 self._push(message["role"], merged, i, log)
             else:
-                self._push(message["role"], message["content"], i, log)
+                self._push(message["role"], content, i, log)
         self.covered = len(full)
 
     def _pop(self) -> None:

@@ -233,6 +233,12 @@ async def _transaction_async(conn: psycopg.AsyncConnection[Any], op: Op[T], prog
         raise
 
 
+# A transaction that PostgreSQL aborted to break a deadlock wrote nothing: it is run again this many times. Only
+# operations on related forks lock rows in opposite orders (a rewind of a parent copies into its forks; a fork's
+# delete then updates its deleted parent), so this is rare and each retry starts afresh.
+_DEADLOCK_ATTEMPTS = 5
+
+
 def _retryable(exc: StoreUnavailable, progress: _Progress) -> bool:
     """A pooled connection that died while idle (server restart, failover, idle timeout in a proxy) fails on
     the first query; nothing was written, so the operation is safely run again on a fresh connection."""
@@ -276,14 +282,19 @@ class PostgresStore(OpsStore):
 
     def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
         """Run ``operation(statements, *args)`` in one transaction on a pooled connection."""
-        for attempt in range(2):
+        reconnected = False
+        for deadlocks in range(_DEADLOCK_ATTEMPTS):
             progress = _Progress()
             try:
                 with _unavailable(self._config), self._pool.connection() as conn:
                     return _transaction_sync(conn, operation(self._st, *args), progress)
-            except StoreUnavailable as exc:
-                if attempt or not _retryable(exc, progress):
+            except psycopg.errors.DeadlockDetected:
+                if deadlocks == _DEADLOCK_ATTEMPTS - 1:
                     raise
+            except StoreUnavailable as exc:
+                if reconnected or not _retryable(exc, progress):
+                    raise
+                reconnected = True
                 self._pool.check()  # drop the other dead connections too
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -342,15 +353,20 @@ class AsyncPostgresStore(AsyncOpsStore):
 
     async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
         await self.open()
-        for attempt in range(2):
+        reconnected = False
+        for deadlocks in range(_DEADLOCK_ATTEMPTS):
             progress = _Progress()
             try:
                 with _unavailable(self._config):
                     async with self._pool.connection() as conn:
                         return await _transaction_async(conn, operation(self._st, *args), progress)
-            except StoreUnavailable as exc:
-                if attempt or not _retryable(exc, progress):
+            except psycopg.errors.DeadlockDetected:
+                if deadlocks == _DEADLOCK_ATTEMPTS - 1:
                     raise
+            except StoreUnavailable as exc:
+                if reconnected or not _retryable(exc, progress):
+                    raise
+                reconnected = True
                 await self._pool.check()
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -109,7 +109,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def info_from_row(row: Sequence[Any]) -> SessionInfo:
     """A ``sessions`` row (``_sql.SESSION_COLUMNS``) as a ``SessionInfo``."""
-    (sid, version, count, created, updated, title, owner, tags, model, system, expires, metadata, incarnation) = row
+    sid, version, count, created, updated, title, owner, tags, model, system, expires, metadata, incarnation = row[:13]
     return SessionInfo(
         id=sid,
         version=int(version),
@@ -181,52 +181,66 @@ def migrate(st: Statements) -> Op[int]:
 
 
 def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
-    args = {"id": check_session_id(session_id), "now": from_us(now)}
+    args = {"id": check_session_id(session_id), "now": from_us(now), "start": 0, "end": _NO_END}
     yield Query(st.snapshot, rows=False)  # one consistent view of the session row, its messages and summaries
-    first = {"id": args["id"], "start": 0, "end": _NO_END, "limit": CHUNK_ROWS}
-    rows, page, summary_rows = yield Batch((Query(st.get_session, args), Query(st.messages_page, first),
-                                            Query(st.summaries, args)))  # fmt: skip
+    rows, runs, page, summary_rows = yield Batch((Query(st.get_session, args), Query(st.runs, args),
+                                                  Query(st.own_page, {**args, "limit": CHUNK_ROWS}),
+                                                  Query(st.summaries, args)))  # fmt: skip
     if not rows:
         raise SessionNotFound(session_id)
-    messages = yield from _decode_pages(st, first, page)
+    messages = yield from _read_runs(st, rows[0][13], runs, 0, _NO_END, page)
     summaries = [_summary_from_row(row) for row in summary_rows]
     return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
 
 
 def load_messages(st: Statements, session_id: str, start: int, stop: int | None, now: int) -> Op[list[StoredMessage]]:
-    args = {"id": check_session_id(session_id), "now": from_us(now)}
     first, last = check_message_range(start, stop)
+    args = {"id": check_session_id(session_id), "now": from_us(now), "start": first, "end": _NO_END}
+    if last is not None:
+        args["end"] = min(last, _NO_END)
     yield Query(st.snapshot, rows=False)  # the count and the rows from one view
-    rows = yield Query(st.get_session, args)
+    rows, runs, page = yield Batch((Query(st.get_session, args), Query(st.runs, args),
+                                    Query(st.own_page, {**args, "limit": CHUNK_ROWS})))  # fmt: skip
     if not rows:
         raise SessionNotFound(session_id)
     first, last = clip_range(first, last, info_from_row(rows[0]).message_count)
     if first == last:
         return []
-    between = {"id": args["id"], "start": first, "end": last, "limit": CHUNK_ROWS}
-    return (yield from _decode_pages(st, between, (yield Query(st.messages_page, between))))
+    return (yield from _read_runs(st, rows[0][13], runs, first, last, page))
 
 
 _NO_END = 2**31 - 1  # past the last ``seq`` of any session
 
 
-def _decode_pages(st: Statements, args: Mapping[str, Any], page: Rows) -> Op[list[StoredMessage]]:
-    """The messages from ``args["start"]`` to ``args["end"]``: ``page`` (the first page, read already) and
-    the pages after it, each decoded as it arrives."""
-    first_seq = int(args["start"])
-    messages = decode_messages(page, stamp=_utc_stamp, first_seq=first_seq)
-    while len(page) == CHUNK_ROWS:
-        page = yield Query(st.messages_page, {**args, "start": first_seq + len(messages)})
-        messages += decode_messages(page, stamp=_utc_stamp, first_seq=first_seq + len(messages))
+def _read_runs(st: Statements, key: str, runs: Rows, first: int, last: int, own: Rows) -> Op[list[StoredMessage]]:
+    """Messages ``[first, last)`` of the session stored under ``key`` from its ``runs`` (``segments``: the rows
+    a fork reads from its parents, then its own), page by page, each decoded as it arrives. ``own``: the first
+    page of the session's own rows from ``first``, read already (an unforked session has one run: nothing more
+    to ask)."""
+    messages: list[StoredMessage] = []
+    for run_key, run_low, run_high in runs:
+        low, high = max(int(run_low), first), min(int(run_high), last)
+        if low >= high:
+            continue
+        args = {"key": run_key, "start": low, "end": high, "limit": CHUNK_ROWS}
+        page = own if run_key == key else (yield Query(st.messages_page, args))
+        done = 0
+        while True:
+            messages += decode_messages(page, stamp=_utc_stamp, first_seq=low + done)
+            done += len(page)
+            if len(page) < CHUNK_ROWS or low + done >= high:
+                break
+            page = yield Query(st.messages_page, {**args, "start": low + done})
     return messages
 
 
 def usage_log(st: Statements, session_id: str, now: int) -> Op[list[UsageRecord]]:
     args = {"id": check_session_id(session_id), "now": from_us(now)}
     yield Query(st.snapshot, rows=False)
-    if not (yield Query(st.get_session, args)):
+    rows = yield Query(st.get_session, args)
+    if not rows:
         raise SessionNotFound(session_id)
-    rows = yield Query(st.usage_log, args)
+    rows = yield Query(st.usage_log, {"key": rows[0][13], "start": 0, "end": int(rows[0][2])})
     return [UsageRecord(seq, model, decode_json(usage), _utc_stamp(created)) for seq, model, usage, created in rows]
 
 
@@ -284,11 +298,13 @@ def search(
 
 
 def _message_rows(
-    session_id: str, start: int, rows: Sequence[tuple[str, str, str | None, str | None, datetime, str]]
+    session_id: str, key: str, start: int, rows: Sequence[tuple[str, str, str | None, str | None, datetime, str]]
 ) -> dict[str, Any]:
-    """Columns of a multi-row insert (``unnest`` of arrays): one statement, one round trip, whole turn."""
+    """Columns of a multi-row insert (``unnest`` of arrays) into the rows of storage ``key``: one statement, one
+    round trip, whole turn."""
     return {
         "id": session_id,
+        "key": key,
         "seq": list(range(start, start + len(rows))),
         "role": [r[0] for r in rows],
         "message": [r[1] for r in rows],
@@ -341,9 +357,9 @@ def append(
         if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
             raise conflict(session_id, expected_version, actual, entries)  # it changed between the two reads
         return expected_version + 1
-    start = int(rows[0][0])
+    start, key = int(rows[0][0]), rows[0][1]
     message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
-    values = _message_rows(session_id, start, message_rows)
+    values = _message_rows(session_id, key, start, message_rows)
     if kept is None:
         yield Query(st.insert_messages, values, rows=False)
     else:
@@ -452,7 +468,7 @@ def truncate(
             raise SessionNotFound(session_id)
         version = int(actual[0][0])
         raise conflict(session_id, expected_version, version, replaced=version == expected_version)
-    yield Query(st.truncate_messages, args)
+    yield Query(st.truncate_messages, {**args, "key": rows[0][1]})  # forks reading the cut rows copy them first
     yield Query(st.truncate_summaries, args)
     return int(rows[0][0])
 
@@ -482,17 +498,17 @@ def rewind(
         raise conflict(session_id, expected_version, info.version)
     count = info.message_count
     if to is None:
-        to = yield from _last_turn_start(st, session_id, count)
+        to = yield from _last_turn_start(st, rows[0][13], count)
     else:  # ``rewind_target`` only needs the length to check an explicit index
         to = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
     return (yield from truncate(st, session_id, to, info.version, now, incarnation))
 
 
-def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:
+def _last_turn_start(st: Statements, key: str, count: int) -> Op[int]:
     end, size = count, TAIL_CHUNK
     while end > 0:
         start = max(0, end - size)
-        rows = yield Query(st.message_range, {"id": session_id, "start": start, "end": end})
+        rows = yield Query(st.message_range, {"key": key, "start": start, "end": end})
         found = last_turn_start([decode_json(row[0]) for row in rows])
         if found is not None:
             return start + found
@@ -501,8 +517,10 @@ def _last_turn_start(st: Statements, session_id: str, count: int) -> Op[int]:
 
 
 def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
-    """Copy the prefix inside the server. Same result as ``_rewind_fork.fork_session``: messages ``[0, at)`` with
-    their timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
+    """Copy-on-write: the fork's row reads messages ``[0, at)`` from the session's rows (``_sql`` migration 5),
+    whatever the length; only the metadata and the summaries inside the prefix are copied. Same result as
+    ``_rewind_fork.fork_session``: version 1 if it has messages, else 0. The session stays locked (shared) until
+    the commit, so a rewind or delete of it waits and then sees the fork."""
     args: dict[str, Any] = {"id": check_session_id(session_id), "now": from_us(now)}
     rows = yield Query(st.get_session + " FOR SHARE", args)
     if not rows:
@@ -519,7 +537,6 @@ def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, no
     if not created:
         actual = yield Query(st.live_version, {"id": target, "now": args["now"]})
         raise conflict(target, 0, int(actual[0][0]) if actual else 0)
-    yield Query(st.fork_messages, args)
     yield Query(st.fork_summaries, args)
     return target
 
@@ -571,7 +588,7 @@ def create(st: Statements, data: SessionData, now: int) -> Op[None]:
                     message_text(stored.message),
                 )
             )
-        yield Query(st.insert_messages, _message_rows(session_id, start, rows))
+        yield Query(st.insert_messages, _message_rows(session_id, created[0][0], start, rows))
     for summary in data.summaries:
         yield Query(
             st.insert_summary,

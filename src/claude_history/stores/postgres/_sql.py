@@ -103,14 +103,140 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoints (
 );
 """,
     ),
+    Migration(
+        5,
+        "copy-on-write forks",
+        # A message row belongs to a storage key (messages.session_id holds sessions.key, not the id): a deleted
+        # session that forks still read keeps its key and rows under a ghost id (see ``drop_session``) while its
+        # id is free for a new session. Sessions written before keep key = id. A fork reads messages
+        # [0, fork_at) from parent_key (through the parent's own parent in turn, ``segments``) and holds
+        # [fork_at, message_count) in its own rows; an unforked session has no parent and fork_at 0.
+        """
+ALTER TABLE {s}.sessions ADD COLUMN IF NOT EXISTS key text, ADD COLUMN IF NOT EXISTS parent_key text,
+    ADD COLUMN IF NOT EXISTS fork_at integer NOT NULL DEFAULT 0;
+UPDATE {s}.sessions SET key = id WHERE key IS NULL;
+ALTER TABLE {s}.sessions ALTER COLUMN key SET NOT NULL, ALTER COLUMN key SET DEFAULT gen_random_uuid()::text,
+    ADD CONSTRAINT sessions_key_unique UNIQUE (key);
+CREATE INDEX IF NOT EXISTS sessions_parent_idx ON {s}.sessions (parent_key) WHERE parent_key IS NOT NULL;
+ALTER TABLE {s}.messages DROP CONSTRAINT IF EXISTS messages_session_id_fkey,
+    ADD CONSTRAINT messages_session_key_fkey FOREIGN KEY (session_id) REFERENCES {s}.sessions (key) ON DELETE CASCADE;
+
+-- Where messages [first, last) of the session with key k are stored: (key, lo, hi) runs, the session's own first.
+CREATE FUNCTION {s}.segments(k text, first integer, last integer)
+RETURNS TABLE (seg_key text, seg_lo integer, seg_hi integer) LANGUAGE plpgsql STABLE ROWS 2 AS $$
+DECLARE
+    parent text;
+    at integer;
+    cur text := k;
+BEGIN
+    SELECT s.parent_key, s.fork_at INTO parent, at FROM {s}.sessions s WHERE s.key = cur;
+    WHILE first < last LOOP
+        seg_lo := CASE WHEN parent IS NULL THEN first ELSE greatest(first, at) END;
+        IF seg_lo < last THEN
+            seg_key := cur;
+            seg_hi := last;
+            RETURN NEXT;
+        END IF;
+        EXIT WHEN parent IS NULL OR first >= at;
+        last := least(last, at);
+        cur := parent;
+        SELECT s.parent_key, s.fork_at INTO parent, at FROM {s}.sessions s WHERE s.key = cur;
+    END LOOP;
+END $$;
+
+-- After a fork of k went or reads less of it: a ghost k (a deleted session kept for its forks) drops the rows
+-- none of them reads any more, and goes whole when none is left.
+CREATE FUNCTION {s}.collect(k text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    keep integer;
+BEGIN
+    SELECT s.version, s.message_count, s.parent_key, s.fork_at INTO r FROM {s}.sessions s WHERE s.key = k FOR UPDATE;
+    IF NOT FOUND OR r.version <> -1 THEN
+        RETURN;
+    END IF;
+    SELECT max(s.fork_at) INTO keep FROM {s}.sessions s WHERE s.parent_key = k;
+    IF keep IS NULL THEN
+        PERFORM {s}.drop_session(k);
+    ELSIF keep < r.message_count THEN
+        DELETE FROM {s}.messages WHERE session_id = k AND seq >= keep;
+        UPDATE {s}.sessions SET message_count = keep, fork_at = least(fork_at, keep) WHERE key = k;
+        IF r.parent_key IS NOT NULL AND keep < r.fork_at THEN
+            PERFORM {s}.collect(r.parent_key);
+        END IF;
+    END IF;
+END $$;
+
+-- Delete a session. One that forks still read becomes their data instead: its id (a ghost id, longer than any
+-- id a caller may give), metadata, summaries and checkpoint go now, its rows stay until the last fork is gone.
+CREATE FUNCTION {s}.drop_session(k text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT s.id, s.parent_key INTO r FROM {s}.sessions s WHERE s.key = k FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM {s}.sessions s WHERE s.parent_key = k) THEN
+        DELETE FROM {s}.summaries WHERE session_id = r.id;
+        DELETE FROM {s}.checkpoints WHERE session_id = r.id;
+        UPDATE {s}.sessions SET id = 'ghost:' || md5(k) || repeat('~', 1001), version = -1, title = NULL,
+            owner = NULL, tags = '{}', model = NULL, system = NULL, expires_at = NULL, metadata = '{}',
+            incarnation = NULL, last_turn = NULL WHERE key = k;
+        PERFORM {s}.collect(k);
+    ELSE
+        DELETE FROM {s}.sessions WHERE key = k;
+        IF r.parent_key IS NOT NULL THEN
+            PERFORM {s}.collect(r.parent_key);
+        END IF;
+    END IF;
+END $$;
+
+-- Cut session k to messages [0, keep): every fork reading messages from keep on first copies them into its own
+-- rows and reads only [0, keep) of k; k itself reads less of its parent if keep is below its fork point.
+CREATE FUNCTION {s}.cut_session(k text, keep integer) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    r record;
+BEGIN
+    FOR c IN SELECT s.key, s.fork_at FROM {s}.sessions s WHERE s.parent_key = k AND s.fork_at > keep
+             ORDER BY s.key FOR UPDATE LOOP
+        INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)
+            SELECT c.key, m.seq, m.role, m.message, m.model, m.usage, m.created_at, m.words
+            FROM {s}.segments(k, keep, c.fork_at) g
+            JOIN {s}.messages m ON m.session_id = g.seg_key AND m.seq >= g.seg_lo AND m.seq < g.seg_hi;
+        UPDATE {s}.sessions SET fork_at = keep, parent_key = CASE WHEN keep = 0 THEN NULL ELSE parent_key END
+            WHERE key = c.key;
+    END LOOP;
+    DELETE FROM {s}.messages WHERE session_id = k AND seq >= keep;
+    SELECT s.parent_key, s.fork_at INTO r FROM {s}.sessions s WHERE s.key = k;
+    IF r.parent_key IS NOT NULL AND keep < r.fork_at THEN
+        UPDATE {s}.sessions SET fork_at = keep, parent_key = CASE WHEN keep = 0 THEN NULL ELSE parent_key END
+            WHERE key = k;
+        PERFORM {s}.collect(r.parent_key);
+    END IF;
+END $$;
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
-# Columns of a session row, in the order ``_ops.info_from_row`` reads them.
+# Columns of a session row, in the order ``_ops.info_from_row`` reads them, then its storage key (migration 5).
 SESSION_COLUMNS = (
     "id, version, message_count, created_at, updated_at, title, owner, tags, model, system::text,"
-    " expires_at, metadata::text, incarnation"
+    " expires_at, metadata::text, incarnation, key"
+)
+GHOST = -1  # the version of a deleted session kept only as its forks' data (migration 5, ``drop_session``)
+# Messages [start, end) of the session with id %(id)s, as runs of stored rows (``segments``), in order.
+_RUNS = (
+    "SELECT g.seg_key, g.seg_lo, g.seg_hi FROM {s}.sessions s"
+    " CROSS JOIN LATERAL {s}.segments(s.key, %(start)s, %(end)s) g WHERE s.id = %(id)s ORDER BY g.seg_lo"
+)
+# The stored rows of the runs of session key %(key)s that cover [start, end), in any order.
+_IN_RUNS = (
+    "{s}.segments(%(key)s, %(start)s, %(end)s) g JOIN {s}.messages m"
+    " ON m.session_id = g.seg_key AND m.seq >= g.seg_lo AND m.seq < g.seg_hi"
 )
 _LIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
 
@@ -182,7 +308,10 @@ class Statements:
             f"SELECT version, incarnation, last_turn FROM {{s}}.sessions WHERE id = %(id)s AND {_LIVE}"
         )
         # Expired is the same as absent: writers remove an expired session on sight before touching the id.
-        self.drop_expired = fill("DELETE FROM {s}.sessions WHERE id = %(id)s AND expires_at <= %(now)s")
+        # Every delete goes through ``drop_session``: a session that forks read stays as their data.
+        self.drop_expired = fill(
+            "SELECT {s}.drop_session(key) FROM {s}.sessions WHERE id = %(id)s AND expires_at <= %(now)s"
+        )
         self.create_empty = fill(
             "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, incarnation)"
             " VALUES (%(id)s, 0, 0, %(now)s, %(now)s, %(incarnation)s) ON CONFLICT (id) DO NOTHING"
@@ -192,10 +321,10 @@ class Statements:
             " tags,"
             " model, system, expires_at, metadata, incarnation) VALUES (%(id)s, %(version)s, %(message_count)s,"
             " %(created_at)s, %(updated_at)s, %(title)s, %(owner)s, %(tags)s, %(model)s, %(system)s::json,"
-            " %(expires_at)s, %(metadata)s::json, %(incarnation)s) ON CONFLICT (id) DO NOTHING RETURNING 1"
+            " %(expires_at)s, %(metadata)s::json, %(incarnation)s) ON CONFLICT (id) DO NOTHING RETURNING key"
         )
-        self.delete_session = fill("DELETE FROM {s}.sessions WHERE id = %(id)s RETURNING 1")
-        self.purge_expired = fill("DELETE FROM {s}.sessions WHERE expires_at <= %(now)s RETURNING 1")
+        self.delete_session = fill("SELECT {s}.drop_session(key) FROM {s}.sessions WHERE id = %(id)s")
+        self.purge_expired = fill("SELECT {s}.drop_session(key) FROM {s}.sessions WHERE expires_at <= %(now)s")
 
         # -- append: compare-and-swap on the version (and the incarnation, when given), then one multi-row
         # insert (O(turn), not O(history)). Version 0 is a missing session (created here) or an empty one from
@@ -211,17 +340,17 @@ class Statements:
             " message_count = t.message_count + EXCLUDED.message_count,"
             " updated_at = greatest(t.updated_at, EXCLUDED.updated_at), last_turn = EXCLUDED.last_turn"
             f" WHERE t.version = 0 AND {same_incarnation.replace('{t}', 't.')}"
-            " RETURNING t.message_count - %(n)s"
+            " RETURNING t.message_count - %(n)s, t.key"
         )
         self.append_update = fill(
             "UPDATE {s}.sessions SET version = version + 1, message_count = message_count + %(n)s,"
             " updated_at = greatest(updated_at, %(now)s), last_turn = %(turn)s"
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} AND {same_incarnation.replace('{t}', '')}"
-            " RETURNING message_count - %(n)s"
+            " RETURNING message_count - %(n)s, key"
         )
         insert_messages = (
             "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
-            " SELECT %(id)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
+            " SELECT %(key)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
             " array_to_tsvector(m.words::text[])"
             " FROM unnest(%(seq)b::integer[], %(role)b::text[], %(message)b::text[], %(model)b::text[],"
             " %(usage)b::text[], %(created_at)b::timestamptz[], %(words)b::text[])"
@@ -239,18 +368,22 @@ class Statements:
         # -- reads
         # Rows as _messages.decode_messages reads them; seqs run 0, 1, ... without a gap, so the position is
         # the seq.
-        self.messages_page = fill(  # a page of at most %(limit)s messages, from the primary key's order
+        self.messages_page = fill(  # a page of at most %(limit)s rows of one key, from the primary key's order
             "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq LIMIT %(limit)s"
+            " WHERE session_id = %(key)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq LIMIT %(limit)s"
         )
+        # The first page of the session's own rows, sent with ``runs`` before its key is known (one round trip).
+        self.own_page = fill(
+            "SELECT message::text, model, usage::text, created_at FROM {s}.messages"
+            " WHERE session_id = (SELECT key FROM {s}.sessions WHERE id = %(id)s)"
+            " AND seq >= %(start)s AND seq < %(end)s ORDER BY seq LIMIT %(limit)s"
+        )
+        self.runs = fill(_RUNS)
         self.usage_log = fill(
-            "SELECT seq, model, usage::text, created_at FROM {s}.messages"
-            " WHERE session_id = %(id)s AND usage IS NOT NULL ORDER BY seq"
+            f"SELECT m.seq, m.model, m.usage::text, m.created_at FROM {_IN_RUNS}"
+            " WHERE m.usage IS NOT NULL ORDER BY m.seq"
         )
-        self.message_range = fill(
-            "SELECT message::text FROM {s}.messages"
-            " WHERE session_id = %(id)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq"
-        )
+        self.message_range = fill(f"SELECT m.message::text FROM {_IN_RUNS} ORDER BY m.seq")
         self.summaries = fill(
             "SELECT start_seq, end_seq, text::text, model, usage::text, created_at FROM {s}.summaries"
             " WHERE session_id = %(id)s ORDER BY id"
@@ -277,24 +410,18 @@ class Statements:
             " updated_at = greatest(updated_at, %(now)s), last_turn = NULL"
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE}"
             " AND (%(incarnation)s::text IS NULL OR incarnation IS NULL OR incarnation = %(incarnation)s)"
-            " RETURNING version"
+            " RETURNING version, key"
         )
-        self.truncate_messages = fill("DELETE FROM {s}.messages WHERE session_id = %(id)s AND seq >= %(to)s")
+        self.truncate_messages = fill("SELECT {s}.cut_session(%(key)s, %(to)s)")
         self.truncate_summaries = fill("DELETE FROM {s}.summaries WHERE session_id = %(id)s AND end_seq > %(to)s")
 
-        # -- fork: copied inside the server; a fork of a long session moves no content through the client
+        # -- fork: copy-on-write, the fork's row points at the session's key (migration 5); no message is copied
         self.fork_session = fill(
             "INSERT INTO {s}.sessions (id, version, message_count, created_at, updated_at, title, owner,"
-            " tags,"
-            " model, system, expires_at, metadata, incarnation)"
+            " tags, model, system, expires_at, metadata, incarnation, parent_key, fork_at)"
             " SELECT %(new_id)s, %(version)s, %(at)s, %(now)s, %(now)s, title, owner, tags, model, system,"
-            " expires_at, metadata, %(incarnation)s FROM {s}.sessions WHERE id = %(id)s"
-            " ON CONFLICT (id) DO NOTHING RETURNING 1"
-        )
-        self.fork_messages = fill(
-            "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
-            " SELECT %(new_id)s, seq, role, message, model, usage, created_at, words FROM {s}.messages"
-            " WHERE session_id = %(id)s AND seq < %(at)s"
+            " expires_at, metadata, %(incarnation)s, CASE WHEN %(at)s > 0 THEN key END, %(at)s"
+            " FROM {s}.sessions WHERE id = %(id)s ON CONFLICT (id) DO NOTHING RETURNING 1"
         )
         self.fork_summaries = fill(
             "INSERT INTO {s}.summaries (session_id, start_seq, end_seq, text, model, usage, created_at)"
@@ -310,16 +437,31 @@ class Statements:
         self.search_session_owner = self._search(session=True, owner=True)
 
     def _search(self, *, session: bool, owner: bool) -> str:
-        conditions = ["m.words @@ %(query)s::tsquery", "(s.expires_at IS NULL OR s.expires_at > %(now)s)"]
-        if session:
-            conditions.insert(0, "m.session_id = %(id)s")
+        conditions = ["(s.expires_at IS NULL OR s.expires_at > %(now)s)"]
         if owner:
             conditions.append("s.owner = %(owner)s")
-        order = "m.seq" if session else 's.updated_at DESC, s.id COLLATE "C", m.seq'
+        if session:  # the rows the session reads, wherever they are stored
+            return self.fill(
+                "SELECT s.id, m.seq, m.role, m.message::text FROM {s}.sessions s CROSS JOIN LATERAL"
+                " {s}.segments(s.key, 0, s.message_count) g JOIN {s}.messages m"
+                " ON m.session_id = g.seg_key AND m.seq >= g.seg_lo AND m.seq < g.seg_hi"
+                f" WHERE s.id = %(id)s AND m.words @@ %(query)s::tsquery AND {' AND '.join(conditions)}"
+                " ORDER BY m.seq LIMIT %(limit)s"
+            )
+        # A hit in a row is also a hit of every fork that reads the row (fork_at above its seq), and of their
+        # forks in turn: the recursive part walks down from the key that stores the row (``src``). Only the
+        # positions travel until the page is chosen; then the page's messages are read.
+        order = 'updated_at DESC, id COLLATE "C", seq'
         return self.fill(
-            "SELECT m.session_id, m.seq, m.role, m.message::text FROM {s}.messages m"
-            " JOIN {s}.sessions s ON s.id = m.session_id"
-            f" WHERE {' AND '.join(conditions)} ORDER BY {order} LIMIT %(limit)s"
+            "WITH RECURSIVE holder (key, seq, src) AS ("
+            " SELECT m.session_id, m.seq, m.session_id FROM {s}.messages m WHERE m.words @@ %(query)s::tsquery"
+            " UNION ALL SELECT c.key, h.seq, h.src FROM holder h"
+            " JOIN {s}.sessions c ON c.parent_key = h.key AND c.fork_at > h.seq),"
+            " page AS (SELECT s.id, s.updated_at, h.seq, h.src FROM holder h JOIN {s}.sessions s ON s.key = h.key"
+            f" WHERE s.version <> {GHOST} AND {' AND '.join(conditions)} ORDER BY {order} LIMIT %(limit)s)"
+            " SELECT p.id, p.seq, m.role, m.message::text FROM page p"
+            " JOIN {s}.messages m ON m.session_id = p.src AND m.seq = p.seq"
+            ' ORDER BY p.updated_at DESC, p.id COLLATE "C", p.seq'
         )
 
     def update_session(self, fields: Iterable[str]) -> str:
@@ -332,7 +474,7 @@ class Statements:
         )
 
     def list_sessions(self, *, owner: bool, tag: bool, after: bool = False) -> str:
-        conditions = [_LIVE]
+        conditions = [_LIVE, f"version <> {GHOST}"]
         if after:  # keyset: an index range scan that starts right after the cursor, O(page) not O(offset)
             conditions.append(
                 '(updated_at < %(after_at)s OR (updated_at = %(after_at)s AND id COLLATE "C" > %(after_id)s))'
