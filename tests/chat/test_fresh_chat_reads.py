@@ -203,3 +203,65 @@ def test_an_async_chat_reads_the_window_and_asks_for_a_load_before_the_whole_his
         await threaded.aclose()
 
     asyncio.run(scenario())
+
+
+class PlannerWork:
+    """What the planner walked during a turn: messages validated, message blocks trimmed for sending,
+    messages estimated (``tokens.estimate_message``, per message indexed), earlier requests encoded into the
+    checkpoint kept with the commit."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import claude_history.context.checkpoint as checkpoint
+        import claude_history.context.engine as engine
+        import claude_history.context.log_index as log_index
+        import claude_history.history as history
+
+        self.counts: Counter[str] = Counter()
+        validate, trim, estimate = engine.validate, history._sendable_block, log_index.estimate_message
+
+        def counted_validate(messages: Any, **kwargs: Any) -> None:
+            self.counts["validated"] += len(messages)
+            validate(messages, **kwargs)
+
+        def counted_trim(block: Any) -> Any:
+            self.counts["trimmed"] += 1
+            return trim(block)
+
+        def counted_estimate(*args: Any, **kwargs: Any) -> Any:
+            self.counts["estimated"] += 1
+            return estimate(*args, **kwargs)
+
+        encode = checkpoint._previous_out
+
+        def counted_encode(previous: Any) -> Any:
+            self.counts["encoded"] += 1
+            return encode(previous)
+
+        monkeypatch.setattr(checkpoint, "_previous_out", counted_encode)
+        monkeypatch.setattr(engine, "validate", counted_validate)
+        monkeypatch.setattr(history, "_sendable_block", counted_trim)
+        monkeypatch.setattr(log_index, "estimate_message", counted_estimate)
+
+
+@pytest.mark.parametrize("length", [1_000, 6_000])
+def test_a_warm_turn_walks_only_its_new_messages_and_a_fresh_one_validates_only_the_newest_turn(
+    client: anthropic.Anthropic, sim: Simulator, monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    store = CountingStore()
+    write_history(store, "long", length)
+    chat(client, store, "long").send("First question after the import.")
+    work = PlannerWork(monkeypatch)
+    fresh = chat(client, store, "long")
+    fresh.send("A question from a new request handler.")
+    sent = len(bodies(sim)[-1]["messages"])
+    assert sent > 100
+    # The checkpoint's planner validated the log to its end: only the newest turn is validated again.
+    assert work.counts["validated"] <= 4
+    work.counts.clear()
+    fresh.send("And a second one on the same chat.")
+    # The new user message and the previous reply, never the window (sent again whole) nor the session.
+    assert work.counts["validated"] <= 4
+    assert work.counts["trimmed"] <= 4
+    assert work.counts["estimated"] <= 4
+    # The checkpoint carries the requests of the window (hundreds here): only the newest is encoded anew.
+    assert work.counts["encoded"] <= 2

@@ -139,6 +139,8 @@ class Replays:
         self.floor = 0
         # (start checkpoint, image boundary, compaction start) -> the bound's chained sum so far
         self.chains: dict[tuple[int, int, int], _Chain] = {}
+        # point -> (its checkpoint, the JSON of its request): what checkpoint.snapshot wrote for it before
+        self.encoded: dict[int, tuple[Checkpoint, str]] = {}
 
     def keep(self, count: int) -> None:
         """Keep the first ``count`` checkpoints."""
