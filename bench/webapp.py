@@ -439,7 +439,9 @@ def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: d
         "median (min-max) over the rounds of each round's figure (the long turn: the median of its requests); "
         f"ratios per round. After the rounds, contention: {max(1, sizes['clients'] // 10)} sessions x 10 clients "
         f"x {sizes['contended']} turns, no retry, then read back. Model claude-sonnet-4-6, the library's "
-        "default context (KeepAll): both versions send the whole history. GC on.",
+        "default context (KeepAll): both versions send the whole history. GC on; examples/webapp.py freezes "
+        "its start-up heap in its lifespan (the recipe, docs/webapp.md), the naive version, as the guides "
+        "write it, does not.",
         "",
         table(header, rows),
         "",

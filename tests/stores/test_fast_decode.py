@@ -264,3 +264,54 @@ def test_sqlite_round_trips_what_takes_the_json_path(tmp_path: Path) -> None:
         exact(usage if m["role"] == "assistant" else None) for m in history
     ]
     assert [m.seq for m in loaded.messages] == list(range(len(history)))
+
+
+def _redis_records(rows: list[Any]) -> list[str]:
+    from claude_history.stores.redis import _ops as redis_ops
+
+    return [
+        redis_ops.message_record(created, model, None if usage is None else _json.dumps(usage), _json.dumps(message))
+        for message, model, usage, created, _how in rows
+    ]
+
+
+@settings(max_examples=200)
+@given(rows_strategy)
+def test_a_redis_log_decoded_in_one_parse_is_the_same_as_record_by_record(rows: list[Any]) -> None:
+    from claude_history.stores.redis import _ops as redis_ops
+
+    records = _redis_records(rows)
+    together = redis_ops.stored_messages(records)
+    one_by_one = [redis_ops.stored_message(seq, record) for seq, record in enumerate(records)]
+    assert [exact(_fields(m)) for m in together] == [exact(_fields(m)) for m in one_by_one]
+
+
+def test_a_redis_load_is_one_parse_and_what_jiter_refuses_is_decoded_record_by_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load decodes its log in one jiter call instead of two per message; a log jiter refuses as a whole (a
+    lone surrogate) is decoded record by record, each as decode_json does, with the same result."""
+    from claude_history.stores.redis import _ops as redis_ops
+
+    calls: list[int] = []
+    real = _json._jiter_from_json
+
+    def counting(data: bytes, **options: Any) -> Any:
+        calls.append(len(data))
+        return real(data, **options)
+
+    monkeypatch.setattr(_json, "_jiter_from_json", counting)
+    plain = [
+        ({"role": "user", "content": f"question {k}"}, None, None, 1_763_000_000_000_000, "str") for k in range(500)
+    ]
+    loaded = redis_ops.stored_messages(_redis_records(plain))
+    assert [m.message for m in loaded] == [row[0] for row in plain]
+    assert len(calls) == 1  # was 1,000: a metadata line and a body per message
+
+    calls.clear()
+    lone = ({"role": "assistant", "content": [{"type": "text", "text": "lone \ud800"}]}, "m", {"n": 1}, 0, "str")
+    records = _redis_records([*plain[:3], lone])
+    loaded = redis_ops.stored_messages(records)
+    assert loaded[3].message["content"][0]["text"] == "lone \ud800" and loaded[3].usage == {"n": 1}
+    assert [m.message for m in loaded[:3]] == [row[0] for row in plain[:3]]
+    assert len(calls) == 1 + 2 * 4  # the refused whole, then each record's metadata and body

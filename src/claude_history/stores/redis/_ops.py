@@ -54,7 +54,7 @@ from .._checks import (
     check_summary,
     new_session_id,
 )
-from .._json import decode_json, dumps
+from .._json import decode_json, dumps, fast_decoder
 from .._leases import check_lease, fence, ttl_us
 from .._messages import check_append
 from .._messages import stored_message as _stored_message
@@ -154,17 +154,45 @@ def stored_message(seq: int, record: str) -> StoredMessage:
 
 
 def stored_messages(records: Sequence[str]) -> list[StoredMessage]:
-    """A whole log (seq 0, 1, ...): ``stored_message`` for each, each distinct timestamp converted once."""
+    """A whole log (seq 0, 1, ...): ``stored_message`` for each, each distinct timestamp converted once.
+
+    The records are decoded in one parse, as the JSON array ``[meta, body, meta, body, ...]`` (each record's
+    first newline, between its metadata line and its body, becomes a comma): a load of 4,000 messages took
+    about a third of the time of 8,000 separate decodes. The parse is jiter's, the one ``decode_json`` uses
+    first, so each value is what ``decode_json`` gives; when jiter refuses the whole (a lone surrogate, a
+    message nested 200 deep) or the array is not the expected shape, each record is decoded on its own."""
+    values = _decoded_together(records)
     stamps: dict[int, datetime] = {}
     messages = []
     for seq, record in enumerate(records):
-        meta, _, body = record.partition("\n")
-        created, model, usage = decode_json(meta)
+        if values is None:
+            meta, _, body = record.partition("\n")
+            (created, model, usage), message = decode_json(meta), decode_json(body)
+        else:
+            (created, model, usage), message = values[2 * seq], values[2 * seq + 1]
         created_at = stamps.get(created)
         if created_at is None:
             created_at = stamps[created] = from_us(created)
-        messages.append(_stored_message(seq, decode_json(body), model, usage, created_at))
+        messages.append(_stored_message(seq, message, model, usage, created_at))
     return messages
+
+
+def _decoded_together(records: Sequence[str]) -> list[Any] | None:
+    """``[meta, body, ...]`` of ``records`` from one jiter parse, or None (decode them one by one)."""
+    fast = fast_decoder()
+    if fast is None or not records:
+        return None
+    try:
+        text = "[" + ",".join([record.replace("\n", ",", 1) for record in records]) + "]"
+        values = fast(text.encode("utf-8"), allow_inf_nan=False, cache_mode="keys")
+    except (ValueError, TypeError, AttributeError):  # refused by jiter, or a record not text: one by one
+        return None
+    if not isinstance(values, list) or len(values) != 2 * len(records):
+        return None
+    for meta, body in zip(values[::2], values[1::2], strict=True):
+        if type(meta) is not list or len(meta) != 3 or type(body) is not dict:
+            return None
+    return values
 
 
 def words_line(text: str) -> str:
