@@ -68,8 +68,8 @@ _SHRUNK = 0.9
 _PROVABLE_FLOOR = 0.5
 # A window without a low-water mark is cut early (see ``Replay._cut_early``) when its room is this many turns.
 _EARLY_TURNS = 2
-# Chained sums of the bound kept per replay (``Replay.chain``): the cut and a few candidate cuts after it.
-_CHAINS = 32
+# Sums of the bound's gaps kept per replay (``Replay.chain``), one per image boundary and compaction start.
+_CHAINS = 8
 
 
 @dataclass
@@ -113,15 +113,20 @@ def _cut(checkpoint: Checkpoint) -> int:
 
 
 @dataclass
-class _Chain:
-    """``Replay.chain``'s running sum for one start checkpoint and window fields: the checkpoints summed up to
-    ``reached``, the newest request among them, the latest epoch an exact gap in the sum needs."""
+class _Gaps:
+    """``Replay.chain``'s sums for one pair of window fields (image boundary, compaction start): ``sums[i]`` is
+    the sum of the gaps between the requests of checkpoints ``j - 1`` and ``j`` for ``j`` in ``1..i``, so the
+    chain from any start ``k`` is a difference; ``broken``: the ``j`` whose pair lacks a request (ascending);
+    ``epochs[i]``: the latest epoch an exact gap among the first ``i`` needs."""
 
-    reached: int
-    last: Previous | None
-    total: int = 0
-    epoch: int = 0
-    broken: bool = False
+    sums: list[int] = field(default_factory=lambda: [0])
+    epochs: list[int] = field(default_factory=lambda: [0])
+    broken: list[int] = field(default_factory=list)
+
+    def keep(self, count: int) -> None:
+        del self.sums[max(1, count) :], self.epochs[max(1, count) :]
+        while self.broken and self.broken[-1] >= count:
+            self.broken.pop()
 
 
 class Replays:
@@ -137,8 +142,8 @@ class Replays:
         # ``floor`` hold only the request made there (for the 1-hour anchor search), not a state to resume.
         self.partial = False
         self.floor = 0
-        # (start checkpoint, image boundary, compaction start) -> the bound's chained sum so far
-        self.chains: dict[tuple[int, int, int], _Chain] = {}
+        # (image boundary, compaction start) -> the bound's gaps between consecutive requests, summed
+        self.chains: dict[tuple[int, int], _Gaps] = {}
         # point -> (its checkpoint, the JSON of its request): what checkpoint.snapshot wrote for it before
         self.encoded: dict[int, tuple[Checkpoint, str]] = {}
 
@@ -147,8 +152,8 @@ class Replays:
         if count >= len(self.checkpoints):
             return
         del self.checkpoints[count:]
-        for key in [key for key, chain in self.chains.items() if chain.reached > count]:
-            del self.chains[key]
+        for gaps in self.chains.values():
+            gaps.keep(count)
         last = self.checkpoints[-1].state.window.cut if self.checkpoints else -1
         for cut in [cut for cut in self.summary_sizes if cut > last]:
             del self.summary_sizes[cut]
@@ -321,36 +326,39 @@ class Replay:
     def chain(self, k: int, window: Window) -> int | None:
         """The sum over the consecutive requests of checkpoints ``k``, ``k + 1``, ... (to the newest) of what
         the messages between them weigh at most in ``window`` (``upper_bound``); None when one of them made no
-        request. Kept per cut and the window fields ``_exact_gap`` reads (``Replays.chains``) and extended by
-        the checkpoints added since, so a replay of n points costs O(n), not O(n^2): every decision asks it."""
+        request. The gaps are kept as prefix sums per window fields ``_exact_gap`` reads (``Replays.chains``)
+        and extended by the checkpoints added since, so the chain from any cut is O(1) and a replay of n points
+        costs O(n), not O(n^2): every decision asks it, and a moving cut asks it for each candidate cut."""
         checkpoints = self.replays.checkpoints
-        key = (k, window.image_boundary, window.compaction_start)
+        key = (window.image_boundary, window.compaction_start)
         found = self.replays.chains.get(key)
         if found is None:
             chains = self.replays.chains
-            while len(chains) >= _CHAINS:  # the oldest cut first: the window's cut only moves forward
-                del chains[min(chains)]
-            found = chains[key] = _Chain(k + 1, checkpoints[k].state.previous)
-        if found.broken:
-            return None
-        for at in range(found.reached, len(checkpoints)):
-            request = checkpoints[at].state.previous
-            last = found.last
+            while len(chains) >= _CHAINS:
+                del chains[next(iter(chains))]
+            found = chains[key] = _Gaps()
+        sums, epochs = found.sums, found.epochs
+        for j in range(len(sums), len(checkpoints)):
+            last, request = checkpoints[j - 1].state.previous, checkpoints[j].state.previous
+            epoch = epochs[-1]
             if request is None or last is None:
-                found.broken = True
-                return None
-            if self._exact_in(last, request, window.image_boundary, window.compaction_start):
+                found.broken.append(j)
+                gap = 0
+            elif self._exact_in(last, request, window.image_boundary, window.compaction_start):
                 assert request.observed is not None and last.observed is not None
-                found.total += request.observed - last.observed
-                found.epoch = max(found.epoch, last.window.epoch)
+                gap = request.observed - last.observed
+                epoch = max(epoch, last.window.epoch)
             else:
-                found.total += self.new_bound(last.point + 1, request.point + 1)
-            found.last, found.reached = request, at + 1
-        if window.epoch < found.epoch:
-            # An exact gap counted above does not hold in a window of an earlier epoch (never met by the
-            # replay, whose epochs only move forward): walk the chain for this window alone.
+                gap = self.new_bound(last.point + 1, request.point + 1)
+            sums.append(sums[-1] + gap)
+            epochs.append(epoch)
+        if found.broken and found.broken[-1] > k:
+            return None
+        if window.epoch < epochs[-1]:
+            # An exact gap summed above may not hold in a window of an earlier epoch (never met by the replay,
+            # whose epochs only move forward): walk the chain for this window alone.
             return self._chain_walk(k, window)
-        return found.total
+        return sums[-1] - sums[k]
 
     def _chain_walk(self, k: int, window: Window) -> int | None:
         """``chain`` without the kept sums (the definition)."""
