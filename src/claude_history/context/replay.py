@@ -299,12 +299,7 @@ class Replay:
         tools (the replay is per settings), and a request's usage is its own (``trusted``: billed close to its
         prediction)."""
         previous = state.previous
-        if (
-            previous is not None
-            and previous.window == window
-            and previous.observed is not None
-            and previous.trusted
-        ):
+        if previous is not None and previous.window == window and previous.observed is not None and previous.trusted:
             return previous.observed + self.new_bound(previous.point + 1, point + 1)
         whole = min(self._whole_bound(window, point), self._slide_bound(state, window, point))
         t = window.cut
@@ -400,10 +395,12 @@ class Replay:
     def lower_span(self, s: int, e: int, image_boundary: int, depth: int = 2) -> int:
         """A size messages ``[s, e)`` (request points) cannot be below in any later view replacing images up to
         ``image_boundary``: the billed difference of consecutive requests where it is known (``_lower_gap``),
-        each reply's output tokens elsewhere (``_lower_messages``), nothing for the rest."""
-        if s < self.log.horizon:
-            return 0
+        each reply's output tokens elsewhere (``_lower_messages``), nothing for the rest. A replay restored from
+        a checkpoint that did not read ``s`` or keep its request cannot give the full replay's figure: it says so
+        (``NotLoaded``) rather than plan from a smaller one."""
         checkpoints = self.replays.checkpoints
+        if s < self.log.horizon or (self.replays.partial and (not checkpoints or s < checkpoints[0].point)):
+            raise NotLoaded("the requests of the part a window drops reach before the part of the log that was read")
         k = bisect.bisect_left(checkpoints, s, key=_point)
         if k == len(checkpoints) or checkpoints[k].point != s:
             return self._lower_messages(s, e)
