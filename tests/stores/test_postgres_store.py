@@ -429,3 +429,31 @@ def test_a_session_longer_than_a_page_is_read_whole_and_in_order(pg: PG, monkeyp
             return (await async_store.load("long")).message_params()
 
     assert asyncio.run(read()) == said
+
+
+def test_a_deadlock_is_run_again_and_one_that_persists_is_the_librarys_error(
+    pg: PG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL aborts one of two transactions that lock related forks in opposite orders: the store runs it
+    again, and after its attempts says so as ``StoreUnavailable`` instead of a raw psycopg error."""
+    import claude_history.stores.postgres as module
+
+    store = pg.open()
+    store.append("s", [user("hello")], expected_version=0)
+    real = module._transaction_sync
+    failures = {"left": 2}
+
+    def deadlocking(conn: Any, op: Any, progress: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            op.close()
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return real(conn, op, progress)
+
+    monkeypatch.setattr(module, "_transaction_sync", deadlocking)
+    assert [m.message["content"] for m in store.load("s").messages] == ["hello"]
+    assert failures["left"] == 0
+    failures["left"] = 100
+    with pytest.raises(StoreUnavailable, match="deadlocks"):
+        store.load("s")
+    assert failures["left"] == 100 - module._DEADLOCK_ATTEMPTS

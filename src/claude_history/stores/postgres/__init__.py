@@ -239,6 +239,16 @@ async def _transaction_async(conn: psycopg.AsyncConnection[Any], op: Op[T], prog
 _DEADLOCK_ATTEMPTS = 5
 
 
+def _after_deadlock(config: _Config, exc: psycopg.errors.DeadlockDetected, attempt: int) -> None:
+    """Return to run the operation again, or raise the library's error once the attempts are spent (the
+    transaction was rolled back each time: nothing was written)."""
+    if attempt == _DEADLOCK_ATTEMPTS - 1:
+        raise StoreUnavailable(
+            f"PostgreSQL at {config.where} aborted this operation {_DEADLOCK_ATTEMPTS} times to break deadlocks"
+            " with concurrent operations on related forks; nothing was written: run it again"
+        ) from exc
+
+
 def _retryable(exc: StoreUnavailable, progress: _Progress) -> bool:
     """A pooled connection that died while idle (server restart, failover, idle timeout in a proxy) fails on
     the first query; nothing was written, so the operation is safely run again on a fresh connection."""
@@ -288,9 +298,8 @@ class PostgresStore(OpsStore):
             try:
                 with _unavailable(self._config), self._pool.connection() as conn:
                     return _transaction_sync(conn, operation(self._st, *args), progress)
-            except psycopg.errors.DeadlockDetected:
-                if deadlocks == _DEADLOCK_ATTEMPTS - 1:
-                    raise
+            except psycopg.errors.DeadlockDetected as exc:
+                _after_deadlock(self._config, exc, deadlocks)
             except StoreUnavailable as exc:
                 if reconnected or not _retryable(exc, progress):
                     raise
@@ -360,9 +369,8 @@ class AsyncPostgresStore(AsyncOpsStore):
                 with _unavailable(self._config):
                     async with self._pool.connection() as conn:
                         return await _transaction_async(conn, operation(self._st, *args), progress)
-            except psycopg.errors.DeadlockDetected:
-                if deadlocks == _DEADLOCK_ATTEMPTS - 1:
-                    raise
+            except psycopg.errors.DeadlockDetected as exc:
+                _after_deadlock(self._config, exc, deadlocks)
             except StoreUnavailable as exc:
                 if reconnected or not _retryable(exc, progress):
                     raise
