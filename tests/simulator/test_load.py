@@ -3,6 +3,7 @@ bounded pool of workers that hands connections on), and the request log stays bo
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +17,9 @@ from claude_history.testing import Simulator
 from .helpers import HEADERS, body, post, standalone_simulator, user
 
 CLIENTS = 100
+# The URLs are plain http, but every httpx client builds a TLS context unless given one (about 30 ms of CPU each,
+# 400 of them here): one shared context keeps the test about connections, not certificate loading.
+TLS = ssl.create_default_context()
 
 
 @pytest.fixture
@@ -32,13 +36,15 @@ def hammer(base_url: str, clients: int, requests: int, new_connections: bool) ->
     payload = body(user("Hello under load"), max_tokens=50)
 
     def one() -> None:
-        http = httpx2.Client(timeout=60, trust_env=False, limits=httpx2.Limits(max_keepalive_connections=1))
+        http = httpx2.Client(timeout=60, trust_env=False, verify=TLS, limits=httpx2.Limits(max_keepalive_connections=1))
         try:
             start.wait()
             for _ in range(requests):
                 try:
                     if new_connections:
-                        response = httpx2.post(base_url + "/v1/messages", json=payload, headers=HEADERS, timeout=60)
+                        response = httpx2.post(
+                            base_url + "/v1/messages", json=payload, headers=HEADERS, timeout=60, verify=TLS
+                        )
                     else:
                         response = http.post(base_url + "/v1/messages", json=payload, headers=HEADERS)
                     if response.status_code != 200:
