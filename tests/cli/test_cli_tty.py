@@ -83,7 +83,12 @@ class Terminal:
 
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_HISTORY_", "TMUX"))}
+    # Not COLUMNS / LINES either (pytest-xdist sets them to 80 / 24 in its workers): the pane sizes the chat.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "CLAUDE_HISTORY_", "TMUX")) and k not in ("COLUMNS", "LINES")
+    }
     env.update(TERM="xterm-256color", HOME=str(tmp_path))
     term = Terminal(tmp_path / "tmux.sock", env)
     yield term
@@ -240,7 +245,7 @@ def test_ctrl_c_during_a_reply_discards_it_keeps_its_cost_and_gives_the_prompt_b
     terminal.send("C-c")
     screen = terminal.wait_for(lambda s: "interrupted" in s and s.count("you>") >= 3, "the prompt after Ctrl-C")
     assert "the reply was discarded" in screen and "Traceback" not in screen
-    assert "lighthouse keepers.\". This conversation has 3 messages." not in screen  # the reply never finished
+    assert 'lighthouse keepers.". This conversation has 3 messages.' not in screen  # the reply never finished
 
     store = open_store(store_url)
     try:  # the history is unchanged; what the discarded reply cost is on record
