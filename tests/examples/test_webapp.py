@@ -3,10 +3,11 @@ the library's errors as HTTP statuses. Driven in process through its ASGI interf
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,17 @@ def _module() -> Any:
 
 
 webapp = _module()
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen_afterwards() -> Iterator[None]:
+    """The example freezes the heap for the rest of its process, as a server should; the tests that run after
+    these in the same pytest process (another order under pytest-xdist) start from an unfrozen one, as
+    tests/server/test_event_loop.py needs."""
+    frozen_before = gc.get_freeze_count()
+    yield
+    if not frozen_before:
+        gc.unfreeze()
 
 
 async def _serve(app: Any) -> AsyncIterator[httpx2.AsyncClient]:
@@ -116,8 +128,6 @@ async def test_the_startup_heap_is_frozen_once_and_a_frozen_one_left_alone(
 ) -> None:
     """A full collection on the event loop stalls every request in flight; with the start-up heap frozen it
     scans only what requests made (docs/webapp.md). A heap something else froze is not frozen again."""
-    import gc
-
     freezes: list[int] = []
     real_freeze = gc.freeze
 
