@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 LOWEST := .venv-lowest
 LATEST := .venv-latest
 FAST := -m "not slow and not services"
+# The suite runs in TEST_WORKERS pytest-xdist processes (0: in pytest's own process). --dist loadgroup keeps the
+# modules marked xdist_group (the browser's, the Node SDK's) on one worker each.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: install run test test-lowest test-latest lint bench clean screenshots
 
@@ -38,7 +42,7 @@ run: install
 
 # tests/node installs the official Node SDK with npm on first use (needs node and npm).
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The fast part of the suite with the lowest declared versions of the core dependencies (constraints/lowest.txt).
 $(LOWEST)/.installed: pyproject.toml constraints/lowest.txt
@@ -48,7 +52,7 @@ $(LOWEST)/.installed: pyproject.toml constraints/lowest.txt
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
-	$(LOWEST)/bin/python -m pytest $(FAST) $(PYTEST_ARGS)
+	$(LOWEST)/bin/python -m pytest $(FAST) $(XDIST) $(PYTEST_ARGS)
 
 # The whole suite with the newest release of every dependency, reinstalled each time: run it when a new
 # anthropic SDK comes out (docs/versions.md).
@@ -57,7 +61,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
 	$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(anthropic|httpx2?|pydantic) '
-	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+	$(LATEST)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench examples

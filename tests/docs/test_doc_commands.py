@@ -18,7 +18,7 @@ from waiting import STARTUP_CEILING
 from .conftest import PAGES, ROOT, reader_env
 from .doc_blocks import Block, blocks
 
-NARROWED = {"make test": "make test PYTEST_ARGS='-q -p no:cacheprovider tests/test_versions.py'"}
+NARROWED = {"make test": "make test TEST_WORKERS=0 PYTEST_ARGS='-q -p no:cacheprovider tests/test_versions.py'"}
 
 
 def _commands(block: Block) -> list[str]:
@@ -35,7 +35,11 @@ SHELL_PAGES = [p for p in PAGES if _shell_blocks(p)]
 def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
-        cwd=cwd, env=env, input="Hello there, how are you?\n", capture_output=True, text=True,
+        cwd=cwd,
+        env=env,
+        input="Hello there, how are you?\n",
+        capture_output=True,
+        text=True,
         timeout=STARTUP_CEILING,
     )
 

@@ -24,6 +24,7 @@ from . import test_node_sdk
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent.parent / "examples" / "node" / "proxy_chat.mjs"
 node = test_node_sdk.node  # the fixture: node, with the SDK installed in tests/node
+pytestmark = test_node_sdk.pytestmark  # the same pytest-xdist worker
 
 
 class Proxy:

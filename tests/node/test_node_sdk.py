@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 SDK = HERE / "node_modules" / "@anthropic-ai" / "sdk" / "package.json"
 REQUIRE = os.environ.get("CLAUDE_HISTORY_REQUIRE_SERVICES") == "1"
 MODEL = "claude-sonnet-4-6"
+# One worker runs the Node tests (pytest-xdist, --dist loadgroup): `npm ci` into tests/node happens once.
+pytestmark = pytest.mark.xdist_group("node")
 
 
 def _unavailable(message: str) -> None:

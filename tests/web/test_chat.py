@@ -8,9 +8,13 @@ import io
 import time
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from .conftest import Site, sign_in
+
+# One worker runs this module (pytest-xdist, --dist loadgroup): its browser and service start once.
+pytestmark = pytest.mark.xdist_group("web-chat")
 
 
 def _new_session(page: Any) -> str:
@@ -153,8 +157,10 @@ def test_images_attach_by_file_paste_or_drop(page: Any, site: Site) -> None:
 def test_a_pdf_attaches_as_a_document(page: Any, site: Site) -> None:
     sign_in(page, site)
     session_id = _new_session(page)
-    pdf = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
-           b"trailer<</Root 1 0 R>>\n%%EOF\n")
+    pdf = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
     page.locator("#file").set_input_files({"name": "brief.pdf", "mimeType": "application/pdf", "buffer": pdf})
     _send(page, "Summarise it")
     block = _stored(site, session_id)[0]["content"][0]

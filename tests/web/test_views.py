@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import Site, sign_in
+
+# One worker runs this module (pytest-xdist, --dist loadgroup): its browser and service start once.
+pytestmark = pytest.mark.xdist_group("web-views")
 
 LONG_SYSTEM = "You answer questions about the history of the Atlantic trade routes. " * 200  # cacheable
 
@@ -183,7 +188,8 @@ def test_context_panel_and_cost_chart_match_the_api(page: Any, site: Site) -> No
     assert page.locator("#cost-table tbody tr").count() == 3
     pixels = page.locator("#cost-chart").evaluate(
         "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }")
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+    )
     assert pixels > 1000  # the chart is drawn
 
 
