@@ -32,6 +32,19 @@ class PolicySpec:
     compaction: ServerCompaction | None = None
     name: str = "KeepAll()"
 
+    @property
+    def reads_whole(self) -> bool:
+        """The window is the whole log unless the context window itself forces a cut (``KeepAll``, with or
+        without ``OldImages``)."""
+        return not (self.windows or self.last_turns is not None or self.compaction or self.summarize)
+
+    @property
+    def whole_checkpoints(self) -> bool:
+        """A checkpoint can be kept for a window from the first message (context/checkpoint.py): the window is
+        the whole log and no image boundary moves it (the bound of a moved window walks every request since the
+        first message, which such a checkpoint does not keep)."""
+        return self.reads_whole and self.images is None
+
 
 def policy_spec(policy: Any) -> PolicySpec:
     """``policy`` (``None``: ``KeepAll``) as a ``PolicySpec``: the tightest ``LastTurns`` and ``OldImages``
