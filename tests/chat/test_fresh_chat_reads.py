@@ -314,3 +314,43 @@ def test_a_short_keep_all_session_keeps_no_checkpoint_and_reads_nothing_else(cli
         keep_all(client, store, "short").send("Another question")
         assert store.calls == Counter({"load": 1})  # no version check, no checkpoint asked for
     assert store.load_checkpoint("short") is None
+
+
+def test_a_budget_whose_window_is_still_the_whole_session_replays_only_the_newest_requests(
+    client: anthropic.Anthropic, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a budget first cuts, its window is the whole session: a fresh chat reads it all, and its
+    checkpoint ("window": every request of the window, which the budget bounds) spares the replay of each
+    earlier request, with the request a chat that replayed everything sends."""
+    import claude_history.context.replay as replay
+
+    decided: list[int] = []
+    decide = replay.Replay.decide
+
+    def counted(self: Any, state: Any, point: int, measured: int | None) -> Any:
+        decided.append(point)
+        return decide(self, state, point, measured)
+
+    monkeypatch.setattr(replay.Replay, "decide", counted)
+    roomy = CacheAwareWindow(400_000)
+    store = CountingStore()
+    for session_id in ("a", "b"):
+        write_history(store, session_id, 600, seed=9)
+    whole = WithoutCheckpoints(store)
+
+    def send(target: Any, session_id: str, question: str) -> dict[str, Any]:
+        Chat(client, model=MODEL, store=target, session_id=session_id, system=SYSTEM, max_tokens=64,
+             context=roomy).send(question)  # fmt: skip
+        return bodies(sim)[-1]
+
+    for step in range(4):
+        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=40))
+        store.reset()
+        decided.clear()
+        via_checkpoint = send(store, "a", question)
+        if step:
+            assert store.calls == Counter({"get_session": 1, "load_checkpoint": 1, "load": 1})
+            assert store.load_checkpoint("a")[1]["whole"] is True  # type: ignore[index]
+            assert len(decided) <= 4  # the newest points, not the ~300 requests of the session
+        assert via_checkpoint == send(whole, "b", question)
+        assert len(via_checkpoint["messages"]) == 601 + 2 * step  # the window is still the whole session

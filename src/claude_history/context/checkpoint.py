@@ -121,11 +121,11 @@ def reads_whole(policy: Any) -> bool:
 
 
 def keeps_whole(policy: Any) -> bool:
-    """Does ``policy`` get ``whole`` checkpoints (``KeepAll`` alone)? A fresh chat then asks for one after it
-    read the session, when the session is long (``WHOLE_FROM``). Not a budget's window in its first turns,
-    nor one whose images are replaced: their bound walks every request since the first message, which such
-    a checkpoint does not keep (it would grow with the session), so a restored plan would read it all again."""
-    return policy_spec(policy).whole_checkpoints
+    """Is ``policy`` one that sends the whole session and gets ``whole`` checkpoints (``KeepAll`` alone)? A
+    fresh chat then asks for one after it read the session, when the session is long (``WHOLE_FROM``). Not
+    one whose images are replaced: its bound walks every request since the first message, which such a
+    checkpoint does not keep (it would grow with the session), so a restored plan would replay it all."""
+    return policy_spec(policy).whole_checkpoint == "newest"
 
 
 def snapshot(
@@ -140,7 +140,7 @@ def snapshot(
     last = planner.last
     if last is None:
         return None
-    (model, placeholder), key, summarizing, whole_policy = last
+    (model, placeholder), key, summarizing, whole_mode = last
     log = planner.index(model, placeholder)
     if summarizing or log is None:
         return None
@@ -160,13 +160,15 @@ def snapshot(
     # window, up to ``history``, and stops at the first of another.
     seen = newest.state.previous.window if newest.state.previous is not None else None
     first = len(done) - 1
-    # A window from the first message (``whole``) is read whole by a fresh chat: its messages' sizes come as
-    # one prefix sum and only the newest are indexed (``LogIndex.attach``). A bound that walks all its
-    # requests is not kept (the checkpoint would grow with the session): such a plan reads it all again.
-    whole = whole_policy and cut == 0 and bool(log.starts) and log.starts[0] == 0
-    if whole and committed < whole_from:
+    # A window from the first message (``whole``) is read whole by a fresh chat (the request sends it all).
+    # Under KeepAll ("newest") its messages' sizes come as one prefix sum and only the newest are indexed
+    # (``LogIndex.attach``); a bound that walks all its requests is not kept (the checkpoint would grow with
+    # the session): such a plan replays it all. Under a budget in its first turns ("window") the checkpoint
+    # keeps every request of the window, as after a cut: the policy bounds them.
+    whole = cut == 0 and bool(log.starts) and log.starts[0] == 0
+    if whole and (whole_mode is None or committed < whole_from):
         return None
-    while not whole and first > 0 and done[first - 1].point >= cut:
+    while not (whole and whole_mode == "newest") and first > 0 and done[first - 1].point >= cut:
         first -= 1
     for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
         first = min(first, k)
@@ -179,14 +181,20 @@ def snapshot(
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
     if floor is None:  # it reads every timed record there is
         floor = usage.timed[0] if usage.timed else cut
-    if whole:
+    if whole and whole_mode == "newest":
         # The index starts where the newest requests, the gaps between turns and the newest turn are read.
         turn = log.starts[bisect.bisect_right(log.starts, newest.point) - 1]
         earliest = anchors[0].point if anchors else newest.point
         start = max(min(floor if usage.timed else turn, earliest, turn), log.horizon)
+    elif whole:  # a budget's window from the first message: every message is indexed (a cut may go anywhere)
+        start = log.horizon
+        if start or (anchors and anchors[0].point != log.starts[0]):
+            return None
     else:
         start = max(min(cut, floor), log.horizon)
-    if not log.starts or start <= log.starts[0] or cut >= len(log.text[0]):
+        if not log.starts or start <= log.starts[0]:
+            return None
+    if cut >= len(log.text[0]):
         return None
     compactions = log.compactions[: bisect.bisect_left(log.compactions, start)]
     return {
@@ -277,15 +285,17 @@ def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
             window = request.window if request is not None else state.window
             replays.checkpoints.append(Checkpoint(int(at), State(window, previous=request)))
         replays.checkpoints.append(Checkpoint(point, state))
-        replays.partial, replays.floor = True, point
+        # Only the requests before the first one kept are unknown: none when it is the log's first.
+        replays.partial = replays.checkpoints[0].point != int(data["first"])
+        replays.floor = point
         replays.usage.settled = point + 2  # the records up to the reply to ``point`` are in ``state``
         replays.usage.earlier_timed = bool(data["timed_before"])
         settings = data["settings"]
         key = (str(settings[0]), float(settings[1]), int(settings[2]))
         whole = data["whole"] is True
-        if not (0 == state.window.cut < start <= point if whole else 0 < start <= state.window.cut <= point):
+        if not (0 == state.window.cut <= start <= point if whole else 0 < start <= state.window.cut <= point):
             return None
-        if whole:  # given the whole log, the planner reads no usage record before the index's horizon either
+        if whole and start:  # given the whole log, the planner reads no usage record before the index's horizon
             log.awaiting_head = True
             replays.usage.floor = start
     except (KeyError, TypeError, ValueError, IndexError):  # json.JSONDecodeError is a ValueError

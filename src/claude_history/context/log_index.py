@@ -67,6 +67,12 @@ class LogIndex:
         self.replays: dict[Any, Replays] = {}  # by settings: the replay's checkpoints
         self.views: OrderedDict[tuple[int, int, int, bool], View] = OrderedDict()  # see view.view_for
 
+    @property
+    def restored(self) -> bool:
+        """Whether a replay of this index was restored from a checkpoint (it does not start at the first
+        request)."""
+        return any(replays.floor for replays in self.replays.values())
+
     def common_prefix(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> int:
         """How many leading messages are the ones indexed: the same content object, of the same length (a
         message edited in place since is indexed again). A shallow copy of an indexed message (Chat copies
@@ -144,7 +150,7 @@ class LogIndex:
         ``validated``: messages before it are known to form a valid log (validated again from the turn start
         before it on)."""
         self.horizon, self.validated = start, validated
-        self.messages = _Read(start)
+        self.messages = _Read(start) if start else []
         self.contents = [None] * start
         self.lengths = [-2] * start
         self.roles = [None] * start

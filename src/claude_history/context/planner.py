@@ -37,7 +37,7 @@ class Planner:
         # What the last call planned with: the index's key, the replay's settings key, whether the policy
         # summarises and whether it may keep a checkpoint of a window from the first message (checkpoint.snapshot
         # reads them after a commit).
-        self.last: tuple[tuple[str, str], Any, bool, bool] | None = None
+        self.last: tuple[tuple[str, str], Any, bool, str | None] | None = None
 
     def follow(self, lineage: object | None, committed: int) -> int:
         """How many leading messages (and usage records) of this call are vouched for: those of the previous
@@ -82,10 +82,10 @@ class Planner:
             self._lineage, self._committed = None, 0
 
     def forget_restored(self) -> None:
-        """Drop the indexes restored from a checkpoint (their messages before the horizon are not indexed): the
-        next call indexes and replays the whole log it is given."""
+        """Drop the indexes restored from a checkpoint (their messages before the horizon are not indexed, their
+        replay starts late): the next call indexes and replays the whole log it is given."""
         with self.lock:
-            for key in [key for key, log in self._logs.items() if log.horizon]:
+            for key in [key for key, log in self._logs.items() if log.horizon or log.restored]:
                 del self._logs[key]
 
     def __repr__(self) -> str:

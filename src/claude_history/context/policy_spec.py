@@ -39,11 +39,17 @@ class PolicySpec:
         return not (self.windows or self.last_turns is not None or self.compaction or self.summarize)
 
     @property
-    def whole_checkpoints(self) -> bool:
-        """A checkpoint can be kept for a window from the first message (context/checkpoint.py): the window is
-        the whole log and no image boundary moves it (the bound of a moved window walks every request since the
-        first message, which such a checkpoint does not keep)."""
-        return self.reads_whole and self.images is None
+    def whole_checkpoint(self) -> str | None:
+        """How a checkpoint of a window from the first message is kept (context/checkpoint.py): "newest" for
+        ``KeepAll`` (the newest requests only: the window grows with the session), "window" for a budget or
+        ``LastTurns`` in its first turns (every request of the window, which the policy bounds), None when the
+        window is unbounded and a moving image boundary makes its bound walk every request since the first
+        message (``KeepAll & OldImages``), under ``ServerCompaction`` (nothing is ever cut) or ``Summarize``."""
+        if self.summarize is not None:
+            return None
+        if self.reads_whole:
+            return "newest" if self.images is None else None
+        return "window" if self.windows or self.last_turns is not None else None
 
 
 def policy_spec(policy: Any) -> PolicySpec:
