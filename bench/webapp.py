@@ -190,8 +190,9 @@ def prefill(kind: str, store_url: str, prefix: str, session: str, turns: int) ->
     from claude_history.stores.base import Entry
 
     store = open_store(store_url)
-    usage = {"input_tokens": 10, "output_tokens": 20}
-    entries = [Entry(m, MODEL, usage) if m["role"] == "assistant" else Entry(m) for m in history]
+    # No usage records, as an import from another tool (a made-up record would throw the planner's calibration
+    # off for the first turns); the turns sent through the endpoint carry the simulator's real usage.
+    entries = [Entry(m, MODEL) if m["role"] == "assistant" else Entry(m) for m in history]
     store.append(session, entries, expected_version=0)
     store.close()
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .context.checkpoint import NotLoaded, may_keep, restore, snapshot
+from .context.checkpoint import WHOLE_FROM, NotLoaded, keeps_whole, may_keep, reads_whole, restore, snapshot
 from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
 from .stores._cas import creating, pinned_incarnation
@@ -177,7 +177,7 @@ def _turn(
         try:
             kwargs, beta = yield from turn.prepare(settings, lambda summary: memory.summary_saved(turn, summary))
         except NotLoaded:  # more of the log than the checkpointed read gave: read it all, plan again
-            yield from _whole(memory, turn)
+            yield from _whole(memory, turn, settings)
             continue
         message = yield CallApi(kwargs, beta)
         step = turn.accept(message, settings)
@@ -258,11 +258,15 @@ def _fresh(memory: ChatMemory, settings: Settings, checkpoints: bool) -> Generat
         # Read for this very turn a moment ago: the commit's compare-and-swap still guards it.
         memory.trusted = False
         return memory.state
-    if memory.state is None and not (checkpoints and may_keep(settings.context)):
-        # Nothing held and no checkpoint to look for: the session is read at once (its version comes with it).
-        memory.adopt((yield LoadSession()))
-        assert memory.state is not None
-        return memory.state
+    keeps = checkpoints and may_keep(settings.context)
+    if memory.state is None and (not keeps or reads_whole(settings.context)):
+        # Nothing held and no checkpoint to look for, or a policy that sends the whole session anyway: it is
+        # read at once (its version comes with it); then the planner's checkpoint, when it is long enough.
+        read: SessionState = yield LoadSession()
+        if keeps and read.length >= WHOLE_FROM and keeps_whole(settings.context):
+            yield from _seed_whole(settings, read)
+        memory.adopt(read)
+        return read
     info: SessionInfo | None = yield CheckVersion()
     state = memory.state
     if state is None:
@@ -303,6 +307,10 @@ def _from_checkpoint(
         or data.get("length") != info.message_count
     ):
         return None
+    if data.get("whole") is True:  # made for the whole session: read it, then seed the planner
+        state: SessionState = yield LoadSession()
+        _seed(settings, state, version, data)
+        return state
     start = restore(settings.planner, data)
     if start is None or not 0 < start < info.message_count:
         return None
@@ -319,9 +327,32 @@ def _from_checkpoint(
     )
 
 
-def _whole(memory: ChatMemory, turn: Turn) -> Generator[Request, Any, None]:
+def _seed_whole(settings: Settings, state: SessionState) -> Generator[Request, Any, None]:
+    """The planner seeded from the session's checkpoint when it was made for ``state``, the whole session
+    just read (``checkpoint.reads_whole``): the next plan then sizes and replays only the newest part."""
+    found = yield LoadCheckpoint()
+    if found is not None:
+        _seed(settings, state, *found)
+
+
+def _seed(settings: Settings, state: SessionState, version: int, data: Mapping[str, Any]) -> None:
+    if (
+        data.get("whole") is True
+        and version == state.version
+        and data.get("incarnation") == state.incarnation
+        and data.get("length") == state.length
+    ):
+        restore(settings.planner, data)
+
+
+def _whole(memory: ChatMemory, turn: Turn, settings: Settings) -> Generator[Request, Any, None]:
     """The planner needs more of the log than the checkpointed read gave (``NotLoaded``): the whole session is
-    read and the turn goes on from it, unless it changed meanwhile (then nothing of the turn is kept)."""
+    read and the turn goes on from it, unless it changed meanwhile (then nothing of the turn is kept). When it
+    was read whole already (a ``whole`` checkpoint: only the planner's index started late), the planner drops
+    what it restored and indexes it all."""
+    if turn.base.complete:
+        settings.planner.forget_restored()
+        return
     state: SessionState = yield LoadSession()
     base = turn.base
     if state.version != base.version or state.incarnation != base.incarnation:
@@ -366,6 +397,16 @@ def _checkpoint(settings: Settings, turn: Turn, after: SessionState) -> dict[str
     return data
 
 
+def _keeps(settings: Settings, after: SessionState) -> bool:
+    """Does the commit leading to ``after`` carry a checkpoint? Not for a whole-log policy on a short session
+    (``checkpoint.WHOLE_FROM``) or one that gets none (``keeps_whole``): bringing the planner up to the end
+    would be work no fresh chat uses."""
+    policy = settings.context
+    if not reads_whole(policy):
+        return may_keep(policy)
+    return after.length >= WHOLE_FROM and keeps_whole(policy)
+
+
 def _commit(
     memory: ChatMemory,
     turn: Turn,
@@ -389,7 +430,7 @@ def _commit(
         if lease is not None:
             tokens["lease"] = lease
         after = _after(turn, entries, info, now, tokens)
-        checkpoint = _checkpoint(settings, turn, after) if checkpoints and may_keep(settings.context) else None
+        checkpoint = _checkpoint(settings, turn, after) if checkpoints and _keeps(settings, after) else None
         commit = Commit(tuple(entries), turn.base.version, tokens, checkpoint)
         version: int = yield commit
     except ConflictError as exc:

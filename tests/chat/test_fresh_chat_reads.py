@@ -9,6 +9,7 @@ session sends, byte for byte.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from typing import Any
@@ -265,3 +266,91 @@ def test_a_warm_turn_walks_only_its_new_messages_and_a_fresh_one_validates_only_
     assert work.counts["estimated"] <= 4
     # The checkpoint carries the requests of the window (hundreds here): only the newest is encoded anew.
     assert work.counts["encoded"] <= 2
+
+
+def keep_all(client: anthropic.Anthropic, store: Any, session_id: str) -> Chat:
+    """A chat with the default policy (``KeepAll``): every request sends the whole session."""
+    return Chat(client, model=MODEL, store=store, session_id=session_id, system=SYSTEM, max_tokens=64)
+
+
+def test_a_fresh_keep_all_chat_reads_the_session_once_and_sizes_only_its_newest_part(
+    client: anthropic.Anthropic, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeepAll sends the whole session, so a fresh chat reads it all, once; its checkpoint (``whole``) saves
+    the replay of every earlier request and the sizing of every message: the planner indexes only what the
+    newest requests and the gaps between turns look back over, and sends what a chat that replayed it all
+    sends."""
+    store = CountingStore()
+    for session_id in ("a", "b"):  # the same conversation twice
+        write_history(store, session_id, 2_000, seed=7)
+    whole = WithoutCheckpoints(store)
+    for step in range(5):
+        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=40))
+        work = PlannerWork(monkeypatch)
+        store.reset()
+        keep_all(client, store, "a").send(question)
+        via_checkpoint = bodies(sim)[-1]
+        if step:  # the previous step's commit kept a checkpoint
+            assert store.calls == Counter({"load": 1, "load_checkpoint": 1})
+            assert store.load_checkpoint("a")[1]["whole"] is True  # type: ignore[index]
+            assert work.counts["estimated"] <= 2 * HISTORY + 8  # not the 2,000 messages sent
+            assert work.counts["validated"] <= 4
+        keep_all(client, whole, "b").send(question)
+        assert via_checkpoint == bodies(sim)[-1]
+        assert len(via_checkpoint["messages"]) == 2_001 + 2 * step
+    # The checkpoint keeps the newest requests only: it does not grow with the session.
+    size = len(json.dumps(store.load_checkpoint("a")[1]))  # type: ignore[index]
+    write_history(store, "c", 4_000, seed=7)
+    for step in range(3):
+        keep_all(client, store, "c").send(f"Question {step}")
+    assert len(json.dumps(store.load_checkpoint("c")[1])) < 1.5 * size  # type: ignore[index]
+
+
+def test_a_short_keep_all_session_keeps_no_checkpoint_and_reads_nothing_else(client: anthropic.Anthropic) -> None:
+    store = CountingStore()
+    write_history(store, "short", 40)
+    for _ in range(3):
+        store.reset()
+        keep_all(client, store, "short").send("Another question")
+        assert store.calls == Counter({"load": 1})  # no version check, no checkpoint asked for
+    assert store.load_checkpoint("short") is None
+
+
+def test_a_budget_whose_window_is_still_the_whole_session_replays_only_the_newest_requests(
+    client: anthropic.Anthropic, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a budget first cuts, its window is the whole session: a fresh chat reads it all, and its
+    checkpoint ("window": every request of the window, which the budget bounds) spares the replay of each
+    earlier request, with the request a chat that replayed everything sends."""
+    import claude_history.context.replay as replay
+
+    decided: list[int] = []
+    decide = replay.Replay.decide
+
+    def counted(self: Any, state: Any, point: int, measured: int | None) -> Any:
+        decided.append(point)
+        return decide(self, state, point, measured)
+
+    monkeypatch.setattr(replay.Replay, "decide", counted)
+    roomy = CacheAwareWindow(400_000)
+    store = CountingStore()
+    for session_id in ("a", "b"):
+        write_history(store, session_id, 600, seed=9)
+    whole = WithoutCheckpoints(store)
+
+    def send(target: Any, session_id: str, question: str) -> dict[str, Any]:
+        Chat(client, model=MODEL, store=target, session_id=session_id, system=SYSTEM, max_tokens=64,
+             context=roomy).send(question)  # fmt: skip
+        return bodies(sim)[-1]
+
+    for step in range(4):
+        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=40))
+        store.reset()
+        decided.clear()
+        via_checkpoint = send(store, "a", question)
+        if step:
+            assert store.calls == Counter({"get_session": 1, "load_checkpoint": 1, "load": 1})
+            assert store.load_checkpoint("a")[1]["whole"] is True  # type: ignore[index]
+            assert len(decided) <= 4  # the newest points, not the ~300 requests of the session
+        assert via_checkpoint == send(whole, "b", question)
+        assert len(via_checkpoint["messages"]) == 601 + 2 * step  # the window is still the whole session

@@ -21,6 +21,7 @@ import pytest
 from claude_history import Chat
 from claude_history.context import CacheAwareWindow, LastTurns
 from claude_history.context import log_index as log_index_module
+from claude_history.context.checkpoint import WHOLE_FROM
 from claude_history.pricing import load_prices
 from claude_history.stores import open_store
 from claude_history.stores.base import Entry, SessionData, SessionInfo, Store, StoredMessage
@@ -308,18 +309,22 @@ def test_a_fresh_chat_reads_a_whole_log_policy_session_in_one_read(
 ) -> None:
     """A web handler's fresh Chat under ``KeepAll`` (the default: its window is the whole log, so no
     checkpoint can spare any of the read) reads the session once and writes the turn once: no version check
-    and no checkpoint lookup before the load (two round trips fewer per request). A windowed policy still
-    looks for its checkpoint first."""
+    before the load, and a checkpoint lookup only on a long session (it spares the replay there: the
+    checkpoint tests). A windowed policy looks for its checkpoint first."""
     stored_session(counting.inner, "whole", 400, seed=4)
-    Chat(client, model=MODEL, store=counting, session_id="whole", context=policy).send("first")  # (+ metadata)
+    stored_session(counting.inner, "short", WHOLE_FROM - 20, seed=4)
+    for session_id in ("whole", "short"):
+        Chat(client, model=MODEL, store=counting, session_id=session_id, context=policy).send("first")
     for turn in range(2):
-        chat = Chat(client, model=MODEL, store=counting, session_id="whole", context=policy)
-        counting.calls.clear()
-        chat.send(f"question {turn}")
-        if policy is None:
-            assert counting.calls == Counter({"load": 1, "append": 1}), counting.calls
-        else:
-            assert counting.calls["get_session"] == 1 and counting.calls["load_checkpoint"] == 1
+        for session_id in ("whole", "short"):
+            chat = Chat(client, model=MODEL, store=counting, session_id=session_id, context=policy)
+            counting.calls.clear()
+            chat.send(f"question {turn}")
+            if policy is None:
+                checkpoint = {"load_checkpoint": 1} if session_id == "whole" else {}
+                assert counting.calls == Counter({"load": 1, "append": 1, **checkpoint}), counting.calls
+            else:
+                assert counting.calls["get_session"] == 1 and counting.calls["load_checkpoint"] == 1
     chat = Chat(client, model=MODEL, store=counting, session_id="new-session", context=policy)
     chat.send("hello")  # a session that does not exist yet is created by the turn's append
     assert len(chat.messages) == 2 and counting.inner.get_session("new-session").version >= 1

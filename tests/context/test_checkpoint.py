@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from claude_history import BudgetExceeded
-from claude_history.context import CacheAwareWindow, LastTurns, OldImages, Planner, TokenBudget, plan_request
+from claude_history.context import (
+    CacheAwareWindow,
+    KeepAll,
+    LastTurns,
+    OldImages,
+    Planner,
+    TokenBudget,
+    plan_request,
+)
 from claude_history.context.checkpoint import HISTORY, NotLoaded, Tail, restore, snapshot
 from claude_history.context.plan import settle
 
@@ -26,7 +34,11 @@ CHECKPOINTED = {
     "last-turns": LastTurns(3),
     "tight": CacheAwareWindow(3_000, low_water=1_500) & OldImages(after_turns=1),
     "budget-images": TokenBudget(5_000) & OldImages(after_turns=3),
+    "roomy": CacheAwareWindow(60_000),  # its window holds the whole log for a while ("window" checkpoints)
+    # A window from the first message: the checkpoint is given the whole log (``whole``).
+    "keep-all": KeepAll(),
 }
+WHOLE_FROM = 8  # the tests' sessions are short: whole checkpoints from 8 messages on
 
 
 def restored_plan(
@@ -37,10 +49,20 @@ def restored_plan(
     planner: Planner | None = None,
 ) -> Any:
     """The plan of a fresh planner seeded with ``data`` (through JSON, as a store keeps it) and given the log
-    from the checkpoint's start on, with the usage records of that part: what a fresh Chat reads."""
+    from the checkpoint's start on, with the usage records of that part: what a fresh Chat reads. A ``whole``
+    checkpoint is given the whole log and all its usage records (copies: a fresh Chat decodes its own)."""
     planner = planner if planner is not None else Planner()
     start = restore(planner, json.loads(json.dumps(data)))
     assert start is not None
+    if data["whole"]:
+        return plan_request(
+            [dict(m) for m in session.log],
+            [dict(m) for m in pending],
+            **tail_arguments(session, 0),
+            cache=cache,
+            planner=planner,
+            lineage=object(),
+        )
     return plan_request(
         Tail(start, session.log[start:]),
         [dict(m) for m in pending],
@@ -106,18 +128,20 @@ def play(
                 else:
                     assert_same(warm, cold)
                     compared += 1
-        start = data["start"] if data is not None else 0
+        start = 0 if data is None or data["whole"] else data["start"]
         session.turn()
+        keep = {"history": history, "whole_from": WHOLE_FROM}
         if chain and restored is not None:  # the chat that planned from the checkpoint commits and keeps one
             try:
-                settle(Tail(start, session.log[start:]), **tail_arguments(session, start), planner=restored)
-                data = snapshot(restored, len(session.log), history=history)
+                log = Tail(start, session.log[start:]) if start else session.log
+                settle(log, **tail_arguments(session, start), planner=restored)
+                data = snapshot(restored, len(session.log), **keep)
             except NotLoaded:
-                data = snapshot(session.planner, len(session.log), history=history)
+                data = snapshot(session.planner, len(session.log), **keep)
         else:
-            data = snapshot(session.planner, len(session.log), history=history)
-        if data is not None:
-            assert 0 < data["start"] < data["length"] == len(session.log)
+            data = snapshot(session.planner, len(session.log), **keep)
+        if data is not None:  # (a checkpoint for the whole log may index it from its first message)
+            assert (0 if data["whole"] else 1) <= data["start"] < data["length"] == len(session.log)
     return compared, needed_all
 
 

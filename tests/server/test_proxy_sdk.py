@@ -258,3 +258,21 @@ def test_without_tenants_the_usage_record_is_hidden_too(start_service: Any) -> N
     (record,) = open_store(service.store_url).list_sessions(tag=USAGE_TAG)
     with pytest.raises(anthropic.NotFoundError):
         client.get(f"/v1/sessions/{record.id}", cast_to=object)
+
+
+def test_an_invalid_new_message_is_a_400_naming_its_place_in_the_whole_session(
+    service: Service, sim: Simulator
+) -> None:
+    """The service checks only the stored history's last turn and what is new (the rest was valid when it was
+    committed), and the error still names the message by its index in the whole session."""
+    client = service.client(session="orphan")
+    for text in ("one", "two", "three"):
+        client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": text}])
+    calls = len(sim.requests)
+    orphan = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "x"}]}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model=MODEL, max_tokens=50, messages=[orphan])  # type: ignore[list-item]
+    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "messages[6]" in caught.value.message
+    assert len(sim.requests) == calls  # refused before the upstream call
+    assert len(open_store(service.store_url).load("acme/orphan").messages) == 6  # nothing stored

@@ -35,12 +35,26 @@ from .replay import Checkpoint, Previous, Replays, State, _point
 from .sequences import Prefix
 from .window import Window
 
-__all__ = ["FORMAT", "HISTORY", "NotLoaded", "Tail", "may_keep", "restore", "snapshot"]
+__all__ = [
+    "FORMAT",
+    "HISTORY",
+    "WHOLE_FROM",
+    "NotLoaded",
+    "Tail",
+    "keeps_whole",
+    "may_keep",
+    "reads_whole",
+    "restore",
+    "snapshot",
+]
 
-FORMAT = 3  # 3: the earlier requests as one JSON text
+FORMAT = 4  # 3: the earlier requests as one JSON text; 4: "whole" (a window from the first message)
 # Request points kept between the checkpoint and the newest point: the 1-hour anchor search looks back 64
 # (anchors.py), the TTL choice 20 gaps between turns (cache.py GAP_WINDOW).
 HISTORY = 64
+# A checkpoint for a window from the first message saves the replay and the sizing of every message, but a
+# fresh chat then reads it and the commit writes it: below this many messages replaying costs less.
+WHOLE_FROM = 200
 # Estimated with the estimator of the writer and of the reader: a checkpoint made by another version of the
 # token estimator holds prefix sums this one would not compute, so it is not used.
 _PROBE = {"role": "user", "content": "Checkpoint probe: 12 words, ünïcode, <tags> and {json: [1, 2.5]}."}
@@ -94,24 +108,39 @@ def _fingerprint(model: str) -> list[Any]:
 
 
 def may_keep(policy: Any) -> bool:
-    """Can ``snapshot`` ever give a checkpoint for ``policy``? Not for a summarising one, nor for one whose
-    window is always the whole log (``KeepAll``, with or without ``OldImages``: its cut never leaves the first
-    turn). A fresh chat under such a policy then reads the session at once, asking for no checkpoint and no
-    version first (two store round trips fewer per request in a web handler)."""
-    spec = policy_spec(policy)
-    return spec.summarize is None and bool(spec.windows or spec.last_turns is not None or spec.compaction)
+    """Can ``snapshot`` ever give a checkpoint for ``policy``? Not for a summarising one (its summaries are
+    read with the whole session)."""
+    return policy_spec(policy).summarize is None
 
 
-def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dict[str, Any] | None:
+def reads_whole(policy: Any) -> bool:
+    """Is the window of ``policy`` the whole log, unless the context window itself forces a cut (``KeepAll``,
+    with or without ``OldImages``)? A fresh chat under it reads the session at once (every request sends all
+    of it)."""
+    return policy_spec(policy).reads_whole
+
+
+def keeps_whole(policy: Any) -> bool:
+    """Is ``policy`` one that sends the whole session and gets ``whole`` checkpoints (``KeepAll`` alone)? A
+    fresh chat then asks for one after it read the session, when the session is long (``WHOLE_FROM``). Not
+    one whose images are replaced: its bound walks every request since the first message, which such a
+    checkpoint does not keep (it would grow with the session), so a restored plan would replay it all."""
+    return policy_spec(policy).whole_checkpoint == "newest"
+
+
+def snapshot(
+    planner: Planner, committed: int, *, history: int = HISTORY, whole_from: int = WHOLE_FROM
+) -> dict[str, Any] | None:
     """The checkpoint of what ``planner`` last planned, for a log of ``committed`` messages (all of them
     committed, with the usage of every reply). None when there is nothing worth keeping: no earlier request
     point, a window that starts at the first turn (it sends the whole log anyway), or a summarising policy
     (its summaries are read with the whole session). ``history``: request points kept for the 1-hour anchor
-    search (it never looks further back than ``HISTORY``)."""
+    search (it never looks further back than ``HISTORY``); ``whole_from``: the shortest log a checkpoint of a
+    window from the first message is made for (``WHOLE_FROM``)."""
     last = planner.last
     if last is None:
         return None
-    (model, placeholder), key, summarizing = last
+    (model, placeholder), key, summarizing, whole_mode = last
     log = planner.index(model, placeholder)
     if summarizing or log is None:
         return None
@@ -131,7 +160,15 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
     # window, up to ``history``, and stops at the first of another.
     seen = newest.state.previous.window if newest.state.previous is not None else None
     first = len(done) - 1
-    while first > 0 and done[first - 1].point >= cut:
+    # A window from the first message (``whole``) is read whole by a fresh chat (the request sends it all).
+    # Under KeepAll ("newest") its messages' sizes come as one prefix sum and only the newest are indexed
+    # (``LogIndex.attach``); a bound that walks all its requests is not kept (the checkpoint would grow with
+    # the session): such a plan replays it all. Under a budget in its first turns ("window") the checkpoint
+    # keeps every request of the window, as after a cut: the policy bounds them.
+    whole = cut == 0 and bool(log.starts) and log.starts[0] == 0
+    if whole and (whole_mode is None or committed < whole_from):
+        return None
+    while not (whole and whole_mode == "newest") and first > 0 and done[first - 1].point >= cut:
         first -= 1
     for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
         first = min(first, k)
@@ -144,12 +181,25 @@ def snapshot(planner: Planner, committed: int, *, history: int = HISTORY) -> dic
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
     if floor is None:  # it reads every timed record there is
         floor = usage.timed[0] if usage.timed else cut
-    start = max(min(cut, floor), log.horizon)
-    if not log.starts or start <= log.starts[0] or cut >= len(log.text[0]):
+    if whole and whole_mode == "newest":
+        # The index starts where the newest requests, the gaps between turns and the newest turn are read.
+        turn = log.starts[bisect.bisect_right(log.starts, newest.point) - 1]
+        earliest = anchors[0].point if anchors else newest.point
+        start = max(min(floor if usage.timed else turn, earliest, turn), log.horizon)
+    elif whole:  # a budget's window from the first message: every message is indexed (a cut may go anywhere)
+        start = log.horizon
+        if start or (anchors and anchors[0].point != log.starts[0]):
+            return None
+    else:
+        start = max(min(cut, floor), log.horizon)
+        if not log.starts or start <= log.starts[0]:
+            return None
+    if cut >= len(log.text[0]):
         return None
     compactions = log.compactions[: bisect.bisect_left(log.compactions, start)]
     return {
         "format": FORMAT,
+        "whole": whole,
         "model": model,
         "placeholder": placeholder,
         "settings": list(key),
@@ -206,7 +256,8 @@ class _Upto:
 def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
     """Seed ``planner`` with the checkpoint ``data``; returns the first message the caller must read (the
     log from there is what ``plan_request`` is then given, as a ``Tail``), or None when ``data`` is not a
-    checkpoint this version can use."""
+    checkpoint this version can use. A ``whole`` checkpoint (a window from the first message) is given the
+    whole log instead, the usage records in seq order; the returned message is where its index starts."""
     try:
         if data.get("format") != FORMAT or data["estimator"] != _fingerprint(str(data["model"])):
             return None
@@ -234,13 +285,19 @@ def restore(planner: Planner, data: Mapping[str, Any]) -> int | None:
             window = request.window if request is not None else state.window
             replays.checkpoints.append(Checkpoint(int(at), State(window, previous=request)))
         replays.checkpoints.append(Checkpoint(point, state))
-        replays.partial, replays.floor = True, point
+        # Only the requests before the first one kept are unknown: none when it is the log's first.
+        replays.partial = replays.checkpoints[0].point != int(data["first"])
+        replays.floor = point
         replays.usage.settled = point + 2  # the records up to the reply to ``point`` are in ``state``
         replays.usage.earlier_timed = bool(data["timed_before"])
         settings = data["settings"]
         key = (str(settings[0]), float(settings[1]), int(settings[2]))
-        if not 0 < start <= state.window.cut <= point:
+        whole = data["whole"] is True
+        if not (0 == state.window.cut <= start <= point if whole else 0 < start <= state.window.cut <= point):
             return None
+        if whole and start:  # given the whole log, the planner reads no usage record before the index's horizon
+            log.awaiting_head = True
+            replays.usage.floor = start
     except (KeyError, TypeError, ValueError, IndexError):  # json.JSONDecodeError is a ValueError
         return None
     log.replays[key] = replays

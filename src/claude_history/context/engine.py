@@ -121,7 +121,7 @@ def _decide(
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
         _validate(full, log)
         key = (spec.name, const.text, const.fixed)
-        planner.last = ((model, placeholder), key, spec.summarize is not None)
+        planner.last = ((model, placeholder), key, spec.summarize is not None, spec.whole_checkpoint)
         decision = replay.run(key, usage_history, trusted)
         return spec, full, replay, decision, sizes
 

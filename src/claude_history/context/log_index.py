@@ -56,12 +56,22 @@ class LogIndex:
         self.bounds = [0]  # prefix sums of each message's worst-case tokens (tokens.bound_message)
         self.compactions: list[int] = []
         self.validated = 0  # messages [0, validated) are known to form a valid log
-        # Messages before the horizon were never read (restored from a checkpoint: checkpoint.py); their
-        # columns hold placeholders and anything that needs them raises NotLoaded.
+        # Messages before the horizon were never indexed (restored from a checkpoint: checkpoint.py); their
+        # columns hold placeholders and anything that needs them raises NotLoaded. The prefix sums are known at
+        # 0 (nothing) and from the horizon on, so the size of a window from the first message still is.
         self.horizon = 0
+        # Restored to be given the whole log (a window from the first message): the messages before the
+        # horizon are then taken as they are, without indexing them (``attach``).
+        self.awaiting_head = False
         self.unknown_starts = 0  # turn starts [1, unknown_starts) are placeholders
         self.replays: dict[Any, Replays] = {}  # by settings: the replay's checkpoints
         self.views: OrderedDict[tuple[int, int, int, bool], View] = OrderedDict()  # see view.view_for
+
+    @property
+    def restored(self) -> bool:
+        """Whether a replay of this index was restored from a checkpoint (it does not start at the first
+        request)."""
+        return any(replays.floor for replays in self.replays.values())
 
     def common_prefix(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> int:
         """How many leading messages are the ones indexed: the same content object, of the same length (a
@@ -140,7 +150,7 @@ class LogIndex:
         ``validated``: messages before it are known to form a valid log (validated again from the turn start
         before it on)."""
         self.horizon, self.validated = start, validated
-        self.messages = _Read(start)
+        self.messages = _Read(start) if start else []
         self.contents = [None] * start
         self.lengths = [-2] * start
         self.roles = [None] * start
@@ -153,6 +163,18 @@ class LogIndex:
         self.starts = [first] * starts_before
         self.unknown_starts = starts_before
         self.compactions = [] if compaction is None else [compaction]
+
+    def attach(self, full: Sequence[Mapping[str, Any]]) -> None:
+        """Take the messages before the horizon from ``full`` (the whole log a fresh chat read for a window
+        that starts at its first message): the request sends them, the planner never sizes them one by one
+        (their sum is the restored prefix sum), so they are not indexed; their other columns stay placeholders."""
+        self.messages = list(full[: self.horizon])
+        self.awaiting_head = False
+
+    def holds_head(self, full: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the messages before the horizon were attached from this very log (the same objects)."""
+        h = self.horizon
+        return not isinstance(self.messages, _Read) and len(full) >= h and full[h - 1] is self.messages[h - 1]
 
     def extend(self, full: Sequence[Mapping[str, Any]], trusted: int = 0) -> None:
         """Follow ``full``: drop what changed, index what is new (``trusted``: see ``common_prefix``)."""
@@ -191,10 +213,18 @@ class LogIndex:
         if message.get("role") == "assistant" and has_blocks(message, ("compaction",)):
             self.compactions.append(i)
 
+    def _known(self, *positions: int) -> None:
+        """The prefix sums at ``positions`` are known: at 0 and from the horizon on."""
+        for p in positions:
+            if 0 < p < self.horizon:
+                raise NotLoaded(f"the size of messages up to {p}: only those from {self.horizon} were indexed")
+
     def segment(self, a: int, b: int, variant: int) -> TokenEstimate:
         """Raw size of messages ``[a, b)`` in one variant."""
         if b <= a:
             return ZERO
+        if self.horizon:
+            self._known(a, b)
         return TokenEstimate(
             self.text[variant][b] - self.text[variant][a], self.fixed[variant][b] - self.fixed[variant][a]
         )
@@ -202,15 +232,15 @@ class LogIndex:
     def bound(self, a: int, b: int) -> int:
         """Worst-case tokens of messages ``[a, b)`` in any view (thinking kept, the larger of each image and
         its placeholder): never below what the API counts for them (see ``tokens.bound_message``)."""
-        if a < self.horizon and a < b:
-            raise NotLoaded(f"the bound of messages from {a} on: only those from {self.horizon} were read")
-        return min(UNBOUNDED, self.bounds[b] - self.bounds[a]) if b > a else 0
+        if b <= a:
+            return 0
+        if self.horizon:
+            self._known(a, b)
+        return min(UNBOUNDED, self.bounds[b] - self.bounds[a])
 
     def size(self, start: int, epoch: int, image_boundary: int, end: int) -> TokenEstimate:
         """Raw size of messages ``[start, end)`` with thinking dropped before ``epoch`` and images replaced
         before ``image_boundary``."""
-        if start < self.horizon and start < end:
-            raise NotLoaded(f"the size of messages from {start} on: only those from {self.horizon} were read")
         if epoch <= start and image_boundary <= start:  # nothing dropped or replaced: one segment (the usual case)
             return self.segment(start, end, 0)
         bounds = sorted({start, min(max(epoch, start), end), min(max(image_boundary, start), end), end})

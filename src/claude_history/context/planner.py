@@ -34,9 +34,10 @@ class Planner:
         self._logs: OrderedDict[tuple[str, str], LogIndex] = OrderedDict()
         self._lineage: object | None = None
         self._committed = 0
-        # What the last call planned with: the index's key, the replay's settings key, and whether the policy
-        # summarises (checkpoint.snapshot reads them after a commit).
-        self.last: tuple[tuple[str, str], Any, bool] | None = None
+        # What the last call planned with: the index's key, the replay's settings key, whether the policy
+        # summarises and whether it may keep a checkpoint of a window from the first message (checkpoint.snapshot
+        # reads them after a commit).
+        self.last: tuple[tuple[str, str], Any, bool, str | None] | None = None
 
     def follow(self, lineage: object | None, committed: int) -> int:
         """How many leading messages (and usage records) of this call are vouched for: those of the previous
@@ -53,9 +54,13 @@ class Planner:
             log = self._logs[key] = LogIndex(model, placeholder)
             while len(self._logs) > _LOGS:
                 self._logs.popitem(last=False)
-        elif log.horizon and _holds(full, log.horizon - 1):
-            # Restored from a checkpoint, now given the messages before it too (the whole session was read):
-            # an index built from them all, as if none had been restored.
+        elif log.horizon and log.awaiting_head and _holds(full, log.horizon - 1):
+            # Restored for a window from the first message: given the whole log, as the checkpoint expects.
+            log.attach(full)
+            self._logs.move_to_end(key)
+        elif log.horizon and _holds(full, log.horizon - 1) and not log.holds_head(full):
+            # Restored from a checkpoint, now given the messages before it too (the whole session was read,
+            # because the plan needed them): an index built from them all, as if none had been restored.
             log = self._logs[key] = LogIndex(model, placeholder)
         else:
             self._logs.move_to_end(key)
@@ -75,6 +80,13 @@ class Planner:
             while len(self._logs) > _LOGS:
                 self._logs.popitem(last=False)
             self._lineage, self._committed = None, 0
+
+    def forget_restored(self) -> None:
+        """Drop the indexes restored from a checkpoint (their messages before the horizon are not indexed, their
+        replay starts late): the next call indexes and replays the whole log it is given."""
+        with self.lock:
+            for key in [key for key, log in self._logs.items() if log.horizon or log.restored]:
+                del self._logs[key]
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{model}: {len(log.messages)} messages" for (model, _), log in self._logs.items())

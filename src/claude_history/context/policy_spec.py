@@ -32,6 +32,25 @@ class PolicySpec:
     compaction: ServerCompaction | None = None
     name: str = "KeepAll()"
 
+    @property
+    def reads_whole(self) -> bool:
+        """The window is the whole log unless the context window itself forces a cut (``KeepAll``, with or
+        without ``OldImages``)."""
+        return not (self.windows or self.last_turns is not None or self.compaction or self.summarize)
+
+    @property
+    def whole_checkpoint(self) -> str | None:
+        """How a checkpoint of a window from the first message is kept (context/checkpoint.py): "newest" for
+        ``KeepAll`` (the newest requests only: the window grows with the session), "window" for a budget or
+        ``LastTurns`` in its first turns (every request of the window, which the policy bounds), None when the
+        window is unbounded and a moving image boundary makes its bound walk every request since the first
+        message (``KeepAll & OldImages``), under ``ServerCompaction`` (nothing is ever cut) or ``Summarize``."""
+        if self.summarize is not None:
+            return None
+        if self.reads_whole:
+            return "newest" if self.images is None else None
+        return "window" if self.windows or self.last_turns is not None else None
+
 
 def policy_spec(policy: Any) -> PolicySpec:
     """``policy`` (``None``: ``KeepAll``) as a ``PolicySpec``: the tightest ``LastTurns`` and ``OldImages``

@@ -138,8 +138,9 @@ class Replays:
         self.usage = UsageIndex()
         self.summary_sizes: dict[int, TokenEstimate] = {}  # cut -> summary size the replay used
         self.summaries: dict[int, tuple[Summary, TokenEstimate]] = {}  # cut -> size, by record
-        # Restored from a checkpoint: the points before the first checkpoint are unknown, and those before
-        # ``floor`` hold only the request made there (for the 1-hour anchor search), not a state to resume.
+        # Restored from a checkpoint: the points before the first checkpoint are unknown (unless it is the
+        # first request), and those before ``floor`` hold only the request made there (for the 1-hour anchor
+        # search and the bound), not a state to resume.
         self.partial = False
         self.floor = 0
         # (image boundary, compaction start) -> the bound's gaps between consecutive requests, summed
@@ -710,7 +711,7 @@ class Replay:
             resummarised = [cut for cut, size in replays.summary_sizes.items() if self.summary_raw(cut) != size]
             if resummarised:
                 replays.keep_before_cut(min(resummarised))
-        if self.log.horizon and (not checkpoints or checkpoints[-1].point < replays.floor):
+        if replays.floor and (not checkpoints or checkpoints[-1].point < replays.floor):
             raise NotLoaded("the replay must start before the part of the log that was read")
         if checkpoints:
             state = checkpoints[-1].state

@@ -232,7 +232,7 @@ def build(
 
         def prefix_at(m_index: int) -> int:
             """Prefix tokens at the end of view message ``m_index``."""
-            tokens = prefix_before_messages + shaped.running[m_index].tokens(ratio)
+            tokens = prefix_before_messages + shaped.running(m_index, replay.log).tokens(ratio)
             return max(tokens, decision.predicted) if m_index == last else tokens
 
         def end_of(m_index: int) -> int:

@@ -80,6 +80,9 @@ class UsageIndex:
         # come before it (the gaps between turns would then be unknown if the walk reached them).
         self.earlier_timed = False
         self.settled = 0  # records before this seq are known to the restored checkpoint
+        # Records before this seq are not read even when given (a checkpoint restored for the whole log: the
+        # planner looks no further back than what a checkpointed load reads, see ``skip``).
+        self.floor = 0
 
     def update(self, items: Sequence[Any], trusted: int = 0) -> int:
         """Follow ``items``; returns the smallest seq whose usage changed (``NEVER`` when none did).
@@ -103,6 +106,8 @@ class UsageIndex:
                 self._set(seq, previous)
         del old[same:]
         del self.undo[same:]
+        if self.floor and same == 0:
+            same = self._skip(items)
         for item in items[same:]:  # (one slice: ``items`` may be a ``Joined`` view)
             old.append(item)
             point = usage_point(item)
@@ -120,6 +125,20 @@ class UsageIndex:
             if not _same_usage(point, self.points.get(seq)) and not (point is None and seq < settled)
         ]
         return min(changed, default=NEVER)
+
+    def _skip(self, items: Sequence[Any]) -> int:
+        """Follow the leading ``items`` of seqs before ``floor`` without parsing them (as if skipped); returns
+        how many. Records come in seq order (a session's, then the turn's), so this is a binary search."""
+        lo, hi = 0, len(items)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _seq(items[mid]) < self.floor:
+                lo = mid + 1
+            else:
+                hi = mid
+        self.items.extend(items[:lo])
+        self.undo.extend([None] * lo)
+        return lo
 
     def _set(self, seq: int, point: UsagePoint | None) -> None:
         current = self.points.get(seq)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..history import content_blocks, sendable_content
-from ..tokens import ZERO, TokenEstimate
+from ..tokens import TokenEstimate
 from .cache import marker_ttl
 from .log_index import LogIndex
 from .transforms import markable, transform
@@ -24,21 +24,21 @@ class View:
     """The view ``full[start:covered]`` of one window (cut, epoch, image boundary; thinking rule) as
     ``transform`` makes it, before any breakpoint: per view message its role, content (shared with the log
     or the cache: copied before it is handed out), last merged origin, first block position, markable block
-    and whether it holds a caller's marker, and the running raw size. Extended as the log grows, so a request
-    costs its new messages (plus one shallow copy of the view it sends)."""
+    and whether it holds a caller's marker (its running raw size is asked from the log: ``running``).
+    Extended as the log grows, so a request costs its new messages (plus one shallow copy of the view it
+    sends)."""
 
     def __init__(self, window: Window, drop_thinking: bool) -> None:
         self.window = window
         self.drop_thinking = drop_thinking  # False under ServerCompaction: the server handles thinking
         self.start = window.cut
         self.covered = window.cut
-        self.roles: list[str] = []
+        self.roles: list[Any] = []
         self.contents: list[str | list[Any]] = []
         self.origins: list[int] = []
         self.offsets: list[int] = [0]  # block position of each view message; one more: the block count
         self.ends: list[int] = []  # the block a breakpoint for the message goes on (-1: none)
         self.marked: list[int] = []  # view messages holding a caller's cache_control, ascending
-        self.running: list[TokenEstimate] = []  # raw size of the view up to each message
 
     def truncate(self, n: int) -> bool:
         """Forget what depends on messages from ``n`` on; False when nothing is left."""
@@ -47,7 +47,7 @@ class View:
         m = bisect.bisect_left(self.origins, n)
         if m < len(self.origins):
             del self.roles[m:], self.contents[m:], self.origins[m:], self.offsets[m + 1 :]
-            del self.ends[m:], self.running[m:]
+            del self.ends[m:]
             del self.marked[bisect.bisect_left(self.marked, m) :]
             self.covered = self.origins[-1] + 1 if self.origins else self.start
         self.covered = min(self.covered, n)
@@ -56,7 +56,28 @@ class View:
     def extend(self, full: Sequence[Mapping[str, Any]], log: LogIndex) -> None:
         """Cover ``full`` (the log's messages up to the newest): transform what is new."""
         epoch, boundary, drop = self.window.epoch, self.window.image_boundary, self.drop_thinking
+        roles, contents, origins, offsets, ends = self.roles, self.contents, self.origins, self.offsets, self.ends
         for i in range(self.covered, len(full)):
+            # The usual message first, at a few attribute reads: text or a plain list of text and tool_use
+            # blocks, which no transform, trim or marker touches (a view of a long log is made in one pass
+            # when a fresh chat sends the whole session).
+            original = full[i]
+            role, content = original.get("role"), original.get("content")
+            if not roles or roles[-1] != role:
+                if type(content) is str:
+                    roles.append(role)
+                    contents.append(content)
+                    origins.append(i)
+                    offsets.append(offsets[-1] + 1)
+                    ends.append(0)
+                    continue
+                if type(content) is list and content and all(map(_plain, content)):
+                    roles.append(role)
+                    contents.append(content)
+                    origins.append(i)
+                    offsets.append(offsets[-1] + len(content))
+                    ends.append(len(content) - 1)
+                    continue
             message = transform(
                 full[i], drop_thinking=i < epoch and drop, replace_images=i < boundary, placeholder=log.placeholder
             )
@@ -67,23 +88,25 @@ class View:
                 # A thinking-only reply was dropped: merge the users.
                 merged = [*content_blocks({"content": self.contents[-1]}), *content_blocks({"content": content})]
                 self._pop()
-                self._push(message["role"], merged, i, log)
+                self._push(message["role"], merged, i)
             else:
-                self._push(message["role"], content, i, log)
+                self._push(message["role"], content, i)
         self.covered = len(full)
 
     def _pop(self) -> None:
         m = len(self.roles) - 1
-        for column in (self.roles, self.contents, self.origins, self.offsets, self.ends, self.running):
+        for column in (self.roles, self.contents, self.origins, self.offsets, self.ends):
             column.pop()
         if self.marked and self.marked[-1] == m:
             self.marked.pop()
 
-    def _push(self, role: str, content: Any, origin: int, log: LogIndex) -> None:
+    def running(self, m: int, log: LogIndex) -> TokenEstimate:
+        """Raw size of the view up to message ``m`` (from the log's prefix sums: asked only where a breakpoint
+        may go, so a view of a long log is never sized message by message)."""
+        return log.size(self.start, self.window.epoch, self.window.image_boundary, self.origins[m] + 1)
+
+    def _push(self, role: str, content: Any, origin: int) -> None:
         m = len(self.roles)
-        first = self.start if m == 0 else self.origins[-1] + 1
-        size = log.size(first, self.window.epoch, self.window.image_boundary, origin + 1)
-        self.running.append((self.running[-1] if m else ZERO) + size)
         self.roles.append(role)
         self.contents.append(content)
         self.origins.append(origin)
@@ -96,6 +119,20 @@ class View:
         self.ends.append(j if j is not None else -1)
         if any(marker_ttl(b) is not None for b in content):
             self.marked.append(m)
+
+
+_PLAIN = frozenset({"text", "tool_use"})
+
+
+def _plain(block: Any) -> bool:
+    """A block the view sends as it is and a breakpoint may go on: text without citations or tool_use, with no
+    caller's marker (``transform``, ``sendable_content``, ``markable`` and ``marker_ttl`` leave it alone)."""
+    return (
+        type(block) is dict
+        and block.get("type") in _PLAIN
+        and "cache_control" not in block
+        and "citations" not in block
+    )
 
 
 _VIEWS = 4  # windows kept per log (several policies planning the same session)

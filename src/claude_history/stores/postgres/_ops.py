@@ -45,7 +45,7 @@ from .._rewind_fork import rewind_target
 from .._search_text import make_snippet, message_text, search_terms
 from .._times import from_us, to_us
 from ..base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
-from ._sql import LATEST_VERSION, Statements, advisory_lock_key
+from ._sql import COUNT_COLUMN, KEY_COLUMN, LATEST_VERSION, Statements, advisory_lock_key
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
@@ -188,7 +188,7 @@ def load(st: Statements, session_id: str, now: int) -> Op[SessionData]:
                                                   Query(st.summaries, args)))  # fmt: skip
     if not rows:
         raise SessionNotFound(session_id)
-    messages = yield from _read_runs(st, rows[0][13], runs, 0, _NO_END, page)
+    messages = yield from _read_runs(st, rows[0][KEY_COLUMN], runs, 0, _NO_END, page)
     summaries = [_summary_from_row(row) for row in summary_rows]
     return SessionData(info=info_from_row(rows[0]), messages=messages, summaries=summaries)
 
@@ -206,7 +206,7 @@ def load_messages(st: Statements, session_id: str, start: int, stop: int | None,
     first, last = clip_range(first, last, info_from_row(rows[0]).message_count)
     if first == last:
         return []
-    return (yield from _read_runs(st, rows[0][13], runs, first, last, page))
+    return (yield from _read_runs(st, rows[0][KEY_COLUMN], runs, first, last, page))
 
 
 _NO_END = 2**31 - 1  # past the last ``seq`` of any session
@@ -240,7 +240,7 @@ def usage_log(st: Statements, session_id: str, now: int) -> Op[list[UsageRecord]
     rows = yield Query(st.get_session, args)
     if not rows:
         raise SessionNotFound(session_id)
-    rows = yield Query(st.usage_log, {"key": rows[0][13], "start": 0, "end": int(rows[0][2])})
+    rows = yield Query(st.usage_log, {"key": rows[0][KEY_COLUMN], "start": 0, "end": int(rows[0][COUNT_COLUMN])})
     return [UsageRecord(seq, model, decode_json(usage), _utc_stamp(created)) for seq, model, usage, created in rows]
 
 
@@ -420,7 +420,7 @@ def save_summary(st: Statements, session_id: str, summary: Summary, now: int) ->
     rows = yield Query(st.lock_session, args)  # locked: a concurrent rewind cannot shrink the log under us
     if not rows:
         raise SessionNotFound(session_id)
-    check_summary(summary, int(rows[0][2]))
+    check_summary(summary, int(rows[0][COUNT_COLUMN]))
     args.update(
         start=summary.start,
         end=summary.end,
@@ -498,7 +498,7 @@ def rewind(
         raise conflict(session_id, expected_version, info.version)
     count = info.message_count
     if to is None:
-        to = yield from _last_turn_start(st, rows[0][13], count)
+        to = yield from _last_turn_start(st, rows[0][KEY_COLUMN], count)
     else:  # ``rewind_target`` only needs the length to check an explicit index
         to = rewind_target(cast(Sequence[Mapping[str, Any]], range(count)), to)
     return (yield from truncate(st, session_id, to, info.version, now, incarnation))
@@ -525,7 +525,7 @@ def fork(st: Statements, session_id: str, at: int | None, new_id: str | None, no
     rows = yield Query(st.get_session + " FOR SHARE", args)
     if not rows:
         raise SessionNotFound(session_id)
-    count = int(rows[0][2])
+    count = int(rows[0][COUNT_COLUMN])
     if at is None:
         at = count
     if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= count:

@@ -13,7 +13,16 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["MIGRATIONS", "SESSION_COLUMNS", "Migration", "Statements", "advisory_lock_key", "quote_ident"]
+__all__ = [
+    "COUNT_COLUMN",
+    "KEY_COLUMN",
+    "MIGRATIONS",
+    "SESSION_COLUMNS",
+    "Migration",
+    "Statements",
+    "advisory_lock_key",
+    "quote_ident",
+]
 
 
 @dataclass(frozen=True)
@@ -227,6 +236,10 @@ SESSION_COLUMNS = (
     "id, version, message_count, created_at, updated_at, title, owner, tags, model, system::text,"
     " expires_at, metadata::text, incarnation, key"
 )
+# Where ``_ops`` finds a session row's message count and storage key (by name: the row is positional).
+_SESSION_NAMES = [column.strip().split("::")[0] for column in SESSION_COLUMNS.split(",")]
+COUNT_COLUMN = _SESSION_NAMES.index("message_count")
+KEY_COLUMN = _SESSION_NAMES.index("key")
 GHOST = -1  # the version of a deleted session kept only as its forks' data (migration 5, ``drop_session``)
 # Messages [start, end) of the session with id %(id)s, as runs of stored rows (``segments``), in order.
 _RUNS = (
