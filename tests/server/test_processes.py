@@ -35,9 +35,10 @@ def _free_port() -> int:
 
 
 class Served:
-    def __init__(self, store_url: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, store_url: str, *args: str, env: dict[str, str] | None = None, wait: bool = True) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.stopped: str | None = None  # stderr, once stopped
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
         full_env.update(env or {})
         self.process = subprocess.Popen(
@@ -45,6 +46,10 @@ class Served:
              *args],
             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         try:
             wait_until(self._ready, f"claude-history serve on port {self.port}")
         except BaseException:
@@ -60,6 +65,8 @@ class Served:
             return False
 
     def stop(self) -> str:
+        if self.stopped is not None:  # once: a server that failed to start is stopped again by its test
+            return self.stopped
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -67,6 +74,7 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
             _, err = self.process.communicate()
+        self.stopped = err
         return err
 
 
@@ -134,8 +142,9 @@ def shared_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_two_servers_and_two_workers_on_one_store_lose_and_double_no_turn(shared_url: str, sim: Simulator) -> None:
     key = _key(shared_url, "acme")
     env = {"ANTHROPIC_API_KEY": "test"}
-    servers = [Served(shared_url, "--upstream", sim.base_url, env=env),
-               Served(shared_url, "--upstream", sim.base_url, "--workers", "2", env=env)]  # fmt: skip
+    # Both start at once (each takes seconds to import the service); neither is used before both are ready.
+    servers = [Served(shared_url, "--upstream", sim.base_url, env=env, wait=False),
+               Served(shared_url, "--upstream", sim.base_url, "--workers", "2", env=env, wait=False)]  # fmt: skip
     committed: list[str] = []
     conflicts: list[int] = []
     lock = threading.Lock()
@@ -161,6 +170,8 @@ def test_two_servers_and_two_workers_on_one_store_lose_and_double_no_turn(shared
                 break
 
     try:
+        for server in servers:
+            server.wait_ready()
         threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
