@@ -6,7 +6,8 @@
 For each length a session is filled by one ``store.append`` (untimed; the messages of ``bench/scaling.py``),
 then, in ms, with the in-process simulator answering: the first ``Chat`` ever on it (no planner checkpoint yet,
 as after an import: the planner replays the whole log once), three fresh ``Chat``s in a row (each reads the
-checkpoint the previous turn kept) and a warm second send on the last one. The GC stays on.
+checkpoint the previous turn kept) and a warm second send on the last one; in brackets the time of each turn's
+``plan_request`` alone (the simulator's work on a long request dominates the turn). The GC stays on.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from scaling import MODEL, entries
 
+import claude_history.turn as turn_module
 from claude_history import CacheAwareWindow, Chat, KeepAll
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
@@ -37,14 +40,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", help="store URL (default: a new SQLite file)")
     args = parser.parse_args(argv)
     context = POLICIES[args.policy]()
+    plans: list[float] = []
+    plan_request = turn_module.plan_request  # type: ignore[attr-defined]
+
+    def timed_plan(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return plan_request(*args, **kwargs)
+        finally:
+            plans.append((time.perf_counter() - started) * 1000)
+
+    turn_module.plan_request = timed_plan  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp, Simulator(keep_requests=0) as sim:
         store = open_store(args.store or f"sqlite:///{tmp}/fresh.db")
         client = sim.client(max_retries=0)
 
-        def timed_send(chat: Chat, text: str) -> float:
+        def timed_send(chat: Chat, text: str) -> str:
+            plans.clear()
             started = time.perf_counter()
             chat.send(text)
-            return (time.perf_counter() - started) * 1000
+            spent = (time.perf_counter() - started) * 1000
+            return f"{spent:.0f} ({sum(plans):.1f})"
 
         def fresh(sid: str) -> Chat:
             return Chat(client, model=MODEL, store=store, session_id=sid, max_tokens=256, context=context)
@@ -57,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             again = [timed_send(chat, "again") for chat in chats]
             warm = timed_send(chats[-1], "warm")
             print(
-                f"{args.policy} {n:,} messages: first {first:.0f} ms, fresh {' / '.join(f'{t:.0f}' for t in again)}"
-                f" ms, warm {warm:.0f} ms",
+                f"{args.policy} {n:,} messages, ms (plan ms): first {first}, fresh {' / '.join(again)}, warm {warm}",
                 flush=True,
             )
             store.delete(sid)
