@@ -8,6 +8,7 @@ first time these tests run. Without node or npm, or when the install fails (no n
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -21,9 +22,14 @@ from claude_history.testing import RateLimits, Simulator
 
 HERE = Path(__file__).resolve().parent
 SDK = HERE / "node_modules" / "@anthropic-ai" / "sdk" / "package.json"
+# Written once `npm ci` has finished (npm writes package.json long before the last module file).
+INSTALLED = HERE / "node_modules" / ".claude-history-installed"
+LOCK = HERE / ".npm-install.lock"
 REQUIRE = os.environ.get("CLAUDE_HISTORY_REQUIRE_SERVICES") == "1"
 MODEL = "claude-sonnet-4-6"
-# One worker runs the Node tests (pytest-xdist, --dist loadgroup): `npm ci` into tests/node happens once.
+# The Node tests are meant for one pytest-xdist worker (--dist loadgroup), but pytest-xdist 3.8 under pytest 9
+# does not group them (seen: the modules ran on both workers, and one worker's `npm ci` removed files a test of
+# the other was loading). The install below is therefore under a file lock and complete before any test runs.
 pytestmark = pytest.mark.xdist_group("node")
 
 
@@ -40,14 +46,17 @@ def node() -> str:
     if executable is None or npm is None:
         _unavailable("node and npm are needed for the Node SDK tests")
     assert executable is not None and npm is not None
-    if not SDK.exists():
-        command = [npm, "ci" if (HERE / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
-        try:
-            result = subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            _unavailable("npm install of @anthropic-ai/sdk timed out")
-        if result.returncode != 0 or not SDK.exists():
-            _unavailable(f"npm could not install @anthropic-ai/sdk: {result.stderr.strip()[-500:]}")
+    with LOCK.open("a") as lock:  # one install at a time, across pytest-xdist workers
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (SDK.exists() and INSTALLED.exists()):
+            command = [npm, "ci" if (HERE / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
+            try:
+                result = subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired:
+                _unavailable("npm install of @anthropic-ai/sdk timed out")
+            if result.returncode != 0 or not SDK.exists():
+                _unavailable(f"npm could not install @anthropic-ai/sdk: {result.stderr.strip()[-500:]}")
+            INSTALLED.touch()
     return executable
 
 
