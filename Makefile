@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 LOWEST := .venv-lowest
 LATEST := .venv-latest
 FAST := -m "not slow and not services"
-# The suite runs in TEST_WORKERS pytest-xdist processes (0: in pytest's own process). --dist loadgroup keeps the
-# modules marked xdist_group (the browser's, the Node SDK's) on one worker each.
+# The suite runs in TEST_WORKERS pytest-xdist processes (0: in pytest's own process). --dist loadgroup is meant to
+# keep the modules marked xdist_group (the browser's, the Node SDK's) on one worker each, but pytest-xdist 3.8
+# under pytest 9.2 does not: what they share (the Node SDK's npm install) is made safe for two workers instead.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
