@@ -95,6 +95,19 @@ def write_history(store: MemoryStore, session_id: str, length: int, seed: int = 
             chunk = []
 
 
+def twin_sessions(length: int, seed: int) -> tuple[CountingStore, WithoutCheckpoints]:
+    """Sessions "a" and "b" holding the same conversation, in one store, and that store seen without checkpoints
+    (a chat on it reads everything): the request of a chat on "a" must be the one of a chat on "b"."""
+    store = CountingStore()
+    for session_id in ("a", "b"):
+        write_history(store, session_id, length, seed=seed)
+    return store, WithoutCheckpoints(store)
+
+
+def question(step: int, words: int) -> str:
+    return f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=words))
+
+
 def chat(client: anthropic.Anthropic, store: Any, session_id: str) -> Chat:
     return Chat(client, model=MODEL, store=store, session_id=session_id, system=SYSTEM, max_tokens=64, context=POLICY)
 
@@ -129,17 +142,14 @@ def test_a_fresh_chat_reads_the_window_it_sends_and_a_warm_turn_only_the_version
 def test_a_checkpointed_chat_sends_what_a_chat_that_read_everything_sends(
     client: anthropic.Anthropic, sim: Simulator
 ) -> None:
-    store = CountingStore()
-    for session_id in ("a", "b"):  # the same conversation twice
-        write_history(store, session_id, 1_200, seed=5)
-    whole = WithoutCheckpoints(store)
+    store, whole = twin_sessions(1_200, seed=5)
     for step in range(4):
-        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=60))
+        asked = question(step, 60)
         store.reset()
-        chat(client, store, "a").send(question)
+        chat(client, store, "a").send(asked)
         partial_read = store.messages_read
         via_checkpoint = bodies(sim)[-1]
-        chat(client, whole, "b").send(question)
+        chat(client, whole, "b").send(asked)
         via_whole_read = bodies(sim)[-1]
         assert via_checkpoint == via_whole_read
         if step:  # a checkpoint was kept by the previous step's chat
@@ -280,22 +290,19 @@ def test_a_fresh_keep_all_chat_reads_the_session_once_and_sizes_only_its_newest_
     the replay of every earlier request and the sizing of every message: the planner indexes only what the
     newest requests and the gaps between turns look back over, and sends what a chat that replayed it all
     sends."""
-    store = CountingStore()
-    for session_id in ("a", "b"):  # the same conversation twice
-        write_history(store, session_id, 2_000, seed=7)
-    whole = WithoutCheckpoints(store)
+    store, whole = twin_sessions(2_000, seed=7)
     for step in range(5):
-        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=40))
+        asked = question(step, 40)
         work = PlannerWork(monkeypatch)
         store.reset()
-        keep_all(client, store, "a").send(question)
+        keep_all(client, store, "a").send(asked)
         via_checkpoint = bodies(sim)[-1]
         if step:  # the previous step's commit kept a checkpoint
             assert store.calls == Counter({"load": 1, "load_checkpoint": 1})
             assert store.load_checkpoint("a")[1]["whole"] is True  # type: ignore[index]
             assert work.counts["estimated"] <= 2 * HISTORY + 8  # not the 2,000 messages sent
             assert work.counts["validated"] <= 4
-        keep_all(client, whole, "b").send(question)
+        keep_all(client, whole, "b").send(asked)
         assert via_checkpoint == bodies(sim)[-1]
         assert len(via_checkpoint["messages"]) == 2_001 + 2 * step
     # The checkpoint keeps the newest requests only: it does not grow with the session.
@@ -333,24 +340,21 @@ def test_a_budget_whose_window_is_still_the_whole_session_replays_only_the_newes
 
     monkeypatch.setattr(replay.Replay, "decide", counted)
     roomy = CacheAwareWindow(400_000)
-    store = CountingStore()
-    for session_id in ("a", "b"):
-        write_history(store, session_id, 600, seed=9)
-    whole = WithoutCheckpoints(store)
+    store, whole = twin_sessions(600, seed=9)
 
-    def send(target: Any, session_id: str, question: str) -> dict[str, Any]:
+    def send(target: Any, session_id: str, text: str) -> dict[str, Any]:
         Chat(client, model=MODEL, store=target, session_id=session_id, system=SYSTEM, max_tokens=64,
-             context=roomy).send(question)  # fmt: skip
+             context=roomy).send(text)  # fmt: skip
         return bodies(sim)[-1]
 
     for step in range(4):
-        question = f"Question {step}: " + " ".join(random.Random(step).choices(WORDS, k=40))
+        asked = question(step, 40)
         store.reset()
         decided.clear()
-        via_checkpoint = send(store, "a", question)
+        via_checkpoint = send(store, "a", asked)
         if step:
             assert store.calls == Counter({"get_session": 1, "load_checkpoint": 1, "load": 1})
             assert store.load_checkpoint("a")[1]["whole"] is True  # type: ignore[index]
             assert len(decided) <= 4  # the newest points, not the ~300 requests of the session
-        assert via_checkpoint == send(whole, "b", question)
+        assert via_checkpoint == send(whole, "b", asked)
         assert len(via_checkpoint["messages"]) == 601 + 2 * step  # the window is still the whole session

@@ -65,11 +65,7 @@ class View:
             role, content = original.get("role"), original.get("content")
             if not roles or roles[-1] != role:
                 if type(content) is str:
-                    roles.append(role)
-                    contents.append(content)
-                    origins.append(i)
-                    offsets.append(offsets[-1] + 1)
-                    ends.append(0)
+                    self._push(role, content, i)
                     continue
                 if type(content) is list and content and all(map(_plain, content)):
                     roles.append(role)
@@ -105,7 +101,7 @@ class View:
         may go, so a view of a long log is never sized message by message)."""
         return log.size(self.start, self.window.epoch, self.window.image_boundary, self.origins[m] + 1)
 
-    def _push(self, role: str, content: Any, origin: int) -> None:
+    def _push(self, role: Any, content: Any, origin: int) -> None:
         m = len(self.roles)
         self.roles.append(role)
         self.contents.append(content)
