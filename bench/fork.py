@@ -8,9 +8,9 @@ For each store and length N a session is filled to N messages in one append (unt
 then, median of --runs (GC on):
 - fork: ``store.fork`` of the whole session, as the store does it now;
 - copying fork: the fork each store had before, timed in the same run as the baseline: the generic load-and-copy
-  (``load`` the session, create the fork with a copy of every message) for the memory and SQLite stores, and for
-  PostgreSQL the copy inside the server its fork made before (the same three statements, in one transaction);
-  stores that still copy do it in ``fork`` itself;
+  (``load`` the session, create the fork with a copy of every message) for the memory and SQLite stores, for
+  PostgreSQL the copy inside the server its fork made before (the same three statements, in one transaction),
+  for Redis the copy inside Redis its fork script made before; stores that still copy do it in ``fork`` itself;
 - parent delete: ``store.delete`` of the parent while its fork still reads all of it (the SQLite store keeps the
   rows as the fork's data rather than copying them then, so the copy is not merely moved to the delete).
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _common import machine, reachable, replace_section, table
-from scaling import POSTGRES_URL, cleanup, entries, stores
+from scaling import POSTGRES_URL, REDIS_URL, cleanup, entries, stores
 
 from claude_history.stores import open_store
 from claude_history.stores._base_classes import StoreBase
@@ -48,7 +48,7 @@ except Exception:
 LENGTHS = (100, 10_000, 100_000)
 QUICK_LENGTHS = (100, 1_000)
 SECTION = "Fork (copy-on-write)"
-SHARING = {"memory", "sqlite", "postgres"}  # the stores whose fork shares the parent's rows; the others copy them
+SHARING = {"memory", "sqlite", "postgres", "redis"}  # the stores whose fork shares the parent's rows; the others copy
 ROWS = ("fork", "copying fork", "parent delete")
 
 
@@ -60,13 +60,75 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def copying_fork(store: Any, sid: str) -> str:
     """The fork the store had before copy-on-write: the server-side copy for PostgreSQL (``_pg_copying_fork``),
-    the generic load-and-copy for the local stores, the store's own (copying) fork for Redis."""
+    the generic load-and-copy for the local stores, the copy inside Redis its fork made before for Redis."""
     if isinstance(store, PostgresStore):
         return _pg_copying_fork(store, sid)
-    if isinstance(store, StoreBase) and not isinstance(store, RedisStore):
+    if isinstance(store, RedisStore):
+        return _redis_copying_fork(store, sid)
+    if isinstance(store, StoreBase):
         return StoreBase.fork(store, sid)
     result: str = store.fork(sid)
     return result
+
+
+# Redis's fork before copy-on-write (the script as it was, over today's prelude): the hash, every message and
+# its words copied inside Redis, in one script. The parent here is no fork, so its LLEN is its message count.
+_REDIS_COPYING_FORK = r"""
+local id, new_id, at, now, new_inc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
+if not live(id, now) then return {-1} end
+local count = redis.call('LLEN', mkey(id))
+if at == '' then at = count else at = tonumber(at) end
+if at > count then return {-2, count} end
+if live(new_id, now) then return {0, tonumber(redis.call('HGET', hkey(new_id), 'version'))} end
+filter_keys(id)  -- the copy's tags, checked before the first write
+redis.call('HSET', hkey(new_id), unpack(redis.call('HGETALL', hkey(id))))
+redis.call('HSET', hkey(new_id), 'version', at > 0 and 1 or 0, 'created', now, 'updated', now, 'inc', new_inc)
+redis.call('HDEL', hkey(new_id), 'turn', 'ix')
+local i = 0
+while i < at do
+  local last = math.min(i + 999, at - 1)
+  redis.call('RPUSH', mkey(new_id), unpack(redis.call('LRANGE', mkey(id), i, last)))
+  i = last + 1
+end
+local summaries = {}
+for _, record in ipairs(redis.call('LRANGE', skey(id), 0, -1)) do
+  if tonumber(string.match(record, '^(%d+)\n')) <= at then summaries[#summaries + 1] = record end
+end
+push_all(skey(new_id), summaries, 1, #summaries)
+reindex(new_id)
+local ttl = redis.call('PTTL', hkey(id))
+if ttl > 0 then redis.call('PEXPIRE', hkey(new_id), ttl) end
+if in_step(id) then
+  -- the copy's words are the source's first ``at`` lines: indexed without asking the client again
+  start_index(new_id)
+  i = 0
+  while i < at do
+    local last = math.min(i + 999, at - 1)
+    index_messages(new_id, redis.call('LRANGE', tkey(id), i, last), 1, last - i + 1, i)
+    i = last + 1
+  end
+  redis.call('HSET', hkey(new_id), 'ix', at)
+end
+sync_expiry(new_id, false)
+return {1, at}
+"""
+
+
+def _redis_copying_fork(store: Any, sid: str) -> str:
+    import redis
+
+    from claude_history.stores.redis._lua import PRELUDE
+
+    new_id = uuid.uuid4().hex
+    # Its own client without a read timeout: at 100,000 messages the copy runs past redis-py's default 5 s.
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=None)
+    try:
+        script = client.register_script(PRELUDE + _REDIS_COPYING_FORK)
+        reply = script(args=[*store._keys.header, sid, new_id, "", time.time_ns() // 1000, uuid.uuid4().hex])
+    finally:
+        client.close()
+    assert reply[0] == 1, reply
+    return new_id
 
 
 def _pg_copying_fork(store: Any, sid: str) -> str:
@@ -151,8 +213,9 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
             " figures are inflated, the ratios are from the same run).",
             f"Command: `{command}`. Median of the runs (range in brackets); GC on. `fork` is each store's fork"
             " now; `copying fork` the fork the store had before (the baseline, same run: the generic load-and-copy"
-            " for memory and SQLite, the copy inside the server for PostgreSQL); `parent delete` deletes the parent"
-            " while its fork still reads every message (SQLite and PostgreSQL keep them as the fork's data, no copy).",
+            " for memory and SQLite, the copy inside the server for PostgreSQL and Redis); `parent delete` deletes"
+            " the parent while its fork still reads every message (SQLite, PostgreSQL and Redis keep them as the"
+            " fork's data, no copy).",
             "",
             table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
         ]

@@ -25,7 +25,7 @@ from .samples import turn
 from .test_no_trace import _everything
 
 # The backends whose fork shares the parent's rows (the others copy them, which is also correct).
-SHARING = {"memory", "sqlite", "postgres"}
+SHARING = {"memory", "sqlite", "postgres", "redis"}
 
 
 def texts(store: Any, session_id: str) -> list[str]:

@@ -230,6 +230,76 @@ def test_purge_cleans_sessions_redis_expired_without_anyone_listing(rd: RD) -> N
     assert rd.all_keys() == set()  # nothing at all is left under the prefix
 
 
+def test_a_session_forks_read_has_no_redis_expiry_and_an_expired_parent_becomes_their_data(rd: RD) -> None:
+    """Redis would drop an expiring parent's rows under its forks: while forks read a session its keys carry no
+    Redis expiry (it expires by the store's clock: not found, purged on sight), and get it back with the last
+    fork; expired, it keeps only the rows its forks read, under no id."""
+    store = rd.open()
+    store.append("q", [user("brief ash")], expected_version=0)
+    store.update_session("q", expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    keys = [f"{rd.prefix}{kind}:q" for kind in ("session", "messages", "terms")] + [f"{rd.prefix}postings:q:ash"]
+    assert all(rd.client.pttl(key) > 0 for key in keys)
+    store.fork("q", new_id="h")
+    assert [rd.client.pttl(key) for key in keys] == [-1] * 4
+    assert rd.client.pttl(f"{rd.prefix}session:h") == -1 and store.get_session("h").expires_at is not None
+    store.delete("h")
+    assert all(rd.client.pttl(key) > 0 for key in keys)  # its last fork gone: its Redis expiry is back
+
+    store.append(
+        "p", [user("shared oak"), reply("oak reply"), user("tail elm"), reply("elm reply")], expected_version=0
+    )
+    store.fork("p", at=2, new_id="f")
+    store.update_session("f", expires_at=None)
+    store.fork("p", at=4, new_id="g")
+    store.update_session("p", expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=400))
+    store.update_session("g", expires_at=None)
+    parent_keys = [f"{rd.prefix}session:p", f"{rd.prefix}messages:p", f"{rd.prefix}postings:p:oak"]
+    assert [rd.client.pttl(key) for key in parent_keys] == [-1] * 3
+    time.sleep(0.5)
+    with pytest.raises(SessionNotFound):
+        store.load("p")
+    assert [m.message for m in store.load("f").messages] == [user("shared oak").message, reply("oak reply").message]
+    assert [info.id for info in store.list_sessions()] == ["g", "f", "q"]  # the listing purged p: forks' data now
+    assert mentions(rd, "p") == []
+    assert sorted((h.session_id, h.seq) for h in store.search("oak")) == [("f", 0), ("f", 1), ("g", 0), ("g", 1)]
+    assert len(store.load("g").messages) == 4
+    store.delete("g")  # the rows only g read go; f's stay
+    assert len(store.load("f").messages) == 2 and store.search("elm") == []
+    store.delete("f")
+    store.delete("q")
+    assert rd.all_keys() <= {f"{rd.prefix}index", f"{rd.prefix}indexed", f"{rd.prefix}expiry"}
+
+
+def test_sessions_written_before_copy_on_write_forks_keep_working(rd: RD) -> None:
+    """A session as the previous version wrote it (no fork fields; its fork a full copy, made by the copying
+    script) is read, forked, rewound below its fork point and deleted as any other."""
+    store = rd.open()
+    p = rd.prefix
+    records = [message_record(1_000_000 * (i + 1), None, None, dumps(user(f"old kiwi {i}").message)) for i in range(4)]
+    for sid in ("old", "old-copy"):  # the old fork: the same hash fields and every message copied
+        rd.client.hset(f"{p}session:{sid}", mapping={"version": 1, "created": 1, "updated": 2, "inc": f"i-{sid}"})
+        rd.client.rpush(f"{p}messages:{sid}", *records)
+        rd.client.zadd(f"{p}index", {sid: -2})
+    before = [m.message for m in store.load("old").messages]
+    assert store.get_session("old").message_count == 4 and store.load("old-copy").messages[3].message == before[3]
+    store.fork("old", at=3, new_id="new")
+    assert [m.message for m in store.load("new").messages] == before[:3]
+    store.rewind("old", to=1)
+    assert [m.message for m in store.load("new").messages] == before[:3]
+    assert store.delete("old")
+    assert [m.message for m in store.load("new").messages] == before[:3]
+    assert sorted((h.session_id, h.seq) for h in store.search("kiwi 2")) == [("new", 2), ("old-copy", 2)]
+    store.append("new", [reply("new kiwi")], expected_version=1)
+    # The copy is indexed; the fork reads rows the old version never indexed (kept as a ghost): it stays scanned.
+    assert store.rebuild_search_index() == 1
+    assert sorted((h.session_id, h.seq) for h in store.search("kiwi")) == [
+        *[("new", i) for i in range(4)],
+        *[("old-copy", i) for i in range(4)],
+    ]
+    assert store.delete("new") and store.delete("old-copy")
+    assert rd.all_keys() <= {f"{p}index", f"{p}indexed"}
+
+
 def test_delete_leaves_no_key_and_no_index_entry(rd: RD) -> None:
     store = rd.open()
     store.append("gone", [user("secret"), reply("secret too")], expected_version=0)
@@ -408,33 +478,76 @@ def index_of(rd: RD, session_id: str) -> dict[str, Any]:
     }
 
 
+def chain_index(rd: RD, session_id: str) -> dict[str, Any]:
+    """The word index a session's search reads, keyed by what it means: its own entries and those of the storage
+    keys it reads through its fork chain (``_lua.segments``), each cut to the part it reads. Every storage key
+    on the way must also be in step with itself (``index_of``: no stray posting, vocabulary or word-set entry)."""
+    p, client = rd.prefix, rd.client
+    runs: list[tuple[str, int, int]] = []
+    key, last = session_id, None
+    while True:
+        parent, at = client.hmget(f"{p}session:{key}", "parent", "at")
+        at = int(at or 0)
+        top = at + client.llen(f"{p}messages:{key}") if last is None else last
+        runs.insert(0, (key, at if parent else 0, top))
+        own = index_of(rd, key)
+        assert own["vocab"] == set(own["postings"]) == own["in word sets"] and not own["stray postings"]
+        assert all(own["postings"].values()) and len(own["terms"]) == client.llen(f"{p}messages:{key}")
+        if parent is None:
+            break
+        key, last = parent, min(top, at)
+    terms: list[str] = []
+    postings: dict[str, set[int]] = {}
+    for key, low, high in runs:
+        if low < high:
+            base = int(client.hget(f"{p}session:{key}", "at") or 0)
+            terms += client.lrange(f"{p}terms:{key}", low - base, high - base - 1)
+        for term, seqs in index_of(rd, key)["postings"].items():
+            postings.setdefault(term, set()).update(int(seq) for seq in seqs if low <= int(seq) < high)
+    return {
+        "indexed": client.sismember(f"{p}indexed", session_id),
+        "terms": terms,
+        "postings": {term: seqs for term, seqs in postings.items() if seqs},
+    }
+
+
 _history = st.lists(
     st.one_of(
         st.tuples(st.just("append"), st.lists(st.sampled_from(["oak", "Elm", "ash", "yew"]), max_size=3)),
         st.tuples(st.just("rewind"), st.integers(0, 6)),
         st.tuples(st.just("fork"), st.integers(0, 6)),
+        st.tuples(st.just("rewind fork"), st.integers(0, 6)),
+        st.tuples(st.just("delete"), st.just(0)),
     ),
-    max_size=8,
+    max_size=10,
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=_history)
 def test_the_word_index_after_any_history_is_the_one_a_fresh_import_builds(rd: RD, history: list[Any]) -> None:
+    """Forks included: a fork reads its prefix's entries where they are stored (its parent, or what is left of
+    a deleted parent), and sees the index a fresh import of it builds."""
     store = rd.open()
     for sid in ("s", "f", "fresh-s", "fresh-f"):
         store.delete(sid)
     for op, arg in history:
-        info = store.get_session("s") if store.list_sessions(limit=10) else None
+        sid = "f" if op == "rewind fork" else "s"
+        try:
+            info = store.get_session(sid)
+        except SessionNotFound:
+            info = None
         version, count = (info.version, info.message_count) if info else (0, 0)
         if op == "append":
             store.append("s", [user(" ".join(arg)), reply("and " + " ".join(arg))], expected_version=version)
+        elif op == "delete":
+            store.delete("s")
         elif info is not None and arg <= count:
-            if op == "rewind":
-                store.rewind("s", to=arg)
-            else:
+            if op == "fork":
                 store.delete("f")
                 store.fork("s", at=arg, new_id="f")
+            else:
+                store.rewind(sid, to=arg)
     for sid in ("s", "f"):
         try:
             exported = store.export_jsonl(sid)
@@ -442,7 +555,10 @@ def test_the_word_index_after_any_history_is_the_one_a_fresh_import_builds(rd: R
             assert index_of(rd, sid) == index_of(rd, "never-written")  # nothing left of it
             continue
         store.import_jsonl(exported, session_id=f"fresh-{sid}")
-        assert index_of(rd, sid) == index_of(rd, f"fresh-{sid}")
+        assert chain_index(rd, sid) == chain_index(rd, f"fresh-{sid}")
+    for sid in ("s", "f", "fresh-s", "fresh-f"):
+        store.delete(sid)
+    assert rd.all_keys() <= {f"{rd.prefix}{name}" for name in ("index", "indexed")}  # nothing else left
 
 
 @pytest.fixture

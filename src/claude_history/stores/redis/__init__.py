@@ -6,6 +6,12 @@ session hash carries the version. Every write is one Lua script (atomic, compare
 entries of sessions Redis expired are cleaned by ``list_sessions`` and ``purge_expired``. Search reads a word
 index the same scripts keep (``_lua``; docs/stores.md). The scripts assume one Redis node, not Redis Cluster.
 
+Forks are copy-on-write (``_lua``'s fork chain, as SQLite's): a fork's hash points at the storage key it reads
+its prefix from, so a fork writes one hash at any length; a rewind below a fork point first hands the fork the
+messages it reads, and a deleted session that forks read stays as their data under a key no id can be, until
+the last of them goes. Sessions in a fork chain carry no Redis expiry (Redis would drop a parent's rows under
+its forks): they expire by the store's clock and are purged on sight or by ``purge_expired``.
+
 ``RedisStore`` and ``AsyncRedisStore`` share the scripts, key layout and record format (``_ops``, ``_lua``)
 and the methods that dispatch to them (``.._dispatch``); they differ only in how a command is sent (``_run``).
 """

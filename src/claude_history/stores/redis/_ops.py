@@ -7,8 +7,10 @@ they send them. The key layout and the record format are defined here once.
 Key layout (``P`` is the configurable prefix, ``claude_history:`` by default)::
 
     P session:<id>     hash: version, created, updated, expires (integer microseconds), title, owner, model,
-                       tags / system / metadata (JSON)
-    P messages:<id>    list: one record per message, "<[created_us, model, usage] JSON>\\n<message JSON>"
+                       tags / system / metadata (JSON); a fork's: parent (the storage key it reads) and at (its
+                       fork point); f:<key> for each fork reading the session (``_lua``'s fork chain)
+    P messages:<id>    list: one record per message, "<[created_us, model, usage] JSON>\\n<message JSON>"; a
+                       fork's holds its own messages, seq ``at`` first
     P summaries:<id>   list: "<end>\\n<summary JSON>"
     P index            sorted set: every session, score -updated_us (most recent first, ties by id)
     P owner:<owner>    sorted set: the sessions of one owner, same scores
@@ -21,6 +23,9 @@ Key layout (``P`` is the configurable prefix, ``claude_history:`` by default)::
     P terms:<id>       list: each message's words, space-separated (parallel to messages:<id>)
     P vocab:<id>       set: every word of one session (no expiry: ``purge`` unindexes with it)
     P indexed          set: the sessions whose word index is complete
+
+A deleted session that forks still read keeps its messages (and their index keys) under a ghost key in place of
+the id: a NUL first, so no id is one (``_lua.ghost``).
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ Op = Generator[Call | Tx, Any, T]
 DEFAULT_PREFIX = "claude_history:"
 SCAN_PAGE = 200  # sessions per step when searching all sessions
 MESSAGE_PAGE = 256  # messages per step when scanning one session (one written before the word index)
+INDEX_CHUNK = 2_000  # messages a write's script indexes itself; the rest go in index_more scripts (``_lua``)
 INDEX_BATCH = 1  # sessions whose positions the first step of an indexed search reads (then 4x more each step)
 INDEX_TERMS = 64  # at most this many query words are looked up in the index; every hit is checked on all
 TAIL_CHUNK = 16  # messages read per step, growing 4x, when looking for the start of the last turn
@@ -245,6 +251,30 @@ def info_from_hash(session_id: str, fields: Mapping[str, str], count: int) -> Se
     )
 
 
+def _count(fields: Mapping[str, str], own: int) -> int:
+    """A session's message count: what it reads of its fork parent (``at``, 0 without one) and its own ``own``."""
+    return int(fields.get("at", 0)) + own
+
+
+def _read(
+    keys: Layout, sid: str, first: int, last: int | None, summaries: bool = False
+) -> Op[tuple[dict[str, str], list[str], list[str]]]:
+    """The session's hash, its records ``[first, last)`` (``None``: to the end) and, if asked, its summary
+    records, in one consistent read: a transaction for a session of its own, the ``read`` script across the
+    chain for a fork (``parent`` in its hash; a fork costs one more round trip)."""
+    commands: list[tuple[str | int, ...]] = [
+        ("HGETALL", keys.session + sid),
+        ("LRANGE", keys.messages + sid, first, -1 if last is None else last - 1),
+    ]
+    if summaries:
+        commands.append(("LRANGE", keys.summaries + sid, 0, -1))
+    replies = yield Tx(commands)
+    if "parent" not in replies[0]:
+        return replies[0], replies[1], replies[2] if summaries else []
+    flat, records, kept = yield Call("read", [sid, first, "" if last is None else last, 1 if summaries else 0])
+    return _pairs(flat), records, kept
+
+
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -293,13 +323,7 @@ def _hash_fields(info: SessionInfo) -> list[str]:
 
 def load(keys: Layout, session_id: str, now: int) -> Op[SessionData]:
     sid = check_session_id(session_id)
-    fields, records, summaries = yield Tx(
-        [
-            ("HGETALL", keys.session + sid),
-            ("LRANGE", keys.messages + sid, 0, -1),
-            ("LRANGE", keys.summaries + sid, 0, -1),
-        ]
-    )
+    fields, records, summaries = yield from _read(keys, sid, 0, None, summaries=True)
     if not _live(fields, now):
         raise SessionNotFound(session_id)
     return SessionData(
@@ -315,10 +339,8 @@ def load_messages(keys: Layout, session_id: str, start: int, stop: int | None, n
     if last is not None and last <= first:  # LRANGE would read to the end: only check the session exists
         yield from get_session(keys, session_id, now)
         return []
-    # LRANGE cuts a range past the end to the list, as clip_range does.
-    fields, records = yield Tx(
-        [("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, first, -1 if last is None else last - 1)]
-    )
+    # LRANGE (and the read script) cut a range past the end to the list, as clip_range does.
+    fields, records, _ = yield from _read(keys, sid, first, last)
     if not _live(fields, now):
         raise SessionNotFound(session_id)
     return [stored_message(first + i, record) for i, record in enumerate(records)]
@@ -327,7 +349,7 @@ def load_messages(keys: Layout, session_id: str, start: int, stop: int | None, n
 def usage_log(keys: Layout, session_id: str, now: int) -> Op[list[UsageRecord]]:
     """Each record's first line holds its time, model and usage: the message bodies are not decoded."""
     sid = check_session_id(session_id)
-    fields, records = yield Tx([("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, 0, -1)])
+    fields, records, _ = yield from _read(keys, sid, 0, None)
     if not _live(fields, now):
         raise SessionNotFound(session_id)
     found = []
@@ -340,10 +362,10 @@ def usage_log(keys: Layout, session_id: str, now: int) -> Op[list[UsageRecord]]:
 
 def get_session(keys: Layout, session_id: str, now: int) -> Op[SessionInfo]:
     sid = check_session_id(session_id)
-    fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
+    fields, own = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
     if not _live(fields, now):
         raise SessionNotFound(session_id)
-    return info_from_hash(sid, fields, count)
+    return info_from_hash(sid, fields, _count(fields, own))
 
 
 def list_sessions(
@@ -393,36 +415,51 @@ def search(
         batch = candidates[first : first + size]
         first, size = first + size, min(size * 4, SCAN_PAGE)
         commands: list[tuple[str | int, ...]] = []
-        for sid, _, indexed in batch:
+        for sid, _, indexed, sources in batch:
             commands.append(("HGETALL", keys.session + sid))
-            if indexed:
-                commands.append(("SINTER", *(f"{keys.postings}{sid}:{term}" for term in looked_up)))
-            else:
+            # The positions in each storage key holding messages of the session (``_lua.SEARCH``).
+            for key in sources[::2] if indexed else ():
+                commands.append(("SINTER", *(f"{keys.postings}{key}:{term}" for term in looked_up)))
+            if not indexed:
                 commands.append(("LRANGE", keys.messages + sid, 0, MESSAGE_PAGE - 1))
-        replies = yield Tx(commands)
-        for (sid, _, indexed), fields, found in zip(batch, replies[::2], replies[1::2], strict=True):
+        replies = iter((yield Tx(commands)))
+        for sid, _, indexed, sources in batch:
+            fields = next(replies)
+            if indexed:
+                seqs = {int(seq) for bound in sources[1::2] for seq in next(replies) if bound < 0 or int(seq) < bound}
+            else:
+                page = next(replies)
             # The hash decides, not the sorted set: it may list a session whose owner just changed.
             if not _live(fields, now) or (owner is not None and fields.get("owner") != owner):
                 continue
             if indexed:
-                done = yield from _read_hits(keys, sid, sorted(map(int, found)), terms, hits, limit)
+                done = yield from _read_hits(keys, sid, fields, sorted(seqs), terms, hits, limit)
             else:
-                done = yield from _scan(keys, sid, fields, found, terms, owner, hits, limit, now)
+                done = yield from _scan(keys, sid, fields, page, terms, owner, hits, limit, now)
             if done:
                 return hits
     return hits
 
 
 def _read_hits(
-    keys: Layout, sid: str, seqs: list[int], terms: list[str], hits: list[SearchHit], limit: int
+    keys: Layout,
+    sid: str,
+    fields: Mapping[str, str],
+    seqs: list[int],
+    terms: list[str],
+    hits: list[SearchHit],
+    limit: int,
 ) -> Op[bool]:
     """Read the messages at ``seqs`` (a few at a time: only as many as ``limit`` can still take) and keep
-    those that match; True once ``limit`` is reached."""
+    those that match; True once ``limit`` is reached. A fork's are read across its chain (``read_at``)."""
     position = 0
     while position < len(seqs):
         chunk = seqs[position : position + limit - len(hits)]
         position += len(chunk)
-        records = yield Tx([("LINDEX", keys.messages + sid, seq) for seq in chunk])
+        if "parent" in fields:
+            records = yield Call("read_at", [sid, *chunk])
+        else:
+            records = yield Tx([("LINDEX", keys.messages + sid, seq) for seq in chunk])
         for seq, record in zip(chunk, records, strict=True):
             if record is None:
                 continue  # rewound meanwhile
@@ -446,8 +483,11 @@ def _scan(
     limit: int,
     now: int,
 ) -> Op[bool]:
-    """Scan a session that is not in the word index, a page at a time from ``records`` (its first page)."""
+    """Scan a session that is not in the word index, a page at a time from ``records`` (its first page, read
+    again across the chain for a fork)."""
     start = 0
+    if "parent" in fields:
+        fields, records, _ = yield from _read(keys, sid, 0, MESSAGE_PAGE)
     while _live(fields, now) and (owner is None or fields.get("owner") == owner):
         for offset, record in enumerate(records):
             message = stored_message(start + offset, record).message
@@ -459,12 +499,7 @@ def _scan(
         if len(records) < MESSAGE_PAGE:
             break
         start += MESSAGE_PAGE
-        fields, records = yield Tx(
-            [
-                ("HGETALL", keys.session + sid),
-                ("LRANGE", keys.messages + sid, start, start + MESSAGE_PAGE - 1),
-            ]
-        )
+        fields, records, _ = yield from _read(keys, sid, start, start + MESSAGE_PAGE)
     return False
 
 
@@ -483,21 +518,24 @@ def rebuild_search_index(keys: Layout, now: int) -> Op[int]:
                 for sid in page
                 for command in (
                     ("SISMEMBER", keys.indexed, sid),
-                    ("HGET", keys.session + sid, "ix"),
+                    ("HMGET", keys.session + sid, "ix", "at"),
                     ("LLEN", keys.messages + sid),
                 )
             ]
         )
-        for sid, member, ix, count in zip(page, replies[::3], replies[1::3], replies[2::3], strict=True):
-            if member and ix is not None and int(ix) == count:
+        for sid, member, (ix, at), own in zip(page, replies[::3], replies[1::3], replies[2::3], strict=True):
+            if member and ix is not None and int(ix) == int(at or 0) + own:
                 continue
             for _ in range(REWIND_RETRIES):
                 fields, records = yield Tx([("HGETALL", keys.session + sid), ("LRANGE", keys.messages + sid, 0, -1)])
                 if not _live(fields, now):
                     break
+                # A fork's own messages only (its list): what it reads is indexed where it is stored.
                 words = [words_line(message_text(message.message)) for message in stored_messages(records)]
-                reply = yield Call("index_session", [sid, now, fields["version"], len(words), *words])
+                head = words[:INDEX_CHUNK]
+                reply = yield Call("index_session", [sid, now, fields["version"], len(words), *head])
                 if reply != -1:
+                    yield from _index_rest(sid, fields["version"], fields.get("inc", ""), len(head), words)
                     done += reply
                     break
     return done
@@ -528,7 +566,10 @@ def append(
     new = "" if pinned is not None and pinned == incarnation else created_incarnation(incarnation)
     tokens = [pinned or "", new, turn_id or "", "" if lease is None else str(lease)]
     words = [words_line(e.text) for e in encoded]
-    reply = yield Call("append", [session_id, expected_version, now, *tokens, len(records), *records, *words, kept])
+    head = words[:INDEX_CHUNK]
+    reply = yield Call(
+        "append", [session_id, expected_version, now, *tokens, len(records), *records, len(head), *head, kept]
+    )
     if reply[0] == 2:
         fence(session_id, lease, int(reply[1]) if reply[1] else None, expected_version, entries)
     if reply[0] != 1:
@@ -536,7 +577,18 @@ def append(
         if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
             raise conflict(session_id, expected_version, actual, entries)  # not reached: the script decided
         return expected_version + 1
+    yield from _index_rest(session_id, reply[1], reply[3], int(reply[2]) + len(head), words[len(head) :])
     return int(reply[1])
+
+
+def _index_rest(sid: str, version: str | int, incarnation: str, first: int, words: Sequence[str]) -> Op[None]:
+    """Index the messages from seq ``first`` on of a long write, whose script indexed only its first
+    ``INDEX_CHUNK``: a script per chunk (``_lua.INDEX_MORE``), each a fraction of a second. Until the last, the
+    session's index is behind and search scans it; a write in between drops it (rebuild_search_index)."""
+    for offset in range(0, len(words), INDEX_CHUNK):
+        chunk = words[offset : offset + INDEX_CHUNK]
+        if not (yield Call("index_more", [sid, version, incarnation, first + offset, *chunk])):
+            return
 
 
 def acquire_lease(keys: Layout, session_id: str, ttl: float, now: int) -> Op[int | None]:
@@ -659,9 +711,10 @@ def rewind(
         check_expected_version(expected_version)
     token = pinned_incarnation(check_token("incarnation", incarnation)) or ""
     for attempt in range(REWIND_RETRIES):
-        fields, count = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
+        fields, own = yield Tx([("HGETALL", keys.session + sid), ("LLEN", keys.messages + sid)])
         if not _live(fields, now):
             raise SessionNotFound(session_id)
+        count = _count(fields, own)
         version = int(fields["version"])
         if expected_version is not None and version != expected_version:
             raise conflict(session_id, expected_version, version)
@@ -685,7 +738,7 @@ def _last_turn_start(keys: Layout, session_id: str, count: int) -> Op[int]:
     end, size = count, TAIL_CHUNK
     while end > 0:
         start = max(0, end - size)
-        (records,) = yield Tx([("LRANGE", keys.messages + session_id, start, end - 1)])
+        _, records, _ = yield from _read(keys, session_id, start, end)
         found = last_turn_start([stored_message(start + i, r).message for i, r in enumerate(records)])
         if found is not None:
             return start + found
@@ -694,8 +747,9 @@ def _last_turn_start(keys: Layout, session_id: str, count: int) -> Op[int]:
 
 
 def fork(keys: Layout, session_id: str, at: int | None, new_id: str | None, now: int) -> Op[str]:
-    """Copy inside Redis, atomically. Same result as ``_rewind_fork.fork_session``: messages ``[0, at)`` with their
-    timestamps, the metadata, the summaries inside the prefix; version 1 if it has messages, else 0."""
+    """Copy-on-write, atomically (``_lua.FORK``): the fork's hash points at the messages it reads. Same result as
+    ``_rewind_fork.fork_session``: messages ``[0, at)`` with their timestamps, the metadata, the summaries inside
+    the prefix; version 1 if it has messages, else 0."""
     check_session_id(session_id)
     if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
         raise ConfigurationError(f"fork point must be an index from 0 to the message count, got {at!r}")
@@ -720,11 +774,14 @@ def create(keys: Layout, data: SessionData, now: int) -> Op[None]:
         for m in data.messages
     ]
     words = [words_line(message_text(m.message)) for m in data.messages]
+    head = words[:INDEX_CHUNK]
     summaries = [summary_record(s, now if s.created_at is None else to_us(s.created_at)) for s in data.summaries]
     expires_ms = "" if info.expires_at is None else str(_expires_ms(to_us(info.expires_at)))
     reply = yield Call(
         "create",
-        [sid, now, expires_ms, len(fields) // 2, *fields, len(records), *records, *words, *summaries],
+        [sid, now, expires_ms, len(fields) // 2, *fields, len(records), *records, len(head), *head, *summaries],
     )
     if reply[0] != 1:
         raise conflict(sid, 0, int(reply[1]))
+    created = _pairs(fields)
+    yield from _index_rest(sid, created["version"], created["inc"], len(head), words[len(head) :])
