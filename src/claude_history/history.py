@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidHistory
@@ -46,6 +46,7 @@ __all__ = [
     "turn_starts",
     "turns",
     "validate",
+    "validate_from",
 ]
 
 Message = Mapping[str, Any]
@@ -549,6 +550,27 @@ def validate(
 
 
 # ---------------------------------------------------------------------------------------------------- repair
+
+
+def validate_from(
+    messages: Sequence[Message],
+    start: int,
+    *,
+    for_sending: bool = True,
+    prepare: Callable[[Sequence[Message]], Sequence[Message]] | None = None,
+) -> None:
+    """:func:`validate` for a log whose part before ``start`` (a turn start) was validated when it was written.
+
+    Checking ``messages[start:]`` is then enough, so a turn costs O(turn), not O(session). A failure is
+    checked again on the whole log, so the error names the message's index in it, not in the part.
+    ``prepare`` maps a list to what is validated (the planner strips its cache markers)."""
+    ready = prepare or (lambda part: part)
+    try:
+        validate(ready(messages[start:] if start else messages), for_sending=for_sending)
+    except InvalidHistory:
+        if start:
+            validate(ready(messages), for_sending=for_sending)  # raises with the index in the whole log
+        raise
 
 
 def _clean_blocks(blocks: Iterable[Any], role: str) -> list[dict[str, Any]]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from claude_history import InvalidHistory, validate
+from claude_history.history import last_turn_start, validate_from
 from claude_history.history import validate as validate_direct
+
+from .strategies import messy_histories, valid_histories
 
 
 def u(content: Any) -> dict[str, Any]:
@@ -191,3 +195,25 @@ def test_does_not_mutate() -> None:
     snapshot = [dict(m) for m in history]
     validate(history, for_sending=False, allow_consecutive=True)
     assert history == snapshot
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    valid_histories(end_with_user=False),
+    messy_histories(),
+)
+def test_validating_from_the_last_turn_start_judges_as_the_whole_log_does(
+    known: list[dict[str, Any]], added: list[dict[str, Any]]
+) -> None:
+    """``validate_from`` (the planner's and the proxy's O(turn) check of a log whose known part was valid)
+    accepts exactly what ``validate`` accepts, and its errors name the index in the whole log."""
+    log = [*known, *added]
+    start = last_turn_start(known) or 0
+    try:
+        validate(log)
+    except InvalidHistory as whole:
+        with pytest.raises(InvalidHistory) as part:
+            validate_from(log, start)
+        assert (part.value.index, str(part.value)) == (whole.index, str(whole))
+    else:
+        validate_from(log, start)

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidHistory
-from ..history import validate
+from ..history import validate_from
 from ..stores.base import Summary
 from ..tokens import TokenEstimate, bound_system, bound_tools, estimate_system, estimate_tools
 from .log_index import LogIndex
@@ -127,16 +127,11 @@ def _decide(
 
 
 def _validate(full: Sequence[Mapping[str, Any]], log: LogIndex) -> None:
-    """The log as a whole must be valid (errors then name the real index, not one inside the view). What was
-    validated before is not checked again: from the last turn start of the known-good part on is enough."""
-    sending = full[-1].get("role") == "user"
+    """The log as a whole must be valid; what was validated before is not checked again (``validate_from``
+    from the last turn start of the known-good part; the index's turn starts find it without reading back)."""
     k = bisect.bisect_right(log.starts, log.validated) - 1
-    j = log.starts[k] if k >= 0 and log.validated > 0 else 0
-    try:
-        validate(_unmarked(full[j:]), for_sending=sending)
-    except InvalidHistory:
-        validate(_unmarked(full), for_sending=sending)  # raises with the index in the whole log
-        raise
+    start = log.starts[k] if k >= 0 and log.validated > 0 else 0
+    validate_from(full, start, for_sending=full[-1].get("role") == "user", prepare=_unmarked)
     log.validated = len(full)
 
 

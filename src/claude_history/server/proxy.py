@@ -9,15 +9,15 @@ the upstream unchanged and only its usage is recorded: in the metrics and in the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..chat import AsyncChat
-from ..errors import InvalidHistory, SessionNotFound
-from ..history import is_turn_start, validate
+from ..errors import SessionNotFound
+from ..history import last_turn_start, validate_from
 from .auth import Caller, caller
 from .errors import ApiError
 from .examples import MESSAGES_OPENAPI, responses
@@ -89,7 +89,8 @@ async def messages(request: Request) -> Response:
     except Diverged as exc:
         service.metrics.conflicts.labels(who.tenant or "-").inc()
         raise ApiError(409, str(exc)) from exc
-    _validate_after(history, new)
+    # The stored history was valid when committed: its last turn on is enough (O(turn) per request).
+    validate_from([*history, *new], last_turn_start(history) or 0)
     chat.stage(new[:-1])
     fresh = chat.version == 0
 
@@ -100,17 +101,6 @@ async def messages(request: Request) -> Response:
 
     return await run_turn(service, chat, new[-1]["content"], stream=bool(body.get("stream")), tenant=who.tenant,
                           committed=committed)  # fmt: skip
-
-
-def _validate_after(history: Sequence[Mapping[str, Any]], new: list[dict[str, Any]]) -> None:
-    """``history + new`` must be a valid log. The stored history was valid when committed, so its last turn
-    on is enough (O(turn), not O(session), per request); a failure is told with its index in the whole log."""
-    start = next((i for i in range(len(history) - 1, -1, -1) if is_turn_start(history[i])), 0)
-    try:
-        validate([*history[start:], *new])
-    except InvalidHistory:
-        validate([*history, *new])
-        raise
 
 
 @router.post("/v1/messages/count_tokens", tags=["proxy"])
@@ -203,4 +193,3 @@ def _read_usage(line: bytes, usage: dict[str, Any]) -> None:
             usage["_model"] = message["model"]
     elif event.get("type") == "message_delta":
         usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
-
