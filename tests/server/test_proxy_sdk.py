@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import anthropic
@@ -276,3 +277,47 @@ def test_an_invalid_new_message_is_a_400_naming_its_place_in_the_whole_session(
     assert "messages[6]" in caught.value.message
     assert len(sim.requests) == calls  # refused before the upstream call
     assert len(open_store(service.store_url).load("acme/orphan").messages) == 6  # nothing stored
+
+
+def test_an_unreachable_upstream_is_a_502_in_the_api_shape_and_stores_nothing(start_service: Any) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    service = start_service(upstream_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        service.client(session="down").messages.create(
+            model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.status_code == 502
+    assert caught.value.body["type"] == "error"  # type: ignore[index]
+    assert "could not be reached" in caught.value.body["error"]["message"]  # type: ignore[index]
+    with pytest.raises(SessionNotFound):
+        open_store(service.store_url).get_session("acme/down")
+
+
+def test_an_upstream_slower_than_the_timeout_is_a_502_and_the_next_turn_works(
+    start_service: Any, sim: Simulator
+) -> None:
+    service = start_service(upstream_timeout=0.5)
+    client = service.client(session="slow")
+    sim.reply_delay = 2.0
+    try:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    finally:
+        sim.reply_delay = 0.0
+    assert caught.value.status_code == 502
+    reply = client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi again"}])
+    assert reply.content
+    stored = open_store(service.store_url).load("acme/slow").message_params()
+    assert [m["role"] for m in stored] == ["user", "assistant"]  # only the turn that was answered
+
+
+def test_beta_turns_reach_the_upstream_with_the_beta_query_and_header(service: Service, sim: Simulator) -> None:
+    client = service.client(session="beta")
+    client.beta.messages.create(
+        model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}], betas=["context-1m-2025-08-07"]
+    )
+    request = [r for r in sim.requests if r["method"] == "POST"][-1]
+    assert request["headers"].get("anthropic-beta") == "context-1m-2025-08-07"
+    assert "beta=true" in request["path"]

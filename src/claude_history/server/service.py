@@ -16,7 +16,7 @@ from ..stores.base import AsyncStore
 from .config import ServerConfig
 from .metrics import Metrics
 from .tenants import resolve_key
-from .upstream import RawUpstream
+from .upstream import Http, RawUpstream
 from .usage_records import UsageRecorder
 
 __all__ = ["Service"]
@@ -43,9 +43,11 @@ class Service:
         )
         self.base_url = str(self.upstream.base_url).rstrip("/")
         # As the SDK's own pool: a service with many sessions in flight keeps its upstream connections alive.
+        # The pass-through's (streamed, relayed as it comes) on httpx2; the turns' POSTs on aiohttp (``Http``).
         limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
         self.http = httpx2.AsyncClient(timeout=config.upstream_timeout, limits=limits)
-        self.raw = RawUpstream(self.upstream, self.http)
+        self.pool = Http(config.upstream_timeout)
+        self.raw = RawUpstream(self.upstream, self.pool)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -54,7 +56,7 @@ class Service:
         """The upstream client for one request's turn: the server's key, or the client's with
         ``forward_client_key``."""
         if self.config.forward_client_key and client_key:
-            return RawUpstream(self.upstream.with_options(api_key=client_key), self.http)
+            return RawUpstream(self.upstream.with_options(api_key=client_key), self.pool)
         return self.raw
 
     def upstream_key(self, client_key: str | None) -> str | None:
@@ -115,5 +117,6 @@ class Service:
         if self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
         await self.http.aclose()
+        await self.pool.aclose()
         await self.upstream.close()
         await self.store.aclose()
