@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import inspect
 import time
 import uuid
@@ -27,6 +28,7 @@ import anthropic
 from .connection import IncompleteStream
 from .context.checkpoint import NotLoaded
 from .context.plan import RequestPlan
+from .context.planner import Planner
 from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
@@ -304,6 +306,23 @@ class _ChatBase:
 
     def _set_state(self, state: SessionState, *, trusted: bool = False) -> None:
         self._memory.adopt(state, trusted=trusted)
+
+    def _kept(self) -> tuple[SessionState, Planner] | None:
+        """What the next chat on this session may start from (``_resume``): the state this chat last saw and
+        its planner, when no turn is in progress."""
+        state = self._memory.state
+        if state is None or self._memory.pending is not None or self._memory.lease is not None:
+            return None
+        return state, self._settings.planner
+
+    def _resume(self, kept: tuple[SessionState, Planner]) -> None:
+        """Start from what another chat on this session left (``_kept``), as if it had been this one: its
+        planner plans only what is new. The caller has just checked that the stored session is still at that
+        state's version and incarnation (the commit's compare-and-swap guards the rest). For the service's
+        warm sessions (server/warm.py), whose requests each make a chat."""
+        state, planner = kept
+        self._settings = dataclasses.replace(self._settings, planner=planner)
+        self._memory.adopt(state, trusted=True)
 
     def _check_leases(self) -> None:
         store = self._store  # type: ignore[attr-defined]

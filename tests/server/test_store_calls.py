@@ -1,7 +1,8 @@
-"""What a proxied turn asks of the store, counted: the session is read once (``load``) and the turn is
-written once (``append``); the version check a library ``Chat`` makes before a turn is skipped because the
-request read the session a moment before, and a writer in between is still caught by the append's
-compare-and-swap (a 409, nothing lost). Two servers on one store never serve each other stale."""
+"""What a proxied turn asks of the store, counted: the session is read once (``load``, or only its metadata
+row when the service kept the last turn's state: server/warm.py) and the turn is written once (``append``);
+the version check a library ``Chat`` makes before a turn is skipped because the request read the session a
+moment before, and a writer in between is still caught by the append's compare-and-swap (a 409, nothing
+lost). Two servers on one store never serve each other stale."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from .conftest import MODEL, Service, make_keys
 
 class CountingAsyncStore:
     """A real async store behind a front that counts the calls made to it, by method name; ``after_load``
-    (once) runs right after a ``load``, as another writer would between a request's read and its commit."""
+    (once) runs right after a ``load`` or ``get_session`` (a warm session's read), as another writer would
+    between a request's read and its commit."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls: Counter[str] = Counter()
         self.after_load: Callable[[], None] | None = None
+        self.warm = True  # whether the service keeps warm sessions (the ``counted`` fixture says)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)
@@ -41,7 +44,7 @@ class CountingAsyncStore:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
             result = await attribute(*args, **kwargs)
-            if name == "load" and self.after_load is not None:
+            if name in ("load", "get_session") and self.after_load is not None:
                 hook, self.after_load = self.after_load, None
                 hook()
             return result
@@ -49,11 +52,14 @@ class CountingAsyncStore:
         return counted
 
 
-@pytest.fixture
-def counted(sim: Simulator, store_url: str) -> Iterator[tuple[Service, CountingAsyncStore]]:
+@pytest.fixture(params=[True, False], ids=["warm", "cold"])
+def counted(request: Any, sim: Simulator, store_url: str) -> Iterator[tuple[Service, CountingAsyncStore]]:
     keys = make_keys(store_url, "acme", "globex")
     store = CountingAsyncStore(open_async_store(store_url))
-    config = replace(ServerConfig(store_url=store_url, upstream_url=sim.base_url, upstream_key="test"))
+    config = ServerConfig(store_url=store_url, upstream_url=sim.base_url, upstream_key="test")
+    if not request.param:  # no warm sessions: every request loads the session
+        config = replace(config, warm_sessions=0)
+    store.warm = request.param
     with BackgroundServer(create_app(config, store=store)) as server:  # type: ignore[arg-type]
         yield Service(server.base_url, store_url, keys), store
 
@@ -75,7 +81,8 @@ def test_a_turn_reads_the_session_once_and_writes_once(counted: tuple[Service, C
     for i in range(3):
         store.calls.clear()
         _turn(service, "calls", f"turn {i}", stream)
-        assert store.calls == Counter({"load": 1, "append": 1})
+        read = "get_session" if store.warm else "load"  # a warm session: its metadata row, not its messages
+        assert store.calls == Counter({read: 1, "append": 1})
     assert open_store(service.store_url).load("acme/calls").version == 4
 
 

@@ -47,10 +47,12 @@ SIMULATOR_BANNER = (
 @click.option("--rate-burst", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024))
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN", help="Allowed browser origin.")
+@click.option("--warm-sessions", default=512, show_default=True, type=click.IntRange(min=0),
+              help="Sessions per process whose last turn's state is kept for the next request (0: none).")
 def serve_command(store_url: str | None, host: str, port: int, workers: int, upstream: str | None,
                   simulator: bool, model: str, system: str | None, context_policy: str, max_tokens: int,
                   no_auth: bool, forward_client_key: bool, rate_limit: float | None, rate_burst: int,
-                  max_body_bytes: int, cors_origins: tuple[str, ...]) -> None:  # fmt: skip
+                  max_body_bytes: int, cors_origins: tuple[str, ...], warm_sessions: int) -> None:  # fmt: skip
     """Run the HTTP service: an Anthropic-compatible stateful proxy (POST /v1/messages with x-session-id)
     and the sessions API (/v1/sessions), on the store given by --store. See docs/server.md.
 
@@ -78,7 +80,7 @@ def serve_command(store_url: str | None, host: str, port: int, workers: int, ups
         "store_url": store_url, "upstream_url": upstream, "model": model, "system": system,
         "context": context_policy, "max_tokens": max_tokens, "auth": not no_auth,
         "forward_client_key": forward_client_key, "rate_limit": rate_limit, "rate_burst": rate_burst,
-        "max_body_bytes": max_body_bytes, "cors_origins": list(cors_origins),
+        "max_body_bytes": max_body_bytes, "cors_origins": list(cors_origins), "warm_sessions": warm_sessions,
     }  # fmt: skip
     with contextlib.ExitStack() as stack:
         if simulated:

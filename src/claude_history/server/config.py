@@ -58,6 +58,10 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     upstream_timeout: float = 600.0
     max_continuations: int = 10  # pause_turn continuations of one turn (server tools) the service makes
+    # Warm sessions (server/warm.py): the sessions, and the messages in all, whose last turn's state and planner
+    # a service process keeps for the next request on them. 0 sessions: every request loads and plans afresh.
+    warm_sessions: int = 512
+    warm_messages: int = 50_000
 
 
 def config_from_env() -> ServerConfig:

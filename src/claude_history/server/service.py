@@ -18,6 +18,7 @@ from .metrics import Metrics
 from .tenants import resolve_key
 from .upstream import Http, RawUpstream
 from .usage_records import UsageRecorder
+from .warm import WarmSessions
 
 __all__ = ["Service"]
 
@@ -48,6 +49,7 @@ class Service:
         self.http = httpx2.AsyncClient(timeout=config.upstream_timeout, limits=limits)
         self.pool = Http(config.upstream_timeout)
         self.raw = RawUpstream(self.upstream, self.pool)
+        self.warm = WarmSessions(config.warm_sessions, config.warm_messages)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
