@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import anthropic
@@ -89,6 +90,7 @@ class RawUpstream:
         }
         if sdk.api_key:
             self._headers["x-api-key"] = sdk.api_key
+        self._proxy = _env_proxy(self._url)
         self.messages = _Messages(self, sdk.messages, beta=False)
         self.beta = SimpleNamespace(messages=_Messages(self, sdk.beta.messages, beta=True))
 
@@ -101,7 +103,8 @@ class RawUpstream:
         params = {**({"beta": "true"} if beta else {}), **(kwargs.get("extra_query") or {})}
         url = self._url + ("?" + urlencode(params) if params else "")
         try:
-            async with self._http.session().post(url, data=json.dumps(body).encode(), headers=headers) as response:
+            data = json.dumps(body).encode()
+            async with self._http.session().post(url, data=data, headers=headers, proxy=self._proxy) as response:
                 raw = await response.read()
                 status, received = response.status, list(response.headers.items())
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -131,10 +134,21 @@ class Http:
         if self._session is None:
             # As the SDK's own pool: a service with many sessions in flight keeps its upstream connections.
             connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=True)
+            # trust_env=False: aiohttp would read the proxy variables and ~/.netrc again on every request (7% of
+            # the loop in a profile); the proxy the environment names is looked up once (``_env_proxy``).
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False)
         return self._session
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), as the
+    SDK's client honours them; None for none."""
+    parts = urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
