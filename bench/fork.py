@@ -8,9 +8,10 @@ For each store and length N a session is filled to N messages in one append (unt
 then, median of --runs (GC on):
 - fork: ``store.fork`` of the whole session, as the store does it now;
 - copying fork: the fork each store had before, timed in the same run as the baseline: the generic load-and-copy
-  (``load`` the session, create the fork with a copy of every message) for the memory and SQLite stores, for
-  PostgreSQL the copy inside the server its fork made before (the same three statements, in one transaction),
-  for Redis the copy inside Redis its fork script made before; stores that still copy do it in ``fork`` itself;
+  (``load`` the session, create the fork with a copy of every message) for the memory, SQLite and file stores,
+  for PostgreSQL the copy inside the server its fork made before (the same three statements, in one
+  transaction), for Redis the copy inside Redis its fork script made before; stores that still copy do it in
+  ``fork`` itself;
 - parent delete: ``store.delete`` of the parent while its fork still reads all of it (the SQLite store keeps the
   rows as the fork's data rather than copying them then, so the copy is not merely moved to the delete).
 """
@@ -48,7 +49,7 @@ except Exception:
 LENGTHS = (100, 10_000, 100_000)
 QUICK_LENGTHS = (100, 1_000)
 SECTION = "Fork (copy-on-write)"
-SHARING = {"memory", "sqlite", "postgres", "redis"}  # the stores whose fork shares the parent's rows; the others copy
+SHARING = {"memory", "sqlite", "postgres", "redis", "file"}  # the stores whose fork shares the parent's rows
 ROWS = ("fork", "copying fork", "parent delete")
 
 
@@ -213,9 +214,9 @@ def render(results: dict[str, dict[int, dict[str, float]]], lengths: tuple[int, 
             " figures are inflated, the ratios are from the same run).",
             f"Command: `{command}`. Median of the runs (range in brackets); GC on. `fork` is each store's fork"
             " now; `copying fork` the fork the store had before (the baseline, same run: the generic load-and-copy"
-            " for memory and SQLite, the copy inside the server for PostgreSQL and Redis); `parent delete` deletes"
-            " the parent while its fork still reads every message (SQLite, PostgreSQL and Redis keep them as the"
-            " fork's data, no copy).",
+            " for memory, SQLite and file, the copy inside the server for PostgreSQL and Redis); `parent delete`"
+            " deletes the parent while its fork still reads every message (SQLite, PostgreSQL and Redis keep them"
+            " as the fork's data, the file store's fork its log through a hard link: no copy).",
             "",
             table(["operation, store", *[f"{n:,} msgs" for n in lengths], "largest / smallest"], rows),
         ]

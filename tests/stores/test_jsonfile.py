@@ -108,7 +108,8 @@ def test_files_stay_inside_the_directory_whatever_the_id(tmp_path: Path) -> None
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and root not in p.parents]
     assert outside == []
     names = {p.name for p in root.iterdir()} - {"claude-history.json", "claude-history.index.sqlite"}
-    assert len(names) == 2 * 2 * (len(NASTY_IDS) + 5)  # a log and a sidecar per session and per fork
+    # a log and a sidecar per session and per fork, and the fork's link to the log it shares
+    assert len(names) == (2 + 3) * (len(NASTY_IDS) + 5)
     for name in names:
         stem = name.split(".")[0]
         assert len(stem) == 64 and all(c in "0123456789abcdef" for c in stem), name
@@ -218,3 +219,148 @@ def test_listing_reads_only_the_start_of_a_huge_last_line(tmp_path: Path, monkey
     assert {info.id: info.message_count for info in store.list_sessions()} == {"huge": 2, "small": 2}
     assert store.get_session("huge").version == 1
     assert seen and max(seen) <= 256
+
+
+# -- copy-on-write forks: what the links keep on disk ------------------------------------------------------------
+
+
+def test_a_shared_log_keeps_only_what_its_forks_read(root: Path) -> None:
+    """A parent rewound or deleted while forks link its old log: the messages no fork reads leave the disk at
+    once (the shared file is cut), and the last fork gone takes the rest."""
+    store = JsonFileStore(root)
+    for version, label in enumerate(["a-kept", "b-forked", "c-dropped"]):
+        store.append("p", turn(label), expected_version=version)
+    store.fork("p", at=4, new_id="f")
+    store.fork("p", at=2, new_id="g")
+    store.rewind("p", to=2)
+    assert b"c-dropped" not in all_bytes(root)  # no fork reads it: cut from the shared file and from the index
+    assert b"question b-forked" in all_bytes(root)  # f reads it
+    store.delete("f")
+    assert b"b-forked" not in all_bytes(root)  # g reads only the first turn
+    assert [m.message["content"] for m in store.load("g").messages[::2]] == ["question a-kept"]
+    store.delete("p")
+    store.delete("g")
+    assert b"a-kept" not in all_bytes(root)
+    assert sorted(p.name for p in root.iterdir()) == ["claude-history.index.sqlite", "claude-history.json"]
+
+
+def test_a_fork_inside_a_turn_and_its_summaries(root: Path) -> None:
+    """A fork point inside a turn's line: the fork holds that turn's first messages itself; summaries inside its
+    prefix come along, also those saved after the messages it shares."""
+    from claude_history.stores.base import Summary
+
+    store = JsonFileStore(root)
+    store.append("p", turn("one") + turn("two"), expected_version=0)  # one line of 4 messages
+    store.append("p", turn("three"), expected_version=1)
+    store.save_summary("p", Summary(0, 2, "first turn"))
+    parent = store.load("p")
+    for at in range(7):
+        fork = store.load(store.fork("p", at=at, new_id=f"f{at}"))
+        assert fork.messages == parent.messages[:at]
+        assert [(s.start, s.end, s.text) for s in fork.summaries] == [(0, 2, "first turn")] * (at >= 2)
+    store.rewind("f5", to=3)  # a fork rewound inside what it shares
+    assert store.load("f5").messages == parent.messages[:3]
+    store.delete("p")
+    assert store.load("f6").messages == parent.messages
+    assert [h.seq for h in store.search("two", session_id="f3")] == [2]
+
+
+@pytest.mark.parametrize("crash_at", ["link", "log", "rename", "sidecar"])
+def test_a_fork_interrupted_at_any_step_leaves_no_fork_and_nothing_behind(
+    root: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    from claude_history.stores import jsonfile
+
+    store = JsonFileStore(root)
+    store.append("p", turn("parent words"), expected_version=0)
+    before = {p.name: p.read_bytes() for p in root.iterdir() if not p.name.startswith("claude-history.index")}
+    real_link, real_replace, real_write_meta = os.link, os.replace, store._write_meta
+
+    def crash(*args: object) -> None:
+        raise OSError("crashed")
+
+    def replace(src: object, dst: object) -> None:  # the log is written by a rename; the links are renamed
+        if (crash_at == "log" and str(dst).endswith(".jsonl")) or (crash_at == "rename" and str(dst).endswith(".base")):
+            crash()
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jsonfile.os, "link", crash if crash_at == "link" else real_link)
+    monkeypatch.setattr(jsonfile.os, "replace", replace)
+    monkeypatch.setattr(store, "_write_meta", crash if crash_at == "sidecar" else real_write_meta)
+    with pytest.raises(OSError, match="crashed"):
+        store.fork("p", new_id="f")
+    monkeypatch.undo()
+    with pytest.raises(SessionNotFound):
+        store.load("f")
+    for tmp in root.glob(".*.tmp"):  # what a crash leaves is cleared once stale, as after any crashed write
+        os.utime(tmp, (time.time() - 7200, time.time() - 7200))
+    store.purge_expired()
+    after = {p.name: p.read_bytes() for p in root.iterdir() if not p.name.startswith("claude-history.index")}
+    assert after == before
+    store.fork("p", new_id="f")  # the id is free, and the fork whole
+    assert store.load("f").messages == store.load("p").messages
+
+
+def test_a_reader_of_a_fork_cut_under_it_reads_it_again(root: Path) -> None:
+    """A fork rewound below its fork point cuts the file it shares (nobody else reads it): a load running
+    meanwhile, which read the old log naming more of that file, reads again instead of failing."""
+    store = JsonFileStore(root, fsync=False)
+    current = ["f0"]
+    seen: set[int] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(len(store.load(current[0]).messages))
+            except SessionNotFound:
+                continue
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(40):
+            store.append(f"p{i}", turn("a") + turn("b") + turn("c"), expected_version=0)
+            store.fork(f"p{i}", new_id=f"f{i}")
+            store.delete(f"p{i}")  # the fork's link is now all that keeps the file
+            current[0] = f"f{i}"
+            time.sleep(0.001)
+            store.rewind(f"f{i}", to=2)  # cuts the shared file to the first turn's line
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert seen <= {2, 6} and 2 in seen
+    assert all(b"question c" not in p.read_bytes() for p in root.glob("*.base"))
+
+
+def test_a_parent_deleted_while_a_fork_of_its_fork_is_made_leaves_only_what_forks_read(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete cannot cut the shared file while a fork's link to it has no name yet (it cannot know what
+    that fork reads): the fork cuts it once its link is named."""
+    from claude_history.stores import jsonfile
+
+    store = JsonFileStore(root)
+    store.append("p", turn("shared"), expected_version=0)
+    store.append("p", turn("beyond-secret"), expected_version=1)
+    store.fork("p", at=2, new_id="f")
+    real_link = os.link
+
+    def link_then_delete(src: str, dst: str) -> None:
+        real_link(src, dst)
+        deleter = threading.Thread(target=store.delete, args=("p",))  # another thread: it needs only p's lock
+        deleter.start()
+        deleter.join()
+
+    monkeypatch.setattr(jsonfile.os, "link", link_then_delete)
+    store.fork("f", new_id="g")
+    monkeypatch.undo()
+    assert b"beyond-secret" not in all_bytes(root)
+    assert store.load("g").messages == store.load("f").messages
+    assert [m.message["content"] for m in store.load("g").messages[::2]] == ["question shared"]

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS postings (
 
 
 class Span(NamedTuple):
-    """Where one message's entry (``{"message": ..., ...}``) lies in its log, and its words."""
+    """Where one message's entry (``{"message": ..., ...}``) lies in its log, and its words. A fork's offsets
+    are in its byte space: the prefixes of the logs it shares one after the other, then its own log."""
 
     seq: int
     offset: int
@@ -237,7 +238,7 @@ class FileIndex:
             self._set_stamp(db, name, after, updated)
 
     def replaced(self, name: str, after: Fingerprint, spans: Sequence[Span], updated: int) -> None:
-        """The log was written whole (an import or fork)."""
+        """The log was written whole (an import) or read whole (a rebuild)."""
         with self._write() as db:
             self._drop(db, name)
             self._insert(db, name, spans)

@@ -9,6 +9,7 @@ Layout of the directory::
                                keep growing; stores/_leases.py)
     <sha256 of id>.checkpoint.json   the planner checkpoint (stores/_checkpoints.py): id, version, data;
                                derived data, replaced by rename without fsync (a lost one costs a whole read)
+    <sha256 of id>.<k>.base    a fork's hard link to the k-th log it shares (below)
     claude-history.index.sqlite  the search index (``_file_index``): derived, rebuilt from the logs when missing
 
 File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
@@ -22,6 +23,14 @@ no lock.
 
 Rewind and delete are documented non-append operations: a rewind writes the kept part to a new file and
 renames it over the log (the dropped messages are gone from disk, not hidden); a delete removes both files.
+Forks are copy-on-write. A fork's log starts with a ``"op":"base"`` line listing, per level, the bytes of
+``<name>.<k>.base`` it reads and the message count they end with: hard links, owned by the fork, to the logs it
+shares (its parent's as it was; through a fork of a fork, a chain). Bytes before a reader's end never change
+(appends go after, a rewind renames, a delete unlinks), so the link keeps the prefix; the file system counts
+the references, and a file that loses a reader is cut to what its remaining forks read unless it is still a
+session's log (``_trim``), so a dropped message leaves the disk as without forks. A fork point inside a turn's
+line ends the shared part before that line; the fork holds those first messages itself (``_prefix``).
+
 Listing scans the directory (every sidecar): fine for thousands of sessions; for more, use SQLite or
 PostgreSQL. Search reads a word index kept beside the logs (``_file_index``): the writers update it with the
 log, and a search checks it against every log in its scope and rebuilds what is stale, so it finds what a scan
@@ -30,15 +39,17 @@ would.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,13 +75,14 @@ from ._checks import (
     check_session_id,
     check_summary,
     clip_range,
+    new_session_id,
 )
 from ._file_index import FileIndex, Fingerprint, Span, fingerprint, line_spans, words_of
 from ._json import decode_json, dumps
 from ._leases import check_lease, fence, ttl_us
 from ._messages import EncodedEntry, check_append, stored_message, usage_records
 from ._paging import check_cursor, listing_key, sorted_page
-from ._rewind_fork import check_rewind_index
+from ._rewind_fork import check_fork_point, check_rewind_index, fork_info
 from ._search_text import make_snippet, message_text, search_terms, text_matches
 from ._times import from_us, is_expired, now_us, to_us
 from ._validation import MAX_INTEGER
@@ -91,11 +103,18 @@ LOG_SUFFIX = ".jsonl"
 META_SUFFIX = ".meta.json"
 CHECKPOINT_SUFFIX = ".checkpoint.json"
 LEASE_SUFFIX = ".lease"
+BASE_SUFFIX = ".base"
 TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 3600
 _CHUNK = 1 << 16
 _STATE = re.compile(rb'^\{"v":(\d+),"n":(\d+),"u":(-?\d+),"op":"([a-z]+)"')
 _NAME = re.compile(r"^[0-9a-f]{64}$")
+_LINK = re.compile(r"^([0-9a-f]{64})\.(\d+)\.base$")
+_READ_RETRIES = 8  # an unlocked read of a fork whose base moved under it (a rewind, a delete) starts over
+
+
+class _Moved(Exception):
+    """A fork's base changed under an unlocked reader (the fork was rewound or deleted meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,15 @@ class _State:
     count: int = 0
     updated: int = 0
     end: int = 0  # bytes of complete lines; anything after is a torn write
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One file of the chain a session reads: its first ``end`` bytes hold its messages up to ``count``."""
+
+    path: Path
+    end: int
+    count: int
 
 
 def _name(session_id: str) -> str:
@@ -157,6 +185,51 @@ def _tail_state(fd: int, where: str) -> _State:
 _STATE_PREFIX_BYTES = 256  # more than '{"v":<20 digits>,"n":<20>,"u":<20>,"op":"summary"'
 
 
+def _levels(fd: int, where: str) -> list[tuple[int, int]]:
+    """The bases a log reads from, ``(end, count)`` each, from its first line ([] unless it is a fork's). Only
+    the first line's fixed prefix is read for a log that is not a fork's, however long that line is."""
+    match = _STATE.match(os.pread(fd, _STATE_PREFIX_BYTES, 0))
+    if match is None or match.group(4) != b"base":
+        return []
+    head = b""
+    while b"\n" not in head:
+        chunk = os.pread(fd, _CHUNK, len(head))
+        if not chunk:
+            return []  # a torn first line: no committed base
+        head += chunk
+    try:
+        return [(int(end), int(count)) for end, count in decode_json(head[: head.index(b"\n")])["levels"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreUnavailable(f"corrupt session log {where}: its base line: {exc}") from exc
+
+
+def _read_prefix(path: Path, end: int) -> bytes:
+    """The first ``end`` bytes of a base file; ``_Moved`` if it is gone or shorter (cut since the log naming
+    it was read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _Moved from None
+    try:
+        data = os.pread(fd, end, 0)
+    finally:
+        os.close(fd)
+    if len(data) < end:
+        raise _Moved
+    return data
+
+
+def _summary_bytes(state: _State, record: Mapping[str, Any]) -> bytes:
+    prefix = f'{{"v":{state.version},"n":{state.count},"u":{state.updated},"op":"summary","summary":'
+    return (prefix + dumps(record) + "}\n").encode("utf-8")
+
+
+def _base_line(version: int, updated: int, levels: Sequence[tuple[int, int]]) -> bytes:
+    """A fork's first line: the bases it reads, ``(end, count)`` each, in ``<name>.<level>.base``."""
+    count = levels[-1][1]
+    return f'{{"v":{version},"n":{count},"u":{updated},"op":"base","levels":{dumps(levels)}}}\n'.encode()
+
+
 def _rfind_newline(fd: int, end: int) -> int:
     """The offset of the last newline before ``end``, or -1; reads backwards one chunk at a time."""
     pos = end
@@ -181,6 +254,7 @@ class JsonFileStore(StoreBase):
         self.root = Path(root)
         self.fsync = fsync
         self._index = FileIndex(self.root)
+        self._thread = threading.local()  # this thread's locked logs and the trims it put off (_trim)
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._check_marker()
@@ -226,6 +300,17 @@ class JsonFileStore(StoreBase):
 
     def _checkpoint_path(self, name: str) -> Path:
         return self.root / (name + CHECKPOINT_SUFFIX)
+
+    def _link(self, name: str, level: int) -> Path:
+        return self.root / f"{name}.{level}{BASE_SUFFIX}"
+
+    def _held_locks(self) -> dict[tuple[int, int], int]:
+        """(st_dev, st_ino) -> descriptor of each log this thread holds locked."""
+        held: dict[tuple[int, int], int] | None = getattr(self._thread, "locks", None)
+        if held is None:
+            held = self._thread.locks = {}
+            self._thread.pending = []
+        return held
 
     def _sync_dir(self) -> None:
         if not self.fsync:
@@ -282,6 +367,14 @@ class JsonFileStore(StoreBase):
     def _locked(self, name: str, *, create: bool) -> Iterator[int | None]:
         """The log file's descriptor under an exclusive lock (None when it does not exist and ``create`` is
         false). A rename or delete by the previous holder leaves us locking a dead inode: then start over."""
+        locks = self._held_locks()
+        try:
+            yield from self._lock_loop(name, create, locks)
+        finally:
+            if not locks:
+                self._trim_put_off()
+
+    def _lock_loop(self, name: str, create: bool, locks: dict[tuple[int, int], int]) -> Iterator[int | None]:
         path = self._log(name)
         flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
         while True:
@@ -297,9 +390,14 @@ class JsonFileStore(StoreBase):
                 except FileNotFoundError:
                     continue
                 held = os.fstat(fd)
-                if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+                key = (held.st_dev, held.st_ino)
+                if (current.st_dev, current.st_ino) != key:
                     continue
-                yield fd
+                locks[key] = fd
+                try:
+                    yield fd
+                finally:
+                    del locks[key]
                 return
             finally:
                 os.close(fd)
@@ -310,13 +408,166 @@ class JsonFileStore(StoreBase):
             os.ftruncate(fd, state.end)  # cut a torn last line left by a crashed writer
         return state
 
-    def _remove(self, name: str) -> None:
-        """Delete a session's files (call with its lock held): the sidecar first, so it vanishes at once."""
+    def _remove(self, name: str, fd: int) -> None:
+        """Delete a session's files (call with its lock held, ``fd`` its log): the sidecar first, so it vanishes
+        at once; then its bases, and of its log what no fork reads."""
         self._meta_path(name).unlink(missing_ok=True)
         self._checkpoint_path(name).unlink(missing_ok=True)
         self._log(name).unlink(missing_ok=True)
         self._sync_dir()
         self._update_index(self._index.removed, name)
+        self._drop_links(name)
+        self._trim(fd)
+
+    # -- copy-on-write forks ----------------------------------------------------------------------------------
+    # A fork's log starts with a base line naming, per level, how much of ``<name>.<level>.base`` it reads:
+    # hard links to the logs (inodes) it shares, each owned by this fork. A log's bytes before any reader's end
+    # never change (appends go after them, a rewind renames a new file over the name, a delete unlinks it), so
+    # the link keeps what the fork read. What no reader reads any more is cut off (_trim), so dropped messages
+    # still leave the disk; the last link gone frees the file.
+
+    def _drop_links(self, name: str, keep: int = 0) -> None:
+        """Unlink a session's bases from level ``keep`` on, cutting each file to what its other readers read."""
+        level = keep
+        while self._link(name, level).exists():
+            self._trim_path(self._link(name, level), unlink=True)
+            level += 1
+
+    def _trim_path(self, path: Path, *, unlink: bool = False) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return
+        try:
+            if unlink:
+                path.unlink(missing_ok=True)
+            self._trim(fd)
+        finally:
+            os.close(fd)
+
+    def _trim(self, fd: int) -> None:
+        """A reader of the file ``fd`` went or reads less (its session deleted or rewound, a fork of it deleted
+        or rewound): unless the file is still a session's log, cut it to the longest prefix a fork linking it
+        reads. Under the file's lock, so trims of one file follow each other (a cut never grows a file): now if
+        this thread holds it (a log it just renamed or unlinked), else once this thread holds no log's lock (so
+        no thread waits for a file's lock while holding a session's: no deadlock)."""
+        stat = os.fstat(fd)
+        if stat.st_nlink == 0:
+            return  # nothing links it: freed with the last descriptor
+        held = self._held_locks().get((stat.st_dev, stat.st_ino))
+        if held is not None:
+            self._trim_locked(held)
+        else:
+            self._thread.pending.append(os.dup(fd))
+            if not self._held_locks():
+                self._trim_put_off()
+
+    def _trim_put_off(self) -> None:
+        pending: list[int] = self._thread.pending
+        while pending:
+            fd = pending.pop()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink:
+                    self._trim_locked(fd)
+            finally:
+                os.close(fd)  # and its lock
+
+    def _trim_locked(self, fd: int) -> None:
+        stat = os.fstat(fd)
+        readers = []
+        for entry in os.scandir(self.root):
+            match = _LINK.match(entry.name)
+            if match is None:
+                continue
+            try:
+                link = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (link.st_dev, link.st_ino) == (stat.st_dev, stat.st_ino):
+                readers.append((match.group(1), int(match.group(2))))
+        if stat.st_nlink > len(readers):
+            return  # still a session's log (or a link being made for a fork of one): every byte is read
+        keep = 0
+        for owner, level in readers:
+            try:
+                log = os.open(self._log(owner), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                continue  # a link left behind by a crash: it reads nothing
+            try:
+                levels = _levels(log, str(self._log(owner)))
+            except StoreUnavailable:
+                return  # leave a file a corrupt log may read whole
+            finally:
+                os.close(log)
+            if level < len(levels):
+                keep = max(keep, levels[level][0])
+        if keep < stat.st_size:
+            os.ftruncate(fd, keep)
+            if self.fsync:
+                os.fsync(fd)
+
+    def _sources(self, name: str, fd: int, state: _State) -> list[_Source]:
+        """The chain a session reads, in order: its bases, then its own log (``fd``, locked)."""
+        levels = _levels(fd, str(self._log(name)))
+        chain = [_Source(self._link(name, level), end, count) for level, (end, count) in enumerate(levels)]
+        return [*chain, _Source(self._log(name), state.end, state.count)]
+
+    def _prefix(
+        self, sources: Sequence[_Source], at: int, version: int, now: int
+    ) -> tuple[list[tuple[int, int]], list[Path], bytes, list[Span]]:
+        """Messages ``[0, at)`` of the chain ``sources`` as a log that shares them: the levels it reads (``(end,
+        count)``, ending at a line boundary) and the files to link for them, then the lines it holds itself
+        (the entries up to ``at`` of a line that straddles it; the summaries inside ``[0, at)`` that lie
+        beyond the shared bytes) and the spans of those entries in them. Only the source holding ``at`` is
+        read (its line prefixes), and the sources after it for their summaries; nothing when ``at`` ends one."""
+        if at == 0:
+            return [], [], b"", []
+        j = next(index for index, source in enumerate(sources) if source.count >= at)
+        source = sources[j]
+        cut, count = source.end, source.count
+        rest: list[bytes] = []
+        if source.count > at:
+            lines = self._lines(source)
+            cut, count = 0, sources[j - 1].count if j else 0
+            for index, line in enumerate(lines):
+                if _parse_state(line, str(source.path))[1] > at:
+                    rest = lines[index:]
+                    break
+                cut += len(line) + 1
+                count = _parse_state(line, str(source.path))[1]
+        levels = [(s.end, s.count) for s in sources[:j]] + [(cut, count)]
+        out: list[bytes] = []
+        spans: list[Span] = []
+        if count < at:  # the first line past the cut is the turn holding message ``at``: keep its first entries
+            record = decode_json(rest.pop(0))
+            entries = record["entries"][: at - count]
+            head = f'{{"v":{version},"n":{at},"u":{now},"op":"append","t":{record["t"]},"entries":['
+            line, offsets = _entries_line(head, map(dumps, entries), "]}\n")
+            spans = [
+                Span(count + i, offset, length, words_of(entry["message"]))
+                for i, (entry, (offset, length)) in enumerate(zip(entries, offsets, strict=True))
+            ]
+            out.append(line)
+        state = _State(version, at, now)
+        for line in [*rest, *(line for later in sources[j + 1 :] for line in self._lines(later))]:
+            match = _STATE.match(line)
+            if match is not None and match.group(4) == b"summary":
+                summary = decode_json(line)["summary"]
+                if summary["end"] <= at:
+                    out.append(_summary_bytes(state, summary))
+        return levels, [s.path for s in sources[: j + 1]], b"".join(out), spans
+
+    @staticmethod
+    def _lines(source: _Source) -> list[bytes]:
+        """The complete lines of a source's first ``end`` bytes (read under the lock of the session)."""
+        try:
+            data = _read_prefix(source.path, source.end)
+        except _Moved:
+            raise StoreUnavailable(f"the base {str(source.path)!r} is missing or shorter than its fork reads") from None
+        lines = data.split(b"\n")
+        lines.pop()
+        return lines
 
     def _live_meta(self, name: str, session_id: str, now: int) -> dict[str, Any] | None:
         meta = self._read_meta(name, session_id)
@@ -332,22 +583,31 @@ class JsonFileStore(StoreBase):
         removed here, as purging it would). If the operation leaves no session behind, no file is left behind
         either."""
         name = _name(session_id)
-        with self._locked(name, create=create) as fd:
-            if fd is None:
-                yield name, None, None
+        while True:
+            with self._locked(name, create=create) as fd:
+                if fd is None:
+                    yield name, None, None
+                    return
+                meta = self._read_meta(name, session_id)
+                if meta is not None and is_expired(meta.get("expires_at"), now_us()):
+                    self._meta_path(name).unlink(missing_ok=True)
+                    self._checkpoint_path(name).unlink(missing_ok=True)
+                    meta = None
+                if meta is None:  # an expired session, or a log orphaned by a crash before its sidecar
+                    self._drop_links(name)
+                    if os.fstat(fd).st_nlink > 1:  # forks read this log: it stays theirs, the name starts anew
+                        self._log(name).unlink(missing_ok=True)
+                        self._update_index(self._index.removed, name)
+                        self._trim(fd)
+                        continue
+                    os.ftruncate(fd, 0)
+                try:
+                    yield name, fd, meta
+                finally:
+                    if not self._meta_path(name).exists():
+                        self._log(name).unlink(missing_ok=True)
+                        self._drop_links(name)
                 return
-            meta = self._read_meta(name, session_id)
-            if meta is not None and is_expired(meta.get("expires_at"), now_us()):
-                self._meta_path(name).unlink(missing_ok=True)
-                self._checkpoint_path(name).unlink(missing_ok=True)
-                meta = None
-            if meta is None:
-                os.ftruncate(fd, 0)  # an expired session, or a log orphaned by a crash before its sidecar
-            try:
-                yield name, fd, meta
-            finally:
-                if not self._meta_path(name).exists():
-                    self._log(name).unlink(missing_ok=True)
 
     def _info(self, meta: dict[str, Any], state: _State) -> SessionInfo:
         return SessionInfo(
@@ -367,14 +627,37 @@ class JsonFileStore(StoreBase):
         )
 
     def _read_log(self, name: str, data: bytes) -> tuple[list[StoredMessage], list[Summary], _State]:
-        where = str(self._log(name))
-        lines = data.split(b"\n")
-        lines.pop()  # after the last newline: empty, or a torn write that never committed
+        """Messages, summaries and state of a log; a fork's first reads its bases (``_Moved`` if one changed
+        under this unlocked read: read the log again)."""
         messages: list[StoredMessage] = []
         summaries: list[Summary] = []
+
+        def bases(record: dict[str, Any]) -> None:
+            for level, (end, count) in enumerate(record["levels"]):
+                path = self._link(name, level)
+                self._apply(str(path), _read_prefix(path, end), messages, summaries, None)
+                if len(messages) != count:
+                    raise StoreUnavailable(f"corrupt base {str(path)!r}: message count {len(messages)} != {count}")
+
+        state = self._apply(str(self._log(name)), data, messages, summaries, bases)
+        return messages, summaries, state
+
+    @staticmethod
+    def _apply(
+        where: str,
+        data: bytes,
+        messages: list[StoredMessage],
+        summaries: list[Summary],
+        bases: Callable[[dict[str, Any]], None] | None,
+    ) -> _State:
+        """Add the messages and summaries of the complete lines of ``data`` (a log, or a base's prefix) to
+        ``messages`` and ``summaries``; its first line may be a base line: ``bases`` reads what it names (None
+        in a base, whose own base line is read through the fork's own links, every level of it named there)."""
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline: empty, or a torn write that never committed
         state = _State()
         end = 0
-        for line in lines:
+        for index, line in enumerate(lines):
             end += len(line) + 1
             version, count, updated = _parse_state(line, where)
             try:
@@ -382,7 +665,12 @@ class JsonFileStore(StoreBase):
             except ValueError as exc:
                 raise StoreUnavailable(f"corrupt session log {where}: {exc}") from exc
             op = record.get("op")
-            if op == "append":
+            if op == "base":
+                if index:
+                    raise StoreUnavailable(f"corrupt session log {where}: a base line after the first line")
+                if bases is not None:
+                    bases(record)
+            elif op == "append":
                 turn_stamp = from_us(record["t"])  # an entry has its own "t" only when imported
                 for entry in record["entries"]:
                     own = entry.get("t")
@@ -410,7 +698,7 @@ class JsonFileStore(StoreBase):
             if len(messages) != count:
                 raise StoreUnavailable(f"corrupt session log {where}: message count {count} != {len(messages)}")
             state = _State(version, count, updated, end)
-        return messages, summaries, state
+        return state
 
     @staticmethod
     def _append_line(
@@ -444,8 +732,7 @@ class JsonFileStore(StoreBase):
             "usage": None if summary.usage is None else dict(summary.usage),
             "created_at": created,
         }
-        prefix = f'{{"v":{state.version},"n":{state.count},"u":{state.updated},"op":"summary","summary":'
-        return (prefix + dumps(record) + "}\n").encode("utf-8")
+        return _summary_bytes(state, record)
 
     def _snapshot(
         self, version: int, updated: int, messages: Sequence[StoredMessage], summaries: Sequence[Summary]
@@ -525,15 +812,20 @@ class JsonFileStore(StoreBase):
     def load(self, session_id: str) -> SessionData:
         check_session_id(session_id)
         name = _name(session_id)
-        meta = self._live_meta(name, session_id, now_us())
-        if meta is None:
-            raise SessionNotFound(session_id)
-        try:
-            data = self._log(name).read_bytes()
-        except FileNotFoundError:
-            raise SessionNotFound(session_id) from None
-        messages, summaries, state = self._read_log(name, data)
-        return SessionData(info=self._info(meta, state), messages=messages, summaries=summaries)
+        for _ in range(_READ_RETRIES):
+            meta = self._live_meta(name, session_id, now_us())
+            if meta is None:
+                raise SessionNotFound(session_id)
+            try:
+                data = self._log(name).read_bytes()
+            except FileNotFoundError:
+                raise SessionNotFound(session_id) from None
+            try:
+                messages, summaries, state = self._read_log(name, data)
+            except _Moved:
+                continue  # a fork rewound or deleted while being read: read it as it is now
+            return SessionData(info=self._info(meta, state), messages=messages, summaries=summaries)
+        raise StoreUnavailable(f"the bases of session {session_id!r} kept changing while it was read")
 
     def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
         """A session's log is one file, read whole (appends go to its end): the range is cut from it."""
@@ -624,8 +916,9 @@ class JsonFileStore(StoreBase):
             except BaseException:
                 os.ftruncate(fd, state.end)  # a failed write (disk full) leaves the log as it was
                 raise
+            at = state.end + sum(end for end, _ in _levels(fd, str(self._log(name))))  # in its byte space
             spans = [
-                Span(state.count + i, state.end + offset, length, search_terms(e.text))
+                Span(state.count + i, at + offset, length, search_terms(e.text))
                 for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
             ]
             self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
@@ -698,7 +991,7 @@ class JsonFileStore(StoreBase):
             meta["updated_at"] = max(now, state.updated)
             info = self._info(meta, state)
             if is_expired(meta["expires_at"], now):
-                self._remove(name)  # expiring it in the past ends it now, as Redis would
+                self._remove(name, fd)  # expiring it in the past ends it now, as Redis would
             else:
                 self._write_meta(name, meta)
         return info
@@ -732,7 +1025,7 @@ class JsonFileStore(StoreBase):
             if fd is None:
                 return False
             meta = self._read_meta(name, session_id)
-            self._remove(name)
+            self._remove(name, fd)
         return meta is not None and not is_expired(meta.get("expires_at"), now_us())
 
     def load_checkpoint(self, session_id: str) -> tuple[int, dict[str, Any]] | None:
@@ -877,6 +1170,10 @@ class JsonFileStore(StoreBase):
                 return None
         finally:
             os.close(fd)
+        try:
+            data = self._space(name, data)
+        except (_Moved, KeyError, TypeError, ValueError):
+            return None  # a base cut meanwhile, or a base line this store cannot read: scanning tells which
         spans: list[Span] = []
         offset = updated = 0
         lines = data.split(b"\n")
@@ -887,9 +1184,43 @@ class JsonFileStore(StoreBase):
                 return None  # not a log this store can read: scanning it reports the corruption
             if match.group(4) == b"append":
                 spans += line_spans(line, offset, len(spans))
+            elif match.group(4) == b"base" and int(match.group(2)) != len(spans):
+                return None  # a base that does not end where the next file goes on: scanning reports it
             offset += len(line) + 1
             updated = int(match.group(3))
         return before, spans, updated
+
+    def _space(self, name: str, data: bytes) -> bytes:
+        """A session's byte space, where its spans point: the prefixes of its bases one after the other (each
+        ends with a whole line), then its own log ``data``. Only a fork's holds more than its log."""
+        match = _STATE.match(data[:_STATE_PREFIX_BYTES])
+        if match is None or match.group(4) != b"base":
+            return data
+        levels = decode_json(data[: data.index(b"\n")])["levels"]
+        return b"".join(_read_prefix(self._link(name, level), end) for level, (end, _) in enumerate(levels)) + data
+
+    def _reader(self, name: str, fd: int) -> Callable[[int, int], bytes]:
+        """``read(offset, length)`` in a session's byte space (``_space``), its own log open as ``fd``."""
+        starts: list[int] = []
+        position = 0
+        for end, _ in _levels(fd, str(self._log(name))):
+            starts.append(position)
+            position += end
+
+        def read(offset: int, length: int) -> bytes:
+            if offset >= position:
+                return os.pread(fd, length, offset - position)
+            level = bisect.bisect_right(starts, offset) - 1
+            try:
+                base = os.open(self._link(name, level), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                raise ValueError("a base is gone") from None
+            try:
+                return os.pread(base, length, offset - starts[level])
+            finally:
+                os.close(base)
+
+        return read
 
     def _read_hits(
         self, name: str, indexed: Fingerprint, session_id: str, terms: list[str], hits: list[SearchHit], limit: int
@@ -904,6 +1235,7 @@ class JsonFileStore(StoreBase):
         try:
             if fingerprint(os.fstat(fd)) != indexed:
                 return False
+            read = self._reader(name, fd)
             seqs = self._index.positions(name, terms)
             position = 0
             while position < len(seqs) and len(hits) + len(found) < limit:
@@ -912,11 +1244,11 @@ class JsonFileStore(StoreBase):
                 spans = self._index.spans(name, chunk)
                 for seq in chunk:
                     offset, length = spans[seq]
-                    message = decode_json(os.pread(fd, length, offset))["message"]
+                    message = decode_json(read(offset, length))["message"]
                     text = message_text(message)
                     if text_matches(text, terms):
                         found.append(SearchHit(session_id, seq, message["role"], make_snippet(text, terms)))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, StoreUnavailable):
             return False  # a span that does not hold its message: the index is wrong about this log
         finally:
             os.close(fd)
@@ -945,17 +1277,21 @@ class JsonFileStore(StoreBase):
         purged = 0
         names = set(self._names())
         for entry in list(os.scandir(self.root)):
-            if entry.name.endswith(LOG_SUFFIX) and entry.name[: -len(LOG_SUFFIX)] not in names:
-                orphan = entry.name[: -len(LOG_SUFFIX)]
-                if _NAME.match(orphan):
-                    with self._locked(orphan, create=False) as fd:
-                        if fd is not None and not self._meta_path(orphan).exists():
+            link = _LINK.match(entry.name)
+            if entry.name.endswith(LOG_SUFFIX) or link is not None:
+                orphan = link.group(1) if link is not None else entry.name[: -len(LOG_SUFFIX)]
+                if _NAME.match(orphan) and orphan not in names:
+                    with self._locked(orphan, create=True) as fd:
+                        if not self._meta_path(orphan).exists():
                             self._log(orphan).unlink(missing_ok=True)
                             self._update_index(self._index.removed, orphan)
+                            self._drop_links(orphan)
+                            if fd is not None:
+                                self._trim(fd)
             elif entry.name.endswith(TMP_SUFFIX) and entry.name.startswith("."):
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - entry.stat().st_mtime > STALE_TMP_SECONDS:
-                        os.unlink(entry.path)
+                        self._trim_path(Path(entry.path), unlink=True)  # a fork's link that never was: trimmed
         for name in names:
             meta = self._read_meta(name)
             if meta is None or not is_expired(meta.get("expires_at"), moment):
@@ -963,7 +1299,8 @@ class JsonFileStore(StoreBase):
             with self._locked(name, create=False) as fd:
                 current = self._read_meta(name) if fd is not None else None
                 if current is not None and is_expired(current.get("expires_at"), moment):
-                    self._remove(name)
+                    assert fd is not None
+                    self._remove(name, fd)
                     purged += 1
         return purged
 
@@ -983,22 +1320,71 @@ class JsonFileStore(StoreBase):
             updated = to_us(info.updated_at)
             log, spans = self._snapshot(info.version, updated, data.messages, data.summaries)
             self._update_index(self._index.replaced, name, self._replace(self._log(name), log), spans, updated)
-            self._write_meta(
-                name,
-                {
-                    "id": session_id,
-                    "incarnation": info.incarnation or new_incarnation(),
-                    "created_at": to_us(info.created_at),
-                    "updated_at": updated,
-                    "title": info.title,
-                    "owner": info.owner,
-                    "tags": list(info.tags),
-                    "model": info.model,
-                    "system": info.system,
-                    "expires_at": None if info.expires_at is None else to_us(info.expires_at),
-                    "metadata": info.metadata,
-                },
-            )
+            self._write_meta(name, self._meta_of(info))
+
+    @staticmethod
+    def _meta_of(info: SessionInfo) -> dict[str, Any]:
+        return {
+            "id": info.id,
+            "incarnation": info.incarnation or new_incarnation(),
+            "created_at": to_us(info.created_at),
+            "updated_at": to_us(info.updated_at),
+            "title": info.title,
+            "owner": info.owner,
+            "tags": list(info.tags),
+            "model": info.model,
+            "system": info.system,
+            "expires_at": None if info.expires_at is None else to_us(info.expires_at),
+            "metadata": info.metadata,
+        }
+
+    def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
+        """Copy-on-write: the fork links the files its parent reads (``_prefix``) instead of copying them; it
+        writes a log of one line (plus a straddled turn's first messages and the summaries beyond the shared
+        bytes), its sidecar and a link per level. Both sessions are locked (in name order): the parent's files
+        stay as they are while they are linked. A crash at any point leaves no sidecar, so no fork (what it
+        left is removed with the next use of the id or ``purge_expired``), or the whole fork."""
+        check_session_id(session_id)
+        target = check_session_id(new_id) if new_id is not None else new_session_id()
+        with contextlib.ExitStack() as stack:
+            locked = {
+                sid: stack.enter_context(self._session_lock(sid, create=sid == target and sid != session_id))
+                for sid in sorted({session_id, target}, key=_name)
+            }
+            name, fd, meta = locked[session_id]
+            if fd is None or meta is None:
+                raise SessionNotFound(session_id)
+            state = self._state(fd, name, repair=True)
+            target_name, target_fd, target_meta = locked[target]
+            if target_meta is not None:
+                assert target_fd is not None
+                raise conflict(target, 0, self._state(target_fd, target_name, repair=False).version)
+            now = max(now_us(), state.updated)
+            info = fork_info(self._info(meta, state), at=check_fork_point(at, state.count), new_id=target, now=now)
+            levels, paths, tail, _ = self._prefix(self._sources(name, fd, state), info.message_count, info.version, now)
+            head = _base_line(info.version, now, levels) if levels else b""
+            made: list[Path] = []
+            try:
+                for level, path in enumerate(paths):
+                    made.append(self.root / f".{target_name}.{level}{BASE_SUFFIX}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+                    os.link(path, made[-1])
+                self._replace(self._log(target_name), head + tail)
+                self._drop_links(target_name)  # left by a crash under this id: not this fork's
+                for level, tmp in enumerate(made):
+                    os.replace(tmp, self._link(target_name, level))
+                made.clear()
+                self._sync_dir()
+            finally:
+                for tmp in made:
+                    tmp.unlink(missing_ok=True)
+            # Its rows are built by the first search that meets it (``_read_spans``: the prefix is read then, not
+            # here); until then it has no stamp, which no writer's ``before`` matches.
+            self._update_index(self._index.removed, target_name)
+            self._write_meta(target_name, self._meta_of(info))
+            for level, path in enumerate(paths):
+                if path != self._log(name):  # a file only forks read: a trim that ran while this fork's link
+                    self._trim_path(self._link(target_name, level))  # had no name left all of it: cut it now
+        return target
 
     def _truncate(self, session_id: str, to: int, expected_version: int, incarnation: str | None = None) -> int:
         check_session_id(session_id)
@@ -1013,10 +1399,32 @@ class JsonFileStore(StoreBase):
             check_rewind_index(to, state.count)
             now = max(now_us(), state.updated)
             before = fingerprint(os.fstat(fd))
-            log, moved = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
-            written = self._replace(self._log(name), log)
-            self._update_index(self._index.cut, name, before, written, to, moved, now)
+            sources = self._sources(name, fd, state)
+            if to < (sources[-2].count if len(sources) > 1 else 0):  # below what it reads of its bases
+                self._rebase(name, sources, to, expected_version, now)
+            else:
+                log, moved = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
+                written = self._replace(self._log(name), log)
+                shift = sum(source.end for source in sources[:-1])
+                moved = [span._replace(offset=span.offset + shift) for span in moved]
+                self._update_index(self._index.cut, name, before, written, to, moved, now)
+            self._trim(fd)  # forks of the session may read the old log: it keeps only what they read
         return expected_version + 1
+
+    def _rebase(self, name: str, sources: list[_Source], to: int, version: int, now: int) -> None:
+        """Rewind a fork below what it reads of its bases: its new log reads less of them (the same links,
+        the last one read less, the ones past it unlinked) and holds only what ``_prefix`` says it must."""
+        levels, _, tail, spans = self._prefix(sources, to, version, now)
+        head = _base_line(version, now, levels) if levels else b""
+        mark = f'{{"v":{version + 1},"n":{to},"u":{now},"op":"mark"}}\n'.encode()
+        before = fingerprint(os.stat(self._log(name)))
+        written = self._replace(self._log(name), head + tail + mark)
+        shift = sum(end for end, _ in levels) + len(head)  # where its own log starts in its byte space
+        moved = [span._replace(offset=span.offset + shift) for span in spans]
+        self._update_index(self._index.cut, name, before, written, to, moved, now)
+        self._drop_links(name, len(levels))
+        if levels:
+            self._trim_path(self._link(name, len(levels) - 1))
 
     def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> tuple[bytes, list[Span]]:
         """The log without messages ``[to:]`` and the summaries that cover them, ending at ``version``. Lines
