@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from claude_history import AsyncChat, open_async_store
+from claude_history import AsyncChat, WarmSessions, open_async_store
 from claude_history.errors import (
     BudgetExceeded,
     ConflictError,
@@ -53,6 +53,9 @@ def create_app(store_url: str | None = None, client: anthropic.AsyncAnthropic | 
         # One store (a connection pool) and one API client for the whole process, shared by every request.
         app.state.store = open_async_store(store_url or os.environ.get("CHAT_STORE", "sqlite:///chats.db"))
         app.state.client = client or anthropic.AsyncAnthropic()
+        # What each request's chat knew about its session, for the next request on it (checked against the
+        # session's version before use): that request reads one row instead of the messages, plans only the new.
+        app.state.warm = WarmSessions()
         # Everything alive now lives as long as the process (modules, FastAPI's routes, the SDK's types: some
         # 200,000 objects). Frozen, a full garbage collection (which runs on the event loop and holds up every
         # request in flight) no longer scans them, only what requests made since: on a long session most of
@@ -77,6 +80,7 @@ def create_app(store_url: str | None = None, client: anthropic.AsyncAnthropic | 
             session_id=session_id,
             system=SYSTEM,
             max_tokens=1024,
+            warm=request.app.state.warm,
         )
         reply = await chat.send(turn.message)
         text = "".join(block.text for block in reply.content if block.type == "text")

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "claude_history"
 
 FACTS = {"errors", "models", "usage", "connection"}
 RULES = {"history", "tools", "pricing", "tokens", "images"}
-CORE = {"turn", "turn_path", "turn_requests"}
+CORE = {"turn", "turn_path", "turn_requests", "warm"}
 
 # The parts of the package (a top-level module or a subpackage) each part may import from.
 ALLOWED: dict[str, set[str]] = {
@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "context": FACTS | RULES | {"stores.base"},
     "turn_requests": {"stores", "tools"},
     "turn": FACTS | RULES | {"stores", "context", "turn_requests"},
-    "turn_path": FACTS | RULES | {"stores", "context", "turn", "turn_requests"},
+    "turn_path": FACTS | RULES | {"stores", "context", "turn", "turn_requests", "warm"},
+    "warm": {"errors", "context", "turn"},
     "chat": FACTS | RULES | CORE | {"stores", "context"},
     "__init__": FACTS | RULES | CORE | {"stores", "context", "chat"},
     "server": FACTS | RULES | CORE | {"stores", "context", "chat", "__init__", "cli.markdown_export"},

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "LeaseLost": "claude_history.errors",
     "validate": "claude_history.history",
     "repair": "claude_history.history",
+    "WarmSessions": "claude_history.warm",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -122,6 +123,9 @@ if TYPE_CHECKING:  # pragma: no cover - gives type checkers and IDEs the real na
     )
     from .usage import (
         TokenUsage as TokenUsage,
+    )
+    from .warm import (
+        WarmSessions as WarmSessions,
     )
 
 

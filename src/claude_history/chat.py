@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import inspect
 import time
 import uuid
@@ -28,7 +27,6 @@ import anthropic
 from .connection import IncompleteStream
 from .context.checkpoint import NotLoaded
 from .context.plan import RequestPlan
-from .context.planner import Planner
 from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
@@ -48,7 +46,7 @@ from .turn import (
     user_message,
     utc_now,
 )
-from .turn_path import ChatMemory, TurnPath, check_sync_tools, turn_path
+from .turn_path import ChatMemory, TurnPath, check_sync_tools, resume_warm, take_warm, turn_path, warm_current
 from .turn_requests import (
     CallApi,
     CheckVersion,
@@ -68,6 +66,7 @@ from .turn_requests import (
     Wait,
 )
 from .usage import TokenUsage
+from .warm import WarmSessions
 
 if TYPE_CHECKING:
     from anthropic.types import Message
@@ -115,6 +114,7 @@ class _ChatBase:
         on_concurrent: OnConcurrent,
         lease_ttl: float,
         lease_timeout: float,
+        warm: WarmSessions | None,
         create_kwargs: Mapping[str, Any],
     ) -> None:
         if not isinstance(model, str) or not model:
@@ -160,7 +160,9 @@ class _ChatBase:
         )
         self._prices = load_prices(prices)
         self._session_id = session_id or uuid.uuid4().hex
-        self._memory = ChatMemory(self._session_id, Ledger(self._prices))
+        if warm is not None and not isinstance(warm, WarmSessions):
+            raise ConfigurationError(f"warm= must be a WarmSessions shared by the process's chats, got {warm!r}")
+        self._memory = ChatMemory(self._session_id, Ledger(self._prices), warm=warm)
         if session_id is None:  # a new session id is known to be empty: no load needed before using it
             self._memory.adopt(SessionState(self._session_id))
 
@@ -307,23 +309,6 @@ class _ChatBase:
     def _set_state(self, state: SessionState, *, trusted: bool = False) -> None:
         self._memory.adopt(state, trusted=trusted)
 
-    def _kept(self) -> tuple[SessionState, Planner] | None:
-        """What the next chat on this session may start from (``_resume``): the state this chat last saw and
-        its planner, when no turn is in progress."""
-        state = self._memory.state
-        if state is None or self._memory.pending is not None or self._memory.lease is not None:
-            return None
-        return state, self._settings.planner
-
-    def _resume(self, kept: tuple[SessionState, Planner]) -> None:
-        """Start from what another chat on this session left (``_kept``), as if it had been this one: its
-        planner plans only what is new. The caller has just checked that the stored session is still at that
-        state's version and incarnation (the commit's compare-and-swap guards the rest). For the service's
-        warm sessions (server/warm.py), whose requests each make a chat."""
-        state, planner = kept
-        self._settings = dataclasses.replace(self._settings, planner=planner)
-        self._memory.adopt(state, trusted=True)
-
     def _check_leases(self) -> None:
         store = self._store  # type: ignore[attr-defined]
         if self._settings.on_concurrent != "conflict" and not supports_leases(store):
@@ -414,6 +399,7 @@ class Chat(_ChatBase):
         on_concurrent: OnConcurrent = "conflict",
         lease_ttl: float = 60.0,
         lease_timeout: float = 60.0,
+        warm: WarmSessions | None = None,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is True:
@@ -438,6 +424,7 @@ class Chat(_ChatBase):
             on_concurrent=on_concurrent,
             lease_ttl=lease_ttl,
             lease_timeout=lease_timeout,
+            warm=warm,
             create_kwargs=create_kwargs,
         )
         check_sync_tools(self._settings.toolset)
@@ -469,6 +456,10 @@ class Chat(_ChatBase):
         started from). ``for_next_turn``: the next turn follows at once (as in a request handler that loads
         and sends), so it skips its own version check; a writer in between still makes the commit's
         compare-and-swap fail (``ConflictError``), only after the API call instead of before it."""
+        kept = take_warm(self._memory, whole=True)
+        if kept is not None and warm_current(kept[0], self._execute(CheckVersion())):
+            resume_warm(self._memory, self._settings, kept, trusted=for_next_turn)
+            return
         self._set_state(self._execute(LoadSession()), trusted=for_next_turn)
 
     load = reload
@@ -794,6 +785,7 @@ class AsyncChat(_ChatBase):
         on_concurrent: OnConcurrent = "conflict",
         lease_ttl: float = 60.0,
         lease_timeout: float = 60.0,
+        warm: WarmSessions | None = None,
         **create_kwargs: Any,
     ) -> None:
         if _is_async_client(client) is False:
@@ -816,6 +808,7 @@ class AsyncChat(_ChatBase):
             on_concurrent=on_concurrent,
             lease_ttl=lease_ttl,
             lease_timeout=lease_timeout,
+            warm=warm,
             create_kwargs=create_kwargs,
         )
         self._store: AsyncStore = _async_store(store)
@@ -845,6 +838,10 @@ class AsyncChat(_ChatBase):
 
     async def reload(self, *, for_next_turn: bool = False) -> None:
         """Read the session from the store again (a pending turn is kept); ``for_next_turn``: see ``Chat.reload``."""
+        kept = take_warm(self._memory, whole=True)
+        if kept is not None and warm_current(kept[0], await self._execute(CheckVersion())):
+            resume_warm(self._memory, self._settings, kept, trusted=for_next_turn)
+            return
         self._set_state(await self._execute(LoadSession()), trusted=for_next_turn)
 
     load = reload

@@ -61,8 +61,17 @@ from .turn_requests import (
     TakeLease,
     Wait,
 )
+from .warm import Kept, WarmSessions
 
-__all__ = ["ChatMemory", "TurnPath", "check_sync_tools", "turn_path"]
+__all__ = [
+    "ChatMemory",
+    "TurnPath",
+    "check_sync_tools",
+    "resume_warm",
+    "take_warm",
+    "turn_path",
+    "warm_current",
+]
 
 # The generator's type: it yields requests, is sent each one's result, and ends after ``Finished``.
 TurnPath = Generator[Request, Any, None]
@@ -83,6 +92,9 @@ class ChatMemory:
     # The state was read for the turn that comes next (``reload(for_next_turn=True)``): that turn skips its
     # version check (one metadata read). Any other change of state clears it.
     trusted: bool = False
+    # Shared by the process's chats (``Chat(warm=...)``): after each turn the chat hands its state and planner
+    # over there; a chat takes them when it next needs the session (``take_warm``).
+    warm: WarmSessions | None = None
 
     def adopt(self, state: SessionState, *, trusted: bool = False) -> None:
         """``state`` was read from the store: it replaces what the chat saw (usage and cost recounted)."""
@@ -106,6 +118,38 @@ class ChatMemory:
             self.state = base
             self.ledger.add([(summary.model, summary.usage)])
         turn.base = base
+
+
+def take_warm(memory: ChatMemory, *, whole: bool = False) -> Kept | None:
+    """The state and planner the last turn on this session left in ``memory.warm`` (this chat's own, or
+    another's), taken: this chat owns them now. ``whole``: only a state that holds the whole session. The
+    caller checks it is current (``warm_current``) before it uses it (``resume_warm``)."""
+    if memory.warm is None:
+        return None
+    kept = memory.warm.take(memory.session_id)
+    if kept is not None and whole and not kept[0].complete:
+        return None
+    return kept
+
+
+def warm_current(state: SessionState, info: SessionInfo | None) -> bool:
+    """Is the stored session (``info``, just read) still the one ``state`` shows: same version, same
+    incarnation (a session deleted and created again may have reached the same version)?"""
+    return info is not None and info.version == state.version and info.incarnation == state.incarnation
+
+
+def resume_warm(memory: ChatMemory, settings: Settings, kept: Kept, *, trusted: bool) -> None:
+    """Continue from ``kept`` (current): its planner's work moves into this chat's planner."""
+    state, planner = kept
+    settings.planner.take_over(planner)
+    memory.adopt(state, trusted=trusted)
+
+
+def _hand_over(memory: ChatMemory, settings: Settings) -> None:
+    """After a turn: what this chat holds goes to ``memory.warm`` for the next chat on the session (this one
+    included), unless a turn is left pending."""
+    if memory.warm is not None and memory.pending is None and memory.state is not None:
+        memory.warm.put(memory.session_id, (memory.state, settings.planner))
 
 
 def check_sync_tools(toolset: ToolSet) -> None:
@@ -148,6 +192,7 @@ def turn_path(
         raise
     if lease is not None:
         yield from _release(memory, lease)
+    _hand_over(memory, settings)
     yield Finished(message)
 
 
@@ -254,6 +299,10 @@ def _loaded(memory: ChatMemory) -> Generator[Request, Any, SessionState]:
 def _fresh(memory: ChatMemory, settings: Settings, checkpoints: bool) -> Generator[Request, Any, SessionState]:
     """The state, read again first if another writer moved the session on (one cheap metadata read). What is
     read is the newest part of the session when its planner checkpoint holds (``_read``)."""
+    kept = take_warm(memory) if not memory.trusted else None
+    # The last turn on the session left its state in ``memory.warm``: used if the session is still at it.
+    if kept is not None and warm_current(kept[0], (yield CheckVersion())):
+        resume_warm(memory, settings, kept, trusted=True)
     if memory.state is not None and memory.trusted:
         # Read for this very turn a moment ago: the commit's compare-and-swap still guards it.
         memory.trusted = False

@@ -223,12 +223,12 @@ class PlannerWork:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import claude_history.context.checkpoint as checkpoint
-        import claude_history.context.engine as engine
         import claude_history.context.log_index as log_index
         import claude_history.history as history
 
         self.counts: Counter[str] = Counter()
-        validate, trim, estimate = engine.validate, history._sendable_block, log_index.estimate_message
+        # The planner validates through history.validate_from, which calls history.validate.
+        validate, trim, estimate = history.validate, history._sendable_block, log_index.estimate_message
 
         def counted_validate(messages: Any, **kwargs: Any) -> None:
             self.counts["validated"] += len(messages)
@@ -249,7 +249,7 @@ class PlannerWork:
             return encode(previous)
 
         monkeypatch.setattr(checkpoint, "_previous_out", counted_encode)
-        monkeypatch.setattr(engine, "validate", counted_validate)
+        monkeypatch.setattr(history, "validate", counted_validate)
         monkeypatch.setattr(history, "_sendable_block", counted_trim)
         monkeypatch.setattr(log_index, "estimate_message", counted_estimate)
 

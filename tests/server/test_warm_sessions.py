@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from claude_history.context.planner import Planner
-from claude_history.server.warm import WarmSessions
 from claude_history.stores import open_store
 from claude_history.stores.base import Entry, StoredMessage
 from claude_history.testing import Simulator
 from claude_history.turn import SessionState
+from claude_history.warm import WarmSessions
 
 from .conftest import MODEL, Service
 

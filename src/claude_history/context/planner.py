@@ -81,6 +81,17 @@ class Planner:
                 self._logs.popitem(last=False)
             self._lineage, self._committed = None, 0
 
+    def take_over(self, other: Planner) -> None:
+        """Hold what ``other`` derived, which no longer does (it starts empty): a planner handed from one
+        chat to the next on the same session (``WarmSessions``), moved rather than shared, so no two chats
+        ever work on the same index."""
+        if other is self:
+            return
+        with other.lock, self.lock:
+            self._logs, self._lineage, self._committed, self.last = (
+                other._logs, other._lineage, other._committed, other.last)  # fmt: skip
+            other._logs, other._lineage, other._committed, other.last = OrderedDict(), None, 0, None
+
     def forget_restored(self) -> None:
         """Drop the indexes restored from a checkpoint (their messages before the horizon are not indexed, their
         replay starts late): the next call indexes and replays the whole log it is given."""

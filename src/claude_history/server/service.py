@@ -13,12 +13,12 @@ import httpx2
 from ..pricing import load_prices
 from ..stores import open_async_store
 from ..stores.base import AsyncStore
+from ..warm import WarmSessions
 from .config import ServerConfig
 from .metrics import Metrics
 from .tenants import resolve_key
 from .upstream import Http, RawUpstream
 from .usage_records import UsageRecorder
-from .warm import WarmSessions
 
 __all__ = ["Service"]
 

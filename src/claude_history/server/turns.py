@@ -162,7 +162,6 @@ async def run_turn(
 
     async def produce() -> None:
         joined = JoinedEvents()
-        stored = False
         try:
             async for event in opened:
                 data = raw_event(event)
@@ -172,7 +171,6 @@ async def run_turn(
                 if data is not None:
                     queue.put_nowait(sse(str(data.get("type")), data))
             await committed(chat, await opened.get_final_message())
-            stored = True
             for data in joined.finish():
                 queue.put_nowait(sse(str(data.get("type")), data))
         except Exception as exc:
@@ -181,8 +179,6 @@ async def run_turn(
             queue.put_nowait(_error_event(exc))
         finally:
             await opened.close()
-            if stored:  # once the stream is closed: the next request on the session starts from here
-                service.warm.put(chat.session_id, chat._kept())
             queue.put_nowait(None)
 
     service.spawn(produce())
@@ -205,7 +201,6 @@ async def _send(chat: AsyncChat, content: Any, committed: Committed, service: Se
         service.metrics.conflicts.labels(tenant or "-").inc()
         raise
     await committed(chat, message)
-    service.warm.put(chat.session_id, chat._kept())
     return message
 
 
@@ -284,20 +279,12 @@ async def open_chat(service: Service, who: Caller, session_id: str, body: dict[s
         # calls for them); a pause_turn (server tools) is continued here, as the API asks, up to this often.
         max_tool_rounds=service.config.max_continuations,
         commit_pending=True,  # each request's messages and reply are one atomic commit
+        warm=service.warm,
         **arguments,
     )
-    kept = service.warm.take(store_id)
-    if kept is not None:  # the last turn on this session in this process left its state: still current?
-        try:
-            info = await service.store.get_session(store_id)
-        except SessionNotFound:
-            info = None
-        state = kept[0]
-        same = info is not None and info.version == state.version and info.incarnation == state.incarnation
-        if same and state.complete:  # (the proxy reads the whole history it holds)
-            chat._resume(kept)
-            return chat
-    await chat.load(for_next_turn=True)  # the turn follows at once: no second read of its version
+    # The turn follows at once: no second read of its version. A warm session (the last turn on it in this
+    # process left its state in service.warm) is read as its metadata row only.
+    await chat.load(for_next_turn=True)
     return chat
 
 

@@ -1,0 +1,154 @@
+"""``Chat(..., warm=WarmSessions())``: a fresh chat per turn (a web handler's) starts from what the last turn on
+the session left in the process, checked against the store. It must send and store exactly what a cold fresh
+chat does, read only the session's metadata row while nobody else wrote, and read afresh whenever someone did
+(another chat, another process, a delete and re-create); two chats of one process taking turns on one session
+never share a planner."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_history import CacheAwareWindow, Chat, ConfigurationError, KeepAll, LastTurns, WarmSessions
+from claude_history.context import log_index as log_index_module
+from claude_history.stores import open_store
+from claude_history.stores.base import Store
+from claude_history.testing import Simulator
+
+from .conftest import MODEL
+
+POLICIES: dict[str, Any] = {
+    "keep-all": KeepAll,
+    "cache-aware": lambda: CacheAwareWindow(2_500),  # small: the window moves within a few turns
+    "last-turns": lambda: LastTurns(3),
+}
+
+
+class CountingStore:
+    """A real store that counts the calls made to it by method name."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+def _last_bodies(sim: Simulator, n: int) -> list[dict[str, Any]]:
+    """The bodies of the newest ``n`` Messages API calls (the simulator keeps a bounded log of requests)."""
+    return [r["body"] for r in sim.requests if r["method"] == "POST" and r["path"] == "/v1/messages"][-n:]
+
+
+def _chat(client: anthropic.Anthropic, store: Any, session: str, policy: str, warm: WarmSessions | None) -> Chat:
+    return Chat(client, model=MODEL, store=store, session_id=session, max_tokens=80, context=POLICIES[policy](),
+                system="Be brief.", warm=warm)  # fmt: skip
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    policy=st.sampled_from(sorted(POLICIES)),
+    texts=st.lists(st.text(alphabet="abcdefgh ijk", min_size=1, max_size=600).filter(str.strip), min_size=2,
+                   max_size=10),
+    others=st.sets(st.integers(0, 9), max_size=4),
+    data=st.data(),
+)
+def test_fresh_chats_with_warm_sessions_send_and_store_what_cold_ones_do(
+    sim: Simulator, tmp_path: Path, policy: str, texts: list[str], others: set[int], data: st.DataObject
+) -> None:
+    """Turn by turn, a fresh warm chat on session W and a fresh cold chat on session C send the same request;
+    before some turns another chat (not warm, as another process) writes a turn into both."""
+    client = sim.client(max_retries=0)
+    store = open_store(f"sqlite:///{tmp_path / data.draw(st.uuids()).hex}.db")
+    warm = WarmSessions()
+    try:
+        for i, text in enumerate(texts):
+            if i in others:
+                for session in ("W", "C"):
+                    _chat(client, store, session, policy, None).send(f"from elsewhere {i}")
+            _chat(client, store, "W", policy, warm).send(text)
+            _chat(client, store, "C", policy, None).send(text)
+            warm_body, cold_body = _last_bodies(sim, 2)
+            assert warm_body == cold_body
+        assert [m.message for m in store.load("W").messages] == [m.message for m in store.load("C").messages]
+    finally:
+        store.close()
+        client.close()
+
+
+def test_a_warm_fresh_chat_reads_the_metadata_row_and_sizes_only_its_new_messages(
+    client: anthropic.Anthropic, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CountingStore(open_store(sqlite_url))
+    warm = WarmSessions()
+    estimates = [0]
+    real = log_index_module.estimate_message
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        estimates[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(log_index_module, "estimate_message", counted)
+    for i in range(12):
+        store.calls.clear()
+        estimates[0] = 0
+        _chat(client, store, "s", "keep-all", warm).send(f"question {i}")
+        reads = {name: n for name, n in store.calls.items() if name not in ("append", "append_checkpointed")}
+        if i == 0:
+            assert "get_session" in reads or "load" in reads  # a new session: nothing to start from
+        else:
+            assert reads == {"get_session": 1}
+            # The planner the last chat left: only the new question and its reply are sized (a cold fresh
+            # chat sizes every message of the session).
+            assert 1 <= estimates[0] <= 2 * 4
+    assert len(warm) == 1 and warm.held == 24
+
+
+def test_a_session_deleted_and_created_again_is_read_afresh(client: anthropic.Anthropic, sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    warm = WarmSessions()
+    _chat(client, store, "s", "keep-all", warm).send("old session")
+    store.delete("s")
+    _chat(client, store, "s", "keep-all", None).send("new session")  # version 1 again, another incarnation
+    chat = _chat(client, store, "s", "keep-all", warm)
+    chat.send("next")
+    assert [m["content"] for m in chat.messages if m["role"] == "user"] == ["new session", "next"]
+
+
+def test_two_chats_of_one_process_taking_turns_see_each_others_turns(
+    client: anthropic.Anthropic, sqlite_url: str, sim: Simulator
+) -> None:
+    """A long-lived chat and fresh ones take turns on one session with one WarmSessions: the entry moves
+    between them (never shared), no turn conflicts, and each request holds every earlier turn."""
+    store = open_store(sqlite_url)
+    warm = WarmSessions()
+    kept = _chat(client, store, "s", "cache-aware", warm)
+    for i in range(6):
+        chat = kept if i % 2 == 0 else _chat(client, store, "s", "cache-aware", warm)
+        chat.send(f"turn {i}")
+        (body,) = _last_bodies(sim, 1)
+        assert f"turn {i}" in str(body["messages"][-1])
+    assert [m.message["content"] for m in store.load("s").messages if m.role == "user"] == [
+        f"turn {i}" for i in range(6)
+    ]
+
+
+def test_warm_must_be_a_warm_sessions(client: anthropic.Anthropic) -> None:
+    with pytest.raises(ConfigurationError, match="WarmSessions"):
+        Chat(client, model=MODEL, warm={})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="sessions"):
+        WarmSessions(sessions=-1)
