@@ -55,7 +55,8 @@ def create_app(store_url: str | None = None, client: anthropic.AsyncAnthropic | 
         app.state.client = client or anthropic.AsyncAnthropic()
         # What each request's chat knew about its session, for the next request on it (checked against the
         # session's version before use): that request reads one row instead of the messages, plans only the new.
-        app.state.warm = WarmSessions()
+        # CHAT_WARM_SESSIONS=0 turns it off.
+        app.state.warm = WarmSessions(sessions=int(os.environ.get("CHAT_WARM_SESSIONS", "512")))
         # Everything alive now lives as long as the process (modules, FastAPI's routes, the SDK's types: some
         # 200,000 objects). Frozen, a full garbage collection (which runs on the event loop and holds up every
         # request in flight) no longer scans them, only what requests made since: on a long session most of

@@ -66,7 +66,7 @@ from .turn_requests import (
     Wait,
 )
 from .usage import TokenUsage
-from .warm import WarmSessions
+from .warm import WarmSessions, warm_key
 
 if TYPE_CHECKING:
     from anthropic.types import Message
@@ -429,6 +429,7 @@ class Chat(_ChatBase):
         )
         check_sync_tools(self._settings.toolset)
         self._store: Store = _sync_store(store)
+        self._memory.warm_key = warm_key(store, self._session_id)
         self._owns_store = store is None or isinstance(store, str)
         self._check_leases()
 
@@ -812,6 +813,7 @@ class AsyncChat(_ChatBase):
             create_kwargs=create_kwargs,
         )
         self._store: AsyncStore = _async_store(store)
+        self._memory.warm_key = warm_key(store, self._session_id)
         self._owns_store = store is None or isinstance(store, str)
         self._check_leases()
 

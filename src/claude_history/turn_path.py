@@ -95,6 +95,7 @@ class ChatMemory:
     # Shared by the process's chats (``Chat(warm=...)``): after each turn the chat hands its state and planner
     # over there; a chat takes them when it next needs the session (``take_warm``).
     warm: WarmSessions | None = None
+    warm_key: str = ""  # the session's key there (``warm.warm_key``: its store and id); the id if not set
 
     def adopt(self, state: SessionState, *, trusted: bool = False) -> None:
         """``state`` was read from the store: it replaces what the chat saw (usage and cost recounted)."""
@@ -126,7 +127,7 @@ def take_warm(memory: ChatMemory, *, whole: bool = False) -> Kept | None:
     caller checks it is current (``warm_current``) before it uses it (``resume_warm``)."""
     if memory.warm is None:
         return None
-    kept = memory.warm.take(memory.session_id)
+    kept = memory.warm.take(memory.warm_key or memory.session_id)
     if kept is not None and whole and not kept[0].complete:
         return None
     return kept
@@ -149,7 +150,7 @@ def _hand_over(memory: ChatMemory, settings: Settings) -> None:
     """After a turn: what this chat holds goes to ``memory.warm`` for the next chat on the session (this one
     included), unless a turn is left pending."""
     if memory.warm is not None and memory.pending is None and memory.state is not None:
-        memory.warm.put(memory.session_id, (memory.state, settings.planner))
+        memory.warm.put(memory.warm_key or memory.session_id, (memory.state, settings.planner))
 
 
 def check_sync_tools(toolset: ToolSet) -> None:

@@ -27,14 +27,21 @@ if TYPE_CHECKING:
     from .context.planner import Planner
     from .turn import SessionState
 
-__all__ = ["WarmSessions"]
+__all__ = ["WarmSessions", "warm_key"]
 
 Kept = tuple["SessionState", "Planner"]
 
 
+def warm_key(store: object, session_id: str) -> str:
+    """The key of a session's entry: the store a chat was given (a URL, or the object itself) and the id, so
+    chats on two stores never take each other's entries, even for the same id."""
+    where = store if isinstance(store, str) else f"@{id(store)}"
+    return f"{where}\x00{session_id}"
+
+
 class WarmSessions:
     """At most ``sessions`` entries holding at most ``messages`` messages in all (0 sessions: none kept).
-    One per process (or per store), shared by the chats made on it; keyed by session id."""
+    One per process, shared by its chats; keyed by store and session id (``warm_key``)."""
 
     def __init__(self, sessions: int = 512, messages: int = 50_000) -> None:
         for name, value in (("sessions", sessions), ("messages", messages)):

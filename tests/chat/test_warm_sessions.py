@@ -152,3 +152,14 @@ def test_warm_must_be_a_warm_sessions(client: anthropic.Anthropic) -> None:
         Chat(client, model=MODEL, warm={})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="sessions"):
         WarmSessions(sessions=-1)
+
+
+def test_chats_on_two_stores_keep_separate_entries_for_the_same_id(client: anthropic.Anthropic, tmp_path: Path) -> None:
+    warm = WarmSessions()
+    first, second = (open_store(f"sqlite:///{tmp_path / name}.db") for name in ("a", "b"))
+    _chat(client, first, "s", "keep-all", warm).send("in the first store")
+    _chat(client, second, "s", "keep-all", warm).send("in the second store")
+    assert len(warm) == 2  # one entry per store, though the id is the same
+    chat = _chat(client, first, "s", "keep-all", warm)
+    chat.send("again in the first")
+    assert [m["content"] for m in chat.messages if m["role"] == "user"] == ["in the first store", "again in the first"]
