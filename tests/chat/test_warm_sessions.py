@@ -6,7 +6,6 @@ never share a planner."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +17,16 @@ from hypothesis import strategies as st
 from claude_history import CacheAwareWindow, Chat, ConfigurationError, KeepAll, LastTurns, WarmSessions
 from claude_history.context import log_index as log_index_module
 from claude_history.stores import open_store
-from claude_history.stores.base import Store
 from claude_history.testing import Simulator
 
 from .conftest import MODEL
+from .test_turn_cost import CountingStore
 
 POLICIES: dict[str, Any] = {
     "keep-all": KeepAll,
     "cache-aware": lambda: CacheAwareWindow(2_500),  # small: the window moves within a few turns
     "last-turns": lambda: LastTurns(3),
 }
-
-
-class CountingStore:
-    """A real store that counts the calls made to it by method name."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return attribute(*args, **kwargs)
-
-        return counted
 
 
 def _last_bodies(sim: Simulator, n: int) -> list[dict[str, Any]]:
