@@ -87,6 +87,19 @@ def stored_session(store: Store, session_id: str, length: int, seed: int) -> Non
     store.append(session_id, entries, expected_version=0)
 
 
+def count_estimates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, ``[n]``: how many times the planner has sized a message (set it back to 0 at will)."""
+    estimates = [0]
+    real = log_index_module.estimate_message
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        estimates[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(log_index_module, "estimate_message", counted)
+    return estimates
+
+
 def warm_turn_cost(
     client: anthropic.Anthropic, store: CountingStore, length: int, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Counter[str], int]:
@@ -96,14 +109,7 @@ def warm_turn_cost(
     chat = Chat(client, model=MODEL, store=store, session_id=session_id, context=CacheAwareWindow(8_000))
     chat.send("first")
     chat.send("second")
-    estimates = [0]
-    real = log_index_module.estimate_message
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        estimates[0] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(log_index_module, "estimate_message", counted)
+    estimates = count_estimates(monkeypatch)
     store.calls.clear()
     reply = chat.send("third")
     assert reply.content, "the turn got its reply"

@@ -15,12 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claude_history import CacheAwareWindow, Chat, ConfigurationError, KeepAll, LastTurns, WarmSessions
-from claude_history.context import log_index as log_index_module
 from claude_history.stores import open_store
 from claude_history.testing import Simulator
 
 from .conftest import MODEL
-from .test_turn_cost import CountingStore
+from .test_turn_cost import CountingStore, count_estimates
 
 POLICIES: dict[str, Any] = {
     "keep-all": KeepAll,
@@ -75,14 +74,7 @@ def test_a_warm_fresh_chat_reads_the_metadata_row_and_sizes_only_its_new_message
 ) -> None:
     store = CountingStore(open_store(sqlite_url))
     warm = WarmSessions()
-    estimates = [0]
-    real = log_index_module.estimate_message
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        estimates[0] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(log_index_module, "estimate_message", counted)
+    estimates = count_estimates(monkeypatch)
     for i in range(12):
         store.calls.clear()
         estimates[0] = 0
