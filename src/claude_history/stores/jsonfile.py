@@ -1304,6 +1304,12 @@ class JsonFileStore(StoreBase):
                     purged += 1
         return purged
 
+    def compact(self) -> None:
+        """Erase from the search index every row a delete left there (its words, nameless and found by no
+        search; writers erase them a few at a time anyway): afterwards nothing of a deleted session is left in
+        the directory."""
+        self._index.compact()
+
     def close(self) -> None:
         """Every operation opens and closes its own files; only the search index's connections stay open."""
         self._index.close()
