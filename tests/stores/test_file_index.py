@@ -28,7 +28,9 @@ def postings(root: Path, session_id: str) -> set[tuple[str, int]]:
     if not (root / INDEX_NAME).exists():
         return set()  # no write indexed anything yet
     with contextlib.closing(sqlite3.connect(root / INDEX_NAME)) as db:
-        rows = db.execute("SELECT term, seq FROM postings WHERE name = ?", (_name(session_id),)).fetchall()
+        rows = db.execute(
+            "SELECT term, seq FROM postings JOIN logs USING (key) WHERE name = ?", (_name(session_id),)
+        ).fetchall()
     return {(term, seq) for term, seq in rows}
 
 
@@ -220,3 +222,35 @@ def test_an_index_of_another_layout_is_rebuilt(tmp_path: Path) -> None:
     store = JsonFileStore(root, fsync=False)
     assert [h.seq for h in store.search("heron")] == [0]
     assert postings(root, "a") == {("heron", 0)}
+
+
+def test_a_long_delete_unnames_at_once_and_its_words_leave_with_later_writes_or_compact(tmp_path: Path) -> None:
+    from claude_history.stores import _file_index
+
+    root = tmp_path / "s"
+    store = JsonFileStore(root, fsync=False)
+    words = [f"zebra{i} okapi{i} tapir{i}" for i in range(2 * _file_index.SWEEP_MIN)]  # more than a write erases
+    store.append("long", [say(text) for text in words], expected_version=0)
+    store.append("other", [say("kept words")], expected_version=0)
+    assert len(store.search("okapi7")) == 1
+    assert store.delete("long")
+    # At once: no search finds it and nothing in the directory names it ...
+    assert store.search("okapi7") == [] and store.search("zebra1") == []
+    assert _name("long").encode() not in (root / INDEX_NAME).read_bytes()
+    # ... but this delete erased only part of its words (its cost does not grow with the session's length).
+    assert b"okapi" in (root / INDEX_NAME).read_bytes()
+    store.append("other", [say("more words")], expected_version=1)  # every write erases a few more
+    store.compact()  # and compact erases the rest
+    assert b"okapi" not in (root / INDEX_NAME).read_bytes()
+    assert [h.session_id for h in store.search("words")] == ["other", "other"]
+    assert postings(root, "other") == {("kept", 0), ("words", 0), ("more", 1), ("words", 1)}
+
+
+def test_writes_erase_what_deletes_left_without_compact(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    store = JsonFileStore(root, fsync=False)
+    store.append("long", [say(f"okapi{i} zebra") for i in range(1000)], expected_version=0)
+    store.delete("long")
+    for version in range(20):
+        store.append("other", [say(f"turn {version}")], expected_version=version)
+    assert b"okapi" not in (root / INDEX_NAME).read_bytes()

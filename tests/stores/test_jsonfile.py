@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from claude_history.errors import SessionNotFound, StoreUnavailable
-from claude_history.stores import open_store
+from claude_history.stores import jsonfile, open_store
 from claude_history.stores.base import Entry
 from claude_history.stores.jsonfile import JsonFileStore, _name
 
@@ -108,8 +110,8 @@ def test_files_stay_inside_the_directory_whatever_the_id(tmp_path: Path) -> None
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and root not in p.parents]
     assert outside == []
     names = {p.name for p in root.iterdir()} - {"claude-history.json", "claude-history.index.sqlite"}
-    # a log and a sidecar per session and per fork, and the fork's link to the log it shares
-    assert len(names) == (2 + 3) * (len(NASTY_IDS) + 5)
+    # a log, a sidecar and an offsets file per session and per fork, and the fork's link to the log it shares
+    assert len(names) == (3 + 4) * (len(NASTY_IDS) + 5)
     for name in names:
         stem = name.split(".")[0]
         assert len(stem) == 64 and all(c in "0123456789abcdef" for c in stem), name
@@ -364,3 +366,157 @@ def test_a_parent_deleted_while_a_fork_of_its_fork_is_made_leaves_only_what_fork
     assert b"beyond-secret" not in all_bytes(root)
     assert store.load("g").messages == store.load("f").messages
     assert [m.message["content"] for m in store.load("g").messages[::2]] == ["question shared"]
+
+
+# -- the offsets sidecar: ranged reads and the state of a session without scanning the log ---------------------
+
+
+def say(text: str, role: str = "user") -> Entry:
+    """A message with non-ASCII text: byte and character offsets differ."""
+    return Entry({"role": role, "content": text if role == "user" else [{"type": "text", "text": text + " é☃"}]})
+
+
+def talk(first: int, count: int) -> list[Entry]:
+    return [say(f"m{first + i}", "user" if (first + i) % 2 == 0 else "assistant") for i in range(count)]
+
+
+def whole_reads_fail(store: JsonFileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(session_id: str) -> None:
+        raise AssertionError("the log was read whole")
+
+    monkeypatch.setattr(store, "load", refuse)
+
+
+def test_a_ranged_read_reads_its_window_not_the_log(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JsonFileStore(root, fsync=False)
+    store.append("s", talk(0, 3000), expected_version=0)  # one line of 3,000 messages
+    store.append("s", talk(3000, 2), expected_version=1, turn_id="t")
+    expected = store.load("s").messages
+    whole_reads_fail(store, monkeypatch)
+    real_pread = os.pread
+    read: list[int] = []
+
+    def counting(fd: int, length: int, offset: int) -> bytes:
+        data = real_pread(fd, length, offset)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", counting)
+    assert store.load_messages("s", start=2990) == expected[2990:]
+    assert store.load_messages("s", start=1000, stop=1010) == expected[1000:1010]
+    assert store.load_messages("s", start=5000) == []
+    assert store.get_session("s").message_count == 3002
+    log_size = (root / f"{_name('s')}.jsonl").stat().st_size
+    assert sum(read) < log_size / 10  # a window and the points around it, not the log
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "garbage", "torn", "other-session", "older"])
+def test_a_missing_stale_or_corrupt_offsets_file_never_changes_what_is_read(
+    root: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JsonFileStore(root, fsync=False)
+    store.append("other", talk(0, 300), expected_version=0)
+    store.append("s", talk(0, 200), expected_version=0)
+    older = (root / f"{_name('s')}.offsets").read_bytes()
+    store.append("s", talk(200, 70), expected_version=1)
+    store.rewind("s", to=230)
+    store.append("s", talk(230, 90), expected_version=3)
+    expected = store.load("s")
+    path = root / f"{_name('s')}.offsets"
+    if damage == "missing":
+        path.unlink()
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(200) + path.read_bytes()[200:])
+    elif damage == "torn":  # the header kept, records cut short (a power loss: the sidecar is not fsync'd)
+        path.write_bytes(path.read_bytes()[:60])
+    elif damage == "other-session":
+        path.write_bytes((root / f"{_name('other')}.offsets").read_bytes())
+    else:  # the sidecar of an earlier state of the log, before a rewind renamed a new file over it
+        path.write_bytes(older)
+    for start, stop in [(0, None), (63, 65), (64, 200), (199, 260), (250, None), (319, None), (400, None)]:
+        assert store.load_messages("s", start=start, stop=stop) == expected.messages[start:stop], (start, stop)
+    assert store.get_session("s") == expected.info
+    store.append("s", talk(320, 1), expected_version=4)  # the next writer rebuilds it
+    expected = store.load("s")
+    whole_reads_fail(store, monkeypatch)
+    assert store.load_messages("s", start=100) == expected.messages[100:]
+
+
+def test_a_crash_between_the_log_write_and_the_offsets_write(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JsonFileStore(root, fsync=False)
+    store.append("s", talk(0, 100), expected_version=0)
+    with monkeypatch.context() as patched:  # the line is committed, its offsets never written
+        patched.setattr(JsonFileStore, "_offsets_appended", lambda *args: None)
+        store.append("s", talk(100, 100), expected_version=1)
+    expected = store.load("s").messages
+    assert len(expected) == 200
+    assert store.load_messages("s", start=150) == expected[150:]
+    assert store.get_session("s").message_count == 200
+    store.append("s", talk(200, 2), expected_version=2)
+    expected = store.load("s").messages
+    whole_reads_fail(store, monkeypatch)
+    assert store.load_messages("s", start=150) == expected[150:]  # rebuilt: ranged again
+
+
+def test_forks_read_their_window_through_the_shared_logs(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JsonFileStore(root, fsync=False)
+    store.append("p", talk(0, 500), expected_version=0)
+    store.append("p", talk(500, 100), expected_version=1)
+    store.fork("p", at=550, new_id="f")  # inside the second line: the fork holds messages 500-549 itself
+    store.append("f", talk(550, 80), expected_version=1)
+    store.fork("f", at=600, new_id="ff")  # a fork of a fork, past its fork point
+    store.delete("p")
+    store.rewind("f", to=520)
+    store.rewind("ff", to=300)  # below what it reads of its bases: it reads less of them
+    store.append("ff", talk(300, 70), expected_version=2)
+    expected = {sid: store.load(sid).messages for sid in ("f", "ff")}
+    whole_reads_fail(store, monkeypatch)
+    for sid, messages in expected.items():
+        for start in (0, 63, 64, 499, 500, 530, 590, len(messages)):
+            assert store.load_messages(sid, start=start) == messages[start:], (sid, start)
+        assert store.load_messages(sid, start=100, stop=140) == messages[100:140]
+        assert store.get_session(sid).message_count == len(messages)
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 150)),
+        st.tuples(st.just("rewind"), st.integers(0, 400)),
+        st.tuples(st.just("fork"), st.integers(0, 400)),
+        st.tuples(st.just("summary"), st.integers(1, 400)),
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops, ranges=st.lists(st.tuples(st.integers(0, 500), st.none() | st.integers(0, 500)), max_size=4))
+def test_ranged_reads_equal_slices_of_a_load_after_any_history(
+    tmp_path: Path, ops: list[tuple[str, int]], ranges: list[tuple[int, int | None]]
+) -> None:
+    from claude_history.stores.base import Summary
+
+    store = JsonFileStore(tmp_path / f"h{len(list(tmp_path.iterdir()))}", fsync=False)
+    sid, forks = "s", 0
+    store.append(sid, talk(0, 2), expected_version=0)
+    for op, arg in ops:
+        info = store.get_session(sid)
+        if op == "append":
+            store.append(sid, talk(info.message_count, arg), expected_version=info.version)
+        elif op == "rewind" and arg <= info.message_count:
+            store.rewind(sid, to=arg)
+        elif op == "fork" and arg <= info.message_count:
+            forks += 1
+            sid = store.fork(sid, at=arg, new_id=f"fork{forks}")
+        elif op == "summary" and arg <= info.message_count:
+            store.save_summary(sid, Summary(0, arg, "so far"))
+    data = store.load(sid)
+    with pytest.MonkeyPatch.context() as patched:  # the writers kept the offsets: no read falls back to a load
+        whole_reads_fail(store, patched)
+        patched.setattr(jsonfile, "_tail_state", None)  # nor is the log read backwards for its last line
+        assert store.get_session(sid) == data.info
+        for start, stop in [*ranges, (0, None), (max(0, len(data.messages) - 5), None)]:
+            assert store.load_messages(sid, start=start, stop=stop) == data.messages[start:stop], (start, stop)

@@ -159,7 +159,9 @@ def compact_command(store_url: str | None) -> None:
 
     A SQLite delete is quick because it leaves the deleted words in the search index and the freed pages
     as they were; this rebuilds the index and zeroes those pages, after which nothing of a deleted session
-    is left in the file. Writers wait while it runs. Other stores remove deleted data at once.
+    is left in the file. A file store's delete leaves a long session's words in its search index (named by
+    nothing, erased a few at a time by later writes); this erases them all. Writers wait while it runs.
+    Other stores remove deleted data at once.
 
     \b
     Example:

@@ -15,7 +15,9 @@ older than the logs, a log edited by hand). A hit is read back from the log by i
 results are those of a scan, whatever happened in between.
 
 Words are ``_search_text.search_terms`` of ``message_text`` (the one matching rule). A message's words are
-also kept with its span, to remove exactly its postings when a rewind or delete drops it.
+also kept with its span, to remove exactly its postings when a rewind drops it. A delete (or a log read again
+whole) costs one row whatever the session's length: the session's key loses its name at once, and its rows are
+erased by the following writes (each erases at least as many postings as it adds) or ``compact``.
 """
 
 from __future__ import annotations
@@ -37,20 +39,26 @@ INDEX_NAME = "claude-history.index.sqlite"
 INDEX_TERMS = 64  # at most this many query words are looked up; every hit is checked on all of them
 
 Fingerprint = tuple[int, int, int]  # (inode, size, mtime in ns) of a log file
-SCHEMA_VERSION = 1  # PRAGMA user_version: an index of another layout is deleted and rebuilt
+SCHEMA_VERSION = 2  # PRAGMA user_version: an index of another layout is deleted and rebuilt
+SWEEP_MIN = 256  # a write erases at least this many postings of dropped sessions (and as many as it adds)
 
+# A session's rows are keyed by an integer ``key`` that only ``logs`` maps to its name: dropping a session (a
+# delete, a log read again whole) removes that one row, so no search finds its rows and nothing in the file
+# names it any more, at once and whatever its length; its key goes to ``dropped``, whose rows the writers then
+# erase a few at a time (``_sweep``) and ``compact`` all at once.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
-  name TEXT PRIMARY KEY, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
-  updated INTEGER NOT NULL
-) WITHOUT ROWID;
+  key INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, ino INTEGER NOT NULL, size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL, updated INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS spans (
-  name TEXT NOT NULL, seq INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, words TEXT NOT NULL,
-  PRIMARY KEY (name, seq)
+  key INTEGER NOT NULL, seq INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, words TEXT NOT NULL,
+  PRIMARY KEY (key, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS postings (
-  term TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, name, seq)
+  term TEXT NOT NULL, key INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, key, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped (key INTEGER PRIMARY KEY);
 """
 
 
@@ -168,40 +176,79 @@ class FileIndex:
     # -- writers (called with the session's log lock held) --------------------------------------------------
 
     @staticmethod
-    def _stamp(db: sqlite3.Connection, name: str) -> Fingerprint | None:
-        row = db.execute("SELECT ino, size, mtime FROM logs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+    def _row(db: sqlite3.Connection, name: str) -> tuple[int, Fingerprint] | None:
+        row = db.execute("SELECT key, ino, size, mtime FROM logs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (row[0], (row[1], row[2], row[3]))
+
+    @classmethod
+    def _stamp(cls, db: sqlite3.Connection, name: str) -> Fingerprint | None:
+        row = cls._row(db, name)
+        return None if row is None else row[1]
 
     @staticmethod
-    def _set_stamp(db: sqlite3.Connection, name: str, stamp: Fingerprint, updated: int | None = None) -> None:
-        """Stamp a session's rows with its log's fingerprint and the time of its last line (``updated``: kept
-        when None), which a search orders by without reading the log's tail."""
-        if updated is None:
-            db.execute("UPDATE logs SET ino = ?, size = ?, mtime = ? WHERE name = ?", (*stamp, name))
-        else:
-            db.execute(
-                "INSERT OR REPLACE INTO logs (name, ino, size, mtime, updated) VALUES (?, ?, ?, ?, ?)",
-                (name, *stamp, updated),
-            )
+    def _set_stamp(db: sqlite3.Connection, name: str, stamp: Fingerprint) -> None:
+        db.execute("UPDATE logs SET ino = ?, size = ?, mtime = ? WHERE name = ?", (*stamp, name))
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, name: str, spans: Iterable[Span]) -> None:
-        rows = [(name, s.seq, s.offset, s.length, " ".join(s.words)) for s in spans]
-        db.executemany("INSERT OR REPLACE INTO spans (name, seq, offset, length, words) VALUES (?, ?, ?, ?, ?)", rows)
-        db.executemany(
-            "INSERT OR IGNORE INTO postings (term, name, seq) VALUES (?, ?, ?)",
-            ((term, name, seq) for name, seq, _, _, words in rows for term in words.split()),
+    def _restamp(db: sqlite3.Connection, key: int, stamp: Fingerprint, updated: int) -> None:
+        """Stamp a session's rows with its log's fingerprint and the time of its last line, which a search
+        orders by without reading the log's tail."""
+        db.execute("UPDATE logs SET ino = ?, size = ?, mtime = ?, updated = ? WHERE key = ?", (*stamp, updated, key))
+
+    @classmethod
+    def _forget(cls, db: sqlite3.Connection, name: str) -> None:
+        """Drop a session's rows in O(1): its ``logs`` row goes (so nothing finds or names them), its key goes to
+        ``dropped`` for ``_sweep`` to erase the rows."""
+        row = cls._row(db, name)
+        if row is not None:
+            db.execute("DELETE FROM logs WHERE key = ?", (row[0],))
+            db.execute("INSERT OR IGNORE INTO dropped (key) VALUES (?)", (row[0],))
+
+    @classmethod
+    def _start(cls, db: sqlite3.Connection, name: str, stamp: Fingerprint, updated: int) -> int:
+        """A session's rows afresh (the old ones dropped): its new key."""
+        cls._forget(db, name)
+        cursor = db.execute(
+            "INSERT INTO logs (name, ino, size, mtime, updated) VALUES (?, ?, ?, ?, ?)", (name, *stamp, updated)
         )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     @staticmethod
-    def _drop(db: sqlite3.Connection, name: str, first: int = 0) -> None:
-        """Remove messages ``[first, ...)`` of a session."""
-        dropped = db.execute("SELECT seq, words FROM spans WHERE name = ? AND seq >= ?", (name, first)).fetchall()
-        db.executemany(
-            "DELETE FROM postings WHERE term = ? AND name = ? AND seq = ?",
-            ((term, name, seq) for seq, words in dropped for term in words.split()),
-        )
-        db.execute("DELETE FROM spans WHERE name = ? AND seq >= ?", (name, first))
+    def _insert(db: sqlite3.Connection, key: int, spans: Iterable[Span]) -> int:
+        """Add the rows of ``spans``; the number of postings added."""
+        rows = [(key, s.seq, s.offset, s.length, " ".join(s.words)) for s in spans]
+        db.executemany("INSERT OR REPLACE INTO spans (key, seq, offset, length, words) VALUES (?, ?, ?, ?, ?)", rows)
+        postings = [(term, key, seq) for key, seq, _, _, words in rows for term in words.split()]
+        db.executemany("INSERT OR IGNORE INTO postings (term, key, seq) VALUES (?, ?, ?)", postings)
+        return len(postings)
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, key: int, first: int = 0, limit: int = -1) -> int:
+        """Erase messages ``[first, ...)`` of a session (at most ``limit`` of them; all when -1); the number of
+        postings erased."""
+        dropped = db.execute(
+            "SELECT seq, words FROM spans WHERE key = ? AND seq >= ? ORDER BY seq LIMIT ?", (key, first, limit)
+        ).fetchall()
+        postings = [(term, key, seq) for seq, words in dropped for term in words.split()]
+        db.executemany("DELETE FROM postings WHERE term = ? AND key = ? AND seq = ?", postings)
+        if dropped:
+            db.execute("DELETE FROM spans WHERE key = ? AND seq >= ? AND seq <= ?", (key, first, dropped[-1][0]))
+        return len(postings)
+
+    @classmethod
+    def _sweep(cls, db: sqlite3.Connection, budget: int | None) -> None:
+        """Erase the rows of dropped sessions: about ``budget`` postings (all when None). Secure delete zeroes
+        them, so their words leave the file."""
+        erased = 0
+        while budget is None or erased < budget:
+            row = db.execute("SELECT key FROM dropped LIMIT 1").fetchone()
+            if row is None:
+                return
+            batch = cls._drop(db, row[0], 0, 64)
+            if not batch and db.execute("SELECT 1 FROM spans WHERE key = ? LIMIT 1", (row[0],)).fetchone() is None:
+                db.execute("DELETE FROM dropped WHERE key = ?", (row[0],))
+            erased += max(batch, 1)
 
     def appended(
         self, name: str, before: Fingerprint, after: Fingerprint, spans: Sequence[Span], updated: int
@@ -209,12 +256,15 @@ class FileIndex:
         """A line was appended to a log that was ``before`` and is now ``after``. A new (empty) log starts the
         session's rows afresh; a log the index was not up to date with is left for a search to rebuild."""
         with self._write() as db:
+            row = self._row(db, name)
             if before[1] == 0:
-                self._drop(db, name)
-            elif self._stamp(db, name) != before:
+                key = self._start(db, name, after, updated)
+            elif row is None or row[1] != before:
                 return
-            self._insert(db, name, spans)
-            self._set_stamp(db, name, after, updated)
+            else:
+                key = row[0]
+                self._restamp(db, key, after, updated)
+            self._sweep(db, max(SWEEP_MIN, self._insert(db, key, spans)))
 
     def touched(self, name: str, before: Fingerprint, after: Fingerprint) -> None:
         """A line without messages (a summary) was appended: only the stamp moves."""
@@ -228,26 +278,35 @@ class FileIndex:
         """A rewind kept messages ``[0, to)``; ``moved`` are the kept ones whose line was rewritten (their
         bytes moved; the lines before it are copied as they were, so their spans hold)."""
         with self._write() as db:
-            if self._stamp(db, name) != before:
+            row = self._row(db, name)
+            if row is None or row[1] != before:
                 return
-            self._drop(db, name, to)
+            key = row[0]
+            erased = self._drop(db, key, to)
             db.executemany(
-                "UPDATE spans SET offset = ?, length = ? WHERE name = ? AND seq = ?",
-                ((s.offset, s.length, name, s.seq) for s in moved),
+                "UPDATE spans SET offset = ?, length = ? WHERE key = ? AND seq = ?",
+                ((s.offset, s.length, key, s.seq) for s in moved),
             )
-            self._set_stamp(db, name, after, updated)
+            self._restamp(db, key, after, updated)
+            self._sweep(db, max(SWEEP_MIN, erased))
 
     def replaced(self, name: str, after: Fingerprint, spans: Sequence[Span], updated: int) -> None:
         """The log was written whole (an import) or read whole (a rebuild)."""
         with self._write() as db:
-            self._drop(db, name)
-            self._insert(db, name, spans)
-            self._set_stamp(db, name, after, updated)
+            added = self._insert(db, self._start(db, name, after, updated), spans)
+            self._sweep(db, max(SWEEP_MIN, added))
 
     def removed(self, name: str) -> None:
+        """The session is gone: at once nothing finds or names its rows, whatever its length; this write erases
+        up to ``SWEEP_MIN`` postings of them (a short session's all), the next writes the rest."""
         with self._write() as db:
-            self._drop(db, name)
-            db.execute("DELETE FROM logs WHERE name = ?", (name,))
+            self._forget(db, name)
+            self._sweep(db, SWEEP_MIN)
+
+    def compact(self) -> None:
+        """Erase every row the dropped sessions left (``claude-history sessions compact``)."""
+        with self._write() as db:
+            self._sweep(db, None)
 
     # -- search ---------------------------------------------------------------------------------------------
 
@@ -289,22 +348,32 @@ class FileIndex:
 
     def candidates(self, terms: Sequence[str]) -> set[str]:
         """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere: the ones worth
-        reading positions of."""
+        reading positions of. Dropped sessions' rows not yet erased have no name: they are not found."""
         looked_up = list(terms[:INDEX_TERMS])
         # DISTINCT: a common word has a row per message; only the sessions come back to Python.
-        query = " INTERSECT ".join("SELECT DISTINCT name FROM postings WHERE term = ?" for _ in looked_up)
-        return {row[0] for row in self._db().execute(query, looked_up)}
+        query = " INTERSECT ".join("SELECT DISTINCT key FROM postings WHERE term = ?" for _ in looked_up)
+        return {row[0] for row in self._db().execute(f"SELECT name FROM logs WHERE key IN ({query})", looked_up)}
+
+    def _key(self, name: str) -> int | None:
+        row = self._db().execute("SELECT key FROM logs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
 
     def positions(self, name: str, terms: Sequence[str]) -> list[int]:
         """The messages of one session holding every term (the first ``INDEX_TERMS``), in order."""
+        key = self._key(name)
+        if key is None:
+            return []
         looked_up = list(terms[:INDEX_TERMS])
-        query = " INTERSECT ".join("SELECT seq FROM postings WHERE term = ? AND name = ?" for _ in looked_up)
-        args = [value for term in looked_up for value in (term, name)]
+        query = " INTERSECT ".join("SELECT seq FROM postings WHERE term = ? AND key = ?" for _ in looked_up)
+        args = [value for term in looked_up for value in (term, key)]
         return [row[0] for row in self._db().execute(query + " ORDER BY 1", args)]
 
     def spans(self, name: str, seqs: Sequence[int]) -> dict[int, tuple[int, int]]:
+        key = self._key(name)
+        if key is None:
+            return {}
         marks = ",".join("?" * len(seqs))
         rows = self._db().execute(
-            f"SELECT seq, offset, length FROM spans WHERE name = ? AND seq IN ({marks})", (name, *seqs)
+            f"SELECT seq, offset, length FROM spans WHERE key = ? AND seq IN ({marks})", (key, *seqs)
         )
         return {seq: (offset, length) for seq, offset, length in rows}

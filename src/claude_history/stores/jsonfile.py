@@ -10,6 +10,8 @@ Layout of the directory::
     <sha256 of id>.checkpoint.json   the planner checkpoint (stores/_checkpoints.py): id, version, data;
                                derived data, replaced by rename without fsync (a lost one costs a whole read)
     <sha256 of id>.<k>.base    a fork's hard link to the k-th log it shares (below)
+    <sha256 of id>.offsets     where every 64th message and the last line start (``_file_offsets``): derived,
+                               checked against the log before use, rebuilt by the next append when stale
     claude-history.index.sqlite  the search index (``_file_index``): derived, rebuilt from the logs when missing
 
 File names are the SHA-256 of the session id, so any id (quotes, ``../``, 1,000 characters) maps to a
@@ -42,6 +44,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SessionNotFound, StoreUnavailable
+from . import _file_offsets as sidecar
 from ._base_classes import StoreBase
 from ._cas import (
     append_allowed,
@@ -103,11 +107,13 @@ LOG_SUFFIX = ".jsonl"
 META_SUFFIX = ".meta.json"
 CHECKPOINT_SUFFIX = ".checkpoint.json"
 LEASE_SUFFIX = ".lease"
+OFFSETS_SUFFIX = ".offsets"
 BASE_SUFFIX = ".base"
 TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 3600
 _CHUNK = 1 << 16
 _STATE = re.compile(rb'^\{"v":(\d+),"n":(\d+),"u":(-?\d+),"op":"([a-z]+)"')
+_TEXT_STATE = re.compile(r'\{"v":(\d+),"n":(\d+),"u":(-?\d+),"op":"([a-z]+)"(?:,"t":(-?\d+),"entries":\[)?')
 _NAME = re.compile(r"^[0-9a-f]{64}$")
 _LINK = re.compile(r"^([0-9a-f]{64})\.(\d+)\.base$")
 _READ_RETRIES = 8  # an unlocked read of a fork whose base moved under it (a rewind, a delete) starts over
@@ -230,6 +236,18 @@ def _base_line(version: int, updated: int, levels: Sequence[tuple[int, int]]) ->
     return f'{{"v":{version},"n":{count},"u":{updated},"op":"base","levels":{dumps(levels)}}}\n'.encode()
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _last_line_start(log: bytes) -> int:
+    """Where the last line of a whole log starts (0 for an empty one)."""
+    return log.rfind(b"\n", 0, len(log) - 1) + 1 if log else 0
+
+
 def _rfind_newline(fd: int, end: int) -> int:
     """The offset of the last newline before ``end``, or -1; reads backwards one chunk at a time."""
     pos = end
@@ -240,6 +258,56 @@ def _rfind_newline(fd: int, end: int) -> int:
             return start + index
         pos = start
     return -1
+
+
+def _parse_range(
+    text: str, seq: int, line: tuple[int, int] | None, first: int, last: int | None
+) -> list[StoredMessage]:
+    """Messages ``[first, last)`` from ``text``: a run of a log's byte space starting at a line, or, when
+    ``line`` (the message count after that line and its turn's time) is given, at message ``seq``'s entry inside
+    it. Every line's message count is checked against the entries read (``sidecar.Stale`` if one differs: the
+    offsets did not point where they said)."""
+    decoder = _DECODER
+    messages: list[StoredMessage] = []
+    position = 0
+    count, stamp = line if line is not None else (seq, 0)
+    inside = line is not None
+    size = len(text)
+    while True:
+        if inside:
+            if text[position] == "]":
+                if seq != count:
+                    raise sidecar.Stale
+                position = text.index("\n", position) + 1
+                inside = False
+                continue
+            entry, end = decoder.raw_decode(text, position)
+            if seq >= first:
+                own = entry.get("t")
+                created = from_us(stamp if own is None else own)
+                messages.append(stored_message(seq, entry["message"], entry.get("model"), entry.get("usage"), created))
+            seq += 1
+            if last is not None and seq >= last:
+                return messages
+            position = end + 1 if text[end] == "," else end
+            continue
+        if position >= size:
+            return messages
+        match = _TEXT_STATE.match(text, position)
+        if match is None:
+            raise sidecar.Stale
+        count = int(match.group(2))
+        if match.group(4) == "append" and match.group(5) is not None:
+            stamp = int(match.group(5))
+            position = match.end()
+            inside = True
+        else:
+            if count != seq:
+                raise sidecar.Stale
+            position = text.index("\n", position) + 1
+
+
+_DECODER = json.JSONDecoder()
 
 
 class JsonFileStore(StoreBase):
@@ -300,6 +368,9 @@ class JsonFileStore(StoreBase):
 
     def _checkpoint_path(self, name: str) -> Path:
         return self.root / (name + CHECKPOINT_SUFFIX)
+
+    def _offsets_path(self, name: str) -> Path:
+        return self.root / (name + OFFSETS_SUFFIX)
 
     def _link(self, name: str, level: int) -> Path:
         return self.root / f"{name}.{level}{BASE_SUFFIX}"
@@ -403,7 +474,7 @@ class JsonFileStore(StoreBase):
                 os.close(fd)
 
     def _state(self, fd: int, name: str, *, repair: bool) -> _State:
-        state = _tail_state(fd, str(self._log(name)))
+        state = self._tail(name, fd)
         if repair and os.fstat(fd).st_size != state.end:
             os.ftruncate(fd, state.end)  # cut a torn last line left by a crashed writer
         return state
@@ -413,6 +484,7 @@ class JsonFileStore(StoreBase):
         at once; then its bases, and of its log what no fork reads."""
         self._meta_path(name).unlink(missing_ok=True)
         self._checkpoint_path(name).unlink(missing_ok=True)
+        self._offsets_path(name).unlink(missing_ok=True)
         self._log(name).unlink(missing_ok=True)
         self._sync_dir()
         self._update_index(self._index.removed, name)
@@ -595,6 +667,7 @@ class JsonFileStore(StoreBase):
                     meta = None
                 if meta is None:  # an expired session, or a log orphaned by a crash before its sidecar
                     self._drop_links(name)
+                    self._offsets_path(name).unlink(missing_ok=True)
                     if os.fstat(fd).st_nlink > 1:  # forks read this log: it stays theirs, the name starts anew
                         self._log(name).unlink(missing_ok=True)
                         self._update_index(self._index.removed, name)
@@ -606,6 +679,7 @@ class JsonFileStore(StoreBase):
                 finally:
                     if not self._meta_path(name).exists():
                         self._log(name).unlink(missing_ok=True)
+                        self._offsets_path(name).unlink(missing_ok=True)
                         self._drop_links(name)
                 return
 
@@ -802,10 +876,215 @@ class JsonFileStore(StoreBase):
         except FileNotFoundError:
             return None
         try:
-            state = _tail_state(fd, str(self._log(name)))
+            state = self._tail(name, fd)
         finally:
             os.close(fd)
         return self._info(meta, state)
+
+    # -- the offsets sidecar (``_file_offsets``) ---------------------------------------------------------------
+
+    def _tail(self, name: str, fd: int) -> _State:
+        """The log's state: from its last line, found through the offsets sidecar when that describes this very
+        file (inode, size, mtime), else by reading the log backwards for the line's start."""
+        where = str(self._log(name))
+        try:
+            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return _tail_state(fd, where)
+        try:
+            header = sidecar.read_header(side)
+        finally:
+            os.close(side)
+        if header is not None and (header.ino, header.size, header.mtime) == fingerprint(os.fstat(fd)):
+            if header.size == 0:
+                return _State()
+            last = header.last
+            ends = 0 <= last < header.size and os.pread(fd, 1, header.size - 1) == b"\n"
+            if ends and (last == 0 or os.pread(fd, 1, last - 1) == b"\n"):  # a whole line, the last one
+                head = os.pread(fd, min(_STATE_PREFIX_BYTES, header.size - last), last)
+                if _STATE.match(head) is not None:
+                    version, count, updated = _parse_state(head, where)
+                    if count == header.count:
+                        return _State(version, count, updated, header.size)
+        return _tail_state(fd, where)
+
+    def _read_space(self, name: str, fd: int, levels: Sequence[tuple[int, int]], begin: int, end: int) -> bytes:
+        """Bytes ``[begin, end)`` of a session's byte space (its bases' prefixes, then its log ``fd``);
+        ``_Moved`` if a base is gone or shorter."""
+        parts = []
+        position = 0
+        for level, (size, _) in enumerate(levels):
+            low, high = max(begin, position), min(end, position + size)
+            if low < high:
+                try:
+                    base = os.open(self._link(name, level), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError:
+                    raise _Moved from None
+                try:
+                    part = os.pread(base, high - low, low - position)
+                finally:
+                    os.close(base)
+                if len(part) < high - low:
+                    raise _Moved
+                parts.append(part)
+            position += size
+        if end > position:
+            low = max(begin, position)
+            parts.append(os.pread(fd, end - low, low - position))
+        return b"".join(parts)
+
+    def _ranged(self, name: str, fd: int, first: int, last: int | None) -> list[StoredMessage] | None:
+        """Messages ``[first, last)`` of the log ``fd`` read from the offsets sidecar's nearest point before
+        ``first`` (and up to its point after ``last``): O(range + STEP) bytes. None when the sidecar cannot be
+        used (missing, about another file, stale): the caller reads the log whole."""
+        try:
+            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            header = sidecar.read_header(side)
+            stat = fingerprint(os.fstat(fd))
+            if header is None or header.ino != stat[0] or header.size > stat[1]:
+                return None
+            levels = _levels(fd, str(self._log(name)))
+            shift = sum(end for end, _ in levels)
+            covered = shift + header.size
+            end = shift + stat[1]
+            point = None
+            if header.count:
+                index = min(first, header.count - 1) // sidecar.STEP
+                point = sidecar.read_point(side, index)
+                if point is None or not 0 <= point[0] < point[1] < covered:
+                    return None
+                seq = index * sidecar.STEP
+            if last is not None and -(-last // sidecar.STEP) * sidecar.STEP < header.count:
+                after = sidecar.read_point(side, -(-last // sidecar.STEP))
+                if after is None or not 0 < after[1] < covered:
+                    return None
+                end = after[1]
+        finally:
+            os.close(side)
+        try:
+            if point is None:
+                data = self._read_space(name, fd, levels, 0, end)
+                line = None
+                seq = 0
+            else:
+                head = sidecar.APPEND_HEAD.match(self._read_space(name, fd, levels, point[0], point[0] + 256))
+                data = self._read_space(name, fd, levels, point[1] - 1, end)
+                if head is None or point[1] - point[0] < len(head.group(0)) or data[:1] not in (b"[", b","):
+                    return None
+                data = data[1:]
+                line = (int(head.group(2)), int(head.group(4)))
+            if end == shift + stat[1]:
+                data = data[: data.rfind(b"\n") + 1]  # a torn last line holds nothing committed
+            return _parse_range(data.decode("utf-8"), seq, line, first, last)
+        except (sidecar.Stale, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None
+
+    def _write_offsets(self, name: str, stamp: Fingerprint, count: int, last: int, records: bytes) -> None:
+        """The whole sidecar, replaced by rename (no fsync: derived data, checked before use)."""
+        path = self._offsets_path(name)
+        tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                _write_all(fd, sidecar.header_bytes(stamp, count, last) + records)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+
+    def _offsets_appended(
+        self, name: str, before: Fingerprint, count: int, line: int, entries: Sequence[int], after: Fingerprint,
+        last: int,
+    ) -> None:
+        """A line was appended (under the lock) to a log that was ``before`` and held ``count`` messages: its
+        entries (``entries``, in the byte space; none for a summary) start where ``line`` does, and it starts
+        at ``last`` in the log. Extends the sidecar if it describes ``before``, else rebuilds it."""
+        total = count + len(entries)
+        if before[1] == 0:
+            self._write_offsets(name, after, total, last, sidecar.records_bytes(count, line, entries))
+            return
+        try:
+            side = os.open(self._offsets_path(name), os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            self._rebuild_offsets(name)
+            return
+        try:
+            header = sidecar.read_header(side)
+            if (
+                header is not None
+                and (header.ino, header.size) == before[:2]
+                and header.count == count
+                and sidecar.complete(side, header)
+            ):
+                records = sidecar.records_bytes(count, line, entries)
+                _pwrite_all(side, records, sidecar.HEADER_SIZE + header.records * sidecar.RECORD_SIZE)
+                _pwrite_all(side, sidecar.header_bytes(after, total, last), 0)
+                return
+        except OSError:
+            pass
+        finally:
+            os.close(side)
+        self._rebuild_offsets(name)
+
+    def _rebuild_offsets(self, name: str) -> None:
+        """The sidecar from the log as it is (under the session's lock): reads and decodes it whole, once after
+        a crash between a log write and the sidecar's, a rewind of a fork below its base, or a store written
+        before sidecars existed."""
+        try:
+            fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return
+        try:
+            stamp = fingerprint(os.fstat(fd))
+            data = os.pread(fd, stamp[1], 0)
+            data = data[: data.rfind(b"\n") + 1]
+            space = self._space(name, data)
+        except (_Moved, KeyError, TypeError, ValueError, OSError):
+            self._offsets_path(name).unlink(missing_ok=True)
+            return
+        finally:
+            os.close(fd)
+        shift = len(space) - len(data)
+        records: list[tuple[int, int]] = []
+        count = position = last = 0
+        try:
+            for line in space.split(b"\n")[:-1]:
+                match = _STATE.match(line)
+                if match is None:
+                    raise sidecar.Stale
+                if match.group(4) == b"append":
+                    starts = list(sidecar.entry_offsets(line, position))
+                    records += [(position, entry) for entry in starts[-count % sidecar.STEP :: sidecar.STEP]]
+                count = int(match.group(2))
+                if position >= shift:
+                    last = position - shift
+                position += len(line) + 1
+        except (sidecar.Stale, ValueError, IndexError):
+            self._offsets_path(name).unlink(missing_ok=True)  # a log this store cannot read: loads report it
+            return
+        self._write_offsets(name, stamp, count, last, sidecar.pack_records(records))
+
+    def _kept_records(self, name: str, stamp: Fingerprint, count: int, below: int) -> bytes | None:
+        """The sidecar's records of messages ``[0, below)`` if it describes the log ``stamp`` (inode, size)
+        holding ``count`` messages; None if not."""
+        try:
+            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            header = sidecar.read_header(side)
+            if header is None or (header.ino, header.size) != stamp[:2] or header.count != count:
+                return None
+            if not sidecar.complete(side, header):
+                return None
+            return sidecar.pack_records(sidecar.read_records(side, header)[: -(-below // sidecar.STEP)])
+        finally:
+            os.close(side)
 
     # -- Store ----------------------------------------------------------------------------------------------
 
@@ -828,8 +1107,27 @@ class JsonFileStore(StoreBase):
         raise StoreUnavailable(f"the bases of session {session_id!r} kept changing while it was read")
 
     def load_messages(self, session_id: str, *, start: int = 0, stop: int | None = None) -> list[StoredMessage]:
-        """A session's log is one file, read whole (appends go to its end): the range is cut from it."""
+        """Read from the offsets sidecar's point before ``start`` (``_ranged``): O(range) at any length of the
+        log. Without a sidecar that can be trusted, the log is read whole and the range cut from it."""
         first, last = check_message_range(start, stop)
+        check_session_id(session_id)
+        name = _name(session_id)
+        for _ in range(_READ_RETRIES):
+            if self._live_meta(name, session_id, now_us()) is None:
+                raise SessionNotFound(session_id)
+            try:
+                fd = os.open(self._log(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                raise SessionNotFound(session_id) from None
+            try:
+                ranged = self._ranged(name, fd, first, last) if last is None or first < last else []
+            except _Moved:
+                continue  # a fork rewound or deleted while being read: read it as it is now
+            finally:
+                os.close(fd)
+            if ranged is not None:
+                return ranged
+            break
         messages = self.load(session_id).messages
         first, last = clip_range(first, last, len(messages))
         return messages[first:last]
@@ -921,7 +1219,9 @@ class JsonFileStore(StoreBase):
                 Span(state.count + i, at + offset, length, search_terms(e.text))
                 for i, (e, (offset, length)) in enumerate(zip(encoded, offsets, strict=True))
             ]
-            self._update_index(self._index.appended, name, before, fingerprint(os.fstat(fd)), spans, now)
+            after = fingerprint(os.fstat(fd))
+            self._update_index(self._index.appended, name, before, after, spans, now)
+            self._offsets_appended(name, before, state.count, at, [span.offset for span in spans], after, state.end)
             if checkpoint is not None:  # under the session's lock, as the line (best effort: the turn is stored)
                 with contextlib.suppress(OSError):
                     self._keep_checkpoint(name, session_id, expected_version + 1, checkpoint)
@@ -1072,7 +1372,9 @@ class JsonFileStore(StoreBase):
             _write_all(fd, self._summary_line(state, summary, created))
             if self.fsync:
                 os.fsync(fd)
-            self._update_index(self._index.touched, name, before, fingerprint(os.fstat(fd)))
+            after = fingerprint(os.fstat(fd))
+            self._update_index(self._index.touched, name, before, after)
+            self._offsets_appended(name, before, state.count, 0, [], after, state.end)
 
     def search(
         self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
@@ -1278,12 +1580,14 @@ class JsonFileStore(StoreBase):
         names = set(self._names())
         for entry in list(os.scandir(self.root)):
             link = _LINK.match(entry.name)
-            if entry.name.endswith(LOG_SUFFIX) or link is not None:
-                orphan = link.group(1) if link is not None else entry.name[: -len(LOG_SUFFIX)]
+            suffix = next((end for end in (LOG_SUFFIX, OFFSETS_SUFFIX) if entry.name.endswith(end)), None)
+            if suffix is not None or link is not None:
+                orphan = link.group(1) if link is not None else entry.name[: -len(suffix or "")]
                 if _NAME.match(orphan) and orphan not in names:
                     with self._locked(orphan, create=True) as fd:
                         if not self._meta_path(orphan).exists():
                             self._log(orphan).unlink(missing_ok=True)
+                            self._offsets_path(orphan).unlink(missing_ok=True)
                             self._update_index(self._index.removed, orphan)
                             self._drop_links(orphan)
                             if fd is not None:
@@ -1304,6 +1608,12 @@ class JsonFileStore(StoreBase):
                     purged += 1
         return purged
 
+    def compact(self) -> None:
+        """Erase from the search index every row a delete left there (its words, nameless and found by no
+        search; writers erase them a few at a time anyway): afterwards nothing of a deleted session is left in
+        the directory."""
+        self._index.compact()
+
     def close(self) -> None:
         """Every operation opens and closes its own files; only the search index's connections stay open."""
         self._index.close()
@@ -1319,7 +1629,10 @@ class JsonFileStore(StoreBase):
                 raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
             updated = to_us(info.updated_at)
             log, spans = self._snapshot(info.version, updated, data.messages, data.summaries)
-            self._update_index(self._index.replaced, name, self._replace(self._log(name), log), spans, updated)
+            written = self._replace(self._log(name), log)
+            self._update_index(self._index.replaced, name, written, spans, updated)
+            records = sidecar.records_bytes(0, 0, [span.offset for span in spans])
+            self._write_offsets(name, written, len(data.messages), _last_line_start(log), records)
             self._write_meta(name, self._meta_of(info))
 
     @staticmethod
@@ -1361,14 +1674,18 @@ class JsonFileStore(StoreBase):
                 raise conflict(target, 0, self._state(target_fd, target_name, repair=False).version)
             now = max(now_us(), state.updated)
             info = fork_info(self._info(meta, state), at=check_fork_point(at, state.count), new_id=target, now=now)
-            levels, paths, tail, _ = self._prefix(self._sources(name, fd, state), info.message_count, info.version, now)
+            levels, paths, tail, spans = self._prefix(
+                self._sources(name, fd, state), info.message_count, info.version, now
+            )
             head = _base_line(info.version, now, levels) if levels else b""
+            shared = levels[-1][1] if levels else 0  # messages in the shared bytes: the parent's records hold
+            records = self._kept_records(name, fingerprint(os.fstat(fd)), state.count, shared)
             made: list[Path] = []
             try:
                 for level, path in enumerate(paths):
                     made.append(self.root / f".{target_name}.{level}{BASE_SUFFIX}.{uuid.uuid4().hex}{TMP_SUFFIX}")
                     os.link(path, made[-1])
-                self._replace(self._log(target_name), head + tail)
+                written = self._replace(self._log(target_name), head + tail)
                 self._drop_links(target_name)  # left by a crash under this id: not this fork's
                 for level, tmp in enumerate(made):
                     os.replace(tmp, self._link(target_name, level))
@@ -1380,6 +1697,11 @@ class JsonFileStore(StoreBase):
             # Its rows are built by the first search that meets it (``_read_spans``: the prefix is read then, not
             # here); until then it has no stamp, which no writer's ``before`` matches.
             self._update_index(self._index.removed, target_name)
+            self._offsets_path(target_name).unlink(missing_ok=True)  # left by a crash under this id
+            if records is not None:  # the parent's records of the shared part, then those of its own turn
+                at = sum(end for end, _ in levels) + len(head)
+                records += sidecar.records_bytes(shared, at, [at + span.offset for span in spans])
+                self._write_offsets(target_name, written, info.message_count, _last_line_start(head + tail), records)
             self._write_meta(target_name, self._meta_of(info))
             for level, path in enumerate(paths):
                 if path != self._log(name):  # a file only forks read: a trim that ran while this fork's link
@@ -1403,11 +1725,18 @@ class JsonFileStore(StoreBase):
             if to < (sources[-2].count if len(sources) > 1 else 0):  # below what it reads of its bases
                 self._rebase(name, sources, to, expected_version, now)
             else:
-                log, moved = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
-                written = self._replace(self._log(name), log)
+                log, moved, line = self._cut(name, os.pread(fd, state.end, 0), to, expected_version + 1, now)
                 shift = sum(source.end for source in sources[:-1])
+                kept = moved[0].seq if moved else to  # the lines before the rewritten one are copied as they were
+                records = self._kept_records(name, before, state.count, kept)
+                written = self._replace(self._log(name), log)
                 moved = [span._replace(offset=span.offset + shift) for span in moved]
                 self._update_index(self._index.cut, name, before, written, to, moved, now)
+                if records is None:
+                    self._rebuild_offsets(name)
+                else:
+                    records += sidecar.records_bytes(kept, shift + line, [span.offset for span in moved])
+                    self._write_offsets(name, written, to, _last_line_start(log), records)
             self._trim(fd)  # forks of the session may read the old log: it keeps only what they read
         return expected_version + 1
 
@@ -1423,19 +1752,21 @@ class JsonFileStore(StoreBase):
         moved = [span._replace(offset=span.offset + shift) for span in spans]
         self._update_index(self._index.cut, name, before, written, to, moved, now)
         self._drop_links(name, len(levels))
+        self._rebuild_offsets(name)
         if levels:
             self._trim_path(self._link(name, len(levels) - 1))
 
-    def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> tuple[bytes, list[Span]]:
+    def _cut(self, name: str, data: bytes, to: int, version: int, now: int) -> tuple[bytes, list[Span], int]:
         """The log without messages ``[to:]`` and the summaries that cover them, ending at ``version``. Lines
         wholly before the cut are copied as they are (the bytes of their messages stay where they were); only
-        the line that straddles it is re-encoded: the new spans of its messages are returned."""
+        the line that straddles it is re-encoded: the new spans of its messages are returned, and where that
+        line starts."""
         where = str(self._log(name))
         lines = data.split(b"\n")
         lines.pop()
         out: list[bytes] = []
         moved: list[Span] = []
-        count = 0
+        count = start = 0
         for line in lines:
             match = _STATE.match(line)
             if match is None:
@@ -1453,14 +1784,14 @@ class JsonFileStore(StoreBase):
                 count += len(entries)
                 head = f'{{"v":{line_version},"n":{count},"u":{line_updated},"op":"append","t":{record["t"]},'
                 rewritten, offsets = _entries_line(head + '"entries":[', map(dumps, entries), "]}\n")
-                at = sum(map(len, out))
+                at = start = sum(map(len, out))
                 moved += [Span(first + i, at + offset, length, ()) for i, (offset, length) in enumerate(offsets)]
                 out.append(rewritten)
             elif op == "summary" and record["summary"]["end"] <= to:
                 record["n"] = count
                 out.append((dumps(record) + "\n").encode("utf-8"))
         out.append(f'{{"v":{version},"n":{count},"u":{now},"op":"mark"}}\n'.encode())
-        return b"".join(out), moved
+        return b"".join(out), moved, start
 
     def __repr__(self) -> str:
         return f"JsonFileStore({str(self.root)!r})"
