@@ -95,6 +95,9 @@ class Session:
         self.planner = Planner()  # shared with a fork: one memory planning two sessions in turns
         # As Chat does: the same object while the log only grows (None: the caller vouches for nothing).
         self.lineage: object | None = object()
+        # The newest warm plan and its wire text when made: a later plan must leave it as it was (the requests
+        # of a window share the view's message dicts; a marker goes on a copy).
+        self.previous: tuple[RequestPlan, str] | None = None
 
     def plan(
         self, pending: list[dict[str, Any]], *, policy: Any = None, usage: Any = None, **extra: Any
@@ -122,6 +125,10 @@ class Session:
                 str(cold_error.value),
             )
             raise
+        assert self.log == cold_log  # planning left the log as it was (the request's markers are on copies)
+        if self.previous is not None:
+            assert wire(self.previous[0]) == self.previous[1]  # ... and every earlier request too
+        self.previous = (warm, wire(warm))
         cold = plan_request(cold_log, cold_pending, **cold_arguments)
         assert_same(warm, cold)
         assert_sound(warm, [*self.log, *pending])

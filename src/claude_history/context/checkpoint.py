@@ -22,6 +22,7 @@ it is now (the session's version and incarnation, its length, its last message) 
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -103,8 +104,14 @@ class Tail(Sequence[Any]):
 
 
 def _fingerprint(model: str) -> list[Any]:
+    return list(_probe(model))
+
+
+@functools.lru_cache(maxsize=64)
+def _probe(model: str) -> tuple[Any, ...]:
+    """The estimator's figures for ``_PROBE`` (fixed within a process: made once per model, not per commit)."""
     probe = estimate_message(_PROBE, model)
-    return [probe.text, probe.fixed, bound_message(_PROBE, model, placeholder="")]
+    return (probe.text, probe.fixed, bound_message(_PROBE, model, placeholder=""))
 
 
 def may_keep(policy: Any) -> bool:
@@ -168,14 +175,13 @@ def snapshot(
     whole = cut == 0 and bool(log.starts) and log.starts[0] == 0
     if whole and (whole_mode is None or committed < whole_from):
         return None
-    while not (whole and whole_mode == "newest") and first > 0 and done[first - 1].point >= cut:
-        first -= 1
+    if not (whole and whole_mode == "newest"):  # back to the first request of the window (points ascend)
+        first = bisect.bisect_left(checkpoints, cut, 0, first, key=_point)
     for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
         first = min(first, k)
         previous = done[k].state.previous
         if previous is None or previous.window != seen:
             break
-    anchors = [done[k] for k in range(first, len(done) - 1)]
     # The TTL choice reads the newest gaps between turns: the read starts where they do.
     usage = replays.usage
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
@@ -184,11 +190,11 @@ def snapshot(
     if whole and whole_mode == "newest":
         # The index starts where the newest requests, the gaps between turns and the newest turn are read.
         turn = log.starts[bisect.bisect_right(log.starts, newest.point) - 1]
-        earliest = anchors[0].point if anchors else newest.point
+        earliest = checkpoints[first].point if first < end - 1 else newest.point
         start = max(min(floor if usage.timed else turn, earliest, turn), log.horizon)
     elif whole:  # a budget's window from the first message: every message is indexed (a cut may go anywhere)
         start = log.horizon
-        if start or (anchors and anchors[0].point != log.starts[0]):
+        if start or (first < end - 1 and checkpoints[first].point != log.starts[0]):
             return None
     else:
         start = max(min(cut, floor), log.horizon)
@@ -216,26 +222,48 @@ def snapshot(
         "timed_before": usage.earlier_timed or bisect.bisect_left(usage.timed, start) > 0,
         "point": newest.point,
         "state": _state_out(newest.state),
-        "anchors": _anchors_out(replays, anchors),
+        "anchors": _anchors_out(replays, checkpoints, first, end - 1),
     }
 
 
-def _anchors_out(replays: Replays, anchors: Sequence[Checkpoint]) -> str:
-    """The earlier requests as one JSON text: each request's part is made once and kept (``Replays.encoded``),
-    and a store encodes one string of digits and brackets at C speed, so a commit pays little for a window of
-    thousands of requests (it paid ~5 ms to encode their lists at 10,000 messages)."""
+def _anchors_out(replays: Replays, checkpoints: list[Checkpoint], first: int, stop: int) -> str:
+    """The earlier requests ``checkpoints[first:stop]`` as one JSON text: each request's part is made once and
+    kept (``Replays.encoded``), and a store encodes one string of digits and brackets at C speed, so a commit
+    pays little for a window of thousands of requests (it paid ~5 ms to encode their lists at 10,000
+    messages). The text of the previous snapshot is kept too (``Replays.joined``): while the window does not
+    move, the next one only appends the requests made since (checkpoints are only ever appended or cut off
+    at the end, so the same first and last objects mean the same run between them)."""
+    joined = replays.joined
+    if joined is not None:
+        head, tail, count, text = joined
+        if (
+            0 < count <= stop - first
+            and checkpoints[first] is head
+            and checkpoints[first + count - 1] is tail
+        ):
+            parts = [_request_out(replays, c) for c in checkpoints[first + count : stop]]
+            if parts:
+                text = text + "," + ",".join(parts)
+                replays.joined = (head, checkpoints[stop - 1], stop - first, text)
+            return "[" + text + "]"
+    anchors = checkpoints[first:stop]
     kept = replays.encoded
     if len(kept) > 2 * len(anchors) + HISTORY:  # the cut moved on: forget the requests before it
         points = {c.point for c in anchors}
         for point in [point for point in kept if point not in points]:
             del kept[point]
-    parts = []
-    for c in anchors:
-        hit = kept.get(c.point)
-        if hit is None or hit[0] is not c:
-            hit = kept[c.point] = (c, json.dumps([c.point, *_previous_out(c.state.previous)], separators=(",", ":")))
-        parts.append(hit[1])
-    return "[" + ",".join(parts) + "]"
+    text = ",".join([_request_out(replays, c) for c in anchors])
+    replays.joined = (anchors[0], anchors[-1], len(anchors), text) if anchors else None
+    return "[" + text + "]"
+
+
+def _request_out(replays: Replays, c: Checkpoint) -> str:
+    """The JSON of the request made at checkpoint ``c``, made once (``Replays.encoded``)."""
+    kept = replays.encoded
+    hit = kept.get(c.point)
+    if hit is None or hit[0] is not c:
+        hit = kept[c.point] = (c, json.dumps([c.point, *_previous_out(c.state.previous)], separators=(",", ":")))
+    return hit[1]
 
 
 class _Upto:

@@ -13,9 +13,9 @@ The steps, each in a module of its own:
 A full replay costs O(points x log n). A ``Planner`` (``planner``; a Chat owns one) keeps what was derived for
 a session (message sizes, the replay's state after each point, the usage history as parsed, the view of each
 window), matched by identity (the same messages, the same usage records: a chat passes them again each turn),
-so a request costs its new messages and the copy of the view it returns. Anything that changed (a rewind, a
-fork, an edited message, other usage or summaries) drops what depended on it, so the result is the same as
-planning from scratch. Blocks and usage mappings are taken as never changed in place.
+so a request costs its new messages (the view's message dicts are shared by its requests). Anything that
+changed (a rewind, a fork, an edited message, other usage or summaries) drops what depended on it, so the
+result is the same as planning from scratch. Blocks and usage mappings are taken as never changed in place.
 """
 
 from __future__ import annotations

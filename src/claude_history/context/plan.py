@@ -40,6 +40,9 @@ __all__ = ["KeepAll", "Planner", "RequestPlan", "context_report", "plan_request"
 
 @dataclass(frozen=True)
 class RequestPlan:
+    # The messages to send. The list is the plan's own; its message dicts and blocks are shared with the
+    # planner (the same dicts in every request of the window, the blocks with the log): read them or send
+    # them, and copy one before changing it.
     messages: list[dict[str, Any]]
     system: str | list[dict[str, Any]] | None
     # Extra keyword arguments for messages.create (e.g. context_management and betas for ServerCompaction).

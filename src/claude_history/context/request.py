@@ -1,4 +1,5 @@
-"""Building the request from the replay's decision: the window's view copied out, the summary and system
+"""Building the request from the replay's decision: the window's view (its messages shared, the few marked
+ones copied), the summary and system
 blocks, the caller's own cache markers kept within the API's four, automatic breakpoints and their TTL, the
 server-compaction settings, and the ``ContextReport`` of what is sent."""
 
@@ -67,8 +68,9 @@ def _cost(model: str, usage: dict[str, Any]) -> float | None:
 
 class _Blocks:
     """The request's blocks by position in prefix order: tools and system blocks (copies already), then the
-    view's message blocks. A message block is copied before it is changed (blocks are shared with the log); a
-    string message stands as one text block, sent as a block only when it gets a marker."""
+    view's message blocks. A message block is copied before it is changed (blocks are shared with the log),
+    and so is its message (the view's message dicts are shared by every request of the window); a string
+    message stands as one text block, sent as a block only when it gets a marker."""
 
     def __init__(self, head: list[dict[str, Any]], view: list[dict[str, Any]], offsets: list[int]) -> None:
         self.head = head
@@ -76,6 +78,19 @@ class _Blocks:
         self.offsets = offsets
         self.strings: dict[int, dict[str, Any]] = {}  # view message -> its text block, once looked at
         self.owned: set[int] = set()
+        self.copied: set[int] = set()  # view messages this request holds a copy of
+
+    def message(self, m_index: int) -> dict[str, Any]:
+        """View message ``m_index`` as this request's own copy (its content list copied too), made once."""
+        message = self.view[m_index]
+        if m_index not in self.copied:
+            self.copied.add(m_index)
+            content = message["content"]
+            message = self.view[m_index] = {
+                "role": message["role"],
+                "content": content if isinstance(content, str) else list(content),
+            }
+        return message
 
     def __len__(self) -> int:
         return len(self.head) + self.offsets[-1]
@@ -106,7 +121,7 @@ class _Blocks:
         self.owned.add(position)
         m_index, j = self._locate(position)
         block = dict(self[position])
-        content = self.view[m_index]["content"]
+        content = self.message(m_index)["content"]
         if isinstance(content, str):
             self.strings[m_index] = block
         else:
@@ -161,12 +176,10 @@ def build(
             budget=decision.limit,
         )
 
-    # The view: the window's cached transform of the log, extended by the new messages, copied out.
+    # The view: the window's cached transform of the log, extended by the new messages. Its message dicts are
+    # sent as they are (the list is this request's); the few a breakpoint changes are copied (``_Blocks``).
     shaped = view_for(full, replay.log, decision.window, spec.compaction is None)
-    view = [
-        {"role": role, "content": content if isinstance(content, str) else list(content)}
-        for role, content in zip(shaped.roles, shaped.contents, strict=True)
-    ]
+    view = list(shaped.messages)
 
     sys_blocks, sys_was_str = _system_blocks(system)
     static_count = len(sys_blocks)
@@ -287,7 +300,7 @@ def build(
 
     for m_index, block in flat.strings.items():
         if "cache_control" in block:
-            view[m_index]["content"] = [block]
+            flat.message(m_index)["content"] = [block]
 
     if sys_was_str and static_count == len(sys_blocks) and "cache_control" not in sys_blocks[0]:
         out_system: str | list[dict[str, Any]] | None = system if isinstance(system, str) else None

@@ -2,7 +2,8 @@
 any cache breakpoint and trimmed as a request may carry it (``history.sendable``, once per message, not per
 request), with what the request builder needs per message: where its blocks start, the block a
 breakpoint goes on, the caller's own markers and the running raw size. Kept per window on the ``LogIndex`` and
-extended as the log grows, so a request costs its new messages plus one shallow copy of the view."""
+extended as the log grows, so a request costs its new messages: it sends the view's own message dicts (a list
+copy of them), copying only the few it marks."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ __all__ = ["View", "view_for"]
 class View:
     """The view ``full[start:covered]`` of one window (cut, epoch, image boundary; thinking rule) as
     ``transform`` makes it, before any breakpoint: per view message its role, content (shared with the log
-    or the cache: copied before it is handed out), last merged origin, first block position, markable block
-    and whether it holds a caller's marker (its running raw size is asked from the log: ``running``).
-    Extended as the log grows, so a request costs its new messages (plus one shallow copy of the view it
-    sends)."""
+    or the cache), the message dict a request sends (``messages``: made once, shared by every request of
+    the window; a request copies one before it changes it), last merged origin, first block position,
+    markable block and whether it holds a caller's marker (its running raw size is asked from the log:
+    ``running``). Extended as the log grows, so a request costs its new messages."""
 
     def __init__(self, window: Window, drop_thinking: bool) -> None:
         self.window = window
@@ -35,6 +36,7 @@ class View:
         self.covered = window.cut
         self.roles: list[Any] = []
         self.contents: list[str | list[Any]] = []
+        self.messages: list[dict[str, Any]] = []  # {"role", "content"} as sent, never changed once made
         self.origins: list[int] = []
         self.offsets: list[int] = [0]  # block position of each view message; one more: the block count
         self.ends: list[int] = []  # the block a breakpoint for the message goes on (-1: none)
@@ -46,7 +48,7 @@ class View:
             return False
         m = bisect.bisect_left(self.origins, n)
         if m < len(self.origins):
-            del self.roles[m:], self.contents[m:], self.origins[m:], self.offsets[m + 1 :]
+            del self.roles[m:], self.contents[m:], self.messages[m:], self.origins[m:], self.offsets[m + 1 :]
             del self.ends[m:]
             del self.marked[bisect.bisect_left(self.marked, m) :]
             self.covered = self.origins[-1] + 1 if self.origins else self.start
@@ -57,6 +59,7 @@ class View:
         """Cover ``full`` (the log's messages up to the newest): transform what is new."""
         epoch, boundary, drop = self.window.epoch, self.window.image_boundary, self.drop_thinking
         roles, contents, origins, offsets, ends = self.roles, self.contents, self.origins, self.offsets, self.ends
+        messages = self.messages
         for i in range(self.covered, len(full)):
             # The usual message first, at a few attribute reads: text or a plain list of text and tool_use
             # blocks, which no transform, trim or marker touches (a view of a long log is made in one pass
@@ -70,6 +73,7 @@ class View:
                 if type(content) is list and content and all(map(_plain, content)):
                     roles.append(role)
                     contents.append(content)
+                    messages.append({"role": role, "content": content})
                     origins.append(i)
                     offsets.append(offsets[-1] + len(content))
                     ends.append(len(content) - 1)
@@ -91,7 +95,7 @@ class View:
 
     def _pop(self) -> None:
         m = len(self.roles) - 1
-        for column in (self.roles, self.contents, self.origins, self.offsets, self.ends):
+        for column in (self.roles, self.contents, self.messages, self.origins, self.offsets, self.ends):
             column.pop()
         if self.marked and self.marked[-1] == m:
             self.marked.pop()
@@ -105,6 +109,7 @@ class View:
         m = len(self.roles)
         self.roles.append(role)
         self.contents.append(content)
+        self.messages.append({"role": role, "content": content})
         self.origins.append(origin)
         if isinstance(content, str):
             self.offsets.append(self.offsets[-1] + 1)
