@@ -28,10 +28,19 @@ def postings(root: Path, session_id: str) -> set[tuple[str, int]]:
     if not (root / INDEX_NAME).exists():
         return set()  # no write indexed anything yet
     with contextlib.closing(sqlite3.connect(root / INDEX_NAME)) as db:
-        rows = db.execute(
-            "SELECT term, seq FROM postings JOIN logs USING (key) WHERE name = ?", (_name(session_id),)
-        ).fetchall()
-    return {(term, seq) for term, seq in rows}
+        row = db.execute("SELECT key FROM logs WHERE name = ?", (_name(session_id),)).fetchone()
+        if row is None:
+            return set()
+        # A fork reads its bases' rows below each one's count, then its own.
+        levels = db.execute("SELECT key, count FROM bases WHERE owner = ? ORDER BY level", (row[0],)).fetchall()
+        found: set[tuple[str, int]] = set()
+        first = 0
+        for key, end in [*levels, (row[0], 1 << 62)]:
+            query = "SELECT term, seq FROM postings WHERE key = ? AND seq >= ? AND seq < ?"
+            rows = db.execute(query, (key, first, end))
+            found.update((term, seq) for term, seq in rows)
+            first = end
+    return found
 
 
 def spans_hold_their_messages(store: JsonFileStore, session_id: str) -> bool:
@@ -169,10 +178,9 @@ def test_the_index_after_any_history_is_the_one_a_fresh_import_builds(tmp_path: 
         if not any(s.id == sid for s in store.list_sessions(limit=10)):
             assert postings(root, sid) == set()
             continue
-        if sid == "f":  # a fork's rows are made by the first search that meets it (its fork reads no prefix)
-            assert postings(root, sid) == set()
-            store.search("oak", session_id=sid)
-        # Otherwise no search ran: what is there is what the writers kept, not a rebuild.
+        if sid == "f" and not postings(root, sid):  # its parent was rewound below its fork point: the rows it
+            store.search("oak", session_id=sid)  # shared were forgotten, for the next search to build again
+        # Otherwise no search ran: what is there is what the writers kept (a fork: its parent's rows).
         kept = postings(root, sid)
         assert spans_hold_their_messages(store, sid)
         store.import_jsonl(store.export_jsonl(sid), session_id=f"fresh-{sid}")
@@ -254,3 +262,52 @@ def test_writes_erase_what_deletes_left_without_compact(tmp_path: Path) -> None:
     for version in range(20):
         store.append("other", [say(f"turn {version}")], expected_version=version)
     assert b"okapi" not in (root / INDEX_NAME).read_bytes()
+
+
+def test_a_fork_shares_its_parents_rows_and_its_first_search_reads_only_its_hits(
+    tmp_path: Path, counted: list[bytes]
+) -> None:
+    root = tmp_path / "s"
+    store = JsonFileStore(root, fsync=False)
+    for version in range(6):
+        turn = [say(f"filler {i} heron{i % 7}") for i in range(100 * version, 100 * version + 100)]
+        store.append("p", turn, expected_version=version)
+    store.append("p", [say("the parent's own later words"), say("egret", "assistant")], expected_version=6)
+    counted.clear()
+    store.fork("p", at=300, new_id="f")  # at line boundaries: the forks hold no message themselves
+    store.fork("f", at=200, new_id="ff")
+    assert [line for line in counted if b'"op":"base"' not in line[:80]] == []  # no message decoded for them
+    shared = {(word, i) for i in range(200) for word in _search_text.search_terms(f"filler {i} heron{i % 7}")}
+    assert postings(root, "ff") == shared  # at once, before any search
+    store.delete("p")  # its rows stay as the forks' (below their fork points), its later words go
+    store.append("f", [say("fork's own egret")], expected_version=1)
+    counted.clear()
+    hits = store.search("heron3", limit=200)
+    assert [(h.session_id, h.seq) for h in hits if h.session_id == "ff"] == [("ff", i) for i in range(3, 200, 7)]
+    assert [(h.session_id, h.seq) for h in hits if h.session_id == "f"] == [("f", i) for i in range(3, 300, 7)]
+    messages = [line for line in counted if line.startswith(b'{"message"')]
+    assert len(messages) == len(hits) and len(counted) == len(hits) + 2  # the hits and the forks' base lines:
+    # their rows were there (none was rebuilt)
+    assert [(h.session_id, h.seq) for h in store.search("egret")] == [("f", 300)]
+    assert store.search("later") == []
+    assert postings(root, "ff") == shared
+    store.compact()
+    assert b"later" not in (root / INDEX_NAME).read_bytes()  # the deleted parent's words past the forks' points
+    assert b"heron3" in (root / INDEX_NAME).read_bytes()
+    store.delete("f")
+    store.delete("ff")
+    store.compact()
+    assert b"heron" not in (root / INDEX_NAME).read_bytes()
+
+
+def test_a_parent_rewound_below_a_fork_point_leaves_the_forks_search_right(tmp_path: Path) -> None:
+    store = JsonFileStore(tmp_path / "s", fsync=False)
+    store.append("p", [say(f"kite{i}") for i in range(10)], expected_version=0)
+    store.append("p", [say("kite tail")], expected_version=1)
+    store.fork("p", new_id="f")
+    store.rewind("p", to=4)  # the lines the fork reads are rewritten in the parent's new log
+    store.append("p", [say("kite new")], expected_version=3)
+    assert [(h.session_id, h.seq) for h in store.search("kite", session_id="f")] == [("f", 10)]
+    assert [h.seq for h in store.search("kite7")] == [7]
+    assert [h.seq for h in store.search("kite", session_id="p")] == [4]
+    assert spans_hold_their_messages(store, "f") and spans_hold_their_messages(store, "p")

@@ -17,7 +17,8 @@ results are those of a scan, whatever happened in between.
 Words are ``_search_text.search_terms`` of ``message_text`` (the one matching rule). A message's words are
 also kept with its span, to remove exactly its postings when a rewind drops it. A delete (or a log read again
 whole) costs one row whatever the session's length: the session's key loses its name at once, and its rows are
-erased by the following writes (each erases at least as many postings as it adds) or ``compact``.
+erased by the following writes (each erases at least as many postings as it adds) or ``compact``. A fork reads
+its parent's rows for the messages it shares (``bases``), so making it indexes nothing it did not write itself.
 """
 
 from __future__ import annotations
@@ -39,13 +40,19 @@ INDEX_NAME = "claude-history.index.sqlite"
 INDEX_TERMS = 64  # at most this many query words are looked up; every hit is checked on all of them
 
 Fingerprint = tuple[int, int, int]  # (inode, size, mtime in ns) of a log file
-SCHEMA_VERSION = 2  # PRAGMA user_version: an index of another layout is deleted and rebuilt
+SCHEMA_VERSION = 3  # PRAGMA user_version: an index of another layout is deleted and rebuilt
+MAX_SEQ = 1 << 62
 SWEEP_MIN = 256  # a write erases at least this many postings of dropped sessions (and as many as it adds)
 
 # A session's rows are keyed by an integer ``key`` that only ``logs`` maps to its name: dropping a session (a
 # delete, a log read again whole) removes that one row, so no search finds its rows and nothing in the file
 # names it any more, at once and whatever its length; its key goes to ``dropped``, whose rows the writers then
 # erase a few at a time (``_sweep``) and ``compact`` all at once.
+#
+# A fork shares its parent's rows as its log shares the parent's bytes: ``bases`` says that the session ``owner``
+# reads the rows of ``key`` for its messages below ``count`` (level by level, as its log's base line), and its
+# own key holds the rest. Its byte space starts with its parent's, so the spans hold as they are. A key whose
+# session is gone keeps the rows its forks read; ``dropped.first`` says from which message on its rows go.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
   key INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, ino INTEGER NOT NULL, size INTEGER NOT NULL,
@@ -58,7 +65,12 @@ CREATE TABLE IF NOT EXISTS spans (
 CREATE TABLE IF NOT EXISTS postings (
   term TEXT NOT NULL, key INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, key, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dropped (key INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS dropped (key INTEGER PRIMARY KEY, first INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bases (
+  owner INTEGER NOT NULL, level INTEGER NOT NULL, key INTEGER NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (owner, level)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bases_by_key ON bases (key, count);
 """
 
 
@@ -197,12 +209,40 @@ class FileIndex:
 
     @classmethod
     def _forget(cls, db: sqlite3.Connection, name: str) -> None:
-        """Drop a session's rows in O(1): its ``logs`` row goes (so nothing finds or names them), its key goes to
-        ``dropped`` for ``_sweep`` to erase the rows."""
+        """Drop a session's rows in O(1): its ``logs`` row goes (so nothing finds or names them), and the keys it
+        read are released for ``_sweep`` to erase what no fork reads."""
         row = cls._row(db, name)
-        if row is not None:
-            db.execute("DELETE FROM logs WHERE key = ?", (row[0],))
-            db.execute("INSERT OR IGNORE INTO dropped (key) VALUES (?)", (row[0],))
+        if row is None:
+            return
+        key = row[0]
+        db.execute("DELETE FROM logs WHERE key = ?", (key,))
+        read = [base for (base,) in db.execute("SELECT key FROM bases WHERE owner = ?", (key,))]
+        db.execute("DELETE FROM bases WHERE owner = ?", (key,))
+        for base in [*read, key]:
+            cls._release(db, base)
+
+    @staticmethod
+    def _release(db: sqlite3.Connection, key: int) -> None:
+        """A reader of ``key``'s rows went: unless they are still a session's own, what no fork reads of them
+        (all, when none does) goes to ``dropped``."""
+        if db.execute("SELECT 1 FROM logs WHERE key = ?", (key,)).fetchone() is not None:
+            return
+        kept = db.execute("SELECT max(count) FROM bases WHERE key = ?", (key,)).fetchone()[0] or 0
+        db.execute("INSERT OR REPLACE INTO dropped (key, first) VALUES (?, ?)", (key, kept))
+
+    @staticmethod
+    def _view(db: sqlite3.Connection, name: str) -> list[tuple[int, int, int]] | None:
+        """The rows a session reads: ``(key, first, end)`` per level, its own key last (to no end); None if it
+        has no rows."""
+        row = db.execute("SELECT key FROM logs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        view = []
+        first = 0
+        for key, count in db.execute("SELECT key, count FROM bases WHERE owner = ? ORDER BY level", (row[0],)):
+            view.append((key, first, count))
+            first = count
+        return [*view, (row[0], first, MAX_SEQ)]
 
     @classmethod
     def _start(cls, db: sqlite3.Connection, name: str, stamp: Fingerprint, updated: int) -> int:
@@ -242,12 +282,14 @@ class FileIndex:
         them, so their words leave the file."""
         erased = 0
         while budget is None or erased < budget:
-            row = db.execute("SELECT key FROM dropped LIMIT 1").fetchone()
+            row = db.execute("SELECT key, first FROM dropped LIMIT 1").fetchone()
             if row is None:
                 return
-            batch = cls._drop(db, row[0], 0, 64)
-            if not batch and db.execute("SELECT 1 FROM spans WHERE key = ? LIMIT 1", (row[0],)).fetchone() is None:
-                db.execute("DELETE FROM dropped WHERE key = ?", (row[0],))
+            key, first = row
+            batch = cls._drop(db, key, first, 64)
+            left = db.execute("SELECT 1 FROM spans WHERE key = ? AND seq >= ? LIMIT 1", (key, first)).fetchone()
+            if left is None:
+                db.execute("DELETE FROM dropped WHERE key = ?", (key,))
             erased += max(batch, 1)
 
     def appended(
@@ -282,6 +324,17 @@ class FileIndex:
             if row is None or row[1] != before:
                 return
             key = row[0]
+            kept = moved[0].seq if moved else to  # rows below are unchanged
+            readers = db.execute(
+                "SELECT name FROM bases JOIN logs ON logs.key = bases.owner WHERE bases.key = ? AND count > ?",
+                (key, kept),
+            ).fetchall()
+            for (reader,) in readers:  # a fork reading rows that move or go: its rows are rebuilt by a search
+                self._forget(db, reader)
+            if db.execute("SELECT 1 FROM bases WHERE owner = ? AND count > ?", (key, to)).fetchone() is not None:
+                self._forget(db, name)  # rewound below what it reads of its bases: rebuilt by a search
+                self._sweep(db, SWEEP_MIN)
+                return
             erased = self._drop(db, key, to)
             db.executemany(
                 "UPDATE spans SET offset = ?, length = ? WHERE key = ? AND seq = ?",
@@ -295,6 +348,35 @@ class FileIndex:
         with self._write() as db:
             added = self._insert(db, self._start(db, name, after, updated), spans)
             self._sweep(db, max(SWEEP_MIN, added))
+
+    def forked(
+        self,
+        parent: str,
+        parent_stamp: Fingerprint,
+        name: str,
+        stamp: Fingerprint,
+        shared: int,
+        spans: Sequence[Span],
+        updated: int,
+    ) -> None:
+        """A fork ``name`` of ``parent`` (whose log is ``parent_stamp``) shares its first ``shared`` messages'
+        bytes: it reads their rows from the parent's (``bases``), so no message is read or indexed; ``spans``
+        are those its own log holds. If the parent's rows are not up to date, the fork gets none: the first
+        search that meets it builds them."""
+        with self._write() as db:
+            row = self._row(db, parent)
+            view = self._view(db, parent) if row is not None and row[1] == parent_stamp else None
+            if view is None:
+                self._forget(db, name)
+                self._sweep(db, SWEEP_MIN)
+                return
+            key = self._start(db, name, stamp, updated)
+            levels = [(base, min(end, shared)) for base, first, end in view if first < shared]
+            db.executemany(
+                "INSERT INTO bases (owner, level, key, count) VALUES (?, ?, ?, ?)",
+                [(key, level, base, count) for level, (base, count) in enumerate(levels)],
+            )
+            self._sweep(db, max(SWEEP_MIN, self._insert(db, key, spans)))
 
     def removed(self, name: str) -> None:
         """The session is gone: at once nothing finds or names its rows, whatever its length; this write erases
@@ -347,33 +429,47 @@ class FileIndex:
         return unindexed, updated
 
     def candidates(self, terms: Sequence[str]) -> set[str]:
-        """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere: the ones worth
-        reading positions of. Dropped sessions' rows not yet erased have no name: they are not found."""
+        """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere, in their own rows
+        or the rows they read of their bases: the ones worth reading positions of. Dropped sessions' rows not
+        yet erased have no name: they are not found."""
         looked_up = list(terms[:INDEX_TERMS])
-        # DISTINCT: a common word has a row per message; only the sessions come back to Python.
-        query = " INTERSECT ".join("SELECT DISTINCT key FROM postings WHERE term = ?" for _ in looked_up)
-        return {row[0] for row in self._db().execute(f"SELECT name FROM logs WHERE key IN ({query})", looked_up)}
-
-    def _key(self, name: str) -> int | None:
-        row = self._db().execute("SELECT key FROM logs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else int(row[0])
+        # DISTINCT: a common word has a row per message; only the keys, then the sessions, come back.
+        one = (
+            "SELECT name FROM logs WHERE key IN (SELECT DISTINCT key FROM postings WHERE term = ?1)"
+            " UNION SELECT name FROM bases JOIN logs ON logs.key = bases.owner"
+            " WHERE bases.key IN (SELECT DISTINCT key FROM postings WHERE term = ?1)"
+        )
+        names: set[str] | None = None
+        db = self._db()
+        for term in looked_up:
+            found = {row[0] for row in db.execute(one, (term,))}
+            names = found if names is None else names & found
+            if not names:
+                return set()
+        return names or set()
 
     def positions(self, name: str, terms: Sequence[str]) -> list[int]:
         """The messages of one session holding every term (the first ``INDEX_TERMS``), in order."""
-        key = self._key(name)
-        if key is None:
+        db = self._db()
+        view = self._view(db, name)
+        if view is None:
             return []
         looked_up = list(terms[:INDEX_TERMS])
-        query = " INTERSECT ".join("SELECT seq FROM postings WHERE term = ? AND key = ?" for _ in looked_up)
-        args = [value for term in looked_up for value in (term, key)]
-        return [row[0] for row in self._db().execute(query + " ORDER BY 1", args)]
+        where = " OR ".join("(key = ? AND seq >= ? AND seq < ?)" for _ in view)
+        query = " INTERSECT ".join(f"SELECT seq FROM postings WHERE term = ? AND ({where})" for _ in looked_up)
+        args = [value for term in looked_up for value in (term, *(v for part in view for v in part))]
+        return [row[0] for row in db.execute(query + " ORDER BY 1", args)]
 
     def spans(self, name: str, seqs: Sequence[int]) -> dict[int, tuple[int, int]]:
-        key = self._key(name)
-        if key is None:
-            return {}
-        marks = ",".join("?" * len(seqs))
-        rows = self._db().execute(
-            f"SELECT seq, offset, length FROM spans WHERE key = ? AND seq IN ({marks})", (key, *seqs)
-        )
-        return {seq: (offset, length) for seq, offset, length in rows}
+        db = self._db()
+        view = self._view(db, name)
+        found: dict[int, tuple[int, int]] = {}
+        for key, first, end in view or ():
+            part = [seq for seq in seqs if first <= seq < end]
+            if part:
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT seq, offset, length FROM spans WHERE key = ? AND seq IN ({marks})", (key, *part)
+                )
+                found.update((seq, (offset, length)) for seq, offset, length in rows)
+        return found

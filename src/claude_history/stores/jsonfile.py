@@ -1679,7 +1679,8 @@ class JsonFileStore(StoreBase):
             )
             head = _base_line(info.version, now, levels) if levels else b""
             shared = levels[-1][1] if levels else 0  # messages in the shared bytes: the parent's records hold
-            records = self._kept_records(name, fingerprint(os.fstat(fd)), state.count, shared)
+            parent = fingerprint(os.fstat(fd))
+            records = self._kept_records(name, parent, state.count, shared)
             made: list[Path] = []
             try:
                 for level, path in enumerate(paths):
@@ -1694,13 +1695,15 @@ class JsonFileStore(StoreBase):
             finally:
                 for tmp in made:
                     tmp.unlink(missing_ok=True)
-            # Its rows are built by the first search that meets it (``_read_spans``: the prefix is read then, not
-            # here); until then it has no stamp, which no writer's ``before`` matches.
-            self._update_index(self._index.removed, target_name)
+            # Its index rows are its parent's for the shared messages (``FileIndex.forked``: none is read here),
+            # and those of the turn it holds itself; if the parent's rows are behind its log, the first search
+            # that meets the fork builds them (``_read_spans``).
+            at = sum(end for end, _ in levels) + len(head)  # where its own log starts in its byte space
+            own = [span._replace(offset=at + span.offset) for span in spans]
+            self._update_index(self._index.forked, name, parent, target_name, written, shared, own, now)
             self._offsets_path(target_name).unlink(missing_ok=True)  # left by a crash under this id
             if records is not None:  # the parent's records of the shared part, then those of its own turn
-                at = sum(end for end, _ in levels) + len(head)
-                records += sidecar.records_bytes(shared, at, [at + span.offset for span in spans])
+                records += sidecar.records_bytes(shared, at, [span.offset for span in own])
                 self._write_offsets(target_name, written, info.message_count, _last_line_start(head + tail), records)
             self._write_meta(target_name, self._meta_of(info))
             for level, path in enumerate(paths):
