@@ -177,11 +177,14 @@ def snapshot(
         return None
     if not (whole and whole_mode == "newest"):  # back to the first request of the window (points ascend)
         first = bisect.bisect_left(checkpoints, cut, 0, first, key=_point)
-    for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
-        first = min(first, k)
-        previous = done[k].state.previous
-        if previous is None or previous.window != seen:
-            break
+    # The walk lowers ``first`` to the lowest request it reads, never below ``len(done) - history``: skipped
+    # when the window's first request is already there or lower (a window of many requests, the usual case).
+    if first > len(done) - history:
+        for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
+            first = min(first, k)
+            previous = done[k].state.previous
+            if previous is None or previous.window != seen:
+                break
     # The TTL choice reads the newest gaps between turns: the read starts where they do.
     usage = replays.usage
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
