@@ -11,8 +11,9 @@ text of bench/scaling.py), then, each timed once, GC on:
 - parent delete: ``delete`` of the parent while its fork reads all of it;
 - fork's first search / next search: ``search("the", limit=5, session_id=fork)``, twice;
 - delete: ``delete`` of a second session of N messages that no fork reads.
-Prints the medians and ranges (ms) as a Markdown table; nothing is written to RESULTS.md. Run it with
-``PYTHONPATH=<a checkout>/src`` to measure another version of the store.
+Prints the medians and ranges (ms) as a Markdown table; nothing is written to RESULTS.md. It measures the
+``src/`` of the checkout it lies in (bench/scaling.py puts that first on ``sys.path``, before PYTHONPATH): to
+measure another version, copy it into that version's ``bench/`` and run it there.
 """
 
 from __future__ import annotations
