@@ -98,9 +98,13 @@ class PriceTable:
     def price_for(self, model: str) -> ModelPrice | None:
         """The prices of ``model``: exact name, the table's aliases, then the canonical name (dated snapshots,
         Bedrock and Vertex ids)."""
-        for name in (model, self.aliases.get(model), canonical_model(model, self.models)):
-            if name is not None and name in self.models:
-                return self.models[name]
+        models = self.models
+        found = models.get(model)  # the usual case first: canonical_model runs regular expressions
+        if found is not None:
+            return found
+        for name in (self.aliases.get(model), canonical_model(model, models)):
+            if name is not None and name in models:
+                return models[name]
         return None
 
     def merged(self, override: Mapping[str, Any]) -> PriceTable:

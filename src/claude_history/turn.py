@@ -198,11 +198,13 @@ def _open_tool_uses(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 class Ledger:
     """Running usage and cost of a session. Both are summed lazily, when someone asks (so an unknown model
     only warns then): a web handler that makes a ``Chat`` per request and never reads ``chat.usage`` does no
-    per-message work for them."""
+    per-message work for them, not even listing the session's records (``reset`` keeps the state to read
+    them from)."""
 
     def __init__(self, prices: PriceTable) -> None:
         self._prices = prices
         self._records: list[tuple[str | None, Mapping[str, Any]]] = []
+        self._base: SessionState | None = None  # the state whose records come first, not listed yet
         self._usage = TokenUsage()
         self._summed = 0
         self._priced = 0
@@ -212,16 +214,26 @@ class Ledger:
     def reset(self, state: SessionState) -> None:
         self._records, self._usage, self._summed, self._priced, self._cost = [], TokenUsage(), 0, 0, Decimal(0)
         self._unpriced = set()
-        if not state.complete:  # only the newest part was read: the front end reads all before telling totals
-            return
-        self.add((r.model, r.usage) for r in state.records)
-        self.add((s.model, s.usage) for s in state.summaries)
+        # Only the newest part read: the front end reads all before telling totals. (A state is immutable.)
+        self._base = state if state.complete else None
 
     def add(self, records: Iterable[tuple[str | None, Mapping[str, Any] | None]]) -> None:
         self._records.extend((model, usage) for model, usage in records if usage)
 
+    def _listed(self) -> list[tuple[str | None, Mapping[str, Any]]]:
+        """Every record so far: the base state's (listed now, once), then those added since."""
+        base = self._base
+        if base is not None:
+            self._base = None
+            added, self._records = self._records, []
+            self.add((r.model, r.usage) for r in base.records)
+            self.add((s.model, s.usage) for s in base.summaries)
+            self._records.extend(added)
+        return self._records
+
     @property
     def usage(self) -> TokenUsage:
+        self._listed()
         if self._summed < len(self._records):
             self._usage = sum(
                 (TokenUsage.from_api(usage) for _, usage in self._records[self._summed :]), self._usage
@@ -230,7 +242,7 @@ class Ledger:
         return self._usage
 
     def _price_new(self) -> None:
-        for model, usage in self._records[self._priced :]:
+        for model, usage in self._listed()[self._priced :]:
             cost = exact_cost_of(usage, model, self._prices)
             if cost is None:
                 self._unpriced.add(model)

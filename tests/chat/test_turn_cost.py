@@ -284,10 +284,19 @@ def test_a_chat_sums_the_session_usage_only_when_asked(monkeypatch: pytest.Monke
     profile of issue 14); the totals are summed when asked, and are the same."""
     from claude_history.usage import TokenUsage
 
+    looked = [0]
+
+    class Record(dict):  # type: ignore[type-arg]
+        """A usage record that counts how often it is looked at (``if usage``: its length)."""
+
+        def __len__(self) -> int:
+            looked[0] += 1
+            return super().__len__()
+
     memory = loaded_memory(10)
     records = [
         StoredMessage(seq=i, message={"role": "assistant", "content": "x"}, model=MODEL,
-                      usage={"input_tokens": i, "output_tokens": 2, "cache_read_input_tokens": 3}, created_at=NOW)
+                      usage=Record(input_tokens=i, output_tokens=2, cache_read_input_tokens=3), created_at=NOW)
         for i in range(1_000)
     ]  # fmt: skip
     info = SessionInfo(id="s", version=1, created_at=NOW, updated_at=NOW, incarnation="i")
@@ -300,13 +309,18 @@ def test_a_chat_sums_the_session_usage_only_when_asked(monkeypatch: pytest.Monke
         return real(cls, usage)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(TokenUsage, "from_api", classmethod(counted))
+    looked[0] = 0
     memory.adopt(state)
     assert calls[0] == 0, "reading the session summed its usage"
+    assert looked[0] == 0, "reading the session listed its usage records"
     usage = memory.ledger.usage
     assert usage == TokenUsage(input_tokens=sum(range(1_000)), output_tokens=2_000, cache_read_input_tokens=3_000)
     assert calls[0] == 1_000
     memory.ledger.add([(MODEL, {"input_tokens": 1})])
     assert memory.ledger.usage.input_tokens == sum(range(1_000)) + 1 and calls[0] == 1_001
+    memory.adopt(state)  # a turn added before the totals are asked for: counted after the session's records
+    memory.ledger.add([(MODEL, {"input_tokens": 5})])
+    assert memory.ledger.usage.input_tokens == sum(range(1_000)) + 5 and calls[0] == 2_002
 
 
 @pytest.mark.parametrize("policy", [None, LastTurns(20)], ids=["KeepAll", "LastTurns"])

@@ -198,3 +198,33 @@ def test_the_tail_refuses_what_was_not_read() -> None:
     for reach in (lambda: tail[2], lambda: tail[1:4], lambda: list(tail), lambda: tail[-3]):
         with pytest.raises(NotLoaded):
             reach()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 12)), min_size=1, max_size=30))
+def test_the_earlier_requests_text_is_what_a_fresh_join_makes(steps: list[tuple[int, int, int]]) -> None:
+    """``snapshot`` extends, cuts and reuses the previous snapshot's text of the earlier requests (a commit
+    costs its new requests): after any run of new requests, replays cut back (a rewind) and windows that start
+    later or earlier, the text is byte for byte the one made from scratch, and reads back as those requests."""
+    from claude_history.context.checkpoint import _anchors_out
+    from claude_history.context.replay import Checkpoint, Previous, Replays, State
+    from claude_history.context.window import Window
+    from claude_history.tokens import Calibration, TokenEstimate
+
+    def request(point: int) -> Checkpoint:
+        window = Window(point // 3, point // 3, 0, 0)
+        previous = Previous(point, window, TokenEstimate(point * 1.5, point), point * 2, None, point % 2 == 0)
+        return Checkpoint(point, State(window, Calibration(1.0, 0, 0.0), previous))
+
+    replays = Replays()
+    checkpoints = replays.checkpoints
+    for grow, shrink, back in steps:
+        checkpoints.extend(request(len(checkpoints) * 2 + k * 2) for k in range(grow + 1))
+        if shrink and shrink < len(checkpoints):  # cut off the newest (a rewind), then new ones again
+            replays.keep(len(checkpoints) - shrink)
+            checkpoints.append(request(checkpoints[-1].point + 1))
+        stop = len(checkpoints) - 1
+        first = max(0, stop - back)  # the window's first request kept: usually where it was, or later
+        text = _anchors_out(replays, checkpoints, first, stop)
+        assert text == _anchors_out(Replays(), checkpoints, first, stop)
+        assert [row[0] for row in json.loads(text)] == [c.point for c in checkpoints[first:stop]]

@@ -427,3 +427,31 @@ def test_nul_is_refused_in_titles_owners_and_models(name: str) -> None:
     with pytest.raises(ConfigurationError, match=rf"{name} must not contain NUL"):
         _checks.check_session_changes({name: "bad\x00value"})
     assert _checks.check_session_changes({name: "fine \x01 value"}) == {name: "fine \x01 value"}
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.integers(),
+            st.text(max_size=40),
+            st.text(alphabet="0123456789[],.-truefalsn\x7f", min_size=1_000, max_size=1_300),  # written as is
+            st.text(alphabet="0123456789[],.-truefalsn\"\\\n\x01\x7f é", min_size=1_000, max_size=1_300),
+            st.lists(st.integers(), max_size=3),
+        ),
+        max_size=5,
+    )
+)
+def test_a_checkpoint_is_kept_as_the_json_of_its_object(data: dict[str, object]) -> None:
+    """The checkpoint text (long plain strings spliced in, not run through the encoder) reads back as the
+    object, and is the encoder's own text when those strings come last, as the planner's earlier requests do."""
+    from claude_history.stores._checkpoints import _SPLICED, check_checkpoint
+
+    text = check_checkpoint("s", 1, data)
+    assert json.loads(text) == data
+    long_last = sorted(data, key=lambda key: isinstance(data[key], str) and len(str(data[key])) >= _SPLICED and all(
+        " " <= c < "\x80" and c not in "\"\\" for c in str(data[key])
+    ))
+    assert check_checkpoint("s", 1, {key: data[key] for key in long_last}) == _json.dumps(
+        {key: data[key] for key in long_last}
+    )

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_history.errors import ConfigurationError, SessionNotFound, StoreUnavailable
+from claude_history.errors import ConfigurationError, ConflictError, SessionNotFound, StoreUnavailable
 from claude_history.stores import open_async_store, open_store
 from claude_history.stores._json import dumps
 from claude_history.stores._search_text import message_text, search_terms, text_matches
@@ -272,6 +272,63 @@ def test_store_recovers_when_the_server_drops_its_connections(pg: PG) -> None:
     assert killed[0][0] >= 1
     assert store.append("s", [reply("after")], expected_version=1) == 2
     assert [m["role"] for m in store.load("s").message_params()] == ["user", "assistant"]
+
+
+def test_an_append_and_a_session_read_wait_for_the_server_once(pg: PG, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The swap, the rows, the checkpoint and the commit go to the server together: one wait per turn (each
+    wait is a wake-up of the server's backend and of the caller, the service's added latency under load)."""
+    store = pg.open()
+    store.append("s", [user("hello")], expected_version=0)
+    waits: list[str] = []
+    real_sync = psycopg.Pipeline.sync
+
+    def counting(self: Any) -> None:
+        waits.append("sync")
+        real_sync(self)
+
+    monkeypatch.setattr(psycopg.Pipeline, "sync", counting)
+    assert store.append("s", [reply("hi")], expected_version=1, turn_id="t1") == 2
+    assert len(waits) == 1
+    store.append("s", [user("again")], expected_version=2, checkpoint={"kind": "test", "n": 1})
+    assert len(waits) == 2
+    with pytest.raises(ConflictError):  # a lost swap: one wait for the statement, one to read why
+        store.append("s", [user("late")], expected_version=1)
+    assert len(waits) == 4
+    assert store.get_session("s").version == 3  # a warm turn's read: the session row, one wait
+    assert len(waits) == 5
+    monkeypatch.undo()
+    assert [m.message["content"] for m in store.load("s").messages] == [
+        "hello", [{"type": "text", "text": "hi"}], "again"
+    ]  # fmt: skip
+    assert store.load_checkpoint("s") == (3, {"kind": "test", "n": 1})
+
+
+def test_an_append_whose_reply_is_lost_after_its_commit_is_stored_once(
+    pg: PG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies after the server committed the turn but before its reply arrives: the store runs
+    the append again on a fresh connection, finds that very turn committed, and reports success (not a
+    conflict for a turn that was stored, not a second copy), with or without a caller's turn id."""
+    store = pg.open()
+    store.append("s", [user("hello")], expected_version=0)
+    real_sync = psycopg.Pipeline.sync
+    lost = {"left": 0}
+
+    def reply_lost(self: Any) -> None:
+        real_sync(self)  # the server ran the statements and the commit
+        if lost["left"] > 0:
+            lost["left"] -= 1
+            raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(psycopg.Pipeline, "sync", reply_lost)
+    lost["left"] = 1
+    assert store.append("s", [reply("one")], expected_version=1) == 2
+    lost["left"] = 1
+    assert store.append("s", [user("two")], expected_version=2, turn_id="caller-id") == 3
+    assert lost["left"] == 0
+    monkeypatch.undo()
+    assert [m.role for m in store.load("s").messages] == ["user", "assistant", "user"]
+    assert store.get_session("s").version == 3
 
 
 def test_async_store_opens_lazily_and_works_as_context_manager(pg: PG) -> None:

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..usage import TokenUsage
 from .cache import TTL_SECONDS
 from .log_index import NotLoaded
 from .replay import Decision, Replay
 from .transforms import has_image
-from .usage_index import NEVER, first_request_usage
+from .usage_index import NEVER
 from .window import Window
 
 __all__ = ["CacheState", "cache_state"]
@@ -70,7 +69,7 @@ def cache_state(
             held_now = anchor[0]
         if age + max(gaps, default=TTL_SECONDS["5m"]) < TTL_SECONDS["1h"] - _TTL_MARGIN:
             held_next = anchor[0]
-    last = TokenUsage.from_api(first_request_usage(newest.usage))
+    last = newest.first_request
     one_hour = last.ephemeral_1h_input_tokens > 0 and last.ephemeral_5m_input_tokens == 0
     lifetime = TTL_SECONDS["1h" if one_hour else "5m"]
     writes = new
@@ -109,7 +108,7 @@ def _search(points: Mapping[int, Any], window: Window, checkpoints: Sequence[Any
         point = points.get(request.point + 1)
         if point is None or not point.usage:
             return None
-        usage = TokenUsage.from_api(first_request_usage(point.usage))
+        usage = point.first_request
         if usage.ephemeral_1h_input_tokens > 0:
             held = usage.cache_read_input_tokens + usage.ephemeral_1h_input_tokens
             if held > least_read or point.created_at is None:

@@ -177,11 +177,14 @@ def snapshot(
         return None
     if not (whole and whole_mode == "newest"):  # back to the first request of the window (points ascend)
         first = bisect.bisect_left(checkpoints, cut, 0, first, key=_point)
-    for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
-        first = min(first, k)
-        previous = done[k].state.previous
-        if previous is None or previous.window != seen:
-            break
+    # The walk lowers ``first`` to the lowest request it reads, never below ``len(done) - history``: skipped
+    # when the window's first request is already there or lower (a window of many requests, the usual case).
+    if first > len(done) - history:
+        for k in range(len(done) - 2, max(-1, len(done) - history - 1), -1):
+            first = min(first, k)
+            previous = done[k].state.previous
+            if previous is None or previous.window != seen:
+                break
     # The TTL choice reads the newest gaps between turns: the read starts where they do.
     usage = replays.usage
     floor = usage.gap_floor(log.starts, GAP_WINDOW)
@@ -230,30 +233,39 @@ def _anchors_out(replays: Replays, checkpoints: list[Checkpoint], first: int, st
     """The earlier requests ``checkpoints[first:stop]`` as one JSON text: each request's part is made once and
     kept (``Replays.encoded``), and a store encodes one string of digits and brackets at C speed, so a commit
     pays little for a window of thousands of requests (it paid ~5 ms to encode their lists at 10,000
-    messages). The text of the previous snapshot is kept too (``Replays.joined``): while the window does not
-    move, the next one only appends the requests made since (checkpoints are only ever appended or cut off
-    at the end, so the same first and last objects mean the same run between them)."""
+    messages). The text of the previous snapshot is kept too (``Replays.joined``, with where each part starts):
+    the next one cuts off the requests it no longer keeps and appends those made since, so a commit costs the
+    new requests, not a walk over the window's. Checkpoints are only ever appended or cut off at the end, so
+    the same objects at both ends of the run mean the same run between them."""
+    text, starts = "", []
     joined = replays.joined
     if joined is not None:
-        head, tail, count, text = joined
+        at, head, tail, old_text, old_starts = joined
+        count = len(old_starts)
         if (
-            0 < count <= stop - first
-            and checkpoints[first] is head
-            and checkpoints[first + count - 1] is tail
+            at <= first < at + count <= stop
+            and checkpoints[at] is head
+            and checkpoints[at + count - 1] is tail
         ):
-            parts = [_request_out(replays, c) for c in checkpoints[first + count : stop]]
-            if parts:
-                text = text + "," + ",".join(parts)
-                replays.joined = (head, checkpoints[stop - 1], stop - first, text)
-            return "[" + text + "]"
-    anchors = checkpoints[first:stop]
+            skip = first - at
+            if skip:
+                cut = old_starts[skip]
+                text, starts = old_text[cut:], [offset - cut for offset in old_starts[skip:]]
+            else:
+                text, starts = old_text, old_starts
     kept = replays.encoded
-    if len(kept) > 2 * len(anchors) + HISTORY:  # the cut moved on: forget the requests before it
-        points = {c.point for c in anchors}
+    if len(kept) > 2 * (stop - first) + HISTORY:  # the cut moved on: forget the requests before it
+        points = {c.point for c in checkpoints[first:stop]}
         for point in [point for point in kept if point not in points]:
             del kept[point]
-    text = ",".join([_request_out(replays, c) for c in anchors])
-    replays.joined = (anchors[0], anchors[-1], len(anchors), text) if anchors else None
+    parts = [_request_out(replays, c) for c in checkpoints[first + len(starts) : stop]]
+    if parts:
+        offset = len(text) + 1 if text else 0
+        for part in parts:
+            starts.append(offset)
+            offset += len(part) + 1
+        text = text + "," + ",".join(parts) if text else ",".join(parts)
+    replays.joined = (first, checkpoints[first], checkpoints[stop - 1], text, starts) if stop > first else None
     return "[" + text + "]"
 
 

@@ -147,8 +147,9 @@ class Replays:
         self.chains: dict[tuple[int, int], _Gaps] = {}
         # point -> (its checkpoint, the JSON of its request): what checkpoint.snapshot wrote for it before
         self.encoded: dict[int, tuple[Checkpoint, str]] = {}
-        # (first, last, count, text): the run of requests checkpoint.snapshot joined last, for the next one
-        self.joined: tuple[Checkpoint, Checkpoint, int, str] | None = None
+        # (index, first, last, text, where each request's part starts in it): the run of requests
+        # checkpoint.snapshot joined last, for the next one
+        self.joined: tuple[int, Checkpoint, Checkpoint, str, list[int]] | None = None
 
     def keep(self, count: int) -> None:
         """Keep the first ``count`` checkpoints."""

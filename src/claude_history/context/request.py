@@ -56,14 +56,12 @@ def _prices(model: str) -> tuple[float, float, float, float] | None:
 
 def _cost(model: str, usage: dict[str, Any]) -> float | None:
     try:
-        from ..pricing import cost_of
+        from ..pricing import cost_of, load_prices
     except ImportError:  # pragma: no cover
         return None
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cost_of(usage, model)
+    if load_prices().price_for(model) is None:  # unpriced: no estimate (and none of cost_of's warning)
+        return None
+    return cost_of(usage, model)
 
 
 class _Blocks:

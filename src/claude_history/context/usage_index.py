@@ -5,6 +5,7 @@ that a turn parses only its new records."""
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import operator
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..tokens import observed_prompt_tokens
+from ..usage import TokenUsage
 from .log_index import NotLoaded
 
 __all__ = [
@@ -34,6 +36,12 @@ class UsagePoint:
     usage: Mapping[str, Any] | None
     created_at: datetime | None = None
     model: str | None = None
+
+    @functools.cached_property
+    def first_request(self) -> TokenUsage:
+        """The usage of the request made at this point (``first_request_usage``), parsed once: the 1-hour
+        anchor search reads the same points turn after turn."""
+        return TokenUsage.from_api(first_request_usage(self.usage or {}))
 
 
 def usage_points(items: Sequence[Any]) -> dict[int, UsagePoint]:

@@ -20,6 +20,7 @@ __all__ = [
     "conflict",
     "created_incarnation",
     "creating",
+    "named_turn",
     "new_incarnation",
     "pinned_incarnation",
     "pop_incarnation",
@@ -149,6 +150,14 @@ def _keywords(append: Any) -> frozenset[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return None
     return frozenset(parameters)
+
+
+def named_turn(turn_id: str | None) -> str:
+    """``turn_id``, or a fresh id for an append whose caller gave none. A store that sends its commit with the
+    write (PostgreSQL) runs an append again when the connection died before the reply: with an id the second
+    run finds this very turn committed (``append_allowed`` returns False) instead of reporting a conflict
+    for a turn that was stored. To other writers it is as if no id were given: only this call knows it."""
+    return turn_id if turn_id is not None else "~" + uuid.uuid4().hex
 
 
 def append_allowed(

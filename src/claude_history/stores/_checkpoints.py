@@ -59,10 +59,40 @@ def check_checkpoint(session_id: str, version: int, data: Mapping[str, Any]) -> 
         raise ValueError(f"a checkpoint describes a stored session: version must be an int >= 1, got {version!r}")
     if not isinstance(data, Mapping):
         raise TypeError(f"a checkpoint is a JSON object, got {type(data).__name__}")
-    text = dumps(dict(data))
-    if len(text.encode("utf-8")) > MAX_CHECKPOINT_BYTES:
+    text = _object_json(data)
+    if (len(text) if text.isascii() else len(text.encode("utf-8"))) > MAX_CHECKPOINT_BYTES:
         raise ValueError(f"a checkpoint is at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
     return text
+
+
+_SPLICED = 1024  # a string value at least this long that JSON writes as it is is spliced in, not encoded
+_ESCAPED = bytes(range(0x20)) + b'"\\'  # the ASCII characters a JSON string escapes
+
+
+def _written_as_is(value: str) -> bool:
+    """Does JSON write ``value`` between its quotes unchanged (ASCII, no character it escapes)? Checked on its
+    bytes (``bytes.translate``: three times the encoder's own speed; ``str.isprintable`` is slower than both)."""
+    if not value.isascii():
+        return False
+    raw = value.encode("ascii")
+    return len(raw.translate(None, _ESCAPED)) == len(raw)
+
+
+def _object_json(data: Mapping[str, Any]) -> str:
+    """``dumps(dict(data))``, byte for byte when its long plain strings come last (the planner's text of the
+    earlier requests, tens of kilobytes of digits and brackets, does): such a string, ASCII without a quote,
+    a backslash or a control character, is written as it is instead of run through the encoder (which took
+    ~0.1 ms per commit for it at 10,000 messages). Other key orders give the same object."""
+    plain = {
+        key: value
+        for key, value in data.items()
+        if type(key) is str and type(value) is str and len(value) >= _SPLICED and _written_as_is(value)
+    }
+    if not plain:
+        return dumps(dict(data))
+    text = dumps({key: value for key, value in data.items() if key not in plain})
+    spliced = ",".join(f'{dumps(key)}:"{value}"' for key, value in plain.items())
+    return text[:-1] + ("," if len(text) > 2 else "") + spliced + "}"
 
 
 def decode_checkpoint(version: int, text: str | bytes) -> tuple[int, dict[str, Any]] | None:

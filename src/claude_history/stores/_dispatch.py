@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ._base_classes import AsyncStoreBase, StoreBase
+from ._cas import named_turn
 from ._times import now_us, to_us
 from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
 
@@ -92,6 +93,9 @@ class OpsStore(StoreBase):
     transaction or script each), not ``StoreBase``'s generic ones."""
 
     _ops: ClassVar[StoreOps]
+    # Appends get an id when the caller gives none, so a retry after a lost reply finds its own turn
+    # (``_cas.named_turn``).
+    _names_turns: ClassVar[bool] = False
 
     @abstractmethod
     def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
@@ -121,6 +125,7 @@ class OpsStore(StoreBase):
         checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
+        turn_id = named_turn(turn_id) if self._names_turns else turn_id
         return self._run(
             self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )
@@ -197,6 +202,9 @@ class AsyncOpsStore(AsyncStoreBase):
     """The async twin of ``OpsStore``: the same dispatch, awaited."""
 
     _ops: ClassVar[StoreOps]
+    # Appends get an id when the caller gives none, so a retry after a lost reply finds its own turn
+    # (``_cas.named_turn``).
+    _names_turns: ClassVar[bool] = False
 
     @abstractmethod
     async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
@@ -228,6 +236,7 @@ class AsyncOpsStore(AsyncStoreBase):
         checkpoint: Mapping[str, Any] | None = None,
     ) -> int:
         """``append`` with ``checkpoint`` (the planner's, for the new version) in the same write (_checkpoints.py)."""
+        turn_id = named_turn(turn_id) if self._names_turns else turn_id
         return await self._run(
             self._ops.append, session_id, entries, expected_version, incarnation, turn_id, lease, now_us(), checkpoint
         )

@@ -3,11 +3,12 @@
 psycopg 3 with a connection pool. One row per message (``json`` columns that keep the exact text, see
 ``_sql``), a ``sessions`` row carrying the version, numbered migrations applied under an advisory lock,
 full-text search over a GIN-indexed ``tsvector``. Appending a turn is one transaction: compare-and-swap on the
-session version, then one multi-row insert, so its cost depends on the size of the turn, not of the history.
-Each operation runs pipelined: a statement whose result it ignores (BEGIN, COMMIT, the expiry check, the
-insert) goes with the next one it waits for, so reading a session waits for the server twice and appending a
-turn twice, whatever their number of statements (each wait is a wake-up of the server's backend and of the
-caller: milliseconds on a busy machine).
+session version and a multi-row insert in one statement, so its cost depends on the size of the turn, not of
+the history. Each operation runs pipelined: a statement whose result it ignores (BEGIN, the expiry check) goes
+with the next one it waits for, and the commit goes with the last statement when the operation knows it is the
+last (``Query.commit``), so appending a turn or reading a session's row waits for the server once and loading
+a session twice, whatever their number of statements (each wait is a wake-up of the server's backend and of
+the caller: milliseconds on a busy machine).
 
 ``PostgresStore`` and ``AsyncPostgresStore`` share every statement and every rule (``_ops``) and the methods
 that dispatch to them (``.._dispatch``); they differ only in how a query is sent (``_run``).
@@ -124,9 +125,22 @@ def _unavailable(config: _Config) -> Iterator[None]:
 
 
 class _Progress:
-    """How many queries of an operation the server has executed: zero means a retry cannot repeat a write."""
+    """How many queries of an operation the server has executed: zero means a retry cannot repeat a write.
+    ``committed``: the operation's transaction ended with its last statement (``Query.commit``)."""
 
     executed = 0
+    committed = False
+
+
+def _commits(query: Query | Batch, progress: _Progress) -> bool:
+    """Whether ``query`` ends its operation's transaction (its COMMIT goes in the same wait). From the send
+    on, a failure may have stored the operation: unless it is ``replayable``, it counts as executed."""
+    if not isinstance(query, Query) or not query.commit or progress.committed:
+        return False
+    progress.committed = True
+    if not query.replayable:
+        progress.executed += 1
+    return True
 
 
 def _rows_of(cursor: psycopg.Cursor[Any]) -> Rows:
@@ -146,6 +160,11 @@ def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress,
             cursors = [conn.execute(q.sql, q.params) for q in batch]
             if pipeline is None:
                 progress.executed += len(batch)
+            elif _commits(query, progress):
+                conn.execute(_COMMIT)
+                pipeline.sync()
+                progress.executed += pending + 2
+                pending = 0
             elif any(q.rows for q in batch):
                 pipeline.sync()
                 progress.executed += pending + len(batch)
@@ -177,6 +196,11 @@ async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _P
             cursors = [await conn.execute(q.sql, q.params) for q in batch]
             if pipeline is None:
                 progress.executed += len(batch)
+            elif _commits(query, progress):
+                await conn.execute(_COMMIT)
+                await pipeline.sync()
+                progress.executed += pending + 2
+                pending = 0
             elif any(q.rows for q in batch):
                 await pipeline.sync()
                 progress.executed += pending + len(batch)
@@ -207,8 +231,9 @@ def _transaction_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progr
         with conn.pipeline() as pipeline:
             conn.execute(_BEGIN)
             result = _run_sync(conn, op, progress, pipeline)
-            conn.execute(_COMMIT)
-            progress.executed += 1  # the commit: from here on a failure may have stored the operation
+            if not progress.committed:
+                conn.execute(_COMMIT)
+                progress.executed += 1  # the commit: from here on a failure may have stored the operation
         return result
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status in _OPEN:
@@ -223,8 +248,9 @@ async def _transaction_async(conn: psycopg.AsyncConnection[Any], op: Op[T], prog
         async with conn.pipeline() as pipeline:
             await conn.execute(_BEGIN)
             result = await _run_async(conn, op, progress, pipeline)
-            await conn.execute(_COMMIT)
-            progress.executed += 1
+            if not progress.committed:
+                await conn.execute(_COMMIT)
+                progress.executed += 1
         return result
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status in _OPEN:
@@ -269,6 +295,7 @@ class PostgresStore(OpsStore):
     server cannot be reached."""
 
     _ops: ClassVar[StoreOps] = _ops
+    _names_turns = True  # the commit goes with the append (``_ops.append``): a retry must find its own turn
 
     def __init__(self, url: str = "postgresql://", **options: Any) -> None:
         self._config = _config(url, options)
@@ -321,6 +348,7 @@ class AsyncPostgresStore(AsyncOpsStore):
     a store belongs to the event loop that first used it."""
 
     _ops: ClassVar[StoreOps] = _ops
+    _names_turns = True  # the commit goes with the append (``_ops.append``): a retry must find its own turn
 
     def __init__(self, url: str = "postgresql://", **options: Any) -> None:
         self._config = _config(url, options)

@@ -60,6 +60,11 @@ class Query:
     sql: str
     params: Mapping[str, Any] | None = None
     rows: bool = True
+    # The operation's last statement in its transaction: the commit is sent with it and both are waited for
+    # once (later statements of the operation run on their own, outside it). ``replayable``: running the whole
+    # operation again after its reply was lost cannot store it twice, so a dead connection may be retried.
+    commit: bool = False
+    replayable: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,12 @@ class Batch:
     """Statements sent together, waited for once; the operation gets the rows of each, in order."""
 
     queries: tuple[Query, ...]
+
+
+def _last_read(sql: str, params: Mapping[str, Any]) -> Query:
+    """The last statement of a read: its commit goes with it (one wait less), and a read can always be run
+    again."""
+    return Query(sql, params, commit=True, replayable=True)
 
 
 # Messages are read in pages of this many rows (by ``seq``, inside the operation's snapshot), each decoded as
@@ -240,12 +251,12 @@ def usage_log(st: Statements, session_id: str, now: int) -> Op[list[UsageRecord]
     rows = yield Query(st.get_session, args)
     if not rows:
         raise SessionNotFound(session_id)
-    rows = yield Query(st.usage_log, {"key": rows[0][KEY_COLUMN], "start": 0, "end": int(rows[0][COUNT_COLUMN])})
+    rows = yield _last_read(st.usage_log, {"key": rows[0][KEY_COLUMN], "start": 0, "end": int(rows[0][COUNT_COLUMN])})
     return [UsageRecord(seq, model, decode_json(usage), _utc_stamp(created)) for seq, model, usage, created in rows]
 
 
 def get_session(st: Statements, session_id: str, now: int) -> Op[SessionInfo]:
-    rows = yield Query(st.get_session, {"id": check_session_id(session_id), "now": from_us(now)})
+    rows = yield _last_read(st.get_session, {"id": check_session_id(session_id), "now": from_us(now)})
     if not rows:
         raise SessionNotFound(session_id)
     return info_from_row(rows[0])
@@ -267,7 +278,7 @@ def list_sessions(
     if cursor is not None:
         args.update(after_at=from_us(cursor[0]), after_id=cursor[1])
     statement = st.list_sessions(owner=owner is not None, tag=tag is not None, after=cursor is not None)
-    rows = yield Query(statement, args)
+    rows = yield _last_read(statement, args)
     return [info_from_row(row) for row in rows]
 
 
@@ -286,7 +297,7 @@ def search(
         statement = st.search_all if session_id is None else st.search_session
     else:
         statement = st.search_owner if session_id is None else st.search_session_owner
-    rows = yield Query(statement, args)
+    rows = yield _last_read(statement, args)
     hits = []
     for sid, seq, role, message in rows:
         hits.append(SearchHit(sid, int(seq), role, make_snippet(message_text(decode_json(message)), terms)))
@@ -297,15 +308,9 @@ def search(
 # Writes
 
 
-def _message_rows(
-    session_id: str, key: str, start: int, rows: Sequence[tuple[str, str, str | None, str | None, datetime, str]]
-) -> dict[str, Any]:
-    """Columns of a multi-row insert (``unnest`` of arrays) into the rows of storage ``key``: one statement, one
-    round trip, whole turn."""
+def _message_rows(rows: Sequence[tuple[str, str, str | None, str | None, datetime, str]]) -> dict[str, Any]:
+    """Columns of a multi-row insert (``unnest`` of arrays): one statement, one round trip, whole turn."""
     return {
-        "id": session_id,
-        "key": key,
-        "seq": list(range(start, start + len(rows))),
         "role": [r[0] for r in rows],
         "message": [r[1] for r in rows],
         "model": [r[2] for r in rows],
@@ -350,21 +355,20 @@ def append(
     yield Query(st.drop_expired, args, rows=False)
     # A bare incarnation names a session read, which an append never creates (_cas.append_allowed).
     creates = expected_version == 0 and (incarnation is None or pinned_incarnation(incarnation) != incarnation)
-    rows = yield Query(st.append_create if creates else st.append_update, args)
-    if not rows:
-        state = yield Query(st.append_state, args)
-        actual, held, last = (int(state[0][0]), state[0][1], state[0][2]) if state else (0, None, None)
-        if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
-            raise conflict(session_id, expected_version, actual, entries)  # it changed between the two reads
+    rows_of_turn = _message_rows([(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded])
+    checkpoint_args = {} if kept is None else {"cp_version": expected_version + 1, "cp_data": kept}
+    # One statement swaps the version and inserts the rows (and the checkpoint); the commit goes with it. A
+    # retry after a lost reply is safe when the turn has an id: the swap then fails and ``append_allowed`` finds
+    # this very turn committed. Without an id it could not tell, so the runner does not retry it.
+    rows = yield Query(st.append[creates, kept is not None], {**args, **rows_of_turn, **checkpoint_args},
+                       commit=True, replayable=turn_id is not None)  # fmt: skip
+    if rows:
         return expected_version + 1
-    start, key = int(rows[0][0]), rows[0][1]
-    message_rows = [(e.role, e.message_json, e.model, e.usage_json, stamp, e.text) for e in encoded]
-    values = _message_rows(session_id, key, start, message_rows)
-    if kept is None:
-        yield Query(st.insert_messages, values, rows=False)
-    else:
-        yield Query(st.insert_messages_checkpoint, {**values, "cp_version": expected_version + 1, "cp_data": kept},
-                    rows=False)  # fmt: skip
+    # The swap did not match (nothing was written): read why, after the commit (a read of its own).
+    state = yield Query(st.append_state, args)
+    actual, held, last = (int(state[0][0]), state[0][1], state[0][2]) if state else (0, None, None)
+    if append_allowed(session_id, entries, expected_version, incarnation, turn_id, actual, held, lambda: last):
+        raise conflict(session_id, expected_version, actual, entries)  # it changed between the two reads
     return expected_version + 1
 
 
@@ -433,7 +437,7 @@ def save_summary(st: Statements, session_id: str, summary: Summary, now: int) ->
 
 
 def load_checkpoint(st: Statements, session_id: str, now: int) -> Op[tuple[int, dict[str, Any]] | None]:
-    rows = yield Query(st.load_checkpoint, {"id": check_session_id(session_id), "now": from_us(now)})
+    rows = yield _last_read(st.load_checkpoint, {"id": check_session_id(session_id), "now": from_us(now)})
     return decode_checkpoint(rows[0][0], rows[0][1]) if rows else None
 
 
@@ -588,7 +592,8 @@ def create(st: Statements, data: SessionData, now: int) -> Op[None]:
                     message_text(stored.message),
                 )
             )
-        yield Query(st.insert_messages, _message_rows(session_id, created[0][0], start, rows))
+        values = {"key": created[0][0], "seq": list(range(start, start + len(rows))), **_message_rows(rows)}
+        yield Query(st.insert_messages, values)
     for summary in data.summaries:
         yield Query(
             st.insert_summary,

@@ -346,36 +346,58 @@ class Statements:
         same_incarnation = (
             "(%(incarnation)s::text IS NULL OR {t}incarnation IS NULL OR {t}incarnation = %(incarnation)s)"
         )
-        self.append_create = fill(
+        append_create = (
             "INSERT INTO {s}.sessions AS t (id, version, message_count, created_at, updated_at, incarnation,"
             " last_turn) VALUES (%(id)s, 1, %(n)s, %(now)s, %(now)s, %(new_incarnation)s, %(turn)s)"
             " ON CONFLICT (id) DO UPDATE SET version = t.version + 1,"
             " message_count = t.message_count + EXCLUDED.message_count,"
             " updated_at = greatest(t.updated_at, EXCLUDED.updated_at), last_turn = EXCLUDED.last_turn"
             f" WHERE t.version = 0 AND {same_incarnation.replace('{t}', 't.')}"
-            " RETURNING t.message_count - %(n)s, t.key"
+            " RETURNING t.message_count - %(n)s AS start, t.key"
         )
-        self.append_update = fill(
+        append_update = (
             "UPDATE {s}.sessions SET version = version + 1, message_count = message_count + %(n)s,"
             " updated_at = greatest(updated_at, %(now)s), last_turn = %(turn)s"
             f" WHERE id = %(id)s AND version = %(expected)s AND {_LIVE} AND {same_incarnation.replace('{t}', '')}"
-            " RETURNING message_count - %(n)s, key"
+            " RETURNING message_count - %(n)s AS start, key"
         )
-        insert_messages = (
+        # The swap and the turn's rows in one statement (the rows are inserted only when the swap matched,
+        # numbered from the count it returns): with the commit sent alongside, an append waits for the server
+        # once. ``seq`` of each row is the session's count before the turn plus its position in the turn.
+        insert_rows = (
+            ", rows AS (INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
+            " SELECT swap.key, swap.start + m.pos - 1, m.role, m.message::json, m.model, m.usage::json,"
+            " m.created_at, array_to_tsvector(m.words::text[])"
+            " FROM swap, unnest(%(role)b::text[], %(message)b::text[], %(model)b::text[], %(usage)b::text[],"
+            " %(created_at)b::timestamptz[], %(words)b::text[])"
+            " WITH ORDINALITY AS m (role, message, model, usage, created_at, words, pos))"
+        )
+        # The planner checkpoint of the new version, kept in the same statement when the swap matched.
+        keep_checkpoint = (
+            ", kept AS (INSERT INTO {s}.checkpoints AS c (session_id, version, data)"
+            " SELECT %(id)s, %(cp_version)s, %(cp_data)s::json FROM swap"
+            " ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, data = excluded.data"
+            " WHERE c.version <= excluded.version)"
+        )
+
+        def appending(swap: str, checkpoint: bool) -> str:
+            tail = insert_rows + (keep_checkpoint if checkpoint else "") + " SELECT start, key FROM swap"
+            return fill("WITH swap AS (" + swap + ")" + tail)
+
+        # (creates the session, keeps a checkpoint) -> statement
+        self.append = {
+            (create, checkpoint): appending(append_create if create else append_update, checkpoint)
+            for create in (False, True)
+            for checkpoint in (False, True)
+        }
+
+        self.insert_messages = fill(  # a session's rows at known positions (``create``: imports, forks)
             "INSERT INTO {s}.messages (session_id, seq, role, message, model, usage, created_at, words)"
             " SELECT %(key)s, m.seq, m.role, m.message::json, m.model, m.usage::json, m.created_at,"
             " array_to_tsvector(m.words::text[])"
             " FROM unnest(%(seq)b::integer[], %(role)b::text[], %(message)b::text[], %(model)b::text[],"
             " %(usage)b::text[], %(created_at)b::timestamptz[], %(words)b::text[])"
             " AS m (seq, role, message, model, usage, created_at, words)"
-        )
-        self.insert_messages = fill(insert_messages)
-        # The same, with the planner checkpoint of the new version kept in the same statement (one round trip).
-        self.insert_messages_checkpoint = fill(
-            "WITH kept AS (INSERT INTO {s}.checkpoints AS c (session_id, version, data)"
-            " VALUES (%(id)s, %(cp_version)s, %(cp_data)s::json)"
-            " ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, data = excluded.data"
-            " WHERE c.version <= excluded.version) " + insert_messages
         )
 
         # -- reads
