@@ -10,9 +10,13 @@ text of bench/scaling.py), then, each timed once, GC on:
 - fork: ``fork`` of the whole session;
 - parent delete: ``delete`` of the parent while its fork reads all of it;
 - fork's first search / next search: ``search("the", limit=5, session_id=fork)``, twice;
-- delete: ``delete`` of a second session of N messages that no fork reads.
-Prints the medians and ranges (ms) as a Markdown table; nothing is written to RESULTS.md. Run it with
-``PYTHONPATH=<a checkout>/src`` to measure another version of the store.
+- delete: ``delete`` of a second session of N messages that no fork reads;
+- append after it: the median of 5 appends of a 2-message turn to a third session right after that delete (the
+  index erases a deleted session's words a few at a time with each write); then ``compact()`` (untimed) and
+- append: the same with nothing left to erase.
+Prints the medians and ranges (ms) as a Markdown table; nothing is written to RESULTS.md. It measures the
+``src/`` of the checkout it lies in (bench/scaling.py puts that first on ``sys.path``, before PYTHONPATH): to
+measure another version, copy it into that version's ``bench/`` and run it there.
 """
 
 from __future__ import annotations
@@ -34,7 +38,17 @@ from scaling import entries
 
 from claude_history.stores.jsonfile import JsonFileStore
 
-ROWS = ("window read", "get_session", "fork", "parent delete", "fork's first search", "fork's next search", "delete")
+ROWS = (
+    "window read",
+    "get_session",
+    "fork",
+    "parent delete",
+    "fork's first search",
+    "fork's next search",
+    "delete",
+    "append after it",
+    "append",
+)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -58,6 +72,14 @@ def one_run(length: int, filled: list[Any]) -> dict[str, float]:
         out["fork's first search"] = timed(lambda: store.search("the", limit=5, session_id="fork"))
         out["fork's next search"] = timed(lambda: store.search("the", limit=5, session_id="fork"))
         out["delete"] = timed(lambda: store.delete("other"))
+        turns = [entries(2, seed=seed) for seed in range(10)]
+        appends = [timed(lambda v=v: store.append("third", turns[v], expected_version=v)) for v in range(5)]
+        out["append after it"] = statistics.median(appends)
+        compact = getattr(store, "compact", None)
+        if compact is not None:
+            compact()
+        appends = [timed(lambda v=v: store.append("third", turns[v], expected_version=v)) for v in range(5, 10)]
+        out["append"] = statistics.median(appends)
         store.close()
         return out
 

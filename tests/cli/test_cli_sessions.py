@@ -335,3 +335,22 @@ def test_list_hides_the_services_internal_records(invoke: Invoke, populated: Any
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["maths", "cooking", "sailing"]
     paged = invoke(["sessions", "list", "--store", store_url, "--json", "-n", "1", "--offset", "1"])
     assert [json.loads(line)["id"] for line in paged.stdout.splitlines()] == ["cooking"]
+
+
+def test_compact_erases_a_long_deleted_session_from_a_file_store(invoke: Invoke, tmp_path: Path) -> None:
+    from claude_history.stores._file_index import INDEX_NAME, SWEEP_MIN
+    from claude_history.stores.base import Entry
+
+    url = f"file://{tmp_path / 'files'}"
+    with open_store(url) as files:
+        long = [Entry({"role": "user", "content": f"okapi{i} grazes"}) for i in range(2 * SWEEP_MIN)]
+        files.append("long", long, expected_version=0)
+        files.append("kept", [Entry({"role": "user", "content": "zebra"})], expected_version=0)
+        files.delete("long")  # erases only part of its words: the rest goes with later writes or compact
+    assert b"okapi" in (tmp_path / "files" / INDEX_NAME).read_bytes()
+    compacted = invoke(["sessions", "compact", "--store", url])
+    assert compacted.exit_code == 0, compacted.output
+    assert "Compacted" in compacted.stderr
+    assert b"okapi" not in (tmp_path / "files" / INDEX_NAME).read_bytes()
+    with open_store(url) as files:
+        assert [hit.session_id for hit in files.search("zebra")] == ["kept"]

@@ -264,16 +264,24 @@ class FileIndex:
         return len(postings)
 
     @staticmethod
-    def _drop(db: sqlite3.Connection, key: int, first: int = 0, limit: int = -1) -> int:
-        """Erase messages ``[first, ...)`` of a session (at most ``limit`` of them; all when -1); the number of
-        postings erased."""
-        dropped = db.execute(
-            "SELECT seq, words FROM spans WHERE key = ? AND seq >= ? ORDER BY seq LIMIT ?", (key, first, limit)
-        ).fetchall()
+    def _drop(db: sqlite3.Connection, key: int, first: int = 0, budget: int | None = None) -> int:
+        """Erase messages ``[first, ...)`` of a session (all, or the first ones up to about ``budget`` postings:
+        at least one message); the number of postings erased."""
+        if budget is None:
+            dropped = db.execute("SELECT seq, words FROM spans WHERE key = ? AND seq >= ?", (key, first)).fetchall()
+        else:
+            dropped = []
+            query = "SELECT seq, words FROM spans WHERE key = ? AND seq >= ? ORDER BY seq LIMIT 32"
+            rows = db.execute(query, (key, first))
+            for seq, words in rows:
+                dropped.append((seq, words))
+                budget -= words.count(" ") + 1 if words else 0
+                if budget <= 0:
+                    break
         postings = [(term, key, seq) for seq, words in dropped for term in words.split()]
         db.executemany("DELETE FROM postings WHERE term = ? AND key = ? AND seq = ?", postings)
         if dropped:
-            db.execute("DELETE FROM spans WHERE key = ? AND seq >= ? AND seq <= ?", (key, first, dropped[-1][0]))
+            db.execute("DELETE FROM spans WHERE key = ? AND seq >= ? AND seq <= ?", (key, first, max(dropped)[0]))
         return len(postings)
 
     @classmethod
@@ -286,7 +294,7 @@ class FileIndex:
             if row is None:
                 return
             key, first = row
-            batch = cls._drop(db, key, first, 64)
+            batch = cls._drop(db, key, first, SWEEP_MIN if budget is None else budget - erased)
             left = db.execute("SELECT 1 FROM spans WHERE key = ? AND seq >= ? LIMIT 1", (key, first)).fetchone()
             if left is None:
                 db.execute("DELETE FROM dropped WHERE key = ?", (key,))
@@ -432,17 +440,18 @@ class FileIndex:
         """The sessions holding every one of ``terms`` (the first ``INDEX_TERMS``) somewhere, in their own rows
         or the rows they read of their bases: the ones worth reading positions of. Dropped sessions' rows not
         yet erased have no name: they are not found."""
-        looked_up = list(terms[:INDEX_TERMS])
-        # DISTINCT: a common word has a row per message; only the keys, then the sessions, come back.
-        one = (
-            "SELECT name FROM logs WHERE key IN (SELECT DISTINCT key FROM postings WHERE term = ?1)"
-            " UNION SELECT name FROM bases JOIN logs ON logs.key = bases.owner"
-            " WHERE bases.key IN (SELECT DISTINCT key FROM postings WHERE term = ?1)"
-        )
-        names: set[str] | None = None
         db = self._db()
-        for term in looked_up:
-            found = {row[0] for row in db.execute(one, (term,))}
+        names: set[str] | None = None
+        for term in terms[:INDEX_TERMS]:
+            # DISTINCT: a common word has a row per message; only the keys come back, then their sessions.
+            keys = [row[0] for row in db.execute("SELECT DISTINCT key FROM postings WHERE term = ?", (term,))]
+            found: set[str] = set()
+            for at in range(0, len(keys), 500):
+                chunk = keys[at : at + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in db.execute(f"SELECT name FROM logs WHERE key IN ({marks})", chunk))
+                owners = f"SELECT name FROM bases JOIN logs ON logs.key = bases.owner WHERE bases.key IN ({marks})"
+                found.update(row[0] for row in db.execute(owners, chunk))
             names = found if names is None else names & found
             if not names:
                 return set()

@@ -20,6 +20,7 @@ the next append rebuilds it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -105,6 +106,9 @@ def pack_records(records: Sequence[tuple[int, int]]) -> bytes:
     return b"".join(_RECORD.pack(line, entry) for line, entry in records)
 
 
+_DECODER = json.JSONDecoder()
+
+
 class Stale(Exception):
     """The bytes do not hold what the sidecar said: read the log whole instead."""
 
@@ -112,14 +116,12 @@ class Stale(Exception):
 def entry_offsets(line: bytes, at: int) -> Iterator[int]:
     """The byte offsets (``at`` + position in ``line``) of the entries of one append line, decoding them one by
     one (what a rebuild reads)."""
-    import json
-
     text = line.decode("utf-8")
     match = APPEND_HEAD.match(line)
     if match is None:
         raise Stale
     position = len(match.group(0))  # ASCII: the same in bytes and characters
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     ascii_only = text.isascii()
     char_at, byte_at = position, at + position
     while text[position] != "]":
