@@ -280,22 +280,22 @@ def test_an_append_and_a_session_read_wait_for_the_server_once(pg: PG, monkeypat
     store = pg.open()
     store.append("s", [user("hello")], expected_version=0)
     waits: list[str] = []
-    real_sync = psycopg.Pipeline.sync
+    real_sync = psycopg.Pipeline._enqueue_sync  # each Sync sent is a wait for the server's answer to it
 
     def counting(self: Any) -> None:
         waits.append("sync")
         real_sync(self)
 
-    monkeypatch.setattr(psycopg.Pipeline, "sync", counting)
+    monkeypatch.setattr(psycopg.Pipeline, "_enqueue_sync", counting)
     assert store.append("s", [reply("hi")], expected_version=1, turn_id="t1") == 2
     assert len(waits) == 1
     store.append("s", [user("again")], expected_version=2, checkpoint={"kind": "test", "n": 1})
     assert len(waits) == 2
-    with pytest.raises(ConflictError):  # a lost swap: one wait for the statement, one to read why
+    with pytest.raises(ConflictError):  # a lost swap: one wait, then the read of why (a statement of its own)
         store.append("s", [user("late")], expected_version=1)
-    assert len(waits) == 4
+    assert len(waits) == 3
     assert store.get_session("s").version == 3  # a warm turn's read: the session row, one wait
-    assert len(waits) == 5
+    assert len(waits) == 4
     monkeypatch.undo()
     assert [m.message["content"] for m in store.load("s").messages] == [
         "hello", [{"type": "text", "text": "hi"}], "again"
@@ -311,16 +311,16 @@ def test_an_append_whose_reply_is_lost_after_its_commit_is_stored_once(
     conflict for a turn that was stored, not a second copy), with or without a caller's turn id."""
     store = pg.open()
     store.append("s", [user("hello")], expected_version=0)
-    real_sync = psycopg.Pipeline.sync
+    real_exit = psycopg.Pipeline.__exit__
     lost = {"left": 0}
 
-    def reply_lost(self: Any) -> None:
-        real_sync(self)  # the server ran the statements and the commit
-        if lost["left"] > 0:
+    def reply_lost(self: Any, *args: Any) -> None:
+        real_exit(self, *args)  # the pipeline's last Sync: the server ran the statements and the commit
+        if lost["left"] > 0 and args[0] is None:
             lost["left"] -= 1
             raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
 
-    monkeypatch.setattr(psycopg.Pipeline, "sync", reply_lost)
+    monkeypatch.setattr(psycopg.Pipeline, "__exit__", reply_lost)
     lost["left"] = 1
     assert store.append("s", [reply("one")], expected_version=1) == 2
     lost["left"] = 1

@@ -143,18 +143,34 @@ def _commits(query: Query | Batch, progress: _Progress) -> bool:
     return True
 
 
+@dataclass
+class _Paused:
+    """An operation stopped at its committing statement (``Query.commit``), sent with the COMMIT: the caller
+    ends the pipeline, whose closing Sync is the one wait for both, then resumes the operation with the rows
+    of ``cursor``. (Ending a pipeline always sends a Sync and waits for it: a ``sync()`` before it would make
+    a second wait.)"""
+
+    cursor: Any
+    sent: int  # statements sent since the last wait, the COMMIT included
+
+
+_START: Any = object()  # ``_run_*``'s ``send``: start the operation
+
+
 def _rows_of(cursor: psycopg.Cursor[Any]) -> Rows:
     return cursor.fetchall() if cursor.description is not None else []
 
 
 def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress,
-              pipeline: psycopg.Pipeline | None = None) -> T:  # fmt: skip
-    """Drive an operation: send each query, feed its rows back. With ``pipeline`` (the connection in pipeline
-    mode), a query whose rows the operation ignores is sent without waiting for it: it goes with the next
-    query that is waited for (or the commit), and a ``Batch`` is one wait for all its queries."""
+              pipeline: psycopg.Pipeline | None = None, send: Any = _START) -> T | _Paused:  # fmt: skip
+    """Drive an operation: send each query, feed its rows back (``send``: the rows to resume a paused one
+    with). With ``pipeline`` (the connection in pipeline mode), a query whose rows the operation ignores is
+    sent without waiting for it: it goes with the next query that is waited for (or the commit), and a
+    ``Batch`` is one wait for all its queries; the committing query pauses the operation (``_Paused``)."""
     pending = 0  # sent in the pipeline, not yet waited for
+    paused = False
     try:
-        query = next(op)
+        query = next(op) if send is _START else op.send(send)
         while True:
             batch = query.queries if isinstance(query, Batch) else (query,)
             cursors = [conn.execute(q.sql, q.params) for q in batch]
@@ -162,9 +178,8 @@ def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress,
                 progress.executed += len(batch)
             elif _commits(query, progress):
                 conn.execute(_COMMIT)
-                pipeline.sync()
-                progress.executed += pending + 2
-                pending = 0
+                paused = True
+                return _Paused(cursors[0], pending + 2)
             elif any(q.rows for q in batch):
                 pipeline.sync()
                 progress.executed += pending + len(batch)
@@ -178,7 +193,8 @@ def _run_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress,
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
-        op.close()
+        if not paused:
+            op.close()
 
 
 async def _async_rows_of(cursor: psycopg.AsyncCursor[Any]) -> Rows:
@@ -186,11 +202,12 @@ async def _async_rows_of(cursor: psycopg.AsyncCursor[Any]) -> Rows:
 
 
 async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _Progress,
-                     pipeline: psycopg.AsyncPipeline | None = None) -> T:  # fmt: skip
+                     pipeline: psycopg.AsyncPipeline | None = None, send: Any = _START) -> T | _Paused:  # fmt: skip
     """``_run_sync`` on an async connection."""
     pending = 0
+    paused = False
     try:
-        query = next(op)
+        query = next(op) if send is _START else op.send(send)
         while True:
             batch = query.queries if isinstance(query, Batch) else (query,)
             cursors = [await conn.execute(q.sql, q.params) for q in batch]
@@ -198,9 +215,8 @@ async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _P
                 progress.executed += len(batch)
             elif _commits(query, progress):
                 await conn.execute(_COMMIT)
-                await pipeline.sync()
-                progress.executed += pending + 2
-                pending = 0
+                paused = True
+                return _Paused(cursors[0], pending + 2)
             elif any(q.rows for q in batch):
                 await pipeline.sync()
                 progress.executed += pending + len(batch)
@@ -214,7 +230,8 @@ async def _run_async(conn: psycopg.AsyncConnection[Any], op: Op[T], progress: _P
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
-        op.close()
+        if not paused:
+            op.close()
 
 
 # Pooled connections are in autocommit mode and an operation's transaction is framed by these statements,
@@ -226,16 +243,23 @@ _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def _transaction_sync(conn: psycopg.Connection[Any], op: Op[T], progress: _Progress) -> T:
-    """``op`` in one transaction, pipelined: BEGIN goes with its first statements, COMMIT with its last."""
+    """``op`` in one transaction, pipelined: BEGIN goes with its first statements, COMMIT with its last. An
+    operation paused at its committing statement goes on after the pipeline, on its own (``_Paused``)."""
     try:
         with conn.pipeline() as pipeline:
             conn.execute(_BEGIN)
             result = _run_sync(conn, op, progress, pipeline)
-            if not progress.committed:
+            if not isinstance(result, _Paused):
                 conn.execute(_COMMIT)
                 progress.executed += 1  # the commit: from here on a failure may have stored the operation
-        return result
+        if not isinstance(result, _Paused):
+            return result
+        progress.executed += result.sent
+        done = _run_sync(conn, op, progress, send=_rows_of(result.cursor))
+        assert not isinstance(done, _Paused)  # no pipeline: nothing pauses
+        return done
     except BaseException:
+        op.close()
         if not conn.closed and conn.pgconn.transaction_status in _OPEN:
             with contextlib.suppress(psycopg.Error):  # a broken connection: the pool drops it
                 conn.execute("ROLLBACK")
@@ -248,11 +272,17 @@ async def _transaction_async(conn: psycopg.AsyncConnection[Any], op: Op[T], prog
         async with conn.pipeline() as pipeline:
             await conn.execute(_BEGIN)
             result = await _run_async(conn, op, progress, pipeline)
-            if not progress.committed:
+            if not isinstance(result, _Paused):
                 await conn.execute(_COMMIT)
                 progress.executed += 1
-        return result
+        if not isinstance(result, _Paused):
+            return result
+        progress.executed += result.sent
+        done = await _run_async(conn, op, progress, send=await _async_rows_of(result.cursor))
+        assert not isinstance(done, _Paused)
+        return done
     except BaseException:
+        op.close()
         if not conn.closed and conn.pgconn.transaction_status in _OPEN:
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
