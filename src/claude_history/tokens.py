@@ -65,7 +65,7 @@ BLOCK_OVERHEAD = 2.0
 TOOLS_OVERHEAD = 300.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenEstimate:
     """``text`` is estimated from characters (calibrated by the session's ratio), ``fixed`` is computed by a
     documented rule (images, PDFs) and never scaled."""
@@ -425,7 +425,7 @@ def observed_prompt_tokens(usage: Any) -> int:
     return TokenUsage.from_api(usage).prompt_tokens
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Calibration:
     """Per-session correction of the text estimate: a smoothed ratio of observed to estimated tokens.
 

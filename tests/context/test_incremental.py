@@ -374,3 +374,25 @@ def test_the_usage_index_follows_any_sequence_of_usage_histories(
         assert changed == min(differs, default=NEVER)
         assert all(index.prompt(s) == (now[s] or {}).get("input_tokens") for s in now)
         previous = now
+
+
+def test_a_window_holds_the_logs_own_message_dicts_and_copies_only_what_it_marks() -> None:
+    """A warm session keeps its window's view for every message of its log: a plain message (a role and its
+    content, nothing to transform) is held as the log's own dict, not an equal copy, and a request copies
+    only the messages its cache breakpoints change, so the log is left exactly as it was."""
+    log: list[dict[str, Any]] = []
+    for t in range(40):
+        log.append({"role": "user", "content": f"question {t}: " + "words " * 30})
+        log.append({"role": "assistant", "content": [{"type": "text", "text": f"answer {t} " + "more " * 40}]})
+    planner = Planner()
+    for turn in range(3):
+        before = json.dumps(log)
+        pending = [{"role": "user", "content": f"and now, {turn}?"}]
+        plan = plan_request(log, pending, model=MODEL, system=SYSTEM, policy=KeepAll(), planner=planner)
+        assert json.dumps(log) == before
+        sent = plan.request_kwargs()["messages"]
+        marked = {i for i, m in enumerate(sent) if "cache_control" in json.dumps(m)}
+        assert marked
+        assert all(sent[i] is log[i] for i in range(len(log)) if i not in marked)
+        assert all(sent[i] is not log[i] for i in marked if i < len(log))
+        log += [pending[0], {"role": "assistant", "content": [{"type": "text", "text": f"reply {turn}"}]}]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,9 @@ class LogIndex:
         self.lengths: list[int] = []  # and its length (-1: not a list or string)
         self.roles: list[Any] = []
         self.keys: list[int] = []  # how many keys the message has (validate refuses any but role and content)
-        self.text: list[list[float]] = [[0.0] for _ in range(4)]
+        # Floats as C doubles (8 bytes each, not a 32-byte float object and its pointer): a warm session keeps
+        # this index for every message of its log.
+        self.text: list[array[float]] = [array("d", [0.0]) for _ in range(4)]
         self.fixed: list[list[int]] = [[0] for _ in range(4)]
         self.starts: list[int] = []
         self.thinking_count = [0]
@@ -156,7 +159,8 @@ class LogIndex:
         self.roles = [None] * start
         self.keys = [0] * start
         for v in range(4):
-            self.text[v] = [0.0] * start + [text[v]]
+            self.text[v] = array("d", [0.0]) * start
+            self.text[v].append(text[v])
             self.fixed[v] = [0] * start + [fixed[v]]
         self.thinking_count = [0] * start + [thinking]
         self.bounds = [0] * start + [bound]

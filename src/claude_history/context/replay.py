@@ -72,7 +72,8 @@ _EARLY_TURNS = 2
 _CHAINS = 8
 
 
-@dataclass
+# Slotted: a warm session keeps one of each per request point of its log.
+@dataclass(slots=True)
 class Previous:
     """The request made at an earlier point of the same replay: its window, sizes and what it was billed."""
 
@@ -84,7 +85,7 @@ class Previous:
     trusted: bool  # observed close enough to predicted to extend it exactly
 
 
-@dataclass
+@dataclass(slots=True)
 class State:
     """The replay's state after a request point: the window it sent, the calibration, that request."""
 
@@ -96,7 +97,7 @@ class State:
     smallest: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """The replay's state after request point ``point``."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..history import content_blocks, sendable_content
 from ..tokens import TokenEstimate
@@ -68,12 +68,12 @@ class View:
             role, content = original.get("role"), original.get("content")
             if not roles or roles[-1] != role:
                 if type(content) is str:
-                    self._push(role, content, i)
+                    self._push(role, content, i, original)
                     continue
                 if type(content) is list and content and all(map(_plain, content)):
                     roles.append(role)
                     contents.append(content)
-                    messages.append({"role": role, "content": content})
+                    messages.append(original if _as_sent(original) else {"role": role, "content": content})
                     origins.append(i)
                     offsets.append(offsets[-1] + len(content))
                     ends.append(len(content) - 1)
@@ -105,11 +105,12 @@ class View:
         may go, so a view of a long log is never sized message by message)."""
         return log.size(self.start, self.window.epoch, self.window.image_boundary, self.origins[m] + 1)
 
-    def _push(self, role: Any, content: Any, origin: int) -> None:
+    def _push(self, role: Any, content: Any, origin: int, original: Mapping[str, Any] | None = None) -> None:
+        """Add a view message; ``original``: the log's message it is sent as, when untransformed."""
         m = len(self.roles)
         self.roles.append(role)
         self.contents.append(content)
-        self.messages.append({"role": role, "content": content})
+        self.messages.append(original if _as_sent(original) else {"role": role, "content": content})
         self.origins.append(origin)
         if isinstance(content, str):
             self.offsets.append(self.offsets[-1] + 1)
@@ -123,6 +124,13 @@ class View:
 
 
 _PLAIN = frozenset({"text", "tool_use"})
+
+
+def _as_sent(message: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether the log's message is, key for key and in order, the ``{"role", "content"}`` dict the view would
+    make for it: then the view holds the log's own dict (never changed in place: a request copies what it
+    marks) instead of an equal one, a dict less per message of every window a warm session keeps."""
+    return type(message) is dict and len(message) == 2 and next(iter(message)) == "role"
 
 
 def _plain(block: Any) -> bool:
