@@ -883,13 +883,19 @@ class JsonFileStore(StoreBase):
 
     # -- the offsets sidecar (``_file_offsets``) ---------------------------------------------------------------
 
+    def _open_offsets(self, name: str) -> int | None:
+        """A read descriptor of the log's offsets sidecar (the caller closes it), or None when there is none."""
+        try:
+            return os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+
     def _tail(self, name: str, fd: int) -> _State:
         """The log's state: from its last line, found through the offsets sidecar when that describes this very
         file (inode, size, mtime), else by reading the log backwards for the line's start."""
         where = str(self._log(name))
-        try:
-            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        side = self._open_offsets(name)
+        if side is None:
             return _tail_state(fd, where)
         try:
             header = sidecar.read_header(side)
@@ -937,9 +943,8 @@ class JsonFileStore(StoreBase):
         """Messages ``[first, last)`` of the log ``fd`` read from the offsets sidecar's nearest point before
         ``first`` (and up to its point after ``last``): O(range + STEP) bytes. None when the sidecar cannot be
         used (missing, about another file, stale): the caller reads the log whole."""
-        try:
-            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        side = self._open_offsets(name)
+        if side is None:
             return None
         try:
             header = sidecar.read_header(side)
@@ -1072,9 +1077,8 @@ class JsonFileStore(StoreBase):
     def _kept_records(self, name: str, stamp: Fingerprint, count: int, below: int) -> bytes | None:
         """The sidecar's records of messages ``[0, below)`` if it describes the log ``stamp`` (inode, size)
         holding ``count`` messages; None if not."""
-        try:
-            side = os.open(self._offsets_path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        side = self._open_offsets(name)
+        if side is None:
             return None
         try:
             header = sidecar.read_header(side)
