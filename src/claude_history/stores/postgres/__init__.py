@@ -125,19 +125,16 @@ def _unavailable(config: _Config) -> Iterator[None]:
 
 
 class _Progress:
-    """How many queries of an operation the server has executed: zero means a retry cannot repeat a write.
-    ``committed``: the operation's transaction ended with its last statement (``Query.commit``)."""
+    """How many queries of an operation the server has executed: zero means a retry cannot repeat a write."""
 
     executed = 0
-    committed = False
 
 
 def _commits(query: Query | Batch, progress: _Progress) -> bool:
     """Whether ``query`` ends its operation's transaction (its COMMIT goes in the same wait). From the send
     on, a failure may have stored the operation: unless it is ``replayable``, it counts as executed."""
-    if not isinstance(query, Query) or not query.commit or progress.committed:
+    if not isinstance(query, Query) or not query.commit:
         return False
-    progress.committed = True
     if not query.replayable:
         progress.executed += 1
     return True
