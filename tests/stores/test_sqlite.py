@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from claude_history.errors import SessionNotFound, StoreUnavailable
+from claude_history.stores import _fts5
 from claude_history.stores import sqlite as sqlite_module
 from claude_history.stores.base import Summary
 from claude_history.stores.sqlite import MIGRATIONS, SQLiteStore
@@ -389,6 +390,36 @@ def test_a_sound_search_index_is_not_rebuilt_on_open(path: Path, caplog: pytest.
     finally:
         reopened.close()
 
+
+
+def test_a_write_by_another_process_during_the_check_on_open_is_not_taken_for_damage(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server writes while a second process opens the same file (a CLI, a batch import): the check on open
+    # reads the index's structure record and then its pages; a commit between the two adds a segment the
+    # record did not name. Read in one snapshot, the index is sound; read across the commit, the store
+    # rebuilt the whole index on every such open (found by bench runs that opened the file beside a server).
+    writer = SQLiteStore(path)
+    for i in range(5):
+        writer.append(f"s{i}", turn(f"wombat {i}"), expected_version=0)
+    real = _fts5._segment_ids
+    wrote = []
+
+    def with_a_commit_in_between(conn: sqlite3.Connection, data: str) -> set[int]:
+        # After the structure record is read, before the pages: another connection commits a new segment.
+        writer.append(f"new{len(wrote)}", turn("a numbat appears"), expected_version=0)
+        wrote.append(True)
+        return real(conn, data)
+
+    monkeypatch.setattr(_fts5, "_segment_ids", with_a_commit_in_between)
+    opener = SQLiteStore(path)
+    try:
+        assert wrote, "the check on open did not run"
+        assert "rebuilding" not in caplog.text
+        assert len(opener.search("numbat", limit=10)) == 2  # the message and its reply, both found
+    finally:
+        opener.close()
+        writer.close()
 
 def test_a_store_written_before_copy_on_write_forks_keeps_working(path: Path) -> None:
     # Schema 6 adds the fork pointer (parent_pk, fork_at): a store at schema 5 is upgraded on open, and its

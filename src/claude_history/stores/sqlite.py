@@ -308,13 +308,23 @@ class SQLiteStore(StoreBase):
         is close to it, or whose structure record parses but does not describe the index on disk (``_fts5``: then
         searches silently miss messages and the next write fails). The index is derived data: it is rebuilt from
         the stored text (``messages_text``; before schema 4, the text FTS5 kept beside it), and no message is
-        touched. A few indexed lookups per index segment when the index is sound (bench/RESULTS.md)."""
+        touched. A few indexed lookups per index segment when the index is sound (bench/RESULTS.md).
+
+        The reads share one snapshot: another process's commit between the structure record and the pages
+        (a new segment, a merge) would otherwise look like damage, and every open beside a writer rebuilt the
+        whole index."""
         try:
-            conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'probe' LIMIT 1").fetchall()
-            row = conn.execute(
-                "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
-            ).fetchone()
-            if row is not None and row[0] <= _MAX_FTS_STRUCTURE and structure_is_sound(conn, "messages_fts"):
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'probe' LIMIT 1").fetchall()
+                row = conn.execute(
+                    "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
+                ).fetchone()
+                sound = row is not None and row[0] <= _MAX_FTS_STRUCTURE and structure_is_sound(conn, "messages_fts")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            if sound:
                 return
         except sqlite3.DatabaseError:
             pass
