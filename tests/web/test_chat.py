@@ -113,6 +113,34 @@ def test_stop_keeps_the_reply_the_service_finishes(page: Any, site: Site) -> Non
     assert [m["role"] for m in _stored(site, session_id)] == ["user", "assistant"]
 
 
+def test_a_message_sent_while_the_session_still_loads_keeps_its_streaming_reply(page: Any, site: Site) -> None:
+    # The session's load finishing after the send started used to redraw the message list from what it had
+    # loaded (nothing), wiping the user's message and the reply streaming in below it.
+    sign_in(page, site)
+    held: list[Any] = []
+    page.route("**/v1/sessions/*/costs*", lambda route: held.append(route))  # the load's last request, held
+    page.get_by_role("button", name="New session").click()
+    page.locator("#session").wait_for(state="visible")
+    page.wait_for_function("() => location.hash.startsWith('#session=')")
+    while not held:
+        page.wait_for_timeout(20)
+    site.sim.reply_with(" ".join(f"x{i}" for i in range(40)))
+    site.sim.slow_next_stream(0.05)
+    page.get_by_label("Message (Enter sends, Shift+Enter adds a line)").fill("Sent early")
+    page.keyboard.press("Enter")
+    streaming = page.locator(".message.assistant.streaming")
+    streaming.get_by_text("x2", exact=False).wait_for()
+    held[0].continue_()
+    page.unroute("**/v1/sessions/*/costs*")
+    page.locator("#cost-total").wait_for(state="attached")  # the load has ended (the message list is drawn right after)
+    page.evaluate("() => new Promise((done) => setTimeout(done, 50))")
+    assert streaming.count() == 1
+    assert page.locator(".message.user").inner_text().endswith("Sent early")
+    page.locator(".message.assistant:not(.streaming) .usage").wait_for()
+    assert page.locator(".message.assistant").inner_text().count("x39") == 1
+    assert page.locator(".message.user").count() == 1
+
+
 def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(out, format="PNG")

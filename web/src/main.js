@@ -19,6 +19,7 @@ const state = {
   costs: null,
   report: null,
   streaming: null, // AbortController of the reply being read
+  streamingIn: null, // the session it is read for
   stopped: false, // Stop pressed: the service still finishes and stores the reply
   attachments: [],
   panel: "context",
@@ -194,6 +195,7 @@ function toggleSidebar(open) {
 // -- one session ------------------------------------------------------------------------------------------
 
 async function openSession(id, seq = null) {
+  const switching = !state.current || state.current.id !== id;
   try {
     state.current = await api.get(id);
   } catch (error) {
@@ -211,6 +213,12 @@ async function openSession(id, seq = null) {
   }
   if (new URLSearchParams(location.hash.slice(1)).get("session") !== id) {
     history.replaceState(null, "", `#session=${encodeURIComponent(id)}`);
+  }
+  if (switching) {
+    // Another session's messages must not stay on screen (nor count as this one's) while this one loads:
+    // a message sent meanwhile belongs here.
+    state.messages = [];
+    $("messages").replaceChildren();
   }
   state.stopped = false;
   state.attachments = [];
@@ -233,16 +241,23 @@ async function openSession(id, seq = null) {
   }
 }
 
+function isStreamingIn(id) {
+  return state.streaming !== null && state.streamingIn === id;
+}
+
 async function reload() {
   const id = state.current.id;
   const [info, loaded] = await Promise.all([api.get(id), api.messages(id)]);
-  if (!state.current || state.current.id !== id) return;
+  // A reply that started streaming while this loaded is newer than what was loaded (rendering it would wipe the
+  // reply from the page mid-stream); the send reloads when the reply ends.
+  if (!state.current || state.current.id !== id || isStreamingIn(id)) return;
   state.current = info;
   state.messages = loaded.messages;
   state.version = loaded.version;
   $("banner").hidden = true;
   renderHead();
   await refreshPanel();
+  if (!state.current || state.current.id !== id || isStreamingIn(id)) return;
   renderMessages();
 }
 
@@ -357,6 +372,7 @@ async function send(content) {
   box.scrollTop = box.scrollHeight;
   const controller = new AbortController();
   state.streaming = controller;
+  state.streamingIn = id;
   state.stopped = false;
   busy(true);
   notice("");
