@@ -113,7 +113,9 @@ def serve(args: argparse.Namespace) -> None:
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         app = module.create_app(args.store, anthropic.AsyncAnthropic(api_key="test", base_url=args.upstream))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # Keep-alive connections stay open while the other server of a pairing is measured (uvicorn's default closes
+    # them after 5 s idle, and a request sent on one just as it closes fails in the client): the same for both.
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=600)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -150,6 +152,7 @@ async def phase(http: Any, jobs: list[tuple[str, int, int]], clients: int) -> tu
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     acked: list[tuple[str, str]] = []
+    failures: list[str] = []
 
     async def run(mine: list[tuple[str, int, int]]) -> None:
         for session, client, turn in mine:
@@ -158,14 +161,17 @@ async def phase(http: Any, jobs: list[tuple[str, int, int]], clients: int) -> tu
             try:
                 answer = await http.post(f"/chat/{session}", json={"message": text})
                 status = answer.status_code
-            except Exception:  # a dropped connection: counted as status 0
+            except Exception as exc:  # a dropped connection: counted as status 0, its kind kept for the report
                 status = 0
+                failures.append(f"{type(exc).__name__}: {exc}")
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
             if status == 200:
                 acked.append((session, text))
 
     await asyncio.gather(*(run(m) for m in per_client.values()))
+    if failures:
+        print(f"{len(failures)} requests failed in the client, e.g. {failures[0]}", file=sys.stderr)
     return latencies, statuses, acked
 
 
