@@ -4,13 +4,18 @@ none (a checkpoint in clear beside the ciphertext would tell what the session ho
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from claude_history import AsyncChat, Chat
+from claude_history.context import CacheAwareWindow
 from claude_history.errors import ConflictError
+from claude_history.stores import _checkpoints
 from claude_history.stores._cas import creating
-from claude_history.stores._checkpoints import supports_checkpoints
+from claude_history.stores._checkpoints import CheckpointTooLarge, supports_checkpoints
+from claude_history.testing import Simulator
 
 from .conftest import Backend
 from .samples import turn
@@ -91,7 +96,7 @@ def test_a_checkpoint_is_checked_before_it_is_kept(backend: Backend, store: Any)
             store.save_checkpoint("s", bad_version, DATA)
     with pytest.raises(TypeError):
         store.save_checkpoint("s", version, ["not", "an", "object"])
-    with pytest.raises(ValueError):
+    with pytest.raises(CheckpointTooLarge):
         store.save_checkpoint("s", version, {"huge": "x" * 300_000})
     assert store.load_checkpoint("s") is None
 
@@ -117,7 +122,7 @@ def test_an_append_keeps_the_checkpoint_of_the_version_it_makes(backend: Backend
     assert store.load_checkpoint("s") == (version, DATA)
     with pytest.raises(ConflictError):
         store.append("s", turn("late"), expected_version=0, checkpoint={"late": True})
-    with pytest.raises(ValueError):  # refused before anything is written
+    with pytest.raises(CheckpointTooLarge):  # refused before anything is written
         store.append("s", turn("two"), expected_version=version, checkpoint={"huge": "x" * 300_000})
     assert store.load_checkpoint("s") == (version, DATA)
     assert store.load("s").version == version and len(store.load("s").messages) == 2
@@ -129,3 +134,60 @@ def test_an_append_keeps_the_checkpoint_of_the_version_it_makes(backend: Backend
     assert store.append("s", turn("two"), expected_version=version, turn_id="t2", checkpoint={"retry": 1}) == newer
     assert store.load_checkpoint("s") == (newer, {"newer": True})
     assert len(store.load("s").messages) == 4
+
+
+def _said(data: Any) -> list[str]:
+    return [m.message["content"] for m in data.messages if m.message["role"] == "user"]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["Chat", "AsyncChat"])
+def test_a_checkpoint_too_large_to_keep_never_costs_the_turn(
+    backend: Backend, asynchronous: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long session's planner checkpoint can outgrow MAX_CHECKPOINT_BYTES (KeepAll's did at 20,000 messages):
+    the store refuses it before writing anything and the chat commits the turn without it. Before, the error
+    ended the turn after its API call was billed, and every later turn of the session failed the same way."""
+    # A window that moves from the fourth turn on: from there each commit carries a checkpoint.
+    model, policy = "claude-sonnet-4-6", CacheAwareWindow(3_000)
+    bound = _checkpoints.MAX_CHECKPOINT_BYTES
+    monkeypatch.setattr(_checkpoints, "MAX_CHECKPOINT_BYTES", 64)  # any real checkpoint is over this
+    texts = [f"{n} " + "word " * 600 for n in ("one", "two", "three", "four", "five", "six")]
+    kept: list[Any] = []
+    with Simulator() as sim:
+        if asynchronous:
+
+            async def run() -> Any:
+                store = backend.open_async()
+                try:
+                    for text in texts:
+                        chat = AsyncChat(
+                            sim.async_client(max_retries=0), model=model, store=store, session_id="s", context=policy
+                        )
+                        await chat.send(text)
+                        if text == texts[4]:
+                            kept.append(await store.load_checkpoint("s") if keeps(backend) else None)
+                            monkeypatch.setattr(_checkpoints, "MAX_CHECKPOINT_BYTES", bound)
+                    kept.append(await store.load_checkpoint("s") if keeps(backend) else None)
+                    return await store.load("s")
+                finally:
+                    await store.aclose()
+
+            data = asyncio.run(run())
+        else:
+            store = backend.open()
+            try:
+                for text in texts:
+                    Chat(sim.client(max_retries=0), model=model, store=store, session_id="s", context=policy).send(text)
+                    if text == texts[4]:
+                        kept.append(store.load_checkpoint("s") if keeps(backend) else None)
+                        monkeypatch.setattr(_checkpoints, "MAX_CHECKPOINT_BYTES", bound)
+                kept.append(store.load_checkpoint("s") if keeps(backend) else None)
+                data = store.load("s")
+            finally:
+                store.close()
+    assert _said(data) == texts
+    assert [m.message["role"] for m in data.messages] == ["user", "assistant"] * 6
+    assert data.version == 6
+    assert kept[0] is None  # none fitted, so none was kept: a fresh chat read the whole session
+    if keeps(backend):
+        assert kept[1] is not None and kept[1][0] == 6  # under the real bound the next commit keeps one

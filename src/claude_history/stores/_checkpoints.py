@@ -31,6 +31,7 @@ from ._json import decode_json, dumps
 
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
+    "CheckpointTooLarge",
     "append_checkpointed",
     "check_checkpoint",
     "decode_checkpoint",
@@ -41,6 +42,12 @@ __all__ = [
 # A checkpoint is a few kilobytes (about 60 bytes per request of the window it describes); a bigger one is
 # refused rather than stored beside every session.
 MAX_CHECKPOINT_BYTES = 256 * 1024
+
+
+class CheckpointTooLarge(ValueError):
+    """A checkpoint over ``MAX_CHECKPOINT_BYTES``. Every store raises it before it writes anything, so a chat's
+    commit goes in again without the checkpoint: the turn is what must not be lost, and a checkpoint is derived
+    data (a fresh chat then reads the whole session)."""
 
 
 def supports_checkpoints(store: Any) -> bool:
@@ -61,7 +68,7 @@ def check_checkpoint(session_id: str, version: int, data: Mapping[str, Any]) -> 
         raise TypeError(f"a checkpoint is a JSON object, got {type(data).__name__}")
     text = _object_json(data)
     if (len(text) if text.isascii() else len(text.encode("utf-8"))) > MAX_CHECKPOINT_BYTES:
-        raise ValueError(f"a checkpoint is at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
+        raise CheckpointTooLarge(f"a checkpoint is at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
     return text
 
 
