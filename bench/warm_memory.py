@@ -1,6 +1,9 @@
 """Memory one ``WarmSessions`` entry holds for a session of 2 x TURNS messages (the web app benchmark's long
 session: a question and a one-paragraph reply per turn), measured with tracemalloc (bytes allocated, not RSS:
 no allocator or collector noise), against the size of the messages' JSON, with the source files that hold it.
+Then, on a second entry built the same way with tracemalloc off, what it adds to each of Python's full garbage
+collections (which run on a server's event loop): the objects the collector tracks, and the time of
+``gc.collect()`` with and without it (fastest of REPEATS).
 
     python bench/warm_memory.py [TURNS]      # default 2000 turns = 4,000 messages
 """
@@ -11,13 +14,26 @@ import gc
 import json
 import sys
 import tempfile
+import time
 import tracemalloc
+from typing import Any
 
 MODEL = "claude-sonnet-4-6"
+REPEATS = 7
 
 
-def main(turns: int) -> None:
-    tracemalloc.start(5)  # before anything is built: the entry's objects are made by the turns below
+def full_collection_ms() -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        gc.collect()
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def warm_entry(turns: int) -> tuple[Any, Any, int]:
+    """A SQLite store with one session of 2 x TURNS messages and a WarmSessions holding its entry, made by fresh
+    chats as a web handler makes them; and the size of the messages' JSON."""
     from claude_history import Chat, WarmSessions
     from claude_history.stores import open_store
     from claude_history.stores.base import Entry
@@ -30,19 +46,38 @@ def main(turns: int) -> None:
         history.append({"role": "assistant", "content": [{"type": "text", "text": f"A fact about {t}: " + "x " * 60}]})
     entries = [Entry(m, MODEL) if m["role"] == "assistant" else Entry(m) for m in history]
     store.append("long", entries, expected_version=0)
-    raw = len(json.dumps(history))
     warm = WarmSessions()
     with Simulator() as sim:
         client = sim.client()
         for i in range(4):  # a fresh chat per request, as a web handler makes
             Chat(client=client, store=store, session_id="long", model=MODEL, warm=warm).send(f"turn {i}")
-        gc.collect()
-        held_snapshot = tracemalloc.take_snapshot()
-        held = tracemalloc.get_traced_memory()[0]
-        warm.put(next(iter(warm._entries)), None)  # drop the entry
-        gc.collect()
-        freed = held - tracemalloc.get_traced_memory()[0]
-        empty_snapshot = tracemalloc.take_snapshot()
+    return store, warm, len(json.dumps(history))
+
+
+def collector(turns: int) -> None:
+    store, warm, _ = warm_entry(turns)
+    gc.collect()
+    tracked, took = len(gc.get_objects()), full_collection_ms()
+    warm.clear()
+    gc.collect()
+    tracked, took = tracked - len(gc.get_objects()), took - full_collection_ms()
+    print(
+        f"  the collector tracks {tracked:,} of its objects ({tracked / (2 * turns):.1f} per message); a full"
+        f" collection takes {took:.2f} ms longer with it ({took * 1e6 / (2 * turns):.0f} ns per message)"
+    )
+    store.close()
+
+
+def main(turns: int) -> None:
+    tracemalloc.start(5)  # before anything is built: the entry's objects are made by the turns below
+    store, warm, raw = warm_entry(turns)
+    gc.collect()
+    held_snapshot = tracemalloc.take_snapshot()
+    held = tracemalloc.get_traced_memory()[0]
+    warm.put(next(iter(warm._entries)), None)  # drop the entry
+    gc.collect()
+    freed = held - tracemalloc.get_traced_memory()[0]
+    empty_snapshot = tracemalloc.take_snapshot()
     print(
         f"{turns} turns ({2 * turns:,} messages, {raw / 1e6:.2f} MB of JSON): the warm entry holds"
         f" {freed / 1e6:.2f} MB ({freed / raw:.2f}x the JSON, {freed / (2 * turns):,.0f} bytes per message)"
@@ -50,6 +85,9 @@ def main(turns: int) -> None:
     for stat in held_snapshot.compare_to(empty_snapshot, "filename")[:8]:
         print("  ", stat)
     store.close()
+    del held_snapshot, empty_snapshot
+    tracemalloc.stop()
+    collector(turns)
 
 
 if __name__ == "__main__":
