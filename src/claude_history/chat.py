@@ -31,12 +31,7 @@ from .context.report import ContextReport
 from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores._cas import takes_append_tokens
-from .stores._checkpoints import (
-    CheckpointTooLarge,
-    append_checkpointed,
-    supports_checkpoints,
-    takes_append_checkpoint,
-)
+from .stores._checkpoints import append_checkpointed, supports_checkpoints, takes_append_checkpoint
 from .stores._leases import check_ttl, supports_leases
 from .stores.base import AsyncStore, Entry, Store
 from .tokens import count_kwargs
@@ -555,13 +550,10 @@ class Chat(_ChatBase):
             return self._run_tools(request)
         if isinstance(request, Commit):
             entries = list(request.entries)
-            try:
-                return append_checkpointed(
-                    store, session_id, entries, request.checkpoint, expected_version=request.expected_version,
-                    **request.tokens,
-                )
-            except CheckpointTooLarge:  # refused before anything was written: the turn goes in without it
-                return store.append(session_id, entries, expected_version=request.expected_version, **request.tokens)
+            return append_checkpointed(
+                store, session_id, entries, request.checkpoint, expected_version=request.expected_version,
+                **request.tokens,
+            )
         if isinstance(request, SaveMetadata):
             return store.update_session(session_id, create=True, **request.changes)
         if isinstance(request, CheckVersion):
@@ -981,12 +973,9 @@ class AsyncChat(_ChatBase):
         if checkpoint is None or not supports_checkpoints(store):
             return await store.append(session_id, list(request.entries), **arguments)
         if takes_append_checkpoint(store):
-            try:
-                return await store.append(  # type: ignore[call-arg]
-                    session_id, list(request.entries), checkpoint=checkpoint, **arguments
-                )
-            except CheckpointTooLarge:  # refused before anything was written: the turn goes in without it
-                return await store.append(session_id, list(request.entries), **arguments)
+            return await store.append(  # type: ignore[call-arg]
+                session_id, list(request.entries), checkpoint=checkpoint, **arguments
+            )
         version: int = await store.append(session_id, list(request.entries), **arguments)
         with contextlib.suppress(Exception):
             await store.save_checkpoint(session_id, version, checkpoint)  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from .context.checkpoint import WHOLE_FROM, NotLoaded, keeps_whole, may_keep, re
 from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
 from .stores._cas import creating, pinned_incarnation
+from .stores._checkpoints import CheckpointTooLarge
 from .stores.base import Entry, SessionInfo, Summary
 from .tools import ToolSet
 from .turn import (
@@ -482,7 +483,11 @@ def _commit(
         after = _after(turn, entries, info, now, tokens)
         checkpoint = _checkpoint(settings, turn, after) if checkpoints and _keeps(settings, after) else None
         commit = Commit(tuple(entries), turn.base.version, tokens, checkpoint)
-        version: int = yield commit
+        try:
+            version: int = yield commit
+        except CheckpointTooLarge:  # refused before anything was written: the turn goes in without it
+            commit = replace(commit, checkpoint=None)
+            version = yield commit
     except ConflictError as exc:
         memory.pending = None
         try:

@@ -46,8 +46,8 @@ MAX_CHECKPOINT_BYTES = 256 * 1024
 
 class CheckpointTooLarge(ValueError):
     """A checkpoint over ``MAX_CHECKPOINT_BYTES``. Every store raises it before it writes anything, so a chat's
-    commit goes in again without the checkpoint: the turn is what must not be lost, and a checkpoint is derived
-    data (a fresh chat then reads the whole session)."""
+    commit goes in again without the checkpoint (``turn_path._commit``): the turn is what must not be lost, and a
+    checkpoint is derived data (a fresh chat then reads the whole session)."""
 
 
 def supports_checkpoints(store: Any) -> bool:
