@@ -368,6 +368,40 @@ def test_a_parent_deleted_while_a_fork_of_its_fork_is_made_leaves_only_what_fork
     assert [m.message["content"] for m in store.load("g").messages[::2]] == ["question shared"]
 
 
+def test_a_delete_of_a_fork_being_made_waits_for_it_and_leaves_nothing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork's log takes its name before the fork writes its index rows and metadata. A delete started then
+    (from another thread, as from another process) must wait for the whole fork: it used to lock the new log
+    at once, delete it, and leave the fork's metadata and index rows behind, invisible to every listing, so
+    the parent's text outlived every session that held it."""
+    from claude_history.stores import jsonfile
+
+    store = JsonFileStore(root)
+    store.append("p", turn("secret"), expected_version=0)
+    real_replace = jsonfile.os.replace
+    deleted: list[bool] = []
+    deleter: list[threading.Thread] = []
+
+    def replace_then_delete(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        if str(dst).endswith(_name("f") + ".jsonl") and not deleter:
+            deleter.append(threading.Thread(target=lambda: deleted.append(store.delete("f"))))
+            deleter[0].start()
+            deleter[0].join(0.3)  # it must still be waiting for the fork's lock
+            assert deleter[0].is_alive()
+
+    monkeypatch.setattr(jsonfile.os, "replace", replace_then_delete)
+    store.fork("p", new_id="f")
+    monkeypatch.undo()
+    deleter[0].join()
+    assert deleted == [True]  # it deleted the whole fork, once the fork was made
+    assert [info.id for info in store.list_sessions()] == ["p"]
+    store.delete("p")
+    store.compact()
+    assert b"secret" not in all_bytes(root)
+
+
 # -- the offsets sidecar: ranged reads and the state of a session without scanning the log ---------------------
 
 

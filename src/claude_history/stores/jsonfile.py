@@ -381,6 +381,7 @@ class JsonFileStore(StoreBase):
         if held is None:
             held = self._thread.locks = {}
             self._thread.pending = []
+            self._thread.replaced = {}
         return held
 
     def _sync_dir(self) -> None:
@@ -395,21 +396,38 @@ class JsonFileStore(StoreBase):
     def _replace(self, path: Path, data: bytes) -> Fingerprint:
         """Write a whole file atomically: a temporary file, fsync'd, renamed over ``path``. Returns the file's
         fingerprint as written (a rename keeps it), which another writer's later change would not match."""
+        return self._write_renamed(path, data, hold=False)
+
+    def _replace_log(self, name: str, data: bytes) -> Fingerprint:
+        """``_replace`` for the log of a session this thread holds locked. The new file is locked before it
+        takes the name and stays locked until the session's lock is released (``_lock_loop``): otherwise
+        another thread or process could lock the session through the new file while this one still writes its
+        sidecars (a delete racing a fork left the fork's metadata without its log, and its index rows)."""
+        return self._write_renamed(self._log(name), data, hold=True)
+
+    def _write_renamed(self, path: Path, data: bytes, *, hold: bool) -> Fingerprint:
         tmp = self.root / f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        flags = (os.O_RDWR if hold else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o600)
         try:
             _write_all(fd, data)
             if self.fsync:
                 os.fsync(fd)
-            written = fingerprint(os.fstat(fd))
+            stat = os.fstat(fd)
+            if hold:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: no one else has it
+            os.replace(tmp, path)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        os.close(fd)
-        os.replace(tmp, path)
+        if hold:
+            self._held_locks()[(stat.st_dev, stat.st_ino)] = fd
+            self._thread.replaced.setdefault(path, []).append(fd)
+        else:
+            os.close(fd)
         self._sync_dir()
-        return written
+        return fingerprint(stat)
 
     def _read_meta(self, name: str, session_id: str | None = None) -> dict[str, Any] | None:
         try:
@@ -469,6 +487,10 @@ class JsonFileStore(StoreBase):
                     yield fd
                 finally:
                     del locks[key]
+                    for newer in self._thread.replaced.pop(path, ()):  # the files that took its name meanwhile
+                        newer_stat = os.fstat(newer)
+                        locks.pop((newer_stat.st_dev, newer_stat.st_ino), None)
+                        os.close(newer)
                 return
             finally:
                 os.close(fd)
@@ -1633,7 +1655,7 @@ class JsonFileStore(StoreBase):
                 raise conflict(session_id, 0, self._state(fd, name, repair=False).version)
             updated = to_us(info.updated_at)
             log, spans = self._snapshot(info.version, updated, data.messages, data.summaries)
-            written = self._replace(self._log(name), log)
+            written = self._replace_log(name, log)
             self._update_index(self._index.replaced, name, written, spans, updated)
             records = sidecar.records_bytes(0, 0, [span.offset for span in spans])
             self._write_offsets(name, written, len(data.messages), _last_line_start(log), records)
@@ -1690,7 +1712,7 @@ class JsonFileStore(StoreBase):
                 for level, path in enumerate(paths):
                     made.append(self.root / f".{target_name}.{level}{BASE_SUFFIX}.{uuid.uuid4().hex}{TMP_SUFFIX}")
                     os.link(path, made[-1])
-                written = self._replace(self._log(target_name), head + tail)
+                written = self._replace_log(target_name, head + tail)
                 self._drop_links(target_name)  # left by a crash under this id: not this fork's
                 for level, tmp in enumerate(made):
                     os.replace(tmp, self._link(target_name, level))
@@ -1736,7 +1758,7 @@ class JsonFileStore(StoreBase):
                 shift = sum(source.end for source in sources[:-1])
                 kept = moved[0].seq if moved else to  # the lines before the rewritten one are copied as they were
                 records = self._kept_records(name, before, state.count, kept)
-                written = self._replace(self._log(name), log)
+                written = self._replace_log(name, log)
                 moved = [span._replace(offset=span.offset + shift) for span in moved]
                 self._update_index(self._index.cut, name, before, written, to, moved, now)
                 if records is None:
@@ -1754,7 +1776,7 @@ class JsonFileStore(StoreBase):
         head = _base_line(version, now, levels) if levels else b""
         mark = f'{{"v":{version + 1},"n":{to},"u":{now},"op":"mark"}}\n'.encode()
         before = fingerprint(os.stat(self._log(name)))
-        written = self._replace(self._log(name), head + tail + mark)
+        written = self._replace_log(name, head + tail + mark)
         shift = sum(end for end, _ in levels) + len(head)  # where its own log starts in its byte space
         moved = [span._replace(offset=span.offset + shift) for span in spans]
         self._update_index(self._index.cut, name, before, written, to, moved, now)
