@@ -469,3 +469,114 @@ def test_a_deleted_parent_stays_only_as_its_forks_data_and_costs_no_copy(path: P
     assert (count("messages"), count("messages_text"), count("sessions")) == (0, 0, 0)
     raw.close()
     store.close()
+
+
+def _hold_the_write(store: SQLiteStore, entered: threading.Event, release: threading.Event) -> None:
+    """An append whose transaction stays open until ``release`` is set."""
+    original = store._insert_messages
+
+    def slow(*args: object, **kwargs: object) -> None:
+        original(*args, **kwargs)  # type: ignore[arg-type]
+        entered.set()
+        release.wait(30)
+
+    store._insert_messages = slow  # type: ignore[method-assign]
+    try:
+        store.append("held", turn("held"), expected_version=0)
+    finally:
+        del store._insert_messages
+
+
+def test_writers_of_one_process_queue_for_each_other_outside_sqlite(path: Path) -> None:
+    """A second writer of the same file in this process waits on the process's lock, not in SQLite's busy
+    handler (whose sleeps of 1, 2, 5, 10... ms made the commits' tail): it sends nothing to SQLite until the
+    first one has committed, then commits at once. Two store objects on one file share the lock."""
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    sent: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_the_write, args=(first, entered, release))
+    holder.start()
+    assert entered.wait(10)
+    appended: list[int] = []
+
+    def append() -> None:
+        second._conn().set_trace_callback(sent.append)
+        appended.append(second.append("other", turn("waiting"), expected_version=0))
+
+    waiter = threading.Thread(target=append)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and appended == []  # still waiting ...
+    assert not any(statement.startswith("BEGIN") for statement in sent)  # ... outside SQLite
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert appended == [1]
+    assert any(statement.startswith("BEGIN IMMEDIATE") for statement in sent)
+    assert second.load("held").version == 1 and second.load("other").version == 1
+    first.close()
+    second.close()
+
+
+def test_a_writer_queued_in_the_process_gives_up_after_the_busy_timeout(path: Path) -> None:
+    store = SQLiteStore(path, busy_timeout=0.2)
+    entered, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_the_write, args=(store, entered, release))
+    holder.start()
+    try:
+        assert entered.wait(10)
+        failure: list[BaseException] = []
+
+        def append() -> None:
+            try:
+                store.append("other", turn("late"), expected_version=0)
+            except BaseException as exc:
+                failure.append(exc)
+
+        waiter = threading.Thread(target=append)
+        waiter.start()
+        waiter.join(10)
+        assert len(failure) == 1 and isinstance(failure[0], StoreUnavailable)
+        assert "busy" in str(failure[0]) and "0.2s" in str(failure[0])
+    finally:
+        release.set()
+        holder.join(10)
+    with pytest.raises(SessionNotFound):
+        store.load("other")  # nothing of the failed append was written
+    assert store.append("other", turn("again"), expected_version=0) == 1
+    store.close()
+
+
+def _child_writes_while_a_parent_thread_held_the_lock(store: SQLiteStore, queue: multiprocessing.Queue[object]) -> None:
+    try:
+        queue.put(store.append("child", turn("child"), expected_version=0))
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_a_child_forked_while_a_thread_of_the_parent_holds_the_writer_lock_can_write(path: Path) -> None:
+    """The process's writer lock, held by one of the parent's threads at the fork, is not the child's (that
+    thread does not exist there to release it): the child writes at once."""
+    store = SQLiteStore(path, busy_timeout=5)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._writer:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[object] = context.Queue()
+    child = context.Process(target=_child_writes_while_a_parent_thread_held_the_lock, args=(store, queue))
+    try:
+        child.start()
+        child.join(timeout=60)
+        assert queue.get(timeout=5) == 1
+    finally:
+        release.set()
+        holder.join(10)
+    assert store.load("child").version == 1
+    store.close()

@@ -7,7 +7,9 @@ the same ids.
 
 Concurrency: WAL (readers never block the writer), a busy timeout, and every write is one ``BEGIN IMMEDIATE``
 transaction that compares the session's version before writing: safe across threads (a connection per thread)
-and processes.
+and processes. The writers of one process queue on a lock per file (``_writer_lock``) before they ask SQLite,
+so they wait for each other without SQLite's busy handler, whose sleeps of 1, 2, 5, 10... ms were most of a
+commit's tail when turns committed at once; other processes are still waited for by the busy handler.
 
 Deleting: a delete removes a session's rows at once (two range deletes: 10,000 messages in tens of
 milliseconds); nothing of it can be read through the store from then on. What the file still holds until
@@ -187,6 +189,30 @@ def _info(row: Sequence[Any]) -> SessionInfo:
     )
 
 
+# One lock per database file for the writers of this process (see the module's docstring). Dropped in a forked
+# child, where a lock held by one of the parent's threads would never be released.
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    key = os.path.realpath(path)
+    with _WRITERS_GUARD:
+        lock = _WRITERS.get(key)
+        if lock is None:
+            lock = _WRITERS[key] = threading.RLock()
+        return lock
+
+
+def _forget_writer_locks() -> None:
+    global _WRITERS_GUARD
+    _WRITERS_GUARD = threading.Lock()
+    _WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_writer_locks)
+
+
 def _range(pk: int, start: int = 0) -> tuple[int, int]:
     return (pk << _SEQ_BITS) | start, (pk << _SEQ_BITS) | _SEQ_MASK
 
@@ -220,6 +246,7 @@ class SQLiteStore(StoreBase):
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
+        self._writer = _writer_lock(self.path)
         self._closed = False
         if not self.path.parent.is_dir():
             raise StoreUnavailable(
@@ -245,6 +272,7 @@ class SQLiteStore(StoreBase):
             self._pid = os.getpid()
             self._local = threading.local()
             self._connections = []
+            self._writer = _writer_lock(self.path)
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -359,22 +387,39 @@ class SQLiteStore(StoreBase):
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
         """One write transaction; taking the write lock up front means the version read inside it is the one
-        the commit is based on (compare-and-swap)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        the commit is based on (compare-and-swap). The process's other writers of this file are waited for on
+        its writer lock first, then other processes by SQLite's busy handler: ``busy_timeout`` in all."""
+        started = time.monotonic()
+        if not self._writer.acquire(timeout=min(self._busy_timeout, threading.TIMEOUT_MAX)):
             raise StoreUnavailable(
-                f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock): {exc}"
-            ) from exc
+                f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock held"
+                " by another writer of this process)"
+            )
         try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, ...
-                raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
-            raise
+            waited = time.monotonic() - started
+            if waited > 0.001:  # the busy handler gets what is left of the timeout
+                conn.execute(f"PRAGMA busy_timeout={max(0, int((self._busy_timeout - waited) * 1000))}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(
+                    f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock):"
+                    f" {exc}"
+                ) from exc
+            finally:
+                if waited > 0.001:
+                    conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, ...
+                    raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
+                raise
+        finally:
+            self._writer.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
