@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python bench/cli_history_reads.py
 	$(BIN)/python bench/encrypted_load.py
 	$(BIN)/python bench/sqlite_open.py
+	$(BIN)/python bench/sqlite_writers.py
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/proxy.py
