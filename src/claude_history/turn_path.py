@@ -33,6 +33,7 @@ from typing import Any
 from .context.checkpoint import WHOLE_FROM, NotLoaded, keeps_whole, may_keep, reads_whole, restore, snapshot
 from .context.sequences import Prefix
 from .errors import ConfigurationError, ConflictError, HistoryError, LeaseLost, StoreUnavailable, TurnInProgress
+from .stores import _checkpoints
 from .stores._cas import creating, pinned_incarnation
 from .stores._checkpoints import CheckpointTooLarge
 from .stores.base import Entry, SessionInfo, Summary
@@ -443,8 +444,13 @@ def _checkpoint(settings: Settings, turn: Turn, after: SessionState) -> dict[str
         data = snapshot(settings.planner, after.length)
     except Exception:  # e.g. NotLoaded: the checkpoint of the next chat is then not this one's to make
         return None
-    if data is not None:
-        data["incarnation"] = after.incarnation
+    if data is None:
+        return None
+    if len(data["anchors"]) > _checkpoints.MAX_CHECKPOINT_BYTES:
+        # Its earlier requests alone are over what a store keeps (a window of thousands of short messages): the
+        # store would refuse it, after its encoding and a round trip, on every turn while the window grows.
+        return None
+    data["incarnation"] = after.incarnation
     return data
 
 

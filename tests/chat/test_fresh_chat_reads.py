@@ -358,3 +358,38 @@ def test_a_budget_whose_window_is_still_the_whole_session_replays_only_the_newes
             assert len(decided) <= 4  # the newest points, not the ~300 requests of the session
         assert via_checkpoint == send(whole, "b", asked)
         assert len(via_checkpoint["messages"]) == 601 + 2 * step  # the window is still the whole session
+
+
+class AppendLog(MemoryStore):
+    """A memory store that records what each ``append`` was asked to keep as a checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checkpoints: list[dict[str, Any] | None] = []
+
+    def append(self, session_id: str, entries: Any, **kwargs: Any) -> int:
+        self.checkpoints.append(kwargs.get("checkpoint"))
+        return super().append(session_id, entries, **kwargs)
+
+
+def test_a_checkpoint_whose_earlier_requests_alone_are_over_the_bound_is_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window of thousands of short messages gives a checkpoint no store keeps (its earlier requests alone are
+    over MAX_CHECKPOINT_BYTES): the chat commits the turn without it at once, instead of having the store encode
+    it, refuse it and take the turn again, on every turn while the window grows."""
+    from claude_history.stores import _checkpoints
+
+    monkeypatch.setattr(_checkpoints, "MAX_CHECKPOINT_BYTES", 64)  # a few earlier requests are over this
+    store = AppendLog()
+    texts = [f"{n} " + "word " * 600 for n in ("one", "two", "three", "four", "five", "six")]
+    with Simulator() as sim:
+        for text in texts:
+            chat = Chat(sim.client(max_retries=0), model=MODEL, store=store, session_id="s",
+                        context=CacheAwareWindow(3_000))  # fmt: skip
+            chat.send(text)
+    assert store.load("s").version == len(texts)
+    sent = [c for c in store.checkpoints if c is not None]
+    assert all(len(c["anchors"]) <= 64 for c in sent)  # none over the bound was sent ...
+    assert len(store.checkpoints) - len(sent) >= 2  # ... the later turns went without one, each in one append
+    assert len(store.checkpoints) == len(texts) + len(sent)  # an append refused for its checkpoint is taken again
