@@ -388,17 +388,13 @@ class SQLiteStore(StoreBase):
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
         """One write transaction; taking the write lock up front means the version read inside it is the one
         the commit is based on (compare-and-swap). The process's other writers of this file are waited for on
-        its writer lock first, then other processes by SQLite's busy handler: ``busy_timeout`` in all."""
-        started = time.monotonic()
+        its writer lock first, then other processes by SQLite's busy handler: up to ``busy_timeout`` each."""
         if not self._writer.acquire(timeout=min(self._busy_timeout, threading.TIMEOUT_MAX)):
             raise StoreUnavailable(
                 f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock held"
                 " by another writer of this process)"
             )
         try:
-            waited = time.monotonic() - started
-            if waited > 0.001:  # the busy handler gets what is left of the timeout
-                conn.execute(f"PRAGMA busy_timeout={max(0, int((self._busy_timeout - waited) * 1000))}")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -406,9 +402,6 @@ class SQLiteStore(StoreBase):
                     f"SQLite store {str(self.path)!r} is busy (waited {self._busy_timeout:g}s for the write lock):"
                     f" {exc}"
                 ) from exc
-            finally:
-                if waited > 0.001:
-                    conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             try:
                 yield
                 conn.execute("COMMIT")
