@@ -8,8 +8,9 @@ the same ids.
 Concurrency: WAL (readers never block the writer), a busy timeout, and every write is one ``BEGIN IMMEDIATE``
 transaction that compares the session's version before writing: safe across threads (a connection per thread)
 and processes. The writers of one process queue on a lock per file (``_writer_lock``) before they ask SQLite,
-so they wait for each other without SQLite's busy handler, whose sleeps of 1, 2, 5, 10... ms were most of a
-commit's tail when turns committed at once; other processes are still waited for by the busy handler.
+so they wait for each other without SQLite's busy handler, whose sleeps of 1, 2, 5, 10... ms between tries
+were the tail of commits that met (bench/RESULTS.md "SQLite writers"); other processes are still waited for by
+the busy handler.
 
 Deleting: a delete removes a session's rows at once (two range deletes: 10,000 messages in tens of
 milliseconds); nothing of it can be read through the store from then on. What the file still holds until
