@@ -98,12 +98,54 @@ async def test_every_method_is_forwarded() -> None:
     assert inner.closed
 
 
-async def test_many_concurrent_calls_share_a_bounded_pool() -> None:
+async def test_many_concurrent_calls_share_bounded_pools() -> None:
+    """Writes run on at most ``max_writers`` threads, reads on at most ``max_workers`` others."""
     inner = RecordingStore()
-    store = ThreadedAsyncStore(inner, max_workers=2)
+    store = ThreadedAsyncStore(inner, max_workers=2, max_writers=1)
     await asyncio.gather(
         *(store.append(f"s{i}", [Entry({"role": "user", "content": "x"})], expected_version=0) for i in range(20))
     )
-    assert len(set(inner.threads)) <= 2
+    writers = set(inner.threads)
+    assert len(writers) == 1
+    inner.threads.clear()
+    await asyncio.gather(*(store.load(f"s{i}") for i in range(20)))
+    readers = set(inner.threads)
+    assert 1 <= len(readers) <= 2 and not readers & writers
     assert len(await store.list_sessions(limit=100)) == 20
+    await store.aclose()
+
+
+@pytest.mark.parametrize("bad", [{"max_workers": 0}, {"max_writers": 0}, {"max_writers": True}, {"max_workers": 2.5}])
+def test_pool_sizes_are_checked(bad: dict[str, Any]) -> None:
+    from claude_history.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=next(iter(bad))):
+        ThreadedAsyncStore(MemoryStore(), **bad)
+
+
+async def test_reads_do_not_wait_behind_writers_that_wait(tmp_path: Any) -> None:
+    """Another connection (another process, say a second service worker) holds the SQLite file's write lock:
+    this process's appends wait for it on their threads. Reads need no write lock (WAL), so they must not
+    queue behind those writers for a thread; they did when one pool ran both."""
+    import sqlite3
+
+    from claude_history.stores.sqlite import SQLiteStore
+
+    path = tmp_path / "shared.db"
+    inner = SQLiteStore(path, busy_timeout=30)
+    inner.append("read-me", turn("1"), expected_version=0)
+    store = ThreadedAsyncStore(inner)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        writes = [asyncio.ensure_future(store.append(f"w{i}", turn("x"), expected_version=0)) for i in range(8)]
+        await asyncio.sleep(0.3)
+        assert not any(write.done() for write in writes), "the writers should be waiting for the other connection"
+        info = await asyncio.wait_for(store.get_session("read-me"), timeout=5)
+        data = await asyncio.wait_for(store.load("read-me"), timeout=5)
+        assert (info.version, len(data.messages)) == (1, 2)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await asyncio.wait_for(asyncio.gather(*writes), timeout=30) == [1] * 8
     await store.aclose()

@@ -1,8 +1,11 @@
 """``ThreadedAsyncStore``: the ``AsyncStore`` twin of any sync store (memory, SQLite, files, or an encrypted
 wrapper of one), so ``AsyncChat`` never blocks its event loop on disk I/O.
 
-Each call runs on a small dedicated thread pool (not the loop's default executor, which other code may fill),
-so the number of database connections stays bounded. Semantics are the wrapped store's, unchanged. A call
+Calls run on small dedicated thread pools (not the loop's default executor, which other code may fill), so
+the number of database connections stays bounded: one pool for reads and one for writes. A writer can wait a
+long time on its thread (SQLite: for another process's write transaction, up to ``busy_timeout``); with one
+pool, a few such writers held every thread and reads, which need no write lock, queued behind them. Semantics
+are the wrapped store's, unchanged. A call
 cannot be interrupted once it runs: if the awaiting task is cancelled, an ``append`` in flight still completes
 or fails as a whole in its thread, which keeps the store consistent (reload to see which)."""
 
@@ -15,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ..errors import ConfigurationError
 from ._cas import takes_append_tokens
 from ._checkpoints import append_checkpointed, supports_checkpoints
 from ._leases import supports_leases
@@ -36,18 +40,26 @@ T = TypeVar("T")
 
 
 class ThreadedAsyncStore:
-    """Runs a sync ``Store`` in worker threads. ``max_workers`` bounds the concurrent calls (and, for SQLite,
-    the connections)."""
+    """Runs a sync ``Store`` in worker threads: reads on at most ``max_workers`` at once, writes on at most
+    ``max_writers`` others (so, for SQLite, at most their sum of connections)."""
 
-    def __init__(self, store: Store, *, max_workers: int = 4) -> None:
+    def __init__(self, store: Store, *, max_workers: int = 4, max_writers: int = 2) -> None:
+        for name, value in (("max_workers", max_workers), ("max_writers", max_writers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"ThreadedAsyncStore({name}=...) must be an integer >= 1, got {value!r}")
         self.store = store
         self.leases_supported = supports_leases(store)
         self.checkpoints_supported = supports_checkpoints(store)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
+        self._writers = ThreadPoolExecutor(max_workers=max_writers, thread_name_prefix="claude-history-store-write")
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+
+    async def _write(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writers, functools.partial(function, *args, **kwargs))
 
     async def load(self, session_id: str) -> SessionData:
         return await self._run(self.store.load, session_id)
@@ -70,7 +82,7 @@ class ThreadedAsyncStore:
     async def save_checkpoint(self, session_id: str, version: int, data: Mapping[str, Any]) -> None:
         save = getattr(self.store, "save_checkpoint", None)
         if save is not None:
-            await self._run(save, session_id, version, data)
+            await self._write(save, session_id, version, data)
 
     async def append(
         self,
@@ -89,20 +101,20 @@ class ThreadedAsyncStore:
         )
         if lease is not None:
             tokens["lease"] = lease
-        return await self._run(
+        return await self._write(
             append_checkpointed, self.store, session_id, list(entries), checkpoint, expected_version=expected_version,
             **tokens,
         )
 
     async def acquire_lease(self, session_id: str, *, ttl: float) -> int | None:
-        token: int | None = await self._run(self.store.acquire_lease, session_id, ttl=ttl)  # type: ignore[attr-defined]
+        token: int | None = await self._write(self.store.acquire_lease, session_id, ttl=ttl)  # type: ignore[attr-defined]
         return token
 
     async def release_lease(self, session_id: str, token: int) -> None:
-        await self._run(self.store.release_lease, session_id, token)  # type: ignore[attr-defined]
+        await self._write(self.store.release_lease, session_id, token)  # type: ignore[attr-defined]
 
     async def update_session(self, session_id: str, **changes: Any) -> SessionInfo:
-        return await self._run(self.store.update_session, session_id, **changes)
+        return await self._write(self.store.update_session, session_id, **changes)
 
     async def list_sessions(
         self,
@@ -118,10 +130,10 @@ class ThreadedAsyncStore:
         )
 
     async def delete(self, session_id: str) -> bool:
-        return await self._run(self.store.delete, session_id)
+        return await self._write(self.store.delete, session_id)
 
     async def fork(self, session_id: str, *, at: int | None = None, new_id: str | None = None) -> str:
-        return await self._run(self.store.fork, session_id, at=at, new_id=new_id)
+        return await self._write(self.store.fork, session_id, at=at, new_id=new_id)
 
     async def rewind(
         self,
@@ -132,10 +144,10 @@ class ThreadedAsyncStore:
         incarnation: str | None = None,
     ) -> int:
         tokens = {} if incarnation is None else {"incarnation": incarnation}  # a user's store may not take it
-        return await self._run(self.store.rewind, session_id, to=to, expected_version=expected_version, **tokens)
+        return await self._write(self.store.rewind, session_id, to=to, expected_version=expected_version, **tokens)
 
     async def save_summary(self, session_id: str, summary: Summary) -> None:
-        await self._run(self.store.save_summary, session_id, summary)
+        await self._write(self.store.save_summary, session_id, summary)
 
     async def search(
         self, query: str, *, session_id: str | None = None, owner: str | None = None, limit: int = 20
@@ -143,7 +155,7 @@ class ThreadedAsyncStore:
         return await self._run(self.store.search, query, session_id=session_id, owner=owner, limit=limit)
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        return await self._run(self.store.purge_expired, now)
+        return await self._write(self.store.purge_expired, now)
 
     async def export_jsonl(self, session_id: str) -> str:
         return await self._run(self.store.export_jsonl, session_id)
@@ -151,13 +163,14 @@ class ThreadedAsyncStore:
     async def import_jsonl(self, data: str | Iterable[str], *, session_id: str | None = None) -> str:
         if not isinstance(data, (str, bytes, bytearray)) and isinstance(data, Iterable):
             data = list(data)  # read an iterator here, not concurrently from a worker thread (the store checks)
-        return await self._run(self.store.import_jsonl, data, session_id=session_id)
+        return await self._write(self.store.import_jsonl, data, session_id=session_id)
 
     async def aclose(self) -> None:
         try:
             await self._run(self.store.close)
         finally:
             self._executor.shutdown(wait=False)
+            self._writers.shutdown(wait=False)
 
     async def __aenter__(self) -> ThreadedAsyncStore:
         return self
