@@ -79,6 +79,7 @@ bench: install
 	$(BIN)/python bench/encrypted_load.py
 	$(BIN)/python bench/sqlite_open.py
 	$(BIN)/python bench/sqlite_writers.py
+	$(BIN)/python bench/sqlite_reads.py
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/proxy.py
