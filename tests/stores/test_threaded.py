@@ -149,3 +149,29 @@ async def test_reads_do_not_wait_behind_writers_that_wait(tmp_path: Any) -> None
         other.close()
     assert await asyncio.wait_for(asyncio.gather(*writes), timeout=30) == [1] * 8
     await store.aclose()
+
+
+async def test_close_waits_for_the_writes_already_submitted() -> None:
+    """A turn whose append is running (or queued) when the store is closed is stored, not cut off: the close
+    runs after the writes submitted before it."""
+    inner = RecordingStore()
+    inner.gate = threading.Event()
+    store = ThreadedAsyncStore(inner, max_writers=1)
+    writes = [asyncio.ensure_future(store.append(f"s{i}", turn("1"), expected_version=0)) for i in range(3)]
+    await asyncio.sleep(0.05)  # the first append is running, held at the gate; the others are queued
+    closing = asyncio.ensure_future(store.aclose())
+    await asyncio.sleep(0.2)
+    assert not inner.closed, "the store was closed while an append ran"
+    inner.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(*writes), timeout=30) == [1, 1, 1]
+    await asyncio.wait_for(closing, timeout=30)
+    assert inner.closed and sorted(s.id for s in inner.list_sessions()) == ["s0", "s1", "s2"]
+
+
+async def test_closing_twice_is_harmless() -> None:
+    inner = RecordingStore()
+    store = ThreadedAsyncStore(inner)
+    await store.append("s", turn("1"), expected_version=0)
+    await store.aclose()
+    await store.aclose()
+    assert inner.closed

@@ -52,6 +52,7 @@ class ThreadedAsyncStore:
         self.checkpoints_supported = supports_checkpoints(store)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
         self._writers = ThreadPoolExecutor(max_workers=max_writers, thread_name_prefix="claude-history-store-write")
+        self._closing = False
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -166,7 +167,13 @@ class ThreadedAsyncStore:
         return await self._write(self.store.import_jsonl, data, session_id=session_id)
 
     async def aclose(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
         try:
+            # The writes submitted before the close run first: a turn in flight is stored, not cut off.
+            await loop.run_in_executor(self._executor, self._writers.shutdown)
             await self._run(self.store.close)
         finally:
             self._executor.shutdown(wait=False)
