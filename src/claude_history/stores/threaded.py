@@ -5,9 +5,9 @@ Calls run on small dedicated thread pools (not the loop's default executor, whic
 the number of database connections stays bounded: one pool for reads and one for writes. A writer can wait a
 long time on its thread (SQLite: for another process's write transaction, up to ``busy_timeout``); with one
 pool, a few such writers held every thread and reads, which need no write lock, queued behind them. Semantics
-are the wrapped store's, unchanged. A call
-cannot be interrupted once it runs: if the awaiting task is cancelled, an ``append`` in flight still completes
-or fails as a whole in its thread, which keeps the store consistent (reload to see which)."""
+are the wrapped store's, unchanged. A call cannot be interrupted once it runs: if the awaiting task is
+cancelled, an ``append`` in flight still completes or fails as a whole in its thread, which keeps the store
+consistent (reload to see which)."""
 
 from __future__ import annotations
 
