@@ -175,3 +175,24 @@ async def test_closing_twice_is_harmless() -> None:
     await store.aclose()
     await store.aclose()
     assert inner.closed
+
+
+async def test_a_cancelled_close_still_closes_the_store_after_the_writes() -> None:
+    inner = RecordingStore()
+    inner.gate = threading.Event()
+    store = ThreadedAsyncStore(inner)
+    write = asyncio.ensure_future(store.append("s", turn("1"), expected_version=0))
+    await asyncio.sleep(0.05)
+    closing = asyncio.ensure_future(store.aclose())
+    await asyncio.sleep(0.05)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert not inner.closed
+    inner.gate.set()
+    assert await asyncio.wait_for(write, timeout=30) == 1
+    for _ in range(3000):
+        if inner.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert inner.closed

@@ -166,18 +166,19 @@ class ThreadedAsyncStore:
             data = list(data)  # read an iterator here, not concurrently from a worker thread (the store checks)
         return await self._write(self.store.import_jsonl, data, session_id=session_id)
 
+    def _close(self) -> None:
+        # The writes submitted before the close run first: a turn in flight is stored, not cut off.
+        self._writers.shutdown(wait=True)
+        self.store.close()
+
     async def aclose(self) -> None:
         if self._closing:
             return
         self._closing = True
-        loop = asyncio.get_running_loop()
-        try:
-            # The writes submitted before the close run first: a turn in flight is stored, not cut off.
-            await loop.run_in_executor(self._executor, self._writers.shutdown)
-            await self._run(self.store.close)
-        finally:
-            self._executor.shutdown(wait=False)
-            self._writers.shutdown(wait=False)
+        closed = asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)  # no new calls; the close, already queued, still runs
+        # Shielded: an aclose cancelled midway (a shutdown's timeout) still closes the store once the writes end.
+        await asyncio.shield(closed)
 
     async def __aenter__(self) -> ThreadedAsyncStore:
         return self
