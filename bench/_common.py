@@ -8,6 +8,7 @@ import platform
 import random
 import re
 import socket
+import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -66,6 +67,25 @@ def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+class Tails:
+    """The p50 / p99 / max (ms) of each run of a variant (a hashable key), over seeds: each as its median
+    (range), the way the latency benchmarks report them."""
+
+    def __init__(self) -> None:
+        self._runs: dict[object, dict[str, list[float]]] = {}
+
+    def add(self, key: object, latencies: list[float]) -> None:
+        """One run's latencies, in seconds."""
+        runs = self._runs.setdefault(key, {"p50": [], "p99": [], "max": []})
+        runs["p50"].append(percentile(latencies, 50) * 1000)
+        runs["p99"].append(percentile(latencies, 99) * 1000)
+        runs["max"].append(max(latencies) * 1000)
+
+    def cells(self, key: object) -> list[str]:
+        """p50, p99 and max of ``key``'s runs, each "median (min-max)"."""
+        return [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in self._runs[key].values()]
 
 
 def text(rng: random.Random, low: int, high: int) -> str:

@@ -27,7 +27,6 @@ import asyncio
 import multiprocessing
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import machine, percentile, replace_section, table
+from _common import Tails, machine, replace_section, table
 
 from claude_history.stores.base import Entry
 from claude_history.stores.sqlite import SQLiteStore
@@ -124,10 +123,6 @@ def run(split: bool, holds: bool, seconds: float, seed: int) -> list[float]:
     return latencies
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, 2 s runs; prints only")
@@ -135,24 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [1] if args.quick else [1, 2, 3, 4, 5]
     seconds = 2.0 if args.quick else 10.0
     before = Path("/proc/loadavg").read_text().split()[0]
-    figures: dict[tuple[bool, bool], dict[str, list[float]]] = {}
+    figures = Tails()
     for holds in (True, False):
         for seed in seeds:
             for split in (True, False) if seed % 2 else (False, True):  # alternate which variant runs first
-                got = sorted(run(split, holds, seconds, seed))
-                row = figures.setdefault((holds, split), {"p50": [], "p99": [], "max": []})
-                row["p50"].append(percentile(got, 50) * 1000)
-                row["p99"].append(percentile(got, 99) * 1000)
-                row["max"].append(got[-1] * 1000)
+                figures.add((holds, split), run(split, holds, seconds, seed))
             print(f"holds {holds} seed {seed} done", file=sys.stderr, flush=True)
     after = Path("/proc/loadavg").read_text().split()[0]
     rows = []
     for holds in (True, False):
         for split in (True, False):
-            f = figures[(holds, split)]
             other = f"holds {HOLD_S * 1000:g} ms every {PERIOD_S * 1000:g} ms" if holds else "none"
             name = "split pools (now)" if split else "one pool (before)"
-            rows.append([other, name, spread(f["p50"]), spread(f["p99"]), spread(f["max"])])
+            rows.append([other, name, *figures.cells((holds, split))])
     info = machine()
     command = " ".join(["python bench/sqlite_reads.py", *sys.argv[1:]])
     text = "\n".join(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import machine, percentile, replace_section, table
+from _common import Tails, machine, replace_section, table
 
 from claude_history.stores.base import Entry
 from claude_history.stores.sqlite import SQLiteStore
@@ -96,10 +95,6 @@ def run(lock: bool, rate: float, sessions: int, turns: int, seed: int) -> list[f
     return latencies
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, 20 sessions x 4 turns; prints only")
@@ -108,23 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     sessions, turns = (20, 4) if args.quick else (50, 8)
     rates = [17.0, 50.0, 100.0]
     before = Path("/proc/loadavg").read_text().split()[0]
-    figures: dict[tuple[float, bool], dict[str, list[float]]] = {}
+    figures = Tails()
     for rate in rates:
         for seed in seeds:
             for lock in (True, False) if seed % 2 else (False, True):  # alternate which variant runs first
-                got = sorted(run(lock, rate, sessions, turns, seed))
-                row = figures.setdefault((rate, lock), {"p50": [], "p99": [], "max": []})
-                row["p50"].append(percentile(got, 50) * 1000)
-                row["p99"].append(percentile(got, 99) * 1000)
-                row["max"].append(got[-1] * 1000)
+                figures.add((rate, lock), run(lock, rate, sessions, turns, seed))
             print(f"rate {rate:g}/s seed {seed} done", file=sys.stderr, flush=True)
     after = Path("/proc/loadavg").read_text().split()[0]
     rows = []
     for rate in rates:
         for lock in (True, False):
-            f = figures[(rate, lock)]
             name = "writer lock (now)" if lock else "busy handler only (before)"
-            rows.append([f"{rate:g}", name, spread(f["p50"]), spread(f["p99"]), spread(f["max"])])
+            rows.append([f"{rate:g}", name, *figures.cells((rate, lock))])
     info = machine()
     command = " ".join(["python bench/sqlite_writers.py", *sys.argv[1:]])
     text = "\n".join(
