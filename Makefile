@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/python bench/sqlite_open.py
 	$(BIN)/python bench/sqlite_writers.py
 	$(BIN)/python bench/sqlite_reads.py
+	$(BIN)/python bench/redis_parser.py
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/proxy.py
