@@ -195,6 +195,19 @@ def test_count_tokens_counts_the_stored_history_with_the_new_message(service: Se
     assert after.input_tokens > empty.input_tokens
 
 
+@pytest.mark.parametrize("messages", [[1], [{"role": "user", "content": "Hi"}, "text"], [], None])
+def test_count_tokens_on_a_session_refuses_messages_that_are_not_objects(service: Service, messages: object) -> None:
+    service.client(session="count-bad").messages.create(model=MODEL, max_tokens=50,
+                                                         messages=[{"role": "user", "content": "Hello"}])  # fmt: skip
+    headers = {"x-api-key": service.keys["acme"], "x-session-id": "count-bad", "anthropic-version": "2023-06-01"}
+    answer = httpx2.post(service.base_url + "/v1/messages/count_tokens", headers=headers,
+                         json={"model": MODEL, "messages": messages})  # fmt: skip
+    assert answer.status_code == 400  # was a 500 (and a dropped connection) for a list holding a non-object
+    assert answer.json()["error"] == {
+        "type": "invalid_request_error", "message": "messages: a non-empty list of message objects is required"
+    }
+
+
 def test_a_client_that_disconnects_mid_stream_finds_the_whole_turn_stored(service: Service, sim: Simulator) -> None:
     sim.reply_with("word " * 2000)
     body = {"model": MODEL, "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "Long"}]}

@@ -123,6 +123,16 @@ def test_export_then_import_gives_the_same_messages(service: Service) -> None:
     assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
 
 
+def test_an_import_that_is_not_utf8_is_a_400(service: Service) -> None:
+    headers = {"x-api-key": service.keys["acme"]}
+    answer = httpx2.post(service.base_url + "/v1/sessions/import", params={"id": "latin"}, headers=headers,
+                         content='[{"role": "user", "content": "café"}]'.encode("latin-1"))  # fmt: skip
+    assert answer.status_code == 400  # was a 500
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert "not UTF-8" in answer.json()["error"]["message"]
+    assert _api(service).get("/v1/sessions", cast_to=object)["data"] == []  # type: ignore[index]  # nothing made
+
+
 def test_a_streamed_turn_through_the_sessions_api(service: Service) -> None:
     _post(_api(service), "/v1/sessions", {"id": "st"})
     headers = {"x-api-key": service.keys["acme"]}

@@ -24,7 +24,7 @@ from .examples import MESSAGES_OPENAPI, responses
 from .resend import Diverged, new_part, sends_back_last_reply
 from .service import Service
 from .tenants import scoped
-from .turns import claim, open_chat, record, required, run_turn
+from .turns import claim, open_chat, record, required, run_turn, sent_messages
 
 __all__ = ["router"]
 
@@ -113,9 +113,7 @@ async def count_tokens(request: Request) -> Response:
     session_id = request.headers.get("x-session-id")
     if not session_id:
         return await passthrough(service, request, who, raw, body, "/v1/messages/count_tokens")
-    sent = body.get("messages")
-    if not isinstance(sent, list):
-        raise ApiError(400, "messages: Field required")
+    sent = sent_messages(body)
     try:
         data = await service.store.load(scoped(who.tenant, session_id))
         log, stored_system = data.message_params(), data.info.system

@@ -407,7 +407,11 @@ async def import_session(request: Request, id: str | None = None) -> JSONRespons
     raw = await request.body()
     if len(raw) > service.config.max_body_bytes:
         raise ApiError(413, "the import is larger than this service's body limit")
-    text = raw.decode("utf-8", errors="strict")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the import is not UTF-8 text (byte {exc.start} is not): send JSON Lines from export, "
+                            "or a JSON list of messages") from None  # fmt: skip
     session_id = id
     if session_id is None:
         try:

@@ -214,14 +214,20 @@ def record(service: Service, tenant: str | None, chat: AsyncChat, message: Any, 
 
 
 def required(body: dict[str, Any]) -> tuple[str, int, list[dict[str, Any]]]:
-    model, max_tokens, messages = body.get("model"), body.get("max_tokens"), body.get("messages")
+    model, max_tokens = body.get("model"), body.get("max_tokens")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model: Field required")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise ApiError(400, "max_tokens: Field required (a positive integer)")
+    return model, max_tokens, sent_messages(body)
+
+
+def sent_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's ``messages``, checked before they are compared with a stored session (a 400, not a 500)."""
+    messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "messages: a non-empty list of message objects is required")
-    return model, max_tokens, messages
+    return messages
 
 
 def _betas(request: Request) -> list[str]:
