@@ -105,6 +105,28 @@ def test_undo_fork_context_usage_and_search(service: Service) -> None:
                                        cast_to=object)["data"] == []  # type: ignore[index]  # fmt: skip
 
 
+@pytest.mark.parametrize("route, field", [("rewind", "to"), ("fork", "at")])
+def test_rewind_and_fork_refuse_a_cut_inside_a_turn(service: Service, route: str, field: str) -> None:
+    client = _api(service)
+    _post(client, "/v1/sessions", {"id": "cut"})
+    for text in ("one", "two"):
+        _post(client, "/v1/sessions/cut/messages", {"content": text})
+    headers = {"x-api-key": service.keys["acme"]}
+    for inside in (1, 3):  # an assistant reply: kept alone, the user message before it would never be answered
+        answer = httpx2.post(f"{service.base_url}/v1/sessions/cut/{route}", json={field: inside}, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["message"].startswith(f"{field}: {inside} would cut a turn in two")
+    session = client.get("/v1/sessions/cut", cast_to=object)
+    assert session["message_count"] == 4 and session["version"] == 2  # type: ignore[index]  # nothing changed
+    made = _post(client, f"/v1/sessions/cut/{route}", {field: 2, **({"id": "cut2"} if route == "fork" else {})})
+    kept = "cut2" if route == "fork" else "cut"
+    assert client.get(f"/v1/sessions/{kept}", cast_to=object)["message_count"] == 2  # type: ignore[index]
+    assert made["version"] >= 1
+    # and the session cut at a turn start goes on
+    _post(client, f"/v1/sessions/{kept}/messages", {"content": "three"})
+    assert client.get(f"/v1/sessions/{kept}", cast_to=object)["message_count"] == 4  # type: ignore[index]
+
+
 def test_export_then_import_gives_the_same_messages(service: Service) -> None:
     client = _api(service)
     _post(client, "/v1/sessions", {"id": "e"})

@@ -75,6 +75,9 @@ def test_markdown_code_thinking_and_tool_calls_are_rendered(page: Any, site: Sit
     result = page.get_by_role("article", name="Tool results, message 3")
     assert result.locator("details.tool-result summary").inner_text() == "Tool result"
     assert page.locator(".message.assistant").nth(1).locator("strong").inner_text() == "21 C"
+    # "Fork here" only where a turn ends: not before the tool results (the service refuses that cut, a 400)
+    assert page.get_by_role("button", name="Fork after message 2").count() == 0
+    assert page.get_by_role("button", name="Fork after message 4").count() == 1
 
 
 def test_script_and_event_handlers_in_messages_never_run(page: Any, site: Site) -> None:

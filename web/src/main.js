@@ -301,7 +301,9 @@ function renderMessages() {
       actions.append(el("button", { type: "button", class: "small", "aria-label": `Edit message ${index + 1}`,
         onclick: () => editMessage(index) }, "Edit"));
     }
-    if (!user) {
+    const next = state.messages[index + 1];
+    // Only where a turn ends: a fork cut inside one (before tool results) could not be continued.
+    if (!user && (!next || (next.role === "user" && !isToolResults(next)))) {
       actions.append(el("button", { type: "button", class: "small", "aria-label": `Fork after message ${index + 1}`,
         onclick: () => forkAt(index + 1) }, "Fork here"));
     }

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import ConflictError, SessionNotFound
+from ..history import is_turn_start
 from ..stores.base import UNSET, SessionCursor, SessionInfo
 from ..turn import Ledger
 from ..usage import TokenUsage
@@ -65,12 +66,14 @@ class TurnRequest(BaseModel):
 
 
 class ForkRequest(BaseModel):
-    at: int | None = Field(None, ge=0, description="Keep messages [0, at); default all.")
+    at: int | None = Field(None, ge=0, description="Keep messages [0, at) (at: a turn start, or the message count); "
+                                                   "default all.")
     id: str | None = Field(None, description="The new session's id; default a new random id.")
 
 
 class RewindRequest(BaseModel):
-    to: int | None = Field(None, ge=0, description="Drop messages from this index on; default the last turn.")
+    to: int | None = Field(None, ge=0, description="Drop messages from this index on (a turn start, or the message "
+                                                   "count); default the last turn.")
     expected_version: int | None = None
 
 
@@ -271,21 +274,38 @@ async def undo(request: Request, session_id: str) -> dict[str, Any]:
     return {"removed": removed, "version": chat.version}
 
 
+async def _check_cut(service: Service, store_id: str, info: SessionInfo, at: int | None, field: str) -> None:
+    """A rewind or a fork keeps messages ``[0, at)``: ``at`` must be a turn start (``history.is_turn_start``,
+    the rule the CLI's fork follows) or the end. Cut inside a turn, the session would end with an unanswered
+    user message (every later turn a 400) or start a turn with tool results whose tool_use is gone."""
+    if at is None or at >= info.message_count:
+        return  # the default (the last turn, or all), or past the end: the store checks the range
+    message = (await service.store.load_messages(store_id, start=at, stop=at + 1))[0].message
+    if not is_turn_start(message):
+        what = "a user message of tool results" if message.get("role") == "user" else "an assistant message"
+        raise ApiError(400, f"{field}: {at} would cut a turn in two (message {at} is {what}, inside a turn); "
+                            "give the index of a user message that starts a turn, or the message count")  # fmt: skip
+
+
 @router.post("/sessions/{session_id}/rewind")
 async def rewind(request: Request, session_id: str, body: RewindRequest) -> dict[str, Any]:
-    """Drop messages from index ``to`` on (compare-and-swap with ``expected_version``)."""
+    """Drop messages from index ``to`` on, a turn start (compare-and-swap with ``expected_version``)."""
     service, who = _service(request), await caller(request)
     store_id = scoped(who.tenant, session_id)
-    await service.store.get_session(store_id)
-    version = await service.store.rewind(store_id, to=body.to, expected_version=body.expected_version)
+    info = await service.store.get_session(store_id)
+    await _check_cut(service, store_id, info, body.to, "to")
+    # The cut was checked on this version: a writer in between makes it a 409, not a cut somewhere else.
+    expected = body.expected_version if body.expected_version is not None or body.to is None else info.version
+    version = await service.store.rewind(store_id, to=body.to, expected_version=expected)
     return {"version": version}
 
 
 @router.post("/sessions/{session_id}/fork", status_code=201)
 async def fork(request: Request, session_id: str, body: ForkRequest) -> dict[str, Any]:
-    """A new session of the tenant with messages ``[0, at)`` and the same metadata."""
+    """A new session of the tenant with messages ``[0, at)`` (``at`` a turn start) and the same metadata."""
     service, who = _service(request), await caller(request)
-    await _info(service, who, session_id)
+    info = await _info(service, who, session_id)
+    await _check_cut(service, scoped(who.tenant, session_id), info, body.at, "at")
     new_id = body.id or uuid.uuid4().hex
     try:
         store_id = await service.store.fork(scoped(who.tenant, session_id), at=body.at,
