@@ -32,6 +32,7 @@ from .errors import ConfigurationError, ConflictError, SessionNotFound
 from .pricing import PriceTable, load_prices
 from .stores._cas import takes_append_tokens
 from .stores._checkpoints import append_checkpointed, supports_checkpoints, takes_append_checkpoint
+from .stores._checks import check_system
 from .stores._leases import check_ttl, supports_leases
 from .stores.base import AsyncStore, Entry, Store
 from .tokens import count_kwargs
@@ -85,6 +86,13 @@ def tool_results_content(results: Mapping[str, Any] | Sequence[Mapping[str, Any]
             error_result(str(i), v) if isinstance(v, BaseException) else tool_result(str(i), v)
             for i, v in results.items()
         ]
+    if isinstance(results, (str, bytes)) or not isinstance(results, Sequence) or not all(
+        isinstance(b, Mapping) for b in results
+    ):
+        raise TypeError(
+            "send_tool_results() takes {tool_use_id: result, ...} or a list of tool_result blocks, "
+            f"got {type(results).__name__}"
+        )
     return [dict(b) for b in results]
 
 
@@ -121,6 +129,7 @@ class _ChatBase:
             raise ConfigurationError("model= must be a model name such as 'claude-sonnet-4-6'")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        check_system(system)
         if max_tool_rounds < 0:
             raise ConfigurationError("max_tool_rounds must be >= 0")
         if tool_errors not in ("report", "raise"):
@@ -279,6 +288,13 @@ class _ChatBase:
         one). Alternation and tool pairs are checked as the next ``send`` checks them."""
         if self._pending is not None:
             raise RuntimeError("a turn is already in progress; send it or discard_pending() first")
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not all(
+            isinstance(m, Mapping) for m in messages
+        ):
+            raise TypeError(
+                "stage() takes a list of message dicts ({'role': 'user' or 'assistant', 'content': ...}), "
+                f"got {type(messages).__name__}" + (" holding a non-dict" if isinstance(messages, list) else "")
+            )
         turn = Turn(base=self._current(), entries=[], overrides={}, toolset=self._settings.toolset)
         for message in messages:
             if message.get("role") == "assistant":

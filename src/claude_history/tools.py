@@ -65,6 +65,11 @@ class ToolSet:
         tool_functions: Mapping[str, Callable[..., Any]] | None = None,
     ) -> ToolSet:
         """From a mix of tool dicts, plain functions and SDK ``beta_tool`` objects."""
+        if tools is not None and (isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Iterable)):
+            raise ConfigurationError(
+                f"tools= must be a list of tool dicts or functions, got {type(tools).__name__}"
+                + (" (put a single tool in a list: tools=[tool])" if isinstance(tools, Mapping) else "")
+            )
         sdk = _sdk_tools()
         params: list[dict[str, Any]] = []
         runnables: dict[str, _Runnable] = {}

@@ -32,6 +32,7 @@ from .context.report import ContextReport
 from .context.sequences import Joined, Prefix
 from .errors import ConfigurationError, InvalidHistory
 from .pricing import PriceTable, exact_cost_of
+from .stores._checks import check_system
 from .stores._validation import MAX_DEPTH, json_depth
 from .stores.base import Entry, SessionData, SessionInfo, StoredMessage, Summary
 from .tools import ToolErrors, ToolSet
@@ -453,6 +454,8 @@ def split_overrides(settings: Settings, overrides: Mapping[str, Any]) -> tuple[d
     for key, why in _RESERVED.items():
         if key in overrides:
             raise TypeError(f"{key}= cannot be passed to a chat call: {why}")
+    if "system" in overrides:
+        check_system(overrides["system"])
     rest = dict(overrides)
     tools = rest.pop("tools", None)
     functions = rest.pop("tool_functions", None)

@@ -153,6 +153,36 @@ def test_reserved_and_wrong_arguments_are_clear_errors(client: anthropic.Anthrop
     assert sim.requests == []
 
 
+@pytest.mark.parametrize("system", [5, b"prompt", [1], [None], ["a string in a list"]])
+def test_a_system_prompt_of_the_wrong_shape_is_a_clear_error(client: anthropic.Anthropic, sim: Simulator,
+                                                              system: object) -> None:  # fmt: skip
+    with pytest.raises(ConfigurationError, match=r"system must be a string, a list of text blocks"):
+        Chat(client, model=MODEL, system=system)
+    chat = Chat(client, model=MODEL)
+    with pytest.raises(ConfigurationError, match=r"system must be a string, a list of text blocks"):
+        chat.send("hi", system=system)  # was an AttributeError from the token estimate
+    assert sim.requests == [] and chat.messages == []
+
+
+@pytest.mark.parametrize("tools", [5, True, "get_weather", {"name": "get_weather", "input_schema": {}}])
+def test_tools_that_are_not_a_list_are_a_clear_error(client: anthropic.Anthropic, tools: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"tools= must be a list of tool dicts or functions"):
+        Chat(client, model=MODEL, tools=tools)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"tools= must be a list"):
+        Chat(client, model=MODEL).send("hi", tools=tools)
+
+
+@pytest.mark.parametrize("bad", [None, 5, "x", [1], ["tool_result"]])
+def test_stage_and_tool_results_of_the_wrong_shape_are_clear_errors(client: anthropic.Anthropic, sim: Simulator,
+                                                                    bad: object) -> None:  # fmt: skip
+    chat = Chat(client, model=MODEL)
+    with pytest.raises(TypeError, match=r"stage\(\) takes a list of message dicts"):
+        chat.stage(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"send_tool_results\(\) takes \{tool_use_id: result"):
+        chat.send_tool_results(bad)  # type: ignore[arg-type]
+    assert chat.pending == [] and sim.requests == []
+
+
 def test_stream_mirrors_the_sdk_message_stream(
     sim: Simulator, client: anthropic.Anthropic, store: Store
 ) -> None:

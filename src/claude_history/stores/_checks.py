@@ -103,7 +103,10 @@ def check_system(system: object) -> str | list[dict[str, Any]] | None:
     if isinstance(system, list) and all(isinstance(block, dict) for block in system):
         check_json("system", system)
         return system
-    raise ConfigurationError("system must be a string, a list of content block dicts, or None")
+    raise ConfigurationError(
+        "system must be a string, a list of text blocks ({'type': 'text', 'text': ...}) or None, "
+        f"got {type(system).__name__}" + (" holding a non-dict" if isinstance(system, list) else "")
+    )
 
 
 _INDEXED_TEXT = ("owner", "tag")  # PostgreSQL indexes these: held to MAX_KEY_BYTES
