@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigurationError": "claude_history.errors",
     "TurnInProgress": "claude_history.errors",
     "LeaseLost": "claude_history.errors",
+    "ToolResultsMissing": "claude_history.errors",
     "validate": "claude_history.history",
     "repair": "claude_history.history",
     "WarmSessions": "claude_history.warm",
@@ -105,6 +106,9 @@ if TYPE_CHECKING:  # pragma: no cover - gives type checkers and IDEs the real na
     )
     from .errors import (
         StoreUnavailable as StoreUnavailable,
+    )
+    from .errors import (
+        ToolResultsMissing as ToolResultsMissing,
     )
     from .errors import (
         TurnInProgress as TurnInProgress,

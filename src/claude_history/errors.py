@@ -18,6 +18,7 @@ __all__ = [
     "LeaseLost",
     "SessionNotFound",
     "StoreUnavailable",
+    "ToolResultsMissing",
     "TurnInProgress",
 ]
 
@@ -36,6 +37,16 @@ class InvalidHistory(HistoryError, ValueError):
     def __init__(self, message: str, *, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+
+class ToolResultsMissing(InvalidHistory):
+    """The last reply called tools (``stop_reason`` ``tool_use``) and the new message does not answer all of
+    them. ``tool_use_ids`` are the calls still waiting, so a caller can answer them (or tell its own client
+    how: the HTTP service does)."""
+
+    def __init__(self, message: str, *, index: int | None = None, tool_use_ids: list[str] | None = None) -> None:
+        super().__init__(message, index=index)
+        self.tool_use_ids = list(tool_use_ids or [])
 
 
 class ConflictError(HistoryError):

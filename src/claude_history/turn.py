@@ -30,7 +30,7 @@ from .context.plan import RequestPlan, plan_request, settle
 from .context.planner import Planner
 from .context.report import ContextReport
 from .context.sequences import Joined, Prefix
-from .errors import ConfigurationError, InvalidHistory
+from .errors import ConfigurationError, InvalidHistory, ToolResultsMissing
 from .pricing import PriceTable, exact_cost_of
 from .stores._checks import check_system
 from .stores._validation import MAX_DEPTH, json_depth
@@ -376,11 +376,12 @@ def _check_results(message: Mapping[str, Any], awaiting: Sequence[Mapping[str, A
     missing = [i for i in wanted if i not in given]
     if missing:
         names = ", ".join(f"{t.get('name')} ({t.get('id')})" for t in awaiting if str(t.get("id")) in missing)
-        raise InvalidHistory(
+        raise ToolResultsMissing(
             f"the turn is waiting for tool results for {names}; send them with "
             "chat.send_tool_results({tool_use_id: result, ...}) or chat.send([tool_result blocks]), "
             "or drop the pending turn with chat.discard_pending()",
             index=index,
+            tool_use_ids=missing,
         )
     extra = [i for i in given if i not in wanted]
     if extra or len(given) != len(set(given)):

@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from claude_history import Chat
-from claude_history.errors import ConfigurationError, InvalidHistory
+from claude_history.errors import ConfigurationError, InvalidHistory, ToolResultsMissing
 from claude_history.history import validate
 from claude_history.stores.base import Store
 from claude_history.testing import Simulator
@@ -154,8 +154,9 @@ def test_caller_driven_tool_use_commits_when_the_turn_ends(
     assert use["name"] == "get_weather"
 
     # A plain message while results are owed is refused, and the pending turn stays as it was.
-    with pytest.raises(InvalidHistory, match="waiting for tool results"):
+    with pytest.raises(ToolResultsMissing, match="waiting for tool results") as refused:
         chat.send("never mind")
+    assert refused.value.tool_use_ids == [use["id"]] and isinstance(refused.value, InvalidHistory)
     assert len(chat.pending) == 2
 
     # A failed continuation keeps the pending turn too.

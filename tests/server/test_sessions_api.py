@@ -127,6 +127,22 @@ def test_rewind_and_fork_refuse_a_cut_inside_a_turn(service: Service, route: str
     assert client.get(f"/v1/sessions/{kept}", cast_to=object)["message_count"] == 4  # type: ignore[index]
 
 
+def test_a_plain_message_while_tool_results_are_owed_says_how_to_send_them(service: Service) -> None:
+    client = _api(service)
+    _post(client, "/v1/sessions", {"id": "owed"})
+    tools = [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {}}}]
+    reply = _post(client, "/v1/sessions/owed/messages", {"content": "use get_weather", "tools": tools})
+    assert reply["stop_reason"] == "tool_use"
+    use_id = reply["content"][-1]["id"]
+    answer = httpx2.post(f"{service.base_url}/v1/sessions/owed/messages", json={"content": "never mind"},
+                         headers={"x-api-key": service.keys["acme"]})  # fmt: skip
+    assert answer.status_code == 400
+    message = answer.json()["error"]["message"]
+    assert use_id in message and "tool_result" in message and "chat." not in message  # no Python calls
+    results = [{"type": "tool_result", "tool_use_id": use_id, "content": "sunny"}]
+    assert _post(client, "/v1/sessions/owed/messages", {"content": results, "tools": tools})["role"] == "assistant"
+
+
 def test_export_then_import_gives_the_same_messages(service: Service) -> None:
     client = _api(service)
     _post(client, "/v1/sessions", {"id": "e"})

@@ -21,6 +21,7 @@ from ..errors import (
     InvalidHistory,
     SessionNotFound,
     StoreUnavailable,
+    ToolResultsMissing,
     TurnInProgress,
 )
 
@@ -83,6 +84,13 @@ def status_of(exc: BaseException) -> tuple[int, str]:
         return 409, (
             "the session changed while this request ran (another request committed first); nothing of this "
             "request was stored. Reload the session and send again."
+        )
+    if isinstance(exc, ToolResultsMissing):  # the library's own advice names Python calls
+        ids = ", ".join(exc.tool_use_ids)
+        return 400, (
+            f"the session is waiting for tool results for {ids}: send a user message whose content holds one "
+            "tool_result block for each ({\"type\": \"tool_result\", \"tool_use_id\": ..., \"content\": ...}), "
+            "or undo the last turn"
         )
     if isinstance(exc, (InvalidHistory, ConfigurationError, BudgetExceeded)):
         return 400, str(exc)
