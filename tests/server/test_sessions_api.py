@@ -122,6 +122,13 @@ def test_rewind_and_fork_refuse_a_cut_inside_a_turn(service: Service, route: str
     kept = "cut2" if route == "fork" else "cut"
     assert client.get(f"/v1/sessions/{kept}", cast_to=object)["message_count"] == 2  # type: ignore[index]
     assert made["version"] >= 1
+    # a session that starts with a reply (an import) can still be cut to nothing
+    imported = json.dumps([{"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Hi"}])
+    httpx2.post(f"{service.base_url}/v1/sessions/import", params={"id": "odd"}, content=imported,
+                headers=headers).raise_for_status()  # fmt: skip
+    emptied = httpx2.post(f"{service.base_url}/v1/sessions/odd/{route}", headers=headers,
+                          json={field: 0, **({"id": "odd2"} if route == "fork" else {})})  # fmt: skip
+    assert emptied.status_code in (200, 201), emptied.text
     # and the session cut at a turn start goes on
     _post(client, f"/v1/sessions/{kept}/messages", {"content": "three"})
     assert client.get(f"/v1/sessions/{kept}", cast_to=object)["message_count"] == 4  # type: ignore[index]

@@ -278,8 +278,8 @@ async def _check_cut(service: Service, store_id: str, info: SessionInfo, at: int
     """A rewind or a fork keeps messages ``[0, at)``: ``at`` must be a turn start (``history.is_turn_start``,
     the rule the CLI's fork follows) or the end. Cut inside a turn, the session would end with an unanswered
     user message (every later turn a 400) or start a turn with tool results whose tool_use is gone."""
-    if at is None or at >= info.message_count:
-        return  # the default (the last turn, or all), or past the end: the store checks the range
+    if at is None or at == 0 or at >= info.message_count:
+        return  # the default (the last turn, or all), nothing kept, or past the end (the store checks the range)
     message = (await service.store.load_messages(store_id, start=at, stop=at + 1))[0].message
     if not is_turn_start(message):
         what = "a user message of tool results" if message.get("role") == "user" else "an assistant message"
