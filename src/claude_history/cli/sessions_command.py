@@ -289,10 +289,12 @@ def rename_command(session_id: str, title: str, store_url: str | None) -> None:
     Example:
       claude-history sessions rename 3f2a9c1b7d4e "Trip to Lisbon"
     """
+    cleared = not title.strip()  # `sessions rename ID ""` takes the title away
     with _opened(store_url) as store:
         store.get_session(session_id)  # SessionNotFound -> one clear line, nothing created
-        store.update_session(session_id, title=title)
-    err_console().print(f"Session {session_id} is now titled {title!r}.", markup=False)
+        store.update_session(session_id, title=None if cleared else title)
+    said = "has no title now" if cleared else f"is now titled {title!r}"
+    err_console().print(f"Session {session_id} {said}.", markup=False)
 
 
 @sessions_group.command("tag")
@@ -311,6 +313,11 @@ def tag_command(session_id: str, tags: tuple[str, ...], store_url: str | None) -
         info = store.get_session(session_id)
         new = edited_tags(info.tags, list(tags))
         store.update_session(session_id, tags=new)
+    absent = [word[1:] for word in tags if word.startswith("-") and word[1:] not in info.tags]
+    if absent:  # a typo in a removal would otherwise pass unseen
+        had = ", ".join(info.tags) or "none"
+        err_console().print(f"Session {session_id} had no tag {', '.join(map(repr, absent))} (its tags were: {had}).",
+                            markup=False)  # fmt: skip
     click.echo(" ".join(new))
 
 
