@@ -112,6 +112,23 @@ def replace_section(heading: str, body: str, path: Path = RESULTS) -> None:
     path.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
 
 
+def run_line(script: str, before: str, after: str) -> str:
+    """The first line of a section: the command as run, when, on what, and the load around it."""
+    info = machine()
+    command = " ".join([f"python bench/{script}", *sys.argv[1:]])
+    return (
+        f"`{command}` ({info['date']}); {info['cpu']}; Python {info['python']}; load average (1 min) before /"
+        f" after: {before} / {after}."
+    )
+
+
+def publish(section: str, body: str, *, write: bool) -> None:
+    """Print the section; with ``write`` (not a quick run) also put it into RESULTS.md."""
+    print(f"## {section}\n\n{body}")
+    if write:
+        replace_section(section, body)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table, first column left-aligned, the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]

@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import machine, reachable, replace_section, table
+from _common import machine, publish, reachable, table
 from scaling import POSTGRES_URL, REDIS_URL, cleanup, entries, stores
 
 from claude_history.stores import open_store
@@ -251,9 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 cleanup(tag)
     command = "python bench/fork.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     body = render(results, lengths, command.strip())
-    print(f"## {SECTION}\n\n{body}")
-    if not args.quick:
-        replace_section(SECTION, body)
+    publish(SECTION, body, write=not args.quick)
     return 0
 
 

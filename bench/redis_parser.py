@@ -24,7 +24,7 @@ import time
 import uuid
 from typing import Any
 
-from _common import machine, reachable, replace_section, table, text
+from _common import machine, publish, reachable, table, text
 
 # redis-py's own parser classes (private names, stable since redis-py 5): the bench pins each explicitly.
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser, _HiredisParser, _RESP3Parser
@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         table(["parser", *MEASURES], rows),
         f"hiredis against the pure-Python parser (medians): {ratios}.",
     ])
-    print(f"## {SECTION}\n\n{body}")
-    if not args.quick:
-        replace_section(SECTION, body)
+    publish(SECTION, body, write=not args.quick)
     return 0
 
 

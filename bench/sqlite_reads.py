@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import Tails, machine, replace_section, table
+from _common import Tails, publish, run_line, table
 
 from claude_history.stores.base import Entry
 from claude_history.stores.sqlite import SQLiteStore
@@ -143,12 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             other = f"holds {HOLD_S * 1000:g} ms every {PERIOD_S * 1000:g} ms" if holds else "none"
             name = "split pools (now)" if split else "one pool (before)"
             rows.append([other, name, *figures.cells((holds, split))])
-    info = machine()
-    command = " ".join(["python bench/sqlite_reads.py", *sys.argv[1:]])
     text = "\n".join(
         [
-            f"`{command}` ({info['date']}); {info['cpu']}; Python {info['python']}; load average (1 min) before /"
-            f" after: {before} / {after}.",
+            run_line("sqlite_reads.py", before, after),
             "",
             f"`get_session` reads at {READS_PER_S:g}/s beside appends at {APPENDS_PER_S:g}/s through"
             f" `ThreadedAsyncStore` on SQLite, {seconds:g} s per run, Poisson arrivals; ms from submission to"
@@ -158,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             table(["other process", "pools", "read p50 ms", "read p99 ms", "read max ms"], rows),
         ]
     )
-    print(f"## {SECTION}\n\n{text}")
-    if not args.quick:
-        replace_section(SECTION, text)
+    publish(SECTION, text, write=not args.quick)
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import Tails, machine, replace_section, table
+from _common import Tails, publish, run_line, table
 
 from claude_history.stores.base import Entry
 from claude_history.stores.sqlite import SQLiteStore
@@ -115,12 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         for lock in (True, False):
             name = "writer lock (now)" if lock else "busy handler only (before)"
             rows.append([f"{rate:g}", name, *figures.cells((rate, lock))])
-    info = machine()
-    command = " ".join(["python bench/sqlite_writers.py", *sys.argv[1:]])
     text = "\n".join(
         [
-            f"`{command}` ({info['date']}); {info['cpu']}; Python {info['python']}; load average (1 min) before /"
-            f" after: {before} / {after}.",
+            run_line("sqlite_writers.py", before, after),
             "",
             f"{sessions} sessions x {turns} turns appended from a pool of 4 threads at Poisson arrivals; ms from"
             " submission to return (pool, other writers, commit with an fsync); median (range) over seeds"
@@ -129,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             table(["appends / s", "writers wait on", "p50 ms", "p99 ms", "max ms"], rows),
         ]
     )
-    print(f"## {SECTION}\n\n{text}")
-    if not args.quick:
-        replace_section(SECTION, text)
+    publish(SECTION, text, write=not args.quick)
     return 0
 
 

@@ -78,6 +78,13 @@ __all__ = ["AsyncChat", "AsyncChatStream", "Chat", "ChatStream", "OnConcurrent",
 OnConcurrent = Literal["conflict", "reject", "enqueue"]
 
 
+def _list_of_mappings(value: object) -> bool:
+    """A list (or tuple) of dicts: what ``stage`` and ``send_tool_results`` take, checked up front."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and all(
+        isinstance(item, Mapping) for item in value
+    )
+
+
 def tool_results_content(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """``{tool_use_id: result}`` (a result may be an exception: an ``is_error`` result) or ready
     ``tool_result`` blocks, as the content of the user message that answers a ``tool_use``."""
@@ -86,9 +93,7 @@ def tool_results_content(results: Mapping[str, Any] | Sequence[Mapping[str, Any]
             error_result(str(i), v) if isinstance(v, BaseException) else tool_result(str(i), v)
             for i, v in results.items()
         ]
-    if isinstance(results, (str, bytes)) or not isinstance(results, Sequence) or not all(
-        isinstance(b, Mapping) for b in results
-    ):
+    if not _list_of_mappings(results):
         raise TypeError(
             "send_tool_results() takes {tool_use_id: result, ...} or a list of tool_result blocks, "
             f"got {type(results).__name__}"
@@ -288,9 +293,7 @@ class _ChatBase:
         one). Alternation and tool pairs are checked as the next ``send`` checks them."""
         if self._pending is not None:
             raise RuntimeError("a turn is already in progress; send it or discard_pending() first")
-        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not all(
-            isinstance(m, Mapping) for m in messages
-        ):
+        if not _list_of_mappings(messages):
             raise TypeError(
                 "stage() takes a list of message dicts ({'role': 'user' or 'assistant', 'content': ...}), "
                 f"got {type(messages).__name__}" + (" holding a non-dict" if isinstance(messages, list) else "")
