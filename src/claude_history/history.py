@@ -34,8 +34,11 @@ __all__ = [
     "USER_BLOCK_TYPES",
     "as_blocks",
     "content_blocks",
+    "continuable_copy",
+    "continuation_problem",
     "is_turn_start",
     "last_turn_start",
+    "left_out",
     "merge_consecutive",
     "repair",
     "sendable",
@@ -760,3 +763,53 @@ def repair(messages: Sequence[Message]) -> list[dict[str, Any]]:
             return following
         current = following
     return current  # pragma: no cover - each pass only removes or completes; a fixpoint is reached above
+
+
+def continuation_problem(messages: Sequence[Message]) -> str | None:
+    """Why a stored log cannot take a next user message (None when it can, or when it is empty).
+
+    A chat appends the user's next message to the stored log, so the log must pass the API's rules and end
+    with a reply. An imported history or a log cut after a user message may not: said before a turn fails on
+    it. A rejected log's reason is its ``InvalidHistory`` message, which may advise ``repair()`` (for Python
+    callers: a command line or a web service says how its own users reach ``continuable_copy``).
+    """
+    if not messages:
+        return None
+    try:
+        validate(messages, for_sending=False)
+    except InvalidHistory as exc:
+        return f"the API would reject its history: {exc}"
+    if messages[-1].get("role") == "user":
+        return f"it ends with a user message (#{len(messages) - 1}) that has no reply"
+    return None
+
+
+def continuable_copy(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """A copy a chat can continue (``continuation_problem`` is None for it): ``repair`` (dropped empties, merged
+    runs, closed tool calls), without a last turn that never got a reply. Never raises for content; never
+    changes ``messages``."""
+    current = list(messages)
+    for _ in range(len(messages) + 2):  # each round drops at least one message
+        while current and current[-1].get("role") == "user":
+            current.pop()
+        if not current:
+            return []
+        try:
+            fixed = repair(current)
+        except InvalidHistory:  # the newest user message holds nothing sendable: its turn goes
+            current = current[: max(i for i, m in enumerate(current) if m.get("role") == "user")]
+            continue
+        if not fixed or fixed[-1].get("role") != "user":
+            return fixed
+        # repair closed a tool call with an "interrupted" result: that turn has no reply, so it goes too.
+        starts = turn_starts(fixed)
+        current = list(fixed[: starts[-1]]) if starts else []
+    return []
+
+
+def left_out(original: Sequence[Message], copy: Sequence[Message]) -> list[str]:
+    """The text of each turn the user started in ``original`` that ``copy`` (its ``continuable_copy``) no longer
+    holds, such as a last message that never got a reply: to be shown, so the user can send it again."""
+    kept = "\n".join(text_of(m) for m in copy if m.get("role") == "user")
+    said = [text_of(original[i]) for i in turn_starts(original)]
+    return [text for text in said if text.strip() and text not in kept]

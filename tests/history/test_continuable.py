@@ -30,3 +30,20 @@ def test_the_copy_can_be_continued_and_the_original_is_untouched(history: list[d
 def test_a_history_the_chat_can_continue_is_left_as_it_is(history: list[dict[str, Any]]) -> None:
     assert why_not_continuable(history, "s") is None
     assert continuable_copy(history) == history
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(messy_histories())
+def test_nothing_the_user_said_is_lost_without_being_said(history: list[dict[str, Any]]) -> None:
+    """The library's own rule (history.continuable_copy / left_out), used by the CLI and the service: every
+    turn the user started is in the copy, or listed in left_out to be sent again."""
+    from claude_history.history import continuable_copy as copy_of
+    from claude_history.history import continuation_problem, left_out, text_of, turn_starts
+
+    fixed = copy_of(history)
+    assert continuation_problem(fixed) is None
+    kept = "\n".join(text_of(m) for m in fixed if m["role"] == "user")
+    dropped = left_out(history, fixed)
+    for i in turn_starts(history):
+        said = text_of(history[i])
+        assert not said.strip() or said in kept or said in dropped

@@ -25,7 +25,9 @@ from ..errors import (
     TurnInProgress,
 )
 
-__all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "sse_error"]
+__all__ = [
+    "ApiError", "error_body", "error_response", "http_advice", "install_error_handlers", "repair_endpoint", "sse_error",
+]
 
 _TYPES = {
     400: "invalid_request_error",
@@ -69,8 +71,21 @@ def sse_error(status: int, message: str) -> bytes:
     return f"event: error\ndata: {json.dumps(error_body(status, message))}\n\n".encode()
 
 
-def status_of(exc: BaseException) -> tuple[int, str]:
-    """The HTTP status and message for one of our own errors (or an upstream connection failure)."""
+def repair_endpoint(session_id: str | None) -> str:
+    return f"POST /v1/sessions/{session_id if session_id is not None else '{id}'}/repair"
+
+
+def http_advice(text: str, session_id: str | None) -> str:
+    """``text`` (a library error) with its advice to call ``claude_history.repair()``, a Python function an HTTP
+    client cannot reach, turned into the endpoint that writes a repaired copy of the session."""
+    endpoint = repair_endpoint(session_id)
+    text = text.replace("call claude_history.repair()", f"repair the session ({endpoint} writes a copy that can go on)")
+    return text.replace("claude_history.repair()", endpoint)
+
+
+def status_of(exc: BaseException, session_id: str | None = None) -> tuple[int, str]:
+    """The HTTP status and message for one of our own errors (or an upstream connection failure);
+    ``session_id``, the client's, names the session in advice."""
     if isinstance(exc, ApiError):
         return exc.status, exc.message
     if isinstance(exc, SessionNotFound):
@@ -92,7 +107,9 @@ def status_of(exc: BaseException) -> tuple[int, str]:
             "tool_result block for each ({\"type\": \"tool_result\", \"tool_use_id\": ..., \"content\": ...}), "
             "or undo the last turn"
         )
-    if isinstance(exc, (InvalidHistory, ConfigurationError, BudgetExceeded)):
+    if isinstance(exc, InvalidHistory):
+        return 400, http_advice(str(exc), session_id)
+    if isinstance(exc, (ConfigurationError, BudgetExceeded)):
         return 400, str(exc)
     if isinstance(exc, StoreUnavailable):
         return 503, f"the session store is unavailable: {exc}"
@@ -112,7 +129,8 @@ def upstream_response(exc: anthropic.APIStatusError) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
-        status, message = status_of(exc)
+        session_id = request.path_params.get("session_id") or request.headers.get("x-session-id")
+        status, message = status_of(exc, session_id)
         return error_response(status, message, getattr(exc, "headers", None))
 
     async def upstream(request: Request, exc: Exception) -> Response:

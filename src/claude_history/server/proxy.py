@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..chat import AsyncChat
-from ..errors import SessionNotFound
+from ..errors import InvalidHistory, SessionNotFound
 from ..history import last_turn_start, validate_from
 from .auth import Caller, caller
 from .errors import ApiError
@@ -24,7 +24,7 @@ from .examples import MESSAGES_OPENAPI, responses
 from .resend import Diverged, new_part, sends_back_last_reply
 from .service import Service
 from .tenants import scoped
-from .turns import claim, open_chat, record, required, run_turn, sent_messages
+from .turns import claim, open_chat, record, refusal, required, run_turn, sent_messages
 
 __all__ = ["router"]
 
@@ -89,8 +89,12 @@ async def messages(request: Request) -> Response:
     except Diverged as exc:
         service.metrics.conflicts.labels(who.tenant or "-").inc()
         raise ApiError(409, str(exc)) from exc
-    # The stored history was valid when committed: its last turn on is enough (O(turn) per request).
-    validate_from([*history, *new], last_turn_start(history) or 0)
+    # The stored history was valid when committed: its last turn on is enough (O(turn) per request). An
+    # imported one may not have been: then the error says the session cannot go on, and how to repair it.
+    try:
+        validate_from([*history, *new], last_turn_start(history) or 0)
+    except InvalidHistory as exc:
+        raise refusal(chat, who.tenant, exc) from exc
     chat.stage(new[:-1])
     fresh = chat.version == 0
 

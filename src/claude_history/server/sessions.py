@@ -15,11 +15,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import ConflictError, SessionNotFound
-from ..history import is_turn_start
-from ..stores.base import UNSET, SessionCursor, SessionInfo
+from ..history import continuable_copy, is_turn_start, left_out
+from ..stores.base import UNSET, Entry, SessionCursor, SessionInfo
 from ..turn import Ledger
 from ..usage import TokenUsage
 from .auth import Caller, caller
+from .continuation import problem_of
 from .errors import ApiError
 from .examples import responses
 from .paging import decode_messages_cursor, decode_sessions_cursor, messages_cursor, sessions_cursor
@@ -69,6 +70,10 @@ class ForkRequest(BaseModel):
     at: int | None = Field(None, ge=0, description="Keep messages [0, at) (at: a turn start, or the message count); "
                                                    "default all.")
     id: str | None = Field(None, description="The new session's id; default a new random id.")
+
+
+class RepairRequest(BaseModel):
+    id: str | None = Field(None, description="The repaired copy's id; default a new random id.")
 
 
 class RewindRequest(BaseModel):
@@ -315,6 +320,39 @@ async def fork(request: Request, session_id: str, body: ForkRequest) -> dict[str
     return session_json(who, await service.store.get_session(store_id))
 
 
+@router.post("/sessions/{session_id}/repair", status_code=201)
+async def repair(request: Request, session_id: str, body: RepairRequest | None = None) -> JSONResponse:
+    """A copy of the session that turns can follow (the CLI's ``sessions repair``; the session itself is kept as
+    it is): empty messages dropped, same-role runs merged, tool calls without results closed, and a last turn
+    that got no reply left out (its text in ``left_out``, to send again). For an imported history the API
+    would reject, or one that ends with an unanswered message. 200 with the session itself if it needs none."""
+    service, who = _service(request), await caller(request)
+    data = await service.store.load(scoped(who.tenant, session_id))
+    messages = data.message_params()
+    problem = problem_of(messages, session_id)
+    if problem is None:
+        return JSONResponse({**session_json(who, data.info), "repaired": False, "left_out": []})
+    fixed = continuable_copy(messages)
+    new_id = body.id if body is not None and body.id else uuid.uuid4().hex
+    store_id = scoped(who.tenant, new_id)
+    await _refuse_taken(service, store_id, new_id)
+    if fixed:  # version 0 expected: the copy is created by this append, or it is a 409
+        try:
+            await service.store.append(store_id, [Entry(m) for m in fixed], expected_version=0)
+        except ConflictError as exc:
+            raise ApiError(409, f"session {new_id!r} already exists") from exc
+    info = data.info
+    copied = await service.store.update_session(
+        store_id, create=not fixed, title=info.title, tags=info.tags, metadata=info.metadata, model=info.model,
+        system=info.system, owner=who.tenant if who.tenant is not None else UNSET,
+    )
+    return JSONResponse(
+        {**session_json(who, copied), "repaired": True, "repaired_from": session_id, "problem": problem,
+         "left_out": left_out(messages, fixed)},
+        status_code=201,
+    )  # fmt: skip
+
+
 @router.get("/sessions/{session_id}/context")
 async def context(
     request: Request,
@@ -445,7 +483,11 @@ async def import_session(request: Request, id: str | None = None) -> JSONRespons
     await _refuse_taken(service, store_id, session_id)
     await service.store.import_jsonl(text, session_id=store_id)
     info = await service.store.update_session(store_id, owner=who.tenant if who.tenant is not None else UNSET)
-    return JSONResponse(session_json(who, info), status_code=201)
+    # Imported as it is (an archive is never rewritten behind the client's back); whether turns can follow it
+    # is said now, not at the first turn's 400.
+    problem = problem_of((await service.store.load(store_id)).message_params(), session_id)
+    return JSONResponse({**session_json(who, info), "continuable": problem is None, "problem": problem},
+                        status_code=201)  # fmt: skip
 
 
 async def _refuse_taken(service: Service, store_id: str, session_id: str) -> None:
