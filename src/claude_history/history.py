@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import re
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -50,6 +52,7 @@ __all__ = [
     "turns",
     "validate",
     "validate_from",
+    "well_formed",
 ]
 
 Message = Mapping[str, Any]
@@ -383,6 +386,31 @@ def _is_server_block(kind: str) -> bool:
     return kind != "tool_result" and (kind.endswith("_tool_result") or kind.endswith("_tool_use"))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, any of these is unpaired (JSON decodes a pair as one)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+def _lone_surrogate(message: Any) -> bool:
+    """Whether ``message`` holds a lone surrogate anywhere (text, tool input, keys): one C-speed encode."""
+    try:
+        text = _ENCODE(message)
+    except (TypeError, ValueError, RecursionError):  # not JSON: not this check's to say
+        return False
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def well_formed(value: Any) -> Any:
+    """``value`` (text, or JSON data) with each lone surrogate in its strings (keys too) replaced by U+FFFD,
+    as JavaScript's ``toWellFormed`` does; containers are rebuilt, key order kept."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {well_formed(k): well_formed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [well_formed(v) for v in value]
+    return value
+
+
 def _check_message(message: Any, index: int) -> None:
     if not isinstance(message, Mapping):
         raise _fail(
@@ -454,6 +482,13 @@ def validate(
         )
     for i, message in enumerate(messages):
         _check_message(message, i)
+        if _lone_surrogate(message):
+            raise _fail(
+                i,
+                "holds a lone surrogate (half of a UTF-16 pair, such as \\ud800 with no partner): not valid text, "
+                "so the API refuses the whole request as invalid JSON",
+                "Replace it with U+FFFD (claude_history.repair() does).",
+            )
     origin = list(range(len(messages)))
     if allow_consecutive:
         merged: list[dict[str, Any]] = []
@@ -717,6 +752,7 @@ def repair(messages: Sequence[Message]) -> list[dict[str, Any]]:
       next user message, or a new one when the history ends with the call);
     - tool_results with no tool_use in the previous message are dropped, duplicates too, and tool_results are
       moved first in their message;
+    - a lone surrogate (half of a UTF-16 pair, which the API refuses as invalid JSON) becomes U+FFFD;
     - the newest user message is never dropped: if it held only unanswerable tool results, their content is
       kept as text. If it holds nothing sendable at all, ``InvalidHistory`` is raised (nothing to send).
 
@@ -751,7 +787,7 @@ def repair(messages: Sequence[Message]) -> list[dict[str, Any]]:
     current = [
         {
             "role": m["role"],
-            "content": copy.deepcopy(
+            "content": well_formed(m["content"]) if _lone_surrogate(m) else copy.deepcopy(
                 list(m["content"]) if not isinstance(m["content"], str) else m["content"]
             ),
         }

@@ -329,8 +329,8 @@ def check_sendable(message: dict[str, Any]) -> dict[str, Any]:
         json.dumps(message, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidHistory(
-            "the message contains a lone surrogate (half of a UTF-16 pair), which is not valid text; "
-            "decode the input with errors='replace'",
+            "the message contains a lone surrogate (half of a UTF-16 pair), which is not valid text: the API "
+            "refuses it as invalid JSON. Replace it with U+FFFD (in Python, decode input with errors='replace')",
             index=None,
         ) from None
     except (TypeError, ValueError) as exc:

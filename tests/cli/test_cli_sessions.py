@@ -354,3 +354,36 @@ def test_compact_erases_a_long_deleted_session_from_a_file_store(invoke: Invoke,
     assert b"okapi" not in (tmp_path / "files" / INDEX_NAME).read_bytes()
     with open_store(url) as files:
         assert [hit.session_id for hit in files.search("zebra")] == ["kept"]
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_a_lone_surrogate_is_shown_escaped_and_repaired(tmp_path: Path, locale: str) -> None:
+    """Half of a UTF-16 pair has no UTF-8 form: in a real process (stdout a pipe, strict or surrogateescape
+    by locale) every command still prints (was a traceback), the import warns, and repair makes it U+FFFD."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
+    env.update(LC_ALL=locale, LANG=locale, CLAUDE_HISTORY_STORE=url)
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run([sys.executable, "-m", "claude_history.cli", *args], env=env, capture_output=True,
+                              input=stdin.encode() if stdin is not None else None, timeout=60)  # fmt: skip
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+        return done
+
+    history = '[{"role": "user", "content": "a \\ud83d b"}, {"role": "assistant", "content": "reply"}]'
+    imported = run("sessions", "import", "-", "--session", "sur", stdin=history)
+    assert b"lone surrogate" in imported.stderr and b"sessions repair sur" in imported.stderr
+    for args in (("sessions", "show", "sur"), ("logs",)):
+        assert b"a \\ud83d b" in run(*args).stdout
+    assert b"sur" in run("sessions", "list").stdout
+    run("sessions", "repair", "sur", "--new-id", "fixed")
+    assert "a \ufffd b".encode() in run("sessions", "show", "fixed").stdout
+    stored = open_store(url)
+    try:
+        assert stored.load("sur").message_params()[0]["content"] == "a \ud83d b"  # the original is kept
+    finally:
+        stored.close()

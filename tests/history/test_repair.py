@@ -184,3 +184,36 @@ def test_repair_of_a_truncated_valid_history_keeps_its_sendable_part(
     if any(m["role"] == "user" for m in window):
         validate(fixed)
         assert fixed[-1] == window[-1] or text_of(window[-1]) in text_of(fixed[-1])
+
+
+def test_a_lone_surrogate_is_refused_and_repaired_to_a_replacement_character() -> None:
+    """The API refuses a request holding one as invalid JSON ("no low surrogate in string"), and every later
+    request that resends the message fails the same way: validate says so, repair makes it U+FFFD."""
+    history = [
+        u("a \ud83d b"),  # half of an emoji, as a string cut between its two UTF-16 units leaves it
+        a([{**tool_use("t1"), "input": {"k\udc00": ["v\ud800"]}}]),
+        u([tool_result("t1")]),
+        a("ok \U0001f600"),  # a whole emoji is fine
+    ]
+    with pytest.raises(InvalidHistory, match=r"messages\[0\]: holds a lone surrogate") as first:
+        validate(history, for_sending=False)
+    assert first.value.index == 0
+    with pytest.raises(InvalidHistory, match=r"messages\[1\]: holds a lone surrogate"):
+        validate([u("x"), *history[1:]], for_sending=False)
+    fixed = repair(history)
+    validate(fixed, for_sending=False)
+    assert fixed[0]["content"] == "a \ufffd b"
+    assert fixed[1]["content"][0]["input"] == {"k\ufffd": ["v\ufffd"]}
+    assert fixed[3] == history[3]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), min_size=1), min_size=1,
+                max_size=4))  # fmt: skip
+def test_repair_leaves_no_lone_surrogate(texts: list[str]) -> None:
+    history: list[dict[str, Any]] = []
+    for i, t in enumerate(texts):
+        history += [u(f"q{i} {t}"), a(f"r{i} {t}")]
+    fixed = repair(history)
+    validate(fixed, for_sending=False)
+    assert [m["role"] for m in fixed] == [m["role"] for m in history]

@@ -5,6 +5,7 @@ Python ``claude_history.repair()``), and the repaired copy takes turns through b
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import anthropic
@@ -30,6 +31,8 @@ BROKEN: dict[str, list[dict[str, Any]]] = {
         {"role": "assistant", "content": "ok"},
     ],
     "an empty message": [{"role": "user", "content": ""}, {"role": "assistant", "content": "b"}],
+    # Half of a UTF-16 pair: the API refuses the request as invalid JSON ("no low surrogate in string").
+    "a lone surrogate": [{"role": "user", "content": "a \ud83d b"}, {"role": "assistant", "content": "b"}],
 }
 
 
@@ -124,7 +127,7 @@ def test_a_bad_new_message_on_a_healthy_session_keeps_its_own_error(service: Ser
 def test_any_imported_history_can_be_repaired_into_one_that_takes_a_turn(
     service: Service, history: list[dict[str, Any]]
 ) -> None:
-    sid = f"m{abs(hash(json.dumps(history, sort_keys=True)))}"
+    sid = f"m{uuid.uuid4().hex}"  # the service lives across examples
     made = _import(service, history, sid)
     if made.status_code != 201:  # a shape the store refuses (not a message list): said, nothing stored
         assert made.status_code == 400
@@ -136,3 +139,20 @@ def test_any_imported_history_can_be_repaired_into_one_that_takes_a_turn(
     reply = httpx2.post(service.base_url + f"/v1/sessions/{target}/messages", json={"content": "go on"},
                         headers=_headers(service), timeout=30)  # fmt: skip
     assert reply.status_code == 200, reply.text
+
+
+def test_a_session_holding_a_lone_surrogate_reads_and_exports_escaped(service: Service) -> None:
+    """No UTF-8 form: written with \\u escapes (was a bare 500 for the messages, a cut export)."""
+    _import(service, BROKEN["a lone surrogate"], "sur")
+    listed = httpx2.get(service.base_url + "/v1/sessions/sur/messages", headers=_headers(service))
+    assert listed.status_code == 200 and listed.json()["data"][0]["content"] == "a \ud83d b"
+    exported = httpx2.get(service.base_url + "/v1/sessions/sur/export", headers=_headers(service))
+    assert exported.status_code == 200 and len(exported.text.splitlines()) == 3  # header and both messages
+    again = httpx2.post(service.base_url + "/v1/sessions/import", params={"id": "sur2"}, content=exported.content,
+                        headers=_headers(service))  # fmt: skip
+    assert again.status_code == 201
+    copied = httpx2.get(service.base_url + "/v1/sessions/sur2/messages", headers=_headers(service)).json()["data"]
+    assert [{"role": m["role"], "content": m["content"]} for m in copied] == BROKEN["a lone surrogate"]
+    markdown = httpx2.get(service.base_url + "/v1/sessions/sur/export", params={"format": "markdown"},
+                          headers=_headers(service))  # fmt: skip
+    assert markdown.status_code == 200 and "a ? b" in markdown.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,26 @@ def test_malformed_json(api: Simulator) -> None:
     assert (status, kind) == (400, "invalid_request_error")
     assert "error parsing the body" in message
     assert api.requests[-1]["body"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("\\ud800", "no low surrogate in string"),  # a high surrogate alone
+        ("a\\ud83d b", "no low surrogate in string"),  # its low half lost (a string cut between the two)
+        ("\\ude00", "invalid high surrogate in string"),  # a low surrogate alone
+    ],
+)
+def test_a_lone_surrogate_is_not_valid_json(api: Simulator, text: str, what: str) -> None:
+    """Python's json decodes it; the API's parser refuses the body (anthropics/claude-code#3277, #60394)."""
+    raw = json.dumps(body(user("x"))).replace('"x"', f'"{text}"').encode()
+    status, kind, message = error_of(post(api.base_url, None, content=raw))
+    assert (status, kind) == (400, "invalid_request_error")
+    assert message.startswith(f"The request body is not valid JSON: {what}: line 1 column ")
+    # A pair (an emoji as two escapes) and an escaped backslash before "ud800" are fine.
+    for good in ("\\ud83d\\ude00", "\\\\ud800"):
+        raw = json.dumps(body(user("x"))).replace('"x"', f'"{good}"').encode()
+        assert post(api.base_url, None, content=raw).status_code == 200
 
 
 def test_body_must_be_an_object(api: Simulator) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from ..history import well_formed
+
 __all__ = ["TITLE_LENGTH", "edited_tags", "new_session_id", "title_from"]
 
 TITLE_LENGTH = 60
@@ -15,8 +17,9 @@ def new_session_id() -> str:
 
 
 def title_from(text: str) -> str:
-    """A one-line title from a message: its words, clipped to ``TITLE_LENGTH`` characters."""
-    words = " ".join(text.split())
+    """A one-line title from a message: its words, clipped to ``TITLE_LENGTH`` characters (a lone surrogate,
+    which no store takes in a title, as U+FFFD)."""
+    words = " ".join(well_formed(text).split())
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

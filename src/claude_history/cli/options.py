@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,7 +39,13 @@ PIPE_WIDTH = 4096
 
 # Consoles are created per call: click's test runner swaps sys.stdout / sys.stderr for each invocation.
 def out_console() -> Console:
-    """stdout; on a terminal as wide as the terminal, into a pipe or a file one line per row."""
+    """stdout; on a terminal as wide as the terminal, into a pipe or a file one line per row.
+
+    Text that has no UTF-8 form (a lone surrogate in a stored message) is written as ``\\ud83d``, as Python
+    writes it to stderr, instead of failing the command with a traceback."""
+    stream = sys.stdout
+    if getattr(stream, "errors", None) in ("strict", "surrogateescape") and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors="backslashreplace")
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = PIPE_WIDTH

@@ -198,7 +198,8 @@ def render_session(console: Console, data: SessionData) -> None:
     for summary in data.summaries:
         note = f"[summary of messages {summary.start}-{summary.end - 1}] {summary.text}"
         console.print(Text(note, style="dim"))
-    console.print(Rule(style="dim"))
+    # Piped, the console is PIPE_WIDTH wide so that no row wraps: the rule keeps a terminal's width.
+    console.print(Rule(style="dim"), width=None if console.is_terminal else min(console.width, 80))
     line = f"{len(data.messages)} messages"
     spent = spending(info, data.messages)
     if spent.replies:

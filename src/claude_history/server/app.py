@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -23,6 +23,7 @@ from .errors import error_response, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .proxy import router as proxy_router
 from .reports import router as reports_router
+from .responses import JSONBody
 from .service import Service
 from .sessions import router as sessions_router
 from .web import mount_web
@@ -54,6 +55,7 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
         version=__version__,
         summary="An Anthropic-compatible stateful proxy and a sessions API over claude-history stores.",
         lifespan=lifespan,
+        default_response_class=JSONBody,
     )
     install_error_handlers(app)
     app.add_middleware(RequestLog)
@@ -82,7 +84,7 @@ def create_app(config: ServerConfig | None = None, *, store: AsyncStore | None =
             await service.store.list_sessions(limit=1)
         except Exception as exc:
             return error_response(503, f"the store is not reachable: {type(exc).__name__}")
-        return JSONResponse({"status": "ready"})
+        return JSONBody({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"])
     async def metrics(request: Request) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -24,6 +24,7 @@ from ..errors import (
     ToolResultsMissing,
     TurnInProgress,
 )
+from .responses import JSONBody
 
 __all__ = [
     "ApiError", "error_body", "error_response", "http_advice", "install_error_handlers", "repair_endpoint", "sse_error",
@@ -61,9 +62,9 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": _TYPES.get(status, "api_error"), "message": message}}
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONBody:
     merged = {**(_NO_RETRY if status in (400, 404, 409, 413) else {}), **(headers or {})}
-    return JSONResponse(error_body(status, message), status_code=status, headers=merged)
+    return JSONBody(error_body(status, message), status_code=status, headers=merged)
 
 
 def sse_error(status: int, message: str) -> bytes:

@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import ConflictError, SessionNotFound
 from ..history import continuable_copy, is_turn_start, left_out
+from ..stores._json import dumps
 from ..stores.base import UNSET, Entry, SessionCursor, SessionInfo
 from ..turn import Ledger
 from ..usage import TokenUsage
@@ -25,6 +26,7 @@ from .errors import ApiError
 from .examples import responses
 from .paging import decode_messages_cursor, decode_sessions_cursor, messages_cursor, sessions_cursor
 from .reports import costs_json, request_layout
+from .responses import JSONBody
 from .service import Service
 from .tenants import scoped, unscoped
 from .turns import open_chat, record, run_turn
@@ -321,7 +323,7 @@ async def fork(request: Request, session_id: str, body: ForkRequest) -> dict[str
 
 
 @router.post("/sessions/{session_id}/repair", status_code=201)
-async def repair(request: Request, session_id: str, body: RepairRequest | None = None) -> JSONResponse:
+async def repair(request: Request, session_id: str, body: RepairRequest | None = None) -> JSONBody:
     """A copy of the session that turns can follow (the CLI's ``sessions repair``; the session itself is kept as
     it is): empty messages dropped, same-role runs merged, tool calls without results closed, and a last turn
     that got no reply left out (its text in ``left_out``, to send again). For an imported history the API
@@ -331,7 +333,7 @@ async def repair(request: Request, session_id: str, body: RepairRequest | None =
     messages = data.message_params()
     problem = problem_of(messages, session_id)
     if problem is None:
-        return JSONResponse({**session_json(who, data.info), "repaired": False, "left_out": []})
+        return JSONBody({**session_json(who, data.info), "repaired": False, "left_out": []})
     fixed = continuable_copy(messages)
     new_id = body.id if body is not None and body.id else uuid.uuid4().hex
     store_id = scoped(who.tenant, new_id)
@@ -346,7 +348,7 @@ async def repair(request: Request, session_id: str, body: RepairRequest | None =
         store_id, create=not fixed, title=info.title, tags=info.tags, metadata=info.metadata, model=info.model,
         system=info.system, owner=who.tenant if who.tenant is not None else UNSET,
     )
-    return JSONResponse(
+    return JSONBody(
         {**session_json(who, copied), "repaired": True, "repaired_from": session_id, "problem": problem,
          "left_out": left_out(messages, fixed)},
         status_code=201,
@@ -441,14 +443,15 @@ async def export(
 
         data = await service.store.load(scoped(who.tenant, session_id))
         shown = replace(data, info=replace(data.info, id=session_id))
-        return Response(session_markdown(shown), media_type="text/markdown; charset=utf-8")
+        # For reading: a lone surrogate (no UTF-8 form) is shown as "?", where the JSON Lines keep it escaped.
+        return Response(session_markdown(shown).encode("utf-8", "replace"), media_type="text/markdown; charset=utf-8")
     text = await service.store.export_jsonl(scoped(who.tenant, session_id))
     lines = text.splitlines()
     if lines:
         header = json.loads(lines[0])
         header["id"] = session_id
         header.pop("owner", None)
-        lines[0] = json.dumps(header, ensure_ascii=False)
+        lines[0] = dumps(header)  # as the store wrote it: UTF-8, a lone surrogate in the title escaped
 
     async def body() -> AsyncIterator[bytes]:
         for line in lines:
@@ -458,7 +461,7 @@ async def export(
 
 
 @router.post("/sessions/import", status_code=201)
-async def import_session(request: Request, id: str | None = None) -> JSONResponse:
+async def import_session(request: Request, id: str | None = None) -> JSONBody:
     """Import JSON Lines from export (or a JSON list of messages) as a session of the tenant; the id is
     ``id``, else the one in the header, else a new one. 409 if it is taken."""
     service, who = _service(request), await caller(request)
@@ -486,7 +489,7 @@ async def import_session(request: Request, id: str | None = None) -> JSONRespons
     # Imported as it is (an archive is never rewritten behind the client's back); whether turns can follow it
     # is said now, not at the first turn's 400.
     problem = problem_of((await service.store.load(store_id)).message_params(), session_id)
-    return JSONResponse({**session_json(who, info), "continuable": problem is None, "problem": problem},
+    return JSONBody({**session_json(who, info), "continuable": problem is None, "problem": problem},
                         status_code=201)  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import anthropic
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..chat import AsyncChat
 from ..errors import ConflictError, InvalidHistory, SessionNotFound, ToolResultsMissing
@@ -20,6 +20,7 @@ from ..usage import combine_usage
 from .auth import Caller
 from .continuation import stuck
 from .errors import ApiError, error_body, status_of
+from .responses import JSONBody
 from .service import Service
 from .tenants import scoped, unscoped
 from .upstream import RawReply
@@ -80,7 +81,7 @@ def turn_response(chat: AsyncChat, message: Any, headers: dict[str, str]) -> Res
     data = turn_json(chat, message)
     if isinstance(message, RawReply) and data is message.data:
         return Response(message.raw, media_type="application/json", headers=headers)
-    return JSONResponse(data, headers=headers)
+    return JSONBody(data, headers=headers)
 
 
 class JoinedEvents:

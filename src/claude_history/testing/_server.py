@@ -24,6 +24,7 @@ from ._common import ApiError, bad_request, error_type_for
 from ._context_edits import apply_context_edits, clear_edits
 from ._faults import Fault, StreamFault, broken_stream, fault_error
 from ._http import WORKERS, Response, Server
+from ._json_body import lone_surrogate
 from ._limits import RateLimiter, RateLimits
 from ._models_api import get_model, list_models
 from ._replies import (
@@ -366,7 +367,9 @@ class Simulator:
         try:
             body = json.loads(raw, parse_constant=_reject_constant) if raw else None
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            parse_error = str(exc)
+            parse_error = f"There was an error parsing the body of your request: {exc}"
+        else:
+            parse_error = lone_surrogate(raw) if raw else None
         with self._lock:
             self._requests.append({"method": method, "path": path, "headers": headers, "body": body})
             self._received += 1
@@ -436,9 +439,7 @@ class Simulator:
             )
             return Response(status, answer, content_type=content_type)
         if parse_error is not None or body is None:
-            raise bad_request(
-                f"There was an error parsing the body of your request: {parse_error or 'empty body'}"
-            )
+            raise bad_request(parse_error or "There was an error parsing the body of your request: empty body")
         count_only = route.endswith("/count_tokens")
         thread = None if count_only else self._threads.open(body, headers, self.now())
         if thread is not None:
