@@ -42,7 +42,7 @@ def test_rename_and_tag(invoke: Invoke, two: list[str], store: Store, store_url:
     assert store.get_session("a").tags == ("y",)
     result = invoke(["sessions", "tag", "--store", store_url, "a", "--", "-nope"])  # not a tag of the session
     assert result.exit_code == 0 and result.stdout.split() == ["y"]
-    assert "had no tag 'nope' (its tags were: y)" in result.stderr
+    assert "had no tag 'nope' to remove (the tags were: y)" in result.stderr
     result = invoke(["sessions", "rename", "a", "", "--store", store_url])  # an empty title takes it away
     assert result.exit_code == 0 and "has no title now" in result.stderr
     assert store.get_session("a").title is None

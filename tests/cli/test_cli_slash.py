@@ -89,9 +89,12 @@ def test_model_and_system_change_the_next_request(
 def test_context_cost_title_tag_sessions(
     invoke: Invoke, sim: Any, api_env: dict[str, str | None], store: Store
 ) -> None:
-    lines = ["Hello.", "/context", "/cost", "/title Greetings", "/tag demo work", "/tag -work", "/sessions"]
+    lines = ["Hello.", "/context", "/cost", "/title Greetings", "/tag demo work", "/tag -work", "/tag -wrok",
+             "/sessions"]  # fmt: skip
     result = chat(invoke, api_env, lines)
     assert result.exit_code == 0, result.output
+    assert "There was no tag 'wrok' to remove (the tags were: demo)." in result.stdout  # a typo is said
+    assert "There was no tag 'work'" not in result.stdout
     assert "model claude-sonnet-4-6" in result.stdout  # the context report
     assert "cost:" in result.stdout
     info = store.get_session("s")

@@ -6,7 +6,7 @@ import uuid
 
 from ..history import well_formed
 
-__all__ = ["TITLE_LENGTH", "edited_tags", "new_session_id", "title_from"]
+__all__ = ["TITLE_LENGTH", "edited_tags", "missing_removals", "new_session_id", "title_from"]
 
 TITLE_LENGTH = 60
 
@@ -32,3 +32,11 @@ def edited_tags(current: tuple[str, ...] | list[str], words: list[str]) -> list[
         elif word not in tags:
             tags.append(word)
     return tags
+
+
+def missing_removals(current: tuple[str, ...] | list[str], words: list[str]) -> str | None:
+    """What to say when a ``-TAG`` names a tag the session does not have (a typo would otherwise pass unseen)."""
+    absent = [word[1:] for word in words if word.startswith("-") and word[1:] not in current]
+    if not absent:
+        return None
+    return f"no tag {', '.join(map(repr, absent))} to remove (the tags were: {', '.join(current) or 'none'})"

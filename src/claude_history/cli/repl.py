@@ -16,7 +16,7 @@ from ..models import model_info
 from .attachments import attachment_block, with_attachments
 from .errors import CliError, describe_error, is_expected
 from .forking import fork_session
-from .ids import edited_tags, new_session_id, title_from
+from .ids import edited_tags, missing_removals, new_session_id, title_from
 from .lines import LineReader
 from .markdown_export import export_text
 from .options import err_console, out_console, resolve_model
@@ -362,6 +362,9 @@ class Repl:
         info = store.update_session(session_id, create=True)
         tags = edited_tags(info.tags, arg.split())
         store.update_session(session_id, tags=tags)
+        missing = missing_removals(info.tags, arg.split())
+        if missing:
+            self._say(f"There was {missing}.")
         self._say("tags: " + (", ".join(tags) if tags else "none"))
 
     def _attach(self, arg: str) -> None:

@@ -14,7 +14,7 @@ from ..errors import ConfigurationError, ConflictError
 from .continuable import continuable_copy, left_out, why_not_continuable
 from .errors import CliError
 from .forking import fork_session, taken
-from .ids import edited_tags, new_session_id
+from .ids import edited_tags, missing_removals, new_session_id
 from .markdown_export import FORMATS, export_text
 from .options import err_console, out_console, store_option
 from .overview import derived_labels, session_row
@@ -313,11 +313,9 @@ def tag_command(session_id: str, tags: tuple[str, ...], store_url: str | None) -
         info = store.get_session(session_id)
         new = edited_tags(info.tags, list(tags))
         store.update_session(session_id, tags=new)
-    absent = [word[1:] for word in tags if word.startswith("-") and word[1:] not in info.tags]
-    if absent:  # a typo in a removal would otherwise pass unseen
-        had = ", ".join(info.tags) or "none"
-        err_console().print(f"Session {session_id} had no tag {', '.join(map(repr, absent))} (its tags were: {had}).",
-                            markup=False)  # fmt: skip
+    missing = missing_removals(info.tags, list(tags))
+    if missing:
+        err_console().print(f"Session {session_id} had {missing}.", markup=False)
     click.echo(" ".join(new))
 
 
