@@ -34,7 +34,7 @@ MESSAGES = [
 ]  # fmt: skip
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False),
-    st.text(max_size=30), st.sampled_from(["", "\x00", "claude-sonnet-4-6", "a" * 3000]),
+    st.text(max_size=30), st.sampled_from(["", "\x00", "claude-sonnet-4-6", "a" * 3000, "\ud83d", "a \udc00 b"]),
 )  # fmt: skip
 values = st.recursive(
     st.one_of(scalars, st.sampled_from(MESSAGES)),

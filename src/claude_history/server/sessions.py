@@ -490,7 +490,7 @@ async def import_session(request: Request, id: str | None = None) -> JSONBody:
     # is said now, not at the first turn's 400.
     problem = problem_of((await service.store.load(store_id)).message_params(), session_id)
     return JSONBody({**session_json(who, info), "continuable": problem is None, "problem": problem},
-                        status_code=201)  # fmt: skip
+                    status_code=201)  # fmt: skip
 
 
 async def _refuse_taken(service: Service, store_id: str, session_id: str) -> None:
