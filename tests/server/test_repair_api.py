@@ -65,6 +65,11 @@ def test_a_broken_import_is_said_refused_with_http_advice_and_repaired(service: 
     message = _error(turn)
     assert message.startswith("session 'imp' cannot be continued: ")
     assert "POST /v1/sessions/imp/repair" in message and "claude_history" not in message
+    streamed = httpx2.post(service.base_url + "/v1/sessions/imp/messages", json={"content": "hello", "stream": True},
+                           headers=_headers(service), timeout=30)  # fmt: skip
+    assert streamed.status_code == 400 and _error(streamed) == message  # before any event: a plain 400
+    report = httpx2.get(service.base_url + "/v1/sessions/imp/context", headers=_headers(service))
+    assert report.status_code == 400 and _error(report) == message  # what the next request would be: none
     with pytest.raises(anthropic.BadRequestError) as refused:
         service.client(session="imp").messages.create(model=MODEL, max_tokens=50,
                                                       messages=[{"role": "user", "content": "hi"}])  # fmt: skip

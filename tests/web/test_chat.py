@@ -260,3 +260,33 @@ def test_a_change_made_elsewhere_shows_a_banner(page: Any, site: Site) -> None:
         api.delete(f"/v1/sessions/{session_id}").raise_for_status()
     page.get_by_text("deleted in another tab").wait_for()
     assert time.monotonic() - started < 8
+
+
+def test_a_session_no_turn_can_follow_is_continued_in_a_repaired_copy(page: Any, site: Site) -> None:
+    """An imported history ending with a message that got no reply: sending says so and offers the repaired
+    copy, which opens with the unanswered message back in the composer; the original is kept."""
+    broken = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"},
+              {"role": "user", "content": "Never answered"}]  # fmt: skip
+    with site.api() as api:
+        made = api.post("/v1/sessions/import", params={"id": "imported-broken"}, json=broken)
+        assert made.status_code == 201 and made.json()["continuable"] is False
+    sign_in(page, site)
+    page.goto(site.base_url + "/#session=imported-broken")
+    page.locator(".message").nth(2).wait_for()
+    page.get_by_label("Message (Enter sends, Shift+Enter adds a line)").fill("And now?")
+    page.keyboard.press("Enter")
+    page.get_by_role("status").get_by_text("cannot be continued").wait_for()
+    page.get_by_role("button", name="Continue in a repaired copy").click()
+    page.get_by_text("Opened a repaired copy").wait_for()
+    copy_id = str(page.evaluate("decodeURIComponent(location.hash.split('=')[1])"))
+    assert copy_id != "imported-broken"
+    composer = page.get_by_label("Message (Enter sends, Shift+Enter adds a line)")
+    assert composer.input_value() == "Never answered"  # ready to send again
+    site.sim.reply_with("Now answered")
+    replies = page.locator(".message.assistant:not(.streaming)").count()
+    composer.press("Enter")
+    page.locator(".message.assistant:not(.streaming)").nth(replies).wait_for()
+    stored = _stored(site, copy_id)
+    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert stored[2]["content"] == "Never answered"
+    assert [m["content"] for m in _stored(site, "imported-broken")] == [m["content"] for m in broken]

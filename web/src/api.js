@@ -68,6 +68,7 @@ export const api = {
     call("POST", `/v1/sessions/${encodeURIComponent(id)}/messages`, body, { signal, raw: true }),
   undo: (id) => call("POST", `/v1/sessions/${encodeURIComponent(id)}/undo`, {}),
   fork: (id, at) => call("POST", `/v1/sessions/${encodeURIComponent(id)}/fork`, { at }),
+  repair: (id) => call("POST", `/v1/sessions/${encodeURIComponent(id)}/repair`, {}),
   context: (id) => call("GET", `/v1/sessions/${encodeURIComponent(id)}/context?detail=true`),
   costs: (id) => call("GET", `/v1/sessions/${encodeURIComponent(id)}/costs`),
   search: (q) => call("GET", `/v1/search?${new URLSearchParams({ q, limit: "50" })}`),

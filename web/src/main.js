@@ -27,10 +27,11 @@ const state = {
 
 // -- small helpers ---------------------------------------------------------------------------------------
 
-function notice(text, error = false) {
+function notice(text, error = false, action = null) {
   const box = $("notice");
   box.textContent = text || "";
   box.classList.toggle("error", error);
+  if (action) box.append(" ", el("button", { type: "button", class: "notice-action", onclick: action.run }, action.label));
 }
 
 function failed(error) {
@@ -38,7 +39,10 @@ function failed(error) {
     signOut("Your key was refused: it may have been revoked.");
     return;
   }
-  notice(error.message || String(error), true);
+  // A session no turn can follow (an imported history the API would reject, or one ending with a message that
+  // got no reply): the service says so before any call; offer the copy it can write.
+  const stuck = error instanceof ApiError && error.status === 400 && / cannot be continued: /.test(error.message);
+  notice(error.message || String(error), true, stuck ? { label: "Continue in a repaired copy", run: repairSession } : null);
 }
 
 function ask(title, text, { value = null, label = "", ok = "OK", danger = false } = {}) {
@@ -450,6 +454,20 @@ async function retry() {
   }
   const removed = await undo();
   if (removed && removed.length) await send(removed[0].content);
+}
+
+async function repairSession() {
+  try {
+    const source = state.current;
+    const copy = await api.repair(source.id);
+    await loadSessions();
+    await openSession(copy.id);
+    if (copy.left_out.length) $("input").value = copy.left_out.join("\n\n"); // never answered: ready to send again
+    notice(copy.repaired ? `Opened a repaired copy of “${sessionTitle(source)}”; the original is kept as it was.`
+      : "This session needs no repair.");
+  } catch (error) {
+    failed(error);
+  }
 }
 
 async function forkAt(at, { announce = true } = {}) {

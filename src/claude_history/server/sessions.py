@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import ConflictError, SessionNotFound
+from ..errors import ConflictError, InvalidHistory, SessionNotFound
 from ..history import continuable_copy, is_turn_start, left_out
 from ..stores._json import dumps
 from ..stores.base import UNSET, Entry, SessionCursor, SessionInfo
@@ -29,7 +29,7 @@ from .reports import costs_json, request_layout
 from .responses import JSONBody
 from .service import Service
 from .tenants import scoped, unscoped
-from .turns import open_chat, record, run_turn
+from .turns import open_chat, record, refusal, run_turn
 from .usage_records import is_usage_record
 
 __all__ = ["router"]
@@ -365,7 +365,10 @@ async def context(
     """What the next request would hold (tokens by part, cache, budget, estimated cost); no API call."""
     who = await caller(request)
     chat = await _chat(request, who, session_id)
-    plan = chat.next_request(content)
+    try:
+        plan = chat.next_request(content)
+    except InvalidHistory as exc:  # the stored log cannot take a turn: said as such, with its repair
+        raise refusal(chat, who.tenant, exc) from exc
     assert plan.report is not None
     report: dict[str, Any] = plan.report.to_dict()
     if detail:

@@ -157,8 +157,8 @@ async def run_turn(
         if request_id:
             headers["request-id"] = request_id
         return turn_response(chat, message, headers)
-    opened = chat.stream(content)
     try:
+        opened = chat.stream(content)
         await opened.__aenter__()  # errors before the first event are plain HTTP errors
     except ConflictError:
         service.metrics.conflicts.labels(tenant or "-").inc()
