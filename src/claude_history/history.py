@@ -391,12 +391,24 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def _lone_surrogate(message: Any) -> bool:
-    """Whether ``message`` holds a lone surrogate anywhere (text, tool input, keys): one C-speed encode."""
-    try:
-        text = _ENCODE(message)
-    except (TypeError, ValueError, RecursionError):  # not JSON: not this check's to say
-        return False
-    return not text.isascii() and _SURROGATE.search(text) is not None
+    """Whether ``message`` holds a lone surrogate anywhere (text, tool input, keys). Plain text (a string, or a
+    text block of type and text only: most messages) is searched as it is; anything else is encoded first."""
+    content = message.get("content")
+    parts = [content] if isinstance(content, str) else content
+    for part in parts:
+        if isinstance(part, dict) and len(part) == 2 and part.get("type") == "text":
+            part = part.get("text")
+        if isinstance(part, str):
+            if not part.isascii() and _SURROGATE.search(part) is not None:
+                return True
+            continue
+        try:
+            text = _ENCODE(part)
+        except (TypeError, ValueError, RecursionError):  # not JSON: not this check's to say
+            continue
+        if not text.isascii() and _SURROGATE.search(text) is not None:
+            return True
+    return False
 
 
 def well_formed(value: Any) -> Any:
