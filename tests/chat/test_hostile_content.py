@@ -4,6 +4,7 @@ RecursionError, after the turn had begun)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from typing import Any
@@ -111,3 +112,33 @@ def test_fuzzed_content_is_sent_and_stored_or_refused_cleanly(
     event("sent and stored")
     again = Chat(client, model=MODEL, store=store, session_id=session_id)
     assert again.messages == chat.messages and len(again.messages) == 2
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}],
+        [{"role": "user", "content": "a \ud83d b"}, {"role": "assistant", "content": "b"}],
+        [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+    ],
+    ids=["an unanswered last message", "a lone surrogate", "two user messages"],
+)
+def test_a_stored_session_no_turn_can_follow_is_named_as_the_cause(
+    client: anthropic.Anthropic, sim: Simulator, store: Store, stored: list[dict[str, Any]]
+) -> None:
+    """Imported as it is: a turn on it fails before any call, saying the stored session is the cause (the new
+    message is fine), and the repaired copy takes the turn."""
+    from claude_history.history import continuable_copy
+    from claude_history.stores.base import Entry
+
+    store.import_jsonl(json.dumps(stored), session_id="imported")
+    chat = Chat(client, model=MODEL, store=store, session_id="imported")
+    before = len(bodies(sim))
+    with pytest.raises(InvalidHistory, match="^the stored session cannot take a turn: ") as refused:
+        chat.send("A fine new message")
+    assert "continuable_copy" in str(refused.value)
+    assert len(bodies(sim)) == before and store.load("imported").message_params() == stored
+    fixed = continuable_copy(stored)  # for two unanswered user messages: nothing (they are sent again instead)
+    if fixed:
+        store.append("fixed", [Entry(m) for m in fixed], expected_version=0)
+    Chat(client, model=MODEL, store=store, session_id="fixed").send("A fine new message")

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidHistory
-from ..history import validate_from
+from ..history import continuation_problem, validate_from
 from ..stores.base import Summary
 from ..tokens import TokenEstimate, bound_system, bound_tools, estimate_system, estimate_tools
 from .log_index import LogIndex
@@ -119,7 +119,19 @@ def _decide(
         full = log.messages  # the messages of committed_log + pending, the same objects (LogIndex.extend)
         const_bound = bound_system(system, model) + bound_tools(tools)
         replay = Replay(full, log, spec, model, const, summaries, measured_input_tokens, const_bound)
-        _validate(full, log)
+        try:
+            _validate(full, log)
+        except InvalidHistory as exc:
+            # The stored part itself may be the cause (an import, an append of the caller's own): said so, as
+            # the new message is not at fault and every turn on the session would fail the same way.
+            problem = continuation_problem(committed_log) if pending else None
+            if problem is None:
+                raise
+            raise InvalidHistory(
+                f"the stored session cannot take a turn: {problem} (history.continuable_copy gives a copy that "
+                "can; docs/chat.md, 'What is stored')",
+                index=exc.index,
+            ) from exc
         key = (spec.name, const.text, const.fixed)
         planner.last = ((model, placeholder), key, spec.summarize is not None, spec.whole_checkpoint)
         decision = replay.run(key, usage_history, trusted)
