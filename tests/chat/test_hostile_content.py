@@ -134,7 +134,7 @@ def test_a_stored_session_no_turn_can_follow_is_named_as_the_cause(
     store.import_jsonl(json.dumps(stored), session_id="imported")
     chat = Chat(client, model=MODEL, store=store, session_id="imported")
     before = len(bodies(sim))
-    with pytest.raises(InvalidHistory, match="^the stored session cannot take a turn: ") as refused:
+    with pytest.raises(InvalidHistory, match=r"^the stored session cannot take a turn: ") as refused:
         chat.send("A fine new message")
     assert "continuable_copy" in str(refused.value)
     assert len(bodies(sim)) == before and store.load("imported").message_params() == stored
