@@ -144,10 +144,13 @@ def test_a_session_ending_with_an_unanswered_message_is_repaired_without_it(
         {"role": "user", "content": "three"},
     ]
     store.import_jsonl(json.dumps(log), session_id="dangling")
+    store.update_session("dangling", tags=["imported"], metadata={"source": "crm"})
     assert "has no reply" in invoke(["chat", "-s", "dangling"], input="hi\n", env=api_env).stderr
     result = invoke(["sessions", "repair", "dangling", "--new-id", "ok", "--store", store_url])
     assert result.exit_code == 0, result.output
     assert store.load("ok").message_params() == log[:2]
+    copied = store.get_session("ok")
+    assert copied.tags == ("imported",) and copied.metadata == {"source": "crm"}  # as the service's /repair
     assert "Left out" in result.stderr and "> three" in result.stderr  # said, not silently lost
 
 

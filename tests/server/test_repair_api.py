@@ -76,11 +76,14 @@ def test_a_broken_import_is_said_refused_with_http_advice_and_repaired(service: 
     assert "cannot be continued" in str(refused.value) and "claude_history" not in str(refused.value)
     assert service.client().get("/v1/sessions/imp", cast_to=object)["version"] == 1  # type: ignore[index]
 
+    labels = {"title": "Imported", "tags": ["crm"], "metadata": {"source": "crm"}}
+    assert httpx2.patch(service.base_url + "/v1/sessions/imp", json=labels, headers=_headers(service)).is_success
     repaired = httpx2.post(service.base_url + "/v1/sessions/imp/repair", json={"id": "fixed"},
                            headers=_headers(service))  # fmt: skip
     assert repaired.status_code == 201, repaired.text
     copy = repaired.json()
     assert copy["id"] == "fixed" and copy["repaired"] is True and copy["repaired_from"] == "imp"
+    assert {k: copy[k] for k in labels} == labels  # the copy keeps the session's labels
     if case == "an unanswered last message":
         assert copy["left_out"] == ["never answered"]  # said, so it can be sent again
     # Both APIs now take turns on the copy; the original is unchanged.

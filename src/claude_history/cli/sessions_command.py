@@ -349,7 +349,8 @@ def repair_command(session_id: str, new_id: str | None, store_url: str | None) -
             raise CliError(taken(target, "choose another with --new-id ID"))
         info = data.info
         store.update_session(
-            target, create=True, title=info.title, model=info.model, system=info.system, tags=info.tags
+            target, create=True, title=info.title, model=info.model, system=info.system, tags=info.tags,
+            metadata=info.metadata,
         )
         if fixed:
             store.append(target, [Entry(m) for m in fixed], expected_version=0)
