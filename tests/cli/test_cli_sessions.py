@@ -374,12 +374,14 @@ def test_a_lone_surrogate_is_shown_escaped_and_repaired(tmp_path: Path, locale: 
         assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
         return done
 
-    history = '[{"role": "user", "content": "a \\ud83d b"}, {"role": "assistant", "content": "reply"}]'
+    history = '[{"role": "user", "content": "a \\ud83d b"}, {"role": "assistant", "content": "reply \\udc00"}]'
     imported = run("sessions", "import", "-", "--session", "sur", stdin=history)
     assert b"lone surrogate" in imported.stderr and b"sessions repair sur" in imported.stderr
     for args in (("sessions", "show", "sur"), ("logs",)):
         assert b"a \\ud83d b" in run(*args).stdout
     assert b"sur" in run("sessions", "list").stdout
+    found = run("sessions", "search", "reply").stdout.decode()  # the index holds it as one U+FFFD
+    assert "reply \ufffd" in found and "\ufffd\ufffd" not in found
     run("sessions", "repair", "sur", "--new-id", "fixed")
     assert "a \ufffd b".encode() in run("sessions", "show", "fixed").stdout
     stored = open_store(url)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..history import well_formed
 
 __all__ = ["make_snippet", "message_text", "search_terms", "text_matches"]
 
@@ -20,8 +21,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     _collect_text(message.get("content"), parts)
     text = "\n".join(part for part in parts if part)
     if not text.isascii():
-        # Index a lone surrogate (see ``dumps``) as U+FFFD: search indexes hold UTF-8 text only.
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = well_formed(text)  # a lone surrogate (see ``dumps``) as one U+FFFD: indexes hold UTF-8 text only
     return text
 
 
