@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "ConflictError": "claude_history.errors",
     "StoreUnavailable": "claude_history.errors",
     "SessionNotFound": "claude_history.errors",
+    "SessionNotContinuable": "claude_history.errors",
     "BudgetExceeded": "claude_history.errors",
     "DecryptionError": "claude_history.errors",
     "ConfigurationError": "claude_history.errors",
@@ -100,6 +101,9 @@ if TYPE_CHECKING:  # pragma: no cover - gives type checkers and IDEs the real na
     )
     from .errors import (
         LeaseLost as LeaseLost,
+    )
+    from .errors import (
+        SessionNotContinuable as SessionNotContinuable,
     )
     from .errors import (
         SessionNotFound as SessionNotFound,

@@ -16,6 +16,7 @@ __all__ = [
     "HistoryError",
     "InvalidHistory",
     "LeaseLost",
+    "SessionNotContinuable",
     "SessionNotFound",
     "StoreUnavailable",
     "ToolResultsMissing",
@@ -47,6 +48,17 @@ class ToolResultsMissing(InvalidHistory):
     def __init__(self, message: str, *, index: int | None = None, tool_use_ids: list[str] | None = None) -> None:
         super().__init__(message, index=index)
         self.tool_use_ids = list(tool_use_ids or [])
+
+
+class SessionNotContinuable(InvalidHistory):
+    """A turn on a stored session that no turn can follow (an import, an append of the caller's own): its log
+    is one the API refuses, or it ends with a message that got no reply. ``problem`` says why, in the words of
+    ``history.continuation_problem``; the new message is not at fault. ``history.continuable_copy`` gives a copy
+    that can go on."""
+
+    def __init__(self, message: str, *, index: int | None = None, problem: str = "") -> None:
+        super().__init__(message, index=index)
+        self.problem = problem
 
 
 class ConflictError(HistoryError):

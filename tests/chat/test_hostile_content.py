@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from claude_history import Chat
-from claude_history.errors import InvalidHistory
+from claude_history.errors import InvalidHistory, SessionNotContinuable
 from claude_history.stores._validation import MAX_DEPTH
 from claude_history.stores.base import Store
 from claude_history.testing import Simulator
@@ -128,15 +128,16 @@ def test_a_stored_session_no_turn_can_follow_is_named_as_the_cause(
 ) -> None:
     """Imported as it is: a turn on it fails before any call, saying the stored session is the cause (the new
     message is fine), and the repaired copy takes the turn."""
-    from claude_history.history import continuable_copy
+    from claude_history.history import continuable_copy, continuation_problem
     from claude_history.stores.base import Entry
 
     store.import_jsonl(json.dumps(stored), session_id="imported")
     chat = Chat(client, model=MODEL, store=store, session_id="imported")
     before = len(bodies(sim))
-    with pytest.raises(InvalidHistory, match=r"^the stored session cannot take a turn: ") as refused:
+    with pytest.raises(SessionNotContinuable, match=r"^the stored session cannot take a turn: ") as refused:
         chat.send("A fine new message")
     assert "continuable_copy" in str(refused.value)
+    assert refused.value.problem == continuation_problem(stored)
     assert len(bodies(sim)) == before and store.load("imported").message_params() == stored
     fixed = continuable_copy(stored)  # for two unanswered user messages: nothing (they are sent again instead)
     if fixed:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import InvalidHistory
+from ..errors import InvalidHistory, SessionNotContinuable
 from ..history import continuation_problem, validate_from
 from ..stores.base import Summary
 from ..tokens import TokenEstimate, bound_system, bound_tools, estimate_system, estimate_tools
@@ -127,10 +127,11 @@ def _decide(
             problem = continuation_problem(committed_log) if pending else None
             if problem is None:
                 raise
-            raise InvalidHistory(
+            raise SessionNotContinuable(
                 f"the stored session cannot take a turn: {problem} (history.continuable_copy gives a copy that "
                 "can; docs/chat.md, 'What is stored')",
                 index=exc.index,
+                problem=problem,
             ) from exc
         key = (spec.name, const.text, const.fixed)
         planner.last = ((model, placeholder), key, spec.summarize is not None, spec.whole_checkpoint)

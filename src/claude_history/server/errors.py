@@ -19,6 +19,7 @@ from ..errors import (
     DecryptionError,
     HistoryError,
     InvalidHistory,
+    SessionNotContinuable,
     SessionNotFound,
     StoreUnavailable,
     ToolResultsMissing,
@@ -27,7 +28,8 @@ from ..errors import (
 from .responses import JSONBody
 
 __all__ = [
-    "ApiError", "error_body", "error_response", "http_advice", "install_error_handlers", "repair_endpoint", "sse_error",
+    "ApiError", "continuation_advice", "error_body", "error_response", "http_advice", "install_error_handlers",
+    "repair_endpoint", "sse_error",
 ]
 
 _TYPES = {
@@ -84,6 +86,14 @@ def http_advice(text: str, session_id: str | None) -> str:
     return text.replace("claude_history.repair()", endpoint)
 
 
+def continuation_advice(problem: str, session_id: str | None) -> str:
+    """Why no turn can follow a session (``history.continuation_problem``), and the endpoint of the copy that can."""
+    advice = http_advice(problem, session_id)
+    if "/repair" not in advice:
+        advice += f"; {repair_endpoint(session_id)} writes a copy that can go on (this session is kept as it is)"
+    return advice
+
+
 def status_of(exc: BaseException, session_id: str | None = None) -> tuple[int, str]:
     """The HTTP status and message for one of our own errors (or an upstream connection failure);
     ``session_id``, the client's, names the session in advice."""
@@ -108,6 +118,9 @@ def status_of(exc: BaseException, session_id: str | None = None) -> tuple[int, s
             "tool_result block for each ({\"type\": \"tool_result\", \"tool_use_id\": ..., \"content\": ...}), "
             "or undo the last turn"
         )
+    if isinstance(exc, SessionNotContinuable):  # the stored log is the cause, not the request
+        name = repr(session_id) if session_id is not None else "this session"
+        return 400, f"session {name} cannot be continued: {continuation_advice(exc.problem, session_id)}"
     if isinstance(exc, InvalidHistory):
         return 400, http_advice(str(exc), session_id)
     if isinstance(exc, (ConfigurationError, BudgetExceeded)):

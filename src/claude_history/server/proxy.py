@@ -16,15 +16,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..chat import AsyncChat
-from ..errors import InvalidHistory, SessionNotFound
-from ..history import last_turn_start, validate_from
+from ..errors import InvalidHistory, SessionNotContinuable, SessionNotFound
+from ..history import continuation_problem, last_turn_start, validate_from
 from .auth import Caller, caller
 from .errors import ApiError
 from .examples import MESSAGES_OPENAPI, responses
 from .resend import Diverged, new_part, sends_back_last_reply
 from .service import Service
 from .tenants import scoped
-from .turns import claim, open_chat, record, refusal, required, run_turn, sent_messages
+from .turns import claim, open_chat, record, required, run_turn, sent_messages
 
 __all__ = ["router"]
 
@@ -94,7 +94,10 @@ async def messages(request: Request) -> Response:
     try:
         validate_from([*history, *new], last_turn_start(history) or 0)
     except InvalidHistory as exc:
-        raise refusal(chat, who.tenant, exc) from exc
+        problem = continuation_problem(history)
+        if problem is None:
+            raise
+        raise SessionNotContinuable(str(exc), index=exc.index, problem=problem) from exc
     chat.stage(new[:-1])
     fresh = chat.version == 0
 

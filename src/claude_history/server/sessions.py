@@ -14,22 +14,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import ConflictError, InvalidHistory, SessionNotFound
-from ..history import continuable_copy, is_turn_start, left_out
+from ..errors import ConflictError, SessionNotFound
+from ..history import continuable_copy, continuation_problem, is_turn_start, left_out
 from ..stores._json import dumps
 from ..stores.base import UNSET, Entry, SessionCursor, SessionInfo
 from ..turn import Ledger
 from ..usage import TokenUsage
 from .auth import Caller, caller
-from .continuation import problem_of
-from .errors import ApiError
+from .errors import ApiError, continuation_advice
 from .examples import responses
 from .paging import decode_messages_cursor, decode_sessions_cursor, messages_cursor, sessions_cursor
 from .reports import costs_json, request_layout
 from .responses import JSONBody
 from .service import Service
 from .tenants import scoped, unscoped
-from .turns import open_chat, record, refusal, run_turn
+from .turns import open_chat, record, run_turn
 from .usage_records import is_usage_record
 
 __all__ = ["router"]
@@ -331,7 +330,7 @@ async def repair(request: Request, session_id: str, body: RepairRequest | None =
     service, who = _service(request), await caller(request)
     data = await service.store.load(scoped(who.tenant, session_id))
     messages = data.message_params()
-    problem = problem_of(messages, session_id)
+    problem = _problem(messages, session_id)
     if problem is None:
         return JSONBody({**session_json(who, data.info), "repaired": False, "left_out": []})
     fixed = continuable_copy(messages)
@@ -365,10 +364,7 @@ async def context(
     """What the next request would hold (tokens by part, cache, budget, estimated cost); no API call."""
     who = await caller(request)
     chat = await _chat(request, who, session_id)
-    try:
-        plan = chat.next_request(content)
-    except InvalidHistory as exc:  # the stored log cannot take a turn: said as such, with its repair
-        raise refusal(chat, who.tenant, exc) from exc
+    plan = chat.next_request(content)
     assert plan.report is not None
     report: dict[str, Any] = plan.report.to_dict()
     if detail:
@@ -491,9 +487,15 @@ async def import_session(request: Request, id: str | None = None) -> JSONBody:
     info = await service.store.update_session(store_id, owner=who.tenant if who.tenant is not None else UNSET)
     # Imported as it is (an archive is never rewritten behind the client's back); whether turns can follow it
     # is said now, not at the first turn's 400.
-    problem = problem_of((await service.store.load(store_id)).message_params(), session_id)
+    problem = _problem((await service.store.load(store_id)).message_params(), session_id)
     return JSONBody({**session_json(who, info), "continuable": problem is None, "problem": problem},
                     status_code=201)  # fmt: skip
+
+
+def _problem(messages: list[dict[str, Any]], session_id: str) -> str | None:
+    """Why no turn can follow the session, with its repair (None when one can)."""
+    problem = continuation_problem(messages)
+    return None if problem is None else continuation_advice(problem, session_id)
 
 
 async def _refuse_taken(service: Service, store_id: str, session_id: str) -> None:

@@ -14,18 +14,17 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..chat import AsyncChat
-from ..errors import ConflictError, InvalidHistory, SessionNotFound, ToolResultsMissing
+from ..errors import ConflictError, SessionNotFound
 from ..turn import usage_of
 from ..usage import combine_usage
 from .auth import Caller
-from .continuation import stuck
 from .errors import ApiError, error_body, status_of
 from .responses import JSONBody
 from .service import Service
-from .tenants import scoped, unscoped
+from .tenants import scoped
 from .upstream import RawReply
 
-__all__ = ["claim", "open_chat", "record", "refusal", "reply_json", "required", "run_turn", "sse"]
+__all__ = ["claim", "open_chat", "record", "reply_json", "required", "run_turn", "sse"]
 
 # Events the SDK derives from the raw stream for convenience: the API never sends them.
 _DERIVED = frozenset({"text", "input_json", "citation", "thinking", "signature"})
@@ -148,10 +147,7 @@ async def run_turn(
     an ``error`` event instead, so a client that saw ``message_stop`` knows the turn is stored. The turn runs
     in its own task: a client that disconnects does not stop it."""
     if not stream:
-        try:
-            message = await service.run(_send(chat, content, committed, service, tenant))
-        except InvalidHistory as exc:
-            raise refusal(chat, tenant, exc) from exc
+        message = await service.run(_send(chat, content, committed, service, tenant))
         headers = {"x-session-version": str(chat.version)}
         request_id = getattr(message, "_request_id", None)
         if request_id:
@@ -163,8 +159,6 @@ async def run_turn(
     except ConflictError:
         service.metrics.conflicts.labels(tenant or "-").inc()
         raise
-    except InvalidHistory as exc:
-        raise refusal(chat, tenant, exc) from exc
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def produce() -> None:
@@ -199,16 +193,6 @@ async def run_turn(
     if request_id:
         headers["request-id"] = request_id
     return StreamingResponse(relay(), media_type="text/event-stream", headers=headers)
-
-
-def refusal(chat: AsyncChat, tenant: str | None, exc: InvalidHistory) -> Exception:
-    """A turn refused for its history, before any upstream call: when the stored log itself cannot take a turn
-    (an imported history, a log ending with an unanswered message), the 400 that says so and names the repair;
-    otherwise the error as it is (the new message's own fault)."""
-    if isinstance(exc, ToolResultsMissing):
-        return exc
-    session_id = unscoped(tenant, chat.session_id) or chat.session_id
-    return stuck(chat.messages, session_id) or exc
 
 
 async def _send(chat: AsyncChat, content: Any, committed: Committed, service: Service, tenant: str | None) -> Any:
