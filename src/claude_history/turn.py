@@ -168,12 +168,15 @@ class SessionState:
         and the log are grown in place (``Prefix.grown``), this state still sees only its own."""
         now = now if now is not None else utc_now()
         start = self.length
+        # The turn's own dicts are taken as they are (a turn builds them and never changes one after): a copy
+        # would be a second dict per message in every state a process keeps (WarmSessions), and the planner,
+        # which indexed the pending messages, finds the committed ones to be the very same objects.
         new = [
             StoredMessage(
                 seq=start + i,
-                message=dict(e.message),
+                message=_owned(e.message),
                 model=e.model,
-                usage=dict(e.usage) if e.usage is not None else None,
+                usage=_owned(e.usage) if e.usage is not None else None,
                 created_at=now,
             )
             for i, e in enumerate(entries)
@@ -188,6 +191,11 @@ class SessionState:
     def awaiting_tool_uses(self) -> list[dict[str, Any]]:
         """tool_use blocks of a committed assistant message that still need results (``commit_pending``)."""
         return _open_tool_uses(self.log[-1]) if self.log else []
+
+
+def _owned(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` itself when it is a plain dict (a turn's own), else a dict copy of the mapping."""
+    return value if type(value) is dict else dict(value)
 
 
 def _open_tool_uses(message: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -488,7 +496,9 @@ class Turn:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return [dict(e.message) for e in self.entries]
+        """The turn's messages, not copies (see ``SessionState.committed``): for the planner, which never
+        changes them; a caller gets a deep copy (``Chat.pending``)."""
+        return [_owned(e.message) for e in self.entries]
 
     @property
     def awaiting(self) -> list[dict[str, Any]]:

@@ -135,3 +135,39 @@ def test_chats_on_two_stores_keep_separate_entries_for_the_same_id(client: anthr
     chat = _chat(client, first, "s", "keep-all", warm)
     chat.send("again in the first")
     assert [m["content"] for m in chat.messages if m["role"] == "user"] == ["in the first store", "again in the first"]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_what_a_caller_gives_or_gets_is_not_the_chats_own(
+    sim: Simulator, client: anthropic.Anthropic, store: Any, warm: bool
+) -> None:
+    """A turn keeps its message and usage dicts as they are (no copy per message at commit: the planner and a
+    warm entry share them). So whatever crosses to the caller must be apart: blocks the caller sent and later
+    changes, the history, the pending turn and the reply the caller reads and changes, touch neither the
+    stored session nor the next request."""
+    kept = WarmSessions() if warm else None
+
+    def chat() -> Chat:
+        return Chat(client, model=MODEL, store=store, session_id="own", max_tokens=80, system="Be brief.",
+                    warm=kept)  # fmt: skip
+
+    blocks = [{"type": "text", "text": "first question"}]
+    first = chat()
+    reply = first.send(blocks)
+    blocks[0]["text"] = "CHANGED BY THE CALLER"
+    blocks.append({"type": "text", "text": "ADDED BY THE CALLER"})
+    reply.content[0].text = "CHANGED REPLY"  # type: ignore[union-attr]
+    history = first.messages
+    history[0]["content"][0]["text"] = "CHANGED HISTORY"
+    history[1]["role"] = "user"
+    stored = [m.message for m in store.load("own").messages]
+
+    second = chat()
+    second.send("second question")
+    sent = _last_bodies(sim, 1)[0]["messages"]
+    assert sent[0]["content"][0]["text"] == "first question"
+    assert len(sent[0]["content"]) == 1
+    assert sent[1]["role"] == "assistant" and "CHANGED" not in str(sent[1])
+    assert [m.message for m in store.load("own").messages][:2] == stored
+    assert "CHANGED" not in str(stored) and "ADDED" not in str(stored)
+    assert "CHANGED" not in str(second.messages)
