@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -196,3 +197,66 @@ async def test_a_cancelled_close_still_closes_the_store_after_the_writes() -> No
             break
         await asyncio.sleep(0.01)
     assert inner.closed
+
+
+async def test_get_session_is_read_on_the_loop_when_sqlite_says_it_will_not_wait(tmp_path: Any) -> None:
+    """A turn's version check reads one row: SQLite in WAL mode makes it on the loop itself (no thread and
+    back), and the answer is the thread's answer, for a live, a missing and an expired session."""
+    from claude_history.stores.sqlite import SQLiteStore
+
+    inner = SQLiteStore(tmp_path / "loop.db")
+    inner.append("s", turn("1"), expected_version=0)
+    inner.update_session("old", create=True, expires_at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+    store = ThreadedAsyncStore(inner)
+
+    async def no_thread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("get_session went to a thread")
+
+    store._run = no_thread  # type: ignore[method-assign]
+    info = await store.get_session("s")
+    assert (info.id, info.version) == ("s", inner.get_session("s").version)
+    for missing in ("never", "old"):
+        with pytest.raises(SessionNotFound):
+            await store.get_session(missing)
+    await store.aclose()
+
+
+async def test_get_session_goes_to_a_thread_when_the_read_would_wait_and_the_loop_runs_on(tmp_path: Any) -> None:
+    """Another process holds the file in exclusive locking mode (then even a WAL read waits): the check on the
+    loop is refused at once (``WouldBlock``), the read waits on a thread, and the loop keeps running."""
+    import sqlite3
+
+    from claude_history.stores.base import WouldBlock
+    from claude_history.stores.sqlite import SQLiteStore
+
+    path = tmp_path / "exclusive.db"
+    inner = SQLiteStore(path, busy_timeout=30)
+    inner.append("s", turn("1"), expected_version=0)
+    # The lock is taken as another process would take it before this one opened the file: the connection
+    # the store opened to migrate it is closed first (an exclusive lock needs every other connection gone).
+    for conn in inner._connections:
+        conn.close()
+    inner._connections.clear()
+    inner._local = threading.local()
+    store = ThreadedAsyncStore(inner)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE sessions SET title = 'held' WHERE id = 's'")
+    other.execute("COMMIT")  # in exclusive mode the lock stays held after the commit
+    try:
+        with pytest.raises(WouldBlock):
+            inner.get_session_nowait("s")
+        read = asyncio.ensure_future(store.get_session("s"))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not read.done(), "the read should wait on its thread, not on the loop"
+    finally:
+        other.execute("PRAGMA locking_mode=NORMAL")
+        other.execute("SELECT 1 FROM sessions").fetchall()  # a read under NORMAL gives the lock up
+        other.close()
+    info = await asyncio.wait_for(read, timeout=30)
+    assert (info.id, info.title) == ("s", "held")
+    await store.aclose()

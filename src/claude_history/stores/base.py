@@ -43,7 +43,13 @@ __all__ = [
     "StoredMessage",
     "Summary",
     "UsageRecord",
+    "WouldBlock",
 ]
+
+
+class WouldBlock(Exception):
+    """A ``*_nowait`` read found it would have to wait for a lock: the caller makes the blocking call on a
+    thread instead (``ThreadedAsyncStore``). Never reaches a user."""
 
 
 class _Unset:

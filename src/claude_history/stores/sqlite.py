@@ -64,7 +64,17 @@ from ._paging import check_cursor
 from ._rewind_fork import check_fork_point, check_rewind_index, find_last_turn
 from ._search_text import make_snippet, message_text, search_terms
 from ._times import from_us, is_expired, now_us, to_us
-from .base import Entry, SearchHit, SessionCursor, SessionData, SessionInfo, StoredMessage, Summary, UsageRecord
+from .base import (
+    Entry,
+    SearchHit,
+    SessionCursor,
+    SessionData,
+    SessionInfo,
+    StoredMessage,
+    Summary,
+    UsageRecord,
+    WouldBlock,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -218,6 +228,15 @@ def _range(pk: int, start: int = 0) -> tuple[int, int]:
     return (pk << _SEQ_BITS) | start, (pk << _SEQ_BITS) | _SEQ_MASK
 
 
+def _would_wait(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for a lock it would have waited for (SQLITE_BUSY or SQLITE_LOCKED, 5 and 6, in
+    the primary code; ``sqlite_errorcode`` is Python 3.11+, its message says "locked" on 3.10 too)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (5, 6)
+    return "locked" in str(exc)
+
+
 class SQLiteStore(StoreBase):
     """A store in one SQLite file. ``busy_timeout`` (seconds) is how long a writer waits for another one;
     ``synchronous="FULL"`` makes every committed turn survive a power loss ("NORMAL": survives a process
@@ -264,7 +283,9 @@ class SQLiteStore(StoreBase):
 
     # -- connections ----------------------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, *, nowait: bool = False) -> sqlite3.Connection:
+        """This thread's connection; ``nowait``: its second one, which never waits for a lock (busy timeout 0,
+        for ``get_session_nowait``)."""
         if self._closed:
             raise StoreUnavailable("this SQLite store is closed")
         if os.getpid() != self._pid:
@@ -274,18 +295,28 @@ class SQLiteStore(StoreBase):
             self._local = threading.local()
             self._connections = []
             self._writer = _writer_lock(self.path)
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        name = "nowait_conn" if nowait else "conn"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
+            opened: sqlite3.Connection | None = None
             try:
-                conn = sqlite3.connect(
-                    self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                opened = sqlite3.connect(
+                    self.path,
+                    timeout=0.0 if nowait else self._busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                conn.execute("PRAGMA secure_delete=ON")
-                conn.execute("PRAGMA foreign_keys=OFF")
+                opened.execute(f"PRAGMA synchronous={self._synchronous}")
+                opened.execute("PRAGMA secure_delete=ON")
+                opened.execute("PRAGMA foreign_keys=OFF")
             except sqlite3.Error as exc:
+                if opened is not None:
+                    opened.close()
+                if nowait and isinstance(exc, sqlite3.OperationalError) and _would_wait(exc):
+                    raise WouldBlock(str(exc)) from exc
                 raise StoreUnavailable(f"cannot open SQLite store {str(self.path)!r}: {exc}") from exc
-            self._local.conn = conn
+            conn = opened
+            setattr(self._local, name, conn)
             with self._lock:
                 self._connections.append(conn)
         return conn
@@ -709,6 +740,24 @@ class SQLiteStore(StoreBase):
         check_session_id(session_id)
         conn = self._conn()
         row = self._live_row(conn, session_id, now_us(), purge=False)
+        if row is None:
+            raise SessionNotFound(session_id)
+        return _info(row)
+
+    def get_session_nowait(self, session_id: str) -> SessionInfo:
+        """``get_session`` without ever waiting: raises ``WouldBlock`` where it would wait for a lock. A read in
+        WAL mode waits for no writer, only for what is rare (another process holding the file in exclusive
+        mode, a recovery after a crash, a checkpoint resetting the log), so an event loop can make this point
+        read of one row itself (tens of microseconds) instead of handing it to a thread and back, and hand
+        it over only when told it would block (``ThreadedAsyncStore.get_session``)."""
+        check_session_id(session_id)
+        conn = self._conn(nowait=True)
+        try:
+            row = self._live_row(conn, session_id, now_us(), purge=False)
+        except sqlite3.OperationalError as exc:
+            if _would_wait(exc):
+                raise WouldBlock(str(exc)) from exc
+            raise
         if row is None:
             raise SessionNotFound(session_id)
         return _info(row)

@@ -7,7 +7,8 @@ long time on its thread (SQLite: for another process's write transaction, up to 
 pool, a few such writers held every thread and reads, which need no write lock, queued behind them. Semantics
 are the wrapped store's, unchanged. A call cannot be interrupted once it runs: if the awaiting task is
 cancelled, an ``append`` in flight still completes or fails as a whole in its thread, which keeps the store
-consistent (reload to see which)."""
+consistent (reload to see which). One read runs on the loop: ``get_session`` where the store has a
+``get_session_nowait`` (SQLite), which raises instead of waiting for a lock and then goes to a thread."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from .base import (
     StoredMessage,
     Summary,
     UsageRecord,
+    WouldBlock,
 )
 
 __all__ = ["ThreadedAsyncStore"]
@@ -53,6 +55,7 @@ class ThreadedAsyncStore:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
         self._writers = ThreadPoolExecutor(max_workers=max_writers, thread_name_prefix="claude-history-store-write")
         self._closing = False
+        self._get_session_nowait: Callable[[str], SessionInfo] | None = getattr(store, "get_session_nowait", None)
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -66,6 +69,14 @@ class ThreadedAsyncStore:
         return await self._run(self.store.load, session_id)
 
     async def get_session(self, session_id: str) -> SessionInfo:
+        # A turn's one read before its API call (is the kept state current?): made on the loop itself where
+        # the store can tell it will not wait (SQLite: ``get_session_nowait``), which spares a round trip
+        # through a thread (a tenth of a web app's CPU per request on SQLite, bench/RESULTS.md "Web app").
+        if self._get_session_nowait is not None:
+            try:
+                return self._get_session_nowait(session_id)
+            except WouldBlock:
+                pass
         return await self._run(self.store.get_session, session_id)
 
     async def load_messages(
