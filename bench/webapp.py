@@ -18,9 +18,8 @@ first in even rounds, naive first in odd ones), so each ratio compares two runs 
 The figures are the median (min-max) over the rounds, the ratios taken per round. Then, once per server,
 contention: 5 sessions with 10 clients each, 8 turns per client, no retry; a turn is acknowledged when the
 answer is 200; each session is read back: lost = acknowledged but not stored, doubled = stored more than once
-(the library's answer to a lost race is a 409, counted apart). RSS after one request, after a warm-up burst
-(every client at once, two turns each: the start the memory target compares with), after the first round and
-at the end.
+(the library's answer to a lost race is a 409, counted apart). RSS after a warm-up request, after the first
+round and at the end.
 The garbage collector is on everywhere (the servers are ordinary processes). The 1-minute load average is
 taken around each pairing.
 """
@@ -299,12 +298,6 @@ async def measure(
             await server.started()
         for kind, server in servers.items():
             await server.http.post(f"/chat/warm-{tag}", json={"message": "warm up"})
-            out[kind]["rss_one"] = rss_mb(server.proc.pid)
-            # A burst as the phases make (every client at once, two turns each, throwaway sessions): what a new
-            # process allocates for its first concurrent requests (connections, buffers, the allocator's pools:
-            # the naive version, which keeps nothing, grows ~30% in it) is then in the start, not in the growth.
-            warmup = [(f"warmup-{tag}-{c}", c, t) for t in range(2) for c in range(sizes["clients"])]
-            await phase(server.http, warmup, sizes["clients"])
             out[kind]["rss_start"] = rss_mb(server.proc.pid)
         for kind, server in servers.items():  # the long sessions, filled in the store (untimed)
             targets = [kind] if kind != "naive" else list(stores)
@@ -435,7 +428,7 @@ def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: d
                 f"{statistics.median(f['p50_ours']):.0f} / {statistics.median(f['p50_naive']):.0f}",
                 spread(f["mid_ratio"], ".2f", "x"),
                 f"{statistics.median(f['mid_cpu_ours']):.1f} / {statistics.median(f['mid_cpu_naive']):.1f}",
-                f"{srv['rss_one']:.0f} / {srv['rss_start']:.0f} / {srv['rss_round1']:.0f} / {srv['rss_end']:.0f}",
+                f"{srv['rss_start']:.0f} / {srv['rss_round1']:.0f} / {srv['rss_end']:.0f}",
                 f"{c['acked']} / {c['conflicts']} / {c['lost']} / {c['doubled']}",
                 f"{min(f['load']):.1f}-{max(f['load']):.1f}",
             ]
@@ -446,7 +439,7 @@ def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: d
         [
             LABELS["naive"],
             *[""] * 10,
-            f"{naive['rss_one']:.0f} / {naive['rss_start']:.0f} / {naive['rss_round1']:.0f} / {naive['rss_end']:.0f}",
+            f"{naive['rss_start']:.0f} / {naive['rss_round1']:.0f} / {naive['rss_end']:.0f}",
             f"{c['acked']} / {c['conflicts']} / {c['lost']} / {c['doubled']}",
             "",
         ]
@@ -463,7 +456,7 @@ def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: d
         "p50 ms under load: ours / naive",
         f"throughput vs naive, sessions at turn ~{sizes['mid']}",
         f"server CPU ms / request at turn ~{sizes['mid']}: ours / naive",
-        "RSS MB: after 1 request / start (after the warm-up burst) / after round 1 / end",
+        "RSS MB: start / after round 1 / end",
         "contention: acked / 409 / lost / doubled",
         "load (1 min) during the pairs",
     ]
@@ -494,10 +487,12 @@ def render(results: dict[str, Any], sizes: dict[str, int], command: str, info: d
         "of the naive version's; RSS after the run within 1.2x of the start; 0 lost or doubled turns (the "
         "median per-round ratio is checked). The throughput check is on new sessions, the case least favourable "
         f"to us; the throughput at turn ~{sizes['mid']} is given beside it, not in place of it. RSS start: after "
-        f"a warm-up burst ({sizes['clients']} clients x 2 turns on throwaway sessions, both versions): a new "
-        "process's first concurrent requests grow it by a third even when it keeps nothing (the naive version: "
-        "see its figure after 1 request); after round 1 and the end show the growth after that, on our side the "
-        "warm-session cache filling up to its bound (examples/webapp.py: 512 sessions, 50,000 messages).",
+        "one warm-up request. The naive version, which keeps nothing, grows too, in round 1 only: its first "
+        f"phases on sessions of ~{sizes['mid']} turns ({sizes['clients']} requests at once, each decoding its "
+        "whole history) "
+        "raise the allocator's high-water mark (a warm-up burst of new sessions before the start did not: "
+        "+4 MB). After round 1 and the end show the growth after that: on our side the warm-session cache "
+        "filling up to its bound (examples/webapp.py: 512 sessions, 50,000 messages).",
         "",
     ]
     for kind, its in pairs.items():
