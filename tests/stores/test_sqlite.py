@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sqlite3
 import threading
@@ -580,3 +581,44 @@ def test_a_child_forked_while_a_thread_of_the_parent_holds_the_writer_lock_can_w
         holder.join(10)
     assert store.load("child").version == 1
     store.close()
+
+
+def test_a_lock_met_by_the_check_on_open_is_not_taken_for_damage(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "database is locked" while reading the index on open says another connection holds a lock, not that the
+    # index is damaged: rebuilding it then took the write lock and rewrote the whole index for nothing.
+    store = SQLiteStore(path)
+    store.append("a", turn("wombat one"), expected_version=0)
+    store.close()
+    calls = []
+
+    def locked(conn: sqlite3.Connection, name: str) -> bool:
+        calls.append(name)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(sqlite_module, "structure_is_sound", locked)
+    with caplog.at_level(logging.INFO):
+        reopened = SQLiteStore(path)
+    try:
+        assert calls, "the check on open did not run"
+        assert "rebuilding" not in caplog.text
+        assert "waited for a lock" in caplog.text
+        assert [hit.session_id for hit in reopened.search("wombat")] == ["a", "a"]  # the message and its reply
+    finally:
+        reopened.close()
+
+
+def test_the_rebuild_on_open_says_why(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SQLiteStore(path)
+    store.append("a", turn("wombat one"), expected_version=0)
+    store.close()
+    raw = sqlite3.connect(path)
+    try:
+        oversized = b"\x00" * 4 + b"\x81\x00" + b"\x00" * 2_000
+        raw.execute("UPDATE messages_fts_data SET block = ? WHERE id = 10", (oversized,))
+        raw.commit()
+    finally:
+        raw.close()
+    SQLiteStore(path).close()
+    assert "rebuilding its full-text search index (its structure record is 2,006 bytes" in caplog.text

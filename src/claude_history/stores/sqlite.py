@@ -380,15 +380,25 @@ class SQLiteStore(StoreBase):
                 row = conn.execute(
                     "SELECT length(block) FROM messages_fts_data WHERE id = ?", (_FTS_STRUCTURE_ROWID,)
                 ).fetchone()
-                sound = row is not None and row[0] <= _MAX_FTS_STRUCTURE and structure_is_sound(conn, "messages_fts")
+                if row is None:
+                    reason = "its structure record is missing"
+                elif row[0] > _MAX_FTS_STRUCTURE:
+                    reason = f"its structure record is {row[0]:,} bytes, near the size an older release broke at"
+                elif not structure_is_sound(conn, "messages_fts"):
+                    reason = "its structure record does not describe the index on disk"
+                else:
+                    return
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
-            if sound:
+        except sqlite3.OperationalError as exc:
+            if _would_wait(exc):  # another connection's lock, not damage: checked again at the next open
+                _log.info("SQLite store %s: the check of its full-text index waited for a lock: %s", self.path, exc)
                 return
-        except sqlite3.DatabaseError:
-            pass
-        _log.warning("SQLite store %s: rebuilding its full-text search index (it was damaged or near it)", self.path)
+            reason = f"reading it failed: {exc}"
+        except sqlite3.DatabaseError as exc:
+            reason = f"reading it failed: {exc}"
+        _log.warning("SQLite store %s: rebuilding its full-text search index (%s)", self.path, reason)
         try:
             with self._write(conn):
                 self._reset_index(conn)
