@@ -6,6 +6,9 @@ collections (which run on a server's event loop): the objects the collector trac
 ``gc.collect()`` with and without it (fastest of REPEATS).
 
     python bench/warm_memory.py [TURNS]      # default 2000 turns = 4,000 messages
+
+Last, the entry of a session built turn by turn through fresh chats (min(TURNS, 200) turns), as a web app's
+new sessions are: its replies carry their usage records.
 """
 
 from __future__ import annotations
@@ -90,5 +93,37 @@ def main(turns: int) -> None:
     collector(turns)
 
 
+def built_by_turns(turns: int) -> None:
+    """The entry of a session every message of which came through a turn (a new session in a web app): the
+    replies carry their usage, and each turn's messages were planned before they were committed."""
+    from claude_history import Chat, WarmSessions
+    from claude_history.stores import open_store
+    from claude_history.testing import Simulator
+
+    store = open_store(f"sqlite:///{tempfile.mkdtemp()}/turns.db")
+    warm = WarmSessions()
+    with Simulator(keep_requests=0) as sim:
+        client = sim.client()
+        tracemalloc.start(5)
+        for t in range(turns):
+            Chat(client=client, store=store, session_id="turns", model=MODEL, warm=warm).send(
+                f"Question number {t}: " + "word " * 40
+            )
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        messages = warm.held
+        warm.clear()
+        gc.collect()
+        freed = held - tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+    print(
+        f"{turns} turns sent through fresh chats ({messages:,} messages): the warm entry holds {freed / 1e6:.2f} MB"
+        f" ({freed / messages:,.0f} bytes per message)"
+    )
+    store.close()
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    main(count)
+    built_by_turns(min(count, 200))
