@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -260,3 +261,18 @@ async def test_get_session_goes_to_a_thread_when_the_read_would_wait_and_the_loo
     info = await asyncio.wait_for(read, timeout=30)
     assert (info.id, info.title) == ("s", "held")
     await store.aclose()
+
+
+async def test_a_subclass_that_changes_get_session_is_read_on_a_thread(tmp_path: Any) -> None:
+    """A store that overrides ``get_session`` (to check or change what it answers) keeps its override: the
+    loop's own read, which would bypass it, is not used."""
+    from claude_history.stores.sqlite import SQLiteStore
+
+    class Titled(SQLiteStore):
+        def get_session(self, session_id: str) -> Any:
+            return replace(super().get_session(session_id), title="from the override")
+
+    inner = Titled(tmp_path / "sub.db")
+    inner.append("s", turn("1"), expected_version=0)
+    async with ThreadedAsyncStore(inner) as store:
+        assert (await store.get_session("s")).title == "from the override"

@@ -41,6 +41,18 @@ __all__ = ["ThreadedAsyncStore"]
 T = TypeVar("T")
 
 
+def _nowait_reader(store: Store) -> Callable[[str], SessionInfo] | None:
+    """``store.get_session_nowait`` if it reads what ``store.get_session`` does: not when a subclass overrides
+    ``get_session`` (to check or change what it returns) below the class that gave ``get_session_nowait``."""
+    nowait: Callable[[str], SessionInfo] | None = getattr(store, "get_session_nowait", None)
+    if nowait is None:
+        return None
+    mro = type(store).__mro__
+    owner = next((c for c in mro if "get_session_nowait" in vars(c)), None)
+    overrider = next((c for c in mro if "get_session" in vars(c)), None)
+    return nowait if owner is overrider else None
+
+
 class ThreadedAsyncStore:
     """Runs a sync ``Store`` in worker threads: reads on at most ``max_workers`` at once, writes on at most
     ``max_writers`` others (so, for SQLite, at most their sum of connections)."""
@@ -55,7 +67,7 @@ class ThreadedAsyncStore:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="claude-history-store")
         self._writers = ThreadPoolExecutor(max_workers=max_writers, thread_name_prefix="claude-history-store-write")
         self._closing = False
-        self._get_session_nowait: Callable[[str], SessionInfo] | None = getattr(store, "get_session_nowait", None)
+        self._get_session_nowait = _nowait_reader(store)
 
     async def _run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -71,7 +83,7 @@ class ThreadedAsyncStore:
     async def get_session(self, session_id: str) -> SessionInfo:
         # A turn's one read before its API call (is the kept state current?): made on the loop itself where
         # the store can tell it will not wait (SQLite: ``get_session_nowait``), which spares a round trip
-        # through a thread (a tenth of a web app's CPU per request on SQLite, bench/RESULTS.md "Web app").
+        # through a thread (0.2 ms of the proxy's work before its upstream call, bench/RESULTS.md "Proxy").
         if self._get_session_nowait is not None:
             try:
                 return self._get_session_nowait(session_id)
