@@ -332,7 +332,7 @@ class SQLiteStore(StoreBase):
                 self._migrate(conn)
                 return
             except StoreUnavailable as exc:
-                locked = isinstance(exc.__cause__, sqlite3.OperationalError) and "locked" in str(exc.__cause__)
+                locked = isinstance(exc.__cause__, sqlite3.OperationalError) and _would_wait(exc.__cause__)
                 if not locked or time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
@@ -747,12 +747,7 @@ class SQLiteStore(StoreBase):
         ]
 
     def get_session(self, session_id: str) -> SessionInfo:
-        check_session_id(session_id)
-        conn = self._conn()
-        row = self._live_row(conn, session_id, now_us(), purge=False)
-        if row is None:
-            raise SessionNotFound(session_id)
-        return _info(row)
+        return self._session_info(session_id, nowait=False)
 
     def get_session_nowait(self, session_id: str) -> SessionInfo:
         """``get_session`` without ever waiting: raises ``WouldBlock`` where it would wait for a lock. A read in
@@ -760,14 +755,16 @@ class SQLiteStore(StoreBase):
         mode, a recovery after a crash, a checkpoint resetting the log), so an event loop can make this point
         read of one row itself (tens of microseconds) instead of handing it to a thread and back, and hand
         it over only when told it would block (``ThreadedAsyncStore.get_session``)."""
-        check_session_id(session_id)
-        conn = self._conn(nowait=True)
         try:
-            row = self._live_row(conn, session_id, now_us(), purge=False)
+            return self._session_info(session_id, nowait=True)
         except sqlite3.OperationalError as exc:
             if _would_wait(exc):
                 raise WouldBlock(str(exc)) from exc
             raise
+
+    def _session_info(self, session_id: str, *, nowait: bool) -> SessionInfo:
+        check_session_id(session_id)
+        row = self._live_row(self._conn(nowait=nowait), session_id, now_us(), purge=False)
         if row is None:
             raise SessionNotFound(session_id)
         return _info(row)
